@@ -1,0 +1,411 @@
+/**
+ * A small, strict CBOR (RFC 8949) codec used on both sides of the trust
+ * boundary: attestation documents, NSM messages, bridge frames, EIF signature
+ * sections.
+ *
+ * Why not a general-purpose library: attestation input is hostile, and we want
+ * every byte accounted for — truncation, trailing bytes, reserved additional
+ * info, non-minimal lengths, duplicate map keys and runaway nesting are each a
+ * distinct, typed error instead of a best-effort value.
+ *
+ * Data model:
+ *   unsigned/negative int → number (safe range) or bigint
+ *   byte string → Uint8Array        text string → string
+ *   array → CborValue[]             map → Map<CborKey, CborValue>
+ *   tag → CborTag                   false/true/null/undefined → JS value
+ *   float → number
+ */
+import { SignerError } from './errors.js';
+
+export type CborKey = string | number | bigint;
+export type CborValue =
+  | number
+  | bigint
+  | string
+  | boolean
+  | null
+  | undefined
+  | Uint8Array
+  | CborValue[]
+  | Map<CborKey, CborValue>
+  | CborTag;
+
+export class CborTag {
+  constructor(
+    readonly tag: number,
+    readonly value: CborValue,
+  ) {}
+}
+
+export class CborError extends SignerError {
+  /** Byte offset where decoding stopped. */
+  readonly offset: number;
+  constructor(code: string, message: string, offset: number) {
+    super(code, `${message} (at byte ${offset})`);
+    this.offset = offset;
+  }
+}
+
+export interface DecodeOptions {
+  /** Maximum nesting of arrays/maps/tags. Default 16. */
+  maxDepth?: number;
+  /** Reject integers and lengths not encoded in their shortest form. Default true. */
+  requireMinimalIntegers?: boolean;
+  /** Accept indefinite-length strings, arrays and maps. Default true (newer NSM documents use them). */
+  allowIndefinite?: boolean;
+  /** Upper bound on items in one array/map, guarding memory on hostile input. Default 65536. */
+  maxItems?: number;
+}
+
+const DEFAULTS: Required<DecodeOptions> = {
+  maxDepth: 16,
+  requireMinimalIntegers: true,
+  allowIndefinite: true,
+  maxItems: 65536,
+};
+
+const BREAK = Symbol('break');
+const td = new TextDecoder('utf-8', { fatal: true });
+const te = new TextEncoder();
+
+class Reader {
+  pos = 0;
+  constructor(
+    readonly buf: Uint8Array,
+    readonly opts: Required<DecodeOptions>,
+  ) {}
+
+  fail(code: string, msg: string, at = this.pos): never {
+    throw new CborError(code, msg, at);
+  }
+
+  need(n: number): void {
+    if (n > this.buf.length - this.pos) this.fail('CBOR_TRUNCATED', `input ends early: need ${n} more byte(s), have ${this.buf.length - this.pos}`);
+  }
+
+  u8(): number {
+    this.need(1);
+    return this.buf[this.pos++]!;
+  }
+
+  take(n: number): Uint8Array {
+    this.need(n);
+    const out = this.buf.subarray(this.pos, this.pos + n);
+    this.pos += n;
+    return out;
+  }
+
+  /** Reads the argument of an initial byte; returns number, bigint, or -1 for indefinite. */
+  arg(ai: number, start: number): number | bigint {
+    if (ai < 24) return ai;
+    const dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    let v: number | bigint;
+    switch (ai) {
+      case 24:
+        v = this.u8();
+        if (this.opts.requireMinimalIntegers && v < 24) this.fail('CBOR_NON_CANONICAL', `value ${v} encoded in 1 extra byte`, start);
+        return v;
+      case 25:
+        this.need(2);
+        v = dv.getUint16(this.pos);
+        this.pos += 2;
+        if (this.opts.requireMinimalIntegers && v <= 0xff) this.fail('CBOR_NON_CANONICAL', `value ${v} encoded in 2 bytes`, start);
+        return v;
+      case 26:
+        this.need(4);
+        v = dv.getUint32(this.pos);
+        this.pos += 4;
+        if (this.opts.requireMinimalIntegers && v <= 0xffff) this.fail('CBOR_NON_CANONICAL', `value ${v} encoded in 4 bytes`, start);
+        return v;
+      case 27: {
+        this.need(8);
+        const big = dv.getBigUint64(this.pos);
+        this.pos += 8;
+        if (this.opts.requireMinimalIntegers && big <= 0xffffffffn) this.fail('CBOR_NON_CANONICAL', `value ${big} encoded in 8 bytes`, start);
+        return big <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(big) : big;
+      }
+      case 31:
+        return -1;
+      default:
+        return this.fail('CBOR_RESERVED', `reserved additional information ${ai}`, start);
+    }
+  }
+
+  length(ai: number, start: number, what: string): number {
+    const n = this.arg(ai, start);
+    if (n === -1) return -1;
+    if (typeof n === 'bigint' || n > this.buf.length) this.fail('CBOR_TRUNCATED', `${what} claims ${n} items/bytes, more than the input holds`, start);
+    return n as number;
+  }
+
+  item(depth: number): CborValue | typeof BREAK {
+    const start = this.pos;
+    const ib = this.u8();
+    const major = ib >> 5;
+    const ai = ib & 0x1f;
+    if (ib === 0xff) return BREAK;
+    if (depth > this.opts.maxDepth) this.fail('CBOR_TOO_DEEP', `nesting deeper than ${this.opts.maxDepth}`, start);
+    switch (major) {
+      case 0: {
+        const v = this.arg(ai, start);
+        if (v === -1) this.fail('CBOR_BAD_INDEFINITE', 'integers cannot be indefinite', start);
+        return v;
+      }
+      case 1: {
+        const v = this.arg(ai, start);
+        if (v === -1) this.fail('CBOR_BAD_INDEFINITE', 'integers cannot be indefinite', start);
+        if (typeof v === 'bigint') return -1n - v;
+        const n = -1 - v;
+        return Number.isSafeInteger(n) ? n : -1n - BigInt(v);
+      }
+      case 2:
+      case 3: {
+        const n = this.length(ai, start, major === 2 ? 'byte string' : 'text string');
+        let bytes: Uint8Array;
+        if (n === -1) {
+          if (!this.opts.allowIndefinite) this.fail('CBOR_BAD_INDEFINITE', 'indefinite-length string not allowed', start);
+          const chunks: Uint8Array[] = [];
+          for (;;) {
+            const cstart = this.pos;
+            const cb = this.u8();
+            if (cb === 0xff) break;
+            if (cb >> 5 !== major || (cb & 0x1f) === 31) this.fail('CBOR_BAD_INDEFINITE', 'indefinite string chunk of the wrong type', cstart);
+            chunks.push(this.take(this.length(cb & 0x1f, cstart, 'string chunk')));
+          }
+          const total = chunks.reduce((a, c) => a + c.length, 0);
+          bytes = new Uint8Array(total);
+          let o = 0;
+          for (const c of chunks) {
+            bytes.set(c, o);
+            o += c.length;
+          }
+        } else {
+          bytes = this.take(n);
+        }
+        if (major === 2) return new Uint8Array(bytes); // copy: results never alias the input
+        try {
+          return td.decode(bytes);
+        } catch {
+          return this.fail('CBOR_BAD_UTF8', 'text string is not valid UTF-8', start);
+        }
+      }
+      case 4: {
+        const n = this.length(ai, start, 'array');
+        const out: CborValue[] = [];
+        if (n === -1) {
+          if (!this.opts.allowIndefinite) this.fail('CBOR_BAD_INDEFINITE', 'indefinite-length array not allowed', start);
+          for (;;) {
+            const v = this.item(depth + 1);
+            if (v === BREAK) break;
+            if (out.length >= this.opts.maxItems) this.fail('CBOR_TOO_LARGE', `array longer than ${this.opts.maxItems}`, start);
+            out.push(v);
+          }
+        } else {
+          if (n > this.opts.maxItems) this.fail('CBOR_TOO_LARGE', `array of ${n} items exceeds ${this.opts.maxItems}`, start);
+          for (let i = 0; i < n; i++) out.push(this.value(depth + 1));
+        }
+        return out;
+      }
+      case 5: {
+        const n = this.length(ai, start, 'map');
+        const out = new Map<CborKey, CborValue>();
+        const put = (kstart: number, k: CborValue) => {
+          if (typeof k !== 'string' && typeof k !== 'number' && typeof k !== 'bigint') this.fail('CBOR_BAD_KEY', 'map key must be an integer or text string', kstart);
+          if (out.has(k)) this.fail('CBOR_DUPLICATE_KEY', `duplicate map key ${JSON.stringify(String(k))}`, kstart);
+          if (out.size >= this.opts.maxItems) this.fail('CBOR_TOO_LARGE', `map larger than ${this.opts.maxItems}`, start);
+          out.set(k, this.value(depth + 1));
+        };
+        if (n === -1) {
+          if (!this.opts.allowIndefinite) this.fail('CBOR_BAD_INDEFINITE', 'indefinite-length map not allowed', start);
+          for (;;) {
+            const kstart = this.pos;
+            const k = this.item(depth + 1);
+            if (k === BREAK) break;
+            put(kstart, k);
+          }
+        } else {
+          for (let i = 0; i < n; i++) {
+            const kstart = this.pos;
+            put(kstart, this.value(depth + 1));
+          }
+        }
+        return out;
+      }
+      case 6: {
+        const t = this.arg(ai, start);
+        if (t === -1 || typeof t === 'bigint') this.fail('CBOR_BAD_TAG', 'unsupported tag number', start);
+        return new CborTag(t as number, this.value(depth + 1));
+      }
+      default: {
+        // major 7
+        if (ai === 20) return false;
+        if (ai === 21) return true;
+        if (ai === 22) return null;
+        if (ai === 23) return undefined;
+        const dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+        if (ai === 25) {
+          this.need(2);
+          const h = dv.getUint16(this.pos);
+          this.pos += 2;
+          return halfToNumber(h);
+        }
+        if (ai === 26) {
+          this.need(4);
+          const f = dv.getFloat32(this.pos);
+          this.pos += 4;
+          return f;
+        }
+        if (ai === 27) {
+          this.need(8);
+          const f = dv.getFloat64(this.pos);
+          this.pos += 8;
+          return f;
+        }
+        return this.fail('CBOR_UNSUPPORTED_SIMPLE', `unsupported simple value (additional info ${ai})`, start);
+      }
+    }
+  }
+
+  value(depth: number): CborValue {
+    const start = this.pos;
+    const v = this.item(depth);
+    if (v === BREAK) this.fail('CBOR_UNEXPECTED_BREAK', 'break (0xff) outside an indefinite-length item', start);
+    return v;
+  }
+}
+
+function halfToNumber(h: number): number {
+  const s = h & 0x8000 ? -1 : 1;
+  const e = (h >> 10) & 0x1f;
+  const f = h & 0x3ff;
+  if (e === 0) return s * 2 ** -14 * (f / 1024);
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * 2 ** (e - 15) * (1 + f / 1024);
+}
+
+/** Decodes exactly one CBOR item occupying all of `buf`. */
+export function decodeCbor(buf: Uint8Array, opts: DecodeOptions = {}): CborValue {
+  const r = new Reader(buf, { ...DEFAULTS, ...opts });
+  if (buf.length === 0) r.fail('CBOR_TRUNCATED', 'empty input');
+  const v = r.value(0);
+  if (r.pos !== buf.length) r.fail('CBOR_TRAILING_BYTES', `${buf.length - r.pos} byte(s) after the end of the item`);
+  return v;
+}
+
+/**
+ * Decodes one item from the front of `buf` and reports how many bytes it took.
+ * For streams where items follow each other.
+ */
+export function decodeCborPrefix(buf: Uint8Array, opts: DecodeOptions = {}): { value: CborValue; length: number } {
+  const r = new Reader(buf, { ...DEFAULTS, ...opts });
+  const value = r.value(0);
+  return { value, length: r.pos };
+}
+
+// ---------------------------------------------------------------- encoding
+
+export interface EncodeOptions {
+  /** Emit maps as indefinite-length (0xbf … 0xff), as newer NSM firmware does. */
+  indefiniteMaps?: boolean;
+}
+
+/** Marks a map to be written indefinite-length regardless of EncodeOptions. */
+export class IndefiniteMap extends Map<CborKey, CborValue> {}
+
+class Writer {
+  chunks: Uint8Array[] = [];
+  size = 0;
+  constructor(readonly opts: EncodeOptions) {}
+
+  push(b: Uint8Array): void {
+    this.chunks.push(b);
+    this.size += b.length;
+  }
+
+  head(major: number, n: number | bigint): void {
+    const m = major << 5;
+    if (typeof n === 'bigint') {
+      if (n < 0n || n > 0xffffffffffffffffn) throw new CborError('CBOR_ENCODE_RANGE', 'integer out of CBOR range', this.size);
+      if (n <= BigInt(Number.MAX_SAFE_INTEGER)) return this.head(major, Number(n));
+      const b = new Uint8Array(9);
+      b[0] = m | 27;
+      new DataView(b.buffer).setBigUint64(1, n);
+      return this.push(b);
+    }
+    if (n < 24) return this.push(Uint8Array.of(m | n));
+    if (n <= 0xff) return this.push(Uint8Array.of(m | 24, n));
+    if (n <= 0xffff) return this.push(Uint8Array.of(m | 25, n >> 8, n & 0xff));
+    if (n <= 0xffffffff) {
+      const b = new Uint8Array(5);
+      b[0] = m | 26;
+      new DataView(b.buffer).setUint32(1, n);
+      return this.push(b);
+    }
+    const b = new Uint8Array(9);
+    b[0] = m | 27;
+    new DataView(b.buffer).setBigUint64(1, BigInt(n));
+    this.push(b);
+  }
+
+  value(v: CborValue): void {
+    if (v === false) return this.push(Uint8Array.of(0xf4));
+    if (v === true) return this.push(Uint8Array.of(0xf5));
+    if (v === null) return this.push(Uint8Array.of(0xf6));
+    if (v === undefined) return this.push(Uint8Array.of(0xf7));
+    if (typeof v === 'number') {
+      if (Number.isInteger(v)) return v >= 0 ? this.head(0, v) : this.head(1, -1 - v);
+      const b = new Uint8Array(9);
+      b[0] = 0xfb;
+      new DataView(b.buffer).setFloat64(1, v);
+      return this.push(b);
+    }
+    if (typeof v === 'bigint') return v >= 0n ? this.head(0, v) : this.head(1, -1n - v);
+    if (typeof v === 'string') {
+      const b = te.encode(v);
+      this.head(3, b.length);
+      return this.push(b);
+    }
+    if (v instanceof Uint8Array) {
+      this.head(2, v.length);
+      return this.push(v);
+    }
+    if (Array.isArray(v)) {
+      this.head(4, v.length);
+      for (const x of v) this.value(x);
+      return;
+    }
+    if (v instanceof Map) {
+      const indefinite = v instanceof IndefiniteMap || this.opts.indefiniteMaps === true;
+      if (indefinite) this.push(Uint8Array.of(0xbf));
+      else this.head(5, v.size);
+      for (const [k, x] of v) {
+        this.value(k);
+        this.value(x);
+      }
+      if (indefinite) this.push(Uint8Array.of(0xff));
+      return;
+    }
+    if (v instanceof CborTag) {
+      this.head(6, v.tag);
+      return this.value(v.value);
+    }
+    throw new CborError('CBOR_ENCODE_TYPE', `cannot encode ${typeof v}`, this.size);
+  }
+
+  result(): Uint8Array {
+    const out = new Uint8Array(this.size);
+    let o = 0;
+    for (const c of this.chunks) {
+      out.set(c, o);
+      o += c.length;
+    }
+    return out;
+  }
+}
+
+/** Encodes in preferred (shortest) form; map entries keep insertion order. */
+export function encodeCbor(v: CborValue, opts: EncodeOptions = {}): Uint8Array {
+  const w = new Writer(opts);
+  w.value(v);
+  return w.result();
+}
