@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CborTag, decodeCbor, encodeCbor, IndefiniteMap, type CborValue } from '../common/cbor.js';
+import { CborTag, decodeCbor, encodeCbor, IndefiniteMap, type CborKey, type CborValue } from '../common/cbor.js';
 import { toHex } from '../common/bytes.js';
 import { attestationFixtures } from '../test/fixtures.js';
 import { AttestationError } from './errors.js';
@@ -23,9 +23,9 @@ function expectAttestError(fn: () => unknown, code?: string, check?: string): At
 }
 
 /** Rebuilds a document with `edit` applied to its decoded payload (the signature is kept, so it no longer matches). */
-function withPayload(bytes: Uint8Array, edit: (m: Map<CborValue, CborValue>) => CborValue): Uint8Array {
+function withPayload(bytes: Uint8Array, edit: (m: Map<CborKey, CborValue>) => CborValue): Uint8Array {
   const top = decodeCbor(bytes) as CborValue[];
-  const payload = decodeCbor(top[2] as Uint8Array) as Map<CborValue, CborValue>;
+  const payload = decodeCbor(top[2] as Uint8Array) as Map<CborKey, CborValue>;
   return encodeCbor([top[0]!, top[1]!, encodeCbor(edit(payload)), top[3]!]);
 }
 
@@ -133,8 +133,8 @@ describe('bad input', () => {
     ['digest SHA256', () => withPayload(base, (m) => m.set('digest', 'SHA256')), 'ATTEST_MALFORMED', 'payload'],
     ['timestamp is text', () => withPayload(base, (m) => m.set('timestamp', '1')), 'ATTEST_MALFORMED', 'payload'],
     ['timestamp negative', () => withPayload(base, (m) => m.set('timestamp', -5)), 'ATTEST_MALFORMED', 'payload'],
-    ['pcr of 32 bytes', () => withPayload(base, (m) => ((m.get('pcrs') as Map<CborValue, CborValue>).set(0, new Uint8Array(32)), m)), 'ATTEST_MALFORMED', 'payload'],
-    ['pcr index 40', () => withPayload(base, (m) => ((m.get('pcrs') as Map<CborValue, CborValue>).set(40, new Uint8Array(48)), m)), 'ATTEST_MALFORMED', 'payload'],
+    ['pcr of 32 bytes', () => withPayload(base, (m) => ((m.get('pcrs') as Map<CborKey, CborValue>).set(0, new Uint8Array(32)), m)), 'ATTEST_MALFORMED', 'payload'],
+    ['pcr index 40', () => withPayload(base, (m) => ((m.get('pcrs') as Map<CborKey, CborValue>).set(40, new Uint8Array(48)), m)), 'ATTEST_MALFORMED', 'payload'],
     ['pcrs empty', () => withPayload(base, (m) => m.set('pcrs', new Map())), 'ATTEST_MALFORMED', 'payload'],
     ['cabundle is a map', () => withPayload(base, (m) => m.set('cabundle', new Map())), 'ATTEST_MALFORMED', 'payload'],
     ['nonce over 1024 bytes', () => withPayload(base, (m) => m.set('nonce', new Uint8Array(1025))), 'ATTEST_MALFORMED', 'payload'],
@@ -177,13 +177,13 @@ describe('bad input', () => {
       'ATTEST_UNTRUSTED_ROOT',
       'chain',
     ],
-    ['leaf from another instance', () => withPayload(base, (m) => m.set('certificate', (decodeCbor((decodeCbor(valid.find((x) => x.name.startsWith('capejs'))!.bytes) as CborValue[])[2] as Uint8Array) as Map<CborValue, CborValue>).get('certificate')!)), 'ATTEST_CHAIN', 'chain'],
+    ['leaf from another instance', () => withPayload(base, (m) => m.set('certificate', (decodeCbor((decodeCbor(valid.find((x) => x.name.startsWith('capejs'))!.bytes) as CborValue[])[2] as Uint8Array) as Map<CborKey, CborValue>).get('certificate')!)), 'ATTEST_CHAIN', 'chain'],
     ['payload changed (nonce)', () => withPayload(base, (m) => m.set('nonce', new Uint8Array(4))), 'ATTEST_SIGNATURE', 'signature'],
     ['payload re-encoded indefinite-length', () => withPayload(base, (m) => new IndefiniteMap(m as Map<string, CborValue>)), 'ATTEST_SIGNATURE', 'signature'],
     ['payload keys reordered', () => withPayload(base, (m) => new Map([...m].reverse())), 'ATTEST_SIGNATURE', 'signature'],
     ['alg ES256 (-7)', () => withEnvelope(base, (p) => [encodeCbor(new Map([[1, -7]])), p[1]!, p[2]!, p[3]!]), 'ATTEST_ALGORITHM', 'cose'],
     ['alg missing', () => withEnvelope(base, (p) => [encodeCbor(new Map()), p[1]!, p[2]!, p[3]!]), 'ATTEST_ALGORITHM', 'cose'],
-    ['extra protected header', () => withEnvelope(base, (p) => [encodeCbor(new Map([[1, -35], [4, 'kid']])), p[1]!, p[2]!, p[3]!]), 'ATTEST_MALFORMED', 'cose'],
+    ['extra protected header', () => withEnvelope(base, (p) => [encodeCbor(new Map<CborKey, CborValue>([[1, -35], [4, 'kid']])), p[1]!, p[2]!, p[3]!]), 'ATTEST_MALFORMED', 'cose'],
     ['non-canonical alg encoding', () => withEnvelope(base, (p) => [Uint8Array.of(0xa1, 0x01, 0x39, 0x00, 0x22), p[1]!, p[2]!, p[3]!]), 'ATTEST_MALFORMED', 'cose'],
     ['unprotected header not empty', () => withEnvelope(base, (p) => [p[0]!, new Map([[4, 'x']]), p[2]!, p[3]!]), 'ATTEST_MALFORMED', 'cose'],
     ['unprotected header null', () => withEnvelope(base, (p) => [p[0]!, null, p[2]!, p[3]!]), 'ATTEST_MALFORMED', 'cose'],

@@ -1,0 +1,42 @@
+export { BridgeError, BridgeRemoteError, type BridgeErrorCode } from './errors.js';
+export {
+  createFrameDecoder,
+  encodeFrame,
+  DEFAULT_MAX_FRAME_BYTES,
+  FRAME_HEADER_BYTES,
+  MAX_FRAME_BYTES_LIMIT,
+  type FrameDecoder,
+  type FrameDecoderOptions,
+  type FrameOptions,
+} from './frame.js';
+export {
+  encodeMessage,
+  parseMessage,
+  PROTOCOL_VERSION,
+  SUPPORTED_VERSIONS,
+  MAX_DEADLINE_MS,
+  type BridgeMessage,
+  type BridgeMessageType,
+  type BridgeRole,
+  type ByeMessage,
+  type CancelMessage,
+  type ErrorMessage,
+  type HelloMessage,
+  type RequestMessage,
+  type ResponseMessage,
+  type WireError,
+} from './messages.js';
+export {
+  createBridgePeer,
+  rejectConnection,
+  toWireError,
+  type BridgeErrorEvent,
+  type BridgeHandler,
+  type BridgePeer,
+  type BridgePeerInfo,
+  type BridgePeerOptions,
+  type BridgeRequestContext,
+  type RequestOptions,
+} from './peer.js';
+export { serveBridge, type BridgeServer, type BridgeServerOptions } from './server.js';
+export { connectBridge, type ConnectBridgeOptions } from './client.js';

@@ -1,0 +1,588 @@
+/**
+ * One end of a bridge connection: hello exchange, a multiplexing RPC client,
+ * and (when given a handler) an RPC server — over any byte Duplex (unix, tcp,
+ * vsock sockets).
+ *
+ * The peer is symmetric: either side may send requests, and requests in each
+ * direction have their own id space (`req`/`cancel` go to the receiver's
+ * server half, `res`/`err` to its client half). In practice the parent is the
+ * client and the enclave serves.
+ *
+ * Connection state machine (docs/bridge.md):
+ *
+ *   hello ──valid peer hello──▶ open ──bye / error / EOF / close()──▶ closed
+ *     └───────────── bad first message, timeout, version/role mismatch ──┘
+ *
+ * Our hello is sent the moment the peer is created; requests may be pipelined
+ * behind it. Anything wrong on the wire closes the connection with a typed
+ * reason, sends that reason to the peer in a `bye` when the stream still
+ * allows it, rejects every pending request with BRIDGE_DISCONNECTED and aborts
+ * every running handler's signal. Nothing here throws out of an event handler.
+ */
+import type { Duplex } from 'node:stream';
+import type { CborValue } from '../cbor.js';
+import { isSignerError } from '../errors.js';
+import { BridgeError, BridgeRemoteError, asBridgeError, type BridgeErrorCode } from './errors.js';
+import { createFrameDecoder, encodeFrame, resolveMaxFrameBytes } from './frame.js';
+import {
+  PROTOCOL_VERSION,
+  SUPPORTED_VERSIONS,
+  MAX_DEADLINE_MS,
+  MAX_ERROR_MESSAGE_LENGTH,
+  encodeMessage,
+  isValidDeadline,
+  isValidErrorCode,
+  isValidFeature,
+  isValidMethod,
+  parseMessage,
+  type BridgeMessage,
+  type BridgeRole,
+  type ErrorMessage,
+  type HelloMessage,
+  type RequestMessage,
+  type WireError,
+} from './messages.js';
+
+export interface BridgeRequestContext {
+  /** Aborted when the peer cancels, the deadline passes, or the connection drops; `reason` is a BridgeError. */
+  signal: AbortSignal;
+  /** Absolute deadline on this side's clock (Date.now() ms), when the request carried one. */
+  deadline?: number;
+  /** The request id, for logs. */
+  id: number;
+}
+
+export type BridgeHandler = (method: string, params: CborValue, ctx: BridgeRequestContext) => Promise<CborValue>;
+
+export type BridgeErrorEvent =
+  /** The connection closed for a reason other than an orderly hang-up. */
+  | { kind: 'connection' }
+  /** A handler threw (or returned something that cannot be sent); the peer saw only `code`/`message`. */
+  | { kind: 'handler'; id: number; method: string };
+
+export interface BridgePeerOptions {
+  /** Our role, announced in hello. */
+  role: BridgeRole;
+  /** The role the peer must announce. Default: the other one. */
+  expectPeerRole?: BridgeRole;
+  /** Features we offer; the connection uses the intersection with the peer's. */
+  features?: readonly string[];
+  /** Serves the peer's requests. Without it, requests are answered with BRIDGE_NOT_SERVING. */
+  handler?: BridgeHandler;
+  /** Cap on one frame's CBOR body, both directions. Default 1 MiB. */
+  maxFrameBytes?: number;
+  /** Handlers allowed to run at once on this connection; beyond it requests get BRIDGE_BUSY. Default 256. */
+  maxInFlight?: number;
+  /** Deadline for requests that do not pass one. Default 30 s. */
+  defaultDeadlineMs?: number;
+  /** Time allowed for the peer's hello. Default 10 s. */
+  helloTimeoutMs?: number;
+  /**
+   * When a peer with a handler has more than this many response bytes queued
+   * because the other side is not reading, it stops reading new requests until
+   * the queue drains. Default 8 MiB.
+   */
+  maxWriteBufferBytes?: number;
+  /** How long to wait for our `bye` to flush before destroying the stream. Default 1 s. */
+  closeLingerMs?: number;
+  /** Observability hook (logging). Exceptions thrown by it are swallowed. */
+  onError?: (error: unknown, event: BridgeErrorEvent) => void;
+}
+
+export interface BridgePeerInfo {
+  /** Negotiated protocol version. */
+  version: number;
+  /** The role the peer announced. */
+  role: BridgeRole;
+  /** Features both sides offered. */
+  features: string[];
+}
+
+export interface RequestOptions {
+  /** Milliseconds to wait for the response (1..2^31-1). Default: the peer's defaultDeadlineMs. */
+  deadlineMs?: number;
+  /** Aborting it rejects the request with BRIDGE_CANCELLED and cancels it on the peer. */
+  signal?: AbortSignal;
+}
+
+export interface BridgePeer {
+  readonly role: BridgeRole;
+  /** Resolves once the peer's hello is accepted; rejects with the reason if the connection closes first. */
+  readonly ready: Promise<BridgePeerInfo>;
+  /** Resolves (never rejects) with the reason once the connection is closed. */
+  readonly closed: Promise<BridgeError>;
+  /** The peer's negotiated info, once ready. */
+  readonly info: BridgePeerInfo | undefined;
+  readonly isOpen: boolean;
+  /** Our requests awaiting a response. */
+  readonly pendingRequests: number;
+  /** Peer requests whose handlers are still running (counted against maxInFlight). */
+  readonly runningHandlers: number;
+  /**
+   * Sends a request and resolves with the peer's result. Rejects with
+   * BridgeRemoteError (the peer's error code), or BridgeError: BRIDGE_TIMEOUT,
+   * BRIDGE_CANCELLED, BRIDGE_DISCONNECTED, BRIDGE_FRAME_TOO_LARGE / BRIDGE_ENCODE
+   * (nothing was sent), BRIDGE_BAD_ARGUMENT.
+   */
+  request(method: string, params: CborValue, opts?: RequestOptions): Promise<CborValue>;
+  /** Orderly close: sends `bye`, rejects pending requests, aborts running handlers. Idempotent. */
+  close(): void;
+}
+
+const DEFAULTS = {
+  maxInFlight: 256,
+  defaultDeadlineMs: 30_000,
+  helloTimeoutMs: 10_000,
+  maxWriteBufferBytes: 8 * 1024 * 1024,
+  closeLingerMs: 1_000,
+};
+
+/** Bye codes we adopt as our own close reason, so both ends report e.g. BRIDGE_VERSION. */
+const CONNECTION_CODES: ReadonlySet<string> = new Set<BridgeErrorCode>([
+  'BRIDGE_FRAME_TOO_LARGE',
+  'BRIDGE_BAD_FRAME',
+  'BRIDGE_PROTOCOL',
+  'BRIDGE_VERSION',
+  'BRIDGE_HANDSHAKE',
+  'BRIDGE_BUSY',
+]);
+
+const GENERIC_INTERNAL: WireError = { code: 'INTERNAL', message: 'internal error' };
+
+function positiveInt(name: string, v: number | undefined, dflt: number, max = Number.MAX_SAFE_INTEGER): number {
+  if (v === undefined) return dflt;
+  if (!Number.isSafeInteger(v) || v < 1 || v > max) throw new BridgeError('BRIDGE_BAD_ARGUMENT', `${name} must be an integer in 1..${max}, got ${String(v)}`);
+  return v;
+}
+
+function otherRole(r: BridgeRole): BridgeRole {
+  return r === 'parent' ? 'enclave' : 'parent';
+}
+
+/**
+ * What a thrown value may tell the peer: a SignerError's code, message and
+ * hint; for anything else only that something failed. Stack traces never
+ * cross the bridge.
+ */
+export function toWireError(e: unknown): WireError {
+  if (!isSignerError(e) || !isValidErrorCode(e.code)) return { ...GENERIC_INTERNAL };
+  const message = typeof e.message === 'string' ? e.message.slice(0, MAX_ERROR_MESSAGE_LENGTH) : '';
+  const out: WireError = { code: e.code, message };
+  if (typeof e.hint === 'string') out.data = new Map([['hint', e.hint.slice(0, MAX_ERROR_MESSAGE_LENGTH)]]);
+  return out;
+}
+
+interface Pending {
+  resolve: (v: CborValue) => void;
+  reject: (e: unknown) => void;
+  timer: NodeJS.Timeout;
+  detach: () => void;
+}
+
+interface InFlight {
+  ac: AbortController;
+  timer: NodeJS.Timeout | undefined;
+}
+
+function deferred<T>() {
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+/**
+ * Takes ownership of `stream`: attaches its listeners, sends our hello, and
+ * destroys the stream when the connection closes.
+ */
+export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): BridgePeer {
+  if (opts.role !== 'parent' && opts.role !== 'enclave') throw new BridgeError('BRIDGE_BAD_ARGUMENT', 'role must be "parent" or "enclave"');
+  const expectPeerRole = opts.expectPeerRole ?? otherRole(opts.role);
+  const maxFrameBytes = resolveMaxFrameBytes(opts.maxFrameBytes);
+  const maxInFlight = positiveInt('maxInFlight', opts.maxInFlight, DEFAULTS.maxInFlight);
+  const defaultDeadlineMs = positiveInt('defaultDeadlineMs', opts.defaultDeadlineMs, DEFAULTS.defaultDeadlineMs, MAX_DEADLINE_MS);
+  const helloTimeoutMs = positiveInt('helloTimeoutMs', opts.helloTimeoutMs, DEFAULTS.helloTimeoutMs, MAX_DEADLINE_MS);
+  const maxWriteBufferBytes = positiveInt('maxWriteBufferBytes', opts.maxWriteBufferBytes, DEFAULTS.maxWriteBufferBytes);
+  const closeLingerMs = positiveInt('closeLingerMs', opts.closeLingerMs, DEFAULTS.closeLingerMs, MAX_DEADLINE_MS);
+  const ourFeatures = [...new Set(opts.features ?? [])].sort();
+  for (const f of ourFeatures) if (!isValidFeature(f)) throw new BridgeError('BRIDGE_BAD_ARGUMENT', `invalid feature name ${JSON.stringify(f)}`);
+  const handler = opts.handler;
+
+  const decoder = createFrameDecoder({ maxFrameBytes });
+  let state: 'hello' | 'open' | 'closed' = 'hello';
+  let info: BridgePeerInfo | undefined;
+  let closeReason: BridgeError | undefined;
+  let nextId = 1;
+  const pending = new Map<number, Pending>();
+  const inflight = new Map<number, InFlight>();
+  let running = 0;
+  let corked = false;
+  let readPaused = false;
+  /** Decoded frames not yet handled (only non-empty while paused for flow control). */
+  let backlog: CborValue[] = [];
+  let helloTimer: NodeJS.Timeout | undefined;
+
+  const ready = deferred<BridgePeerInfo>();
+  ready.promise.catch(() => {}); // a caller that never awaits `ready` must not crash the process
+  const closed = deferred<BridgeError>();
+
+  function isOpen(): boolean {
+    return state !== 'closed';
+  }
+
+  function report(error: unknown, event: BridgeErrorEvent): void {
+    try {
+      opts.onError?.(error, event);
+    } catch {
+      // a logging hook must not take the connection (or the process) down
+    }
+  }
+
+  // ------------------------------------------------------------ writing
+
+  function uncork(): void {
+    if (!corked) return;
+    corked = false;
+    stream.uncork();
+  }
+
+  /** Writes one frame. Frames written in the same tick go out in one syscall (cork/uncork). */
+  function writeFrame(frame: Uint8Array): void {
+    if (state === 'closed' || stream.destroyed || !stream.writable) return;
+    if (!corked) {
+      corked = true;
+      stream.cork();
+      process.nextTick(uncork);
+    }
+    stream.write(frame);
+    // Flow control for the serving side: a peer that sends requests but does
+    // not read responses would otherwise grow our write queue without bound.
+    if (handler && !readPaused && stream.writableLength > maxWriteBufferBytes) {
+      readPaused = true;
+      stream.pause();
+    }
+  }
+
+  function send(msg: BridgeMessage): void {
+    // Messages we build ourselves always encode; a result/params too large is handled by callers.
+    writeFrame(encodeFrame(encodeMessage(msg), { maxFrameBytes }));
+  }
+
+  function sendError(id: number, error: WireError): void {
+    send({ t: 'err', id, error });
+  }
+
+  // ------------------------------------------------------------ closing
+
+  function fail(reason: BridgeError, sendBye: boolean): void {
+    if (state === 'closed') return;
+    state = 'closed';
+    closeReason = reason;
+    clearTimeout(helloTimer);
+
+    const gone = new BridgeError('BRIDGE_DISCONNECTED', `connection closed before the response arrived: ${reason.message}`, { cause: reason });
+    for (const p of pending.values()) {
+      clearTimeout(p.timer);
+      p.detach();
+      p.reject(gone);
+    }
+    pending.clear();
+    const abortReason = new BridgeError('BRIDGE_DISCONNECTED', `connection closed: ${reason.message}`, { cause: reason });
+    for (const f of inflight.values()) {
+      clearTimeout(f.timer);
+      f.ac.abort(abortReason);
+    }
+    inflight.clear();
+    backlog = [];
+
+    ready.reject(reason);
+    closed.resolve(reason);
+    if (reason.code !== 'BRIDGE_DISCONNECTED') report(reason, { kind: 'connection' });
+
+    stream.removeListener('data', onData);
+    if (sendBye && !stream.destroyed && stream.writable) {
+      const bye: BridgeMessage = reason.code === 'BRIDGE_DISCONNECTED' ? { t: 'bye' } : { t: 'bye', error: { code: reason.code, message: reason.message.slice(0, MAX_ERROR_MESSAGE_LENGTH) } };
+      uncork();
+      // end() flushes the bye before FIN; we keep draining (and discarding)
+      // input meanwhile, because closing with unread input would reset a TCP
+      // connection and could lose the bye. The linger timer bounds it all.
+      stream.end(encodeFrame(encodeMessage(bye), { maxFrameBytes }));
+      stream.resume();
+      const t = setTimeout(() => stream.destroy(), closeLingerMs);
+      t.unref();
+      stream.once('close', () => clearTimeout(t));
+    } else {
+      stream.destroy();
+    }
+  }
+
+  // ------------------------------------------------------------ reading
+
+  function onData(chunk: Uint8Array): void {
+    if (state === 'closed') return;
+    try {
+      for (const f of decoder.push(chunk)) backlog.push(f);
+    } catch (e) {
+      return fail(asBridgeError(e, 'BRIDGE_BAD_FRAME', 'frame decoding failed'), true);
+    }
+    pump();
+  }
+
+  /**
+   * Handles decoded frames in order. While reading is paused for flow control
+   * the rest of the current chunk waits here (at most one chunk's worth, since
+   * nothing more is read), so a burst of requests cannot bypass the pause.
+   */
+  function pump(): void {
+    while (backlog.length > 0 && !readPaused && isOpen()) {
+      let msg: BridgeMessage;
+      try {
+        msg = parseMessage(backlog.shift()!);
+      } catch (e) {
+        return fail(asBridgeError(e, 'BRIDGE_PROTOCOL', 'invalid message'), true);
+      }
+      handle(msg);
+    }
+  }
+
+  function handle(msg: BridgeMessage): void {
+    if (msg.t === 'bye') {
+      const e = msg.error;
+      const code: BridgeErrorCode = e && CONNECTION_CODES.has(e.code) ? (e.code as BridgeErrorCode) : 'BRIDGE_DISCONNECTED';
+      return fail(new BridgeError(code, e ? `peer closed the connection: ${e.code}: ${e.message}` : 'peer closed the connection'), false);
+    }
+    if (msg.t === 'hello') return onHello(msg);
+    if (state === 'hello') return fail(new BridgeError('BRIDGE_PROTOCOL', `expected hello as the first message, got "${msg.t}"`), true);
+    switch (msg.t) {
+      case 'req':
+        return onRequest(msg);
+      case 'cancel':
+        return onCancel(msg.id);
+      case 'res':
+      case 'err':
+        return onResponse(msg);
+    }
+  }
+
+  function onHello(msg: HelloMessage): void {
+    if (state !== 'hello') return fail(new BridgeError('BRIDGE_PROTOCOL', 'second hello on an open connection'), true);
+    // Negotiation: each side announces its highest version; both run the lower
+    // one, which each side must support (checked independently on both ends).
+    const version = Math.min(PROTOCOL_VERSION, msg.v);
+    if (!SUPPORTED_VERSIONS.includes(version)) {
+      return fail(
+        new BridgeError('BRIDGE_VERSION', `peer speaks bridge protocol v${msg.v}, this side speaks v${SUPPORTED_VERSIONS.join('/')}`, {
+          hint: 'deploy parent and enclave builds with a common bridge protocol version',
+        }),
+        true,
+      );
+    }
+    if (msg.role !== expectPeerRole) {
+      return fail(new BridgeError('BRIDGE_HANDSHAKE', `peer announced role "${msg.role}", expected "${expectPeerRole}"`), true);
+    }
+    const theirs = new Set(msg.features ?? []);
+    info = { version, role: msg.role, features: ourFeatures.filter((f) => theirs.has(f)) };
+    state = 'open';
+    clearTimeout(helloTimer);
+    ready.resolve(info);
+  }
+
+  // ------------------------------------------------------------ server half
+
+  function onRequest(msg: RequestMessage): void {
+    const { id } = msg;
+    if (!handler) return sendError(id, { code: 'BRIDGE_NOT_SERVING', message: 'this side of the bridge does not serve requests' });
+    if (inflight.has(id)) return fail(new BridgeError('BRIDGE_PROTOCOL', `request id ${id} is already in flight`), true);
+    if (running >= maxInFlight) {
+      return sendError(id, { code: 'BRIDGE_BUSY', message: `more than ${maxInFlight} requests in flight on this connection` });
+    }
+
+    const entry: InFlight = { ac: new AbortController(), timer: undefined };
+    inflight.set(id, entry);
+    running++;
+    const ctx: BridgeRequestContext = { signal: entry.ac.signal, id };
+    if (msg.deadline !== undefined) {
+      const budget = msg.deadline;
+      ctx.deadline = Date.now() + budget;
+      entry.timer = setTimeout(() => {
+        if (inflight.get(id) !== entry) return;
+        inflight.delete(id);
+        const e = new BridgeError('BRIDGE_TIMEOUT', `deadline of ${budget} ms passed before the handler finished`);
+        entry.ac.abort(e);
+        sendError(id, { code: e.code, message: e.message });
+      }, budget);
+    }
+
+    let p: Promise<CborValue>;
+    try {
+      p = Promise.resolve(handler(msg.method, msg.params, ctx));
+    } catch (e) {
+      p = Promise.reject(e);
+    }
+    p.then(
+      (result) => finish(id, msg.method, entry, { ok: true, result }),
+      (error: unknown) => finish(id, msg.method, entry, { ok: false, error }),
+    );
+  }
+
+  function finish(id: number, method: string, entry: InFlight, outcome: { ok: true; result: CborValue } | { ok: false; error: unknown }): void {
+    running--;
+    // Cancelled, timed out or disconnected: the peer gets nothing more for this
+    // id, and an error thrown after the abort is the expected way to stop.
+    if (inflight.get(id) !== entry) return;
+    inflight.delete(id);
+    clearTimeout(entry.timer);
+    if (state === 'closed') return;
+    if (!outcome.ok) {
+      report(outcome.error, { kind: 'handler', id, method });
+      return sendError(id, toWireError(outcome.error));
+    }
+    let frame: Uint8Array;
+    try {
+      frame = encodeFrame(encodeMessage({ t: 'res', id, result: outcome.result }), { maxFrameBytes });
+    } catch (e) {
+      report(e, { kind: 'handler', id, method });
+      const tooLarge = e instanceof BridgeError && e.code === 'BRIDGE_FRAME_TOO_LARGE';
+      return sendError(id, tooLarge ? { code: 'BRIDGE_RESULT_TOO_LARGE', message: `result does not fit in a ${maxFrameBytes}-byte frame` } : { ...GENERIC_INTERNAL });
+    }
+    writeFrame(frame);
+  }
+
+  function onCancel(id: number): void {
+    const entry = inflight.get(id);
+    if (!entry) return; // already answered: the cancel crossed our response on the wire
+    inflight.delete(id);
+    clearTimeout(entry.timer);
+    entry.ac.abort(new BridgeError('BRIDGE_CANCELLED', 'request cancelled by the peer'));
+  }
+
+  // ------------------------------------------------------------ client half
+
+  function onResponse(msg: Extract<BridgeMessage, { t: 'res' | 'err' }>): void {
+    const p = pending.get(msg.id);
+    if (!p) {
+      // Ids are issued in increasing order, so an id we never issued is a
+      // protocol violation; an older one is a late answer to a request we
+      // already timed out or cancelled, and is dropped.
+      if (msg.id >= nextId || msg.id < 1) return fail(new BridgeError('BRIDGE_PROTOCOL', `response for request id ${msg.id}, which was never sent`), true);
+      return;
+    }
+    pending.delete(msg.id);
+    clearTimeout(p.timer);
+    p.detach();
+    if (msg.t === 'res') p.resolve(msg.result);
+    else p.reject(remoteError(msg));
+  }
+
+  function remoteError(msg: ErrorMessage): BridgeRemoteError {
+    return new BridgeRemoteError(msg.error.code, msg.error.message, msg.error.data);
+  }
+
+  function request(method: string, params: CborValue, ropts: RequestOptions = {}): Promise<CborValue> {
+    return new Promise<CborValue>((resolve, reject) => {
+      if (state === 'closed') {
+        return reject(new BridgeError('BRIDGE_DISCONNECTED', `connection is closed: ${closeReason?.message ?? 'closed'}`, { cause: closeReason }));
+      }
+      if (!isValidMethod(method)) return reject(new BridgeError('BRIDGE_BAD_ARGUMENT', `invalid method name ${JSON.stringify(String(method).slice(0, 64))}`));
+      const deadlineMs = ropts.deadlineMs ?? defaultDeadlineMs;
+      if (!isValidDeadline(deadlineMs)) return reject(new BridgeError('BRIDGE_BAD_ARGUMENT', `deadlineMs must be an integer in 1..${MAX_DEADLINE_MS}`));
+      const signal = ropts.signal;
+      if (signal?.aborted) return reject(new BridgeError('BRIDGE_CANCELLED', 'request cancelled before it was sent', { cause: signal.reason }));
+
+      const id = nextId++;
+      let frame: Uint8Array;
+      try {
+        frame = encodeFrame(encodeMessage({ t: 'req', id, method, params, deadline: deadlineMs }), { maxFrameBytes });
+      } catch (e) {
+        return reject(e); // BRIDGE_ENCODE / BRIDGE_FRAME_TOO_LARGE: nothing sent, connection unaffected
+      }
+
+      const abandon = (e: BridgeError) => {
+        if (pending.get(id) !== entry) return;
+        pending.delete(id);
+        clearTimeout(entry.timer);
+        entry.detach();
+        reject(e);
+        // `state` may have changed since the request was made; re-read it.
+        if (isOpen()) send({ t: 'cancel', id });
+      };
+      const onAbort = () => abandon(new BridgeError('BRIDGE_CANCELLED', 'request cancelled by the caller', { cause: signal?.reason }));
+      const entry: Pending = {
+        resolve,
+        reject,
+        timer: setTimeout(() => abandon(new BridgeError('BRIDGE_TIMEOUT', `no response to "${method}" within ${deadlineMs} ms`)), deadlineMs),
+        detach: () => signal?.removeEventListener('abort', onAbort),
+      };
+      pending.set(id, entry);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      writeFrame(frame);
+    });
+  }
+
+  // ------------------------------------------------------------ wiring
+
+  stream.on('data', onData);
+  stream.on('drain', () => {
+    if (readPaused && state !== 'closed') {
+      readPaused = false;
+      stream.resume();
+      pump();
+    }
+  });
+  stream.on('end', () => fail(new BridgeError('BRIDGE_DISCONNECTED', 'peer closed the connection'), false));
+  stream.on('close', () => fail(new BridgeError('BRIDGE_DISCONNECTED', 'connection closed'), false));
+  // Always listening for 'error': an unhandled stream error would crash the process.
+  stream.on('error', (e: NodeJS.ErrnoException) => fail(new BridgeError('BRIDGE_DISCONNECTED', `connection error: ${e.code ?? e.message}`, { cause: e }), false));
+
+  helloTimer = setTimeout(
+    () => fail(new BridgeError('BRIDGE_HANDSHAKE', `no hello from the peer within ${helloTimeoutMs} ms`), true),
+    helloTimeoutMs,
+  );
+  helloTimer.unref();
+
+  const hello: HelloMessage = { t: 'hello', v: PROTOCOL_VERSION, role: opts.role };
+  if (ourFeatures.length > 0) hello.features = ourFeatures;
+  if (stream.destroyed) fail(new BridgeError('BRIDGE_DISCONNECTED', 'stream was already destroyed'), false);
+  else send(hello);
+
+  return {
+    role: opts.role,
+    ready: ready.promise,
+    closed: closed.promise,
+    get info() {
+      return info;
+    },
+    get isOpen() {
+      return isOpen();
+    },
+    get pendingRequests() {
+      return pending.size;
+    },
+    get runningHandlers() {
+      return running;
+    },
+    request,
+    close() {
+      fail(new BridgeError('BRIDGE_DISCONNECTED', 'connection closed by this side'), true);
+    },
+  };
+}
+
+/**
+ * Turns a connection away before any peer is created (e.g. too many
+ * connections): sends a `bye` with the reason instead of a hello, then closes.
+ * (A bye is valid as the first message, so the other side reports the reason.)
+ */
+export function rejectConnection(stream: Duplex, reason: BridgeError, lingerMs = DEFAULTS.closeLingerMs): void {
+  stream.on('error', () => {});
+  if (stream.destroyed || !stream.writable) return void stream.destroy();
+  const bye = encodeFrame(encodeMessage({ t: 'bye', error: { code: reason.code, message: reason.message.slice(0, MAX_ERROR_MESSAGE_LENGTH) } }));
+  stream.end(bye);
+  stream.resume();
+  const t = setTimeout(() => stream.destroy(), lingerMs);
+  t.unref();
+  stream.once('close', () => clearTimeout(t));
+}

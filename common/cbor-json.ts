@@ -1,0 +1,50 @@
+/**
+ * JSON-shaped values ⇄ CBOR values, for payloads that cross the bridge as
+ * CBOR but are JSON on either end (JSON-RPC params, typed data). Objects
+ * become maps with text keys; Uint8Array stays bytes. Decoding defines keys
+ * as own properties, so a hostile "__proto__" key is just a key.
+ */
+import type { CborKey, CborValue } from './cbor.js';
+import { SignerError } from './errors.js';
+
+export type JsonLike = null | boolean | number | string | Uint8Array | JsonLike[] | { [k: string]: JsonLike };
+
+const MAX_DEPTH = 32;
+
+export function jsonToCbor(v: unknown, depth = 0): CborValue {
+  if (depth > MAX_DEPTH) throw new SignerError('INVALID_PARAMS', 'value nested too deeply');
+  if (v === null || typeof v === 'boolean' || typeof v === 'string' || v instanceof Uint8Array) return v;
+  if (typeof v === 'number') {
+    if (!Number.isFinite(v)) throw new SignerError('INVALID_PARAMS', 'numbers must be finite');
+    return v;
+  }
+  if (Array.isArray(v)) return v.map((x) => jsonToCbor(x, depth + 1));
+  if (typeof v === 'object') {
+    const m = new Map<CborKey, CborValue>();
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) {
+      if (x === undefined) continue;
+      m.set(k, jsonToCbor(x, depth + 1));
+    }
+    return m;
+  }
+  throw new SignerError('INVALID_PARAMS', `cannot carry a ${typeof v} value`);
+}
+
+export function cborToJson(v: CborValue, depth = 0): JsonLike {
+  if (depth > MAX_DEPTH) throw new SignerError('INVALID_PARAMS', 'value nested too deeply');
+  if (v === null || typeof v === 'boolean' || typeof v === 'string' || v instanceof Uint8Array) return v;
+  if (v === undefined) return null;
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') throw new SignerError('INVALID_PARAMS', 'integer out of the safe range; send large numbers as hex strings');
+  if (Array.isArray(v)) return v.map((x) => cborToJson(x, depth + 1));
+  if (v instanceof Map) {
+    const o: { [k: string]: JsonLike } = {};
+    for (const [k, x] of v) {
+      if (typeof k !== 'string') throw new SignerError('INVALID_PARAMS', 'object keys must be strings');
+      // defineProperty: a "__proto__" key becomes an own property, never a prototype.
+      Object.defineProperty(o, k, { value: cborToJson(x, depth + 1), enumerable: true, writable: true, configurable: true });
+    }
+    return o;
+  }
+  throw new SignerError('INVALID_PARAMS', 'tagged values are not accepted here');
+}

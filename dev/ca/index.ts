@@ -1,0 +1,30 @@
+/** Dev-only certificate authority: attestation chains for the simulated NSM, TLS certificates for dev endpoints. */
+export {
+  createDevCa,
+  loadOrCreateDevCa,
+  DevCaError,
+  DEV_ROOT_NAME,
+  DEV_ROOT_CN,
+  DEV_INTERMEDIATE_CN,
+  ATTESTATION_LEAF_LIFETIME_MS,
+  type DevCa,
+  type IssuedKeyPair,
+  type TlsServerCert,
+} from './dev-ca.js';
+export {
+  buildCertificate,
+  encodeName,
+  extension,
+  ext,
+  keyIdentifier,
+  ipAddressBytes,
+  randomSerial,
+  spkiOf,
+  CertificateBuildError,
+  EXT_OID,
+  KEY_USAGE,
+  type CertificateSpec,
+  type DistinguishedName,
+  type NameAttribute,
+  type KeyUsageName,
+} from './certificate.js';

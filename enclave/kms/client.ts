@@ -1,0 +1,42 @@
+/**
+ * The enclave's KMS client: the real @aws-sdk/client-kms, whose HTTPS
+ * connections go through a pluggable dialer (see connection.ts). No part of
+ * the SDK is replaced: only where its bytes travel.
+ */
+import { KMSClient } from '@aws-sdk/client-kms';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { kmsHttpsAgent, type Dial } from './connection.js';
+
+export interface AwsCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  expiration?: Date;
+}
+
+export interface KmsClientOptions {
+  region: string;
+  dial: Dial;
+  /** Defaults to https://kms.<region>.amazonaws.com. */
+  endpoint?: string;
+  /** Name TLS verifies; defaults to the endpoint's host. */
+  servername?: string;
+  /** Extra trust anchors (dev CA PEM) for the emulator. */
+  ca?: string | string[];
+  /** Credentials handed over by the parent (instance role), refreshed by the provider. */
+  credentials: () => Promise<AwsCredentials>;
+  requestTimeoutMs?: number;
+}
+
+export function createKmsClient(opts: KmsClientOptions): KMSClient {
+  const endpoint = opts.endpoint ?? `https://kms.${opts.region}.amazonaws.com`;
+  const servername = opts.servername ?? new URL(endpoint).hostname;
+  const httpsAgent = kmsHttpsAgent({ dial: opts.dial, servername, ...(opts.ca === undefined ? {} : { ca: opts.ca }) });
+  return new KMSClient({
+    region: opts.region,
+    endpoint,
+    credentials: opts.credentials,
+    maxAttempts: 3,
+    requestHandler: new NodeHttpHandler({ httpsAgent, requestTimeout: opts.requestTimeoutMs ?? 10_000, connectionTimeout: 5_000 }),
+  });
+}

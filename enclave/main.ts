@@ -1,0 +1,84 @@
+/**
+ * The enclave process: picks its NSM, starts the signing workers, serves the
+ * enclave API over the bridge. Everything that decides whether to sign lives
+ * below this file and is therefore measured into PCR0/PCR2.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { serveBridge, type BridgeServer } from '../common/bridge/index.js';
+import { SignerError } from '../common/errors.js';
+import type { SignOp } from '../common/protocol/enclave-api.js';
+import { connect } from '../common/transport/index.js';
+import type { Nsm } from './nsm/nsm.js';
+import { builtinPolicy } from './policy.js';
+import { createEnclaveService, type EnclaveService } from './service.js';
+import { createWorkerPool } from './worker-pool.js';
+
+export const NSM_DEVICE = '/dev/nsm';
+
+export interface EnclaveConfig {
+  /** Bridge listen URI: vsock://-1:5000 on Nitro, unix:/… in dev. */
+  listen: string;
+  nsm: Nsm;
+  kms: { region: string; pipe: string; endpoint?: string; caPem?: string };
+  workers?: number;
+  denyOps?: SignOp[];
+  log?: (line: string) => void;
+}
+
+export interface RunningEnclave {
+  uri: string;
+  service: EnclaveService;
+  close(): Promise<void>;
+}
+
+/** Hardware NSM when /dev/nsm exists; the simulated one only when the caller asked for it by name. */
+export async function chooseNsm(mode: 'auto' | 'hardware' | 'simulated', simulated: () => Promise<Nsm>): Promise<Nsm> {
+  if (mode === 'simulated') return simulated();
+  if (mode === 'hardware' || existsSync(NSM_DEVICE)) {
+    const mod = './nsm/hardware.js'; // loaded only on Nitro: it needs the native addon
+    const { openHardwareNsm } = (await import(mod)) as { openHardwareNsm: () => Nsm };
+    return openHardwareNsm();
+  }
+  throw new SignerError('NSM_UNAVAILABLE', `${NSM_DEVICE} does not exist: this is not a Nitro enclave`, {
+    hint: 'for development pass --nsm simulated (documents are then signed by the dev CA, which production never trusts)',
+  });
+}
+
+export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> {
+  const log = cfg.log ?? ((l: string) => process.stderr.write(`[enclave] ${l}\n`));
+  const pool = createWorkerPool(cfg.workers);
+  const service = createEnclaveService({
+    nsm: cfg.nsm,
+    pool,
+    policy: builtinPolicy({ denyOps: cfg.denyOps ?? [] }),
+    kms: {
+      region: cfg.kms.region,
+      dial: () => connect(cfg.kms.pipe),
+      ...(cfg.kms.endpoint ? { endpoint: cfg.kms.endpoint } : {}),
+      ...(cfg.kms.caPem ? { ca: cfg.kms.caPem } : {}),
+    },
+    audit: (e) => log(`audit op=${e.op} key=${e.keyId} decision=${e.decision}${e.reason ? ` reason="${e.reason}"` : ''}`),
+    log,
+  });
+  let server: BridgeServer;
+  try {
+    server = await serveBridge(cfg.listen, service.handler, { role: 'enclave' });
+  } catch (e) {
+    await service.close();
+    throw e;
+  }
+  log(`serving the enclave API on ${server.uri} (nsm: ${cfg.nsm.kind}, ${pool.size} signing workers)`);
+  return {
+    uri: server.uri,
+    service,
+    async close() {
+      await server.close();
+      await service.close();
+      cfg.nsm.close();
+    },
+  };
+}
+
+export function readPem(path: string | undefined): string | undefined {
+  return path === undefined ? undefined : readFileSync(path, 'utf8');
+}

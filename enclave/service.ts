@@ -1,0 +1,221 @@
+/**
+ * The enclave's request handler: the `enclave-api` methods over the bridge.
+ * Every request is validated here (the parent is untrusted); every `sign`
+ * passes the policy point, then runs on a worker with the wrapped key.
+ */
+import { randomBytes, randomUUID, createHash } from 'node:crypto';
+import type { KMSClient } from '@aws-sdk/client-kms';
+import { concatBytes, toHex, wipe } from '../common/bytes.js';
+import type { CborValue } from '../common/cbor.js';
+import { cborToJson, jsonToCbor, type JsonLike } from '../common/cbor-json.js';
+import { SignerError } from '../common/errors.js';
+import {
+  asBytes,
+  asKeyRecord,
+  asKeyringRecord,
+  asKind,
+  asRecord,
+  asSignOp,
+  asString,
+  onlyKeys,
+  type KeyKind,
+  type KeyringRecordWire,
+} from '../common/protocol/enclave-api.js';
+import type { BridgeHandler } from '../common/bridge/index.js';
+import { attestedKms } from './kms/attested.js';
+import { createKmsClient, type AwsCredentials } from './kms/client.js';
+import type { Dial } from './kms/connection.js';
+import { createKeyring, unlockKeyring, type Keyring } from './kms/keyring.js';
+import { createRecipient } from './kms/recipient.js';
+import type { Nsm } from './nsm/nsm.js';
+import { decide, type Policy } from './policy.js';
+import { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } from './signers/index.js';
+import type { WorkerPool } from './worker-pool.js';
+
+export const ENCLAVE_VERSION = '0.1.0';
+
+export interface EnclaveServiceOptions {
+  nsm: Nsm;
+  pool: WorkerPool;
+  policy: Policy;
+  kms: { region: string; dial: Dial; endpoint?: string; ca?: string | string[] };
+  /** Called with every signing decision before the key is used; if it throws, nothing is signed. */
+  audit?: (event: { op: string; keyId: string; decision: 'allow' | 'deny'; reason?: string }) => void;
+  log?: (line: string) => void;
+}
+
+export interface EnclaveService {
+  handler: BridgeHandler;
+  close(): Promise<void>;
+}
+
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+
+/** 32 bytes from the NSM mixed with the OS CSPRNG: neither source alone decides the key. */
+async function freshSecret(nsm: Nsm): Promise<Uint8Array> {
+  const a = await nsm.getRandom(32);
+  const b = new Uint8Array(randomBytes(32));
+  const h = createHash('sha256').update(concatBytes(Uint8Array.of(0x01), a, b)).digest();
+  wipe(a, b);
+  return new Uint8Array(h.buffer, h.byteOffset, 32);
+}
+
+async function newSecp256k1Secret(nsm: Nsm): Promise<Uint8Array> {
+  for (;;) {
+    const s = await freshSecret(nsm);
+    const v = BigInt('0x' + toHex(s));
+    if (v > 0n && v < SECP256K1_N) return s;
+    wipe(s);
+  }
+}
+
+function parseParams(params: CborValue): Record<string, unknown> {
+  return asRecord(cborToJson(params), 'params');
+}
+
+export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveService {
+  const { nsm, pool, policy } = opts;
+  const log = opts.log ?? (() => {});
+  const recipient = createRecipient();
+  let credentials: AwsCredentials | undefined;
+  let client: KMSClient | undefined;
+  let keyring: Keyring | undefined;
+
+  const kms = () => {
+    if (!credentials) throw new SignerError('KMS_NO_CREDENTIALS', 'the parent has not handed over AWS credentials yet');
+    client ??= createKmsClient({
+      region: opts.kms.region,
+      dial: opts.kms.dial,
+      ...(opts.kms.endpoint ? { endpoint: opts.kms.endpoint } : {}),
+      ...(opts.kms.ca ? { ca: opts.kms.ca } : {}),
+      credentials: async () => {
+        if (!credentials) throw new SignerError('KMS_NO_CREDENTIALS', 'no AWS credentials');
+        return credentials;
+      },
+    });
+    return attestedKms(client, nsm, recipient);
+  };
+
+  function install(k: Keyring): string {
+    keyring?.destroy();
+    keyring = k;
+    const shared = k.shareKey();
+    pool.setKeyring(k.id, shared);
+    wipe(shared);
+    log(`keyring ${k.id} unlocked (CMK ${k.record.kmsKeyId})`);
+    return k.id;
+  }
+
+  const wireRecord = (k: Keyring): KeyringRecordWire => ({ ...k.record });
+
+  const methods: Record<string, (p: Record<string, unknown>) => Promise<unknown>> = {
+    async attest(p) {
+      onlyKeys(p, ['nonce', 'userData'], 'params');
+      const nonce = asBytes(p.nonce, 'nonce', 16, 512);
+      const userData = p.userData === undefined ? undefined : asBytes(p.userData, 'userData', 0, 512);
+      const document = await nsm.attest({ nonce, ...(userData ? { userData } : {}) });
+      return { document };
+    },
+    async status(p) {
+      onlyKeys(p, [], 'params');
+      return {
+        version: ENCLAVE_VERSION,
+        nsm: nsm.kind,
+        keyringId: keyring?.id ?? null,
+        workers: pool.size,
+        credentialsExpire: credentials?.expiration?.toISOString() ?? null,
+      };
+    },
+    async 'credentials.set'(p) {
+      onlyKeys(p, ['accessKeyId', 'secretAccessKey', 'sessionToken', 'expiration'], 'params');
+      const c: AwsCredentials = {
+        accessKeyId: asString(p.accessKeyId, 'accessKeyId', 128),
+        secretAccessKey: asString(p.secretAccessKey, 'secretAccessKey', 256),
+      };
+      if (p.sessionToken !== undefined) c.sessionToken = asString(p.sessionToken, 'sessionToken', 8192);
+      if (p.expiration !== undefined) {
+        const d = new Date(asString(p.expiration, 'expiration', 64));
+        if (Number.isNaN(d.getTime())) throw new SignerError('INVALID_PARAMS', 'expiration: not a date');
+        c.expiration = d;
+      }
+      credentials = c;
+      return { ok: true };
+    },
+    async 'keyring.create'(p) {
+      onlyKeys(p, ['kmsKeyId'], 'params');
+      if (keyring) throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave`);
+      const k = await createKeyring(kms(), asString(p.kmsKeyId, 'kmsKeyId', 2048));
+      install(k);
+      return { record: wireRecord(k) };
+    },
+    async 'keyring.unlock'(p) {
+      onlyKeys(p, ['record'], 'params');
+      const record = asKeyringRecord(p.record);
+      if (keyring?.id === record.keyringId) return { keyringId: keyring.id };
+      const k = await unlockKeyring(kms(), record);
+      return { keyringId: install(k) };
+    },
+    async 'key.create'(p) {
+      onlyKeys(p, ['kind'], 'params');
+      const kind: KeyKind = asKind(p.kind);
+      if (!keyring) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
+      const keyId = randomUUID();
+      const secret = kind === 'secp256k1' ? await newSecp256k1Secret(nsm) : await freshSecret(nsm);
+      try {
+        const blob = keyring.wrap(keyId, kind, secret);
+        if (kind === 'secp256k1') {
+          return { keyId, kind, keyringId: keyring.id, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret), blob };
+        }
+        const master = deriveBip32PublicKey(secret, 'm');
+        return {
+          keyId,
+          kind,
+          keyringId: keyring.id,
+          publicKey: master.publicKey.replace(/^0x/, ''),
+          xpub: master.xpub,
+          fingerprint: master.masterFingerprint,
+          blob,
+        };
+      } finally {
+        wipe(secret);
+      }
+    },
+    async sign(p) {
+      onlyKeys(p, ['op', 'key', 'request'], 'params');
+      const op = asSignOp(p.op);
+      const key = asKeyRecord(p.key);
+      const request = asRecord(p.request, 'request') as Record<string, JsonLike>;
+      const { blob, ...pub } = key;
+      try {
+        await decide(policy, { op, key: pub, request });
+      } catch (e) {
+        opts.audit?.({ op, keyId: key.keyId, decision: 'deny', reason: (e as Error).message });
+        throw e;
+      }
+      // An audit sink that fails stops the signature (fail closed).
+      try {
+        opts.audit?.({ op, keyId: key.keyId, decision: 'allow' });
+      } catch (e) {
+        throw new SignerError('AUDIT_UNAVAILABLE', 'denied: the audit record could not be written', { cause: e });
+      }
+      return pool.run({ op, keyId: key.keyId, kind: key.kind, keyringId: key.keyringId, blob, request });
+    },
+  };
+
+  const handler: BridgeHandler = async (method, params) => {
+    const fn = Object.hasOwn(methods, method) ? methods[method] : undefined;
+    if (!fn) throw new SignerError('METHOD_NOT_FOUND', `the enclave has no method ${JSON.stringify(method)}`);
+    return jsonToCbor(await fn(parseParams(params)));
+  };
+
+  return {
+    handler,
+    async close() {
+      keyring?.destroy();
+      keyring = undefined;
+      recipient.destroy();
+      client?.destroy();
+      await pool.close();
+    },
+  };
+}

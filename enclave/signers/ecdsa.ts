@@ -1,0 +1,77 @@
+/**
+ * secp256k1 ECDSA over a caller-supplied 32-byte digest. Deterministic (RFC 6979), low-s,
+ * recoverable. Every Ethereum operation funnels through `signDigestRaw`; `signDigest` is the
+ * `signer_signDigest` operation with all the encodings a client may want.
+ */
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import { concatBytes } from '../../common/bytes.js';
+import { SigningError } from './errors.js';
+import { bigintToBytes, hexOf, readBytes32, readPrivateKey, type Hex } from './validate.js';
+
+export interface RawEcdsaSignature {
+  r: bigint;
+  s: bigint;
+  /** Parity of R.y — Ethereum's yParity, the recovery id of r‖s‖v forms. Always 0 or 1. */
+  yParity: 0 | 1;
+}
+
+export interface EcdsaSignature {
+  /** 32-byte big-endian r. */
+  r: Hex;
+  /** 32-byte big-endian s, always ≤ n/2 (low-s). */
+  s: Hex;
+  /** Recovery id / yParity, 0 or 1. */
+  yParity: 0 | 1;
+  /** 27 + yParity: the `v` of the 65-byte form. */
+  v: 27 | 28;
+  /** 65 bytes r‖s‖v with v = 27 + yParity (what eth_sign / ecrecover style clients expect). */
+  signature: Hex;
+  /** 64 bytes r‖s. */
+  compact: Hex;
+  /** ASN.1 DER ECDSA-Sig-Value (Bitcoin / X9.62 verifiers). */
+  der: Hex;
+}
+
+/**
+ * The core primitive: `digest` is signed as is (no hashing). Validated inputs only.
+ * ECDSA from noble never touches the key array beyond reading it.
+ */
+export function signDigestRaw(privateKey: Uint8Array, digest: Uint8Array): RawEcdsaSignature {
+  // prehash:false — noble v2 would otherwise sha256 the "message" first.
+  const sig = secp256k1.Signature.fromBytes(
+    secp256k1.sign(digest, privateKey, { prehash: false, lowS: true, format: 'recovered' }),
+    'recovered',
+  );
+  const rec = sig.recovery;
+  // recovery 2/3 needs R.x ≥ n: probability ~2^-128, and Ethereum cannot encode it.
+  if (rec !== 0 && rec !== 1) throw new SigningError('SIGN_INTERNAL', 'signature has an unencodable recovery id');
+  return { r: sig.r, s: sig.s, yParity: rec };
+}
+
+export function encodeSignature(raw: RawEcdsaSignature): EcdsaSignature {
+  const r = bigintToBytes(raw.r, 32);
+  const s = bigintToBytes(raw.s, 32);
+  const v = (27 + raw.yParity) as 27 | 28;
+  const der = new secp256k1.Signature(raw.r, raw.s).toBytes('der');
+  return {
+    r: hexOf(r),
+    s: hexOf(s),
+    yParity: raw.yParity,
+    v,
+    signature: hexOf(concatBytes(r, s, Uint8Array.of(v))),
+    compact: hexOf(concatBytes(r, s)),
+    der: hexOf(der),
+  };
+}
+
+/** `signer_signDigest`: ECDSA over exactly 32 bytes (Uint8Array or 0x hex). */
+export function signDigest(privateKey: Uint8Array, digest: Uint8Array | string): EcdsaSignature {
+  const key = readPrivateKey(privateKey);
+  const d = readBytes32(digest, 'digest');
+  return encodeSignature(signDigestRaw(key, d));
+}
+
+/** Compressed (33-byte) or uncompressed (65-byte) public key of a validated private key. */
+export function publicKeyOf(privateKey: Uint8Array, compressed = true): Uint8Array {
+  return secp256k1.getPublicKey(readPrivateKey(privateKey), compressed);
+}

@@ -1,0 +1,179 @@
+/**
+ * The parent's keystore: SQLite (better-sqlite3) holding only ciphertext and
+ * public data — keyring records (KMS ciphertext of the data key) and wrapped
+ * key blobs. WAL with synchronous=FULL: a write is acknowledged only after it
+ * is durable, so a crash loses nothing a client was told succeeded.
+ *
+ * Nothing here can sign or decrypt: a thief of this file gets blobs that only
+ * an attested enclave with the keyring's CMK can open.
+ */
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { SignerError } from '../common/errors.js';
+import type { KeyKind, KeyRecord, KeyringRecordWire } from '../common/protocol/enclave-api.js';
+
+export class KeystoreError extends SignerError {}
+
+export interface StoredKey extends KeyRecord {
+  label: string | null;
+  createdAt: string;
+}
+
+export interface Keystore {
+  readonly path: string;
+  putKeyring(r: KeyringRecordWire): void;
+  /** The active keyring (the most recently created one that is not retired). */
+  activeKeyring(): KeyringRecordWire | undefined;
+  replaceKeyring(r: KeyringRecordWire): void;
+  putKey(k: KeyRecord, label?: string): StoredKey;
+  getKey(keyId: string): StoredKey | undefined;
+  getKeyByAddress(address: string): StoredKey | undefined;
+  listKeys(): StoredKey[];
+  countKeys(): number;
+  close(): void;
+}
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS keyrings (
+  keyring_id TEXT PRIMARY KEY,
+  kms_key_id TEXT NOT NULL,
+  data_key_ciphertext BLOB NOT NULL,
+  created_at TEXT NOT NULL,
+  seq INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS keys (
+  key_id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('secp256k1','bip32-seed')),
+  keyring_id TEXT NOT NULL REFERENCES keyrings(keyring_id),
+  public_key TEXT NOT NULL,
+  address TEXT UNIQUE,
+  xpub TEXT,
+  fingerprint TEXT,
+  blob BLOB NOT NULL,
+  label TEXT,
+  created_at TEXT NOT NULL
+);
+`;
+
+const SCHEMA_VERSION = '1';
+
+interface KeyRow {
+  key_id: string;
+  kind: KeyKind;
+  keyring_id: string;
+  public_key: string;
+  address: string | null;
+  xpub: string | null;
+  fingerprint: string | null;
+  blob: Buffer;
+  label: string | null;
+  created_at: string;
+}
+
+function fromRow(r: KeyRow): StoredKey {
+  const k: StoredKey = {
+    keyId: r.key_id,
+    kind: r.kind,
+    keyringId: r.keyring_id,
+    publicKey: r.public_key,
+    blob: new Uint8Array(r.blob),
+    label: r.label,
+    createdAt: r.created_at,
+  };
+  if (r.address !== null) k.address = r.address;
+  if (r.xpub !== null) k.xpub = r.xpub;
+  if (r.fingerprint !== null) k.fingerprint = r.fingerprint;
+  return k;
+}
+
+function wrap<T>(what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof KeystoreError) throw e;
+    const code = (e as { code?: string }).code ?? 'SQLITE_ERROR';
+    const hint =
+      code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED'
+        ? 'another process holds the keystore lock'
+        : code === 'SQLITE_READONLY'
+          ? 'the keystore file or its directory is read-only'
+          : code === 'SQLITE_FULL'
+            ? 'the disk is full'
+            : undefined;
+    throw new KeystoreError('KEYSTORE_UNAVAILABLE', `keystore ${what} failed: ${code}`, hint === undefined ? { cause: e } : { cause: e, hint });
+  }
+}
+
+export function openKeystore(path: string, opts: { readonly?: boolean } = {}): Keystore {
+  const db = wrap('open', () => {
+    if (!opts.readonly) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+    const d = new Database(path, { readonly: opts.readonly === true, fileMustExist: opts.readonly === true, timeout: 2000 });
+    if (!opts.readonly) {
+      d.pragma('journal_mode = WAL');
+      d.pragma('synchronous = FULL');
+      d.pragma('foreign_keys = ON');
+      d.exec(SCHEMA);
+      d.prepare('INSERT OR IGNORE INTO meta (k, v) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
+    }
+    const v = (d.prepare('SELECT v FROM meta WHERE k = ?').get('schema_version') as { v: string } | undefined)?.v;
+    if (v !== SCHEMA_VERSION) throw new KeystoreError('KEYSTORE_VERSION', `keystore schema version ${String(v)} is not ${SCHEMA_VERSION}`);
+    return d;
+  });
+
+  const stmts = {
+    putKeyring: db.prepare(
+      'INSERT INTO keyrings (keyring_id, kms_key_id, data_key_ciphertext, created_at, seq) VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM keyrings))',
+    ),
+    replaceKeyring: db.prepare('UPDATE keyrings SET kms_key_id = ?, data_key_ciphertext = ? WHERE keyring_id = ?'),
+    activeKeyring: db.prepare('SELECT keyring_id, kms_key_id, data_key_ciphertext, created_at FROM keyrings ORDER BY seq DESC LIMIT 1'),
+    putKey: db.prepare(
+      'INSERT INTO keys (key_id, kind, keyring_id, public_key, address, xpub, fingerprint, blob, label, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+    ),
+    getKey: db.prepare('SELECT * FROM keys WHERE key_id = ?'),
+    getKeyByAddress: db.prepare('SELECT * FROM keys WHERE lower(address) = lower(?)'),
+    listKeys: db.prepare('SELECT * FROM keys ORDER BY created_at, key_id'),
+    countKeys: db.prepare('SELECT COUNT(*) AS n FROM keys'),
+  };
+
+  return {
+    path,
+    putKeyring: (r) => wrap('write', () => void stmts.putKeyring.run(r.keyringId, r.kmsKeyId, Buffer.from(r.dataKeyCiphertext), r.createdAt)),
+    replaceKeyring: (r) =>
+      wrap('write', () => {
+        const res = stmts.replaceKeyring.run(r.kmsKeyId, Buffer.from(r.dataKeyCiphertext), r.keyringId);
+        if (res.changes !== 1) throw new KeystoreError('KEYSTORE_NOT_FOUND', `no keyring ${r.keyringId}`);
+      }),
+    activeKeyring: () =>
+      wrap('read', () => {
+        const row = stmts.activeKeyring.get() as { keyring_id: string; kms_key_id: string; data_key_ciphertext: Buffer; created_at: string } | undefined;
+        if (!row) return undefined;
+        return {
+          format: 'enclave-signer/keyring' as const,
+          version: 1 as const,
+          keyringId: row.keyring_id,
+          kmsKeyId: row.kms_key_id,
+          dataKeyCiphertext: new Uint8Array(row.data_key_ciphertext),
+          createdAt: row.created_at,
+        };
+      }),
+    putKey: (k, label) =>
+      wrap('write', () => {
+        const createdAt = new Date().toISOString();
+        stmts.putKey.run(k.keyId, k.kind, k.keyringId, k.publicKey, k.address ?? null, k.xpub ?? null, k.fingerprint ?? null, Buffer.from(k.blob), label ?? null, createdAt);
+        return { ...k, label: label ?? null, createdAt };
+      }),
+    getKey: (id) => wrap('read', () => {
+      const r = stmts.getKey.get(id) as KeyRow | undefined;
+      return r ? fromRow(r) : undefined;
+    }),
+    getKeyByAddress: (a) => wrap('read', () => {
+      const r = stmts.getKeyByAddress.get(a) as KeyRow | undefined;
+      return r ? fromRow(r) : undefined;
+    }),
+    listKeys: () => wrap('read', () => (stmts.listKeys.all() as KeyRow[]).map(fromRow)),
+    countKeys: () => wrap('read', () => (stmts.countKeys.get() as { n: number }).n),
+    close: () => db.close(),
+  };
+}
