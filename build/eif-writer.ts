@@ -9,7 +9,7 @@
  * the measurement then hashes the stored bytes as they are. Doing the same
  * keeps our PCR1 equal to nitro-cli's for the same blobs.
  */
-import { createHash } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { toHex } from '../common/bytes.js';
 import { eifCrc32Parts } from '../attestation/eif/crc.js';
 import { EifError } from '../attestation/eif/errors.js';
@@ -45,7 +45,7 @@ export interface EifInput {
   /** Default 2 like nitro-cli. */
   defaultCpus?: number;
   /** Adds a signature section over PCR0 (and so PCR8). P-384 key, PEM. */
-  sign?: { certPem: string | Uint8Array; keyPem: string };
+  sign?: { certPem: string | Uint8Array; keyPem: string | KeyObject };
 }
 
 export interface WrittenEif {

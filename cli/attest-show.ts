@@ -72,6 +72,7 @@ function hexOrNull(b: Uint8Array | null): string | null {
 function short(hex: string | null): string {
   if (hex === null) return '(none)';
   const n = hex.length / 2;
+  if (n === 0) return '(empty)';
   return n <= 64 ? `${hex} (${n} bytes)` : `${hex.slice(0, 128)}… (${n} bytes)`;
 }
 

@@ -18,7 +18,7 @@ import { packageVersion } from './version.js';
  * "(planned)". To add one: write the module; nothing here needs to change
  * unless the command is new.
  */
-const kmsCommand = group('kms', 'Inspect KMS artifacts and run the local KMS emulator.', [
+const kmsCommand = group('kms', 'Inspect KMS artifacts.', [
   lazyCommand('inspect', 'decode a KMS CiphertextForRecipient (CMS EnvelopedData)', './kms-inspect.js', 'kmsInspect', 'kms inspect'),
 ]);
 const eifCommand = group('eif', 'Enclave image files.', [

@@ -17,7 +17,13 @@ export interface ConnectBridgeOptions extends BridgePeerOptions {
 export async function connectBridge(uri: string, opts: ConnectBridgeOptions): Promise<BridgePeer> {
   const { connect: connectOpts, ...peerOpts } = opts;
   const stream = await connect(uri, connectOpts ?? {});
-  const peer = createBridgePeer(stream, peerOpts);
+  let peer: BridgePeer;
+  try {
+    peer = createBridgePeer(stream, peerOpts);
+  } catch (e) {
+    stream.destroy(); // bad options: do not leak the connection we just opened
+    throw e;
+  }
   await peer.ready; // on rejection the peer has already closed the stream
   return peer;
 }

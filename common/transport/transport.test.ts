@@ -185,7 +185,7 @@ describe('vsock', () => {
   it('parses but is unavailable until a native transport registers (no socket is opened)', async () => {
     const e = await rejectsWith(connect('vsock://3:8000'), 'TRANSPORT_UNAVAILABLE');
     expect(e.message).toContain('vsock://3:8000');
-    expect(e.hint).toContain("registerTransport('vsock'");
+    expect(e.hint).toBeTruthy(); // says how to enable vsock; wording belongs to vsock.ts
     await rejectsWith(listen('vsock://4294967295:5000', () => {}), 'TRANSPORT_UNAVAILABLE');
     // validation still happens first
     await rejectsWith(connect('vsock://3:99999999999'), 'TRANSPORT_BAD_URI');

@@ -18,7 +18,7 @@ describe('ciphertext blobs', () => {
     const blob = sealBlob(header, material, pt, undefined);
     for (let i = 0; i < blob.length; i++) {
       const bad = blob.slice();
-      bad[i] ^= 0x01;
+      bad[i] = bad[i]! ^ 0x01;
       expect(() => openBlob(bad, material, undefined), `byte ${i}`).toThrow(expect.objectContaining({ type: 'InvalidCiphertextException' }));
     }
     expect(() => openBlob(blob.subarray(0, blob.length - 1), material, undefined)).toThrow(expect.objectContaining({ type: 'InvalidCiphertextException' }));
@@ -27,7 +27,7 @@ describe('ciphertext blobs', () => {
   test('encryption context is bound: missing, extra, changed all fail; order does not matter', () => {
     const blob = sealBlob(header, material, pt, { a: '1', b: '2' });
     expect(openBlob(blob, material, { b: '2', a: '1' })).toEqual(pt);
-    for (const ctx of [undefined, { a: '1' }, { a: '1', b: '2', c: '3' }, { a: '1', b: '3' }, { a: '1b', '': '2' }]) {
+    for (const ctx of <(Record<string, string> | undefined)[]>[undefined, { a: '1' }, { a: '1', b: '2', c: '3' }, { a: '1', b: '3' }, { a: '1b', '': '2' }]) {
       expect(() => openBlob(blob, material, ctx)).toThrow(expect.objectContaining({ type: 'InvalidCiphertextException' }));
     }
   });

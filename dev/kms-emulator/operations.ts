@@ -84,7 +84,6 @@ function conditionKeys(ctx: OperationContext, extras: AuthExtras): Map<string, s
     m.set('aws:principalaccount', acct);
     m.set('kms:calleraccount', acct);
   }
-  m.set('aws:currenttime', ctx.now.toISOString());
   if (extras.alias) m.set('kms:requestalias', extras.alias.name);
   for (const [k, v] of Object.entries(extras.encryptionContext ?? {})) {
     const name = `kms:encryptioncontext:${k.toLowerCase()}`;

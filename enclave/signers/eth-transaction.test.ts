@@ -234,8 +234,8 @@ describe('eth_signTransaction: malformed requests are typed errors', () => {
   const base4844 = viemRpcRequest(cases[5]!.tx);
   const base7702 = viemRpcRequest(cases[6]!.tx);
   const table: { name: string; req: unknown; field: string }[] = [
-    { name: 'not an object', req: '0x02', field: '' },
-    { name: 'array', req: [base1559], field: '' },
+    { name: 'not an object', req: '0x02', field: 'transaction' },
+    { name: 'array', req: [base1559], field: 'transaction' },
     { name: 'unknown field', req: { ...base1559, gasLimit: '0x5208' }, field: 'gasLimit' },
     { name: 'unsupported type', req: { ...base1559, type: '0x5' }, field: 'type' },
     { name: 'garbage type', req: { ...base1559, type: 'eip9999' }, field: 'type' },

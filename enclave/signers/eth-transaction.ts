@@ -16,6 +16,8 @@ import { addressFromPrivateKey, readAddress } from './eth-address.js';
 import { guarded, invalidParams, SigningError } from './errors.js';
 import {
   bigintToBytes,
+  describe,
+  isPlainObject,
   hexOf,
   MAX_UINT64,
   quantityHex,
@@ -256,6 +258,8 @@ function readData(req: Record<string, unknown>): Hex {
  * fields as geth does; fields that do not belong to that type are refused.
  */
 export function parseEthTransaction(request: unknown): EthTransaction {
+  if (!isPlainObject(request)) throw invalidParams('transaction', `expected an object, got ${describe(request)}`);
+  // Top-level fields are named bare (`chainId`, not `transaction.chainId`), as clients spell them.
   const req = readObject(request, '', TX_FIELDS);
   if (given(req.blobs) || given(req.sidecars)) {
     throw invalidParams(given(req.blobs) ? 'blobs' : 'sidecars', 'blob sidecars are not signed here', {

@@ -207,6 +207,15 @@ describe('signer_signPsbt refusals', () => {
       field: 'inputs[1].tapBip32Derivation',
     },
     {
+      name: 'P2TR input naming us only in (non-taproot) bip32Derivation',
+      psbt: () =>
+        buildPsbt({
+          tr: { tapBip32Derivation: [], bip32Derivation: [[trKey.publicKey!, { fingerprint: ours, path: btc.bip32Path(TR_PATH) }]] },
+        }).psbt,
+      code: 'SIGN_PSBT_DERIVATION_MISMATCH',
+      field: 'inputs[1].tapBip32Derivation',
+    },
+    {
       name: 'no input names our fingerprint',
       psbt: () => buildPsbt({ wpkh: { bip32Derivation: [] }, tr: { tapBip32Derivation: [] } }).psbt,
       code: 'SIGN_PSBT_NOT_OURS',

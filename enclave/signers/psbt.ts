@@ -97,6 +97,7 @@ function unsupported(index: number, message: string): SigningError {
 
 /** Derives `path` and checks it gives `listed`; returns the node (caller wipes) or throws a mismatch. */
 function deriveChecked(master: HDKey, index: number, field: string, key: OurKey, xonly: boolean): HDKey {
+  if (key.path.length > 255) throw mismatch(index, field, 'derivation path deeper than 255 levels');
   const node = deriveNode(master, key.path);
   const pub = node.publicKey!;
   const derived = xonly ? pub.subarray(1) : pub;
@@ -151,11 +152,15 @@ export function signPsbt(seed: Uint8Array, psbt: unknown, opts: SignPsbtOptions)
           expose: true,
         });
         if (type.type === 'wpkh' && type.last.type === 'wpkh') {
+          if (segwitKeys.length === 0) throw mismatch(i, 'bip32Derivation', 'P2WPKH input names our fingerprint only in tapBip32Derivation');
           const pkh = type.last.hash;
           const at = segwitKeys.findIndex((k) => bytesEqual(hash160(k.listed), pkh));
           if (at < 0) throw mismatch(i, 'bip32Derivation', 'our key is listed but the input does not pay to it');
           chosen = { node: nodes[at]!, key: segwitKeys[at]!, kind: 'p2wpkh' };
         } else if (type.type === 'tr' && type.last.type === 'tr') {
+          if (tapKeys.length === 0) {
+            throw mismatch(i, 'tapBip32Derivation', 'P2TR input names our fingerprint only in bip32Derivation (BIP371 uses tapBip32Derivation)');
+          }
           const outputKey = type.last.pubkey;
           const internal = input.tapInternalKey;
           const at = tapKeys.findIndex((k) => k.leafHashes.length === 0 && internal !== undefined && bytesEqual(k.listed, internal));
@@ -177,8 +182,9 @@ export function signPsbt(seed: Uint8Array, psbt: unknown, opts: SignPsbtOptions)
         }
 
         const priv = chosen.node.privateKey!;
-        const aux = chosen.kind === 'p2tr' ? drawEntropy(opts.entropy, 32) : undefined;
+        let aux: Uint8Array | undefined;
         try {
+          if (chosen.kind === 'p2tr') aux = drawEntropy(opts.entropy, 32);
           const ok = guarded(
             `signing input ${i}`,
             () => tx.signIdx(priv, i, allowedSighash, aux),

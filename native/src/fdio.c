@@ -198,7 +198,7 @@ static void poll_on_event(uv_poll_t *h, int status, int events) {
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   napi_value cb, recv, argv[2];
-  if (napi_get_reference_value(env, ctx->callback, &cb) == napi_ok && cb != NULL && napi_get_undefined(env, &recv) == napi_ok &&
+  if (napi_get_reference_value(env, ctx->callback, &cb) == napi_ok && cb != NULL && napi_get_global(env, &recv) == napi_ok && /* make_callback needs an object receiver */
       napi_create_int32(env, status, &argv[0]) == napi_ok && napi_create_int32(env, events, &argv[1]) == napi_ok) {
     /* make_callback (not call_function): runs queued microtasks/nextTicks afterwards, like node's own I/O callbacks. */
     napi_status s = napi_make_callback(env, ctx->async_context, recv, cb, 2, argv, NULL);

@@ -1,0 +1,84 @@
+/**
+ * `enclave-signer enclave`: the process that runs inside the Nitro enclave
+ * (or, in development, beside the parent with the simulated NSM).
+ */
+import { readFileSync } from 'node:fs';
+import { SIGN_OPS, type SignOp } from '../common/protocol/enclave-api.js';
+import { chooseNsm, startEnclave } from '../enclave/main.js';
+import { parseArgs } from './args.js';
+import { guard } from './command.js';
+import { UsageError } from './errors.js';
+import type { Io } from './io.js';
+import { untilSignal } from './run-until-signal.js';
+
+export const ENCLAVE_USAGE = `Usage: enclave-signer enclave [options]
+
+Runs the enclave side: NSM, KMS client (TLS ends here), keyring, signing workers.
+
+Options:
+  --listen URI         bridge to the parent (default vsock://-1:5000; unix:/path or tcp://127.0.0.1:PORT in dev)
+  --nsm MODE           auto (default: hardware when /dev/nsm exists, else refuse), hardware, simulated
+  --dev-ca DIR         dev CA directory for --nsm simulated
+  --image-id ID        simulated image identity (seeds PCR0/1/2) for --nsm simulated
+  --kms-region R       AWS region (default us-east-1)
+  --kms-pipe URI       where the parent's KMS byte pipe listens (default vsock://3:8000)
+  --kms-endpoint URL   KMS endpoint (default https://kms.<region>.amazonaws.com)
+  --kms-ca FILE        extra trust anchor PEM for the KMS endpoint (dev emulator only)
+  --workers N          signing worker threads (default: one per vCPU)
+  --deny-op OP         refuse this signing operation (repeatable)
+  -h, --help           this help
+`;
+
+const SPEC = {
+  listen: { type: 'string' },
+  nsm: { type: 'string' },
+  'dev-ca': { type: 'string' },
+  'image-id': { type: 'string' },
+  'kms-region': { type: 'string' },
+  'kms-pipe': { type: 'string' },
+  'kms-endpoint': { type: 'string' },
+  'kms-ca': { type: 'string' },
+  workers: { type: 'string' },
+  'deny-op': { type: 'string', multiple: true },
+} as const;
+
+export async function enclave(argv: string[], io: Io): Promise<number> {
+  return guard(ENCLAVE_USAGE, io, 'enclave', async () => {
+    const a = parseArgs(argv, SPEC);
+    if (a.help) {
+      io.stdout(ENCLAVE_USAGE);
+      return 0;
+    }
+    const f = a.flags;
+    const mode = f.nsm ?? 'auto';
+    if (mode !== 'auto' && mode !== 'hardware' && mode !== 'simulated') throw new UsageError(`--nsm must be auto, hardware or simulated`);
+    if (mode === 'simulated' && !f['dev-ca']) throw new UsageError('--nsm simulated needs --dev-ca DIR');
+    const workers = f.workers === undefined ? undefined : Number(f.workers);
+    if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 256)) throw new UsageError('--workers must be 1..256');
+    for (const op of f['deny-op']) if (!SIGN_OPS.includes(op as SignOp)) throw new UsageError(`--deny-op: unknown operation ${op}`);
+    const log = (l: string) => io.stderr(`[enclave] ${l}\n`);
+
+    const nsm = await chooseNsm(mode, async () => {
+      const { loadOrCreateDevCa } = await import('../dev/ca/index.js');
+      const { createSimulatedNsm } = await import('../enclave/nsm/simulated.js');
+      log('DEV MODE: simulated NSM — attestation documents are signed by the dev CA, which production never trusts');
+      return createSimulatedNsm({ ca: loadOrCreateDevCa(f['dev-ca']!), ...(f['image-id'] ? { imageId: f['image-id'] } : {}) });
+    });
+    log(`NSM: ${nsm.kind}`);
+    const region = f['kms-region'] ?? 'us-east-1';
+    const running = await startEnclave({
+      listen: f.listen ?? 'vsock://-1:5000',
+      nsm,
+      kms: {
+        region,
+        pipe: f['kms-pipe'] ?? 'vsock://3:8000',
+        ...(f['kms-endpoint'] ? { endpoint: f['kms-endpoint'] } : {}),
+        ...(f['kms-ca'] ? { caPem: readFileSync(f['kms-ca'], 'utf8') } : {}),
+      },
+      ...(workers ? { workers } : {}),
+      denyOps: f['deny-op'] as SignOp[],
+      log,
+    });
+    return untilSignal(() => running.close(), log);
+  });
+}

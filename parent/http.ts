@@ -1,0 +1,117 @@
+/**
+ * JSON-RPC over HTTP, plus the operational endpoints:
+ *
+ *   POST /          JSON-RPC 2.0 (single or batch); Content-Type must be application/json
+ *   GET  /healthz   200 while the process runs
+ *   GET  /readyz    200 when the enclave is attested and the keyring unlocked, else 503 + reason
+ *   GET  /metrics   Prometheus text format
+ *
+ * Bodies are capped (413 beyond it, without buffering the rest). Requiring
+ * application/json makes any cross-origin browser request a preflighted one,
+ * which this server never approves; on TCP the Host header must name the
+ * loopback listener itself (DNS rebinding).
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Dispatcher } from './dispatch.js';
+import { RPC, errorResponse } from './jsonrpc.js';
+
+export interface HttpHandlerOptions {
+  dispatcher: Dispatcher;
+  maxBodyBytes: number;
+  /** Readiness and its reason, for /readyz. */
+  readiness: () => { ready: boolean; body: Record<string, unknown> };
+  metrics: () => string;
+  /** When set (TCP listener), the Host header must be one of these (lowercase). */
+  allowedHosts?: ReadonlySet<string>;
+}
+
+function send(res: ServerResponse, status: number, body: string, type = 'application/json', extra: Record<string, string> = {}): void {
+  if (res.headersSent || res.destroyed) return;
+  res.writeHead(status, { 'content-type': type, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store', ...extra });
+  res.end(body);
+}
+
+function sendJson(res: ServerResponse, status: number, v: unknown, extra: Record<string, string> = {}): void {
+  send(res, status, `${JSON.stringify(v)}\n`, 'application/json', extra);
+}
+
+/** Answers with an error and closes the connection without reading the rest of the request. */
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, code: number, message: string): void {
+  sendJson(res, status, errorResponse(null, code, message), { connection: 'close' });
+  // Drain what the client is still sending (discarded, never buffered), then hang up.
+  req.resume();
+  const t = setTimeout(() => req.socket.destroy(), 2_000);
+  t.unref();
+  res.once('finish', () => req.socket.end());
+  req.socket.once('close', () => clearTimeout(t));
+}
+
+function isJsonContentType(v: string | undefined): boolean {
+  if (v === undefined) return false;
+  const [type] = v.split(';');
+  return type!.trim().toLowerCase() === 'application/json';
+}
+
+export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => {
+    if (opts.allowedHosts && !opts.allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
+      return sendJson(res, 403, { error: 'forbidden: the Host header must name this loopback listener' });
+    }
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/healthz' || path === '/readyz' || path === '/metrics') {
+      if (req.method !== 'GET' && req.method !== 'HEAD') return sendJson(res, 405, { error: 'method not allowed' }, { allow: 'GET' });
+      if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
+      if (path === '/readyz') {
+        const r = opts.readiness();
+        return sendJson(res, r.ready ? 200 : 503, r.body);
+      }
+      return send(res, 200, opts.metrics(), 'text/plain; version=0.0.4; charset=utf-8');
+    }
+    if (path !== '/') return sendJson(res, 404, { error: 'not found: POST / for JSON-RPC; GET /healthz, /readyz, /metrics' });
+    if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed: JSON-RPC is POST /' }, { allow: 'POST' });
+    if (!isJsonContentType(req.headers['content-type'])) {
+      return refuse(req, res, 415, RPC.INVALID_REQUEST, 'invalid request: Content-Type must be application/json');
+    }
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > opts.maxBodyBytes) {
+      return refuse(req, res, 413, RPC.INVALID_REQUEST, `invalid request: body larger than ${opts.maxBodyBytes} bytes`);
+    }
+
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort(new Error('client disconnected'));
+    });
+
+    const chunks: Buffer[] = [];
+    let size = 0;
+    let over = false;
+    req.on('data', (c: Buffer) => {
+      if (over) return;
+      size += c.length;
+      if (size > opts.maxBodyBytes) {
+        over = true;
+        chunks.length = 0;
+        refuse(req, res, 413, RPC.INVALID_REQUEST, `invalid request: body larger than ${opts.maxBodyBytes} bytes`);
+        return;
+      }
+      chunks.push(c);
+    });
+    req.on('error', () => gone.abort(new Error('request stream failed')));
+    req.on('end', () => {
+      if (over) return;
+      const body = Buffer.concat(chunks);
+      chunks.length = 0;
+      opts.dispatcher.handle(body, gone.signal).then(
+        (answer) => {
+          if (answer === undefined) {
+            if (!res.headersSent && !res.destroyed) {
+              res.writeHead(204, { 'cache-control': 'no-store' });
+              res.end();
+            }
+          } else send(res, 200, `${answer}\n`);
+        },
+        () => sendJson(res, 500, errorResponse(null, RPC.INTERNAL_ERROR, 'internal error')),
+      );
+    });
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * Raw JSON-RPC over a stream socket, as geth's IPC endpoint speaks it: the
+ * client writes JSON values back to back (ethers ends each with "\n", viem
+ * does not), and every request value is answered with exactly one JSON value
+ * followed by "\n" (ethers splits on newlines; viem counts braces, so both
+ * read it). Answers go out as they complete; clients match them by id.
+ *
+ * Bounded: one message is at most `maxMessageBytes` (over it: an error value,
+ * then the connection is closed); at most `maxPending` requests of one
+ * connection run at once (reading pauses meanwhile); reading also pauses
+ * while the client does not read its answers.
+ */
+import type { Duplex } from 'node:stream';
+import { createJsonStreamSplitter } from './json-stream.js';
+import { RPC, errorResponse } from './jsonrpc.js';
+
+export interface IpcOptions {
+  /** Handles one message; resolves with the serialized answer, or undefined for notifications only. */
+  handle(message: Buffer, signal: AbortSignal): Promise<string | undefined>;
+  maxMessageBytes: number;
+  /** Default 64. */
+  maxPending?: number;
+  /** Default 8 MiB. */
+  maxWriteBufferBytes?: number;
+}
+
+/** Serves one connection; `initial` holds bytes already read while sniffing the protocol. */
+export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): void {
+  const maxPending = opts.maxPending ?? 64;
+  const maxWriteBuffer = opts.maxWriteBufferBytes ?? 8 * 1024 * 1024;
+  const splitter = createJsonStreamSplitter(opts.maxMessageBytes);
+  const gone = new AbortController();
+  let pending = 0;
+  let ending = false; // no more requests will be read (client ended, or we are closing)
+  let paused = false;
+
+  const write = (text: string) => {
+    if (socket.destroyed || !socket.writable) return;
+    socket.write(`${text}\n`);
+  };
+
+  const flowControl = () => {
+    const wantPause = pending >= maxPending || socket.writableLength > maxWriteBuffer;
+    if (wantPause && !paused) {
+      paused = true;
+      socket.pause();
+    } else if (!wantPause && paused) {
+      paused = false;
+      socket.resume();
+    }
+  };
+
+  const finishIfDone = () => {
+    if (ending && pending === 0 && !socket.destroyed && socket.writable) socket.end();
+  };
+
+  /** A final error value, then close: after it the byte stream cannot be trusted to be in sync. */
+  const fatal = (code: number, message: string) => {
+    ending = true;
+    socket.removeListener('data', onData);
+    write(JSON.stringify(errorResponse(null, code, message)));
+    socket.end();
+    // Do not wait for a client that never reads.
+    const t = setTimeout(() => socket.destroy(), 1_000);
+    t.unref();
+    socket.once('close', () => clearTimeout(t));
+  };
+
+  function onData(chunk: Buffer): void {
+    if (ending) return;
+    const { values, error } = splitter.push(chunk);
+    for (const v of values) {
+      pending++;
+      opts.handle(v, gone.signal).then(
+        (answer) => {
+          if (answer !== undefined) write(answer);
+        },
+        () => write(JSON.stringify(errorResponse(null, RPC.INTERNAL_ERROR, 'internal error'))),
+      ).finally(() => {
+        pending--;
+        flowControl();
+        finishIfDone();
+      });
+    }
+    if (error) {
+      if (error.kind === 'too_large') fatal(RPC.INVALID_REQUEST, `invalid request: message larger than ${error.limit} bytes; closing the connection`);
+      else fatal(RPC.PARSE_ERROR, 'parse error: expected a JSON object or array; closing the connection');
+      return;
+    }
+    flowControl();
+  }
+
+  socket.on('data', onData);
+  socket.on('drain', flowControl);
+  socket.on('end', () => {
+    ending = true;
+    finishIfDone();
+  });
+  socket.on('error', () => {}); // a reset by the client is its business; 'close' follows
+  socket.on('close', () => gone.abort(new Error('client disconnected')));
+  if (initial.length > 0) onData(initial);
+  socket.resume();
+}

@@ -1,0 +1,115 @@
+/**
+ * JSON-RPC 2.0 envelopes: parsing a payload (single request or batch) into
+ * valid requests and ready-made error responses, and building responses.
+ * Strict about the envelope (exact members, types) because a signer should
+ * not guess what a malformed request meant; params are checked per method.
+ */
+
+export const RPC = {
+  PARSE_ERROR: -32700,
+  INVALID_REQUEST: -32600,
+  METHOD_NOT_FOUND: -32601,
+  INVALID_PARAMS: -32602,
+  INTERNAL_ERROR: -32603,
+  /** Server errors (-32000..-32099). */
+  SERVER_ERROR: -32000,
+  /** EIP-1474 "resource unavailable": enclave not attested / unreachable, keyring locked, keystore failing. */
+  UNAVAILABLE: -32002,
+  /** EIP-1474 "limit exceeded": too many requests in flight. */
+  LIMIT_EXCEEDED: -32005,
+  /** EIP-1193 "user rejected": the enclave's policy denied the request. */
+  DENIED: 4001,
+} as const;
+
+export type RpcId = string | number | null;
+
+export interface RpcErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+export type RpcResponse = { jsonrpc: '2.0'; id: RpcId; result: unknown } | { jsonrpc: '2.0'; id: RpcId; error: RpcErrorObject };
+
+export interface RpcRequest {
+  method: string;
+  params: unknown;
+  /** Absent for notifications. */
+  id?: RpcId;
+}
+
+/** One element of a payload: a valid request, or the error response an invalid one gets. */
+export type RpcItem = { ok: true; request: RpcRequest } | { ok: false; response: RpcResponse };
+
+export type ParsedPayload =
+  | { kind: 'single'; item: RpcItem }
+  | { kind: 'batch'; items: RpcItem[] }
+  /** The whole payload is unusable: answer with this one response. */
+  | { kind: 'invalid'; response: RpcResponse };
+
+const MEMBERS = new Set(['jsonrpc', 'method', 'params', 'id']);
+const MAX_METHOD_LENGTH = 128;
+
+export function errorResponse(id: RpcId, code: number, message: string, data?: unknown): RpcResponse {
+  return { jsonrpc: '2.0', id, error: data === undefined ? { code, message } : { code, message, data } };
+}
+
+export function resultResponse(id: RpcId, result: unknown): RpcResponse {
+  return { jsonrpc: '2.0', id, result };
+}
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function validId(v: unknown): v is RpcId {
+  return v === null || (typeof v === 'string' && v.length <= 256) || (typeof v === 'number' && Number.isFinite(v));
+}
+
+/** Checks one request object. An invalid one is answered with the id we could read, else null. */
+export function parseRequestObject(v: unknown): RpcItem {
+  if (!isObject(v)) return { ok: false, response: errorResponse(null, RPC.INVALID_REQUEST, 'invalid request: expected a JSON-RPC request object') };
+  const id: RpcId = Object.hasOwn(v, 'id') && validId(v.id) ? v.id : null;
+  const invalid = (why: string): RpcItem => ({ ok: false, response: errorResponse(id, RPC.INVALID_REQUEST, `invalid request: ${why}`) });
+  for (const k of Object.keys(v)) if (!MEMBERS.has(k)) return invalid(`unknown member ${JSON.stringify(k.slice(0, 32))}`);
+  if (v.jsonrpc !== '2.0') return invalid('"jsonrpc" must be "2.0"');
+  if (typeof v.method !== 'string' || v.method.length === 0) return invalid('"method" must be a non-empty string');
+  if (v.method.length > MAX_METHOD_LENGTH) return invalid(`"method" is longer than ${MAX_METHOD_LENGTH} characters`);
+  if (Object.hasOwn(v, 'params') && v.params !== undefined && !Array.isArray(v.params) && !isObject(v.params)) {
+    return invalid('"params" must be an array or an object');
+  }
+  if (Object.hasOwn(v, 'id') && !validId(v.id)) return invalid('"id" must be a string, a number or null');
+  const request: RpcRequest = { method: v.method, params: v.params };
+  if (Object.hasOwn(v, 'id')) request.id = v.id as RpcId;
+  return { ok: true, request };
+}
+
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * Parses one payload (an HTTP body, one IPC message). Invalid UTF-8 and
+ * invalid JSON are parse errors (-32700); an empty batch or a batch larger
+ * than `maxBatch` is one invalid-request error (-32600).
+ */
+export function parsePayload(bytes: Uint8Array | string, maxBatch: number): ParsedPayload {
+  let text: string;
+  try {
+    text = typeof bytes === 'string' ? bytes : utf8.decode(bytes);
+  } catch {
+    return { kind: 'invalid', response: errorResponse(null, RPC.PARSE_ERROR, 'parse error: the payload is not valid UTF-8') };
+  }
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch {
+    return { kind: 'invalid', response: errorResponse(null, RPC.PARSE_ERROR, 'parse error: the payload is not valid JSON') };
+  }
+  if (Array.isArray(v)) {
+    if (v.length === 0) return { kind: 'invalid', response: errorResponse(null, RPC.INVALID_REQUEST, 'invalid request: empty batch') };
+    if (v.length > maxBatch) {
+      return { kind: 'invalid', response: errorResponse(null, RPC.INVALID_REQUEST, `invalid request: batch of ${v.length} requests exceeds the limit of ${maxBatch}`) };
+    }
+    return { kind: 'batch', items: v.map(parseRequestObject) };
+  }
+  return { kind: 'single', item: parseRequestObject(v) };
+}

@@ -1,0 +1,353 @@
+/**
+ * The JSON-RPC methods the signing socket serves, and nothing else: every
+ * other name is "method not found" and never reaches the enclave. Each
+ * method reads its params (params.ts), looks the key up in the keystore, and
+ * forwards one enclave call through the gate; the enclave decides and signs.
+ *
+ * Request shapes forwarded in `sign` (common/protocol/enclave-api.ts):
+ *   eth_signTransaction      { tx }                     personal_sign       { message }
+ *   eth_sign                 { data }                   eth_signTypedData_v4 { typedData }
+ *   signer_signDigest        { digest, path? }          signer_signSchnorr  { message, path? }
+ *   signer_signAuthorization { authorization, path? }   signer_signPsbt     { psbt }
+ *   signer_deriveKey         { path }
+ */
+import { parseAttestation } from '../attestation/verify.js';
+import { toHex } from '../common/bytes.js';
+import type { JsonLike } from '../common/cbor-json.js';
+import { asKeyRecord, asRecord, type KeyKind, type KeyRecord, type SignOp } from '../common/protocol/enclave-api.js';
+import { ParentError, invalidParam } from './errors.js';
+import { reasonOf, type Gate } from './gate.js';
+import { KeystoreError, type Keystore, type StoredKey } from './keystore.js';
+import {
+  describe,
+  isPlainObject,
+  named,
+  positional,
+  readAddress,
+  readBase64,
+  readHexBytes,
+  readKeyId,
+  readLabel,
+  readPath,
+  readQuantity,
+} from './params.js';
+
+export interface MethodContext {
+  gate: Gate;
+  keystore: Keystore;
+  keystoreReadonly: boolean;
+  /** Aborted when the client disconnects. */
+  signal: AbortSignal;
+}
+
+export type Method = (params: unknown, ctx: MethodContext) => Promise<unknown>;
+
+/** Largest message / typed-data document forwarded (the HTTP body cap bounds it anyway). */
+const MAX_DATA_BYTES = 512 * 1024;
+
+// ------------------------------------------------------------ keys
+
+/** What clients see of a key: public data only, never the blob. */
+export function publicKeyInfo(k: StoredKey): Record<string, unknown> {
+  const out: Record<string, unknown> = { keyId: k.keyId, kind: k.kind, keyringId: k.keyringId, publicKey: k.publicKey };
+  if (k.address !== undefined) out.address = k.address;
+  if (k.xpub !== undefined) out.xpub = k.xpub;
+  if (k.fingerprint !== undefined) out.fingerprint = k.fingerprint;
+  out.label = k.label;
+  out.createdAt = k.createdAt;
+  return out;
+}
+
+/** The stored key as the enclave API's KeyRecord (exactly its fields). */
+function keyRecordOf(k: StoredKey): KeyRecord {
+  const r: KeyRecord = { keyId: k.keyId, kind: k.kind, keyringId: k.keyringId, publicKey: k.publicKey, blob: k.blob };
+  if (k.address !== undefined) r.address = k.address;
+  if (k.xpub !== undefined) r.xpub = k.xpub;
+  if (k.fingerprint !== undefined) r.fingerprint = k.fingerprint;
+  return r;
+}
+
+function keyById(ctx: MethodContext, v: unknown, field = 'keyId'): StoredKey {
+  const id = readKeyId(v, field);
+  const k = ctx.keystore.getKey(id);
+  if (!k) throw invalidParam(field, 'no key with this id in the keystore', 'signer_listKeys lists the keys');
+  return k;
+}
+
+function keyByAddress(ctx: MethodContext, v: unknown, field: string): StoredKey {
+  const address = readAddress(v, field);
+  const k = ctx.keystore.getKeyByAddress(address);
+  if (!k || k.kind !== 'secp256k1') throw invalidParam(field, 'no secp256k1 key with this address in the keystore', 'eth_accounts lists the addresses');
+  return k;
+}
+
+/** bip32-seed keys sign with a child: a path is required; secp256k1 keys take none. */
+function pathFor(k: StoredKey, v: unknown): string | undefined {
+  if (k.kind === 'secp256k1') {
+    if (v !== undefined) throw invalidParam('path', 'only bip32-seed keys take a derivation path');
+    return undefined;
+  }
+  if (v === undefined) throw invalidParam('path', 'required for bip32-seed keys (the child key to sign with)');
+  return readPath(v);
+}
+
+function needKind(k: StoredKey, kind: KeyKind, method: string): void {
+  if (k.kind !== kind) throw invalidParam('keyId', `${method} needs a ${kind} key, this one is ${k.kind}`);
+}
+
+// ------------------------------------------------------------ results
+
+/** Byte strings in a result become 0x hex (JSON has no bytes). */
+function jsonSafe(v: JsonLike): unknown {
+  if (v instanceof Uint8Array) return `0x${toHex(v)}`;
+  if (Array.isArray(v)) return v.map(jsonSafe);
+  if (v !== null && typeof v === 'object') {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) Object.defineProperty(o, k, { value: jsonSafe(x), enumerable: true, writable: true, configurable: true });
+    return o;
+  }
+  return v;
+}
+
+function badResponse(what: string): ParentError {
+  return new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `the enclave's answer has no valid ${what}`);
+}
+
+function hexField(res: Record<string, unknown>, name: string, bytes?: number): string {
+  const v = res[name];
+  const re = bytes === undefined ? /^0x(?:[0-9a-fA-F]{2})+$/ : new RegExp(`^0x[0-9a-fA-F]{${bytes * 2}}$`);
+  if (typeof v !== 'string' || !re.test(v)) throw badResponse(name);
+  return v;
+}
+
+async function sign(ctx: MethodContext, op: SignOp, key: StoredKey, request: Record<string, unknown>): Promise<Record<string, unknown>> {
+  const unlocked = ctx.gate.keyringId();
+  if (unlocked !== undefined && key.keyringId !== unlocked) {
+    throw new ParentError('PARENT_KEYRING_LOCKED', `key ${key.keyId} belongs to keyring ${key.keyringId}, but keyring ${unlocked} is unlocked`);
+  }
+  const res = await ctx.gate.call('sign', { op, key: keyRecordOf(key), request }, { needKeyring: true, signal: ctx.signal });
+  if (res === null || typeof res !== 'object' || Array.isArray(res) || res instanceof Uint8Array) throw badResponse('result object');
+  return jsonSafe(res) as Record<string, unknown>;
+}
+
+// ------------------------------------------------------------ eth_* methods
+
+const ethAccounts: Method = async (params, ctx) => {
+  positional(params, 0, 0, '(eth_accounts takes no params)');
+  return ctx.keystore
+    .listKeys()
+    .filter((k) => k.kind === 'secp256k1' && k.address !== undefined)
+    .map((k) => k.address);
+};
+
+const ethSignTransaction: Method = async (params, ctx) => {
+  const [tx] = positional(params, 1, 1, '[transaction]');
+  if (!isPlainObject(tx)) throw invalidParam('params[0]', `expected a transaction object, got ${describe(tx)}`);
+  if (tx.from === undefined || tx.from === null) throw invalidParam('from', 'required: the address of the key that signs');
+  readAddress(tx.from, 'from');
+  if (tx.chainId === undefined || tx.chainId === null) {
+    throw invalidParam('chainId', 'required (never defaulted): a transaction is signed for one chain', 'set chainId to the id of the network the transaction is for');
+  }
+  readQuantity(tx.chainId, 'chainId');
+  const key = keyByAddress(ctx, tx.from, 'from');
+  const res = await sign(ctx, 'eth_signTransaction', key, { tx });
+  return hexField(res, 'raw');
+};
+
+const ethSign: Method = async (params, ctx) => {
+  const [address, data] = positional(params, 2, 2, '[address, data]');
+  const key = keyByAddress(ctx, address, 'params[0]');
+  const hex = readHexBytes(data, 'params[1]', { max: MAX_DATA_BYTES });
+  return hexField(await sign(ctx, 'eth_sign', key, { data: hex }), 'signature', 65);
+};
+
+const personalSign: Method = async (params, ctx) => {
+  const [data, address] = positional(params, 2, 2, '[data, address]');
+  if (typeof data !== 'string') throw invalidParam('params[0]', `expected the message as 0x hex or text, got ${describe(data)}`);
+  if (Buffer.byteLength(data) > MAX_DATA_BYTES) throw invalidParam('params[0]', `message larger than ${MAX_DATA_BYTES} bytes`);
+  if (typeof address === 'string' && !/^0x[0-9a-fA-F]{40}$/.test(address) && /^0x[0-9a-fA-F]{40}$/.test(data)) {
+    throw invalidParam('params[1]', 'expected the signing address', 'personal_sign takes [data, address] (eth_sign takes [address, data])');
+  }
+  const key = keyByAddress(ctx, address, 'params[1]');
+  return hexField(await sign(ctx, 'personal_sign', key, { message: data }), 'signature', 65);
+};
+
+const ethSignTypedDataV4: Method = async (params, ctx) => {
+  const [address, raw] = positional(params, 2, 2, '[address, typedData]');
+  const key = keyByAddress(ctx, address, 'params[0]');
+  let typedData: unknown = raw;
+  if (typeof raw === 'string') {
+    if (raw.length > MAX_DATA_BYTES) throw invalidParam('params[1]', `typed data larger than ${MAX_DATA_BYTES} characters`);
+    try {
+      typedData = JSON.parse(raw);
+    } catch {
+      throw invalidParam('params[1]', 'typed data is not valid JSON');
+    }
+  }
+  if (!isPlainObject(typedData)) throw invalidParam('params[1]', `expected the EIP-712 typed data (object or JSON string), got ${describe(typedData)}`);
+  return hexField(await sign(ctx, 'eth_signTypedData_v4', key, { typedData }), 'signature', 65);
+};
+
+// ------------------------------------------------------------ signer_* methods
+
+function readKind(v: unknown): KeyKind {
+  if (v === undefined) return 'secp256k1';
+  if (v !== 'secp256k1' && v !== 'bip32-seed') throw invalidParam('kind', 'must be "secp256k1" or "bip32-seed"');
+  return v;
+}
+
+const createKey: Method = async (params, ctx) => {
+  const p = named(params, ['kind', 'label']);
+  const kind = readKind(p.kind);
+  const label = p.label === undefined ? undefined : readLabel(p.label);
+  if (ctx.keystoreReadonly) {
+    throw new KeystoreError('KEYSTORE_UNAVAILABLE', 'the keystore is open read-only: keys cannot be created here', { hint: 'create keys on a parent started without --keystore-readonly' });
+  }
+  // No client signal: once the enclave made the key, it is stored even if the client left.
+  const res = await ctx.gate.call('key.create', { kind }, { needKeyring: true });
+  let rec: KeyRecord;
+  try {
+    rec = asKeyRecord(res, 'key.create result');
+  } catch (e) {
+    throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', (e as Error).message, { cause: e });
+  }
+  const expectRing = ctx.gate.keyringId();
+  if (rec.kind !== kind) throw badResponse(`kind (asked for ${kind}, got ${rec.kind})`);
+  if (expectRing !== undefined && rec.keyringId !== expectRing) throw badResponse('keyringId (not the unlocked keyring)');
+  if (kind === 'secp256k1' && (rec.address === undefined || !/^0x[0-9a-fA-F]{40}$/.test(rec.address))) throw badResponse('address');
+  if (kind === 'bip32-seed' && (rec.xpub === undefined || rec.fingerprint === undefined)) throw badResponse('xpub and fingerprint');
+  if (ctx.keystore.getKey(rec.keyId)) throw badResponse(`keyId (${rec.keyId} already exists)`);
+  return publicKeyInfo(ctx.keystore.putKey(rec, label));
+};
+
+const listKeys: Method = async (params, ctx) => {
+  const p = named(params, ['kind']);
+  const kind = p.kind === undefined ? undefined : readKind(p.kind);
+  return ctx.keystore
+    .listKeys()
+    .filter((k) => kind === undefined || k.kind === kind)
+    .map(publicKeyInfo);
+};
+
+const getKey: Method = async (params, ctx) => publicKeyInfo(keyById(ctx, named(params, ['keyId']).keyId));
+
+const deriveKey: Method = async (params, ctx) => {
+  const p = named(params, ['keyId', 'path']);
+  const key = keyById(ctx, p.keyId);
+  needKind(key, 'bip32-seed', 'signer_deriveKey');
+  if (p.path === undefined) throw invalidParam('path', 'required');
+  return sign(ctx, 'signer_deriveKey', key, { path: readPath(p.path) });
+};
+
+const signDigest: Method = async (params, ctx) => {
+  const p = named(params, ['keyId', 'digest', 'path']);
+  const key = keyById(ctx, p.keyId);
+  const digest = readHexBytes(p.digest, 'digest', { length: 32 });
+  const path = pathFor(key, p.path);
+  return sign(ctx, 'signer_signDigest', key, path === undefined ? { digest } : { digest, path });
+};
+
+const signSchnorr: Method = async (params, ctx) => {
+  const p = named(params, ['keyId', 'message', 'path']);
+  const key = keyById(ctx, p.keyId);
+  const message = readHexBytes(p.message, 'message', { length: 32 });
+  const path = pathFor(key, p.path);
+  return sign(ctx, 'signer_signSchnorr', key, path === undefined ? { message } : { message, path });
+};
+
+const signPsbt: Method = async (params, ctx) => {
+  const p = named(params, ['keyId', 'psbt']);
+  const key = keyById(ctx, p.keyId);
+  needKind(key, 'bip32-seed', 'signer_signPsbt');
+  return sign(ctx, 'signer_signPsbt', key, { psbt: readBase64(p.psbt, 'psbt', MAX_DATA_BYTES) });
+};
+
+const signAuthorization: Method = async (params, ctx) => {
+  const p = named(params, ['keyId', 'account', 'chainId', 'address', 'contractAddress', 'nonce', 'path']);
+  if ((p.keyId === undefined) === (p.account === undefined)) throw invalidParam('keyId', 'give exactly one of keyId or account (the signing address)');
+  const key = p.keyId !== undefined ? keyById(ctx, p.keyId) : keyByAddress(ctx, p.account, 'account');
+  if (p.chainId === undefined) throw invalidParam('chainId', 'required (never defaulted)');
+  if (p.nonce === undefined) throw invalidParam('nonce', 'required');
+  if ((p.address === undefined) === (p.contractAddress === undefined)) throw invalidParam('address', 'give exactly one of address or contractAddress (the delegate contract)');
+  const authorization = {
+    chainId: readQuantity(p.chainId, 'chainId'),
+    address: p.address !== undefined ? readAddress(p.address, 'address') : readAddress(p.contractAddress, 'contractAddress'),
+    nonce: readQuantity(p.nonce, 'nonce'),
+  };
+  const path = pathFor(key, p.path);
+  return sign(ctx, 'signer_signAuthorization', key, path === undefined ? { authorization } : { authorization, path });
+};
+
+const attest: Method = async (params, ctx) => {
+  const p = named(params, ['nonce', 'userData']);
+  if (p.nonce === undefined) throw invalidParam('nonce', 'required: 16..512 bytes of your own randomness, as 0x hex');
+  const nonce = Buffer.from(readHexBytes(p.nonce, 'nonce', { min: 16, max: 512 }).slice(2), 'hex');
+  const userData = p.userData === undefined ? undefined : Buffer.from(readHexBytes(p.userData, 'userData', { max: 512 }).slice(2), 'hex');
+  const res = await ctx.gate.call('attest', userData ? { nonce, userData } : { nonce }, { needKeyring: false, signal: ctx.signal });
+  const document = (res as Record<string, unknown> | null)?.document;
+  if (!(document instanceof Uint8Array)) throw badResponse('document');
+  const out: Record<string, unknown> = { document: Buffer.from(document).toString('base64') };
+  // A convenience only: the caller must verify the document itself (this host is not trusted).
+  try {
+    const a = ctx.gate.verifier(document, nonce);
+    out.verifiedByParent = { ok: true, ...a };
+  } catch (e) {
+    out.verifiedByParent = { ok: false, error: reasonOf(e).reason };
+    try {
+      const d = parseAttestation(document).doc;
+      out.moduleId = d.moduleId;
+    } catch {
+      // unparseable: the error above says so
+    }
+  }
+  return out;
+};
+
+const status: Method = async (params, ctx) => {
+  named(params, []);
+  const s = ctx.gate.snapshot();
+  let enclave: unknown = null;
+  if (s.gate.state === 'ready') {
+    try {
+      const r = await ctx.gate.call('status', {}, { needKeyring: false, signal: ctx.signal, deadlineMs: 5_000 });
+      enclave = jsonSafe(asRecord(r, 'status result') as JsonLike);
+    } catch (e) {
+      enclave = { error: reasonOf(e).reason };
+    }
+  }
+  let keys: number | null = null;
+  try {
+    keys = ctx.keystore.countKeys();
+  } catch {
+    // reported as null: the keystore's trouble shows in the request that needs it
+  }
+  return {
+    ready: s.ready,
+    gate: s.gate,
+    keyring: s.keyring,
+    attestation: s.attestation ?? null,
+    attestationAgeSeconds: s.attestationAgeSeconds ?? null,
+    lastFailure: s.lastFailure ?? null,
+    reconnects: s.reconnects,
+    keys,
+    enclave,
+  };
+};
+
+export const METHODS: ReadonlyMap<string, Method> = new Map<string, Method>([
+  ['eth_accounts', ethAccounts],
+  ['eth_signTransaction', ethSignTransaction],
+  ['eth_sign', ethSign],
+  ['personal_sign', personalSign],
+  ['eth_signTypedData_v4', ethSignTypedDataV4],
+  ['signer_createKey', createKey],
+  ['signer_listKeys', listKeys],
+  ['signer_getKey', getKey],
+  ['signer_deriveKey', deriveKey],
+  ['signer_signDigest', signDigest],
+  ['signer_signSchnorr', signSchnorr],
+  ['signer_signPsbt', signPsbt],
+  ['signer_signAuthorization', signAuthorization],
+  ['signer_attest', attest],
+  ['signer_status', status],
+]);

@@ -1,0 +1,65 @@
+/**
+ * What a client sees when a method fails. Errors are mapped by `code` alone
+ * (never by parsing messages); `data.code` carries the stable code so clients
+ * can branch on it, `data.hint` what to do about it. Anything that is not a
+ * SignerError is a bug and is reported as a bare internal error: no stack
+ * traces, no library messages.
+ */
+import { isSignerError } from '../common/errors.js';
+import { RPC, type RpcErrorObject } from './jsonrpc.js';
+
+export type Outcome = 'ok' | 'invalid_request' | 'not_found' | 'invalid_params' | 'denied' | 'unavailable' | 'busy' | 'error';
+
+/** Enclave/parent codes that mean "the request itself is wrong". */
+const INVALID_PARAMS_CODES = new Set([
+  'PARENT_INVALID_PARAMS',
+  'INVALID_PARAMS',
+  'SIGN_INVALID_PARAMS',
+  'SIGN_FROM_MISMATCH',
+  'SIGN_PSBT_INVALID',
+  'SIGN_PSBT_NOT_OURS',
+  'SIGN_PSBT_DERIVATION_MISMATCH',
+  'SIGN_PSBT_UNSUPPORTED_INPUT',
+]);
+
+/** The enclave's policy point said no. */
+const DENIED_CODES = new Set(['POLICY_DENIED', 'POLICY_UNAVAILABLE', 'AUDIT_UNAVAILABLE']);
+
+const UNAVAILABLE_CODES = new Set([
+  'PARENT_NOT_ATTESTED',
+  'PARENT_ENCLAVE_UNAVAILABLE',
+  'PARENT_KEYRING_LOCKED',
+  'KEYSTORE_UNAVAILABLE',
+  'KEYSTORE_VERSION',
+  'KEYRING_LOCKED',
+  'KMS_NO_CREDENTIALS',
+]);
+
+const BUSY_CODES = new Set(['PARENT_BUSY', 'BRIDGE_BUSY']);
+
+export interface MappedError {
+  error: RpcErrorObject;
+  outcome: Outcome;
+}
+
+export function toRpcError(e: unknown): MappedError {
+  if (!isSignerError(e)) return { error: { code: RPC.INTERNAL_ERROR, message: 'internal error' }, outcome: 'error' };
+  const data: Record<string, string> = { code: e.code };
+  if (e.hint !== undefined) data.hint = e.hint;
+  const field = (e as { field?: unknown }).field;
+  if (typeof field === 'string') data.field = field;
+  const message = e.message;
+  if (INVALID_PARAMS_CODES.has(e.code)) return { error: { code: RPC.INVALID_PARAMS, message: `invalid params: ${message}`, data }, outcome: 'invalid_params' };
+  if (DENIED_CODES.has(e.code)) {
+    // The enclave's policy messages start with "denied:"; make sure every denial says so.
+    return { error: { code: RPC.DENIED, message: /\bdenied\b/i.test(message) ? message : `denied: ${message}`, data }, outcome: 'denied' };
+  }
+  if (UNAVAILABLE_CODES.has(e.code)) return { error: { code: RPC.UNAVAILABLE, message, data }, outcome: 'unavailable' };
+  if (BUSY_CODES.has(e.code)) return { error: { code: RPC.LIMIT_EXCEEDED, message: `busy: ${message}`, data }, outcome: 'busy' };
+  if (e.code === 'BRIDGE_CANCELLED') return { error: { code: RPC.SERVER_ERROR, message: 'request cancelled', data }, outcome: 'error' };
+  if (e.code === 'INTERNAL' || e.code === 'SIGN_INTERNAL') {
+    return { error: { code: RPC.INTERNAL_ERROR, message: `enclave internal error: ${message}`, data }, outcome: 'error' };
+  }
+  // Everything else the enclave or parent refused for a reason of its own (KMS, worker, PSBT signing, …).
+  return { error: { code: RPC.SERVER_ERROR, message, data }, outcome: 'error' };
+}
