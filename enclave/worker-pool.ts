@@ -42,9 +42,14 @@ export interface WorkerPool {
   close(): Promise<void>;
 }
 
-/** The compiled worker; under vitest (TypeScript sources) the build in dist/ is used. */
+/**
+ * The worker beside this module: worker.js in dist/, worker.mjs beside the
+ * image bundle (/app/enclave.mjs); under vitest (TypeScript sources) the build
+ * in dist/ is used.
+ */
 function workerPath(): string {
   const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.mjs')) return join(dirname(here), 'worker.mjs');
   if (here.endsWith('.js')) return join(dirname(here), 'worker.js');
   const built = resolve(dirname(here), '..', 'dist', 'enclave', 'worker.js');
   if (!existsSync(built)) throw new SignerError('WORKER_MISSING', `signing worker not built: ${built}`, { hint: 'run npm run build' });

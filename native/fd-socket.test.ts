@@ -11,10 +11,18 @@ import { FdSocket } from './fd-socket.js';
 
 const addon = loadNativeAddon();
 
+const closed = new WeakMap<FdSocket, Promise<unknown>>();
+
 function pair(opts: { allowHalfOpen?: boolean; readableHighWaterMark?: number } = {}): [FdSocket, FdSocket] {
   const [a, b] = addon.socketPair();
-  return [new FdSocket(addon, a, opts), new FdSocket(addon, b, opts)];
+  const socks: [FdSocket, FdSocket] = [new FdSocket(addon, a, opts), new FdSocket(addon, b, opts)];
+  // Listen for 'close' from the start: it can fire in the same tick as 'end' or 'error'
+  // (and not with events.once, which rejects on 'error').
+  for (const s of socks) closed.set(s, new Promise((resolve) => s.once('close', resolve)));
+  return socks;
 }
+
+const closeOf = (s: FdSocket) => closed.get(s)!;
 
 function collect(s: FdSocket): Promise<Buffer> {
   const chunks: Buffer[] = [];
@@ -37,7 +45,7 @@ describe('FdSocket', () => {
     expect((await gotB).toString()).toBe('hello world');
     // allowHalfOpen false (net.Socket's default): b ends its side when a's ends.
     expect((await gotA).length).toBe(0);
-    await Promise.all([once(a, 'close'), once(b, 'close')]);
+    await Promise.all([closeOf(a), closeOf(b)]);
     expect(a.fd).toBe(-1);
     expect(b.fd).toBe(-1);
     expect(a.bytesWritten).toBe(11);
@@ -52,7 +60,7 @@ describe('FdSocket', () => {
     const gotA = collect(a);
     b.end('answer after the peer finished writing');
     expect((await gotA).toString()).toBe('answer after the peer finished writing');
-    await Promise.all([once(a, 'close'), once(b, 'close')]);
+    await Promise.all([closeOf(a), closeOf(b)]);
   });
 
   it('moves 8 MiB intact with backpressure on both sides', async () => {
@@ -112,7 +120,7 @@ describe('FdSocket', () => {
   it('a peer that goes away is an error event, never a crash', async () => {
     const [a, b] = pair();
     b.destroy();
-    await once(b, 'close');
+    await closeOf(b);
     const err = once(a, 'error');
     // Keep writing: the kernel answers EPIPE (or ECONNRESET) once it knows the peer is gone.
     const big = Buffer.alloc(1 << 20);
@@ -120,7 +128,7 @@ describe('FdSocket', () => {
     a.write(big);
     const [e] = (await err) as [NodeJS.ErrnoException];
     expect(['EPIPE', 'ECONNRESET']).toContain(e.code);
-    await once(a, 'close');
+    await closeOf(a);
     expect(a.fd).toBe(-1);
   });
 
@@ -142,9 +150,9 @@ describe('FdSocket', () => {
     await tick();
     expect(a.writableLength).toBeGreaterThan(0);
     a.destroy();
-    await once(a, 'close');
+    await closeOf(a);
     expect(a.fd).toBe(-1);
     b.destroy();
-    await once(b, 'close');
+    await closeOf(b);
   });
 });

@@ -5,12 +5,14 @@
  * TCP), node:http over the Unix socket, and curl --unix-socket.
  */
 import { execFile } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { IpcSocketProvider, Transaction, verifyMessage as ethersVerifyMessage, verifyTypedData as ethersVerifyTypedData } from 'ethers';
-import { createWalletClient, http, ipc, recoverTransactionAddress, verifyMessage, verifyTypedData, type Hex } from 'viem';
+import { createClient, createWalletClient, http, walletActions, recoverTransactionAddress, verifyMessage, verifyTypedData, type Hex } from 'viem';
+import { ipc } from 'viem/node';
 import { mainnet } from 'viem/chains';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { rpc, startRig, type Rig } from './test-helpers.js';
@@ -101,7 +103,6 @@ describe('viem', () => {
       });
       expect(await recoverTransactionAddress({ serializedTransaction: raw as never })).toBe(address);
     } finally {
-      const { getSocketRpcClient: _ } = { getSocketRpcClient: null };
       (await client.transport.getRpcClient()).close();
     }
   });
@@ -111,12 +112,15 @@ describe('viem', () => {
     try {
       // Unmodified viem asks the node for eth_chainId first; a signer is not a node.
       await expect(base.signTransaction({ account: address, to: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8', value: 1n, nonce: 0, gas: 21000n, maxFeePerGas: 10n ** 9n, maxPriorityFeePerGas: 1n })).rejects.toThrow(
-        /not served by this signer|not supported/i,
+        /eth_chainId.*does not exist|not served by this signer/i,
       );
-      // viem's documented action override: the chain id comes from the caller's own config.
-      const client = base.extend(() => ({ getChainId: async () => mainnet.id }));
+      // viem's action override (getAction): the chain id comes from the caller's own config.
+      const client = createClient({ chain: mainnet, transport: ipc(r.socket) })
+        .extend(() => ({ getChainId: async () => mainnet.id }))
+        .extend(walletActions);
       const raw = await client.signTransaction({ account: address, to: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8', value: 1n, nonce: 0, gas: 21000n, maxFeePerGas: 10n ** 9n, maxPriorityFeePerGas: 1n });
       expect(await recoverTransactionAddress({ serializedTransaction: raw })).toBe(address);
+      (await client.transport.getRpcClient()).close();
     } finally {
       (await base.transport.getRpcClient()).close();
     }
@@ -136,15 +140,20 @@ describe('viem', () => {
   });
 
   it('the TCP listener refuses a foreign Host header (DNS rebinding)', async () => {
-    const port = new URL(r.parent.httpUrl!).port;
-    const res = await fetch(`http://127.0.0.1:${port}/`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', host: 'evil.example' },
-      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'eth_accounts' }),
-    });
-    expect(res.status).toBe(403);
-    const ok = await fetch(`http://localhost:${port}/readyz`);
-    expect(ok.status).toBe(200);
+    const url = new URL(r.parent.httpUrl!);
+    const status = (host: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port: Number(url.port), method: 'GET', path: '/readyz', headers: { host }, agent: false }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    expect(await status('evil.example')).toBe(403);
+    expect(await status(`evil.example:${url.port}`)).toBe(403);
+    expect(await status(`localhost:${url.port}`)).toBe(200);
+    expect(await status(`127.0.0.1:${url.port}`)).toBe(200);
   });
 });
 

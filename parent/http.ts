@@ -35,15 +35,40 @@ function sendJson(res: ServerResponse, status: number, v: unknown, extra: Record
   send(res, status, `${JSON.stringify(v)}\n`, 'application/json', extra);
 }
 
-/** Answers with an error and closes the connection without reading the rest of the request. */
+/** Most of a refused body we read (and discard) so the client can read our answer. */
+const DRAIN_LIMIT = 16 * 1024 * 1024;
+const DRAIN_MS = 5_000;
+
+/**
+ * Answers with an error and closes the connection. The rest of the body is
+ * read and discarded first (never buffered; at most DRAIN_LIMIT bytes or
+ * DRAIN_MS), because a client still writing its body into a closed socket
+ * gets EPIPE instead of our answer.
+ */
 function refuse(req: IncomingMessage, res: ServerResponse, status: number, code: number, message: string): void {
-  sendJson(res, status, errorResponse(null, code, message), { connection: 'close' });
-  // Drain what the client is still sending (discarded, never buffered), then hang up.
+  let answered = false;
+  const answer = () => {
+    if (answered) return;
+    answered = true;
+    clearTimeout(timer);
+    req.removeListener('data', discard);
+    sendJson(res, status, errorResponse(null, code, message), { connection: 'close' });
+  };
+  let drained = 0;
+  const discard = (c: Buffer) => {
+    drained += c.length;
+    if (drained > DRAIN_LIMIT) {
+      answer();
+      req.socket.destroy();
+    }
+  };
+  const timer = setTimeout(answer, DRAIN_MS);
+  timer.unref();
+  if (req.complete) return answer();
+  req.on('data', discard);
+  req.once('end', answer);
+  req.once('error', answer);
   req.resume();
-  const t = setTimeout(() => req.socket.destroy(), 2_000);
-  t.unref();
-  res.once('finish', () => req.socket.end());
-  req.socket.once('close', () => clearTimeout(t));
 }
 
 function isJsonContentType(v: string | undefined): boolean {

@@ -33,6 +33,8 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
   let pending = 0;
   let ending = false; // no more requests will be read (client ended, or we are closing)
   let paused = false;
+  /** Set once the stream is unusable: sent after the answers still owed, then the connection ends. */
+  let fatalError: string | undefined;
 
   const write = (text: string) => {
     if (socket.destroyed || !socket.writable) return;
@@ -51,17 +53,23 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
   };
 
   const finishIfDone = () => {
-    if (ending && pending === 0 && !socket.destroyed && socket.writable) socket.end();
+    if (!ending || pending > 0 || socket.destroyed || !socket.writable) return;
+    if (fatalError !== undefined) write(fatalError);
+    socket.end();
   };
 
-  /** A final error value, then close: after it the byte stream cannot be trusted to be in sync. */
+  /**
+   * A final error value, then close: after it the byte stream cannot be
+   * trusted to be in sync. Requests already read are answered first.
+   */
   const fatal = (code: number, message: string) => {
     ending = true;
+    fatalError = JSON.stringify(errorResponse(null, code, message));
     socket.removeListener('data', onData);
-    write(JSON.stringify(errorResponse(null, code, message)));
-    socket.end();
-    // Do not wait for a client that never reads.
-    const t = setTimeout(() => socket.destroy(), 1_000);
+    socket.resume(); // discard what else arrives; nothing more is parsed
+    finishIfDone();
+    // Do not wait long for a client that never reads.
+    const t = setTimeout(() => socket.destroy(), 5_000);
     t.unref();
     socket.once('close', () => clearTimeout(t));
   };

@@ -61,6 +61,13 @@ export function createJsonStreamSplitter(maxBytes: number): JsonStreamSplitter {
           depth = 1;
           continue;
         }
+        // Checked as we go (strings included), so an endless value never grows past the cap.
+        if (held + (i + 1 - start) > maxBytes) {
+          failed = { kind: 'too_large', limit: maxBytes };
+          parts = [];
+          held = 0;
+          return { values, error: failed };
+        }
         if (inString) {
           if (escaped) escaped = false;
           else if (b === BACKSLASH) escaped = true;
@@ -72,25 +79,11 @@ export function createJsonStreamSplitter(maxBytes: number): JsonStreamSplitter {
         else if (b === CLOSE_OBJ || b === CLOSE_ARR) {
           depth--;
           if (depth === 0) {
-            const tail = chunk.subarray(start, i + 1);
-            if (held + tail.length > maxBytes) {
-              failed = { kind: 'too_large', limit: maxBytes };
-              parts = [];
-              held = 0;
-              return { values, error: failed };
-            }
-            values.push(Buffer.concat([...parts, tail]));
+            values.push(Buffer.concat([...parts, chunk.subarray(start, i + 1)]));
             parts = [];
             held = 0;
             start = -1;
           }
-        }
-        // Checked as we go, so an endless value never grows past the cap.
-        if (depth > 0 && held + (i + 1 - start) > maxBytes) {
-          failed = { kind: 'too_large', limit: maxBytes };
-          parts = [];
-          held = 0;
-          return { values, error: failed };
         }
       }
       if (depth > 0 && start !== -1) {

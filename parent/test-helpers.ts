@@ -239,8 +239,8 @@ export async function rpc(socketPath: string, method: string, params?: unknown):
   return JSON.parse(r.body);
 }
 
-/** Sends raw bytes over IPC and collects `count` newline-terminated answers (or until the server closes). */
-export function ipcExchange(socketPath: string, payload: string | Buffer, count: number, timeoutMs = 10_000): Promise<{ lines: string[]; closed: boolean }> {
+/** Sends raw bytes over IPC and collects `count` newline-terminated answers (or, with `untilClose`, everything until the server closes). */
+export function ipcExchange(socketPath: string, payload: string | Buffer, count: number, timeoutMs = 10_000, untilClose = false): Promise<{ lines: string[]; closed: boolean }> {
   return new Promise((resolve, reject) => {
     const sock = netConnect({ path: socketPath });
     let buf = '';
@@ -263,7 +263,7 @@ export function ipcExchange(socketPath: string, payload: string | Buffer, count:
         lines.push(buf.slice(0, nl));
         buf = buf.slice(nl + 1);
       }
-      if (lines.length >= count) done();
+      if (lines.length >= count && !untilClose) done();
     });
     sock.on('error', () => {});
     sock.on('close', () => {
