@@ -5,3 +5,5 @@ export { verifyAttestation, parseAttestation, isDebugDocument, MAX_DOCUMENT_BYTE
 export { awsNitroRoot, trustRoot, pemToDer, derToPem, sha256Fingerprint, AWS_NITRO_ROOT_G1_FINGERPRINT } from './roots.js';
 export { clearChainCache } from './chain.js';
 export { signCoseSign1, parseCoseSign1, verifyCoseSign1 } from './cose.js';
+export * from './manifest.js';
+export * from './eif/index.js';

@@ -6,7 +6,7 @@
 #
 # usage: build/check-reproducible.sh [--blobs DIR] [build-eif.sh options…]
 #   --blobs defaults to .cache/test-blobs (made by build/test-blobs.sh if absent);
-#   --entry defaults to enclave/main.ts, or build/testdata/hello-entry.ts until that exists.
+#   --entry defaults to enclave/image-main.ts (what build-eif.sh bundles).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,7 +28,7 @@ if [[ -z $BLOBS ]]; then
 fi
 BLOBS=$(cd "$BLOBS" && pwd)
 if [[ -z $ENTRY ]]; then
-  if [[ -f enclave/main.ts ]]; then ENTRY=enclave/main.ts; else ENTRY=build/testdata/hello-entry.ts; fi
+  ENTRY=enclave/image-main.ts
 fi
 # Resolve key/cert paths now: the builds run in other directories.
 for i in "${!PASS[@]}"; do

@@ -35,8 +35,8 @@ export interface RunningEnclave {
 export async function chooseNsm(mode: 'auto' | 'hardware' | 'simulated', simulated: () => Promise<Nsm>): Promise<Nsm> {
   if (mode === 'simulated') return simulated();
   if (mode === 'hardware' || existsSync(NSM_DEVICE)) {
-    const mod = './nsm/hardware.js'; // loaded only on Nitro: it needs the native addon
-    const { openHardwareNsm } = (await import(mod)) as { openHardwareNsm: () => Nsm };
+    // Loaded only when used: it needs the native addon. A literal path so the image bundle includes it.
+    const { openHardwareNsm } = await import('./nsm/hardware.js');
     return openHardwareNsm();
   }
   throw new SignerError('NSM_UNAVAILABLE', `${NSM_DEVICE} does not exist: this is not a Nitro enclave`, {

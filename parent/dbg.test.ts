@@ -1,0 +1,22 @@
+import { mkdtempSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { it } from 'vitest';
+import { createDevCa } from '../dev/ca/index.js';
+import { startRig } from './test-helpers.js';
+it('dbg', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'dbg-'));
+  const ca = createDevCa();
+  const r = await startRig({ dir, noEnclave: true, enclave: { ca } });
+  const path = r.enclaveUri.slice('unix:'.length);
+  let n = 0;
+  const garbage = createServer((s) => { n++; s.on('error', () => {}); s.write(Buffer.from('\x00\x00\x00\x05hello, this is not CBOR at all \xff\xfe')); });
+  await new Promise<void>((res) => garbage.listen(path, res));
+  await new Promise((res) => setTimeout(res, 3000));
+  console.log(n, r.logs, JSON.stringify(r.parent.state()));
+  const t0 = Date.now();
+  await new Promise<void>((res) => garbage.close(() => res()));
+  console.log('closed in', Date.now() - t0);
+  await r.close();
+}, 60000);
