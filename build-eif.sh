@@ -173,9 +173,9 @@ fi
 
 step 5 "application rootfs, cmd, env"
 # Production defaults: hardware NSM (refuses to start without /dev/nsm), bridge on vsock 5000, KMS pipe at the parent (CID 3) port 8000.
-printf '%s\n' /bin/node /app/enclave.mjs --listen vsock://-1:5000 --nsm auto --kms-pipe vsock://3:8000 > "$STAGE/cmd"
+printf '%s\n' /bin/node /app/enclave.mjs --listen vsock://4294967295:5000 --nsm auto --kms-pipe vsock://3:8000 > "$STAGE/cmd"
 # HOME: there is no /etc/passwd, and libraries such as the AWS SDK call os.homedir().
-printf '%s\n' PATH=/bin HOME=/ NODE_ENV=production > "$STAGE/env"
+printf '%s\n' PATH=/bin HOME=/ NODE_ENV=production ENCLAVE_SIGNER_NATIVE_ADDON=/app/native/enclave_native.node > "$STAGE/env"
 if [[ $(id -u) == 0 ]] && command -v chroot >/dev/null; then
   # The image's node with the image's libraries, nothing from the host.
   v=$(chroot "$STAGE/rootfs" /bin/node --version) || die "the staged rootfs cannot run its own node"

@@ -16,7 +16,7 @@ export const ENCLAVE_USAGE = `Usage: enclave-signer enclave [options]
 Runs the enclave side: NSM, KMS client (TLS ends here), keyring, signing workers.
 
 Options:
-  --listen URI         bridge to the parent (default vsock://-1:5000; unix:/path or tcp://127.0.0.1:PORT in dev)
+  --listen URI         bridge to the parent (default vsock://4294967295:5000; unix:/path or tcp://127.0.0.1:PORT in dev)
   --nsm MODE           auto (default: hardware when /dev/nsm exists, else refuse), hardware, simulated
   --dev-ca DIR         dev CA directory for --nsm simulated
   --image-id ID        simulated image identity (seeds PCR0/1/2) for --nsm simulated
@@ -57,6 +57,13 @@ export async function enclave(argv: string[], io: Io): Promise<number> {
     if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 256)) throw new UsageError('--workers must be 1..256');
     for (const op of f['deny-op']) if (!SIGN_OPS.includes(op as SignOp)) throw new UsageError(`--deny-op: unknown operation ${op}`);
     const log = (l: string) => io.stderr(`[enclave] ${l}\n`);
+    const listenUri = f.listen ?? 'vsock://4294967295:5000';
+    const pipeUri = f['kms-pipe'] ?? 'vsock://3:8000';
+    if (listenUri.startsWith('vsock:') || pipeUri.startsWith('vsock:')) {
+      // Off by default so nothing on a development machine can open AF_VSOCK by accident.
+      const { registerVsockTransport } = await import('../common/transport/vsock.js');
+      await registerVsockTransport();
+    }
 
     const nsm = await chooseNsm(mode, async () => {
       const { loadOrCreateDevCa } = await import('../dev/ca/index.js');
@@ -67,11 +74,11 @@ export async function enclave(argv: string[], io: Io): Promise<number> {
     log(`NSM: ${nsm.kind}`);
     const region = f['kms-region'] ?? 'us-east-1';
     const running = await startEnclave({
-      listen: f.listen ?? 'vsock://-1:5000',
+      listen: listenUri,
       nsm,
       kms: {
         region,
-        pipe: f['kms-pipe'] ?? 'vsock://3:8000',
+        pipe: pipeUri,
         ...(f['kms-endpoint'] ? { endpoint: f['kms-endpoint'] } : {}),
         ...(f['kms-ca'] ? { caPem: readFileSync(f['kms-ca'], 'utf8') } : {}),
       },

@@ -16,7 +16,7 @@ import { createWorkerPool } from './worker-pool.js';
 export const NSM_DEVICE = '/dev/nsm';
 
 export interface EnclaveConfig {
-  /** Bridge listen URI: vsock://-1:5000 on Nitro, unix:/… in dev. */
+  /** Bridge listen URI: vsock://4294967295:5000 on Nitro, unix:/… in dev. */
   listen: string;
   nsm: Nsm;
   kms: { region: string; pipe: string; endpoint?: string; caPem?: string };

@@ -122,7 +122,15 @@ export class FdSocket extends Duplex {
     try {
       if (this.#fd < 0) return;
       if (status < 0) {
-        this.destroy(systemError(status, 'poll'));
+        // libuv reports a socket error condition (POLLERR) as EBADF and stops the handle;
+        // the socket's pending error says what actually happened (ECONNRESET…).
+        let errno = 0;
+        try {
+          errno = this.#addon.socketError(this.#fd);
+        } catch {
+          /* keep libuv's status */
+        }
+        this.destroy(errno !== 0 ? systemError(-errno, 'read') : systemError(status, 'poll'));
         return;
       }
       const { POLL_READABLE, POLL_WRITABLE } = this.#addon.constants;

@@ -45,7 +45,7 @@ export function loadAllowlist(path: string): AllowedTarget[] {
 }
 
 export interface KmsPipeOptions {
-  /** Where the enclave dials: vsock://-1:8000 on Nitro, unix:/… or tcp://127.0.0.1:… in dev. */
+  /** Where the enclave dials: vsock://4294967295:8000 (any CID) on Nitro, unix:/… or tcp://127.0.0.1:… in dev. */
   listen: string;
   target: AllowedTarget;
   allowlist: AllowedTarget[];

@@ -105,6 +105,7 @@ describe('the enclave connection', () => {
     const garbage = createServer((s) => {
       garbageConnections++;
       s.on('error', () => {});
+      s.resume(); // read (and ignore) what the parent sends, so its close is seen
       s.write(Buffer.from('\x00\x00\x00\x05hello, this is not CBOR at all \xff\xfe'));
     });
     await new Promise<void>((res) => garbage.listen(path, res));
@@ -138,6 +139,19 @@ describe('the enclave connection', () => {
     expect(r.logs.some((l) => /connection lost: .*BRIDGE_BAD_FRAME|connection lost/.test(l))).toBe(true);
     const ok = await rpc(r.socket, 'personal_sign', ['0x6869', address]);
     expect(ok.result).toMatch(/^0x[0-9a-f]{130}$/);
+  });
+
+  it('a client that hangs up mid-request cancels the request in the enclave', async () => {
+    const r = track(await startRig({ dir, enclave: { signDelayMs: 2_000 } }));
+    const address = (await rpc(r.socket, 'signer_createKey', {})).result.address;
+    const body = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'personal_sign', params: ['0x6869', address] });
+    const s = createConnection({ path: r.socket });
+    s.on('error', () => {});
+    s.write(`POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    await waitFor(() => (r.enclave!.calls.get('sign') ?? 0) === 1, 5_000, 'sign reached the enclave');
+    s.destroy();
+    await waitFor(() => r.enclave!.cancelled === 1, 5_000, 'the enclave saw the cancel');
+    expect(r.parent.state().ready).toBe(true);
   });
 
   it('a request the enclave does not answer in time fails with the deadline; the connection stays up', async () => {

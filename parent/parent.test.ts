@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { parseTransaction, recoverTransactionAddress, verifyMessage, verifyTypedData, type Hex } from 'viem';
 import { recoverAuthorizationAddress } from 'viem/utils';
+import * as btc from '@scure/btc-signer';
 import { verifyAttestation } from '../attestation/verify.js';
 import { openKeystore } from './keystore.js';
 import { httpRequest, rpc, startRig, waitFor, type Rig } from './test-helpers.js';
@@ -162,7 +163,8 @@ describe('methods', () => {
     expect(await verifyMessage({ address, message: 'plain text', signature: textSig.result })).toBe(true);
     for (const td of [typedData, JSON.stringify(typedData)]) {
       const s = await rpc(r.socket, 'eth_signTypedData_v4', [address, td]);
-      expect(await verifyTypedData({ address, ...typedData, signature: s.result })).toBe(true);
+      const { EIP712Domain: _domainType, ...types } = typedData.types;
+      expect(await verifyTypedData({ address, domain: typedData.domain, types, primaryType: 'Mail', message: typedData.message, signature: s.result })).toBe(true);
     }
   });
 
@@ -187,6 +189,28 @@ describe('methods', () => {
     expect(childSig.error).toBeUndefined();
     const schnorr = await rpc(r.socket, 'signer_signSchnorr', { keyId: seed.keyId, message: digest, path: "m/86'/0'/0'/0/0" });
     expect(schnorr.result.signature).toMatch(/^0x[0-9a-f]{128}$/);
+  });
+
+  it('signer_signPsbt signs the P2WPKH input that names the seed; the result finalizes', async () => {
+    const r = await rig();
+    const seed = (await rpc(r.socket, 'signer_createKey', { kind: 'bip32-seed' })).result;
+    const path = "m/84'/0'/0'/0/0";
+    const child = (await rpc(r.socket, 'signer_deriveKey', { keyId: seed.keyId, path })).result;
+    const pub = new Uint8Array(Buffer.from(child.publicKey.slice(2), 'hex'));
+    const tx = new btc.Transaction();
+    tx.addInput({
+      txid: new Uint8Array(32).fill(0xa1),
+      index: 0,
+      witnessUtxo: { script: btc.p2wpkh(pub).script, amount: 50_000n },
+      bip32Derivation: [[pub, { fingerprint: parseInt(seed.fingerprint, 16), path: btc.bip32Path(path) }]],
+    });
+    tx.addOutput({ script: btc.p2wpkh(pub).script, amount: 49_000n });
+    const res = await rpc(r.socket, 'signer_signPsbt', { keyId: seed.keyId, psbt: Buffer.from(tx.toPSBT()).toString('base64') });
+    expect(res.error).toBeUndefined();
+    expect(res.result.signedInputs).toEqual([0]);
+    const signed = btc.Transaction.fromPSBT(Buffer.from(res.result.psbt, 'base64'));
+    signed.finalize();
+    expect(signed.isFinal).toBe(true);
   });
 
   it('signer_attest returns a fresh document for the caller\'s nonce that verifies independently', async () => {

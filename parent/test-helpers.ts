@@ -53,6 +53,8 @@ export interface FakeEnclave {
   /** The last `credentials.set` params (tests check what was handed over). */
   readonly credentials: Record<string, unknown> | undefined;
   readonly keyringId: string | undefined;
+  /** Requests whose handler was aborted (cancelled by the parent, deadline, disconnect). */
+  readonly cancelled: number;
   /** Live connections. */
   readonly server: BridgeServer;
   /** Drops every connection (the parent should reconnect and re-attest). */
@@ -149,8 +151,10 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
     },
   };
 
-  const handler: BridgeHandler = async (method, params: CborValue) => {
+  let cancelled = 0;
+  const handler: BridgeHandler = async (method, params: CborValue, ctx) => {
     calls.set(method, (calls.get(method) ?? 0) + 1);
+    ctx.signal.addEventListener('abort', () => cancelled++, { once: true });
     const fn = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (!fn) throw new SignerError('METHOD_NOT_FOUND', `the enclave has no method ${JSON.stringify(method)}`);
     return jsonToCbor(await fn(asRecord(cborToJson(params), 'params')));
@@ -166,6 +170,9 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
     },
     get keyringId() {
       return keyringId;
+    },
+    get cancelled() {
+      return cancelled;
     },
     server,
     dropConnections() {

@@ -129,11 +129,8 @@ function connectVsock(a: VsockAddress, opts: ConnectOptions): Promise<Duplex> {
     try {
       poll = addon.pollCreate(fd, (status) => {
         if (poll === null) return;
-        if (status < 0) {
-          done(failed(uri, systemError(status, 'connect')));
-          return;
-        }
-        // Writable means the handshake finished, one way or the other: SO_ERROR says which.
+        // Writable (or an error condition, which libuv reports as status EBADF) means the
+        // handshake finished one way or the other: SO_ERROR says which.
         let errno: number;
         try {
           errno = addon.socketError(fd);
@@ -141,7 +138,9 @@ function connectVsock(a: VsockAddress, opts: ConnectOptions): Promise<Duplex> {
           done(failed(uri, e));
           return;
         }
-        done(errno === 0 ? null : failed(uri, systemError(-errno, 'connect')));
+        if (errno !== 0) done(failed(uri, systemError(-errno, 'connect')));
+        else if (status < 0) done(failed(uri, systemError(status, 'connect')));
+        else done(null);
       });
       addon.pollSet(poll, addon.constants.POLL_WRITABLE);
     } catch (e) {

@@ -15,6 +15,7 @@ import { once } from 'node:events';
 import * as net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { loadNativeAddon } from '../../../native/addon.js';
+import { FdSocket } from '../../../native/fd-socket.js';
 import { createFrameDecoder, encodeFrame } from '../../../common/bridge/frame.js';
 import type { CborValue } from '../../../common/cbor.js';
 import { connect, listen, type TransportListener } from '../../../common/transport/index.js';
@@ -43,7 +44,8 @@ export interface RttStats {
 export interface ClientResult {
   echo: { bytes: number; sha256Match: boolean; drains: number; maxWritableLength: number; stalledBytesWritten: number; ms: number };
   refused: { code: string; causeCode: string | undefined };
-  rtt: { vsock: RttStats; unix: RttStats };
+  /** vsock and unixFdSocket use FdSocket (our addon stream); unix uses net.Socket. */
+  rtt: { vsock: RttStats; unix: RttStats; unixFdSocket: RttStats };
 }
 
 export interface GuestResult {
@@ -203,7 +205,10 @@ function stats(samples: number[]): RttStats {
 
 /** Sequential request/response frames, like one bridge call at a time. */
 async function pingPong(uri: string): Promise<RttStats> {
-  const s = await connect(uri);
+  return pingPongOn(await connect(uri));
+}
+
+async function pingPongOn(s: Duplex): Promise<RttStats> {
   const dec = createFrameDecoder();
   const waiting: ((v: CborValue) => void)[] = [];
   s.on('data', (chunk: Buffer) => {
@@ -227,6 +232,22 @@ async function pingPong(uri: string): Promise<RttStats> {
   return stats(samples);
 }
 
+/**
+ * The same ping-pong over an AF_UNIX socket pair shared with a child process,
+ * with FdSocket on both ends: separates what the vsock kernel path costs from
+ * what our JS stream (vs net.Socket's C++ one) costs.
+ */
+async function pingPongFdSocketUnix(): Promise<RttStats> {
+  const addon = loadNativeAddon();
+  const [a, b] = addon.socketPair();
+  const child = spawn(process.execPath, [process.argv[1]!, 'pair-server'], { stdio: ['ignore', 'inherit', 'inherit', b] });
+  addon.close(b);
+  const exited = once(child, 'exit');
+  const result = await pingPongOn(new FdSocket(addon, a, { remote: 'socketpair' }));
+  await exited;
+  return result;
+}
+
 async function runClient(): Promise<void> {
   await registerVsockTransport();
   const echo = await echoCheck();
@@ -234,7 +255,8 @@ async function runClient(): Promise<void> {
   // Same process, same code, same frames; each run has its own warm-up. Only the transport differs.
   const vsock = await pingPong(`vsock://1:${PING_PORT}`);
   const unix = await pingPong(`unix:${UNIX_PING}`);
-  const result: ClientResult = { echo, refused, rtt: { vsock, unix } };
+  const unixFdSocket = await pingPongFdSocketUnix();
+  const result: ClientResult = { echo, refused, rtt: { vsock, unix, unixFdSocket } };
   console.log(`CLIENT-RESULT ${JSON.stringify(result)}`);
 }
 
@@ -247,6 +269,7 @@ if (process.env[GUEST_MARKER] !== '1') {
   process.exitCode = 2;
 } else if (role === 'server') await runServer();
 else if (role === 'client') await runClient();
+else if (role === 'pair-server') pingServer(new FdSocket(loadNativeAddon(), 3, { remote: 'socketpair' })); // fd 3: inherited from the client
 else {
   console.error('usage: guest.mjs server|client');
   process.exitCode = 2;

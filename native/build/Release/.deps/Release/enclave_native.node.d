@@ -1,1 +1,0 @@
-cmd_Release/enclave_native.node := ln -f "Release/obj.target/enclave_native.node" "Release/enclave_native.node" 2>/dev/null || (rm -rf "Release/enclave_native.node" && cp -af "Release/obj.target/enclave_native.node" "Release/enclave_native.node")
