@@ -4,6 +4,8 @@
  * shutdown on SIGTERM/SIGINT with the socket file removed.
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -63,8 +65,8 @@ describe('runParent', () => {
     expect(await runParent(['--enclave', 'unix:/e.sock', '--socket', join(dir, 's.sock'), '--keystore', join(dir, 'k.db'), '--manifest', join(dir, 'none.json')], p.io)).toBe(2);
     expect(p.out.stderr).toMatch(/--manifest needs --manifest-key/);
     const q = io();
-    expect(await runParent(['--enclave', 'unix:/e.sock', '--socket', join(dir, 's.sock'), '--keystore', join(dir, 'k.db'), '--allow-any-pcrs', '--aws-credentials', 'imds'], q.io)).toBe(2);
-    expect(q.out.stderr).toMatch(/not implemented yet/);
+    expect(await runParent(['--enclave', 'unix:/e.sock', '--socket', join(dir, 's.sock'), '--keystore', join(dir, 'k.db'), '--allow-any-pcrs', '--aws-credentials', 'imds:ftp://x'], q.io)).toBe(2);
+    expect(q.out.stderr).toMatch(/--aws-credentials imds:ftp:\/\/x: IMDS endpoint must be http/);
   });
 
   it('runs from files (manifest, manifest key, dev root, credentials), serves, and stops on SIGTERM removing the socket', async () => {
@@ -110,6 +112,41 @@ describe('runParent', () => {
     expect(t.out.stderr).toMatch(/stopped/);
     expect(existsSync(socket)).toBe(false);
     await enclave.close();
+  });
+
+  it('--aws-credentials imds: the instance role from IMDSv2 (a fake IMDS on 127.0.0.1) is handed to the enclave', async () => {
+    const imds = createHttpServer((req, res) => {
+      if (req.method === 'PUT' && req.url === '/latest/api/token') return void res.end('imds-token');
+      if (req.headers['x-aws-ec2-metadata-token'] !== 'imds-token') return void res.writeHead(401).end();
+      if (req.url === '/latest/meta-data/iam/security-credentials/') return void res.end('parent-role');
+      if (req.url === '/latest/meta-data/iam/security-credentials/parent-role') {
+        return void res.end(JSON.stringify({ Code: 'Success', Type: 'AWS-HMAC', AccessKeyId: 'ASIAIMDSROLE00000001', SecretAccessKey: 'imds-secret', Token: 'imds-session', Expiration: new Date(Date.now() + 6 * 3600_000).toISOString(), LastUpdated: new Date().toISOString() }));
+      }
+      res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => imds.listen(0, '127.0.0.1', r));
+    const port = (imds.address() as AddressInfo).port;
+    const ca = createDevCa();
+    const enclave = await startFakeEnclave({ uri: `unix:${join(dir, 'imds-enclave.sock')}`, ca });
+    writeFileSync(join(dir, 'imds-root.pem'), derToPem(ca.root.certDer));
+    const stop = new AbortController();
+    const t = io();
+    let started: RunningParent | undefined;
+    const exit = runParent(
+      ['--enclave', `unix:${join(dir, 'imds-enclave.sock')}`, '--socket', join(dir, 'imds.sock'), '--keystore', join(dir, 'imds.db'), '--allow-any-pcrs', '--root', join(dir, 'imds-root.pem'), '--kms-key-id', 'arn:aws:kms:us-east-1:0:key/i', '--aws-credentials', `imds:http://127.0.0.1:${port}`],
+      t.io,
+      { signal: stop.signal, onStarted: (p) => (started = p) },
+    );
+    try {
+      await Promise.race([exit.then((c) => { throw new Error(`exited ${c}: ${t.out.stderr}`); }), waitFor(() => started?.state().ready === true, 10_000, 'ready').catch((e) => { throw new Error(`${e.message}: ${t.out.stderr} ${JSON.stringify(started?.state())}`); })]);
+      expect(enclave.credentials).toMatchObject({ accessKeyId: 'ASIAIMDSROLE00000001', secretAccessKey: 'imds-secret', sessionToken: 'imds-session' });
+      expect(t.out.stderr).not.toMatch(/imds-secret|imds-session|imds-token/);
+    } finally {
+      stop.abort();
+    }
+    expect(await exit).toBe(0);
+    await enclave.close();
+    await new Promise<void>((r) => imds.close(() => r()));
   });
 
   it('a socket path held by a live listener is refused; a regular file in the way is left alone', async () => {

@@ -8,11 +8,12 @@
  *   static  fixed keys from the config (development, the KMS emulator)
  *   env     AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY / AWS_SESSION_TOKEN,
  *           read again on every hand-over
- *   custom  any async function (IMDSv2 plugs in here later)
+ *   custom  any async function (the CLI's `imds` is parent/imds.ts behind it)
  *
  * Nothing here logs or formats a secret: errors name the missing variable,
  * never its value.
  */
+import { isSignerError } from '../common/errors.js';
 import { ParentError } from './errors.js';
 
 /** The `credentials.set` params, as the enclave API defines them. */
@@ -85,9 +86,10 @@ export function createCredentialsProvider(cfg: CredentialsConfig): CredentialsPr
           try {
             c = await cfg.get();
           } catch (e) {
-            // The provider's own message may be anything; keep only its code-ish summary.
+            // Our own errors carry vetted messages; anything else may quote what it failed on: only its code.
             const code = (e as { code?: unknown })?.code;
-            throw new ParentError('PARENT_CREDENTIALS', `credentials provider ${cfg.name} failed${typeof code === 'string' ? `: ${code}` : ''}`, { cause: e });
+            const detail = isSignerError(e) ? `: ${e.code}: ${e.message}` : typeof code === 'string' ? `: ${code}` : '';
+            throw new ParentError('PARENT_CREDENTIALS', `credentials provider ${cfg.name} failed${detail}`, { cause: e });
           }
           return checkWire(c, `credentials provider ${cfg.name}`);
         },

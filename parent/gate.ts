@@ -211,7 +211,8 @@ export function startGate(deps: GateDeps): Gate {
       send(s.peer, method, params);
 
   async function boot(s: Session, attempt: number): Promise<void> {
-    setKeyring('unlocking');
+    // Retries stay "failed" (with the reason) until one succeeds: no log line per retry.
+    if (attempt === 0) setKeyring('unlocking');
     try {
       const creds = await handOverCredentials(callOn(s), cfg.credentials);
       scheduleCredentialRefresh(s, creds);

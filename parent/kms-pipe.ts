@@ -69,7 +69,8 @@ export async function startKmsPipe(opts: KmsPipeOptions): Promise<KmsPipe> {
   const max = opts.maxConnections ?? 64;
   const idle = opts.idleTimeoutMs ?? 60_000;
   const log = opts.log ?? (() => {});
-  const open = new Set<Duplex>();
+  /** Open pipes (by their enclave side) → what tears both sides down. */
+  const open = new Map<Duplex, () => void>();
 
   const onConnection = (inner: Duplex) => {
     if (open.size >= max) {
@@ -77,25 +78,38 @@ export async function startKmsPipe(opts: KmsPipeOptions): Promise<KmsPipe> {
       inner.destroy();
       return;
     }
-    open.add(inner);
-    const outer = net.createConnection({ host: target.address, port: target.port });
+    // Half-close passes through, as in TCP: a side that sent its FIN still receives the rest.
+    inner.allowHalfOpen = true;
+    const outer = net.createConnection({ host: target.address, port: target.port, allowHalfOpen: true });
     outer.setNoDelay(true);
     let timer: NodeJS.Timeout | undefined;
-    const close = () => {
+    const abort = () => {
       clearTimeout(timer);
       open.delete(inner);
       inner.destroy();
       outer.destroy();
     };
+    open.set(inner, abort);
     const touch = () => {
       clearTimeout(timer);
-      timer = setTimeout(close, idle);
+      timer = setTimeout(abort, idle);
+    };
+    // A side that closed cleanly has handed its last byte to the other (pipe() then ends it);
+    // the other side flushes what it still holds, sends its FIN and closes when its peer is
+    // done too (or the idle timer ends it). Destroying it here would drop those bytes.
+    const onClose = (other: Duplex) => (hadError?: boolean) => {
+      if (hadError) return abort();
+      if (!other.destroyed && !other.writableEnded) other.end();
+      if (inner.destroyed && outer.destroyed) {
+        clearTimeout(timer);
+        open.delete(inner);
+      }
     };
     touch();
     inner.on('data', touch);
     outer.on('data', touch);
-    inner.on('error', close).on('close', close);
-    outer.on('error', close).on('close', close);
+    inner.on('error', abort).on('close', onClose(outer));
+    outer.on('error', abort).on('close', onClose(inner));
     // pipe() gives backpressure in both directions
     inner.pipe(outer);
     outer.pipe(inner);
@@ -109,8 +123,7 @@ export async function startKmsPipe(opts: KmsPipeOptions): Promise<KmsPipe> {
       return open.size;
     },
     async close() {
-      for (const s of open) s.destroy();
-      open.clear();
+      for (const abort of [...open.values()]) abort();
       await listener.close();
     },
   };

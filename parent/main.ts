@@ -20,6 +20,7 @@ import { pcrFlags } from '../cli/values.js';
 import { resolveParentConfig, type ParentConfig, type ResolvedParentConfig } from './config.js';
 import type { CredentialsConfig } from './credentials.js';
 import { createDispatcher } from './dispatch.js';
+import { createImdsCredentialSource, type ImdsCredentialSource } from './imds.js';
 import { ParentError } from './errors.js';
 import { startGate, type GateSnapshot } from './gate.js';
 import { createHttpHandler } from './http.js';
@@ -28,6 +29,8 @@ import { createMetrics } from './metrics.js';
 import { METHODS } from './methods.js';
 import { startSigningServer } from './server.js';
 import { createEnclaveVerifier } from './verify-enclave.js';
+
+import { loadAllowlist, startKmsPipe, type KmsPipe } from './kms-pipe.js';
 
 export type { ParentConfig } from './config.js';
 
@@ -161,9 +164,16 @@ Attestation:
 
 Keys and KMS:
   --kms-key-id <arn>           CMK for a first boot (creates the keyring when the keystore has none)
-  --aws-credentials <src>      none (default), env (AWS_ACCESS_KEY_ID, …), or file:<creds.json>
+  --aws-credentials <src>      none (default); imds (the instance role, IMDSv2; imds:http://host:port
+                               for another endpoint); env (AWS_ACCESS_KEY_ID, …); or file:<creds.json>
                                with { accessKeyId, secretAccessKey, sessionToken?, expiration? }
   --keystore-readonly          open the keystore read-only (signing only, no new keys)
+
+KMS byte pipe (what the enclave's KMS client dials; TLS stays end to end):
+  --kms-pipe <uri>             listen here, e.g. vsock://4294967295:8000 (off when not given)
+  --kms-target <host:port>     where the pipe goes (default kms.<region>.amazonaws.com:443)
+  --kms-region <region>        region for the default target (default us-east-1)
+  --kms-allowlist <file>       vsock-proxy YAML allowlist the target must be in (required with --kms-pipe)
 
 Listeners:
   --socket-mode <octal>        signing socket mode (default 600)
@@ -195,7 +205,29 @@ const SPEC = {
   http: { type: 'string' },
   'request-timeout': { type: 'string' },
   'max-body': { type: 'string' },
+  'kms-pipe': { type: 'string' },
+  'kms-target': { type: 'string' },
+  'kms-region': { type: 'string' },
+  'kms-allowlist': { type: 'string' },
 } as const;
+
+interface PipeFlags {
+  listen: string;
+  target: { address: string; port: number };
+  allowlist: string;
+}
+
+function pipeFlags(f: { 'kms-pipe'?: string | undefined; 'kms-target'?: string | undefined; 'kms-region'?: string | undefined; 'kms-allowlist'?: string | undefined }): PipeFlags | undefined {
+  if (f['kms-pipe'] === undefined) {
+    if (f['kms-target'] || f['kms-allowlist'] || f['kms-region']) throw new UsageError('--kms-target/--kms-allowlist/--kms-region need --kms-pipe');
+    return undefined;
+  }
+  if (!f['kms-allowlist']) throw new UsageError('--kms-pipe needs --kms-allowlist <vsock-proxy.yaml>');
+  const target = f['kms-target'] ?? `kms.${f['kms-region'] ?? 'us-east-1'}.amazonaws.com:443`;
+  const m = /^([A-Za-z0-9.-]+):(\d{1,5})$/.exec(target);
+  if (!m || Number(m[2]) < 1 || Number(m[2]) > 65535) throw new UsageError(`--kms-target must be host:port, got ${JSON.stringify(target)}`);
+  return { listen: f['kms-pipe'], target: { address: m[1]!, port: Number(m[2]) }, allowlist: f['kms-allowlist'] };
+}
 
 function seconds(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
@@ -206,7 +238,17 @@ function seconds(flag: string, v: string | undefined): number | undefined {
 async function credentialsFlag(v: string | undefined): Promise<CredentialsConfig> {
   if (v === undefined || v === 'none') return { kind: 'none' };
   if (v === 'env') return { kind: 'env' };
-  if (v === 'imds') throw new UsageError('--aws-credentials imds is not implemented yet', { hint: 'use env or file:<creds.json> for now' });
+  if (v === 'imds' || v.startsWith('imds:')) {
+    // The instance role via IMDSv2 (parent/imds.ts); `imds:http://host:port` points at another endpoint (tests).
+    const endpoint = v === 'imds' ? undefined : v.slice(5);
+    let source: ImdsCredentialSource;
+    try {
+      source = createImdsCredentialSource(endpoint === undefined ? {} : { endpoint });
+    } catch (e) {
+      throw new UsageError(`--aws-credentials ${v}: ${(e as Error).message}`);
+    }
+    return { kind: 'custom', name: `imds ${source.endpoint}`, get: () => source.get() };
+  }
   if (v.startsWith('file:')) {
     const path = v.slice(5);
     const text = await readTextFile(path, 'credentials file', 64 * 1024);
@@ -223,7 +265,7 @@ async function credentialsFlag(v: string | undefined): Promise<CredentialsConfig
     if (o.expiration !== undefined) c.expiration = o.expiration as string;
     return c;
   }
-  throw new UsageError(`--aws-credentials must be none, env or file:<path>, got ${JSON.stringify(v)}`);
+  throw new UsageError(`--aws-credentials must be none, imds, env or file:<path>, got ${JSON.stringify(v)}`);
 }
 
 /** Builds the config from the command line; operator files are read here (exit 2 when unusable). */
@@ -292,11 +334,22 @@ export async function runParent(argv: string[], io: Io, opts: RunParentOptions =
       io.stdout(PARENT_USAGE);
       return EXIT_OK;
     }
+    const pipeCfg = pipeFlags(parseArgs(argv, SPEC).flags);
     cfg.log = (line) => io.stderr(`[parent] ${line}\n`);
+    if (cfg.enclave.startsWith('vsock:') || pipeCfg?.listen.startsWith('vsock:')) {
+      // Off by default so nothing on a development machine can open AF_VSOCK by accident.
+      const { registerVsockTransport } = await import('../common/transport/vsock.js');
+      await registerVsockTransport();
+    }
+    let pipe: KmsPipe | undefined;
+    if (pipeCfg) {
+      pipe = await startKmsPipe({ listen: pipeCfg.listen, target: pipeCfg.target, allowlist: loadAllowlist(pipeCfg.allowlist), log: cfg.log });
+    }
     let parent: RunningParent;
     try {
       parent = await startParent(cfg);
     } catch (e) {
+      await pipe?.close();
       if (e instanceof ParentError && e.code === 'PARENT_CONFIG') throw new UsageError(e.message, e.hint === undefined ? {} : { hint: e.hint });
       throw e;
     }
@@ -318,6 +371,7 @@ export async function runParent(argv: string[], io: Io, opts: RunParentOptions =
       opts.signal?.addEventListener('abort', onAbort, { once: true });
     });
     await parent.close();
+    await pipe?.close();
     return EXIT_OK;
   });
 }

@@ -33,6 +33,7 @@ import {
   verifyMessage,
   type Chain,
   type Hex,
+  type TransactionSerialized,
   type Transport,
   walletActions,
 } from 'viem';
@@ -184,7 +185,7 @@ describe('viem wallet client with a JSON-RPC account', () => {
     const raw2930 = (await call(stack.socket, 'eth_signTransaction', [
       { type: '0x1', from: address, chainId: '0x1', nonce: '0x9', to: TO, value: '0x0', gas: '0x7530', gasPrice: '0x3b9aca00', accessList, data: '0x' },
     ])) as Hex;
-    expect(await recoverTransactionAddress({ serializedTransaction: raw2930 })).toBe(address);
+    expect(await recoverTransactionAddress({ serializedTransaction: raw2930 as TransactionSerialized })).toBe(address);
     const p1 = parseTransaction(raw2930);
     expect(p1).toMatchObject({ type: 'eip2930', chainId: 1, nonce: 9, gas: 30_000n, gasPrice: 10n ** 9n });
     expect(p1.accessList!.map((e) => ({ ...e, address: getAddress(e.address) }))).toEqual(accessList);
@@ -205,7 +206,7 @@ describe('viem wallet client with a JSON-RPC account', () => {
       },
     ])) as Hex;
     expect(raw4844.startsWith('0x03')).toBe(true);
-    expect(await recoverTransactionAddress({ serializedTransaction: raw4844 })).toBe(address);
+    expect(await recoverTransactionAddress({ serializedTransaction: raw4844 as TransactionSerialized })).toBe(address);
     const p3 = parseTransaction(raw4844);
     expect(p3).toMatchObject({ type: 'eip4844', chainId: 1, maxFeePerBlobGas: 10n ** 9n });
     expect(p3.blobVersionedHashes).toEqual(hashes);
@@ -239,7 +240,7 @@ describe('viem wallet client with a JSON-RPC account', () => {
       },
     ])) as Hex;
     expect(raw.startsWith('0x04')).toBe(true);
-    expect(await recoverTransactionAddress({ serializedTransaction: raw })).toBe(address);
+    expect(await recoverTransactionAddress({ serializedTransaction: raw as TransactionSerialized })).toBe(address);
     const p = parseTransaction(raw);
     expect(p.type).toBe('eip7702');
     expect(p.authorizationList).toHaveLength(1);

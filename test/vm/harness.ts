@@ -229,6 +229,10 @@ export interface BootOptions {
   timeoutMs?: number;
   /** Every serial line as it arrives (progress logging). */
   onLine?: (line: string) => void;
+  /** Kernel image to boot instead of the setup.sh kernel (e.g. an EIF's kernel section). */
+  kernel?: string;
+  /** Kernel command line instead of the default one. */
+  append?: string;
 }
 
 export interface BootResult {
@@ -259,9 +263,9 @@ export function qemuArgs(assets: VmAssets, o: BootOptions): string[] {
     '-serial', 'mon:stdio',
     '-no-reboot',
     '-nic', 'none', // never a network device
-    '-kernel', assets.kernel,
+    '-kernel', o.kernel ?? assets.kernel,
     '-initrd', o.initrd,
-    '-append', 'console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init',
+    '-append', o.append ?? 'console=ttyS0 panic=-1 quiet loglevel=3 rdinit=/init',
   ];
 }
 

@@ -1,0 +1,171 @@
+/**
+ * examples/custody-client.mjs, run as a custody backend would run it
+ * (`node examples/custody-client.mjs <socket>`), against:
+ *
+ *   - the dev stack: readiness, key by label (created once, then reused),
+ *     EIP-1559 transaction over viem IPC, typed data, -32602 handling —
+ *     every signature it printed is re-verified here;
+ *   - a second enclave started with `--deny-op eth_signTypedData_v4` behind
+ *     its own parent: the denial arrives as 4001, the example records it,
+ *     does not retry, carries on, and exits 4;
+ *   - a parent that cannot reach any enclave: /readyz says why, exit 3.
+ */
+import { execFile, spawn } from 'node:child_process';
+import { createPublicKey } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseTransaction, recoverTransactionAddress, recoverTypedDataAddress, type Hex, type TransactionSerialized } from 'viem';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEV_CREDENTIALS } from '../../dev/stack.js';
+import { startParent, type ParentConfig, type RunningParent } from '../../parent/main.js';
+import { BIN, REPO, call, isAlive, startDevStack, waitFor, waitReady, type DevStack } from './dev-stack.js';
+
+const EXAMPLE = join(REPO, 'examples', 'custody-client.mjs');
+const dir = mkdtempSync(join(tmpdir(), 'es-e2e-example-'));
+let stack: DevStack;
+
+beforeAll(async () => {
+  stack = await startDevStack({ dataDir: join(dir, 'data') });
+});
+afterAll(async () => {
+  await stack?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Step = Record<string, any> & { step: string };
+
+/** Runs the example asynchronously (the parents of some tests live in this process). */
+function runExample(args: string[]): Promise<{ code: number; steps: Step[]; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    execFile(process.execPath, [EXAMPLE, ...args], { cwd: REPO, timeout: 45_000 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') return reject(err);
+      const steps = stdout
+        .split('\n')
+        .filter((l) => l.trim())
+        .map((l) => JSON.parse(l) as Step);
+      resolve({ code: err ? (err.code as number) : 0, steps, stderr });
+    });
+  });
+}
+
+const byStep = (steps: Step[], name: string) => steps.find((s) => s.step === name);
+
+/** A parent in this process, on the dev stack's trust anchors (dev CA root, dev-signed manifest, dev KMS credentials). */
+function devParentConfig(enclaveUri: string, socket: string, keystore: string): ParentConfig {
+  const d = stack.dataDir;
+  return {
+    enclave: enclaveUri,
+    socket,
+    keystore,
+    root: { pem: readFileSync(join(d, 'dev-ca', 'root.pem'), 'utf8'), name: 'dev CA' },
+    manifest: { signed: JSON.parse(readFileSync(join(d, 'pcr-manifest.dev.json'), 'utf8')), trustedKeys: [createPublicKey(readFileSync(join(d, 'release', 'dev-release.pub.pem')))] },
+    credentials: { kind: 'static', ...DEV_CREDENTIALS },
+    reconnect: { minMs: 100, maxMs: 1000 },
+    log: () => {},
+  };
+}
+
+describe('examples/custody-client.mjs', () => {
+  it('against the dev stack: ready check, key by label, EIP-1559 tx over viem IPC, typed data, -32602 handled; exit 0', async () => {
+    const chainId = 11155111;
+    const { code, steps, stderr } = await runExample([stack.socket, '--chain-id', String(chainId), '--label', 'desk-1']);
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
+    expect(steps.map((s) => s.step)).toEqual(['status', 'key', 'accounts', 'signTransaction', 'signTypedData', 'invalidParamsHandled', 'unknownKeyHandled', 'done']);
+
+    const status = byStep(steps, 'status')!;
+    expect(status).toMatchObject({ ok: true, image: { name: 'enclave-signer-dev' }, pcr0: expect.stringMatching(/^[0-9a-f]{96}$/) });
+    const key = byStep(steps, 'key')!;
+    expect(key.created).toBe(true);
+    const listed = (await call(stack.socket, 'signer_listKeys', {})) as { keyId: string; label: string; address: string }[];
+    expect(listed).toContainEqual(expect.objectContaining({ keyId: key.keyId, label: 'desk-1', address: key.address }));
+
+    // Re-verify what the example printed, independently of the example's own checks.
+    const rawTx = byStep(steps, 'signTransaction')!.rawTx as TransactionSerialized;
+    expect(await recoverTransactionAddress({ serializedTransaction: rawTx })).toBe(key.address);
+    expect(parseTransaction(rawTx)).toMatchObject({ type: 'eip1559', chainId, nonce: 0, value: 10n ** 15n });
+    const typedData = {
+      domain: { name: 'Custody Desk', version: '1', chainId, verifyingContract: '0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC' },
+      types: { Order: [{ name: 'account', type: 'address' }, { name: 'amount', type: 'uint256' }, { name: 'nonce', type: 'uint64' }] },
+      primaryType: 'Order',
+      message: { account: key.address, amount: 12345n, nonce: 1n },
+    } as const;
+    expect(await recoverTypedDataAddress({ ...typedData, signature: byStep(steps, 'signTypedData')!.signature as Hex })).toBe(key.address);
+
+    expect(byStep(steps, 'invalidParamsHandled')).toMatchObject({ action: 'invalid', code: -32602, field: 'chainId' });
+    expect(byStep(steps, 'unknownKeyHandled')).toMatchObject({ action: 'invalid', code: -32602, field: 'keyId' });
+
+    // A second run finds its key by label instead of creating another.
+    const again = await runExample([stack.socket, '--chain-id', String(chainId), '--label', 'desk-1']);
+    expect(again.code).toBe(0);
+    expect(byStep(again.steps, 'key')).toMatchObject({ keyId: key.keyId, created: false });
+    expect((await call(stack.socket, 'signer_listKeys', {})).filter((k: { label: string }) => k.label === 'desk-1')).toHaveLength(1);
+  });
+
+  it("a policy denial (4001) from an enclave started with --deny-op is recorded, not retried, and the run carries on; exit 4", async () => {
+    const d = stack.dataDir;
+    const kmsPort = /kms emulator\s*: https:\/\/127\.0\.0\.1:(\d+)/.exec(stack.output().stderr)?.[1];
+    expect(kmsPort).toBeDefined();
+    const enclaveSock = join(dir, 'deny-enclave.sock');
+    // A second enclave of the same (simulated) image: same PCRs, so the manifest and the KMS key policy accept it.
+    const enclave = spawn(
+      process.execPath,
+      [
+        BIN, 'enclave',
+        '--listen', `unix:${enclaveSock}`,
+        '--nsm', 'simulated',
+        '--dev-ca', join(d, 'dev-ca'),
+        '--image-id', 'enclave-signer-dev',
+        '--kms-region', 'us-east-1',
+        '--kms-pipe', `unix:${join(d, 'run', 'kms-pipe.sock')}`,
+        '--kms-endpoint', `https://localhost:${kmsPort}`,
+        '--kms-ca', join(d, 'dev-ca', 'root.pem'),
+        '--workers', '1',
+        '--deny-op', 'eth_signTypedData_v4',
+      ],
+      { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
+    let enclaveLog = '';
+    enclave.stderr!.setEncoding('utf8').on('data', (s: string) => (enclaveLog += s));
+    let parent: RunningParent | undefined;
+    try {
+      await waitFor('the deny-op enclave to listen', async () => /serving the enclave API/.test(enclaveLog), 20_000);
+      parent = await startParent(devParentConfig(`unix:${enclaveSock}`, join(dir, 'deny-parent.sock'), join(d, 'keystore.sqlite')));
+      await waitReady(parent.socketPath, 20_000);
+
+      const { code, steps } = await runExample([parent.socketPath, '--label', 'desk-1']);
+      expect(code).toBe(4);
+      expect(byStep(steps, 'signTransaction')).toMatchObject({ ok: true });
+      expect(byStep(steps, 'signTypedData')).toEqual(expect.objectContaining({ ok: false, action: 'denied', code: 4001, reason: 'POLICY_DENIED', message: expect.stringMatching(/^denied: /) }));
+      expect(steps.filter((s) => s.step === 'retry')).toEqual([]); // a denial is never retried
+      expect(byStep(steps, 'done')).toMatchObject({ ok: false, denied: 1 });
+      // The enclave decided, and audited the decision (op and key id only).
+      expect(enclaveLog).toMatch(/audit op=eth_signTypedData_v4 key=[0-9a-f-]{36} decision=deny/);
+      expect(enclaveLog).toMatch(/audit op=eth_signTransaction key=[0-9a-f-]{36} decision=allow/);
+    } finally {
+      await parent?.close();
+      enclave.kill('SIGTERM');
+      await waitFor('the deny-op enclave to exit', async () => enclave.exitCode !== null || enclave.signalCode !== null, 10_000).catch(() => enclave.kill('SIGKILL'));
+    }
+    expect(isAlive(stack.pid)).toBe(true);
+  });
+
+  it('a signer that cannot reach its enclave: the example waits for /readyz, reports why, exit 3', async () => {
+    const parent = await startParent(devParentConfig(`unix:${join(dir, 'nobody-here.sock')}`, join(dir, 'lonely.sock'), join(dir, 'lonely.sqlite')));
+    try {
+      const { code, steps } = await runExample([parent.socketPath, '--ready-timeout', '1']);
+      expect(code).toBe(3);
+      expect(steps).toEqual([{ step: 'readyz', ok: false, reason: expect.stringMatching(/^signer not ready: enclave not attested: connecting/) }]);
+    } finally {
+      await parent.close();
+    }
+  });
+
+  it('usage errors exit 2', async () => {
+    expect((await runExample([])).code).toBe(2);
+    expect((await runExample([stack.socket, '--chain-id', 'zero'])).code).toBe(2);
+    expect((await runExample([stack.socket, '--bogus'])).code).toBe(2);
+  });
+});
