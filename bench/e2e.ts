@@ -109,6 +109,21 @@ async function startStack(dataDir: string): Promise<Stack> {
   return { socket, pids: { parent: child.pid!, enclave: enclavePid }, child, stop };
 }
 
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+function get(socketPath: string, path: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, agent: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 /** CPU time (user + system) of one /proc stat file, in ms (USER_HZ is 100 on Linux: 10 ms resolution). */
 function cpuMsOfStat(path: string): number {
   try {
@@ -326,8 +341,7 @@ async function main(): Promise<void> {
 
     const sign = results.filter((r) => r.method === 'signer_signDigest');
     const best = sign.reduce((a, b) => (b.opsPerSec > a.opsPerSec ? b : a));
-    const single = sign.filter((r) => r.concurrency === 1);
-    const bestAddedP50 = Math.min(...single.map((r) => r.addedP50Ms!));
+    const addedP50ByTransport = Object.fromEntries(sign.filter((r) => r.concurrency === 1).map((r) => [r.transport, r.addedP50Ms!]));
     const result = {
       benchmark: 'e2e-signing',
       date: new Date().toISOString(),
@@ -347,15 +361,15 @@ async function main(): Promise<void> {
         bestRatio: best.ratioToRawTimesWorkers,
         bestRatioAt: `${best.transport} ×${best.concurrency}`,
         throughputMet: best.ratioToRawTimesWorkers! >= TARGET_RATIO,
-        bestAddedP50Ms: bestAddedP50,
-        latencyMet: bestAddedP50 < TARGET_ADDED_P50_MS,
+        addedP50MsAtOneClient: addedP50ByTransport,
+        latencyMetBy: Object.entries(addedP50ByTransport).filter(([, v]) => v < TARGET_ADDED_P50_MS).map(([k]) => k),
       },
     };
     const outPath = values.out ?? join(repoRoot(), 'bench', 'results', 'e2e.json');
     mkdirSync(join(outPath, '..'), { recursive: true });
     writeFileSync(outPath, JSON.stringify(result, null, 2) + '\n');
     process.stderr.write(`\nraw: ${raw.opsPerSec} ops/s/thread (p50 ${raw.p50Ms} ms) × ${workers} workers = ${rawTimesWorkers.toFixed(0)} ops/s\n`);
-    process.stderr.write(`throughput target ${result.targets.throughputMet ? 'MET' : 'NOT met'} (best ${best.ratioToRawTimesWorkers} at ${result.targets.bestRatioAt}); latency target ${result.targets.latencyMet ? 'MET' : 'NOT met'} (added p50 ${bestAddedP50} ms)\n`);
+    process.stderr.write(`throughput target ${result.targets.throughputMet ? 'MET' : 'NOT met'} (best ${best.ratioToRawTimesWorkers} at ${result.targets.bestRatioAt}); added p50 at 1 client ${JSON.stringify(addedP50ByTransport)} (target < ${TARGET_ADDED_P50_MS} ms)\n`);
     process.stderr.write(`wrote ${outPath}\n`);
   } finally {
     await stack.stop();
