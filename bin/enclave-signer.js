@@ -7,7 +7,8 @@
 const emitWarning = process.emitWarning;
 process.emitWarning = function (warning, ...rest) {
   const name = typeof warning === 'object' && warning ? warning.name : typeof rest[0] === 'string' ? rest[0] : rest[0]?.type;
-  if (name === 'NodeVersionSupportWarning') return;
+  // The SDK passes either a typed warning or a plain string that starts with the type.
+  if (name === 'NodeVersionSupportWarning' || (typeof warning === 'string' && warning.startsWith('NodeVersionSupportWarning'))) return;
   return emitWarning.call(process, warning, ...rest);
 };
 

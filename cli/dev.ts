@@ -22,11 +22,18 @@ Options:
   --data-dir DIR   state directory (default <repo>/.dev-data)
   --socket PATH    signing socket (default <data-dir>/signer.sock)
   --http H:P       also serve JSON-RPC over loopback HTTP (127.0.0.1 or [::1] only)
+  --deny-op OP     the enclave refuses this signing operation (repeatable; shows a policy denial)
   --json           print the endpoints as one JSON line once ready (for scripts)
   -h, --help       this help
 `;
 
-const SPEC = { 'data-dir': { type: 'string' }, socket: { type: 'string' }, http: { type: 'string' }, json: { type: 'boolean' } } as const;
+const SPEC = {
+  'data-dir': { type: 'string' },
+  socket: { type: 'string' },
+  http: { type: 'string' },
+  'deny-op': { type: 'string', multiple: true },
+  json: { type: 'boolean' },
+} as const;
 
 export async function dev(argv: string[], io: Io): Promise<number> {
   return guard(DEV_USAGE, io, 'dev', async () => {
@@ -37,7 +44,7 @@ export async function dev(argv: string[], io: Io): Promise<number> {
     }
     const dataDir = a.flags['data-dir'] ?? join(repoRoot(), '.dev-data');
     const log = (l: string) => io.stderr(`[dev] ${l}\n`);
-    const infra = await startDevInfra(dataDir, log);
+    const infra = await startDevInfra(dataDir, log, { denyOps: a.flags['deny-op'] });
     let parent;
     try {
       parent = await startParent({

@@ -204,7 +204,7 @@ export interface DevInfra {
 }
 
 /** Starts everything but the parent: dev CA, emulator, CMK, signed manifest, KMS pipe, enclave. */
-export async function startDevInfra(dataDir: string, log: (l: string) => void): Promise<DevInfra> {
+export async function startDevInfra(dataDir: string, log: (l: string) => void, opts: { denyOps?: readonly string[] } = {}): Promise<DevInfra> {
   const p = devPaths(dataDir);
   mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
   chmodSync(p.dataDir, 0o700);
@@ -243,6 +243,7 @@ export async function startDevInfra(dataDir: string, log: (l: string) => void): 
         '--kms-pipe', pipe.uri,
         '--kms-endpoint', `https://localhost:${kms.port}`,
         '--kms-ca', join(p.caDir, 'root.pem'),
+        ...(opts.denyOps ?? []).flatMap((op) => ['--deny-op', op]),
       ],
       enclaveUri,
       log,

@@ -50,10 +50,17 @@ export class BridgeRemoteError extends SignerError {
   /** Always true: the code and message came from the other side of the bridge. */
   readonly remote = true;
   readonly data: CborValue | undefined;
+  /** The offending request field, when the other side named one (data.field). */
+  readonly field: string | undefined;
 
   constructor(code: string, message: string, data?: CborValue) {
-    super(code, message);
+    // data.hint / data.field become the usual SignerError properties, so callers
+    // treat a remote refusal exactly like a local one.
+    const text = (k: string) => (data instanceof Map && typeof data.get(k) === 'string' ? (data.get(k) as string) : undefined);
+    const hint = text('hint');
+    super(code, message, hint === undefined ? {} : { hint });
     this.data = data;
+    this.field = text('field');
   }
 }
 

@@ -168,7 +168,12 @@ export function toWireError(e: unknown): WireError {
   if (!isSignerError(e) || !isValidErrorCode(e.code)) return { ...GENERIC_INTERNAL };
   const message = typeof e.message === 'string' ? e.message.slice(0, MAX_ERROR_MESSAGE_LENGTH) : '';
   const out: WireError = { code: e.code, message };
-  if (typeof e.hint === 'string') out.data = new Map([['hint', e.hint.slice(0, MAX_ERROR_MESSAGE_LENGTH)]]);
+  const data = new Map<string, string>();
+  if (typeof e.hint === 'string') data.set('hint', e.hint.slice(0, MAX_ERROR_MESSAGE_LENGTH));
+  // Signing refusals name the offending request field (SigningError.field).
+  const field = (e as { field?: unknown }).field;
+  if (typeof field === 'string') data.set('field', field.slice(0, 256));
+  if (data.size > 0) out.data = data;
   return out;
 }
 

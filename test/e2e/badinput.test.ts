@@ -18,15 +18,13 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { HDKey } from '@scure/bip32';
 import * as btc from '@scure/btc-signer';
 import Database from 'better-sqlite3';
-import { createPublicKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { recoverAddress, type Hex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEV_CREDENTIALS } from '../../dev/stack.js';
-import { startParent, type RunningParent } from '../../parent/main.js';
-import { call, childProcesses, httpUnix, ipcExchange, isAlive, rpc, startDevStack, waitFor, waitReady, type DevStack, type RpcAnswer } from './dev-stack.js';
+import { call, childProcesses, httpUnix, ipcExchange, isAlive, rpc, startDevStack, startParentCli, waitFor, waitReady, type DevStack, type RpcAnswer } from './dev-stack.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'es-e2e-bad-'));
 let stack: DevStack;
@@ -136,7 +134,7 @@ describe('envelope errors', () => {
 });
 
 describe('params', () => {
-  /** -32602 naming the field: in data.field (parent-side checks), else at the head of the message (see the it.fails below). */
+  /** -32602 naming the field: in data.field, for parent-side checks and enclave-side refusals alike. */
   const expectInvalid = (a: RpcAnswer, field: string | RegExp, code = 'PARENT_INVALID_PARAMS') => {
     expect(a.error, JSON.stringify(a)).toMatchObject({ code: -32602, message: expect.stringMatching(/^invalid params: /), data: { code } });
     const named = a.error!.data!.field ?? a.error!.message.replace(/^invalid params: /, '').split(':')[0];
@@ -224,7 +222,7 @@ describe('params', () => {
   // and parent/rpc-errors.ts reads `field`/`hint` off the error object, not
   // off BridgeRemoteError.data — so enclave-side refusals lack data.field (and
   // data.hint). docs/signers.md promises the field. Flip to it() once fixed.
-  it.fails('enclave-side refusals carry data.field like parent-side ones', async () => {
+  it('enclave-side refusals carry data.field like parent-side ones', async () => {
     const tx = { from: address, to: address, chainId: '0x1', nonce: '0x0', gas: '0x5208', maxFeePerGas: '0x10', maxPriorityFeePerGas: '0x11' };
     const a = await rpc(stack.socket, 'eth_signTransaction', [tx]);
     expect(a.error).toMatchObject({ code: -32602, data: { code: 'SIGN_INVALID_PARAMS', field: 'maxPriorityFeePerGas' } });
@@ -286,32 +284,29 @@ describe('keystore trouble', () => {
     expect(after).toEqual([...before, created]); // nothing lost, and no half-stored key from the failed call
   });
 
-  it('opened read-only by a second parent (--keystore-readonly) on the same enclave: signs, refuses new keys with -32002', async () => {
-    const d = stack.dataDir;
-    const lines: string[] = [];
-    let ro: RunningParent | undefined;
+  it('opened read-only by a second parent (`enclave-signer parent --keystore-readonly`) on the same enclave: signs, refuses new keys with -32002', async () => {
+    const creds = join(dir, 'creds.json');
+    writeFileSync(creds, JSON.stringify(DEV_CREDENTIALS), { mode: 0o600 });
+    const ro = await startParentCli(stack, {
+      enclave: `unix:${join(stack.dataDir, 'run', 'enclave.sock')}`,
+      socket: join(dir, 'ro.sock'),
+      keystore: join(stack.dataDir, 'keystore.sqlite'),
+      credentialsFile: creds,
+      extra: ['--keystore-readonly'],
+    });
     try {
-      ro = await startParent({
-        enclave: `unix:${join(d, 'run', 'enclave.sock')}`,
-        socket: join(dir, 'ro.sock'),
-        keystore: join(d, 'keystore.sqlite'),
-        keystoreReadonly: true,
-        root: { pem: readFileSync(join(d, 'dev-ca', 'root.pem'), 'utf8'), name: 'dev CA' },
-        manifest: { signed: JSON.parse(readFileSync(join(d, 'pcr-manifest.dev.json'), 'utf8')), trustedKeys: [createPublicKey(readFileSync(join(d, 'release', 'dev-release.pub.pem')))] },
-        credentials: { kind: 'static', ...DEV_CREDENTIALS },
-        log: (l) => lines.push(l),
-      });
-      await waitReady(ro.socketPath, 20_000);
-      const a = await rpc(ro.socketPath, 'signer_createKey', {});
-      expect(a.error).toMatchObject({ code: -32002, message: expect.stringContaining('read-only'), data: { code: 'KEYSTORE_UNAVAILABLE' } });
-      expect(await call(ro.socketPath, 'eth_accounts', [])).toEqual(await call(stack.socket, 'eth_accounts', []));
+      await waitReady(ro.socket, 20_000);
+      const a = await rpc(ro.socket, 'signer_createKey', {});
+      expect(a.error).toMatchObject({ code: -32002, message: expect.stringContaining('read-only'), data: { code: 'KEYSTORE_UNAVAILABLE', hint: expect.any(String) } });
+      expect(await call(ro.socket, 'eth_accounts', [])).toEqual(await call(stack.socket, 'eth_accounts', []));
       const d1 = digest(0xabc);
-      const sig = await call(ro.socketPath, 'signer_signDigest', { keyId, digest: d1 });
+      const sig = await call(ro.socket, 'signer_signDigest', { keyId, digest: d1 });
       expect(await recoverAddress({ hash: d1, signature: sig.signature })).toBe(address);
     } finally {
-      await ro?.close();
+      expect(await ro.stop()).toEqual({ code: 0, signal: null });
     }
-    expect(lines.join('\n')).not.toMatch(/secretAccessKey|kms-local-development-secret/);
+    expect(ro.output()).toMatch(/enclave gate: ready/);
+    expect(ro.output()).not.toContain(DEV_CREDENTIALS.secretAccessKey);
     await stillServing(); // the dev parent was not disturbed
   });
 });

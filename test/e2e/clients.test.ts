@@ -129,7 +129,8 @@ describe('ethers v6 JsonRpcSigner', () => {
       const signer = await provider.getSigner(address);
       // No chainId: the signer refuses (never defaults it) with -32602.
       await expect(provider.send('eth_signTransaction', [{ from: address, to: TO, nonce: '0x0', gas: '0x5208', gasPrice: '0x1' }])).rejects.toThrow(/chainId/);
-      await expect(signer.sendTransaction({ to: TO, value: 1n })).rejects.toThrow();
+      // Sending needs a node (nonce, gas, broadcast): the signer says it does not serve that.
+      await expect(signer.sendTransaction({ to: TO, value: 1n })).rejects.toThrow(/not served by this signer/);
     } finally {
       provider.destroy();
     }

@@ -6,20 +6,19 @@
  *     EIP-1559 transaction over viem IPC, typed data, -32602 handling —
  *     every signature it printed is re-verified here;
  *   - a second enclave started with `--deny-op eth_signTypedData_v4` behind
- *     its own parent: the denial arrives as 4001, the example records it,
+ *     its own parent (`enclave-signer parent`): the denial arrives as 4001, the example records it,
  *     does not retry, carries on, and exits 4;
- *   - a parent that cannot reach any enclave: /readyz says why, exit 3.
+ *   - a parent (`enclave-signer parent`) that cannot reach any enclave:
+ *     /readyz says why, exit 3.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createPublicKey } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTransaction, recoverTransactionAddress, recoverTypedDataAddress, type Hex, type TransactionSerialized } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEV_CREDENTIALS } from '../../dev/stack.js';
-import { startParent, type ParentConfig, type RunningParent } from '../../parent/main.js';
-import { BIN, REPO, call, isAlive, startDevStack, waitFor, waitReady, type DevStack } from './dev-stack.js';
+import { BIN, REPO, call, isAlive, startDevStack, startParentCli, waitFor, waitReady, type DevStack, type ParentProcess } from './dev-stack.js';
 
 const EXAMPLE = join(REPO, 'examples', 'custody-client.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'es-e2e-example-'));
@@ -52,19 +51,11 @@ function runExample(args: string[]): Promise<{ code: number; steps: Step[]; stde
 
 const byStep = (steps: Step[], name: string) => steps.find((s) => s.step === name);
 
-/** A parent in this process, on the dev stack's trust anchors (dev CA root, dev-signed manifest, dev KMS credentials). */
-function devParentConfig(enclaveUri: string, socket: string, keystore: string): ParentConfig {
-  const d = stack.dataDir;
-  return {
-    enclave: enclaveUri,
-    socket,
-    keystore,
-    root: { pem: readFileSync(join(d, 'dev-ca', 'root.pem'), 'utf8'), name: 'dev CA' },
-    manifest: { signed: JSON.parse(readFileSync(join(d, 'pcr-manifest.dev.json'), 'utf8')), trustedKeys: [createPublicKey(readFileSync(join(d, 'release', 'dev-release.pub.pem')))] },
-    credentials: { kind: 'static', ...DEV_CREDENTIALS },
-    reconnect: { minMs: 100, maxMs: 1000 },
-    log: () => {},
-  };
+/** The dev KMS credentials, in the file form `enclave-signer parent --aws-credentials file:` reads. */
+function credentialsFile(): string {
+  const p = join(dir, 'creds.json');
+  writeFileSync(p, JSON.stringify(DEV_CREDENTIALS), { mode: 0o600 });
+  return p;
 }
 
 describe('examples/custody-client.mjs', () => {
@@ -129,13 +120,13 @@ describe('examples/custody-client.mjs', () => {
     );
     let enclaveLog = '';
     enclave.stderr!.setEncoding('utf8').on('data', (s: string) => (enclaveLog += s));
-    let parent: RunningParent | undefined;
+    let parent: ParentProcess | undefined;
     try {
       await waitFor('the deny-op enclave to listen', async () => /serving the enclave API/.test(enclaveLog), 20_000);
-      parent = await startParent(devParentConfig(`unix:${enclaveSock}`, join(dir, 'deny-parent.sock'), join(d, 'keystore.sqlite')));
-      await waitReady(parent.socketPath, 20_000);
+      parent = await startParentCli(stack, { enclave: `unix:${enclaveSock}`, socket: join(dir, 'deny-parent.sock'), keystore: join(d, 'keystore.sqlite'), credentialsFile: credentialsFile() });
+      await waitReady(parent.socket, 20_000);
 
-      const { code, steps } = await runExample([parent.socketPath, '--label', 'desk-1']);
+      const { code, steps } = await runExample([parent.socket, '--label', 'desk-1']);
       expect(code).toBe(4);
       expect(byStep(steps, 'signTransaction')).toMatchObject({ ok: true });
       expect(byStep(steps, 'signTypedData')).toEqual(expect.objectContaining({ ok: false, action: 'denied', code: 4001, reason: 'POLICY_DENIED', message: expect.stringMatching(/^denied: /) }));
@@ -145,7 +136,7 @@ describe('examples/custody-client.mjs', () => {
       expect(enclaveLog).toMatch(/audit op=eth_signTypedData_v4 key=[0-9a-f-]{36} decision=deny/);
       expect(enclaveLog).toMatch(/audit op=eth_signTransaction key=[0-9a-f-]{36} decision=allow/);
     } finally {
-      await parent?.close();
+      await parent?.stop();
       enclave.kill('SIGTERM');
       await waitFor('the deny-op enclave to exit', async () => enclave.exitCode !== null || enclave.signalCode !== null, 10_000).catch(() => enclave.kill('SIGKILL'));
     }
@@ -153,13 +144,13 @@ describe('examples/custody-client.mjs', () => {
   });
 
   it('a signer that cannot reach its enclave: the example waits for /readyz, reports why, exit 3', async () => {
-    const parent = await startParent(devParentConfig(`unix:${join(dir, 'nobody-here.sock')}`, join(dir, 'lonely.sock'), join(dir, 'lonely.sqlite')));
+    const parent = await startParentCli(stack, { enclave: `unix:${join(dir, 'nobody-here.sock')}`, socket: join(dir, 'lonely.sock'), keystore: join(dir, 'lonely.sqlite'), credentialsFile: credentialsFile() });
     try {
-      const { code, steps } = await runExample([parent.socketPath, '--ready-timeout', '1']);
+      const { code, steps } = await runExample([parent.socket, '--ready-timeout', '1']);
       expect(code).toBe(3);
       expect(steps).toEqual([{ step: 'readyz', ok: false, reason: expect.stringMatching(/^signer not ready: enclave not attested: connecting/) }]);
     } finally {
-      await parent.close();
+      await parent.stop();
     }
   });
 

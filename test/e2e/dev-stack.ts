@@ -248,3 +248,57 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+// ------------------------------------------------------------ a second parent (the real CLI)
+
+export interface ParentProcess {
+  socket: string;
+  pid: number;
+  output(): string;
+  stop(): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/**
+ * `enclave-signer parent` on the dev stack's trust anchors (dev CA root, the
+ * dev-signed PCR manifest and its release key, the dev KMS credentials),
+ * pointed at `enclaveUri`. Resolves once the socket answers GET /healthz.
+ */
+export async function startParentCli(stack: { dataDir: string }, opts: { enclave: string; socket: string; keystore: string; extra?: string[]; credentialsFile: string }): Promise<ParentProcess> {
+  const d = stack.dataDir;
+  const args = [
+    BIN, 'parent',
+    '--enclave', opts.enclave,
+    '--socket', opts.socket,
+    '--keystore', opts.keystore,
+    '--root', join(d, 'dev-ca', 'root.pem'),
+    '--manifest', join(d, 'pcr-manifest.dev.json'),
+    '--manifest-key', join(d, 'release', 'dev-release.pub.pem'),
+    '--aws-credentials', `file:${opts.credentialsFile}`,
+    ...(opts.extra ?? []),
+  ];
+  const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderr += s));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    const r = await exited;
+    clearTimeout(t);
+    return r;
+  };
+  try {
+    await waitFor(
+      'the parent to listen',
+      async () => {
+        if (child.exitCode !== null) throw new Error(`parent exited ${child.exitCode}: ${stderr.slice(-2000)}`);
+        return (await httpUnix(opts.socket, { path: '/healthz' })).status === 200;
+      },
+      20_000,
+    );
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { socket: opts.socket, pid: child.pid!, output: () => stderr, stop };
+}
