@@ -73,11 +73,14 @@ export interface KeyRecord {
   blob: Uint8Array;
 }
 
+/** A keyring's public record (docs/keyring.md): the parent stores it, only an attested enclave can open it. */
 export interface KeyringRecordWire {
   format: 'enclave-signer/keyring';
   version: 1;
   keyringId: string;
+  /** The CMK (ARN) that wraps the data key. */
   kmsKeyId: string;
+  /** KMS CiphertextBlob of the data key (encryption context {"enclave-signer:keyring": keyringId}). */
   dataKeyCiphertext: Uint8Array;
   createdAt: string;
 }

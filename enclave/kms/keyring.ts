@@ -12,19 +12,12 @@ import { ReEncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { randomUUID } from 'node:crypto';
 import { wipe } from '../../common/bytes.js';
 import { SignerError } from '../../common/errors.js';
+import type { KeyringRecordWire } from '../../common/protocol/enclave-api.js';
 import { kmsFailure, type AttestedKms } from './attested.js';
 import { unwrapKey, wrapKey, type KeyKind } from './wrapped-key.js';
 
-export interface KeyringRecord {
-  format: 'enclave-signer/keyring';
-  version: 1;
-  keyringId: string;
-  /** The CMK (ARN) that wraps the data key. */
-  kmsKeyId: string;
-  /** KMS CiphertextBlob of the data key. */
-  dataKeyCiphertext: Uint8Array;
-  createdAt: string;
-}
+/** The public keyring record the parent stores; one definition, shared with the bridge contract. */
+export type KeyringRecord = KeyringRecordWire;
 
 export interface Keyring {
   readonly id: string;
