@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { SIGN_OPS, type SignOp } from '../common/protocol/enclave-api.js';
+import { registerVsockTransportFor } from '../common/transport/vsock.js';
 import { chooseNsm, startEnclave } from '../enclave/main.js';
 import { parseArgs } from './args.js';
 import { guard } from './command.js';
@@ -59,11 +60,7 @@ export async function enclave(argv: string[], io: Io): Promise<number> {
     const log = (l: string) => io.stderr(`[enclave] ${l}\n`);
     const listenUri = f.listen ?? 'vsock://4294967295:5000';
     const pipeUri = f['kms-pipe'] ?? 'vsock://3:8000';
-    if (listenUri.startsWith('vsock:') || pipeUri.startsWith('vsock:')) {
-      // Off by default so nothing on a development machine can open AF_VSOCK by accident.
-      const { registerVsockTransport } = await import('../common/transport/vsock.js');
-      await registerVsockTransport();
-    }
+    await registerVsockTransportFor([listenUri, pipeUri]);
 
     const nsm = await chooseNsm(mode, async () => {
       const { loadOrCreateDevCa } = await import('../dev/ca/index.js');

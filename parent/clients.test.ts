@@ -16,6 +16,7 @@ import { ipc } from 'viem/node';
 import { mainnet } from 'viem/chains';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { rpc, startRig, type Rig } from './test-helpers.js';
+import { EIP712_MAIL } from '../test/eip712-mail.js';
 
 vi.setConfig({ testTimeout: 30_000 });
 
@@ -32,26 +33,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const typedData = {
-  domain: { name: 'Ether Mail', version: '1', chainId: 1, verifyingContract: '0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC' },
-  types: {
-    Person: [
-      { name: 'name', type: 'string' },
-      { name: 'wallet', type: 'address' },
-    ],
-    Mail: [
-      { name: 'from', type: 'Person' },
-      { name: 'to', type: 'Person' },
-      { name: 'contents', type: 'string' },
-    ],
-  },
-  primaryType: 'Mail',
-  message: {
-    from: { name: 'Cow', wallet: '0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826' },
-    to: { name: 'Bob', wallet: '0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB' },
-    contents: 'Hello, Bob!',
-  },
-} as const;
+const typedData = EIP712_MAIL;
 
 describe('ethers v6 over IPC', () => {
   it('IpcSocketProvider: eth_accounts and eth_signTransaction (raw send)', async () => {

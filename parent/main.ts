@@ -30,6 +30,8 @@ import { METHODS } from './methods.js';
 import { startSigningServer } from './server.js';
 import { createEnclaveVerifier } from './verify-enclave.js';
 
+import { registerVsockTransportFor } from '../common/transport/vsock.js';
+import { untilSignal } from '../cli/run-until-signal.js';
 import { loadAllowlist, startKmsPipe, type KmsPipe } from './kms-pipe.js';
 
 export type { ParentConfig } from './config.js';
@@ -270,9 +272,16 @@ async function credentialsFlag(v: string | undefined): Promise<CredentialsConfig
 
 /** Builds the config from the command line; operator files are read here (exit 2 when unusable). */
 export async function configFromArgs(argv: string[]): Promise<ParentConfig | 'help'> {
+  const parsed = await parseParentArgs(argv);
+  return parsed === 'help' ? 'help' : parsed.cfg;
+}
+
+/** One parse of the command line: the parent's config and the optional KMS byte pipe. */
+async function parseParentArgs(argv: string[]): Promise<{ cfg: ParentConfig; pipe: PipeFlags | undefined } | 'help'> {
   const args = parseArgs(argv, SPEC);
   if (args.help) return 'help';
   const f = args.flags;
+  const pipe = pipeFlags(f);
   for (const name of ['enclave', 'socket', 'keystore'] as const) if (f[name] === undefined) throw new UsageError(`--${name} is required`);
   const keys: TrustedManifestKey[] = [];
   for (const p of f['manifest-key']) keys.push(await loadPublicKey(p, 'manifest-key'));
@@ -316,7 +325,7 @@ export async function configFromArgs(argv: string[]): Promise<ParentConfig | 'he
     if (!/^\d{1,9}$/.test(f['max-body'])) throw new UsageError('--max-body must be a number of bytes');
     cfg.maxBodyBytes = Number(f['max-body']);
   }
-  return cfg;
+  return { cfg, pipe };
 }
 
 export interface RunParentOptions {
@@ -329,18 +338,14 @@ export interface RunParentOptions {
 /** `enclave-signer parent …`: runs until SIGINT/SIGTERM, then closes cleanly. */
 export async function runParent(argv: string[], io: Io, opts: RunParentOptions = {}): Promise<number> {
   return guard(PARENT_USAGE, io, 'the parent could not start', async () => {
-    const cfg = await configFromArgs(argv);
-    if (cfg === 'help') {
+    const parsed = await parseParentArgs(argv);
+    if (parsed === 'help') {
       io.stdout(PARENT_USAGE);
       return EXIT_OK;
     }
-    const pipeCfg = pipeFlags(parseArgs(argv, SPEC).flags);
+    const { cfg, pipe: pipeCfg } = parsed;
     cfg.log = (line) => io.stderr(`[parent] ${line}\n`);
-    if (cfg.enclave.startsWith('vsock:') || pipeCfg?.listen.startsWith('vsock:')) {
-      // Off by default so nothing on a development machine can open AF_VSOCK by accident.
-      const { registerVsockTransport } = await import('../common/transport/vsock.js');
-      await registerVsockTransport();
-    }
+    await registerVsockTransportFor([cfg.enclave, pipeCfg?.listen]);
     let pipe: KmsPipe | undefined;
     if (pipeCfg) {
       pipe = await startKmsPipe({ listen: pipeCfg.listen, target: pipeCfg.target, allowlist: loadAllowlist(pipeCfg.allowlist), log: cfg.log });
@@ -354,24 +359,13 @@ export async function runParent(argv: string[], io: Io, opts: RunParentOptions =
       throw e;
     }
     opts.onStarted?.(parent);
-    await new Promise<void>((resolve) => {
-      const stop = (why: string) => {
-        process.removeListener('SIGINT', onInt);
-        process.removeListener('SIGTERM', onTerm);
-        opts.signal?.removeEventListener('abort', onAbort);
-        io.stderr(`[parent] ${why}: shutting down\n`);
-        resolve();
-      };
-      const onInt = () => stop('SIGINT');
-      const onTerm = () => stop('SIGTERM');
-      const onAbort = () => stop('stop requested');
-      process.once('SIGINT', onInt);
-      process.once('SIGTERM', onTerm);
-      if (opts.signal?.aborted) return onAbort();
-      opts.signal?.addEventListener('abort', onAbort, { once: true });
-    });
-    await parent.close();
-    await pipe?.close();
-    return EXIT_OK;
+    return untilSignal(
+      async () => {
+        await parent.close();
+        await pipe?.close();
+      },
+      cfg.log,
+      opts.signal,
+    );
   });
 }

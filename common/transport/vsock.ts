@@ -289,3 +289,12 @@ export async function registerVsockTransport(): Promise<() => void> {
   return registerTransport('vsock', vsockTransport);
 }
 
+
+/**
+ * Installs the vsock transport only when one of `uris` is a vsock:// URI, so a
+ * process configured with unix:/tcp:// only (development) never can open
+ * AF_VSOCK by accident.
+ */
+export async function registerVsockTransportFor(uris: readonly (string | undefined)[]): Promise<void> {
+  if (uris.some((u) => u?.startsWith('vsock:'))) await registerVsockTransport();
+}

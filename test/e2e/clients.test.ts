@@ -42,6 +42,7 @@ import { ipc } from 'viem/node';
 import { recoverAuthorizationAddress } from 'viem/utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CURL, call, curl, rpc, startDevStack, type DevStack } from './dev-stack.js';
+import { EIP712_MAIL } from '../eip712-mail.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'es-e2e-clients-'));
 let stack: DevStack;
@@ -61,26 +62,7 @@ afterAll(async () => {
 
 const TO = '0x70997970C51812dc3A010C7d01b50e0d17dc79C8' as const;
 
-const typedData = {
-  domain: { name: 'Ether Mail', version: '1', chainId: 1, verifyingContract: '0xCcCCccccCCCCcCCCCCCcCcCccCcCCCcCcccccccC' },
-  types: {
-    Person: [
-      { name: 'name', type: 'string' },
-      { name: 'wallet', type: 'address' },
-    ],
-    Mail: [
-      { name: 'from', type: 'Person' },
-      { name: 'to', type: 'Person' },
-      { name: 'contents', type: 'string' },
-    ],
-  },
-  primaryType: 'Mail',
-  message: {
-    from: { name: 'Cow', wallet: '0xCD2a3d9F938E13CD947Ec05AbC7FE734Df8DD826' },
-    to: { name: 'Bob', wallet: '0xbBbBBBBbbBBBbbbBbbBbbbbBBbBbbbbBbBbbBBbB' },
-    contents: 'Hello, Bob!',
-  },
-} as const;
+const typedData = EIP712_MAIL;
 
 describe('ethers v6 JsonRpcSigner', () => {
   // A signer is not a node: it does not serve eth_chainId. With a static
