@@ -48,6 +48,22 @@ describe('parseArgs', () => {
     usage(() => parseArgs([], spec, { positionals: { min: 1, max: 1 } }), /expected 1 argument, got 0/);
     usage(() => parseArgs(['--toString', 'x'], spec), /unknown option --toString/);
   });
+
+  it('a flag that is not repeatable is refused the second time, whatever the spelling (node:util parseArgs alone keeps the last)', () => {
+    usage(() => parseArgs(['--name=a', '--name', 'b'], spec), /--name given twice/);
+    usage(() => parseArgs(['--name', 'a', '--json', '--name='], spec), /--name given twice/);
+    expect(parseArgs(['--tag', 'a', '--tag=a'], spec).flags.tag).toEqual(['a', 'a']);
+  });
+
+  it('takes values that start with a dash when they cannot be a flag, and names short options as typed', () => {
+    expect(parseArgs(['--name', '-'], spec).flags.name).toBe('-');
+    expect(parseArgs(['--name', '-5'], spec).flags.name).toBe('-5');
+    expect(parseArgs(['--name', '--'], spec).flags.name).toBe('--');
+    expect(parseArgs(['--name=--json'], spec).flags.name).toBe('--json');
+    usage(() => parseArgs(['-abc'], spec), /unknown option -abc/);
+    usage(() => parseArgs(['--name', 'x', '-5'], spec), /unknown option -5/);
+    usage(() => parseArgs(['--nam=x', 'y'], spec), /unknown option --nam$/);
+  });
 });
 
 describe('flag values', () => {

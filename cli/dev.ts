@@ -1,11 +1,10 @@
 /**
  * `enclave-signer dev` (what `npm start` runs): the whole appliance locally on
  * embedded defaults, loudly marked DEV MODE. A rerun over the same data
- * directory serves the same keys.
+ * directory serves the same keys. The program is dev/appliance.ts
+ * (`startDevAppliance`); this file is its command line.
  */
-import { join } from 'node:path';
-import { devBanner, repoRoot, startDevInfra, DEV_CREDENTIALS } from '../dev/stack.js';
-import { startParent } from '../parent/main.js';
+import { startDevAppliance, type DevApplianceConfig } from '../dev/appliance.js';
 import { parseArgs } from './args.js';
 import { guard } from './command.js';
 import type { Io } from './io.js';
@@ -42,42 +41,16 @@ export async function dev(argv: string[], io: Io): Promise<number> {
       io.stdout(DEV_USAGE);
       return 0;
     }
-    const dataDir = a.flags['data-dir'] ?? join(repoRoot(), '.dev-data');
     const log = (l: string) => io.stderr(`[dev] ${l}\n`);
-    const infra = await startDevInfra(dataDir, log, { denyOps: a.flags['deny-op'] });
-    let parent;
-    try {
-      parent = await startParent({
-        enclave: infra.enclave.uri,
-        socket: a.flags.socket ?? join(infra.paths.dataDir, 'signer.sock'),
-        ...(a.flags.http ? { http: a.flags.http } : {}),
-        keystore: infra.paths.keystore,
-        root: infra.ca.trustRoot, // the dev CA, trusted here only because dev mode says so
-        manifest: { signed: infra.manifest, trustedKeys: [infra.releasePublicPem] },
-        kmsKeyId: infra.cmkArn,
-        credentials: { kind: 'static', ...DEV_CREDENTIALS },
-        log: (l) => io.stderr(`[parent] ${l}\n`),
-      });
-    } catch (e) {
-      await infra.close();
-      throw e;
-    }
-    io.stderr(
-      devBanner({
-        socketPath: parent.socketPath,
-        ...(parent.httpUrl ? { httpUrl: parent.httpUrl } : {}),
-        pcrs: infra.pcrs,
-        dataDir: infra.paths.dataDir,
-        kmsUrl: infra.kms.url,
-        manifest: infra.paths.manifest,
-      }) + '\n',
-    );
+    const config: DevApplianceConfig = { denyOps: a.flags['deny-op'], log, parentLog: (l) => io.stderr(`[parent] ${l}\n`) };
+    if (a.flags['data-dir'] !== undefined) config.dataDir = a.flags['data-dir'];
+    if (a.flags.socket !== undefined) config.socket = a.flags.socket;
+    if (a.flags.http) config.http = a.flags.http;
+    const running = await startDevAppliance(config);
+    io.stderr(running.banner + '\n');
     if (a.flags.json) {
-      io.stdout(JSON.stringify({ socket: parent.socketPath, http: parent.httpUrl ?? null, dataDir: infra.paths.dataDir, enclavePid: infra.enclave.pid ?? null }) + '\n');
+      io.stdout(JSON.stringify({ socket: running.socketPath, http: running.httpUrl ?? null, dataDir: running.dataDir, enclavePid: running.enclavePid ?? null }) + '\n');
     }
-    return untilSignal(async () => {
-      await parent.close();
-      await infra.close();
-    }, log);
+    return untilSignal(() => running.close(), log);
   });
 }

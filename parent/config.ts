@@ -60,6 +60,17 @@ export interface ParentConfig {
   reconnect?: { minMs?: number; maxMs?: number };
   /** One line per event; default stderr with a "[parent]" prefix. */
   log?: (line: string) => void;
+  /** The KMS byte pipe the enclave's KMS client dials (parent/kms-pipe.ts); off when absent. */
+  kmsPipe?: KmsPipeConfig;
+}
+
+export interface KmsPipeConfig {
+  /** Where to listen, e.g. vsock://4294967295:8000. */
+  listen: string;
+  /** Where the pipe goes, e.g. kms.us-east-1.amazonaws.com:443; must be in the allowlist. */
+  target: { address: string; port: number };
+  /** vsock-proxy YAML allowlist file. */
+  allowlistFile: string;
 }
 
 export interface ResolvedParentConfig {

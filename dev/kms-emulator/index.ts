@@ -8,7 +8,7 @@ export {
   type KmsEmulatorOptions,
   type KmsEmulatorCredential,
 } from './server.js';
-export { runKmsLocal, KMS_LOCAL_USAGE, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, DEFAULT_DATA_DIR, DEFAULT_CA_DIR, type KmsLocalIo, type KmsLocalEndpoint } from './cli.js';
+export { startKmsLocal, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, DEFAULT_DATA_DIR, DEFAULT_CA_DIR, type KmsLocalConfig, type KmsLocalEndpoint, type RunningKmsLocal } from './local.js';
 export { KmsError, KmsEmulatorError, isKmsError, type KmsErrorType } from './errors.js';
 export { SUPPORTED_OPERATIONS } from './operations.js';
 export { parseKeyPolicy, evaluatePolicy, defaultKeyPolicy, type KeyPolicy, type RequestContext, type PolicyDecision } from './policy.js';

@@ -8,11 +8,12 @@ import { afterAll, describe, expect, test } from 'vitest';
 import { build } from 'esbuild';
 import { CreateKeyCommand, DecryptCommand, EncryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { loadOrCreateDevCa } from '../ca/index.js';
-import { createSimulatedNsm } from '../../enclave/nsm/index.js';
+import { loadOrCreateDevCa } from '../dev/ca/index.js';
+import { createSimulatedNsm } from '../enclave/nsm/index.js';
 import { generateKeyPairSync } from 'node:crypto';
-import { decryptEnvelopedData } from '../../common/cms/index.js';
-import { DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, runKmsLocal, type KmsLocalEndpoint } from './cli.js';
+import { decryptEnvelopedData } from '../common/cms/index.js';
+import { DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY } from '../dev/kms-emulator/local.js';
+import { runKmsLocal, type KmsLocalEndpoint } from './kms-local.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'kms-local-cli-'));
@@ -115,7 +116,7 @@ describe('crash safety', () => {
     const entry = join(work, 'entry.ts');
     writeFileSync(
       entry,
-      `import { runKmsLocal } from ${JSON.stringify(join(here, 'cli.ts'))};
+      `import { runKmsLocal } from ${JSON.stringify(join(here, 'kms-local.ts'))};
 runKmsLocal(process.argv.slice(2), { stdout: (s) => process.stdout.write(s), stderr: (s) => process.stderr.write(s) }).then((c) => process.exit(c));\n`,
     );
     const outfile = join(work, 'kms-local.mjs');

@@ -12,9 +12,10 @@ import { afterAll, describe, expect, it, vi } from 'vitest';
 import { derToPem } from '../attestation/roots.js';
 import { createDevCa } from '../dev/ca/index.js';
 import { isSignerError } from '../common/errors.js';
-import { parseLoopbackHttp, resolveParentConfig } from './config.js';
-import { runParent, type RunningParent } from './main.js';
-import { devManifest, httpRequest, rpc, startFakeEnclave, waitFor } from './test-helpers.js';
+import { parseLoopbackHttp, resolveParentConfig } from '../parent/config.js';
+import type { RunningParent } from '../parent/main.js';
+import { runParent } from './parent.js';
+import { devManifest, httpRequest, rpc, startFakeEnclave, waitFor } from '../parent/test-helpers.js';
 
 vi.setConfig({ testTimeout: 30_000 });
 
@@ -67,6 +68,9 @@ describe('runParent', () => {
     const q = io();
     expect(await runParent(['--enclave', 'unix:/e.sock', '--socket', join(dir, 's.sock'), '--keystore', join(dir, 'k.db'), '--allow-any-pcrs', '--aws-credentials', 'imds:ftp://x'], q.io)).toBe(2);
     expect(q.out.stderr).toMatch(/--aws-credentials imds:ftp:\/\/x: IMDS endpoint must be http/);
+    const r = io();
+    expect(await runParent(['--enclave', 'unix:/e.sock', '--enclave', 'unix:/other.sock', '--socket', join(dir, 's.sock'), '--keystore', join(dir, 'k.db'), '--allow-any-pcrs'], r.io)).toBe(2);
+    expect(r.out.stderr).toMatch(/^error: --enclave given twice\n\nUsage: enclave-signer parent/);
   });
 
   it('runs from files (manifest, manifest key, dev root, credentials), serves, and stops on SIGTERM removing the socket', async () => {
@@ -173,7 +177,7 @@ describe('runParent', () => {
   });
 
   it('config errors surface as typed errors from startParent', async () => {
-    const { startParent } = await import('./main.js');
+    const { startParent } = await import('../parent/main.js');
     await expect(startParent({ enclave: 'unix:/e.sock', socket: join(dir, 'q.sock'), keystore: join(dir, 'q.db'), allowAnyPcrs: true, reattestIntervalMs: 5 })).rejects.toSatisfy(
       (e) => isSignerError(e) && e.code === 'PARENT_CONFIG',
     );
