@@ -13,7 +13,7 @@ export interface RawResponse {
   reusedSocket: boolean;
 }
 
-export function rawKmsRequest(
+export async function rawKmsRequest(
   url: string,
   opts: {
     agent: Agent;
@@ -35,7 +35,7 @@ export function rawKmsRequest(
   };
   const body = typeof opts.body === 'string' ? Buffer.from(opts.body, 'utf8') : Buffer.from(opts.body);
   const signed = opts.credential
-    ? signRequestHeaders({ method: 'POST', url: path, host: u.host, headers, body }, opts.credential, opts.region ?? 'us-east-1', 'kms')
+    ? await signRequestHeaders({ method: 'POST', url: path, host: u.host, headers, body }, opts.credential, opts.region ?? 'us-east-1', 'kms')
     : headers;
   return new Promise((resolve, reject) => {
     const req = request(

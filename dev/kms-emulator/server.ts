@@ -178,7 +178,7 @@ export async function startKmsEmulator(opts: KmsEmulatorOptions): Promise<KmsEmu
         finish(413, e.body(), e.type, !body.drained);
         return;
       }
-      const signed = verifySigV4({ method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body: body.bytes }, credentials, {
+      const signed = await verifySigV4({ method: req.method ?? 'GET', url: req.url ?? '/', rawHeaders: req.rawHeaders, body: body.bytes }, credentials, {
         region,
         service: 'kms',
       });

@@ -1,12 +1,21 @@
 /**
  * AWS Signature Version 4 (AWS4-HMAC-SHA256) verification, from the raw
- * request as it arrived: the canonical request is rebuilt from the method,
- * the path and query exactly as sent, the headers the client says it signed,
- * and the SHA-256 of the body we actually received. Nothing the client
- * claims about the body is trusted: an `x-amz-content-sha256` header must
- * equal the hash of the received bytes.
+ * request as it arrived. The emulator knows each client's secret, so it
+ * verifies by signing again: the received method, path and query exactly as
+ * sent, the headers the client says it signed and the body we actually
+ * received go through `@smithy/signature-v4` (the signer the AWS SDK itself
+ * uses) with the same date, scope and credential, and the two signatures are
+ * compared in constant time. No canonicalisation is written here.
+ *
+ * What stays here is what a signer does not decide: who the access key is,
+ * the scope (region, service, date) and clock skew, which headers must be
+ * signed, session tokens, and that an `x-amz-content-sha256` header equals
+ * the hash of the received bytes (nothing the client claims about the body
+ * is trusted).
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual, type Hash, type Hmac } from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
+import type { Checksum, HttpRequest, SourceData } from '@smithy/types';
 import { KmsError } from './errors.js';
 
 export const SIGV4_ALGORITHM = 'AWS4-HMAC-SHA256';
@@ -48,13 +57,36 @@ const AUTH_RE =
   /^AWS4-HMAC-SHA256\s+Credential=([^,\s]+)\s*,\s*SignedHeaders=([^,\s]+)\s*,\s*Signature=([0-9a-fA-F]+)\s*$/;
 const AMZ_DATE_RE = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/;
 
-function invalidSignature(message: string): KmsError {
-  return new KmsError('InvalidSignatureException', message);
+/** SHA-256 (or HMAC-SHA-256 with a secret) from node:crypto, in the shape @smithy/signature-v4 asks for. */
+class NodeSha256 implements Checksum {
+  private h: Hash | Hmac;
+  constructor(private readonly secret?: SourceData) {
+    this.h = this.fresh();
+  }
+  private fresh(): Hash | Hmac {
+    if (this.secret === undefined) return createHash('sha256');
+    const s = this.secret;
+    return createHmac('sha256', typeof s === 'string' ? s : ArrayBuffer.isView(s) ? new Uint8Array(s.buffer, s.byteOffset, s.byteLength) : new Uint8Array(s));
+  }
+  update(data: Uint8Array): void {
+    this.h.update(data);
+  }
+  async digest(): Promise<Uint8Array> {
+    return new Uint8Array(this.h.digest());
+  }
+  reset(): void {
+    this.h = this.fresh();
+  }
 }
 
-/** RFC 3986 escaping as the AWS SDKs do it (encodeURIComponent plus !'()*). */
-export function escapeUri(s: string): string {
-  return encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+function signer(credential: SigV4Credential, region: string, service: string): SignatureV4 {
+  const credentials = { accessKeyId: credential.accessKeyId, secretAccessKey: credential.secretAccessKey, ...(credential.sessionToken === undefined ? {} : { sessionToken: credential.sessionToken }) };
+  // applyChecksum off: KMS requests carry no x-amz-content-sha256 unless the client put one there (and signed it).
+  return new SignatureV4({ credentials, region, service, sha256: NodeSha256, uriEscapePath: true, applyChecksum: false });
+}
+
+function invalidSignature(message: string): KmsError {
+  return new KmsError('InvalidSignatureException', message);
 }
 
 /** Collects headers by lowercase name; repeated headers join with ',' as SigV4 specifies. */
@@ -63,65 +95,14 @@ export function headerMap(rawHeaders: string[]): Map<string, string> {
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!.toLowerCase();
     const list = m.get(name) ?? [];
-    list.push(rawHeaders[i + 1]!);
+    list.push(rawHeaders[i + 1]!.trim());
     m.set(name, list);
   }
-  return new Map([...m].map(([k, v]) => [k, v.map(canonicalHeaderValue).join(',')]));
-}
-
-function canonicalHeaderValue(v: string): string {
-  return v.replace(/[\r\n]/g, ' ').replace(/[ \t]+/g, ' ').trim();
-}
-
-/** Canonical URI for non-S3 services: normalized segments, then encoded once more (AWS "double encoding"). */
-export function canonicalPath(rawPath: string): string {
-  const segments: string[] = [];
-  for (const s of rawPath.split('/')) {
-    if (s === '' || s === '.') continue;
-    if (s === '..') segments.pop();
-    else segments.push(s);
-  }
-  const normalized = `${rawPath.startsWith('/') ? '/' : ''}${segments.join('/')}${segments.length > 0 && rawPath.endsWith('/') ? '/' : ''}`;
-  return escapeUri(normalized).replace(/%2F/g, '/');
-}
-
-export function canonicalQuery(rawQuery: string): string {
-  if (rawQuery === '') return '';
-  const pairs: [string, string][] = [];
-  for (const part of rawQuery.split('&')) {
-    if (part === '') continue;
-    const eq = part.indexOf('=');
-    const k = decodeComponent(eq < 0 ? part : part.slice(0, eq));
-    const v = eq < 0 ? '' : decodeComponent(part.slice(eq + 1));
-    if (k.toLowerCase() === 'x-amz-signature') continue;
-    pairs.push([escapeUri(k), escapeUri(v)]);
-  }
-  pairs.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
-  return pairs.map(([k, v]) => `${k}=${v}`).join('&');
-}
-
-function decodeComponent(s: string): string {
-  try {
-    return decodeURIComponent(s.replace(/\+/g, '%20'));
-  } catch {
-    throw invalidSignature('the request query string is not valid percent-encoding');
-  }
+  return new Map([...m].map(([k, v]) => [k, v.join(',')]));
 }
 
 export function sha256Hex(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
-}
-
-function hmac(key: Uint8Array | string, data: string): Buffer {
-  return createHmac('sha256', key).update(data, 'utf8').digest();
-}
-
-/** kSigning = HMAC(HMAC(HMAC(HMAC("AWS4"+secret, date), region), service), "aws4_request"). */
-export function signingKey(secretAccessKey: string, date: string, region: string, service: string): Buffer {
-  const kDate = hmac(`AWS4${secretAccessKey}`, date);
-  const kRegion = hmac(kDate, region);
-  const kService = hmac(kRegion, service);
-  return hmac(kService, 'aws4_request');
 }
 
 function parseAmzDate(s: string): Date | undefined {
@@ -139,13 +120,30 @@ function constantTimeEqualStrings(a: string, b: string): boolean {
   return timingSafeEqual(x, y);
 }
 
-/**
- * Verifies the Authorization header of `req` against `credentials`. Returns
- * the matching credential; throws KmsError (MissingAuthenticationToken,
- * UnrecognizedClient, InvalidSignature) otherwise.
- */
-export function verifySigV4<C extends SigV4Credential>(req: RawRequest, credentials: readonly C[], expect: SigV4Expectations): SignedBy<C> {
-  const headers = headerMap(req.rawHeaders);
+/** The request target split into the raw path and the decoded query, as a smithy HttpRequest holds them. */
+function splitTarget(url: string): { path: string; query: Record<string, string | string[]> } {
+  const q = url.indexOf('?');
+  const query: Record<string, string | string[]> = {};
+  if (q >= 0) {
+    for (const [k, v] of new URLSearchParams(url.slice(q + 1))) {
+      const had = query[k];
+      query[k] = had === undefined ? v : Array.isArray(had) ? [...had, v] : [had, v];
+    }
+  }
+  return { path: q < 0 ? url : url.slice(0, q), query };
+}
+
+interface ParsedAuthorization {
+  accessKeyId: string;
+  scopeDate: string;
+  scopeRegion: string;
+  scopeService: string;
+  terminator: string;
+  signedHeaders: string[];
+  signature: string;
+}
+
+function parseAuthorization(headers: Map<string, string>): ParsedAuthorization {
   const auth = headers.get('authorization');
   if (auth === undefined || auth === '') {
     throw new KmsError('MissingAuthenticationTokenException', 'Missing Authentication Token');
@@ -159,39 +157,42 @@ export function verifySigV4<C extends SigV4Credential>(req: RawRequest, credenti
   const scopeParts = m[1]!.split('/');
   if (scopeParts.length !== 5) throw invalidSignature('Credential must be <access key>/<date>/<region>/<service>/aws4_request');
   const [accessKeyId, scopeDate, scopeRegion, scopeService, terminator] = scopeParts as [string, string, string, string, string];
-  const signedHeaders = m[2]!.split(';');
-  const signature = m[3]!.toLowerCase();
+  return { accessKeyId, scopeDate, scopeRegion, scopeService, terminator, signedHeaders: m[2]!.split(';'), signature: m[3]!.toLowerCase() };
+}
 
-  const credential = credentials.find((c) => constantTimeEqualStrings(c.accessKeyId, accessKeyId));
-  if (!credential) throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
-
-  if (terminator !== 'aws4_request') throw invalidSignature("Credential should be scoped with a valid terminator: 'aws4_request'");
-  if (scopeService !== expect.service) throw invalidSignature(`Credential should be scoped to correct service: '${expect.service}'.`);
-  if (scopeRegion !== expect.region) {
-    throw invalidSignature(`Credential should be scoped to a valid region. This emulator serves '${expect.region}', not '${scopeRegion}'.`);
+function checkScope(a: ParsedAuthorization, expect: SigV4Expectations): void {
+  if (a.terminator !== 'aws4_request') throw invalidSignature("Credential should be scoped with a valid terminator: 'aws4_request'");
+  if (a.scopeService !== expect.service) throw invalidSignature(`Credential should be scoped to correct service: '${expect.service}'.`);
+  if (a.scopeRegion !== expect.region) {
+    throw invalidSignature(`Credential should be scoped to a valid region. This emulator serves '${expect.region}', not '${a.scopeRegion}'.`);
   }
+}
 
-  // Signed header list must be lowercase, sorted, unique, and cover what binds the request.
+/** Signed header list must be lowercase, sorted, unique, and cover what binds the request. */
+function checkSignedHeaders(signedHeaders: readonly string[]): void {
   for (let i = 0; i < signedHeaders.length; i++) {
     const h = signedHeaders[i]!;
     if (h === '' || h !== h.toLowerCase()) throw invalidSignature('SignedHeaders must be lowercase header names');
     if (i > 0 && signedHeaders[i - 1]! >= h) throw invalidSignature('SignedHeaders must be sorted and unique');
   }
-  for (const h of REQUIRED_SIGNED) {
+  for (const h of [...REQUIRED_SIGNED, 'x-amz-date']) {
     if (!signedHeaders.includes(h)) throw invalidSignature(`'${h}' must be a signed header`);
   }
+}
 
+function checkDate(headers: Map<string, string>, a: ParsedAuthorization, now: Date): Date {
   const dateHeader = headers.get('x-amz-date');
   if (dateHeader === undefined) throw invalidSignature('the request has no X-Amz-Date header');
-  if (!signedHeaders.includes('x-amz-date')) throw invalidSignature("'x-amz-date' must be a signed header");
   const amzDate = parseAmzDate(dateHeader);
   if (!amzDate) throw invalidSignature(`X-Amz-Date '${dateHeader}' is not in the form YYYYMMDD'T'HHMMSS'Z'`);
-  if (scopeDate !== dateHeader.slice(0, 8)) throw invalidSignature(`Credential date ${scopeDate} does not match X-Amz-Date ${dateHeader}`);
-  const now = expect.now ?? new Date();
+  if (a.scopeDate !== dateHeader.slice(0, 8)) throw invalidSignature(`Credential date ${a.scopeDate} does not match X-Amz-Date ${dateHeader}`);
   if (Math.abs(now.getTime() - amzDate.getTime()) > MAX_CLOCK_SKEW_MS) {
     throw invalidSignature(`Signature expired: ${dateHeader} is more than 15 minutes from the server time ${now.toISOString()}`);
   }
+  return amzDate;
+}
 
+function checkSessionToken(headers: Map<string, string>, credential: SigV4Credential, signedHeaders: readonly string[]): void {
   const token = headers.get('x-amz-security-token');
   if (credential.sessionToken !== undefined) {
     if (token === undefined || !constantTimeEqualStrings(token, credential.sessionToken)) {
@@ -201,79 +202,74 @@ export function verifySigV4<C extends SigV4Credential>(req: RawRequest, credenti
   } else if (token !== undefined) {
     throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
   }
+}
 
-  const bodyHash = sha256Hex(req.body);
+/** Pulls the Signature=… hex out of an Authorization header the signer produced. */
+function signatureOf(authorization: unknown): { signature: string; signedHeaders: string } {
+  const m = typeof authorization === 'string' ? /SignedHeaders=([^,\s]+),\s*Signature=([0-9a-f]+)$/.exec(authorization) : null;
+  if (!m) throw new Error('the SigV4 signer produced no signature');
+  return { signedHeaders: m[1]!, signature: m[2]! };
+}
+
+/**
+ * Verifies the Authorization header of `req` against `credentials`. Returns
+ * the matching credential; throws KmsError (MissingAuthenticationToken,
+ * UnrecognizedClient, InvalidSignature) otherwise.
+ */
+export async function verifySigV4<C extends SigV4Credential>(req: RawRequest, credentials: readonly C[], expect: SigV4Expectations): Promise<SignedBy<C>> {
+  const headers = headerMap(req.rawHeaders);
+  const a = parseAuthorization(headers);
+  const credential = credentials.find((c) => constantTimeEqualStrings(c.accessKeyId, a.accessKeyId));
+  if (!credential) throw new KmsError('UnrecognizedClientException', 'The security token included in the request is invalid.');
+  checkScope(a, expect);
+  checkSignedHeaders(a.signedHeaders);
+  const amzDate = checkDate(headers, a, expect.now ?? new Date());
+  checkSessionToken(headers, credential, a.signedHeaders);
+
   const claimed = headers.get('x-amz-content-sha256');
-  if (claimed !== undefined && claimed.toLowerCase() !== bodyHash) {
+  if (claimed !== undefined && claimed.toLowerCase() !== sha256Hex(req.body)) {
     throw invalidSignature('x-amz-content-sha256 does not match the SHA-256 of the request body');
   }
-  const payloadHash = claimed ?? bodyHash;
 
-  const q = req.url.indexOf('?');
-  const rawPath = q < 0 ? req.url : req.url.slice(0, q);
-  const rawQuery = q < 0 ? '' : req.url.slice(q + 1);
-  const canonicalHeaders = signedHeaders.map((h) => {
+  // Only the headers the client listed go to the signer, and all of them are signable for it.
+  const signed: Record<string, string> = {};
+  for (const h of a.signedHeaders) {
     const v = headers.get(h);
     if (v === undefined) throw invalidSignature(`signed header '${h}' is not present in the request`);
-    return `${h}:${v}\n`;
-  });
-  const canonicalRequest = [
-    req.method.toUpperCase(),
-    canonicalPath(rawPath),
-    canonicalQuery(rawQuery),
-    canonicalHeaders.join(''),
-    signedHeaders.join(';'),
-    payloadHash,
-  ].join('\n');
-  const scope = `${scopeDate}/${scopeRegion}/${scopeService}/aws4_request`;
-  const stringToSign = `${SIGV4_ALGORITHM}\n${dateHeader}\n${scope}\n${sha256Hex(canonicalRequest)}`;
-  const key = signingKey(credential.secretAccessKey, scopeDate, scopeRegion, scopeService);
-  const expected = createHmac('sha256', key).update(stringToSign, 'utf8').digest();
-  key.fill(0);
-  const given = Buffer.from(signature, 'hex');
-  if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+    signed[h] = v;
+  }
+  const { path, query } = splitTarget(req.url);
+  const host = signed.host!;
+  const request: HttpRequest = { method: req.method.toUpperCase(), protocol: 'https:', hostname: host, path, query, headers: signed, body: req.body };
+  const ours = await signer(credential, a.scopeRegion, a.scopeService).sign(request, { signingDate: amzDate, signableHeaders: new Set(a.signedHeaders) });
+  const expected = signatureOf(ours.headers.authorization);
+  const given = Buffer.from(a.signature, 'hex');
+  const want = Buffer.from(expected.signature, 'hex');
+  if (expected.signedHeaders !== a.signedHeaders.join(';') || given.length !== want.length || !timingSafeEqual(given, want)) {
     throw invalidSignature(
       'The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method.',
     );
   }
-  return { credential, signedHeaders, amzDate };
+  return { credential, signedHeaders: a.signedHeaders, amzDate };
 }
 
 /**
  * Signs a request the way the SDK does (for tests that send hand-made
- * requests: malformed JSON, unknown targets). Returns the headers to add.
+ * requests: malformed JSON, unknown targets). Returns the headers to add,
+ * lowercase, without `host`.
  */
-export function signRequestHeaders(
+export async function signRequestHeaders(
   input: { method: string; url: string; host: string; headers: Record<string, string>; body: Uint8Array | string },
   credential: SigV4Credential,
   region: string,
   service: string,
   now: Date = new Date(),
-): Record<string, string> {
-  const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
-  const date = amzDate.slice(0, 8);
+): Promise<Record<string, string>> {
   const body = typeof input.body === 'string' ? new TextEncoder().encode(input.body) : input.body;
-  const all: Record<string, string> = { ...lowerKeys(input.headers), host: input.host, 'x-amz-date': amzDate };
-  if (credential.sessionToken !== undefined) all['x-amz-security-token'] = credential.sessionToken;
-  const names = Object.keys(all).sort();
-  const q = input.url.indexOf('?');
-  const canonicalRequest = [
-    input.method,
-    canonicalPath(q < 0 ? input.url : input.url.slice(0, q)),
-    canonicalQuery(q < 0 ? '' : input.url.slice(q + 1)),
-    names.map((n) => `${n}:${canonicalHeaderValue(all[n]!)}\n`).join(''),
-    names.join(';'),
-    sha256Hex(body),
-  ].join('\n');
-  const scope = `${date}/${region}/${service}/aws4_request`;
-  const sts = `${SIGV4_ALGORITHM}\n${amzDate}\n${scope}\n${sha256Hex(canonicalRequest)}`;
-  const sig = createHmac('sha256', signingKey(credential.secretAccessKey, date, region, service)).update(sts).digest('hex');
-  const out: Record<string, string> = { ...all };
+  const headers = { ...Object.fromEntries(Object.entries(input.headers).map(([k, v]) => [k.toLowerCase(), v])), host: input.host };
+  const { path, query } = splitTarget(input.url);
+  const request: HttpRequest = { method: input.method, protocol: 'https:', hostname: input.host, path, query, headers, body };
+  const out = { ...(await signer(credential, region, service).sign(request, { signingDate: now })).headers };
   delete out.host;
-  out.authorization = `${SIGV4_ALGORITHM} Credential=${credential.accessKeyId}/${scope}, SignedHeaders=${names.join(';')}, Signature=${sig}`;
   return out;
-}
-
-function lowerKeys(h: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(h).map(([k, v]) => [k.toLowerCase(), v]));
 }
