@@ -29,7 +29,9 @@ type Mode =
   | 'role-404'
   | 'list-500'
   | 'token-403'
-  | 'reject-all-tokens';
+  | 'reject-all-tokens'
+  | 'drop-after-token' // issues a token, then drops every GET
+  | 'hang-after-token'; // issues a token, then never answers a GET
 
 interface ServedCredentials {
   AccessKeyId: string;
@@ -98,6 +100,11 @@ async function startFakeImds(init: { mode?: Mode; lifetimeMs?: number } = {}): P
       return send(res, 200, t);
     }
     if (req.method !== 'GET') return send(res, 405);
+    if (fake.mode === 'drop-after-token') {
+      req.socket.destroy();
+      return;
+    }
+    if (fake.mode === 'hang-after-token') return;
     const exp = typeof token === 'string' ? valid.get(token) : undefined;
     if (exp === undefined || exp <= Date.now() || fake.mode === 'reject-all-tokens') return send(res, 401);
     if (req.url === ROLE_PATH) {
@@ -121,7 +128,8 @@ async function startFakeImds(init: { mode?: Mode; lifetimeMs?: number } = {}): P
         case 'malformed':
           return send(res, 200, JSON.stringify(doc).slice(0, 120 + c.SecretAccessKey.length));
         case 'code-failure':
-          return send(res, 200, JSON.stringify({ ...doc, Code: 'AssumeRoleUnauthorizedAccess' }));
+          // What IMDS serves when it cannot assume the role: a Code and a Message, no keys.
+          return send(res, 200, JSON.stringify({ Code: 'AssumeRoleUnauthorizedAccess', Message: 'EC2 cannot assume the role', LastUpdated: doc.LastUpdated }));
         case 'missing-secret':
           delete doc.SecretAccessKey;
           return send(res, 200, JSON.stringify(doc));
@@ -130,7 +138,7 @@ async function startFakeImds(init: { mode?: Mode; lifetimeMs?: number } = {}): P
         case 'array':
           return send(res, 200, JSON.stringify([doc]));
         case 'huge':
-          return send(res, 200, JSON.stringify({ ...doc, Padding: 'x'.repeat(70 * 1024) }));
+          return send(res, 200, JSON.stringify({ ...doc, Token: 'x'.repeat(9000) }));
         default:
           return send(res, 200, JSON.stringify(doc));
       }
@@ -218,19 +226,31 @@ describe('createImdsCredentialSource', () => {
     expect((await fetch(imds.endpoint + '/latest/api/token', { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60', 'x-forwarded-for': '1.2.3.4' } })).status).toBe(403);
   });
 
-  it('asks for the configured token TTL, reuses the token while it is valid and renews it before IMDS would refuse it', async () => {
+  it('asks for a fresh token (TTL 21600) on every fetch and never sends a GET without one (IMDSv2 only)', async () => {
     const imds = await fakeImds();
-    let t = Date.now();
-    const source = createImdsCredentialSource({ endpoint: imds.endpoint, tokenTtlSeconds: 120, now: () => new Date(t) });
+    const source = createImdsCredentialSource({ endpoint: imds.endpoint });
     await source.get();
     await source.get();
-    const puts = () => imds.requests.filter((r) => r.method === 'PUT');
-    expect(puts()).toHaveLength(1);
-    expect(puts()[0]!.ttl).toBe('120');
-    t += 61_000; // past renewAt = TTL − min(60 s, TTL/2)
-    await source.get();
-    expect(puts()).toHaveLength(2);
-    expect(imds.requests.at(-1)!.token).toBe(imds.tokens[1]);
+    const puts = imds.requests.filter((r) => r.method === 'PUT');
+    expect(puts.map((r) => r.ttl)).toEqual(['21600', '21600']);
+    expect(imds.requests.filter((r) => r.method === 'GET').every((r) => r.token !== undefined && imds.tokens.includes(r.token))).toBe(true);
+    // A refused token never turns into an unauthenticated (IMDSv1) GET.
+    imds.mode = 'token-403';
+    const before = imds.requests.length;
+    await rejection(source.get());
+    expect(imds.requests.slice(before).map((r) => r.method)).toEqual(['PUT']);
+  });
+
+  it('sources with different endpoints in one process each reach their own IMDS, and the SDK endpoint variable is left as it was', async () => {
+    const a = await fakeImds();
+    const b = await fakeImds();
+    const before = process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT;
+    const [ca, cb] = await Promise.all([createImdsCredentialSource({ endpoint: a.endpoint }).get(), createImdsCredentialSource({ endpoint: b.endpoint }).get()]);
+    expect(ca).toEqual(asWire(a.issued[0]!));
+    expect(cb).toEqual(asWire(b.issued[0]!));
+    expect(a.issued).toHaveLength(1);
+    expect(b.issued).toHaveLength(1);
+    expect(process.env.AWS_EC2_METADATA_SERVICE_ENDPOINT).toBe(before);
   });
 
   it('replaces a token IMDS stopped honouring (401) once, and fails with IMDS_TOKEN when IMDS keeps refusing', async () => {
@@ -244,15 +264,16 @@ describe('createImdsCredentialSource', () => {
     imds.mode = 'reject-all-tokens';
     const e = await rejection(source.get());
     expect(e.code).toBe('IMDS_TOKEN');
-    expect(imds.tokens).toHaveLength(3); // one new token, one retry, then stop
+    expect(imds.tokens).toHaveLength(3); // a fresh token per fetch; a refused one is not retried
   });
 
   it('IMDS refusing the token request is IMDS_TOKEN with a hint', async () => {
     const imds = await fakeImds({ mode: 'token-403' });
     const e = await rejection(createImdsCredentialSource({ endpoint: imds.endpoint }).get());
     expect(e.code).toBe('IMDS_TOKEN');
-    expect(e.message).toContain('HTTP 403');
+    expect(e.message).toContain(`IMDS at ${imds.endpoint} issued no IMDSv2 session token`);
     expect(e.hint).toContain('X-Forwarded-For');
+    expect(e.hint).toContain('HttpPutResponseHopLimit');
   });
 
   it('takes only http://host[:port] endpoints and sane numbers', () => {
@@ -260,35 +281,43 @@ describe('createImdsCredentialSource', () => {
       expect(() => createImdsCredentialSource({ endpoint }), endpoint).toThrowError(expect.objectContaining({ code: 'IMDS_CONFIG' }));
     }
     expect(() => createImdsCredentialSource({ timeoutMs: 0 })).toThrowError(expect.objectContaining({ code: 'IMDS_CONFIG' }));
-    expect(() => createImdsCredentialSource({ tokenTtlSeconds: 21_601 })).toThrowError(expect.objectContaining({ code: 'IMDS_CONFIG' }));
     // Constructing contacts nothing; the default is the link-local IMDS.
     expect(createImdsCredentialSource().endpoint).toBe('http://169.254.169.254');
     expect(createImdsCredentialSource({ endpoint: 'http://[fd00:ec2::254]' }).endpoint).toBe('http://[fd00:ec2::254]');
   });
 
-  it('IMDS down is IMDS_UNREACHABLE naming the endpoint', async () => {
+  it('IMDS down: no token is IMDS_TOKEN naming the endpoint; a drop after the token is IMDS_UNREACHABLE with the errno', async () => {
     const probe = createNetServer();
     await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
     const port = (probe.address() as AddressInfo).port;
     await new Promise<void>((r) => probe.close(() => r()));
     const e = await rejection(createImdsCredentialSource({ endpoint: `http://127.0.0.1:${port}` }).get());
-    expect(e.code).toBe('IMDS_UNREACHABLE');
+    expect(e.code).toBe('IMDS_TOKEN');
     expect(e.message).toContain(`127.0.0.1:${port}`);
-    expect(e.message).toContain('ECONNREFUSED');
 
     const imds = await fakeImds({ mode: 'down' });
-    expect((await rejection(createImdsCredentialSource({ endpoint: imds.endpoint }).get())).code).toBe('IMDS_UNREACHABLE');
+    expect((await rejection(createImdsCredentialSource({ endpoint: imds.endpoint }).get())).code).toBe('IMDS_TOKEN');
+
+    const dropping = await fakeImds({ mode: 'drop-after-token' });
+    const d = await rejection(createImdsCredentialSource({ endpoint: dropping.endpoint }).get());
+    expect(d.code).toBe('IMDS_UNREACHABLE');
+    expect(d.message).toBe(`cannot reach IMDS at ${dropping.endpoint}: ECONNRESET`);
   });
 
-  it('IMDS that accepts but never answers is IMDS_TIMEOUT after timeoutMs', async () => {
+  it('IMDS that accepts but never answers: no token is IMDS_TOKEN with the hop-limit hint; silence after the token is IMDS_TIMEOUT', async () => {
     const held: Socket[] = [];
     const silent = createNetServer((s) => held.push(s));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
     cleanups.push(() => new Promise<void>((r) => (held.forEach((s) => s.destroy()), silent.close(() => r()))));
     const e = await rejection(createImdsCredentialSource({ endpoint: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, timeoutMs: 150 }).get());
-    expect(e.code).toBe('IMDS_TIMEOUT');
-    expect(e.message).toContain('the token request');
+    expect(e.code).toBe('IMDS_TOKEN');
+    expect(e.message).toContain('no answer within 150 ms');
     expect(e.hint).toContain('HttpPutResponseHopLimit');
+
+    const hanging = await fakeImds({ mode: 'hang-after-token' });
+    const h = await rejection(createImdsCredentialSource({ endpoint: hanging.endpoint, timeoutMs: 150 }).get());
+    expect(h.code).toBe('IMDS_TIMEOUT');
+    expect(h.message).toBe(`IMDS at ${hanging.endpoint} did not answer within 150 ms`);
   });
 
   it('malformed JSON is IMDS_BAD_RESPONSE, and neither message nor cause quotes the body', async () => {
@@ -302,16 +331,16 @@ describe('createImdsCredentialSource', () => {
   });
 
   it.each([
-    ['code-failure', 'IMDS_BAD_RESPONSE', /Code AssumeRoleUnauthorizedAccess/],
-    ['missing-secret', 'IMDS_BAD_RESPONSE', /no valid SecretAccessKey/],
+    ['code-failure', 'IMDS_BAD_RESPONSE', /not a credentials document/],
+    ['missing-secret', 'IMDS_BAD_RESPONSE', /not a credentials document/],
     ['bad-expiration', 'IMDS_BAD_RESPONSE', /Expiration that is not a date/],
-    ['array', 'IMDS_BAD_RESPONSE', /not a JSON object/],
-    ['huge', 'IMDS_BAD_RESPONSE', /exceeds 65536 bytes/],
+    ['array', 'IMDS_BAD_RESPONSE', /not a credentials document/],
+    ['huge', 'IMDS_BAD_RESPONSE', /no valid Token/],
     ['expired', 'IMDS_EXPIRED', /expired at/],
     ['no-role', 'IMDS_NO_ROLE', /no IAM role/],
-    ['empty-role', 'IMDS_NO_ROLE', /role list is empty/],
-    ['bad-role-name', 'IMDS_BAD_RESPONSE', /not a valid IAM role name/],
-    ['role-404', 'IMDS_NO_ROLE', /no credentials for role enclave-signer-parent/],
+    ['empty-role', 'IMDS_BAD_RESPONSE', /not valid JSON/],
+    ['bad-role-name', 'IMDS_NO_ROLE', /no IAM role/],
+    ['role-404', 'IMDS_NO_ROLE', /no IAM role/],
     ['list-500', 'IMDS_HTTP', /HTTP 500/],
   ] as const)('%s → %s', async (mode, code, message) => {
     const imds = await fakeImds({ mode });
@@ -319,7 +348,6 @@ describe('createImdsCredentialSource', () => {
     expect(e.code).toBe(code);
     expect(e.message).toMatch(message);
     expectNoSecret(JSON.stringify(e) + String(e.stack), imds.secrets());
-    if (mode === 'bad-role-name') expect(imds.requests.some((r) => r.path.includes('user-data'))).toBe(false);
   });
 
   it('plugs into the parent credentials provider (custom kind) in credentials.set shape', async () => {
@@ -413,7 +441,7 @@ describe('startCredentialRefresher', () => {
       await vi.advanceTimersByTimeAsync(r.next!.getTime() - Date.now());
     }
     expect(waits).toEqual([1_000, 2_000, 4_000]);
-    expect(logs[0]).toBe(`credentials: refresh failed (IMDS_UNREACHABLE: cannot reach IMDS at ${imds.endpoint} (the token request): ECONNRESET); attempt 2 in 1 s`);
+    expect(logs[0]).toBe(`credentials: refresh failed (IMDS_TOKEN: IMDS at ${imds.endpoint} issued no IMDSv2 session token (refused, unreachable, or no answer within 2000 ms); IMDSv1 is never tried); attempt 2 in 1 s`);
     expect(logs[2]).toMatch(/attempt 4 in 4 s$/);
     expect(pushed).toHaveLength(0);
 
@@ -444,7 +472,7 @@ describe('startCredentialRefresher', () => {
     });
     cleanups.push(() => r.stop());
     await until(() => r.failures === 1 && r.next !== undefined, 'the malformed answer');
-    expect(logs[0]).toMatch(/IMDS_BAD_RESPONSE: the credentials document for role enclave-signer-parent is not valid JSON/);
+    expect(logs[0]).toMatch(/IMDS_BAD_RESPONSE: the credentials document IMDS returned is not valid JSON/);
     imds.mode = 'ok';
     await vi.advanceTimersByTimeAsync(1_000);
     await until(() => r.failures === 2 && r.next !== undefined, 'the failed push');

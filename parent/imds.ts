@@ -1,22 +1,27 @@
 /**
  * The instance role's credentials, fetched from the EC2 instance metadata
- * service with IMDSv2, and a refresher that hands them to the enclave
- * (`credentials.set`) before they expire.
+ * service with IMDSv2 by `@smithy/credential-provider-imds` (the AWS SDK's own
+ * client), and a refresher that hands them to the enclave (`credentials.set`)
+ * before they expire.
  *
- * IMDSv2, the only version spoken here (no IMDSv1 fallback: a v1 GET is what
- * an SSRF turns into credentials):
+ * IMDSv2 only: the provider runs with `ec2MetadataV1Disabled`, so a failed
+ * token request never turns into an unauthenticated v1 GET (what an SSRF
+ * turns into credentials). What the library does on each fetch:
  *
  *   PUT /latest/api/token                    X-aws-ec2-metadata-token-ttl-seconds: 21600 → token
  *   GET /latest/meta-data/iam/security-credentials/        X-aws-ec2-metadata-token → role name
  *   GET /latest/meta-data/iam/security-credentials/<role>  X-aws-ec2-metadata-token →
  *       {"Code":"Success","AccessKeyId":…,"SecretAccessKey":…,"Token":…,"Expiration":…}
  *
- * The credentials are temporary and, for KMS, useless without an attestation
- * document that matches the key policy; still, neither they nor the IMDS
- * token ever reach a log line or an error message here: errors name the
- * step and the HTTP status, never a response body.
+ * What stays here: the endpoint check, a fresh provider per fetch (the
+ * library's "static stability" would otherwise hand back expired credentials
+ * with a made-up expiration after a failed refresh, and its IMDSv1-fallback
+ * flag is sticky), bounds on what is handed to the enclave, refusing expired
+ * credentials, and errors that name the step and status, never a secret: the
+ * library's own messages are not passed on (a JSON parse error can quote the
+ * document), and its logger is silenced for the same reason.
  */
-import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { fromInstanceMetadata } from '@smithy/credential-provider-imds';
 import { SignerError } from '../common/errors.js';
 import type { AwsCredentialsWire } from './credentials.js';
 
@@ -26,17 +31,17 @@ export type Credentials = AwsCredentialsWire;
 export type ImdsErrorCode =
   /** An option is wrong (endpoint not http://, timeout out of range, …). */
   | 'IMDS_CONFIG'
-  /** No TCP connection to IMDS (refused, unreachable, reset). */
+  /** No TCP connection to IMDS after the token was issued (refused, unreachable, reset). */
   | 'IMDS_UNREACHABLE'
-  /** IMDS did not answer in time (on EC2 inside a container: the PUT hop limit). */
+  /** IMDS did not answer in time after the token was issued. */
   | 'IMDS_TIMEOUT'
-  /** IMDS refused the token request or kept refusing the token. */
+  /** IMDS issued no session token (refused, unreachable or silent), or refused the token it issued. */
   | 'IMDS_TOKEN'
   /** The instance has no IAM role (no instance profile). */
   | 'IMDS_NO_ROLE'
   /** An unexpected HTTP status. */
   | 'IMDS_HTTP'
-  /** A response without the expected shape: not JSON, a field missing, Code ≠ Success, too large. */
+  /** A response without the expected shape: not JSON, a field missing or out of bounds, an Expiration that is not a date. */
   | 'IMDS_BAD_RESPONSE'
   /** The credentials IMDS returned have already expired. */
   | 'IMDS_EXPIRED';
@@ -50,34 +55,22 @@ export class ImdsError extends SignerError {
 }
 
 export const IMDS_DEFAULT_ENDPOINT = 'http://169.254.169.254';
-const TOKEN_PATH = '/latest/api/token';
-const ROLES_PATH = '/latest/meta-data/iam/security-credentials/';
-const TTL_HEADER = 'x-aws-ec2-metadata-token-ttl-seconds';
-const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
-/** IMDS's own maximum token lifetime. */
-const MAX_TOKEN_TTL_S = 21_600;
-/** A token is replaced this long before IMDS would stop honouring it. */
-const TOKEN_RENEW_MARGIN_MS = 60_000;
-/** Answers are a token, a role name or a small JSON document. */
-const MAX_BODY_BYTES = 64 * 1024;
-/** IAM role names: 1..64 of [A-Za-z0-9+=,.@_-]. Checked because the name becomes a URL path segment. */
-const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
+/** The SDK's variable for the IMDS endpoint; set only for the instant the provider reads it (see `withEndpoint`). */
+const ENDPOINT_ENV = 'AWS_EC2_METADATA_SERVICE_ENDPOINT';
 
 export interface ImdsCredentialSourceOptions {
   /** Default http://169.254.169.254 (tests: a fake IMDS on 127.0.0.1). Must be http://host[:port]. */
   endpoint?: string;
-  /** Per HTTP request, connect to last byte. Default 2000 ms. */
+  /** Per HTTP request, idle socket timeout. Default 2000 ms. */
   timeoutMs?: number;
-  /** Lifetime asked for the IMDS session token, 1..21600 s. Default 21600. */
-  tokenTtlSeconds?: number;
-  /** The clock that decides whether a token or the credentials have expired. Default: the system's. */
+  /** The clock that decides whether the credentials have expired. Default: the system's. */
   now?: () => Date;
 }
 
 export interface ImdsCredentialSource {
   /** The normalised endpoint (origin only), for log lines. */
   readonly endpoint: string;
-  /** Fresh credentials of the instance role (the token is reused while valid). */
+  /** Fresh credentials of the instance role (a new IMDSv2 session token each time). */
   get(): Promise<Credentials>;
 }
 
@@ -103,165 +96,105 @@ function intOption(v: number | undefined, name: string, def: number, min: number
   return v;
 }
 
-interface HttpAnswer {
-  status: number;
-  body: string;
-}
-
-/** One HTTP exchange with IMDS. Errors describe the step, never the payload. */
-function exchange(base: URL, method: 'GET' | 'PUT', path: string, headers: Record<string, string>, timeoutMs: number, step: string): Promise<HttpAnswer> {
-  const url = new URL(path, base);
-  return new Promise<HttpAnswer>((resolve, reject) => {
-    let settled = false;
-    const signal = AbortSignal.timeout(timeoutMs);
-    const timedOut = () =>
-      new ImdsError('IMDS_TIMEOUT', `IMDS at ${base.origin} did not answer ${step} within ${timeoutMs} ms`, {
-        hint: 'on EC2: is the metadata endpoint enabled (HttpEndpoint=enabled)? In a container, the token PUT needs HttpPutResponseHopLimit ≥ 2',
-      });
-    const dropped = () => new ImdsError('IMDS_UNREACHABLE', `IMDS at ${base.origin} dropped the connection while answering ${step}`);
-    const fail = (e: ImdsError) => {
-      if (settled) return;
-      settled = true;
-      req.destroy();
-      reject(e);
-    };
-    const req = httpRequest(url, {
-      method,
-      headers: { ...headers, 'content-length': '0' },
-      // A fresh connection each time: nothing pooled outlives a refresh, and a restarted IMDS is no surprise.
-      agent: false,
-      signal,
-    });
-    req.on('error', (e: NodeJS.ErrnoException) => {
-      if (signal.aborted) {
-        fail(timedOut());
-        return;
-      }
-      const code = typeof e.code === 'string' ? e.code : e.name;
-      fail(new ImdsError('IMDS_UNREACHABLE', `cannot reach IMDS at ${base.origin} (${step}): ${code}`, { hint: 'is this an EC2 instance with the metadata service enabled?' }));
-    });
-    req.on('response', (res: IncomingMessage) => {
-      const chunks: Buffer[] = [];
-      let size = 0;
-      res.on('data', (c: Buffer) => {
-        size += c.length;
-        if (size > MAX_BODY_BYTES) {
-          fail(new ImdsError('IMDS_BAD_RESPONSE', `IMDS answer to ${step} exceeds ${MAX_BODY_BYTES} bytes`));
-          return;
-        }
-        chunks.push(c);
-      });
-      res.on('error', () => fail(signal.aborted ? timedOut() : dropped()));
-      res.on('close', () => {
-        if (!res.complete) fail(signal.aborted ? timedOut() : dropped());
-      });
-      res.on('end', () => {
-        if (settled) return;
-        settled = true;
-        const buf = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, body: buf.toString('utf8') });
-        buf.fill(0);
-        for (const c of chunks) c.fill(0);
-      });
-    });
-    req.end();
-  });
-}
-
-function parseCredentials(body: string, role: string, now: Date): Credentials {
-  // JSON.parse's own message quotes the input; the input holds the secret. Say only what went wrong.
-  let doc: unknown;
+/**
+ * Runs `call` with the SDK's endpoint variable set to `endpoint`. The provider
+ * reads the variable synchronously when called (before its first I/O), so the
+ * variable is restored before any other code runs and sources with different
+ * endpoints in one process do not see each other's (imds.test.ts checks this).
+ */
+function withEndpoint<T>(endpoint: string, call: () => Promise<T>): Promise<T> {
+  const saved = process.env[ENDPOINT_ENV];
+  process.env[ENDPOINT_ENV] = endpoint;
   try {
-    doc = JSON.parse(body);
-  } catch {
-    throw new ImdsError('IMDS_BAD_RESPONSE', `the credentials document for role ${role} is not valid JSON (${body.length} characters)`);
+    return call();
+  } finally {
+    if (saved === undefined) delete process.env[ENDPOINT_ENV];
+    else process.env[ENDPOINT_ENV] = saved;
   }
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) {
-    throw new ImdsError('IMDS_BAD_RESPONSE', `the credentials document for role ${role} is not a JSON object`);
+}
+
+/** The library's logger would print what it caught, which may quote a response; nothing leaves through it. */
+const SILENT = { debug() {}, info() {}, warn() {}, error() {} };
+
+const TOKEN_HINT =
+  'on EC2: is the metadata endpoint enabled (HttpEndpoint=enabled) with IMDSv2? In a container, the token PUT needs HttpPutResponseHopLimit ≥ 2; ' +
+  'IMDS refuses token requests that carry X-Forwarded-For (a proxy in between?)';
+
+/** Maps what the library threw to an ImdsError that names the step and status; its message is never passed on. */
+function mapError(e: unknown, origin: string, timeoutMs: number): ImdsError {
+  if (e instanceof ImdsError) return e;
+  const err = e as { name?: unknown; message?: unknown; statusCode?: unknown; code?: unknown } | null;
+  const name = typeof err?.name === 'string' ? err.name : '';
+  const message = typeof err?.message === 'string' ? err.message : '';
+  if (name === 'InstanceMetadataV1FallbackError') {
+    return new ImdsError('IMDS_TOKEN', `IMDS at ${origin} issued no IMDSv2 session token (refused, unreachable, or no answer within ${timeoutMs} ms); IMDSv1 is never tried`, { hint: TOKEN_HINT });
   }
-  const o = doc as Record<string, unknown>;
-  if (o.Code !== undefined && o.Code !== 'Success') {
-    const code = typeof o.Code === 'string' && /^[\w.-]{1,64}$/.test(o.Code) ? o.Code : '(unprintable)';
-    throw new ImdsError('IMDS_BAD_RESPONSE', `IMDS reports Code ${code} for role ${role}`, { hint: 'check the instance profile and the role trust policy' });
-  }
-  const field = (name: string, max: number): string => {
-    const v = o[name];
-    if (typeof v !== 'string' || v.length === 0 || v.length > max) {
-      throw new ImdsError('IMDS_BAD_RESPONSE', `the credentials document for role ${role} has no valid ${name}`);
+  if (e instanceof SyntaxError) return new ImdsError('IMDS_BAD_RESPONSE', 'the credentials document IMDS returned is not valid JSON');
+  if (typeof err?.statusCode === 'number') {
+    const status = err.statusCode;
+    if (message.startsWith('EC2 Metadata token request')) return new ImdsError('IMDS_TOKEN', `IMDS refused the session token request with HTTP ${status}`, { hint: TOKEN_HINT });
+    if (status === 401) return new ImdsError('IMDS_TOKEN', 'IMDS rejected the session token it had just issued (HTTP 401)');
+    if (status === 404) {
+      return new ImdsError('IMDS_NO_ROLE', 'this instance has no IAM role (IMDS has no security credentials: HTTP 404)', {
+        hint: 'attach an instance profile whose role may call kms:Decrypt / kms:GenerateDataKey',
+      });
     }
-    return v;
-  };
-  const accessKeyId = field('AccessKeyId', 128);
-  if (!/^\w{16,128}$/.test(accessKeyId)) throw new ImdsError('IMDS_BAD_RESPONSE', `the credentials document for role ${role} has a malformed AccessKeyId`);
-  const secretAccessKey = field('SecretAccessKey', 256);
-  const sessionToken = field('Token', 8192);
-  const expirationRaw = field('Expiration', 64);
-  const expires = new Date(expirationRaw);
-  if (Number.isNaN(expires.getTime())) {
-    throw new ImdsError('IMDS_BAD_RESPONSE', `the credentials document for role ${role} has an Expiration that is not a date`);
+    return new ImdsError('IMDS_HTTP', `IMDS answered a credentials request with HTTP ${status}`);
   }
+  if (message.startsWith('TimeoutError')) return new ImdsError('IMDS_TIMEOUT', `IMDS at ${origin} did not answer within ${timeoutMs} ms`);
+  if (message.startsWith('Unable to connect')) {
+    const code = typeof err?.code === 'string' ? err.code : 'error';
+    return new ImdsError('IMDS_UNREACHABLE', `cannot reach IMDS at ${origin}: ${code}`, { hint: 'is this an EC2 instance with the metadata service enabled?' });
+  }
+  if (message.startsWith('Invalid response')) {
+    return new ImdsError('IMDS_BAD_RESPONSE', 'IMDS returned a document that is not a credentials document (AccessKeyId, SecretAccessKey, Token, Expiration)', {
+      hint: 'check the instance profile and the role trust policy',
+    });
+  }
+  return new ImdsError('IMDS_BAD_RESPONSE', `fetching credentials from IMDS at ${origin} failed (${name || 'error'})`);
+}
+
+/** What the library returned, bounded and checked before it goes anywhere near the enclave. */
+interface LibraryCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  expiration?: Date;
+  /** Set by the library's "static stability" when it extended credentials that had expired. */
+  originalExpiration?: Date;
+}
+
+function checkCredentials(c: LibraryCredentials, now: Date): Credentials {
+  const bad = (what: string) => new ImdsError('IMDS_BAD_RESPONSE', `the credentials document IMDS returned has ${what}`);
+  if (!/^\w{16,128}$/.test(c.accessKeyId)) throw bad('a malformed AccessKeyId');
+  if (c.secretAccessKey.length === 0 || c.secretAccessKey.length > 256) throw bad('no valid SecretAccessKey');
+  if (c.sessionToken === undefined || c.sessionToken.length === 0 || c.sessionToken.length > 8192) throw bad('no valid Token');
+  const expires = c.originalExpiration ?? c.expiration;
+  if (expires === undefined || Number.isNaN(expires.getTime())) throw bad('an Expiration that is not a date');
   if (expires.getTime() <= now.getTime()) {
-    throw new ImdsError('IMDS_EXPIRED', `IMDS returned credentials for role ${role} that expired at ${expires.toISOString()} (now ${now.toISOString()})`, {
+    throw new ImdsError('IMDS_EXPIRED', `IMDS returned credentials that expired at ${expires.toISOString()} (now ${now.toISOString()})`, {
       hint: 'IMDS could not renew the role session; check the role and the instance clock',
     });
   }
-  return { accessKeyId, secretAccessKey, sessionToken, expiration: expires.toISOString() };
+  return { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey, sessionToken: c.sessionToken, expiration: expires.toISOString() };
 }
 
 export function createImdsCredentialSource(opts: ImdsCredentialSourceOptions = {}): ImdsCredentialSource {
   const base = normaliseEndpoint(opts.endpoint ?? IMDS_DEFAULT_ENDPOINT);
   const timeoutMs = intOption(opts.timeoutMs, 'timeoutMs', 2_000, 1, 60_000);
-  const ttlS = intOption(opts.tokenTtlSeconds, 'tokenTtlSeconds', MAX_TOKEN_TTL_S, 1, MAX_TOKEN_TTL_S);
   const now = opts.now ?? (() => new Date());
-
-  let token: { value: string; renewAt: number } | undefined;
-
-  async function fetchToken(): Promise<string> {
-    const t0 = now().getTime();
-    const r = await exchange(base, 'PUT', TOKEN_PATH, { [TTL_HEADER]: String(ttlS) }, timeoutMs, 'the token request');
-    if (r.status !== 200) {
-      throw new ImdsError('IMDS_TOKEN', `IMDS refused the session token request with HTTP ${r.status}`, {
-        hint: r.status === 403 ? 'IMDS refuses token requests that carry X-Forwarded-For (a proxy in between?)' : 'is IMDSv2 enabled on this instance?',
-      });
-    }
-    const value = r.body.trim();
-    // Tokens are opaque base64-ish text; anything else would end up in a header.
-    if (!/^[\w+/=.-]{1,4096}$/.test(value)) throw new ImdsError('IMDS_BAD_RESPONSE', 'IMDS answered the token request with something that is not a token');
-    token = { value, renewAt: t0 + ttlS * 1000 - Math.min(TOKEN_RENEW_MARGIN_MS, (ttlS * 1000) / 2) };
-    return value;
-  }
-
-  /** A GET with the session token; a 401 (token expired, IMDS restarted) gets one new token and one retry. */
-  async function get(path: string, step: string): Promise<HttpAnswer> {
-    let value = token !== undefined && now().getTime() < token.renewAt ? token.value : await fetchToken();
-    let r = await exchange(base, 'GET', path, { [TOKEN_HEADER]: value }, timeoutMs, step);
-    if (r.status === 401) {
-      token = undefined;
-      value = await fetchToken();
-      r = await exchange(base, 'GET', path, { [TOKEN_HEADER]: value }, timeoutMs, step);
-      if (r.status === 401) throw new ImdsError('IMDS_TOKEN', `IMDS rejected a fresh session token for ${step} (HTTP 401)`);
-    }
-    return r;
-  }
-
   return {
     endpoint: base.origin,
     async get(): Promise<Credentials> {
-      const roles = await get(ROLES_PATH, 'the role list');
-      if (roles.status === 404) {
-        throw new ImdsError('IMDS_NO_ROLE', 'this instance has no IAM role (IMDS lists no security credentials)', {
-          hint: 'attach an instance profile whose role may call kms:Decrypt / kms:GenerateDataKey',
-        });
+      // A fresh provider each time: no state of the library's survives a fetch (see the file comment).
+      const provider = fromInstanceMetadata({ timeout: timeoutMs, maxRetries: 0, ec2MetadataV1Disabled: true, logger: SILENT });
+      let c: LibraryCredentials;
+      try {
+        c = await withEndpoint(base.origin, () => provider());
+      } catch (e) {
+        throw mapError(e, base.origin, timeoutMs);
       }
-      if (roles.status !== 200) throw new ImdsError('IMDS_HTTP', `IMDS answered the role list with HTTP ${roles.status}`);
-      const role = roles.body.split('\n').map((l) => l.trim()).find((l) => l !== '');
-      if (role === undefined) throw new ImdsError('IMDS_NO_ROLE', 'this instance has no IAM role (the role list is empty)');
-      if (!ROLE_NAME.test(role)) throw new ImdsError('IMDS_BAD_RESPONSE', 'IMDS listed a role name that is not a valid IAM role name');
-
-      const doc = await get(ROLES_PATH + encodeURIComponent(role), `the credentials of role ${role}`);
-      if (doc.status === 404) throw new ImdsError('IMDS_NO_ROLE', `IMDS has no credentials for role ${role} (HTTP 404)`);
-      if (doc.status !== 200) throw new ImdsError('IMDS_HTTP', `IMDS answered the credentials request for role ${role} with HTTP ${doc.status}`);
-      return parseCredentials(doc.body, role, now());
+      return checkCredentials(c, now());
     },
   };
 }
