@@ -72,7 +72,13 @@ interface Services {
 
 function startServices(cfg: ResolvedParentConfig): Services {
   const keystore: Keystore = openKeystore(cfg.keystore, { readonly: cfg.keystoreReadonly });
-  const gate = startGate({ cfg, keystore, verifier: createEnclaveVerifier(cfg), log: cfg.log });
+  let gate: Gate;
+  try {
+    gate = startGate({ cfg, keystore, verifier: createEnclaveVerifier(cfg), log: cfg.log });
+  } catch (e) {
+    keystore.close();
+    throw e;
+  }
   const metrics = createMetrics(METHODS.keys());
   const dispatcher = createDispatcher({
     methods: METHODS,
