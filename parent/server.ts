@@ -111,9 +111,9 @@ const MAX_SOCKET_PATH = 107;
  * Listens on `path` with `mode`, with no moment at which anyone else can
  * connect: the socket is created inside a fresh 0700 directory next to
  * `path` (nobody but us can reach it there, whatever the umask), given its
- * mode, and only then renamed into place. Connections accepted before that
- * (only we could make them) are refused by the caller via `onPlaced`.
- * Setting the umask around listen() instead would race with every other file
+ * mode, and only then renamed into place. So any connection accepted before
+ * the mode was final came from a process that may open the socket anyway
+ * (our own user, or root). Setting the umask around listen() instead would race with every other file
  * this process creates meanwhile.
  */
 async function listenUnix(server: net.Server, path: string, mode: number): Promise<void> {
@@ -220,15 +220,8 @@ export async function startSigningServer(opts: SigningServerOptions): Promise<Si
     handler(req, res);
   };
   const unixHttp = createHttp(trackHttp(unixConns, opts.unixHttpHandler), limits);
-  /** False until the socket file has its final mode and place: connections before that are refused. */
-  let placed = false;
-
   const onUnixConnection = (sock: net.Socket) => {
     sock.on('error', () => {}); // resets are the client's business; 'close' follows
-    if (!placed) {
-      sock.destroy();
-      return;
-    }
     const tracked = unixConns.admit(sock);
     if (!tracked) return;
     // Undetected for too long (nothing, or only blanks, or half a method name): closed.
@@ -269,7 +262,6 @@ export async function startSigningServer(opts: SigningServerOptions): Promise<Si
   const unixServer = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, onUnixConnection);
   unixServer.on('error', () => {}); // accept errors (EMFILE) must not crash the process
   await listenUnix(unixServer, opts.socketPath, opts.socketMode);
-  placed = true;
 
   let tcpServer: HttpServer | undefined;
   let tcpConns: ConnectionTracker | undefined;
