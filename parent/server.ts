@@ -10,7 +10,7 @@
  * plus, optionally, HTTP on a loopback TCP port. Who may sign is decided by
  * who may open the socket: mode 0600 by default.
  */
-import { chmodSync, lstatSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, linkSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import * as net from 'node:net';
 import { dirname, join } from 'node:path';
@@ -111,7 +111,8 @@ const MAX_SOCKET_PATH = 107;
  * Listens on `path` with `mode`, with no moment at which anyone else can
  * connect: the socket is created inside a fresh 0700 directory next to
  * `path` (nobody but us can reach it there, whatever the umask), given its
- * mode, and only then renamed into place. So any connection accepted before
+ * mode, and only then linked into place (the private name goes with the
+ * directory). So any connection accepted before
  * the mode was final came from a process that may open the socket anyway
  * (our own user, or root). Setting the umask around listen() instead would race with every other file
  * this process creates meanwhile.
@@ -138,10 +139,23 @@ async function listenUnix(server: net.Server, path: string, mode: number): Promi
     }
     try {
       chmodSync(temp, mode);
-      renameSync(temp, path);
     } catch (e) {
       server.close();
       throw new ParentError('PARENT_LISTEN', `cannot set mode ${mode.toString(8)} on ${path}: ${(e as NodeJS.ErrnoException).code ?? ''}`, { cause: e });
+    }
+    // link(2), not rename(2): it never replaces what another process put at `path` meanwhile.
+    try {
+      try {
+        linkSync(temp, path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        await clearPath(path);
+        linkSync(temp, path);
+      }
+    } catch (e) {
+      server.close();
+      if (e instanceof ParentError) throw e;
+      throw new ParentError('PARENT_LISTEN', `cannot listen on ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
     }
   } finally {
     rmSync(staging, { recursive: true, force: true });
