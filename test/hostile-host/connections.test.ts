@@ -233,7 +233,9 @@ describe('finding 9: a lost keyring.create answer does not stick the boot', () =
 
   it('finding 9: the bridge drops right after keyring.create, before the record is stored → boot completes with that keyring, /readyz ready', async () => {
     r = await startRig({ dir, enclave: { dropAfterKeyringCreate: true }, waitReady: false });
-    await waitFor(() => r.parent.state().ready, 20_000, `parent ready (logs: ${r.logs.join(' | ')})`);
+    await waitFor(() => r.parent.state().ready, 20_000, 'parent ready').catch((e: Error) => {
+      throw new Error(`${e.message}; keyring: ${JSON.stringify(r.parent.state().keyring)}`);
+    });
     expect(r.enclave!.calls.get('keyring.create')).toBe(1);
     const ready = await httpRequest(r.socket, { method: 'GET', path: '/readyz' });
     expect(ready.status).toBe(200);
