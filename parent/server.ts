@@ -112,10 +112,10 @@ const MAX_SOCKET_PATH = 107;
  * connect: the socket is created inside a fresh 0700 directory next to
  * `path` (nobody but us can reach it there, whatever the umask), given its
  * mode, and only then linked into place (the private name goes with the
- * directory). So any connection accepted before
- * the mode was final came from a process that may open the socket anyway
- * (our own user, or root). Setting the umask around listen() instead would race with every other file
- * this process creates meanwhile.
+ * directory). So any connection accepted before the mode was final came
+ * from a process that may open the socket anyway (our own user, or root).
+ * Setting the umask around listen() instead would race with every other
+ * file this process creates meanwhile.
  */
 async function listenUnix(server: net.Server, path: string, mode: number): Promise<void> {
   await clearPath(path);

@@ -53,11 +53,12 @@ const CHAIN_ID = JSON.stringify({ jsonrpc: '2.0', id: 7, method: 'eth_chainId' }
 
 let n = 0;
 /** A signing server with a canned IPC/HTTP answer and the given limits. */
-async function cannedServer(limits: Partial<ConnectionLimits>, extra: { socketMode?: number } = {}): Promise<SigningServer> {
+async function cannedServer(limits: Partial<ConnectionLimits>, extra: { socketMode?: number; http?: boolean } = {}): Promise<SigningServer> {
   const answer = JSON.stringify({ jsonrpc: '2.0', id: 7, result: '0x1' });
   return startSigningServer({
     socketPath: join(dir, `canned-${++n}.sock`),
     socketMode: extra.socketMode ?? 0o600,
+    ...(extra.http ? { http: { host: '127.0.0.1', port: 0 } } : {}),
     unixHttpHandler: (req, res) => {
       req.resume();
       req.on('end', () => res.end(answer));
@@ -130,6 +131,48 @@ describe('finding 6: the cap evicts the least useful connection, never a working
     await waitFor(() => lines.length === 2, 10_000, 'second answer on the long-lived client');
     worker.destroy();
     for (const h of hogs) h.destroy();
+  });
+});
+
+describe('finding 6: the loopback HTTP listener has the same cap and deadlines', () => {
+  let s: SigningServer;
+  afterEach(async () => s?.close());
+
+  it('finding 6: idle TCP connections at the cap do not shut out a fresh HTTP client; a slowloris is closed', async () => {
+    s = await cannedServer({ maxConnections: 3, headersTimeoutMs: 300 }, { http: true });
+    const { port } = new URL(s.httpUrl!);
+    const tcp = () =>
+      new Promise<net.Socket>((resolve, reject) => {
+        const c = net.connect({ host: '127.0.0.1', port: Number(port) }, () => resolve(c));
+        c.once('error', reject);
+      });
+    const hogs: net.Socket[] = [];
+    for (let i = 0; i < 5; i++) {
+      const h = await tcp();
+      h.on('error', () => {});
+      hogs.push(h);
+    }
+    const answer = await within(
+      new Promise<string>((resolve, reject) => {
+        const c = net.connect({ host: '127.0.0.1', port: Number(port) }, () => c.write(`GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nConnection: close\r\n\r\n`));
+        let got = '';
+        c.on('data', (d) => (got += d));
+        c.on('close', () => resolve(got));
+        c.on('error', reject);
+      }),
+      15_000,
+      'fresh HTTP client on TCP',
+    );
+    expect(answer).toMatch(/^HTTP\/1\.1 200/);
+    const slow = await tcp();
+    slow.write('POST / HTTP/1.1\r\nHost: x\r\nX-Slow: ');
+    const trickle = setInterval(() => slow.writable && slow.write('a'), 50);
+    try {
+      await within(closed(slow), 15_000, 'TCP slowloris closed');
+    } finally {
+      clearInterval(trickle);
+      for (const h of hogs) h.destroy();
+    }
   });
 });
 
