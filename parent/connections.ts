@@ -115,9 +115,9 @@ const TIMEOUT_408 = 'HTTP/1.1 408 Request Timeout\r\nconnection: close\r\nconten
 /**
  * Puts one HTTP connection under deadlines: while no request is being
  * handled, the next request's headers must arrive within `headersTimeoutMs`;
- * a request must be answered within `requestTimeoutMs`. Over either: 408
- * (when nothing has been sent on the response yet), then closed. Returns the
- * hook to call from the server's request handler.
+ * a request must be answered within `requestTimeoutMs`. Over the first:
+ * 408, then closed; over the second: closed. The server's request handler
+ * calls `httpRequestStarted` to move from one deadline to the other.
  */
 export function guardHttpConnection(socket: Socket, d: HttpDeadlines): void {
   let timer: NodeJS.Timeout | undefined;
