@@ -155,6 +155,10 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       const k = await unlockKeyring(kms(), record);
       return { keyringId: install(k) };
     },
+    async 'keyring.current'(p) {
+      onlyKeys(p, [], 'params');
+      return { record: keyring ? wireRecord(keyring) : null };
+    },
     async 'key.create'(p) {
       onlyKeys(p, ['kind'], 'params');
       const kind: KeyKind = asKind(p.kind);

@@ -3,6 +3,10 @@
  *
  *   1. hand the enclave AWS credentials (`credentials.set`), if a provider is configured;
  *   2. the keystore has an active keyring → `keyring.unlock` (attested KMS Decrypt in the enclave);
+ *      none, but the enclave holds one    → store its public record (`keyring.current`): the answer
+ *                                           to an earlier `keyring.create` was lost (connection
+ *                                           dropped, store failed) — asking again would fail forever
+ *                                           with KEYRING_ALREADY_UNLOCKED;
  *      none, but a CMK is configured     → `keyring.create`, then store the new record;
  *      neither                           → no keyring (not ready; say how to fix it).
  *
@@ -10,7 +14,7 @@
  * that refuses the enclave (wrong PCRs in the key policy, disabled key) is a
  * reason to stop, never to fall back.
  */
-import { asKeyringRecord, asRecord, type EnclaveMethod } from '../common/protocol/enclave-api.js';
+import { asKeyringRecord, asRecord, type EnclaveMethod, type KeyringRecordWire } from '../common/protocol/enclave-api.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import type { CredentialsProvider, AwsCredentialsWire } from './credentials.js';
 import { ParentError } from './errors.js';
@@ -49,6 +53,12 @@ export async function unlockOrCreateKeyring(d: BootDeps): Promise<BootOutcome> {
     }
     return { kind: 'unlocked', keyringId: record.keyringId, created: false };
   }
+  const held = await currentKeyring(d.call);
+  if (held) {
+    store(d, held);
+    d.log(`keyring ${held.keyringId} (under ${held.kmsKeyId}) was already unlocked in the enclave and is now stored: the answer to an earlier keyring.create was lost`);
+    return { kind: 'unlocked', keyringId: held.keyringId, created: true };
+  }
   if (d.kmsKeyId === undefined) {
     return { kind: 'absent', reason: 'the keystore has no keyring and no KMS key is configured to create one (--kms-key-id)' };
   }
@@ -59,16 +69,39 @@ export async function unlockOrCreateKeyring(d: BootDeps): Promise<BootOutcome> {
   } catch (e) {
     throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', (e as Error).message, { cause: e });
   }
-  // Stored before we report ready: a keyring the keystore does not hold would
-  // make every key created under it unrecoverable after the enclave restarts.
-  try {
-    d.keystore.putKeyring(created);
-  } catch (e) {
-    throw new ParentError('PARENT_KEYRING_LOCKED', `the new keyring ${created.keyringId} could not be stored: ${(e as Error).message}`, {
-      cause: e,
-      hint: 'fix the keystore (disk full? read-only?) and restart the enclave; no key was created under this keyring',
-    });
-  }
+  store(d, created);
   d.log(`keyring ${created.keyringId} created under ${created.kmsKeyId} and stored`);
   return { kind: 'unlocked', keyringId: created.keyringId, created: true };
+}
+
+/**
+ * Stored before we report ready: a keyring the keystore does not hold would
+ * make every key created under it unrecoverable after the enclave restarts.
+ */
+function store(d: BootDeps, record: KeyringRecordWire): void {
+  try {
+    d.keystore.putKeyring(record);
+  } catch (e) {
+    throw new ParentError('PARENT_KEYRING_LOCKED', `the new keyring ${record.keyringId} could not be stored: ${(e as Error).message}`, {
+      cause: e,
+      hint: 'fix the keystore (disk full? read-only?); the parent retries storing it, and no key is created under this keyring until then',
+    });
+  }
+}
+
+/** The keyring the enclave already holds, if any (null from an enclave without `keyring.current`). */
+async function currentKeyring(call: EnclaveCall): Promise<KeyringRecordWire | null> {
+  let res;
+  try {
+    res = asRecord(await call('keyring.current', {}), 'keyring.current result');
+  } catch (e) {
+    if ((e as { code?: unknown }).code === 'METHOD_NOT_FOUND') return null;
+    throw e;
+  }
+  if (res.record === null) return null;
+  try {
+    return asKeyringRecord(res.record, 'keyring.current result.record');
+  } catch (e) {
+    throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', (e as Error).message, { cause: e });
+  }
 }

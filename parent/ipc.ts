@@ -9,7 +9,16 @@
  * then the connection is closed); at most `maxPending` requests of one
  * connection run at once (reading pauses meanwhile); reading also pauses
  * while the client does not read its answers.
+ *
+ * Timed: a message must be complete within `messageTimeoutMs` of its first
+ * byte (a client stalling mid-message is closed with an error value). A
+ * connection between complete messages is idle, which is legitimate: ethers'
+ * IpcSocketProvider opens one socket and keeps it for the life of the
+ * process, and never reconnects. So idle connections are closed only after
+ * `idleTimeoutMs`, which is off by default; the server's connection cap
+ * closes the least recently active idle one when room is needed.
  */
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createJsonStreamSplitter } from './json-stream.js';
 import { RPC, errorResponse } from './jsonrpc.js';
@@ -22,12 +31,20 @@ export interface IpcOptions {
   maxPending?: number;
   /** Default 8 MiB. */
   maxWriteBufferBytes?: number;
+  /** From a message's first byte to its last. Default 30 s. */
+  messageTimeoutMs?: number;
+  /** Idle (nothing in flight, no partial message, no bytes either way) before closing. Default 0: never. */
+  idleTimeoutMs?: number;
+  /** Told when a request starts and when it has been answered (the server's connection cap). */
+  onRequestStart?: () => void;
+  onRequestEnd?: () => void;
 }
 
 /** Serves one connection; `initial` holds bytes already read while sniffing the protocol. */
 export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): void {
   const maxPending = opts.maxPending ?? 64;
   const maxWriteBuffer = opts.maxWriteBufferBytes ?? 8 * 1024 * 1024;
+  const messageTimeoutMs = opts.messageTimeoutMs ?? 30_000;
   const splitter = createJsonStreamSplitter(opts.maxMessageBytes);
   const gone = new AbortController();
   let pending = 0;
@@ -68,17 +85,47 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
     socket.removeListener('data', onData);
     socket.resume(); // discard what else arrives; nothing more is parsed
     finishIfDone();
+    clearTimeout(messageTimer);
     // Do not wait long for a client that never reads.
     const t = setTimeout(() => socket.destroy(), 5_000);
     t.unref();
     socket.once('close', () => clearTimeout(t));
   };
 
+  /** Running while a message is incomplete: a stalled client holds no connection for long. */
+  let messageTimer: NodeJS.Timeout | undefined;
+  const onMessageTimeout = () => {
+    messageTimer = undefined;
+    if (ending || socket.destroyed) return;
+    // Reading is paused by us (too many pending, unread answers): the rest may be waiting in the kernel.
+    if (paused) {
+      messageTimer = setTimeout(onMessageTimeout, messageTimeoutMs);
+      messageTimer.unref();
+      return;
+    }
+    fatal(RPC.INVALID_REQUEST, `invalid request: message not completed within ${messageTimeoutMs} ms; closing the connection`);
+  };
+  const watchMessage = () => {
+    if (splitter.pending === 0) {
+      clearTimeout(messageTimer);
+      messageTimer = undefined;
+    } else if (messageTimer === undefined) {
+      messageTimer = setTimeout(onMessageTimeout, messageTimeoutMs);
+      messageTimer.unref();
+    }
+  };
+
   function onData(chunk: Buffer): void {
     if (ending) return;
     const { values, error } = splitter.push(chunk);
+    // A message that completed restarts the clock for the next one.
+    if (values.length > 0) {
+      clearTimeout(messageTimer);
+      messageTimer = undefined;
+    }
     for (const v of values) {
       pending++;
+      opts.onRequestStart?.();
       opts.handle(v, gone.signal).then(
         (answer) => {
           if (answer !== undefined) write(answer);
@@ -86,6 +133,7 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
         () => write(JSON.stringify(errorResponse(null, RPC.INTERNAL_ERROR, 'internal error'))),
       ).finally(() => {
         pending--;
+        opts.onRequestEnd?.();
         flowControl();
         finishIfDone();
       });
@@ -95,6 +143,7 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
       else fatal(RPC.PARSE_ERROR, 'parse error: expected a JSON object or array; closing the connection');
       return;
     }
+    watchMessage();
     flowControl();
   }
 
@@ -105,7 +154,16 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
     finishIfDone();
   });
   socket.on('error', () => {}); // a reset by the client is its business; 'close' follows
-  socket.on('close', () => gone.abort(new Error('client disconnected')));
+  socket.on('close', () => {
+    clearTimeout(messageTimer);
+    gone.abort(new Error('client disconnected'));
+  });
+  if (opts.idleTimeoutMs && socket instanceof Socket) {
+    socket.setTimeout(opts.idleTimeoutMs);
+    socket.on('timeout', () => {
+      if (pending === 0 && splitter.pending === 0 && !ending) socket.end();
+    });
+  }
   if (initial.length > 0) onData(initial);
   socket.resume();
 }

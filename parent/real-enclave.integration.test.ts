@@ -10,6 +10,7 @@ import { CreateKeyCommand, DisableKeyCommand, EnableKeyCommand, KMSClient } from
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent } from 'node:https';
+import { connect as netConnect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IpcSocketProvider, Transaction } from 'ethers';
@@ -142,5 +143,68 @@ describe('parent + real enclave + KMS emulator', () => {
     await operator.send(new EnableKeyCommand({ KeyId: cmk }));
     await waitFor(() => parent.state().ready, 30_000, 'ready after enabling the CMK');
     expect((await rpc(parent.socketPath, 'personal_sign', ['0x6869', address])).result).toMatch(/^0x[0-9a-f]{130}$/);
+  });
+});
+
+describe('finding 9 with the real enclave', () => {
+  it('finding 9: the bridge drops right after keyring.create answered, before the parent stored it → the parent stores the enclave\'s keyring and gets ready', async () => {
+    const realPath = join(dir, 'enclave-f9.sock');
+    const proxyPath = join(dir, 'enclave-f9-proxy.sock');
+    const e9 = await startEnclave({
+      listen: `unix:${realPath}`,
+      nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
+      kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem! },
+      workers: 1,
+      log: () => {},
+    });
+    // The hostile host between parent and enclave: loses the frame that carries the new keyring record, once.
+    let dropped = 0;
+    const proxy = createNetServer((fromParent) => {
+      const toEnclave = netConnect({ path: realPath });
+      fromParent.on('error', () => toEnclave.destroy());
+      toEnclave.on('error', () => fromParent.destroy());
+      fromParent.on('close', () => toEnclave.destroy());
+      toEnclave.on('close', () => fromParent.destroy());
+      fromParent.pipe(toEnclave);
+      toEnclave.on('data', (chunk: Buffer) => {
+        if (dropped === 0 && chunk.includes('enclave-signer/keyring')) {
+          dropped++;
+          fromParent.destroy();
+          toEnclave.destroy();
+          return;
+        }
+        fromParent.write(chunk);
+      });
+    });
+    await new Promise<void>((r) => proxy.listen(proxyPath, r));
+    const logs9: string[] = [];
+    const manifest = devManifest(simulatedImagePcrs(IMAGE));
+    const p9 = await startParent({
+      enclave: `unix:${proxyPath}`,
+      socket: join(dir, 'signer-f9.sock'),
+      keystore: join(dir, 'keystore-f9.db'),
+      root: ca.trustRoot,
+      manifest: { signed: manifest.signed, trustedKeys: [manifest.publicKeyPem] },
+      kmsKeyId: cmk,
+      credentials: { kind: 'static', accessKeyId: CREDS.accessKeyId, secretAccessKey: CREDS.secretAccessKey },
+      reconnect: { minMs: 50, maxMs: 300 },
+      log: (l) => logs9.push(l),
+    });
+    try {
+      await waitFor(() => p9.state().ready, 30_000, 'ready after the lost answer').catch((e: Error) => {
+        throw new Error(`${e.message}; keyring: ${JSON.stringify(p9.state().keyring)}`);
+      });
+      expect(dropped).toBe(1);
+      expect(logs9.join('\n')).toMatch(/already unlocked in the enclave and is now stored/);
+      const status = (await rpc(p9.socketPath, 'signer_status')).result;
+      expect(status.enclave.keyringId).toBe(p9.state().keyring.keyringId);
+      const address = (await rpc(p9.socketPath, 'signer_createKey', { label: 'f9' })).result.address as Hex;
+      const sig = await rpc(p9.socketPath, 'personal_sign', ['0x6869', address]);
+      expect(await verifyMessage({ address, message: 'hi', signature: sig.result })).toBe(true);
+    } finally {
+      await p9.close();
+      await new Promise<void>((r) => proxy.close(() => r()));
+      await e9.close();
+    }
   });
 });

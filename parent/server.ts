@@ -10,9 +10,11 @@
  * plus, optionally, HTTP on a loopback TCP port. Who may sign is decided by
  * who may open the socket: mode 0600 by default.
  */
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, linkSync, mkdtempSync, rmSync, unlinkSync } from 'node:fs';
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import * as net from 'node:net';
+import { dirname, join } from 'node:path';
+import { createConnectionTracker, guardHttpConnection, httpRequestStarted, type ConnectionTracker } from './connections.js';
 import { ParentError } from './errors.js';
 import { serveIpc } from './ipc.js';
 import { RPC, errorResponse } from './jsonrpc.js';
@@ -28,8 +30,10 @@ export interface SigningServerOptions {
   /** IPC message handler (see ipc.ts). */
   ipcHandle: (message: Buffer, signal: AbortSignal) => Promise<string | undefined>;
   maxBodyBytes: number;
-  /** Connections at once per listener. Default 1024. */
+  /** Connections at once per listener. Default 1024. Same as `limits.maxConnections`. */
   maxConnections?: number;
+  /** Timeouts and the connection cap; defaults in DEFAULT_CONNECTION_LIMITS. */
+  limits?: Partial<ConnectionLimits>;
 }
 
 export interface SigningServer {
@@ -87,68 +91,179 @@ function isStaleSocket(path: string): Promise<boolean> {
   });
 }
 
-async function listenUnix(server: net.Server, path: string, mode: number): Promise<void> {
+/** Tells what is in the way at `path`: nothing (or a stale socket, removed), else an error. */
+async function clearPath(path: string): Promise<void> {
+  let st;
   try {
-    await listenOn(server, { path });
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE' && (await isStaleSocket(path))) {
-      unlinkSync(path);
-      await listenOn(server, { path });
-    } else if (code === 'EADDRINUSE') {
-      let what = 'another process is listening on it';
-      try {
-        if (!lstatSync(path).isSocket()) what = 'a file that is not a socket is in the way';
-      } catch {
-        // gone meanwhile
-      }
-      throw new ParentError('PARENT_LISTEN', `cannot listen on ${path}: ${what}`, { cause: e });
-    } else {
-      throw new ParentError('PARENT_LISTEN', `cannot listen on ${path}: ${code ?? (e as Error).message}`, { cause: e });
-    }
+    st = lstatSync(path);
+  } catch {
+    return;
   }
+  if (!st.isSocket()) throw new ParentError('PARENT_LISTEN', `cannot listen on ${path}: a file that is not a socket is in the way`);
+  if (!(await isStaleSocket(path))) throw new ParentError('PARENT_LISTEN', `cannot listen on ${path}: another process is listening on it`);
+  unlinkSync(path);
+}
+
+/** The longest path a Unix socket may have (sun_path, Linux: 108 bytes with the NUL). */
+const MAX_SOCKET_PATH = 107;
+
+/**
+ * Listens on `path` with `mode`, with no moment at which anyone else can
+ * connect: the socket is created inside a fresh 0700 directory next to
+ * `path` (nobody but us can reach it there, whatever the umask), given its
+ * mode, and only then linked into place (the private name goes with the
+ * directory). So any connection accepted before the mode was final came
+ * from a process that may open the socket anyway (our own user, or root).
+ * Setting the umask around listen() instead would race with every other
+ * file this process creates meanwhile.
+ */
+async function listenUnix(server: net.Server, path: string, mode: number): Promise<void> {
+  await clearPath(path);
+  let staging: string;
   try {
-    chmodSync(path, mode);
+    staging = mkdtempSync(join(dirname(path), '.'));
   } catch (e) {
-    server.close();
-    throw new ParentError('PARENT_LISTEN', `cannot set mode ${mode.toString(8)} on ${path}: ${(e as NodeJS.ErrnoException).code ?? ''}`, { cause: e });
+    throw new ParentError('PARENT_LISTEN', `cannot listen on ${path}: cannot create a private directory next to it: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+  }
+  const temp = join(staging, 's');
+  try {
+    if (Buffer.byteLength(temp) > MAX_SOCKET_PATH) {
+      throw new ParentError('PARENT_LISTEN', `cannot listen on ${path}: the path is too long to create the socket safely`, {
+        hint: `use a socket path whose directory name is shorter (at most ${MAX_SOCKET_PATH - 10} bytes)`,
+      });
+    }
+    try {
+      await listenOn(server, { path: temp });
+    } catch (e) {
+      throw new ParentError('PARENT_LISTEN', `cannot listen on ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    }
+    try {
+      chmodSync(temp, mode);
+    } catch (e) {
+      server.close();
+      throw new ParentError('PARENT_LISTEN', `cannot set mode ${mode.toString(8)} on ${path}: ${(e as NodeJS.ErrnoException).code ?? ''}`, { cause: e });
+    }
+    // link(2), not rename(2): it never replaces what another process put at `path` meanwhile.
+    try {
+      try {
+        linkSync(temp, path);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        await clearPath(path);
+        linkSync(temp, path);
+      }
+    } catch (e) {
+      server.close();
+      if (e instanceof ParentError) throw e;
+      throw new ParentError('PARENT_LISTEN', `cannot listen on ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, { cause: e });
+    }
+  } finally {
+    rmSync(staging, { recursive: true, force: true });
   }
 }
 
-function configureHttp(s: HttpServer): void {
-  s.headersTimeout = 20_000;
-  s.requestTimeout = 120_000;
-  s.keepAliveTimeout = 5_000;
+function createHttp(handler: (req: IncomingMessage, res: ServerResponse) => void, limits: ConnectionLimits): HttpServer {
+  const s = createHttpServer({ maxHeaderSize: 16 * 1024 }, (req, res) => {
+    httpRequestStarted(req, res);
+    handler(req, res);
+  });
+  // Our own deadlines (connections.ts) rule; node's are set no tighter so they never cut in first.
+  s.headersTimeout = limits.headersTimeoutMs;
+  s.requestTimeout = Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs);
+  s.keepAliveTimeout = limits.keepAliveTimeoutMs;
   s.maxHeadersCount = 100;
   s.on('clientError', (_e, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
   });
+  return s;
 }
 
-export async function startSigningServer(opts: SigningServerOptions): Promise<SigningServer> {
-  const maxConnections = opts.maxConnections ?? 1024;
-  const sockets = new Set<net.Socket>();
-  const unixHttp = createHttpServer({ maxHeaderSize: 16 * 1024 }, opts.unixHttpHandler);
-  configureHttp(unixHttp);
+/** Per-connection limits of the signing socket (and the loopback HTTP listener). */
+export interface ConnectionLimits {
+  /** Connections at once per listener; at the cap the least useful idle one is closed (connections.ts). */
+  maxConnections: number;
+  /** From accept to the bytes that tell HTTP from IPC (Unix socket). */
+  detectTimeoutMs: number;
+  /** HTTP: to complete request headers, from detection or the previous answer. */
+  headersTimeoutMs: number;
+  /** HTTP: from complete headers to the answer. */
+  requestTimeoutMs: number;
+  /** HTTP: an idle keep-alive connection. */
+  keepAliveTimeoutMs: number;
+  /** IPC: from a message's first byte to its last. */
+  ipcMessageTimeoutMs: number;
+  /** IPC: idle between complete messages; 0 = never (ethers' IpcSocketProvider holds one socket for good). */
+  ipcIdleTimeoutMs: number;
+}
 
+export const DEFAULT_CONNECTION_LIMITS: Readonly<ConnectionLimits> = Object.freeze({
+  maxConnections: 1024,
+  detectTimeoutMs: 10_000,
+  headersTimeoutMs: 20_000,
+  requestTimeoutMs: 120_000,
+  keepAliveTimeoutMs: 5_000,
+  ipcMessageTimeoutMs: 30_000,
+  ipcIdleTimeoutMs: 0,
+});
+
+export async function startSigningServer(opts: SigningServerOptions): Promise<SigningServer> {
+  const limits: ConnectionLimits = { ...DEFAULT_CONNECTION_LIMITS, ...(opts.maxConnections === undefined ? {} : { maxConnections: opts.maxConnections }), ...opts.limits };
+  for (const [k, v] of Object.entries(limits)) {
+    if (!Number.isSafeInteger(v) || v < 0 || (v === 0 && k !== 'ipcIdleTimeoutMs')) {
+      throw new ParentError('PARENT_CONFIG', `connection limit ${k} must be a positive integer, got ${String(v)}`);
+    }
+  }
+  const unixConns = createConnectionTracker(limits.maxConnections);
+  const httpDeadlines = { headersTimeoutMs: limits.headersTimeoutMs, requestTimeoutMs: limits.requestTimeoutMs };
+  /** Tells the tracker when an HTTP request is being handled (body complete until answered). */
+  const trackHttp = (tracker: ConnectionTracker, handler: (req: IncomingMessage, res: ServerResponse) => void) => (req: IncomingMessage, res: ServerResponse) => {
+    const t = tracker.get(req.socket);
+    let begun = false;
+    req.once('end', () => {
+      begun = true;
+      tracker.begin(t);
+    });
+    res.once('close', () => {
+      if (begun) tracker.end(t);
+      else if (t) {
+        t.answered++;
+        t.lastActiveAt = Date.now();
+      }
+    });
+    handler(req, res);
+  };
+  const unixHttp = createHttp(trackHttp(unixConns, opts.unixHttpHandler), limits);
   const onUnixConnection = (sock: net.Socket) => {
-    sockets.add(sock);
-    sock.once('close', () => sockets.delete(sock));
     sock.on('error', () => {}); // resets are the client's business; 'close' follows
+    const tracked = unixConns.admit(sock);
+    if (!tracked) return;
+    // Undetected for too long (nothing, or only blanks, or half a method name): closed.
+    const detect = setTimeout(() => sock.destroy(), limits.detectTimeoutMs);
+    detect.unref();
+    sock.once('close', () => clearTimeout(detect));
     let seen: Buffer = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
       const p = classify(seen);
       if (p === 'more') return;
+      clearTimeout(detect);
       sock.removeListener('data', onData);
       sock.pause();
       if (p === 'http') {
+        guardHttpConnection(sock, httpDeadlines);
         sock.unshift(seen);
         unixHttp.emit('connection', sock);
         sock.resume();
       } else if (p === 'ipc') {
-        serveIpc(sock, seen, { handle: opts.ipcHandle, maxMessageBytes: opts.maxBodyBytes });
+        serveIpc(sock, seen, {
+          handle: opts.ipcHandle,
+          maxMessageBytes: opts.maxBodyBytes,
+          messageTimeoutMs: limits.ipcMessageTimeoutMs,
+          idleTimeoutMs: limits.ipcIdleTimeoutMs,
+          onRequestStart: () => unixConns.begin(tracked),
+          onRequestEnd: () => unixConns.end(tracked),
+        });
       } else {
         sock.end(`${JSON.stringify(errorResponse(null, RPC.PARSE_ERROR, 'parse error: expected an HTTP request or JSON-RPC (a JSON object or array)'))}\n`);
         const t = setTimeout(() => sock.destroy(), 1_000);
@@ -159,20 +274,24 @@ export async function startSigningServer(opts: SigningServerOptions): Promise<Si
   };
 
   const unixServer = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, onUnixConnection);
-  unixServer.maxConnections = maxConnections;
   unixServer.on('error', () => {}); // accept errors (EMFILE) must not crash the process
   await listenUnix(unixServer, opts.socketPath, opts.socketMode);
 
   let tcpServer: HttpServer | undefined;
+  let tcpConns: ConnectionTracker | undefined;
   let httpUrl: string | undefined;
   if (opts.http) {
     const { host, port } = opts.http;
     // The Host values are only known once the port is: the handler reads them late.
     let allowed: ReadonlySet<string> = new Set();
+    const tracker = createConnectionTracker(limits.maxConnections);
+    tcpConns = tracker;
     const handler = (req: IncomingMessage, res: ServerResponse) => opts.tcpHttpHandler(allowed)(req, res);
-    tcpServer = createHttpServer({ maxHeaderSize: 16 * 1024 }, handler);
-    configureHttp(tcpServer);
-    tcpServer.maxConnections = maxConnections;
+    tcpServer = createHttp(trackHttp(tracker, handler), limits);
+    // Runs after http.Server's own connection listener: the socket is already its.
+    tcpServer.on('connection', (sock: net.Socket) => {
+      if (tracker.admit(sock)) guardHttpConnection(sock, httpDeadlines);
+    });
     try {
       await listenOn(tcpServer, { host, port });
     } catch (e) {
@@ -199,7 +318,8 @@ export async function startSigningServer(opts: SigningServerOptions): Promise<Si
           s.closeAllConnections();
         }
         unixHttp.closeAllConnections();
-        for (const s of sockets) s.destroy();
+        unixConns.destroyAll();
+        tcpConns?.destroyAll();
         await Promise.all(done);
         try {
           if (lstatSync(opts.socketPath).isSocket()) unlinkSync(opts.socketPath);

@@ -43,6 +43,8 @@ export interface FakeEnclaveOptions {
   denyOps?: SignOp[];
   /** Delay before answering `sign` (to kill the connection mid-request). */
   signDelayMs?: number;
+  /** The first `keyring.create` makes the keyring, then drops the connection before answering (the answer is lost). */
+  dropAfterKeyringCreate?: boolean;
 }
 
 export interface FakeEnclave {
@@ -79,6 +81,8 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
   const calls = new Map<string, number>();
   const keys = new Map<string, { kind: KeyKind; secret: Uint8Array; blob: Uint8Array; keyringId: string }>();
   let keyringId: string | undefined;
+  let keyringRecord: Record<string, unknown> | undefined;
+  let dropNext = opts.dropAfterKeyringCreate === true;
   let credentials: Record<string, unknown> | undefined;
   let firstDocument: Uint8Array | undefined;
 
@@ -113,6 +117,13 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
         dataKeyCiphertext: new Uint8Array(randomBytes(184)),
         createdAt: new Date().toISOString(),
       };
+      keyringRecord = record;
+      if (dropNext) {
+        dropNext = false;
+        for (const peer of server.peers) peer.close();
+        // Never answered: the connection is gone.
+        return new Promise(() => {});
+      }
       return { record };
     },
     async 'keyring.unlock'(p) {
@@ -120,7 +131,12 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
       const record = asKeyringRecord(p.record);
       if (opts.kmsError) throw new SignerError(opts.kmsError.code, opts.kmsError.message);
       keyringId = record.keyringId;
+      keyringRecord = { ...record };
       return { keyringId };
+    },
+    async 'keyring.current'(p) {
+      onlyKeys(p, [], 'params');
+      return { record: keyringRecord ?? null };
     },
     async 'key.create'(p) {
       onlyKeys(p, ['kind'], 'params');

@@ -101,6 +101,12 @@ export interface EnclaveMethods {
   'keyring.create': { params: { kmsKeyId: string }; result: { record: KeyringRecordWire } };
   /** Every boot: unwrap the keyring through an attested KMS Decrypt. */
   'keyring.unlock': { params: { record: KeyringRecordWire }; result: { keyringId: string } };
+  /**
+   * The public record of the keyring this enclave holds, or null. Lets a parent
+   * that lost the answer to `keyring.create` (connection dropped, store failed)
+   * store the record instead of asking for a second keyring.
+   */
+  'keyring.current': { params: Record<string, never>; result: { record: KeyringRecordWire | null } };
   /** A new key from NSM entropy, returned wrapped. */
   'key.create': { params: { kind: KeyKind }; result: Omit<KeyRecord, 'blob'> & { blob: Uint8Array } };
   /** Every signing request: the op, its JSON-RPC-shaped request, and the key's stored record. */
@@ -108,7 +114,7 @@ export interface EnclaveMethods {
 }
 
 export type EnclaveMethod = keyof EnclaveMethods;
-export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'key.create', 'sign'];
+export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'keyring.current', 'key.create', 'sign'];
 
 // ------------------------------------------------------------------ guards
 

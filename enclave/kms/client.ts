@@ -21,7 +21,7 @@ export interface KmsClientOptions {
   endpoint?: string;
   /** Name TLS verifies; defaults to the endpoint's host. */
   servername?: string;
-  /** Extra trust anchors (dev CA PEM) for the emulator. */
+  /** Extra trust anchors (dev CA PEM) for the emulator, added to Node's bundled roots (connection.ts). */
   ca?: string | string[];
   /** Credentials handed over by the parent (instance role), refreshed by the provider. */
   credentials: () => Promise<AwsCredentials>;

@@ -7,7 +7,7 @@
  */
 import { Agent, type AgentOptions } from 'node:https';
 import type { Duplex } from 'node:stream';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, rootCertificates, type TLSSocket } from 'node:tls';
 import { SignerError } from '../../common/errors.js';
 
 export type Dial = () => Promise<Duplex>;
@@ -17,10 +17,26 @@ export interface KmsAgentOptions {
   dial: Dial;
   /** TLS server name to verify, e.g. kms.us-east-1.amazonaws.com. */
   servername: string;
-  /** Extra trust anchors (PEM). Dev only: the emulator's dev CA. Production uses Node's bundled roots. */
+  /**
+   * Extra trust anchors (PEM), added to Node's bundled roots — never instead
+   * of them: the real KMS endpoint keeps verifying against the public roots
+   * it is issued under, and an emulator's dev CA is trusted as well.
+   */
   ca?: string | string[];
   /** Upper bound on concurrent connections. */
   maxSockets?: number;
+}
+
+/**
+ * The CA list TLS verifies KMS against: Node's bundled roots plus `extra`.
+ * undefined (= Node's default roots) when there is nothing extra. Node's
+ * `ca` option replaces the default roots, hence the explicit union.
+ */
+export function kmsTrustAnchors(extra: string | string[] | undefined): string[] | undefined {
+  if (extra === undefined) return undefined;
+  const more = Array.isArray(extra) ? extra : [extra];
+  if (more.length === 0) return undefined;
+  return [...rootCertificates, ...more];
 }
 
 type CreateConnectionCallback = (err: Error | null, socket?: Duplex) => void;
@@ -32,7 +48,8 @@ type CreateConnectionCallback = (err: Error | null, socket?: Duplex) => void;
  */
 export function kmsHttpsAgent(opts: KmsAgentOptions): Agent {
   const agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets ?? 8 } satisfies AgentOptions);
-  const { dial, servername, ca } = opts;
+  const { dial, servername } = opts;
+  const ca = kmsTrustAnchors(opts.ca);
   const createConnection = (_o: unknown, callback?: CreateConnectionCallback): undefined => {
     dial().then(
       (raw) => {
