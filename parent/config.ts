@@ -15,6 +15,7 @@ import { parseTransportUri } from '../common/transport/index.js';
 import { isSignerError } from '../common/errors.js';
 import { createCredentialsProvider, type CredentialsConfig, type CredentialsProvider } from './credentials.js';
 import { ParentError } from './errors.js';
+import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './server.js';
 
 /** "aws" (default), a PEM certificate, or a TrustRoot already loaded (e.g. the dev CA's `trustRoot`). */
 export type TrustRootConfig = 'aws' | { pem: string; name?: string } | TrustRoot;
@@ -62,6 +63,8 @@ export interface ParentConfig {
   log?: (line: string) => void;
   /** The KMS byte pipe the enclave's KMS client dials (parent/kms-pipe.ts); off when absent. */
   kmsPipe?: KmsPipeConfig;
+  /** Per-connection deadlines and the connection cap of the signing socket (parent/connections.ts). */
+  connectionLimits?: Partial<ConnectionLimits>;
 }
 
 export interface KmsPipeConfig {
@@ -94,6 +97,7 @@ export interface ResolvedParentConfig {
   maxBatch: number;
   maxInFlight: number;
   reconnect: { minMs: number; maxMs: number };
+  connectionLimits: Partial<ConnectionLimits>;
   log: (line: string) => void;
 }
 
@@ -216,6 +220,24 @@ export function resolveParentConfig(c: ParentConfig): ResolvedParentConfig {
     maxBatch: int('maxBatch', c.maxBatch, 100, 1, 10_000),
     maxInFlight: int('maxInFlight', c.maxInFlight, 256, 1, 100_000),
     reconnect: { minMs, maxMs },
+    connectionLimits: resolveConnectionLimits(c.connectionLimits),
     log: c.log ?? ((line: string) => void process.stderr.write(`[parent] ${line}\n`)),
   };
+}
+
+/** Each given limit must be a whole number in a sane range; absent ones take the server's defaults. */
+function resolveConnectionLimits(l: Partial<ConnectionLimits> | undefined): Partial<ConnectionLimits> {
+  const out: Partial<ConnectionLimits> = {};
+  if (l === undefined) return out;
+  const keys = Object.keys(DEFAULT_CONNECTION_LIMITS) as (keyof ConnectionLimits)[];
+  for (const k of Object.keys(l)) {
+    if (!keys.includes(k as keyof ConnectionLimits)) throw bad(`connectionLimits: unknown field ${JSON.stringify(k)}`);
+  }
+  for (const k of keys) {
+    const v = l[k];
+    if (v === undefined) continue;
+    const min = k === 'maxConnections' ? 1 : 0;
+    out[k] = int(`connectionLimits.${k}`, v, DEFAULT_CONNECTION_LIMITS[k], min, k === 'maxConnections' ? 1_000_000 : 24 * 3_600_000);
+  }
+  return out;
 }

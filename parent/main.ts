@@ -114,6 +114,7 @@ function listen(cfg: ResolvedParentConfig, { keystore, gate, dispatcher, metrics
     tcpHttpHandler: (allowedHosts) => createHttpHandler({ ...handlerOpts, allowedHosts }),
     ipcHandle: (message, signal) => dispatcher.handle(message, signal),
     maxBodyBytes: cfg.maxBodyBytes,
+    limits: cfg.connectionLimits,
   });
 }
 
