@@ -11,7 +11,7 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { toHex } from '../../common/bytes.js';
-import { buildEnvelopedData } from '../../common/cms/index.js';
+import { buildEnvelopedData } from '../cms/build.js';
 import { AttestationError } from '../../attestation/errors.js';
 import type { TrustRoot } from '../../attestation/types.js';
 import { verifyAttestation } from '../../attestation/verify.js';
