@@ -28,7 +28,7 @@ const TEST_CODE = /(^|\/)[^/]*test-helpers[^/]*$|\.test\.[cm]?[jt]s$/;
 const DROPPED_PACKAGES = /^(@aws-sdk\/credential-provider-.*|@aws-sdk\/nested-clients|@aws-sdk\/token-providers|@smithy\/credential-provider-imds|bowser)$/;
 
 /** Everything wrong with one bundle's inputs, one line each. */
-export function bundleViolations(meta: Metafile): string[] {
+function bundleViolations(meta: Metafile): string[] {
   const problems: string[] = [];
   for (const path of Object.keys(meta.inputs)) {
     const m = inputModule(path);

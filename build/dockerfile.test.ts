@@ -117,7 +117,7 @@ function buildEifFacts(sh: string): BuildEifFacts {
 
 const NETWORK_TOOL = /(^|\/)(curl|wget|apt-get|apt|aptitude|git|pip3?|npx|yarn|pnpm)$/;
 
-export function lintDockerfile(dockerfile: string, buildEif: string, runtimeLock: string): string[] {
+function lintDockerfile(dockerfile: string, buildEif: string, runtimeLock: string): string[] {
   const problems: string[] = [];
   const ins = parseDockerfile(dockerfile);
   const eif = buildEifFacts(buildEif);
