@@ -149,13 +149,24 @@ step 4 "bundle $ENTRY"
 ESBUILD_VERSION=$(node_modules/.bin/esbuild --version)
 # Fixed options, no sourcemap, no metafile: the output depends on the sources
 # and esbuild's version only. The banner gives bundled CommonJS deps a require().
+# These two commands are THE bundle definition: build/image-bundles.ts reads them
+# from this file, build/bundle-contents.test.ts runs them (plus --metafile) and
+# fails if a bundle holds anything outside enclave/ common/ native/ attestation/
+# and node_modules, and build/dockerfile.test.ts keeps Dockerfile.enclave equal.
+# SDK diet (docs/build.md, "What the enclave bundle holds"): --main-fields prefers
+# the SDK's ES modules, so unused code is tree-shaken; the aliases drop the
+# default credential chain (the parent hands credentials over explicitly) and a
+# browser user-agent parser.
 node_modules/.bin/esbuild "$ENTRY" --bundle --platform=node --target=node22 --format=esm \
   --outfile="$STAGE/rootfs/app/enclave.mjs" --charset=utf8 --legal-comments=eof --log-level=warning \
-  --external:'*.node' \
+  --external:'*.node' --main-fields=module,main \
+  --alias:@aws-sdk/credential-provider-node=./enclave/kms/sdk-stubs/no-default-credentials.ts \
+  --alias:bowser=./enclave/kms/sdk-stubs/no-browser-user-agent.ts \
   --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
 # The signing workers run in their own module (enclave/worker-pool.ts loads worker.mjs beside the bundle).
 node_modules/.bin/esbuild enclave/worker.ts --bundle --platform=node --target=node22 --format=esm \
   --outfile="$STAGE/rootfs/app/worker.mjs" --charset=utf8 --legal-comments=eof --log-level=warning \
+  --main-fields=module,main \
   --banner:js="import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);"
 chmod 0644 "$STAGE/rootfs/app/enclave.mjs" "$STAGE/rootfs/app/worker.mjs"
 INPUTS+=(--input "esbuild=$ESBUILD_VERSION" --input "entry=$ENTRY")

@@ -144,5 +144,7 @@ export function verifyChain(leafDer: Uint8Array, cabundle: Uint8Array[], root: T
 /** Every certificate of the chain must be valid at `at` (ATTEST_CERT_EXPIRED / ATTEST_CERT_NOT_YET_VALID). */
 export function checkValidity(chain: VerifiedChain, at: Date): void {
   const n = chain.certs.length;
-  chain.certs.forEach((c, i) => checkTime(c, at, i === 0 ? 'root' : i === n - 1 ? 'leaf' : 'intermediate'));
+  chain.certs.forEach((c, i) => {
+    checkTime(c, at, i === 0 ? 'root' : i === n - 1 ? 'leaf' : 'intermediate');
+  });
 }

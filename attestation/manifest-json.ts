@@ -99,7 +99,7 @@ export function parseStrictJson(text: string): JsonValue {
         ws();
         if (text[i] !== '"') fail(`expected a string key ${where()}`);
         const k = str();
-        if (Object.prototype.hasOwnProperty.call(obj, k)) fail(`duplicate key ${JSON.stringify(k.slice(0, 64))}`);
+        if (Object.hasOwn(obj, k)) fail(`duplicate key ${JSON.stringify(k.slice(0, 64))}`);
         ws();
         if (text[i] !== ':') fail(`expected ':' ${where()}`);
         i++;

@@ -5,7 +5,7 @@
 // Node >= 22. This project supports Node >= 20 and pins the SDK in the lockfile;
 // the notice is not actionable at run time, so it is not printed on every start.
 const emitWarning = process.emitWarning;
-process.emitWarning = function (warning, ...rest) {
+process.emitWarning = (warning, ...rest) => {
   const name = typeof warning === 'object' && warning ? warning.name : typeof rest[0] === 'string' ? rest[0] : rest[0]?.type;
   // The SDK passes either a typed warning or a plain string that starts with the type.
   if (name === 'NodeVersionSupportWarning' || (typeof warning === 'string' && warning.startsWith('NodeVersionSupportWarning'))) return;

@@ -129,7 +129,7 @@ function decodeInput(bytes: Uint8Array): Uint8Array {
     } catch {
       throw new Failure('INPUT_NOT_CMS', 'input looks like JSON but does not parse');
     }
-    const b64 = (obj as Record<string, unknown> | null)?.['CiphertextForRecipient'];
+    const b64 = (obj as Record<string, unknown> | null)?.CiphertextForRecipient;
     if (typeof b64 !== 'string') throw new Failure('INPUT_NOT_CMS', 'JSON input has no CiphertextForRecipient string');
     return fromBase64(b64);
   }

@@ -13,7 +13,6 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join, parse } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SignerError } from '../common/errors.js';
 
 /** Set to an absolute .node path to load the addon from somewhere else (e.g. inside an enclave image). */
 export const NATIVE_ADDON_ENV = 'ENCLAVE_SIGNER_NATIVE_ADDON';
@@ -74,9 +73,22 @@ export interface NativeAddon {
   nsmProcessSync(fd: number, request: Uint8Array): Uint8Array;
 }
 
-export class NativeAddonError extends SignerError {
+/**
+ * The addon is missing or unusable here. Shaped like common/errors.ts's
+ * SignerError (code, hint, cause) but not derived from it: native/ is the
+ * bottom layer and imports nothing of ours (docs/boundaries.md). Its callers
+ * (the vsock transport, the hardware NSM) wrap it in their own SignerError.
+ */
+export class NativeAddonError extends Error {
+  readonly code = 'NATIVE_ADDON_UNAVAILABLE';
+  readonly hint: string | undefined;
+  override readonly cause: unknown;
+
   constructor(message: string, opts: { cause?: unknown; hint?: string } = {}) {
-    super('NATIVE_ADDON_UNAVAILABLE', message, opts);
+    super(message);
+    this.name = 'NativeAddonError';
+    this.hint = opts.hint;
+    this.cause = opts.cause;
   }
 }
 

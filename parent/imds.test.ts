@@ -308,7 +308,13 @@ describe('createImdsCredentialSource', () => {
     const held: Socket[] = [];
     const silent = createNetServer((s) => held.push(s));
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', r));
-    cleanups.push(() => new Promise<void>((r) => (held.forEach((s) => s.destroy()), silent.close(() => r()))));
+    cleanups.push(
+      () =>
+        new Promise<void>((r) => {
+          for (const s of held) s.destroy();
+          silent.close(() => r());
+        }),
+    );
     const e = await rejection(createImdsCredentialSource({ endpoint: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, timeoutMs: 150 }).get());
     expect(e.code).toBe('IMDS_TOKEN');
     expect(e.message).toContain('no answer within 150 ms');

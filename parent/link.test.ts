@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { type Hex, verifyMessage } from 'viem';
 import { createDevCa } from '../dev/ca/index.js';
-import { httpRequest, rpc, startFakeEnclave, startRig, waitFor, type FakeEnclave, type Rig } from './test-helpers.js';
+import { httpRequest, rpc, startFakeEnclave, startRig, waitFor, type FakeEnclave } from './test-helpers.js';
 
 vi.setConfig({ testTimeout: 30_000 });
 

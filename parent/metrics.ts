@@ -61,7 +61,9 @@ export function createMetrics(knownMethods: Iterable<string>): Metrics {
       head('enclave_signer_parent_request_duration_seconds', 'histogram', 'Time to answer one JSON-RPC request.');
       for (const [m, h] of [...latency].sort((a, b) => a[0].localeCompare(b[0]))) {
         const l = `method="${labelValue(m)}"`;
-        BUCKETS.forEach((b, i) => out.push(`enclave_signer_parent_request_duration_seconds_bucket{${l},le="${b}"} ${h.counts[i]}`));
+        BUCKETS.forEach((b, i) => {
+          out.push(`enclave_signer_parent_request_duration_seconds_bucket{${l},le="${b}"} ${h.counts[i]}`);
+        });
         out.push(`enclave_signer_parent_request_duration_seconds_bucket{${l},le="+Inf"} ${h.count}`);
         out.push(`enclave_signer_parent_request_duration_seconds_sum{${l}} ${num(h.sum)}`);
         out.push(`enclave_signer_parent_request_duration_seconds_count{${l}} ${h.count}`);

@@ -12,7 +12,7 @@ import { createPrivateKey, randomBytes } from 'node:crypto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { toHex } from '../bytes.js';
 import { fixturePath, readFixture } from '../../test/fixtures.js';
-import { buildEnvelopedData } from './build.js';
+import { buildEnvelopedData } from '../../dev/cms/build.js';
 import { decryptEnvelopedData } from './decrypt.js';
 import { parseEnvelopedData } from './parse.js';
 import { recipientKeyId } from './recipient-id.js';

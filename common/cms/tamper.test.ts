@@ -102,7 +102,7 @@ describe('single-byte flips of the edgebit vector', () => {
   });
 
   it('flips in the middle ciphertext block hit the padding block: CMS_BAD_PADDING', () => {
-    for (const { i, r } of outcomes.filter((o) => o.i >= CT[0] + 16 && o.i < CT[0] + 32)) {
+    for (const { r } of outcomes.filter((o) => o.i >= CT[0] + 16 && o.i < CT[0] + 32)) {
       expect(r).toEqual({ ok: false, code: 'CMS_BAD_PADDING' });
     }
   });
@@ -143,7 +143,7 @@ describe('random mutations never escape as untyped exceptions', () => {
     });
     fc.assert(
       fc.property(fc.array(edit, { minLength: 1, maxLength: 3 }), (edits) => {
-        let b = Array.from(ber);
+        const b = Array.from(ber);
         for (const e of edits) b.splice(Math.min(e.at, b.length), e.del, ...e.ins);
         const bytes = Uint8Array.from(b);
         const r = attempt(bytes);

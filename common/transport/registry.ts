@@ -9,7 +9,7 @@ import { TransportError } from './errors.js';
 import { tcpTransport, unixTransport } from './net.js';
 import type { ConnectOptions, ConnectionHandler, ListenOptions, Transport, TransportListener } from './types.js';
 import { parseTransportUri, type AddressFor, type TransportScheme } from './uri.js';
-import { unavailableVsockTransport } from './vsock.js';
+import { unavailableVsockTransport } from './vsock-unavailable.js';
 
 type Registry = { [S in TransportScheme]: Transport<AddressFor<S>> };
 

@@ -1,11 +1,9 @@
 /**
  * vsock://cid:port over AF_VSOCK, on the native addon (native/).
  *
- * Two transports live here:
- * - `unavailableVsockTransport`, the registry's default: every vsock URI fails
- *   with TRANSPORT_UNAVAILABLE and no socket API is touched. The development
- *   machine must never open an AF_VSOCK socket (its CIDs lead to the machine's
- *   host, not to anything of ours), so real vsock is opt-in per process.
+ * - `unavailableVsockTransport` (vsock-unavailable.ts, re-exported here) is the
+ *   registry's default: every vsock URI fails with TRANSPORT_UNAVAILABLE and
+ *   no socket API is touched, so real vsock is opt-in per process.
  * - `vsockTransport`, the real one. A process that runs inside an enclave (or
  *   on the parent instance, or in the QEMU test guest) opts in with
  *   `await registerVsockTransport()`. The addon is loaded on first use; where
@@ -19,6 +17,7 @@ import type { Duplex } from 'node:stream';
 import { loadNativeAddon, type NativeAddon, type PollHandle } from '../../native/addon.js';
 import { FdSocket, systemError } from '../../native/fd-socket.js';
 import { TransportError } from './errors.js';
+import { registerTransport } from './registry.js';
 import type { ConnectOptions, ConnectionHandler, ListenOptions, Transport, TransportListener } from './types.js';
 import { formatTransportUri, VMADDR_CID_ANY, VMADDR_PORT_ANY, type VsockAddress } from './uri.js';
 
@@ -30,21 +29,8 @@ const ACCEPT_BACKOFF_MS = 100;
 /** errno codes that mean "this kernel has no usable AF_VSOCK". */
 const NO_VSOCK = new Set(['EAFNOSUPPORT', 'EPROTONOSUPPORT', 'ESOCKTNOSUPPORT', 'EPFNOSUPPORT']);
 
-function unavailable(a: VsockAddress, op: string): TransportError {
-  return new TransportError('TRANSPORT_UNAVAILABLE', `cannot ${op} ${formatTransportUri(a)}: no vsock transport is registered in this process`, {
-    hint: 'call registerVsockTransport() (common/transport/vsock.ts) in a process that runs where vsock exists, or use a unix:/tcp:// URI in development',
-  });
-}
-
-/** The registry's default for vsock: refuses everything without touching a socket. */
-export const unavailableVsockTransport: Transport<VsockAddress> = {
-  async connect(a) {
-    throw unavailable(a, 'connect to');
-  },
-  async listen(a) {
-    throw unavailable(a, 'listen on');
-  },
-};
+/** Re-exported: the registry's default lives in its own module (vsock-unavailable.ts). */
+export { unavailableVsockTransport } from './vsock-unavailable.js';
 
 function codeOf(e: unknown): string {
   const code = (e as NodeJS.ErrnoException | undefined)?.code;
@@ -281,11 +267,10 @@ export const vsockTransport: Transport<VsockAddress> = {
  * Installs the real vsock transport in the registry, so that connect()/listen()
  * on vsock:// URIs use AF_VSOCK. Returns a function that restores the previous
  * transport. Only call it in processes that run where vsock leads somewhere of
- * ours (enclave, parent instance, test guest). Async because the registry
- * imports this module: a dynamic import keeps the module graph acyclic at load.
+ * ours (enclave, parent instance, test guest). Async for its callers' sake
+ * (it once loaded the registry lazily); it installs synchronously.
  */
 export async function registerVsockTransport(): Promise<() => void> {
-  const { registerTransport } = await import('./registry.js');
   return registerTransport('vsock', vsockTransport);
 }
 

@@ -24,7 +24,7 @@ function serialization(message: string): KmsError {
 }
 
 function present(input: Input, name: string): unknown {
-  const v = Object.prototype.hasOwnProperty.call(input, name) ? input[name] : undefined;
+  const v = Object.hasOwn(input, name) ? input[name] : undefined;
   return v === null ? undefined : v;
 }
 

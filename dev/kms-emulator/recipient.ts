@@ -11,7 +11,7 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { toHex } from '../../common/bytes.js';
-import { buildEnvelopedData } from '../../common/cms/index.js';
+import { buildEnvelopedData } from '../cms/build.js';
 import { AttestationError } from '../../attestation/errors.js';
 import type { TrustRoot } from '../../attestation/types.js';
 import { verifyAttestation } from '../../attestation/verify.js';
@@ -34,7 +34,7 @@ export interface VerifiedRecipient {
 
 /** Reads and verifies `Recipient` if present. Throws ValidationException for any document or key problem. */
 export function readRecipient(input: Input, root: TrustRoot, now: Date): VerifiedRecipient | undefined {
-  const r = Object.prototype.hasOwnProperty.call(input, 'Recipient') ? input.Recipient : undefined;
+  const r = Object.hasOwn(input, 'Recipient') ? input.Recipient : undefined;
   if (r === undefined || r === null) return undefined;
   if (typeof r !== 'object' || Array.isArray(r)) throw new KmsError('SerializationException', 'Recipient must be an object');
   const rec = r as Input;

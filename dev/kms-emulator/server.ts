@@ -186,7 +186,7 @@ export async function startKmsEmulator(opts: KmsEmulatorOptions): Promise<KmsEmu
 
       const target = header(req, 'x-amz-target') ?? '';
       op = target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : target || '-';
-      const handler = target.startsWith(TARGET_PREFIX) && Object.prototype.hasOwnProperty.call(OPERATIONS, op) ? OPERATIONS[op] : undefined;
+      const handler = target.startsWith(TARGET_PREFIX) && Object.hasOwn(OPERATIONS, op) ? OPERATIONS[op] : undefined;
       const path = (req.url ?? '/').split('?')[0];
       if (req.method !== 'POST' || path !== '/' || !handler) {
         throw new KmsError('UnknownOperationException', `${req.method} ${path} with X-Amz-Target ${JSON.stringify(target)} is not an operation of this endpoint`);

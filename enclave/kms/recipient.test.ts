@@ -2,7 +2,7 @@ import { createHash, createPublicKey } from 'node:crypto';
 import { inspect } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { toHex } from '../../common/bytes.js';
-import { buildEnvelopedData } from '../../common/cms/build.js';
+import { buildEnvelopedData } from '../../dev/cms/build.js';
 import { CmsError } from '../../common/cms/errors.js';
 import { readFixture } from '../../test/fixtures.js';
 import { SignerError } from '../../common/errors.js';

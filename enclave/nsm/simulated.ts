@@ -14,10 +14,9 @@
  *
  * It prints nothing: the caller decides how loudly to say "DEV".
  */
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes, type KeyObject } from 'node:crypto';
 import { IndefiniteMap, encodeCbor, type CborKey, type CborValue } from '../../common/cbor.js';
 import { signCoseSign1 } from '../../attestation/cose.js';
-import type { DevCa } from '../../dev/ca/dev-ca.js';
 import { createNsmClient } from './client.js';
 import { decodeRequest, encodeResponse, type NsmRequest, type NsmResponse } from './messages.js';
 import {
@@ -39,8 +38,21 @@ export const DEFAULT_IMAGE_ID = 'enclave-signer-dev';
 export const DEFAULT_INSTANCE_ID = 'i-00000000000000000';
 export const DEFAULT_IAM_ROLE_ARN = 'arn:aws:iam::000000000000:role/enclave-signer-dev';
 
+/**
+ * What the simulated NSM needs from a CA: dev/ca's DevCa has this shape. Named
+ * here, not imported, because enclave/ never imports dev/ (docs/boundaries.md);
+ * the simulated NSM itself is dev-only and kept out of the image bundle
+ * (build/bundle-contents.test.ts).
+ */
+export interface SimulatedNsmCa {
+  root: { certDer: Uint8Array };
+  intermediate: { certDer: Uint8Array };
+  /** A fresh P-384 leaf for one attestation document, issued by the intermediate. */
+  issueAttestationLeaf(subjectCn: string, now?: Date): { certDer: Uint8Array; key: KeyObject };
+}
+
 export interface SimulatedNsmOptions {
-  ca: DevCa;
+  ca: SimulatedNsmCa;
   /**
    * PCR values to report (index 0–15 → 48 bytes), e.g. PCR0/1/2/8 as measured
    * from a real EIF. Entries given here win over every default below.

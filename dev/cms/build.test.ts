@@ -6,12 +6,12 @@
 import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { toHex } from '../bytes.js';
+import { toHex } from '../../common/bytes.js';
 import { readFixture } from '../../test/fixtures.js';
 import { buildEnvelopedData } from './build.js';
-import { decryptEnvelopedData } from './decrypt.js';
-import { CmsError } from './errors.js';
-import { parseEnvelopedData, type EnvelopedInfo } from './parse.js';
+import { decryptEnvelopedData } from '../../common/cms/decrypt.js';
+import { CmsError } from '../../common/cms/errors.js';
+import { parseEnvelopedData, type EnvelopedInfo } from '../../common/cms/parse.js';
 
 const fixture = readFixture('kms', 'edgebit_ciphertext_for_recipient.ber');
 const key = createPrivateKey(Buffer.from(readFixture('kms', 'edgebit_test_rsa2048_private_key.pem')));

@@ -4,15 +4,18 @@
  * [0], EnvelopedData, EncryptedContentInfo and a constructed encryptedContent;
  * definite (DER) lengths everywhere inside the RecipientInfo SET. A fresh
  * random CEK and IV per call; the CEK is wiped once wrapped.
+ *
+ * Lives in dev/: production never builds an EnvelopedData (only KMS does), so
+ * the enclave image must not carry this code (docs/boundaries.md).
  */
 import { constants, createCipheriv, createPublicKey, publicEncrypt, randomBytes, type KeyObject } from 'node:crypto';
-import { concatBytes, wipe } from '../bytes.js';
-import { der } from '../der.js';
-import { CmsError } from './errors.js';
-import { pkcs7Pad } from './padding.js';
-import type { EncryptedContentEncoding } from './parse.js';
-import { AES256_IV_BYTES, CEK_BYTES, OID } from './profile.js';
-import { recipientKeyId } from './recipient-id.js';
+import { concatBytes, wipe } from '../../common/bytes.js';
+import { der } from '../../common/der.js';
+import { CmsError } from '../../common/cms/errors.js';
+import { pkcs7Pad } from '../../common/cms/padding.js';
+import type { EncryptedContentEncoding } from '../../common/cms/parse.js';
+import { AES256_IV_BYTES, CEK_BYTES, OID } from '../../common/cms/profile.js';
+import { recipientKeyId } from '../../common/cms/recipient-id.js';
 
 export interface BuildEnvelopedDataOptions {
   /** KMS emits both; default 'constructed' (what the reference vectors show). */

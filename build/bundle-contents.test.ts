@@ -1,0 +1,148 @@
+/**
+ * The trust boundary as a build-time fact: what the enclave image runs is
+ * exactly what its bundles hold, so this test runs build-eif.sh's own esbuild
+ * commands (build/image-bundles.ts reads them from the script) with
+ * --metafile and fails when either bundle (entry and worker) holds a module
+ * outside enclave/, common/, native/, attestation/ and node_modules, a test
+ * helper, or a dev-only module; or when the SDK diet (docs/build.md) stops
+ * working. The bundled KMS client is then run against the emulator.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { Agent } from 'node:https';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDevCa } from '../dev/ca/index.js';
+import { startKmsEmulator } from '../dev/kms-emulator/index.js';
+import { imageBundles, inputModule, runImageBundle, type ImageBundle, type Metafile } from './image-bundles.js';
+
+/** Our folders that may be measured into the image. */
+const ALLOWED_ROOTS = ['enclave/', 'common/', 'native/', 'attestation/'];
+/** Dev-only modules that live inside an allowed folder. */
+const DEV_ONLY = [/^enclave\/nsm\/simulated\.ts$/];
+const TEST_CODE = /(^|\/)[^/]*test-helpers[^/]*$|\.test\.[cm]?[jt]s$/;
+/** Packages the enclave never runs (docs/build.md): the SDK's default credential chain, its nested clients, a browser UA parser. */
+const DROPPED_PACKAGES = /^(@aws-sdk\/credential-provider-.*|@aws-sdk\/nested-clients|@aws-sdk\/token-providers|@smithy\/credential-provider-imds|bowser)$/;
+
+/** Everything wrong with one bundle's inputs, one line each. */
+function bundleViolations(meta: Metafile): string[] {
+  const problems: string[] = [];
+  for (const path of Object.keys(meta.inputs)) {
+    const m = inputModule(path);
+    if (m.kind === 'package') {
+      if (DROPPED_PACKAGES.test(m.name)) problems.push(`${path}: package ${m.name} must not be in the enclave image (docs/build.md)`);
+      continue;
+    }
+    if (!ALLOWED_ROOTS.some((r) => m.path.startsWith(r))) problems.push(`${m.path}: outside enclave/, common/, native/, attestation/`);
+    else if (TEST_CODE.test(m.path)) problems.push(`${m.path}: test code`);
+    else if (DEV_ONLY.some((r) => r.test(m.path))) problems.push(`${m.path}: dev-only module`);
+  }
+  return problems;
+}
+
+let dir: string;
+const bundles = imageBundles();
+const built = new Map<string, { meta: Metafile; bytes: number }>();
+
+async function bundle(b: ImageBundle, name: string, entry?: string): Promise<{ meta: Metafile; bytes: number; file: string }> {
+  const file = join(dir, `${name}.mjs`);
+  const metaFile = join(dir, `${name}.meta.json`);
+  await runImageBundle(b, file, { ...(entry ? { entry } : {}), extra: [`--metafile=${metaFile}`] });
+  return { meta: JSON.parse(readFileSync(metaFile, 'utf8')) as Metafile, bytes: statSync(file).size, file };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'es-bundle-'));
+  for (const b of bundles) built.set(b.imagePath, await bundle(b, b.imagePath.replace(/\W/g, '_')));
+}, 120_000);
+
+afterAll(() => {
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+describe('enclave image bundles (build-eif.sh step 4)', () => {
+  it('build-eif.sh bundles the entry point and the signing worker', () => {
+    expect(bundles.map((b) => [b.entry, b.imagePath])).toEqual([
+      ['enclave/image-main.ts', '/app/enclave.mjs'],
+      ['enclave/worker.ts', '/app/worker.mjs'],
+    ]);
+  });
+
+  it.each(['/app/enclave.mjs', '/app/worker.mjs'])('%s holds only enclave/, common/, native/, attestation/ and packages: no cli/, dev/, test code', (path) => {
+    const b = built.get(path)!;
+    expect(bundleViolations(b.meta)).toEqual([]);
+    // Not vacuous: the bundle has inputs of ours and the metafile lists them the way the rules read them.
+    expect(Object.keys(b.meta.inputs).some((p) => p.startsWith('enclave/'))).toBe(true);
+  });
+
+  it('the rule fires: the dev command bundled with the same options holds cli/, dev/ and the simulated NSM', async () => {
+    const entry = bundles[0]!;
+    const dev = await bundle(entry, 'dev-command', 'cli/enclave.ts');
+    const problems = bundleViolations(dev.meta).join('\n');
+    expect(problems).toMatch(/^cli\/enclave\.ts: outside/m);
+    expect(problems).toMatch(/^dev\/ca\/.*: outside/m);
+    expect(problems).toMatch(/^enclave\/nsm\/simulated\.ts: dev-only module/m);
+  }, 60_000);
+
+  it('the rule fires on test helpers and dropped packages', () => {
+    const fake: Metafile = {
+      inputs: {
+        'enclave/signers/test-helpers.ts': { bytes: 1, imports: [] },
+        'common/cbor.test.ts': { bytes: 1, imports: [] },
+        '../main/node_modules/@aws-sdk/credential-provider-ini/dist-cjs/index.js': { bytes: 1, imports: [] },
+        'node_modules/bowser/bowser.mjs': { bytes: 1, imports: [] },
+        'node_modules/@aws-sdk/client-kms/dist-es/index.js': { bytes: 1, imports: [] },
+      },
+      outputs: {},
+    };
+    expect(bundleViolations(fake)).toEqual([
+      'enclave/signers/test-helpers.ts: test code',
+      'common/cbor.test.ts: test code',
+      '../main/node_modules/@aws-sdk/credential-provider-ini/dist-cjs/index.js: package @aws-sdk/credential-provider-ini must not be in the enclave image (docs/build.md)',
+      'node_modules/bowser/bowser.mjs: package bowser must not be in the enclave image (docs/build.md)',
+    ]);
+  });
+
+  it('the enclave bundle stays lean: the AWS SDK is tree-shaken (under 900 KB in all; it was 1.5 MB)', () => {
+    const b = built.get('/app/enclave.mjs')!;
+    expect(b.bytes).toBeLessThan(900_000);
+  });
+});
+
+describe('the bundled KMS client against the KMS emulator', () => {
+  it('round-trips a data key through the real SDK as bundled, and the absent default credential chain fails closed', async () => {
+    const ca = createDevCa();
+    const tls = ca.issueTlsServerCert(['localhost', '127.0.0.1']);
+    const creds = { accessKeyId: 'AKIABUNDLEPROBE00001', secretAccessKey: 'bundle-probe-secret-not-real', principalArn: 'arn:aws:iam::111122223333:role/parent' };
+    const kms = await startKmsEmulator({ dataDir: join(dir, 'kms'), credentials: [creds], tls: { cert: tls.chainPem, key: tls.keyPem, ca: tls.caPem } });
+    try {
+      const operator = new KMSClient({
+        region: 'us-east-1',
+        endpoint: kms.url,
+        credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
+        requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: kms.caPem! }) }),
+      });
+      const keyId = (await operator.send(new CreateKeyCommand({ Description: 'bundle probe' }))).KeyMetadata!.KeyId!;
+      operator.destroy();
+      const caFile = join(dir, 'kms-ca.pem');
+      writeFileSync(caFile, kms.caPem!);
+
+      const probe = await bundle(bundles[0]!, 'kms-probe', 'build/testdata/kms-bundle-probe.ts');
+      expect(bundleViolations(probe.meta).filter((p) => !p.startsWith('build/'))).toEqual([]);
+      const stdout = await new Promise<string>((resolve, reject) => {
+        execFile(process.execPath, [probe.file, String(kms.port), caFile, keyId], { env: { ...process.env, PROBE_AKID: creds.accessKeyId, PROBE_SECRET: creds.secretAccessKey }, timeout: 60_000 }, (err, out, errOut) =>
+          err ? reject(new Error(`probe failed: ${errOut || err.message}`)) : resolve(out),
+        );
+      });
+      const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+      expect(r.roundTripError).toBeUndefined();
+      expect(r).toMatchObject({ roundTrip: true, plaintextBytes: 32 });
+      expect(r.defaultChain).toMatch(/NoDefaultCredentialsError: the enclave has no default AWS credential chain/);
+    } finally {
+      await kms.close();
+    }
+  }, 120_000);
+});
