@@ -51,7 +51,8 @@ export function decodeDocument(payload: Uint8Array): AttestationDocument {
   const digest = v.get('digest');
   if (digest !== 'SHA384') throw bad(`digest must be "SHA384", got ${JSON.stringify(String(digest))}`);
   const ts = v.get('timestamp');
-  if (typeof ts !== 'number' && typeof ts !== 'bigint') throw bad('timestamp must be an unsigned integer');
+  // Integers only: the CBOR decoder already refuses integral floats (1.7e12 written as a float), this refuses the rest (1.5).
+  if ((typeof ts !== 'number' && typeof ts !== 'bigint') || (typeof ts === 'number' && !Number.isInteger(ts))) throw bad('timestamp must be an unsigned integer');
   if (typeof ts === 'bigint' || ts <= 0) throw bad('timestamp out of range');
 
   const pcrsV = v.get('pcrs');

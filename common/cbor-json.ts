@@ -6,13 +6,19 @@
  */
 import type { CborKey, CborValue } from './cbor.js';
 import { SignerError } from './errors.js';
+import { MAX_BRIDGE_CBOR_DEPTH } from './limits.js';
 
 export type JsonLike = null | boolean | number | string | Uint8Array | JsonLike[] | { [k: string]: JsonLike };
 
-const MAX_DEPTH = 32;
+/**
+ * The bridge's nesting limit (common/limits.ts), same convention as the CBOR
+ * decoder: anything that fits in a frame converts, and nothing converts that
+ * a frame could not carry. (It was 32 here and 16 in the decoder — finding 2.)
+ */
+const MAX_DEPTH = MAX_BRIDGE_CBOR_DEPTH;
 
 export function jsonToCbor(v: unknown, depth = 0): CborValue {
-  if (depth > MAX_DEPTH) throw new SignerError('INVALID_PARAMS', 'value nested too deeply');
+  if (depth > MAX_DEPTH) throw new SignerError('INVALID_PARAMS', `value nested deeper than ${MAX_DEPTH} levels`);
   if (v === null || typeof v === 'boolean' || typeof v === 'string' || v instanceof Uint8Array) return v;
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new SignerError('INVALID_PARAMS', 'numbers must be finite');
@@ -31,7 +37,7 @@ export function jsonToCbor(v: unknown, depth = 0): CborValue {
 }
 
 export function cborToJson(v: CborValue, depth = 0): JsonLike {
-  if (depth > MAX_DEPTH) throw new SignerError('INVALID_PARAMS', 'value nested too deeply');
+  if (depth > MAX_DEPTH) throw new SignerError('INVALID_PARAMS', `value nested deeper than ${MAX_DEPTH} levels`);
   if (v === null || typeof v === 'boolean' || typeof v === 'string' || v instanceof Uint8Array) return v;
   if (v === undefined) return null;
   if (typeof v === 'number') return v;

@@ -1,6 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CborError, CborTag, decodeCbor, decodeCborPrefix, encodeCbor, IndefiniteMap, type CborValue } from './cbor.js';
+import { DEFAULT_CBOR_DEPTH, MAX_BRIDGE_CBOR_DEPTH, MAX_CBOR_ITEMS } from './limits.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s/g, ''), 'hex'));
 
@@ -30,7 +31,7 @@ describe('CBOR decoding (RFC 8949 Appendix A vectors)', () => {
     ['f5', true],
     ['f6', null],
     ['f7', undefined],
-    ['f93c00', 1],
+    ['f93e00', 1.5],
     ['fb3ff199999999999a', 1.1],
     ['4401020304', Uint8Array.of(1, 2, 3, 4)],
     ['6449455446', 'IETF'],
@@ -130,5 +131,74 @@ describe('CBOR properties', () => {
     expect(Buffer.from(encodeCbor(new Map([[1, -35]]))).toString('hex')).toBe('a1013822');
     expect(Buffer.from(encodeCbor(new IndefiniteMap([['a', 1]]))).toString('hex')).toBe('bf616101ff');
     expect(Buffer.from(encodeCbor(500)).toString('hex')).toBe('1901f4');
+  });
+});
+
+describe('finding 10c: integers are CBOR integers (major type 0/1), never floats', () => {
+  it('refuses floats with an integral value, in every width (RFC 8949 vectors for 1.0, -0.0, 100000.0, 1e300…)', () => {
+    for (const h of ['f93c00', 'f98000', 'f90000', 'fa47c35000', 'fb3ff0000000000000', 'fb7e37e43c8800759c', 'fa7f7fffff']) {
+      expect(code(() => decodeCbor(hex(h)))).toBe('CBOR_FLOAT_INTEGER');
+    }
+    // The same inside containers and as a map value.
+    expect(code(() => decodeCbor(hex('a16269649f01f93c00ff')))).toBe('CBOR_FLOAT_INTEGER');
+  });
+
+  it('still decodes non-integral floats, NaN and the infinities', () => {
+    expect(decodeCbor(hex('f93e00'))).toBe(1.5);
+    expect(decodeCbor(hex('fb3fe0000000000000'))).toBe(0.5);
+    expect(decodeCbor(hex('f97c00'))).toBe(Infinity);
+    expect(decodeCbor(hex('f97e00'))).toBeNaN();
+  });
+
+  it('accepts integral floats only when asked to (general-purpose decoding)', () => {
+    expect(decodeCbor(hex('f93c00'), { allowIntegralFloats: true })).toBe(1);
+  });
+
+  it('refuses float map keys — integral or not — and any key that is not major type 0, 1 or 3', () => {
+    expect(code(() => decodeCbor(hex('a1f93e0001')))).toBe('CBOR_BAD_KEY'); // {1.5: 1}
+    expect(code(() => decodeCbor(hex('a1f93c0001'), { allowIntegralFloats: true }))).toBe('CBOR_BAD_KEY'); // {1.0: 1}
+    expect(code(() => decodeCbor(hex('bff93e0001ff')))).toBe('CBOR_BAD_KEY'); // indefinite map
+    expect(code(() => decodeCbor(hex('a1f501')))).toBe('CBOR_BAD_KEY'); // {true: 1}
+    expect(decodeCbor(hex('a2016161206162'))).toEqual(new Map<string | number, CborValue>([[1, 'a'], [-1, 'b']]));
+  });
+
+  it('our encoder never writes an integral float, so everything it writes decodes', () => {
+    for (const n of [0, -0, 1, -1, 2 ** 53 - 1, 1e15]) expect(decodeCbor(encodeCbor(n))).toBe(n === 0 ? 0 : n);
+    expect(decodeCbor(encodeCbor(0.5))).toBe(0.5);
+  });
+});
+
+/** `levels` arrays around 0: the 0 is at depth `levels`. */
+function nested(levels: number): CborValue {
+  let v: CborValue = 0;
+  for (let i = 0; i < levels; i++) v = [v];
+  return v;
+}
+
+describe('limits (common/limits.ts): encoder and decoder agree at exactly the limit and one past it', () => {
+  for (const depth of [DEFAULT_CBOR_DEPTH, MAX_BRIDGE_CBOR_DEPTH]) {
+    it(`depth ${depth}: accepted at ${depth}, refused at ${depth + 1} on both sides`, () => {
+      const ok = encodeCbor(nested(depth), { maxDepth: depth });
+      expect(decodeCbor(ok, { maxDepth: depth })).toEqual(nested(depth));
+      expect(code(() => encodeCbor(nested(depth + 1), { maxDepth: depth }))).toBe('CBOR_TOO_DEEP');
+      expect(code(() => decodeCbor(encodeCbor(nested(depth + 1)), { maxDepth: depth }))).toBe('CBOR_TOO_DEEP');
+      // Maps count like arrays, keys included.
+      const m = (levels: number): CborValue => (levels === 0 ? 0 : new Map([['a', m(levels - 1)]]));
+      expect(decodeCbor(encodeCbor(m(depth), { maxDepth: depth }), { maxDepth: depth })).toEqual(m(depth));
+      expect(code(() => encodeCbor(m(depth + 1), { maxDepth: depth }))).toBe('CBOR_TOO_DEEP');
+      expect(code(() => decodeCbor(encodeCbor(m(depth + 1)), { maxDepth: depth }))).toBe('CBOR_TOO_DEEP');
+    });
+  }
+
+  it(`items: ${MAX_CBOR_ITEMS} accepted, ${MAX_CBOR_ITEMS + 1} refused, by the encoder and the decoder`, () => {
+    const ok = new Array<CborValue>(MAX_CBOR_ITEMS).fill(0);
+    expect((decodeCbor(encodeCbor(ok, { maxItems: MAX_CBOR_ITEMS })) as CborValue[]).length).toBe(MAX_CBOR_ITEMS);
+    const over = [...ok, 0];
+    expect(code(() => encodeCbor(over, { maxItems: MAX_CBOR_ITEMS }))).toBe('CBOR_TOO_LARGE');
+    expect(code(() => decodeCbor(encodeCbor(over)))).toBe('CBOR_TOO_LARGE');
+    const map = (n: number) => new Map<number, CborValue>(Array.from({ length: n }, (_, i) => [i, 0]));
+    expect((decodeCbor(encodeCbor(map(MAX_CBOR_ITEMS), { maxItems: MAX_CBOR_ITEMS })) as Map<number, CborValue>).size).toBe(MAX_CBOR_ITEMS);
+    expect(code(() => encodeCbor(map(MAX_CBOR_ITEMS + 1), { maxItems: MAX_CBOR_ITEMS }))).toBe('CBOR_TOO_LARGE');
+    expect(code(() => decodeCbor(encodeCbor(map(MAX_CBOR_ITEMS + 1))))).toBe('CBOR_TOO_LARGE');
   });
 });

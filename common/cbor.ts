@@ -13,9 +13,17 @@
  *   byte string → Uint8Array        text string → string
  *   array → CborValue[]             map → Map<CborKey, CborValue>
  *   tag → CborTag                   false/true/null/undefined → JS value
- *   float → number
+ *   float → number (never an integral value: see allowIntegralFloats)
+ *
+ * Integers are integers: a float whose value is integral (1.0, -0.0, 1e12) is
+ * refused, because every accessor that wants an integer (a map key, a PCR
+ * index, a timestamp, a bridge message id) then sees a JS number it cannot
+ * tell from a real CBOR integer. Our encoder writes integral numbers as
+ * major type 0/1, so a conforming peer never sends one. Map keys must be
+ * integers (major 0/1) or text (major 3) — never floats.
  */
 import { SignerError } from './errors.js';
+import { DEFAULT_CBOR_DEPTH, MAX_CBOR_ITEMS } from './limits.js';
 
 export type CborKey = string | number | bigint;
 export type CborValue =
@@ -47,21 +55,28 @@ export class CborError extends SignerError {
 }
 
 export interface DecodeOptions {
-  /** Maximum nesting of arrays/maps/tags. Default 16. */
+  /** Maximum nesting of arrays/maps/tags (common/limits.ts DEFAULT_CBOR_DEPTH, 16). */
   maxDepth?: number;
   /** Reject integers and lengths not encoded in their shortest form. Default true. */
   requireMinimalIntegers?: boolean;
   /** Accept indefinite-length strings, arrays and maps. Default true (newer NSM documents use them). */
   allowIndefinite?: boolean;
-  /** Upper bound on items in one array/map, guarding memory on hostile input. Default 65536. */
+  /** Upper bound on items in one array/map, guarding memory on hostile input (MAX_CBOR_ITEMS, 65536). */
   maxItems?: number;
+  /**
+   * Accept floats with an integral value (1.0). Default false: such a float is
+   * CBOR_FLOAT_INTEGER, so an integer-valued JS number always came from a
+   * CBOR integer. Only for general-purpose decoding of foreign CBOR.
+   */
+  allowIntegralFloats?: boolean;
 }
 
 const DEFAULTS: Required<DecodeOptions> = {
-  maxDepth: 16,
+  maxDepth: DEFAULT_CBOR_DEPTH,
   requireMinimalIntegers: true,
   allowIndefinite: true,
-  maxItems: 65536,
+  maxItems: MAX_CBOR_ITEMS,
+  allowIntegralFloats: false,
 };
 
 const BREAK = Symbol('break');
@@ -144,7 +159,7 @@ class Reader {
     const major = ib >> 5;
     const ai = ib & 0x1f;
     if (ib === 0xff) return BREAK;
-    if (depth > this.opts.maxDepth) this.fail('CBOR_TOO_DEEP', `nesting deeper than ${this.opts.maxDepth}`, start);
+    if (depth > this.opts.maxDepth) this.fail('CBOR_TOO_DEEP', `nesting deeper than ${this.opts.maxDepth} levels`, start);
     switch (major) {
       case 0: {
         const v = this.arg(ai, start);
@@ -210,7 +225,11 @@ class Reader {
         const n = this.length(ai, start, 'map');
         const out = new Map<CborKey, CborValue>();
         const put = (kstart: number, k: CborValue) => {
-          if (typeof k !== 'string' && typeof k !== 'number' && typeof k !== 'bigint') this.fail('CBOR_BAD_KEY', 'map key must be an integer or text string', kstart);
+          // By major type, not by JS type: a float key (1.0 or 1.5) is refused too.
+          const kmajor = this.buf[kstart]! >> 5;
+          if ((kmajor !== 0 && kmajor !== 1 && kmajor !== 3) || (typeof k !== 'string' && typeof k !== 'number' && typeof k !== 'bigint')) {
+            this.fail('CBOR_BAD_KEY', 'map key must be an integer or text string', kstart);
+          }
           if (out.has(k)) this.fail('CBOR_DUPLICATE_KEY', `duplicate map key ${JSON.stringify(String(k))}`, kstart);
           if (out.size >= this.opts.maxItems) this.fail('CBOR_TOO_LARGE', `map larger than ${this.opts.maxItems}`, start);
           out.set(k, this.value(depth + 1));
@@ -243,22 +262,24 @@ class Reader {
         if (ai === 22) return null;
         if (ai === 23) return undefined;
         const dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+        let f: number | undefined;
         if (ai === 25) {
           this.need(2);
-          const h = dv.getUint16(this.pos);
+          f = halfToNumber(dv.getUint16(this.pos));
           this.pos += 2;
-          return halfToNumber(h);
-        }
-        if (ai === 26) {
+        } else if (ai === 26) {
           this.need(4);
-          const f = dv.getFloat32(this.pos);
+          f = dv.getFloat32(this.pos);
           this.pos += 4;
-          return f;
-        }
-        if (ai === 27) {
+        } else if (ai === 27) {
           this.need(8);
-          const f = dv.getFloat64(this.pos);
+          f = dv.getFloat64(this.pos);
           this.pos += 8;
+        }
+        if (f !== undefined) {
+          if (!this.opts.allowIntegralFloats && Number.isInteger(f)) {
+            this.fail('CBOR_FLOAT_INTEGER', `float ${Object.is(f, -0) ? '-0' : f} has an integral value: integers must be encoded as integers (major type 0/1)`, start);
+          }
           return f;
         }
         return this.fail('CBOR_UNSUPPORTED_SIMPLE', `unsupported simple value (additional info ${ai})`, start);
@@ -307,6 +328,14 @@ export function decodeCborPrefix(buf: Uint8Array, opts: DecodeOptions = {}): { v
 export interface EncodeOptions {
   /** Emit maps as indefinite-length (0xbf … 0xff), as newer NSM firmware does. */
   indefiniteMaps?: boolean;
+  /**
+   * Refuse (CBOR_TOO_DEEP) a value the decoder with the same maxDepth would
+   * refuse — same depth convention — so a sender learns before sending.
+   * Default: unbounded (the value is only bounded by the JS stack).
+   */
+  maxDepth?: number;
+  /** Refuse (CBOR_TOO_LARGE) an array or map with more items, as the decoder would. Default: unbounded. */
+  maxItems?: number;
 }
 
 /** Marks a map to be written indefinite-length regardless of EncodeOptions. */
@@ -347,7 +376,10 @@ class Writer {
     this.push(b);
   }
 
-  value(v: CborValue): void {
+  value(v: CborValue, depth = 0): void {
+    if (this.opts.maxDepth !== undefined && depth > this.opts.maxDepth) {
+      throw new CborError('CBOR_TOO_DEEP', `nesting deeper than ${this.opts.maxDepth} levels`, this.size);
+    }
     if (v === false) return this.push(Uint8Array.of(0xf4));
     if (v === true) return this.push(Uint8Array.of(0xf5));
     if (v === null) return this.push(Uint8Array.of(0xf6));
@@ -370,26 +402,34 @@ class Writer {
       return this.push(v);
     }
     if (Array.isArray(v)) {
+      this.items(v.length, 'array');
       this.head(4, v.length);
-      for (const x of v) this.value(x);
+      for (const x of v) this.value(x, depth + 1);
       return;
     }
     if (v instanceof Map) {
+      this.items(v.size, 'map');
       const indefinite = v instanceof IndefiniteMap || this.opts.indefiniteMaps === true;
       if (indefinite) this.push(Uint8Array.of(0xbf));
       else this.head(5, v.size);
       for (const [k, x] of v) {
-        this.value(k);
-        this.value(x);
+        this.value(k, depth + 1);
+        this.value(x, depth + 1);
       }
       if (indefinite) this.push(Uint8Array.of(0xff));
       return;
     }
     if (v instanceof CborTag) {
       this.head(6, v.tag);
-      return this.value(v.value);
+      return this.value(v.value, depth + 1);
     }
     throw new CborError('CBOR_ENCODE_TYPE', `cannot encode ${typeof v}`, this.size);
+  }
+
+  items(n: number, what: string): void {
+    if (this.opts.maxItems !== undefined && n > this.opts.maxItems) {
+      throw new CborError('CBOR_TOO_LARGE', `${what} of ${n} items exceeds ${this.opts.maxItems}`, this.size);
+    }
   }
 
   result(): Uint8Array {

@@ -6,6 +6,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { serveBridge, type BridgeServer } from '../common/bridge/index.js';
 import { SignerError } from '../common/errors.js';
+import { MAX_FRAME_BYTES } from '../common/limits.js';
 import type { SignOp } from '../common/protocol/enclave-api.js';
 import { connect } from '../common/transport/index.js';
 import type { Nsm } from './nsm/nsm.js';
@@ -62,7 +63,8 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
   });
   let server: BridgeServer;
   try {
-    server = await serveBridge(cfg.listen, service.handler, { role: 'enclave' });
+    // The frame cap is common/limits.ts's, the one the parent enforces before sending (finding 2).
+    server = await serveBridge(cfg.listen, service.handler, { role: 'enclave', maxFrameBytes: MAX_FRAME_BYTES });
   } catch (e) {
     await service.close();
     throw e;

@@ -21,6 +21,7 @@ import { MAX_DOCUMENT_BYTES } from '../attestation/verify.js';
 import { BridgeError, BridgeRemoteError, type BridgePeer } from '../common/bridge/index.js';
 import { cborToJson, jsonToCbor, type JsonLike } from '../common/cbor-json.js';
 import { isSignerError } from '../common/errors.js';
+import { MAX_FRAME_BYTES } from '../common/limits.js';
 import { asBytes, asRecord, type EnclaveMethod } from '../common/protocol/enclave-api.js';
 import { handOverCredentials, unlockOrCreateKeyring, type EnclaveCall } from './boot.js';
 import { refreshDelayMs } from './credentials.js';
@@ -102,7 +103,11 @@ export function reasonOf(e: unknown): { code: string; reason: string } {
 
 /** Bridge failures as the parent reports them to clients. The enclave's own errors pass through. */
 export function mapBridgeError(e: unknown, method: string): unknown {
-  if (e instanceof BridgeRemoteError) return e;
+  if (e instanceof BridgeRemoteError) {
+    // The enclave could not read our frame: the request is at fault (the parent's own checks should have caught it).
+    if (e.code === 'BRIDGE_BAD_FRAME' || e.code === 'BRIDGE_FRAME_TOO_LARGE') return invalidParam('params', `the enclave refused the request: ${e.message}`);
+    return e;
+  }
   if (e instanceof BridgeError) {
     switch (e.code) {
       case 'BRIDGE_DISCONNECTED':
@@ -115,6 +120,9 @@ export function mapBridgeError(e: unknown, method: string): unknown {
       case 'BRIDGE_FRAME_TOO_LARGE':
       case 'BRIDGE_ENCODE':
         return invalidParam('params', `cannot be sent to the enclave: ${e.message}`);
+      case 'BRIDGE_BAD_FRAME':
+        // Our request went out; the enclave's answer could not be read (only that request fails).
+        return new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `the enclave's answer to "${method}" could not be read: ${e.message}`, { cause: e });
       default:
         return e;
     }
@@ -294,7 +302,11 @@ export function startGate(deps: GateDeps): Gate {
   const link: EnclaveLink = startEnclaveLink({
     uri: cfg.enclave,
     reconnect: cfg.reconnect,
-    maxFrameBytes: Math.max(cfg.maxBodyBytes + 64 * 1024, 1024 * 1024),
+    // Exactly the enclave's cap (common/limits.ts): a request whose frame would be
+    // larger is refused here, per request, instead of making the enclave drop
+    // the connection for every client (finding 2). maxBodyBytes may be larger
+    // (batches); each request of it must still fit one frame.
+    maxFrameBytes: MAX_FRAME_BYTES,
     onConnect: (peer, id) => void onConnect(peer, id),
     onDisconnect: (reason, id) => {
       if (closed) return;

@@ -3,7 +3,13 @@
  * valid requests and ready-made error responses, and building responses.
  * Strict about the envelope (exact members, types) because a signer should
  * not guess what a malformed request meant; params are checked per method.
+ *
+ * One shape check on params happens here, for every method: nesting deeper
+ * than MAX_JSON_PARAMS_DEPTH (common/limits.ts) is -32602 for that request,
+ * naming the field — the enclave could not read it once wrapped into a
+ * bridge frame, and must never be sent it (issue 8, finding 2).
  */
+import { MAX_JSON_PARAMS_DEPTH } from '../common/limits.js';
 
 export const RPC = {
   PARSE_ERROR: -32700,
@@ -48,6 +54,27 @@ export type ParsedPayload =
   | { kind: 'invalid'; response: RpcResponse };
 
 const MEMBERS = new Set(['jsonrpc', 'method', 'params', 'id']);
+const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+
+/**
+ * The path of the first value nested deeper than `limit` (the root at depth
+ * 0), or undefined. Recursion stops at limit + 1, so any input is safe.
+ */
+export function findTooDeep(v: unknown, limit: number, path: string, depth = 0): string | undefined {
+  if (depth > limit) return path;
+  if (Array.isArray(v)) {
+    for (let i = 0; i < v.length; i++) {
+      const p = findTooDeep(v[i], limit, `${path}[${i}]`, depth + 1);
+      if (p !== undefined) return p;
+    }
+  } else if (typeof v === 'object' && v !== null) {
+    for (const [k, x] of Object.entries(v)) {
+      const p = findTooDeep(x, limit, IDENT.test(k) ? `${path}.${k.slice(0, 64)}` : `${path}[${JSON.stringify(k.slice(0, 64))}]`, depth + 1);
+      if (p !== undefined) return p;
+    }
+  }
+  return undefined;
+}
 const MAX_METHOD_LENGTH = 128;
 
 export function errorResponse(id: RpcId, code: number, message: string, data?: unknown): RpcResponse {
@@ -79,6 +106,17 @@ export function parseRequestObject(v: unknown): RpcItem {
     return invalid('"params" must be an array or an object');
   }
   if (Object.hasOwn(v, 'id') && !validId(v.id)) return invalid('"id" must be a string, a number or null');
+  const deep = findTooDeep(v.params, MAX_JSON_PARAMS_DEPTH, 'params');
+  if (deep !== undefined) {
+    return {
+      ok: false,
+      response: errorResponse(id, RPC.INVALID_PARAMS, `invalid params: ${deep}: nested deeper than ${MAX_JSON_PARAMS_DEPTH} levels`, {
+        code: 'PARENT_INVALID_PARAMS',
+        field: deep,
+        hint: `params may nest at most ${MAX_JSON_PARAMS_DEPTH} levels (docs/json-rpc.md, Limits)`,
+      }),
+    };
+  }
   const request: RpcRequest = { method: v.method, params: v.params };
   if (Object.hasOwn(v, 'id')) request.id = v.id as RpcId;
   return { ok: true, request };

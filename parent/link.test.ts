@@ -120,7 +120,24 @@ describe('the enclave connection', () => {
     expect(enclave.calls.get('keyring.create')).toBe(1);
   });
 
-  it('garbage injected into an attested session: the connection is dropped, requests in flight fail clearly, the parent re-attests', async () => {
+  it('finding 2: a garbage frame (good length prefix) injected into an attested session is dropped on its own; the request in flight is answered, no reconnect', async () => {
+    const ca = createDevCa();
+    const enclavePath = join(dir, 'real-enclave-2.sock');
+    const proxyPath = join(dir, 'proxy-2.sock');
+    const enclave = track(await startFakeEnclave({ uri: `unix:${enclavePath}`, ca, signDelayMs: 300 }));
+    const proxy = track(await startProxy(proxyPath, enclavePath));
+    const r = track(await startRig({ dir, noEnclave: true, waitReady: true, enclave: { ca }, parent: { enclave: `unix:${proxyPath}` } }));
+    const address = (await rpc(r.socket, 'signer_createKey', {})).result.address as Hex;
+    const pending = rpc(r.socket, 'personal_sign', ['0x6869', address]);
+    await waitFor(() => (enclave.calls.get('sign') ?? 0) === 1);
+    proxy.inject(Buffer.from([0, 0, 0, 3, 0xff, 0xff, 0xff])); // a frame whose body is not CBOR
+    const res = await pending;
+    expect(res.result).toMatch(/^0x[0-9a-f]{130}$/);
+    expect(r.parent.state().reconnects).toBe(0);
+    expect(proxy.connections).toBe(1);
+  });
+
+  it('a broken length prefix injected into an attested session: the connection is dropped, requests in flight fail clearly, the parent re-attests', async () => {
     const ca = createDevCa();
     const enclavePath = join(dir, 'real-enclave.sock');
     const proxyPath = join(dir, 'proxy.sock');
@@ -130,13 +147,13 @@ describe('the enclave connection', () => {
     const address = (await rpc(r.socket, 'signer_createKey', {})).result.address as Hex;
     const pending = rpc(r.socket, 'personal_sign', ['0x6869', address]);
     await waitFor(() => (enclave.calls.get('sign') ?? 0) === 1);
-    proxy.inject(Buffer.from([0, 0, 0, 3, 0xff, 0xff, 0xff])); // a frame whose body is not CBOR
+    proxy.inject(Buffer.from([0xff, 0xff, 0xff, 0xff])); // a length no peer writes: the stream cannot be resynchronised
     const res = await pending;
     expect(res.error?.code).toBe(-32002);
     expect(res.error?.message).toMatch(/^enclave unavailable/);
     await waitFor(() => r.parent.state().reconnects >= 1 && r.parent.state().ready, 10_000, 're-attested through the proxy');
     expect(proxy.connections).toBeGreaterThanOrEqual(2);
-    expect(r.logs.some((l) => /connection lost: .*BRIDGE_BAD_FRAME|connection lost/.test(l))).toBe(true);
+    expect(r.logs.some((l) => /connection lost: .*BRIDGE_FRAME_TOO_LARGE|connection lost/.test(l))).toBe(true);
     const ok = await rpc(r.socket, 'personal_sign', ['0x6869', address]);
     expect(ok.result).toMatch(/^0x[0-9a-f]{130}$/);
   });

@@ -3,7 +3,8 @@ import { describe, expect, it } from 'vitest';
 import { encodeCbor, type CborKey, type CborValue } from '../cbor.js';
 import { concatBytes } from '../bytes.js';
 import { BridgeError } from './errors.js';
-import { createFrameDecoder, encodeFrame, DEFAULT_MAX_FRAME_BYTES } from './frame.js';
+import { MAX_BRIDGE_CBOR_DEPTH, MAX_FRAME_BYTES, MAX_FRAME_SKIP_BYTES } from '../limits.js';
+import { createFrameDecoder, createFrameReader, encodeFrame, salvageHeader, DEFAULT_MAX_FRAME_BYTES, FRAME_HEADER_BYTES, type FrameEvent } from './frame.js';
 
 function header(n: number): Uint8Array {
   const h = new Uint8Array(4);
@@ -230,6 +231,128 @@ describe('frame decoder properties', () => {
         }
       }),
       { numRuns: 1000 },
+    );
+  });
+});
+
+/** `levels` arrays around 0: the 0 is at depth `levels`. */
+function nested(levels: number): CborValue {
+  let v: CborValue = 0;
+  for (let i = 0; i < levels; i++) v = [v];
+  return v;
+}
+
+const deepBytes = (levels: number) => concatBytes(new Uint8Array(levels).fill(0x81), Uint8Array.of(0x00));
+const framed = (body: Uint8Array) => concatBytes(header(body.length), body);
+const req = (id: number, params: Uint8Array) => {
+  const head = encodeCbor(new Map<CborKey, CborValue>([['t', 'req'], ['id', id], ['method', 'm']]));
+  return concatBytes(Uint8Array.of(0xa4), head.subarray(1), encodeCbor('params'), params);
+};
+
+describe('the shared limits (common/limits.ts) at exactly the limit and the limit + 1', () => {
+  it(`frame body: ${MAX_FRAME_BYTES} bytes sent and read, ${MAX_FRAME_BYTES + 1} refused by the sender`, () => {
+    // A byte string of n bytes ≥ 65536 has a 5-byte head.
+    const atCap = encodeFrame(new Uint8Array(MAX_FRAME_BYTES - 5));
+    expect(atCap.length).toBe(FRAME_HEADER_BYTES + MAX_FRAME_BYTES);
+    expect(createFrameReader().push(atCap)).toEqual([{ ok: true, value: new Uint8Array(MAX_FRAME_BYTES - 5) }]);
+    const e = bridgeErrorOf(() => encodeFrame(new Uint8Array(MAX_FRAME_BYTES - 4)));
+    expect(e.code).toBe('BRIDGE_FRAME_TOO_LARGE');
+    expect(e.message).toBe(`frame body of ${MAX_FRAME_BYTES + 1} bytes exceeds the ${MAX_FRAME_BYTES}-byte cap`);
+  });
+
+  it(`nesting: depth ${MAX_BRIDGE_CBOR_DEPTH} sent and read, ${MAX_BRIDGE_CBOR_DEPTH + 1} refused by both sides`, () => {
+    const ok = encodeFrame(nested(MAX_BRIDGE_CBOR_DEPTH));
+    expect(createFrameReader().push(ok)).toEqual([{ ok: true, value: nested(MAX_BRIDGE_CBOR_DEPTH) }]);
+    const e = bridgeErrorOf(() => encodeFrame(nested(MAX_BRIDGE_CBOR_DEPTH + 1)));
+    expect(e.code).toBe('BRIDGE_ENCODE');
+    expect(e.message).toMatch(/nesting deeper than 48 levels/);
+    const [ev] = createFrameReader().push(framed(deepBytes(MAX_BRIDGE_CBOR_DEPTH + 1)));
+    expect(ev).toMatchObject({ ok: false, bad: { error: { code: 'BRIDGE_BAD_FRAME' } } });
+  });
+});
+
+describe('createFrameReader: a bad frame behind a good length prefix is one event, not the end of the stream', () => {
+  function events(chunks: Uint8Array[], opts = {}): FrameEvent[] {
+    const r = createFrameReader(opts);
+    return chunks.flatMap((c) => r.push(c));
+  }
+  const ok = (v: CborValue): FrameEvent => ({ ok: true, value: v });
+
+  it('reports bad bodies in order between good frames, with the id read from the front of the frame', () => {
+    const stream = concatBytes(
+      encodeFrame('a'),
+      framed(req(7, deepBytes(1000))), // too deep
+      header(0), // zero length
+      framed(Uint8Array.of(0x1c)), // reserved additional info
+      framed(req(8, Uint8Array.of(0x62, 0xc3, 0x28))), // invalid UTF-8
+      encodeFrame('b'),
+    );
+    // Any chunking gives the same events.
+    for (const size of [1, 3, 7, stream.length]) {
+      const chunks: Uint8Array[] = [];
+      for (let o = 0; o < stream.length; o += size) chunks.push(stream.subarray(o, o + size));
+      const got = events(chunks);
+      expect(got.map((e) => (e.ok ? e.value : [e.bad.error.code, e.bad.t, e.bad.id]))).toEqual([
+        'a',
+        ['BRIDGE_BAD_FRAME', 'req', 7],
+        ['BRIDGE_BAD_FRAME', undefined, undefined],
+        ['BRIDGE_BAD_FRAME', undefined, undefined],
+        ['BRIDGE_BAD_FRAME', 'req', 8],
+        'b',
+      ]);
+    }
+  });
+
+  it('skips an oversized body without buffering it, keeps its id, and goes on', () => {
+    const r = createFrameReader({ maxFrameBytes: 64 });
+    const big = framed(req(9, encodeCbor(new Uint8Array(10_000))));
+    let max = 0;
+    const got: FrameEvent[] = [];
+    for (let o = 0; o < big.length; o += 100) {
+      got.push(...r.push(big.subarray(o, o + 100)));
+      max = Math.max(max, r.bufferedBytes);
+    }
+    got.push(...r.push(encodeFrame('next', { maxFrameBytes: 64 })));
+    expect(max).toBeLessThanOrEqual(64 + FRAME_HEADER_BYTES);
+    expect(got).toHaveLength(2);
+    expect(got[0]).toMatchObject({ ok: false, bad: { t: 'req', id: 9, error: { code: 'BRIDGE_FRAME_TOO_LARGE' } } });
+    expect(got[1]).toEqual(ok('next'));
+  });
+
+  it(`a length above MAX_FRAME_SKIP_BYTES (${MAX_FRAME_SKIP_BYTES}) stops the reader: no conforming peer writes it`, () => {
+    const r = createFrameReader();
+    expect(r.push(header(MAX_FRAME_SKIP_BYTES))).toEqual([]); // still skippable
+    const r2 = createFrameReader();
+    expect(bridgeErrorOf(() => r2.push(header(MAX_FRAME_SKIP_BYTES + 1))).code).toBe('BRIDGE_FRAME_TOO_LARGE');
+    expect(bridgeErrorOf(() => r2.push(encodeFrame(1))).code).toBe('BRIDGE_FRAME_TOO_LARGE');
+  });
+
+  it('salvageHeader reads t and id only from the front, only as a text and an unsigned integer', () => {
+    expect(salvageHeader(req(5, Uint8Array.of(0xf6)))).toEqual({ t: 'req', id: 5 });
+    expect(salvageHeader(req(5, Uint8Array.of(0xf6)).subarray(0, 11))).toEqual({ t: 'req', id: 5 }); // truncated after the id
+    expect(salvageHeader(encodeCbor(new Map<CborKey, CborValue>([['id', 5], ['t', 'req']])))).toEqual({}); // not our order
+    expect(salvageHeader(Uint8Array.from(Buffer.from('a2617463726571626964f93c00', 'hex')))).toEqual({ t: 'req' }); // id 1.0 (a float)
+    expect(salvageHeader(Uint8Array.from(Buffer.from('a26174636572726269643a00000001', 'hex')))).toEqual({ t: 'err' }); // negative id
+    expect(salvageHeader(Uint8Array.of(0x81, 0x00))).toEqual({});
+    expect(salvageHeader(new Uint8Array(0))).toEqual({});
+    // A container where a scalar should be is never decoded.
+    expect(salvageHeader(concatBytes(Uint8Array.of(0xa2, 0x61, 0x74), deepBytes(100_000)))).toEqual({});
+  });
+
+  it('any byte stream yields events or a BridgeError, never another exception, within the buffer bound', () => {
+    fc.assert(
+      fc.property(fc.array(fc.oneof(fc.uint8Array({ maxLength: 40 }), fc.constant(header(0)), fc.constant(header(70))), { maxLength: 12 }), (segments) => {
+        const r = createFrameReader({ maxFrameBytes: 64 });
+        try {
+          for (const s of segments) {
+            r.push(s);
+            expect(r.bufferedBytes).toBeLessThanOrEqual(64 + FRAME_HEADER_BYTES);
+          }
+        } catch (e) {
+          if (!(e instanceof BridgeError)) throw e;
+        }
+      }),
+      { numRuns: 2000 },
     );
   });
 });

@@ -1,13 +1,20 @@
 export { BridgeError, BridgeRemoteError, type BridgeErrorCode } from './errors.js';
 export {
   createFrameDecoder,
+  createFrameReader,
   encodeFrame,
+  salvageHeader,
   DEFAULT_MAX_FRAME_BYTES,
+  FRAME_CBOR_LIMITS,
   FRAME_HEADER_BYTES,
   MAX_FRAME_BYTES_LIMIT,
+  type BadFrame,
   type FrameDecoder,
   type FrameDecoderOptions,
+  type FrameEvent,
   type FrameOptions,
+  type FrameReader,
+  type FrameReaderOptions,
 } from './frame.js';
 export {
   encodeMessage,

@@ -177,6 +177,8 @@ function expectKeys(m: Map<CborKey, CborValue>, what: string, required: readonly
 }
 
 function readId(m: Map<CborKey, CborValue>, what: string): number {
+  // The CBOR decoder refuses floats with an integral value (finding 10c), so a
+  // safe integer here was a CBOR integer (major type 0) on the wire.
   const id = m.get('id')!;
   if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0) {
     protocol(`${what}: "id" must be an unsigned integer below 2^53, got ${describe(id)}${typeof id === 'number' ? ` ${id}` : ''}`);

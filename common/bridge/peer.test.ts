@@ -14,6 +14,8 @@ import { SignerError } from '../errors.js';
 import { connect, listen, type TransportListener } from '../transport/index.js';
 import { connectBridge } from './client.js';
 import { BridgeError, BridgeRemoteError } from './errors.js';
+import { encodeCbor } from '../cbor.js';
+import { MAX_BRIDGE_CBOR_DEPTH, MAX_CBOR_ITEMS, MAX_FRAME_BYTES, MAX_FRAME_SKIP_BYTES } from '../limits.js';
 import { createFrameDecoder, encodeFrame } from './frame.js';
 import { encodeMessage, parseMessage, type BridgeMessage, type ErrorMessage } from './messages.js';
 import type { BridgeErrorEvent, BridgeHandler, BridgePeer, BridgeRequestContext } from './peer.js';
@@ -67,6 +69,8 @@ interface RawPeer {
   next(): Promise<BridgeMessage>;
   closed: Promise<void>;
 }
+
+const hexBytes = (h: string) => Uint8Array.from(Buffer.from(h, 'hex'));
 
 function rawPeer(stream: Duplex): RawPeer {
   const dec = createFrameDecoder({ maxFrameBytes: 64 * 1024 * 1024 });
@@ -481,11 +485,9 @@ describe.each(transports)('bridge over %s', (_name, mkUri) => {
     return b;
   };
   const hostile: [string, string, (r: RawPeer) => void][] = [
-    ['an oversized frame header', 'BRIDGE_FRAME_TOO_LARGE', (r) => r.sendBytes(u32(1024 * 1024 + 1))],
+    // A length no conforming peer writes (above MAX_FRAME_SKIP_BYTES): the stream is not worth resynchronising.
     ['a 4 GiB frame header', 'BRIDGE_FRAME_TOO_LARGE', (r) => r.sendBytes(u32(0xffffffff))],
-    ['a zero-length frame', 'BRIDGE_BAD_FRAME', (r) => r.sendBytes(u32(0))],
-    ['garbage CBOR', 'BRIDGE_BAD_FRAME', (r) => r.sendBytes(concatBytes(u32(3), Uint8Array.of(0x1c, 0xff, 0xff)))],
-    ['trailing bytes in a frame', 'BRIDGE_BAD_FRAME', (r) => r.sendBytes(concatBytes(u32(2), Uint8Array.of(0x01, 0x02)))],
+    ['a frame header above the skip bound', 'BRIDGE_FRAME_TOO_LARGE', (r) => r.sendBytes(u32(MAX_FRAME_SKIP_BYTES + 1))],
     ['a frame that is not a map', 'BRIDGE_PROTOCOL', (r) => r.sendBytes(encodeFrame([1, 2, 3]))],
     ['an unknown message type', 'BRIDGE_PROTOCOL', (r) => r.send(new Map<CborKey, CborValue>([['t', 'exec'], ['id', 1]]))],
     ['a request with a float id', 'BRIDGE_PROTOCOL', (r) => r.send(new Map<CborKey, CborValue>([['t', 'req'], ['id', 1.5], ['method', 'm'], ['params', null]]))],
@@ -524,6 +526,100 @@ describe.each(transports)('bridge over %s', (_name, mkUri) => {
       expect(srv.peers.size).toBe(2);
     });
   }
+
+  // Issue 8, finding 2: a frame whose body cannot be read, behind a good length
+  // prefix, fails that request only. (Before, each of these closed the
+  // connection — and with it every request in flight of every client.)
+  const framed = (body: Uint8Array) => concatBytes(u32(body.length), body);
+  /** {t:"req", id, method:"m", params: <raw CBOR bytes>} written by hand, past any encoder check. */
+  const rawReq = (id: number, params: Uint8Array) => {
+    const head = encodeCbor(new Map<CborKey, CborValue>([['t', 'req'], ['id', id], ['method', 'm']]));
+    return concatBytes(Uint8Array.of(0xa4), head.subarray(1), encodeCbor('params'), params);
+  };
+  const deep = (levels: number) => concatBytes(new Uint8Array(levels).fill(0x81), Uint8Array.of(0x00));
+  const perFrame: [string, string, (r: RawPeer) => void, number | undefined][] = [
+    ['a zero-length frame', 'BRIDGE_BAD_FRAME', (r) => r.sendBytes(u32(0)), undefined],
+    ['garbage CBOR', 'BRIDGE_BAD_FRAME', (r) => r.sendBytes(framed(Uint8Array.of(0x1c, 0xff, 0xff))), undefined],
+    ['trailing bytes in a frame', 'BRIDGE_BAD_FRAME', (r) => r.sendBytes(framed(Uint8Array.of(0x01, 0x02))), undefined],
+    ['a request nested one level deeper than the bridge limit', 'BRIDGE_BAD_FRAME', (r) => r.sendBytes(framed(rawReq(9, deep(MAX_BRIDGE_CBOR_DEPTH)))), 9],
+    ['a request nested 10,000 levels deep', 'BRIDGE_BAD_FRAME', (r) => r.sendBytes(framed(rawReq(9, deep(10_000)))), 9],
+    ['a request with invalid UTF-8 in its params', 'BRIDGE_BAD_FRAME', (r) => r.sendBytes(framed(rawReq(11, Uint8Array.of(0x62, 0xc3, 0x28)))), 11],
+    ['a request one byte over the frame cap', 'BRIDGE_FRAME_TOO_LARGE', (r) => r.sendBytes(framed(rawReq(10, encodeCbor(new Uint8Array(MAX_FRAME_BYTES - 22))))), 10],
+    ['a request whose id is the float 1.0', 'BRIDGE_BAD_FRAME', (r) => r.sendBytes(framed(concatBytes(hexBytes('a4617463726571626964f93c00'), encodeCbor('method'), encodeCbor('m'), encodeCbor('params'), Uint8Array.of(0xf6)))), undefined],
+  ];
+
+  for (const [what, code, misbehave, id] of perFrame) {
+    it(`finding 2: ${what} fails that frame only with ${code}${id === undefined ? ' (dropped: no id to answer)' : ` (err for id ${id})`}; the connection stays up`, async () => {
+      const { srv, errors } = await server(async (_m, p) => p);
+      const good = await client(srv.uri);
+      const r = await raw(srv.uri);
+      await r.next(); // server hello
+      misbehave(r);
+      r.send({ t: 'req', id: 100, method: 'm', params: 'after' });
+      const first = await r.next();
+      if (id !== undefined) {
+        expect(first).toMatchObject({ t: 'err', id, error: { code } });
+        expect(await r.next()).toEqual({ t: 'res', id: 100, result: 'after' });
+      } else {
+        expect(first).toEqual({ t: 'res', id: 100, result: 'after' });
+      }
+      expect(errors.map(([e]) => (e as BridgeError).code)).toEqual([code]);
+      const ev = errors[0]![1] as Extract<BridgeErrorEvent, { kind: 'frame' }>;
+      expect(ev).toMatchObject({ kind: 'frame', answered: id !== undefined });
+      expect(ev.id).toBe(id);
+      expect(srv.peers.size).toBe(2);
+      expect(await good.request('echo', 2)).toBe(2);
+    });
+  }
+
+  it('finding 2: a frame over the cap is skipped without buffering it, and its id still gets an answer', async () => {
+    const { srv } = await server(async (_m, p) => p);
+    const r = await raw(srv.uri);
+    await r.next();
+    const frame = framed(rawReq(12, encodeCbor(new Uint8Array(4 * MAX_FRAME_BYTES))));
+    for (let o = 0; o < frame.length; o += 64 * 1024) r.sendBytes(frame.subarray(o, o + 64 * 1024));
+    expect(await r.next()).toMatchObject({ t: 'err', id: 12, error: { code: 'BRIDGE_FRAME_TOO_LARGE' } });
+    r.send({ t: 'req', id: 13, method: 'm', params: 1 });
+    expect(await r.next()).toEqual({ t: 'res', id: 13, result: 1 });
+  });
+
+  it('finding 2: a response the client cannot read fails that request only; the next one is answered', async () => {
+    const l = await rawServer((r) => {
+      void (async () => {
+        for (;;) {
+          const m = await r.next().catch(() => undefined);
+          if (!m) return;
+          if (m.t !== 'req') continue;
+          if (m.method === 'bad') {
+            const head = encodeCbor(new Map<CborKey, CborValue>([['t', 'res'], ['id', m.id]]));
+            r.sendBytes(framed(concatBytes(Uint8Array.of(0xa3), head.subarray(1), encodeCbor('result'), deep(MAX_BRIDGE_CBOR_DEPTH))));
+          } else r.send({ t: 'res', id: m.id, result: m.params });
+        }
+      })();
+    });
+    const c = await client(l.uri);
+    const [bad, ok] = await Promise.allSettled([c.request('bad', null), c.request('ok', 5)]);
+    expect(bad.status).toBe('rejected');
+    expect((bad as PromiseRejectedResult).reason).toMatchObject({ code: 'BRIDGE_BAD_FRAME' });
+    expect((bad as PromiseRejectedResult).reason.message).toMatch(/response to request 1 could not be read: .*nesting deeper than 48 levels/);
+    expect(ok).toEqual({ status: 'fulfilled', value: 5 });
+    expect(c.isOpen).toBe(true);
+    expect(await c.request('ok', 6)).toBe(6);
+  });
+
+  it('finding 2: the sender refuses what the receiver would refuse, at exactly the limit + 1, and sends nothing', async () => {
+    const { srv } = await server(async (_m, p) => p);
+    const c = await client(srv.uri);
+    let v: CborValue = 0;
+    for (let i = 0; i < MAX_BRIDGE_CBOR_DEPTH - 1; i++) v = [v]; // params at depth 1: the 0 lands at MAX_BRIDGE_CBOR_DEPTH
+    expect(await c.request('m', v)).toEqual(v);
+    const e = await rejection(c.request('m', [v]));
+    expect(e.code).toBe('BRIDGE_ENCODE');
+    expect(e.message).toMatch(/nesting deeper than 48 levels/);
+    const items = await rejection(c.request('m', new Array<CborValue>(MAX_CBOR_ITEMS + 1).fill(0)));
+    expect(items.code).toBe('BRIDGE_ENCODE');
+    expect(await c.request('m', 'still open')).toBe('still open');
+  });
 
   it('a request before hello is a protocol error', async () => {
     const { srv, errors } = await server(echo);

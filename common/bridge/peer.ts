@@ -14,8 +14,13 @@
  *     └───────────── bad first message, timeout, version/role mismatch ──┘
  *
  * Our hello is sent the moment the peer is created; requests may be pipelined
- * behind it. Anything wrong on the wire closes the connection with a typed
- * reason, sends that reason to the peer in a `bye` when the stream still
+ * behind it. A frame whose body cannot be read (bad CBOR, too deep, over the
+ * cap — its length prefix still good) fails only the request it belongs to:
+ * an `err` for its id when the id can be read, else it is dropped and
+ * reported (issue 8, finding 2: one hostile request must not cost every
+ * client its connection). Anything else wrong on the wire — a length the
+ * reader cannot skip, an invalid message, a message out of place — closes
+ * the connection with a typed reason, sends that reason to the peer in a `bye` when the stream still
  * allows it, rejects every pending request with BRIDGE_DISCONNECTED and aborts
  * every running handler's signal. Nothing here throws out of an event handler.
  */
@@ -23,7 +28,7 @@ import type { Duplex } from 'node:stream';
 import type { CborValue } from '../cbor.js';
 import { isSignerError } from '../errors.js';
 import { BridgeError, BridgeRemoteError, asBridgeError, type BridgeErrorCode } from './errors.js';
-import { createFrameDecoder, encodeFrame, resolveMaxFrameBytes } from './frame.js';
+import { createFrameReader, encodeFrame, resolveMaxFrameBytes, type BadFrame, type FrameEvent } from './frame.js';
 import {
   PROTOCOL_VERSION,
   SUPPORTED_VERSIONS,
@@ -58,7 +63,14 @@ export type BridgeErrorEvent =
   /** The connection closed for a reason other than an orderly hang-up. */
   | { kind: 'connection' }
   /** A handler threw (or returned something that cannot be sent); the peer saw only `code`/`message`. */
-  | { kind: 'handler'; id: number; method: string };
+  | { kind: 'handler'; id: number; method: string }
+  /**
+   * A frame could not be read (BRIDGE_BAD_FRAME / BRIDGE_FRAME_TOO_LARGE); the
+   * connection lives on. `id`/`t` when they could be read from the frame;
+   * `answered` when the request it carried got an `err`, or our pending
+   * request it answered was rejected.
+   */
+  | { kind: 'frame'; t?: string; id?: number; answered: boolean };
 
 export interface BridgePeerOptions {
   /** Our role, announced in hello. */
@@ -216,7 +228,7 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
   for (const f of ourFeatures) if (!isValidFeature(f)) throw new BridgeError('BRIDGE_BAD_ARGUMENT', `invalid feature name ${JSON.stringify(f)}`);
   const handler = opts.handler;
 
-  const decoder = createFrameDecoder({ maxFrameBytes });
+  const decoder = createFrameReader({ maxFrameBytes });
   let state: 'hello' | 'open' | 'closed' = 'hello';
   let info: BridgePeerInfo | undefined;
   let closeReason: BridgeError | undefined;
@@ -226,8 +238,8 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
   let running = 0;
   let corked = false;
   let readPaused = false;
-  /** Decoded frames not yet handled (only non-empty while paused for flow control). */
-  let backlog: CborValue[] = [];
+  /** Frames not yet handled (only non-empty while paused for flow control). */
+  let backlog: FrameEvent[] = [];
   let helloTimer: NodeJS.Timeout | undefined;
 
   const ready = deferred<BridgePeerInfo>();
@@ -343,14 +355,48 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
    */
   function pump(): void {
     while (backlog.length > 0 && !readPaused && isOpen()) {
+      const ev = backlog.shift()!;
+      if (!ev.ok) {
+        onBadFrame(ev.bad);
+        continue;
+      }
       let msg: BridgeMessage;
       try {
-        msg = parseMessage(backlog.shift()!);
+        msg = parseMessage(ev.value);
       } catch (e) {
         return fail(asBridgeError(e, 'BRIDGE_PROTOCOL', 'invalid message'), true);
       }
       handle(msg);
     }
+  }
+
+  /**
+   * A frame we could not read, the stream still in sync. Before the peer's
+   * hello there is no connection to keep: that is fatal. Otherwise the request
+   * it carried gets an `err` (its id was read from the front of the frame), or
+   * our pending request it answered is rejected; anything else is dropped.
+   */
+  function onBadFrame(bad: BadFrame): void {
+    if (state === 'hello') return fail(bad.error, true);
+    const { t, id } = bad;
+    const code = bad.error.code as BridgeErrorCode;
+    let answered = false;
+    if (t === 'req' && id !== undefined && !inflight.has(id)) {
+      // An id still in flight is not answered: its requester would take this for the earlier request's answer.
+      sendError(id, { code, message: `request ${id} could not be read: ${bad.error.message}`.slice(0, MAX_ERROR_MESSAGE_LENGTH) });
+      answered = true;
+    } else if ((t === 'res' || t === 'err') && id !== undefined) {
+      const p = pending.get(id);
+      if (p) {
+        pending.delete(id);
+        clearTimeout(p.timer);
+        p.detach();
+        // Always BRIDGE_BAD_FRAME here: BRIDGE_FRAME_TOO_LARGE from request() means "yours was too big, nothing sent".
+        p.reject(new BridgeError('BRIDGE_BAD_FRAME', `the response to request ${id} could not be read: ${bad.error.message}`, { cause: bad.error }));
+        answered = true;
+      }
+    }
+    report(bad.error, { kind: 'frame', ...(t === undefined ? {} : { t }), ...(id === undefined ? {} : { id }), answered });
   }
 
   function handle(msg: BridgeMessage): void {

@@ -1,0 +1,61 @@
+/**
+ * The per-request limit checked at parse time (common/limits.ts
+ * MAX_JSON_PARAMS_DEPTH): exactly at the limit passes, one more level is
+ * -32602 for that request only, naming the field.
+ */
+import { describe, expect, it } from 'vitest';
+import { MAX_BRIDGE_CBOR_DEPTH, MAX_JSON_PARAMS_DEPTH } from '../common/limits.js';
+import { findTooDeep, parsePayload, RPC } from './jsonrpc.js';
+
+/** `levels` objects around 1 under params[0]: the 1 is at depth `levels + 1` (params is depth 0). */
+function params(levels: number): unknown[] {
+  let v: unknown = 1;
+  for (let i = 0; i < levels; i++) v = { a: v };
+  return [v];
+}
+
+const request = (p: unknown, id: number | string = 1) => JSON.stringify({ jsonrpc: '2.0', id, method: 'eth_signTransaction', params: p });
+
+describe('JSON-RPC params nesting (finding 2)', () => {
+  it(`leaves room for the bridge envelope: ${MAX_JSON_PARAMS_DEPTH} + envelope ≤ ${MAX_BRIDGE_CBOR_DEPTH}`, () => {
+    expect(MAX_JSON_PARAMS_DEPTH).toBeLessThan(MAX_BRIDGE_CBOR_DEPTH);
+  });
+
+  it(`accepts params nested exactly ${MAX_JSON_PARAMS_DEPTH} levels`, () => {
+    const p = parsePayload(request(params(MAX_JSON_PARAMS_DEPTH - 1)), 10);
+    expect(p).toMatchObject({ kind: 'single', item: { ok: true } });
+  });
+
+  it(`refuses params nested ${MAX_JSON_PARAMS_DEPTH + 1} levels with -32602 naming the field`, () => {
+    const p = parsePayload(request(params(MAX_JSON_PARAMS_DEPTH), 'x'), 10);
+    expect(p.kind).toBe('single');
+    const item = (p as Extract<typeof p, { kind: 'single' }>).item;
+    expect(item.ok).toBe(false);
+    const field = `params[0]${'.a'.repeat(MAX_JSON_PARAMS_DEPTH)}`;
+    expect(!item.ok && item.response).toEqual({
+      jsonrpc: '2.0',
+      id: 'x',
+      error: {
+        code: RPC.INVALID_PARAMS,
+        message: `invalid params: ${field}: nested deeper than ${MAX_JSON_PARAMS_DEPTH} levels`,
+        data: { code: 'PARENT_INVALID_PARAMS', field, hint: expect.stringContaining('at most') },
+      },
+    });
+  });
+
+  it('in a batch, only the too-deep request fails', () => {
+    const batch = `[${request(params(MAX_JSON_PARAMS_DEPTH), 1)},${request(params(1), 2)}]`;
+    const p = parsePayload(batch, 10);
+    expect(p.kind).toBe('batch');
+    const items = (p as Extract<typeof p, { kind: 'batch' }>).items;
+    expect(items.map((i) => i.ok)).toEqual([false, true]);
+  });
+
+  it('survives any depth (100,000 levels) and names arrays and odd keys readably', () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`;
+    const p = parsePayload(`{"jsonrpc":"2.0","id":1,"method":"m","params":${deep}}`, 10);
+    expect(p).toMatchObject({ kind: 'single', item: { ok: false, response: { error: { code: RPC.INVALID_PARAMS } } } });
+    expect(findTooDeep({ 'a b': [[1]] }, 2, 'params')).toBe('params["a b"][0][0]');
+    expect(findTooDeep({ 'a b': [[1]] }, 3, 'params')).toBeUndefined();
+  });
+});
