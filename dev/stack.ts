@@ -240,6 +240,8 @@ export async function startDevInfra(dataDir: string, log: (l: string) => void, o
         '--dev-ca', p.caDir,
         '--image-id', DEV_IMAGE_ID,
         '--kms-region', DEV_REGION,
+        // Dev only: pinned on the command line, which is not measured (an image pins it in /app/enclave-config.json).
+        '--kms-key-arn', cmkArn,
         '--kms-pipe', pipe.uri,
         '--kms-endpoint', `https://localhost:${kms.port}`,
         '--kms-ca', join(p.caDir, 'root.pem'),
