@@ -1,9 +1,9 @@
 /**
  * Entry point of the enclave image (bundled to /app/enclave.mjs by
- * build-eif.sh; its worker to /app/worker.mjs). Arguments come from the
- * image's `cmd`; defaults are the production ones (hardware NSM, vsock).
+ * build-eif.sh; its worker to /app/worker.mjs). The production composition
+ * root: hardware NSM, the pinned CMK(s) from /app/enclave-config.json
+ * (measured), vsock. Nothing from cli/ or dev/ is reachable from here.
  */
-import { processIo } from '../cli/io.js';
-import { enclave } from '../cli/enclave.js';
+import { runImage } from './image.js';
 
-process.exitCode = await enclave(process.argv.slice(2), processIo());
+process.exitCode = await runImage(process.argv.slice(2));
