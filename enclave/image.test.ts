@@ -43,7 +43,8 @@ describe('the image entry (enclave/image.ts)', () => {
   it('with a pinned CMK it goes on to the hardware NSM (absent here: NSM_UNAVAILABLE); usage errors exit 2', async () => {
     const r = await start(['--listen', 'unix:/nonexistent/x.sock', '--kms-pipe', 'unix:/nonexistent/p.sock'], { format: 'enclave-signer/enclave-config', version: 1, kms: { region: 'us-east-1', allowedKeyArns: [ARN] } });
     expect(r.code).toBe(1);
-    expect(r.out).toMatch(/NSM_UNAVAILABLE/);
+    expect(r.out).toMatch(/NSM_UNAVAILABLE: .*hint: the production image runs only inside a Nitro enclave/);
+    expect(r.out).not.toMatch(/--nsm simulated/);
     expect((await start(['--nsm', 'simulated'])).code).toBe(2);
   });
 });

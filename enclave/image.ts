@@ -68,9 +68,18 @@ export async function startImage(argv: readonly string[], opts: ImageOptions = {
   const args = parseImageArgs(argv);
   // First the configuration: an image without a pinned CMK never gets as far as the NSM.
   const config = readEnclaveConfig(opts.configPath ?? defaultConfigPath());
-  const nsm = await chooseNsm(args.nsm, () => {
-    throw new ImageUsageError('IMAGE_USAGE', 'this image has no simulated NSM');
-  });
+  let nsm;
+  try {
+    nsm = await chooseNsm(args.nsm, () => {
+      throw new ImageUsageError('IMAGE_USAGE', 'this image has no simulated NSM');
+    });
+  } catch (e) {
+    // chooseNsm's hint is for the dev command; this image has no other NSM to offer.
+    if (e instanceof SignerError && e.code === 'NSM_UNAVAILABLE') {
+      throw new SignerError('NSM_UNAVAILABLE', e.message, { cause: e, hint: 'the production image runs only inside a Nitro enclave; for development use the enclave-signer dev command' });
+    }
+    throw e;
+  }
   log(`NSM: ${nsm.kind}`);
   try {
     await registerVsockTransportFor([args.listen, args.kmsPipe]);

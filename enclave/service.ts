@@ -162,7 +162,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       return { ok: true };
     },
     // One keyring per enclave life: once one is adopted (created or unlocked), no request
-    // of the host's can make the enclave switch to another (docs/keyring.md, "Pinning").
+    // of the host's can make the enclave switch to another (docs/kms-policy.md).
     async 'keyring.create'(p) {
       onlyKeys(p, ['kmsKeyId'], 'params');
       const kmsKeyId = asString(p.kmsKeyId, 'kmsKeyId', 2048);
