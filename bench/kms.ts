@@ -24,6 +24,7 @@ import { createDevCa } from '../dev/ca/index.js';
 import { startKmsEmulator } from '../dev/kms-emulator/index.js';
 import { attestedKms } from '../enclave/kms/attested.js';
 import { createKmsClient } from '../enclave/kms/client.js';
+import { pinnedKeys } from '../enclave/config.js';
 import { createKeyring, unlockKeyring } from '../enclave/kms/keyring.js';
 import { createRecipient } from '../enclave/kms/recipient.js';
 import { createSimulatedNsm, simulatedImagePcrs } from '../enclave/nsm/simulated.js';
@@ -67,7 +68,8 @@ async function main(): Promise<void> {
   const rsaKeygenMs = performance.now() - t0;
   const client = createKmsClient({ region: 'us-east-1', endpoint: `https://localhost:${kms.port}`, ca: kms.caPem!, dial: () => connect(pipe.uri), credentials: async () => CREDS });
   const akms = attestedKms(client, nsm, recipient);
-  const created = await createKeyring(akms, cmk);
+  const pinned = pinnedKeys([cmk]);
+  const created = await createKeyring(akms, cmk, pinned);
   const record = created.record;
 
   // Cold unwraps: each is what an enclave boot does (attest + Decrypt + CMS), TLS connection kept alive as in a running enclave.
@@ -81,7 +83,7 @@ async function main(): Promise<void> {
   const cold: number[] = [];
   for (let i = 0; i < N; i++) {
     const a = performance.now();
-    const k = await unlockKeyring(akms, record);
+    const k = await unlockKeyring(akms, record, pinned);
     cold.push(performance.now() - a);
     k.destroy();
   }

@@ -30,6 +30,10 @@ BLOBS=$(cd "$BLOBS" && pwd)
 if [[ -z $ENTRY ]]; then
   ENTRY=enclave/image-main.ts
 fi
+# build-eif.sh needs a pinned CMK; an example ARN unless the caller passed one (it changes PCR2, not reproducibility).
+if [[ " ${PASS[*]-} " != *" --kms-key-arn "* && " ${PASS[*]-} " != *" --enclave-config "* ]]; then
+  PASS+=(--kms-key-arn "${REPRO_KMS_KEY_ARN:-arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000}")
+fi
 # Resolve key/cert paths now: the builds run in other directories.
 for i in "${!PASS[@]}"; do
   [[ -f ${PASS[$i]} ]] && PASS[$i]=$(cd "$(dirname "${PASS[$i]}")" && pwd)/$(basename "${PASS[$i]}")

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { SIGN_OPS, type SignOp } from '../common/protocol/enclave-api.js';
 import { registerVsockTransportFor } from '../common/transport/vsock.js';
+import { EnclaveConfigError, enclaveConfigFor, readEnclaveConfig, type EnclaveImageConfig } from '../enclave/config.js';
 import { chooseNsm, startEnclave } from '../enclave/main.js';
 import { parseArgs } from './args.js';
 import { guard } from './command.js';
@@ -21,7 +22,11 @@ Options:
   --nsm MODE           auto (default: hardware when /dev/nsm exists, else refuse), hardware, simulated
   --dev-ca DIR         dev CA directory for --nsm simulated
   --image-id ID        simulated image identity (seeds PCR0/1/2) for --nsm simulated
-  --kms-region R       AWS region (default us-east-1)
+  --kms-key-arn ARN    pin this CMK (full key ARN): the only keys a keyring may live under (repeatable;
+                       required unless --enclave-config). NOT measured here: the production image
+                       reads them from its measured /app/enclave-config.json instead
+  --enclave-config F   read the pinned CMKs and region from an enclave configuration file
+  --kms-region R       AWS region (default: the pinned ARNs' region, else us-east-1)
   --kms-pipe URI       where the parent's KMS byte pipe listens (default vsock://3:8000)
   --kms-endpoint URL   KMS endpoint (default https://kms.<region>.amazonaws.com)
   --kms-ca FILE        extra trust anchor PEM for the KMS endpoint (dev emulator only)
@@ -35,6 +40,8 @@ const SPEC = {
   nsm: { type: 'string' },
   'dev-ca': { type: 'string' },
   'image-id': { type: 'string' },
+  'kms-key-arn': { type: 'string', multiple: true },
+  'enclave-config': { type: 'string' },
   'kms-region': { type: 'string' },
   'kms-pipe': { type: 'string' },
   'kms-endpoint': { type: 'string' },
@@ -57,7 +64,21 @@ export async function enclave(argv: string[], io: Io): Promise<number> {
     const workers = f.workers === undefined ? undefined : Number(f.workers);
     if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 256)) throw new UsageError('--workers must be 1..256');
     for (const op of f['deny-op']) if (!SIGN_OPS.includes(op as SignOp)) throw new UsageError(`--deny-op: unknown operation ${op}`);
+    if (f['kms-key-arn'].length > 0 && f['enclave-config']) throw new UsageError('pass either --kms-key-arn or --enclave-config, not both');
+    if (f['kms-key-arn'].length === 0 && !f['enclave-config']) {
+      throw new UsageError('no pinned CMK: pass --kms-key-arn ARN (repeatable) or --enclave-config FILE; an enclave that accepts any CMK could adopt a keyring whose data key the host knows');
+    }
+    let pinned: EnclaveImageConfig;
+    try {
+      pinned = f['enclave-config']
+        ? readEnclaveConfig(f['enclave-config'])
+        : enclaveConfigFor(f['kms-key-arn'], f['kms-region'] ? { region: f['kms-region'] } : {});
+    } catch (e) {
+      if (e instanceof EnclaveConfigError) throw new UsageError(e.message.replace(/kms\.allowedKeyArns\[(\d+)\]/, (_m, i: string) => (f['enclave-config'] ? `kms.allowedKeyArns[${i}]` : `--kms-key-arn #${Number(i) + 1}`)));
+      throw e;
+    }
     const log = (l: string) => io.stderr(`[enclave] ${l}\n`);
+    if (!f['enclave-config']) log('pinned CMK(s) from the command line: not measured (dev); the image pins them in its measured /app/enclave-config.json');
     const listenUri = f.listen ?? 'vsock://4294967295:5000';
     const pipeUri = f['kms-pipe'] ?? 'vsock://3:8000';
     await registerVsockTransportFor([listenUri, pipeUri]);
@@ -69,15 +90,18 @@ export async function enclave(argv: string[], io: Io): Promise<number> {
       return createSimulatedNsm({ ca: loadOrCreateDevCa(f['dev-ca']!), ...(f['image-id'] ? { imageId: f['image-id'] } : {}) });
     });
     log(`NSM: ${nsm.kind}`);
-    const region = f['kms-region'] ?? 'us-east-1';
+    if (f['kms-region'] && f['kms-region'] !== pinned.kms.region) throw new UsageError(`--kms-region ${f['kms-region']} differs from the configuration's region ${pinned.kms.region}`);
+    const region = pinned.kms.region;
+    const endpoint = f['kms-endpoint'] ?? pinned.kms.endpoint;
     const running = await startEnclave({
       listen: listenUri,
       nsm,
       kms: {
         region,
         pipe: pipeUri,
-        ...(f['kms-endpoint'] ? { endpoint: f['kms-endpoint'] } : {}),
+        ...(endpoint ? { endpoint } : {}),
         ...(f['kms-ca'] ? { caPem: readFileSync(f['kms-ca'], 'utf8') } : {}),
+        allowedKeyArns: pinned.kms.allowedKeyArns,
       },
       ...(workers ? { workers } : {}),
       denyOps: f['deny-op'] as SignOp[],

@@ -20,6 +20,7 @@ import { packageVersion } from './version.js';
  */
 const kmsCommand = group('kms', 'Inspect KMS artifacts.', [
   lazyCommand('inspect', 'decode a KMS CiphertextForRecipient (CMS EnvelopedData)', './kms-inspect.js', 'kmsInspect', 'kms inspect'),
+  lazyCommand('check-policy', 'flag key-policy statements that let a data key exist outside the attested enclave', './kms-check-policy.js', 'kmsCheckPolicy', 'kms check-policy'),
 ]);
 const eifCommand = group('eif', 'Enclave image files.', [
   lazyCommand('describe', 'print an EIF\'s sections and computed PCRs', './eif-describe.js', 'eifDescribe', 'eif describe'),

@@ -8,7 +8,7 @@
  * parent only because dev mode configures it explicitly), the dev release key
  * that signs the dev PCR manifest, the emulator's plaintext key store.
  */
-import { CreateKeyCommand, DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CreateKeyCommand, DescribeKeyCommand, KMSClient, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
@@ -27,7 +27,14 @@ import { startKmsPipe, type KmsPipe } from '../parent/kms-pipe.js';
 
 export const DEV_IMAGE_ID = 'enclave-signer-dev';
 export const DEV_REGION = 'us-east-1';
+/** The parent's role: it makes the enclave's KMS requests, so it gets attested Decrypt/GenerateDataKey and nothing else. */
 const DEV_PRINCIPAL = 'arn:aws:iam::111122223333:role/enclave-parent';
+/** A separate key administrator (dev credentials of its own): manages the CMK, never unwraps. */
+export const DEV_KMS_ADMIN = {
+  accessKeyId: 'AKIADEVKMSADMIN00001',
+  secretAccessKey: 'dev-kms-admin-secret-not-for-production',
+  principalArn: 'arn:aws:iam::111122223333:role/enclave-signer-dev-kms-admin',
+} as const;
 
 /** dist/dev/stack.js → repo; also right when run from TypeScript sources under vitest (dev/stack.ts → ..). */
 export function repoRoot(): string {
@@ -91,7 +98,14 @@ export function devManifest(p: DevPaths, releaseKey: KeyObject): SignedManifest 
   return signed;
 }
 
-function devKeyPolicy(pcr0: string, pcr2: string): string {
+/**
+ * The dev CMK's key policy, shaped like a production one (docs/kms-policy.md)
+ * and checked by `enclave-signer kms check-policy` in dev/stack.test.ts: no
+ * kms:Encrypt, no ReEncrypt, no grants; Decrypt/GenerateDataKey only for a
+ * request whose attestation document shows the dev image's PCR0 and PCR2;
+ * administration by a principal that never unwraps.
+ */
+export function devKeyPolicy(pcr0: string, pcr2: string): string {
   return JSON.stringify({
     Version: '2012-10-17',
     Id: 'enclave-signer-dev',
@@ -99,8 +113,8 @@ function devKeyPolicy(pcr0: string, pcr2: string): string {
       {
         Sid: 'KeyAdministration',
         Effect: 'Allow',
-        Principal: { AWS: DEV_PRINCIPAL },
-        Action: ['kms:Create*', 'kms:Describe*', 'kms:Enable*', 'kms:Disable*', 'kms:Put*', 'kms:Get*', 'kms:List*', 'kms:ReEncrypt*', 'kms:ScheduleKeyDeletion', 'kms:CancelKeyDeletion'],
+        Principal: { AWS: DEV_KMS_ADMIN.principalArn },
+        Action: ['kms:Describe*', 'kms:Get*', 'kms:List*', 'kms:PutKeyPolicy', 'kms:Enable*', 'kms:Disable*', 'kms:ScheduleKeyDeletion', 'kms:CancelKeyDeletion'],
         Resource: '*',
       },
       {
@@ -117,23 +131,36 @@ function devKeyPolicy(pcr0: string, pcr2: string): string {
   });
 }
 
-async function ensureCmk(p: DevPaths, kms: KmsEmulator): Promise<string> {
-  const client = new KMSClient({
-    region: DEV_REGION,
-    endpoint: kms.url,
-    credentials: { accessKeyId: DEV_ACCESS_KEY_ID, secretAccessKey: DEV_SECRET_ACCESS_KEY },
-    requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: kms.caPem! }) }),
-  });
+async function ensureCmk(p: DevPaths, kms: KmsEmulator, log: (l: string) => void): Promise<string> {
+  const clientAs = (c: { accessKeyId: string; secretAccessKey: string }) =>
+    new KMSClient({
+      region: DEV_REGION,
+      endpoint: kms.url,
+      credentials: { accessKeyId: c.accessKeyId, secretAccessKey: c.secretAccessKey },
+      requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: kms.caPem! }) }),
+    });
+  const client = clientAs(DEV_KMS_ADMIN);
+  const pcrs = simulatedImagePcrs(DEV_IMAGE_ID);
+  const policy = devKeyPolicy(toHex(pcrs.get(0)!), toHex(pcrs.get(2)!));
   try {
     if (existsSync(p.cmkFile)) {
       const { arn } = JSON.parse(readFileSync(p.cmkFile, 'utf8')) as { arn: string };
-      await client.send(new DescribeKeyCommand({ KeyId: arn }));
+      try {
+        await client.send(new DescribeKeyCommand({ KeyId: arn }));
+      } catch (e) {
+        if ((e as { name?: string }).name !== 'AccessDeniedException') throw e;
+        // A data directory from before the admin split: its policy let the parent role rewrite it (which is why it changed).
+        const parentClient = clientAs({ accessKeyId: DEV_ACCESS_KEY_ID, secretAccessKey: DEV_SECRET_ACCESS_KEY });
+        try {
+          await parentClient.send(new PutKeyPolicyCommand({ KeyId: arn, Policy: policy, PolicyName: 'default', BypassPolicyLockoutSafetyCheck: true }));
+        } finally {
+          parentClient.destroy();
+        }
+        log(`dev CMK ${arn}: key policy replaced by the current dev policy (administrator separate from the parent role)`);
+      }
       return arn;
     }
-    const pcrs = simulatedImagePcrs(DEV_IMAGE_ID);
-    const out = await client.send(
-      new CreateKeyCommand({ Policy: devKeyPolicy(toHex(pcrs.get(0)!), toHex(pcrs.get(2)!)), Description: 'enclave-signer dev keyring CMK (attestation-conditioned)' }),
-    );
+    const out = await client.send(new CreateKeyCommand({ Policy: policy, Description: 'enclave-signer dev keyring CMK (attestation-conditioned)' }));
     const arn = out.KeyMetadata!.Arn!;
     writeFileSync(p.cmkFile, JSON.stringify({ arn }, null, 2) + '\n');
     return arn;
@@ -215,7 +242,7 @@ export async function startDevInfra(dataDir: string, log: (l: string) => void, o
   const kms = await startKmsEmulator({
     dataDir: p.kmsDir,
     region: DEV_REGION,
-    credentials: [{ accessKeyId: DEV_ACCESS_KEY_ID, secretAccessKey: DEV_SECRET_ACCESS_KEY, principalArn: DEV_PRINCIPAL }],
+    credentials: [{ accessKeyId: DEV_ACCESS_KEY_ID, secretAccessKey: DEV_SECRET_ACCESS_KEY, principalArn: DEV_PRINCIPAL }, { ...DEV_KMS_ADMIN }],
     attestationRoot: ca.trustRoot,
     tls: { cert: tls.chainPem, key: tls.keyPem, ca: tls.caPem },
   });
@@ -224,7 +251,7 @@ export async function startDevInfra(dataDir: string, log: (l: string) => void, o
     for (const c of cleanup.reverse()) await c().catch(() => {});
   };
   try {
-    const cmkArn = await ensureCmk(p, kms);
+    const cmkArn = await ensureCmk(p, kms, log);
     const pipe = await startKmsPipe({
       listen: `unix:${join(p.runDir, 'kms-pipe.sock')}`,
       target: { address: '127.0.0.1', port: kms.port },
@@ -240,6 +267,8 @@ export async function startDevInfra(dataDir: string, log: (l: string) => void, o
         '--dev-ca', p.caDir,
         '--image-id', DEV_IMAGE_ID,
         '--kms-region', DEV_REGION,
+        // Dev only: pinned on the command line, which is not measured (an image pins it in /app/enclave-config.json).
+        '--kms-key-arn', cmkArn,
         '--kms-pipe', pipe.uri,
         '--kms-endpoint', `https://localhost:${kms.port}`,
         '--kms-ca', join(p.caDir, 'root.pem'),

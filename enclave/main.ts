@@ -9,6 +9,7 @@ import { SignerError } from '../common/errors.js';
 import { MAX_FRAME_BYTES } from '../common/limits.js';
 import type { SignOp } from '../common/protocol/enclave-api.js';
 import { connect } from '../common/transport/index.js';
+import { pinnedKeys } from './config.js';
 import type { Nsm } from './nsm/nsm.js';
 import { builtinPolicy } from './policy.js';
 import { createEnclaveService, type EnclaveService } from './service.js';
@@ -20,7 +21,8 @@ export interface EnclaveConfig {
   /** Bridge listen URI: vsock://4294967295:5000 on Nitro, unix:/… in dev. */
   listen: string;
   nsm: Nsm;
-  kms: { region: string; pipe: string; endpoint?: string; caPem?: string };
+  /** allowedKeyArns: the CMKs pinned in measured configuration (enclave/config.ts); required, non-empty. */
+  kms: { region: string; pipe: string; endpoint?: string; caPem?: string; allowedKeyArns: readonly string[] };
   workers?: number;
   denyOps?: SignOp[];
   log?: (line: string) => void;
@@ -47,6 +49,9 @@ export async function chooseNsm(mode: 'auto' | 'hardware' | 'simulated', simulat
 
 export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> {
   const log = cfg.log ?? ((l: string) => process.stderr.write(`[enclave] ${l}\n`));
+  // Checked before any worker starts: no pinned CMK, no enclave (enclave/config.ts).
+  const pinned = pinnedKeys(cfg.kms.allowedKeyArns);
+  log(`pinned CMK(s): ${pinned.arns.join(', ')}`);
   const pool = createWorkerPool(cfg.workers);
   const service = createEnclaveService({
     nsm: cfg.nsm,
@@ -57,6 +62,7 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
       dial: () => connect(cfg.kms.pipe),
       ...(cfg.kms.endpoint ? { endpoint: cfg.kms.endpoint } : {}),
       ...(cfg.kms.caPem ? { ca: cfg.kms.caPem } : {}),
+      allowedKeyArns: cfg.kms.allowedKeyArns,
     },
     audit: (e) => log(`audit op=${e.op} key=${e.keyId} decision=${e.decision}${e.reason ? ` reason="${e.reason}"` : ''}`),
     log,

@@ -12,6 +12,7 @@ import { builtinPolicy, type Policy } from './policy.js';
 import { createEnclaveService, type EnclaveService } from './service.js';
 import { createWorkerPool } from './worker-pool.js';
 
+const PINNED = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000001';
 let ca: DevCa;
 const services: EnclaveService[] = [];
 
@@ -20,7 +21,7 @@ function service(policy: Policy, audit?: () => void): EnclaveService {
     nsm: createSimulatedNsm({ ca }),
     pool: createWorkerPool(1),
     policy,
-    kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS in this test')) },
+    kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS in this test')), allowedKeyArns: [PINNED] },
     ...(audit ? { audit } : {}),
   });
   services.push(s);

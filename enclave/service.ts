@@ -22,6 +22,7 @@ import {
   type KeyringRecordWire,
 } from '../common/protocol/enclave-api.js';
 import type { BridgeHandler } from '../common/bridge/index.js';
+import { pinnedKeys, type PinnedKeys } from './config.js';
 import { attestedKms } from './kms/attested.js';
 import { createKmsClient, type AwsCredentials } from './kms/client.js';
 import type { Dial } from './kms/connection.js';
@@ -38,7 +39,14 @@ export interface EnclaveServiceOptions {
   nsm: Nsm;
   pool: WorkerPool;
   policy: Policy;
-  kms: { region: string; dial: Dial; endpoint?: string; ca?: string | string[] };
+  kms: {
+    region: string;
+    dial: Dial;
+    endpoint?: string;
+    ca?: string | string[];
+    /** The CMK ARNs pinned in the measured configuration (config.ts): the only keys a keyring may live under. */
+    allowedKeyArns: readonly string[];
+  };
   /** Called with every signing decision before the key is used; if it throws, nothing is signed. */
   audit?: (event: { op: string; keyId: string; decision: 'allow' | 'deny'; reason?: string }) => void;
   log?: (line: string) => void;
@@ -76,6 +84,15 @@ function parseParams(params: CborValue): Record<string, unknown> {
 export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveService {
   const { nsm, pool, policy } = opts;
   const log = opts.log ?? (() => {});
+  // Refuses to construct without a pinned CMK: an enclave that would take any CMK could adopt a host-made keyring.
+  const pinned: PinnedKeys = pinnedKeys(opts.kms.allowedKeyArns);
+  // keyring.create / keyring.unlock run one at a time, so two concurrent requests cannot both adopt a keyring.
+  let adoption: Promise<unknown> = Promise.resolve();
+  const oneAtATime = <T>(fn: () => Promise<T>): Promise<T> => {
+    const run = adoption.then(fn, fn);
+    adoption = run.catch(() => {});
+    return run;
+  };
   const recipient = createRecipient();
   let credentials: AwsCredentials | undefined;
   let client: KMSClient | undefined;
@@ -97,7 +114,10 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   };
 
   function install(k: Keyring): string {
-    keyring?.destroy();
+    if (keyring) {
+      k.destroy();
+      throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave`);
+    }
     keyring = k;
     const shared = k.shareKey();
     pool.setKeyring(k.id, shared);
@@ -141,19 +161,32 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       credentials = c;
       return { ok: true };
     },
+    // One keyring per enclave life: once one is adopted (created or unlocked), no request
+    // of the host's can make the enclave switch to another (docs/kms-policy.md).
     async 'keyring.create'(p) {
       onlyKeys(p, ['kmsKeyId'], 'params');
-      if (keyring) throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave`);
-      const k = await createKeyring(kms(), asString(p.kmsKeyId, 'kmsKeyId', 2048));
-      install(k);
-      return { record: wireRecord(k) };
+      const kmsKeyId = asString(p.kmsKeyId, 'kmsKeyId', 2048);
+      return oneAtATime(async () => {
+        if (keyring) throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave; an enclave never switches keyrings`);
+        const k = await createKeyring(kms(), kmsKeyId, pinned);
+        install(k);
+        return { record: wireRecord(k) };
+      });
     },
     async 'keyring.unlock'(p) {
       onlyKeys(p, ['record'], 'params');
       const record = asKeyringRecord(p.record);
-      if (keyring?.id === record.keyringId) return { keyringId: keyring.id };
-      const k = await unlockKeyring(kms(), record);
-      return { keyringId: install(k) };
+      return oneAtATime(async () => {
+        if (keyring) {
+          // Re-sending the adopted keyring's id is harmless (the parent reconnects); anything else is a switch.
+          if (keyring.id === record.keyringId) return { keyringId: keyring.id };
+          throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave; it never switches to another keyring`, {
+            hint: 'a different keyring needs a new enclave life (restart the enclave)',
+          });
+        }
+        const k = await unlockKeyring(kms(), record, pinned);
+        return { keyringId: install(k) };
+      });
     },
     async 'keyring.current'(p) {
       onlyKeys(p, [], 'params');

@@ -10,7 +10,7 @@ export {
 } from './server.js';
 export { startKmsLocal, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, DEFAULT_DATA_DIR, DEFAULT_CA_DIR, type KmsLocalConfig, type KmsLocalEndpoint, type RunningKmsLocal } from './local.js';
 export { KmsError, KmsEmulatorError, isKmsError, type KmsErrorType } from './errors.js';
-export { SUPPORTED_OPERATIONS } from './operations.js';
+export { SUPPORTED_OPERATIONS, type PresetKey } from './operations.js';
 export { parseKeyPolicy, evaluatePolicy, defaultKeyPolicy, type KeyPolicy, type RequestContext, type PolicyDecision } from './policy.js';
 export { verifySigV4, signRequestHeaders, type SigV4Credential, type RawRequest } from './sigv4.js';
 export { STATE_FILE, STATE_FORMAT, type EmulatorState, type KeyRecord, type AliasRecord } from './state.js';

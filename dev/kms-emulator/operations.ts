@@ -588,6 +588,38 @@ export const OPERATIONS: Readonly<Record<string, Operation>> = Object.freeze({
 
 export const SUPPORTED_OPERATIONS: readonly string[] = Object.keys(OPERATIONS);
 
+export interface PresetKey {
+  /** Lowercase UUID: the key's ARN is arn:aws:kms:<region>:<account>:key/<keyId>. */
+  keyId: string;
+  /** Key policy (parsed like CreateKey's; default: the account's default policy). */
+  policy?: string;
+  description?: string;
+}
+
+/** Adds a key with a chosen key id unless one exists (KmsEmulatorOptions.presetKeys). */
+export function presetKey(store: StateStore, spec: PresetKey, now: Date): void {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(spec.keyId)) {
+    throw new KmsError('ValidationException', `presetKeys: ${JSON.stringify(spec.keyId)} is not a lowercase UUID key id`);
+  }
+  const state = store.current();
+  if (state.keys.some((k) => k.keyId === spec.keyId)) return;
+  const policy = spec.policy ?? defaultKeyPolicy(state.accountId);
+  parseKeyPolicy(policy);
+  const material = randomBytes(MATERIAL_BYTES);
+  const record: KeyRecord = {
+    keyId: spec.keyId,
+    creationDate: now.getTime(),
+    description: spec.description ?? '',
+    state: 'Enabled',
+    policy,
+    material: [{ version: 1, key: material.toString('base64') }],
+  };
+  wipe(material);
+  store.mutate((d) => {
+    d.keys.push(record);
+  });
+}
+
 /** Removes keys whose deletion date has passed (KMS deletes them then), with their aliases. */
 export function sweepDeletedKeys(store: StateStore, now: Date): number {
   const due = store.current().keys.filter((k) => k.state === 'PendingDeletion' && (k.deletionDate ?? Infinity) <= now.getTime());

@@ -17,6 +17,7 @@ import type { TrustRoot } from '../../attestation/types.js';
 import { KmsEmulatorError, KmsError, isKmsError } from './errors.js';
 import { OPERATIONS, sweepDeletedKeys, type Caller } from './operations.js';
 import { verifySigV4 } from './sigv4.js';
+import { presetKey, type PresetKey } from './operations.js';
 import { openStateStore, type StateStore } from './state.js';
 
 export interface KmsEmulatorCredential {
@@ -48,6 +49,13 @@ export interface KmsEmulatorOptions {
   log?: (line: string) => void;
   /** Request body cap. Default 1 MiB. */
   maxBodyBytes?: number;
+  /**
+   * Keys made at start with exactly these key ids (emulator-only; KMS has no
+   * such thing): for tests and images that pin a fixed key ARN before the
+   * emulator exists, e.g. test/vm builds its EIF with --kms-key-arn of such a
+   * key. A key id already in the state is left as it is.
+   */
+  presetKeys?: PresetKey[];
 }
 
 export interface KmsEmulator {
@@ -161,6 +169,12 @@ export async function startKmsEmulator(opts: KmsEmulatorOptions): Promise<KmsEmu
   const credentials = opts.credentials.map((c) => ({ ...c }));
   const log = opts.log ?? (() => {});
   const store: StateStore = openStateStore(opts.dataDir, { region, accountId });
+  try {
+    for (const k of opts.presetKeys ?? []) presetKey(store, k, new Date());
+  } catch (e) {
+    store.close();
+    throw e;
+  }
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const t0 = performance.now();

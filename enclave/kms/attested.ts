@@ -15,8 +15,12 @@ import type { KmsRecipient } from './recipient.js';
 export interface AttestedKms {
   /** A new 32-byte data key: its KMS ciphertext (storable anywhere) and the plaintext (enclave memory only). */
   generateDataKey(keyId: string, encryptionContext?: Record<string, string>): Promise<{ ciphertextBlob: Uint8Array; plaintext: Uint8Array; keyArn: string }>;
-  /** Opens a KMS ciphertext blob for this enclave. */
-  decrypt(ciphertextBlob: Uint8Array, keyId?: string, encryptionContext?: Record<string, string>): Promise<{ plaintext: Uint8Array; keyArn: string }>;
+  /**
+   * Opens a KMS ciphertext blob for this enclave. `keyId` is sent as Decrypt's
+   * KeyId, so KMS itself refuses (IncorrectKeyException) a ciphertext made
+   * under any other key; `keyArn` is the key KMS says it used.
+   */
+  decrypt(ciphertextBlob: Uint8Array, keyId: string, encryptionContext?: Record<string, string>): Promise<{ plaintext: Uint8Array; keyArn: string }>;
 }
 
 export class KmsCallError extends SignerError {}
@@ -54,12 +58,14 @@ export function attestedKms(client: KMSClient, nsm: Nsm, recipient: KmsRecipient
       }
       refusePlaintext(out.Plaintext);
       if (!out.CiphertextForRecipient || !out.CiphertextBlob) throw new KmsCallError('KMS_BAD_RESPONSE', 'GenerateDataKey response lacks CiphertextForRecipient or CiphertextBlob');
+      // No fallback to the requested id: the caller checks the key KMS actually used.
+      if (!out.KeyId) throw new KmsCallError('KMS_BAD_RESPONSE', 'GenerateDataKey response lacks KeyId');
       const plaintext = recipient.decrypt(out.CiphertextForRecipient);
       if (plaintext.length !== 32) {
         wipe(plaintext);
         throw new KmsCallError('KMS_BAD_RESPONSE', `data key is ${plaintext.length} bytes, expected 32`);
       }
-      return { ciphertextBlob: out.CiphertextBlob, plaintext, keyArn: out.KeyId ?? keyId };
+      return { ciphertextBlob: out.CiphertextBlob, plaintext, keyArn: out.KeyId };
     },
 
     async decrypt(ciphertextBlob, keyId, encryptionContext) {
@@ -69,7 +75,7 @@ export function attestedKms(client: KMSClient, nsm: Nsm, recipient: KmsRecipient
           new DecryptCommand({
             CiphertextBlob: ciphertextBlob,
             Recipient: await recipientField(),
-            ...(keyId ? { KeyId: keyId } : {}),
+            KeyId: keyId,
             ...(encryptionContext ? { EncryptionContext: encryptionContext } : {}),
           }),
         );
@@ -78,7 +84,8 @@ export function attestedKms(client: KMSClient, nsm: Nsm, recipient: KmsRecipient
       }
       refusePlaintext(out.Plaintext);
       if (!out.CiphertextForRecipient) throw new KmsCallError('KMS_BAD_RESPONSE', 'Decrypt response lacks CiphertextForRecipient');
-      return { plaintext: recipient.decrypt(out.CiphertextForRecipient), keyArn: out.KeyId ?? keyId ?? '' };
+      if (!out.KeyId) throw new KmsCallError('KMS_BAD_RESPONSE', 'Decrypt response lacks KeyId');
+      return { plaintext: recipient.decrypt(out.CiphertextForRecipient), keyArn: out.KeyId };
     },
   };
 }

@@ -36,6 +36,8 @@ let ca: DevCa;
 let kms: KmsEmulator;
 let pipe: KmsPipe;
 let operator: KMSClient;
+/** The CMKs an enclave started here pins (as its image would): every CMK this test made. */
+const pinned: string[] = [];
 
 function policyFor(pcr0Hex: string): string {
   return JSON.stringify({
@@ -56,6 +58,7 @@ function policyFor(pcr0Hex: string): string {
 
 async function newCmk(pcr0Hex: string): Promise<string> {
   const out = await operator.send(new CreateKeyCommand({ Policy: policyFor(pcr0Hex), Description: 'integration' }));
+  pinned.push(out.KeyMetadata!.Arn!);
   return out.KeyMetadata!.Arn!;
 }
 
@@ -64,7 +67,7 @@ async function bootEnclave(imageId: string, name: string): Promise<{ enclave: Ru
   const enclave = await startEnclave({
     listen: `unix:${join(dir, `${name}.sock`)}`,
     nsm,
-    kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem! },
+    kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [...pinned] },
     workers: 2,
     log: () => {},
   });

@@ -7,12 +7,24 @@
  *
  * KMS encryption context {"enclave-signer:keyring": id} binds the data-key
  * ciphertext to its keyring id.
+ *
+ * The host hands the enclave the record, so every field of it is the host's
+ * choice. What the enclave relies on, and why the host cannot abuse it:
+ *  - kmsKeyId: must be one of the CMKs pinned in the measured configuration
+ *    (config.ts), it is sent as Decrypt's KeyId (KMS refuses a ciphertext made
+ *    under another key), and the KeyId KMS answers with must be the same ARN.
+ *    A CMK the host controls therefore never yields a keyring.
+ *  - keyringId: a UUID, bound into the ciphertext by the encryption context
+ *    (Decrypt fails under another id), and into every wrapped key's AAD.
+ *  - dataKeyCiphertext: only KMS can open it, only for this enclave (Recipient).
+ *  - createdAt, format, version: informational; checked for shape only.
  */
 import { ReEncryptCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { randomUUID } from 'node:crypto';
 import { wipe } from '../../common/bytes.js';
 import { SignerError } from '../../common/errors.js';
 import type { KeyringRecordWire } from '../../common/protocol/enclave-api.js';
+import type { PinnedKeys } from '../config.js';
 import { kmsFailure, type AttestedKms } from './attested.js';
 import { unwrapKey, wrapKey, type KeyKind } from './wrapped-key.js';
 
@@ -54,10 +66,35 @@ function open(record: KeyringRecord, key: Uint8Array): Keyring {
   };
 }
 
-/** Creates a keyring under `kmsKeyId`. The record is public; the returned Keyring holds the key in memory. */
-export async function createKeyring(kms: AttestedKms, kmsKeyId: string, now = new Date()): Promise<Keyring> {
+const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+/** Refuses a CMK that the measured configuration does not pin (before any KMS call). */
+export function requirePinned(pinned: PinnedKeys, kmsKeyId: string, what: string): void {
+  if (!pinned.has(kmsKeyId)) {
+    throw new KeyringError('KEYRING_CMK_NOT_PINNED', `${what}: KMS key ${JSON.stringify(kmsKeyId.slice(0, 300))} is not pinned in this enclave image; a keyring may only live under ${pinned.arns.join(', ')}`, {
+      hint: 'the CMKs an enclave accepts are fixed at build time (build-eif.sh --kms-key-arn); pass one of them, or build and attest a new image',
+    });
+  }
+}
+
+/** The key KMS says it used must be the pinned one we asked for (never trust the request alone). */
+function requireAnsweredBy(pinned: PinnedKeys, asked: string, answered: string, op: string): void {
+  if (answered !== asked || !pinned.has(answered)) {
+    throw new KeyringError('KEYRING_CMK_MISMATCH', `KMS ${op} answered for key ${JSON.stringify(answered.slice(0, 300))}, not the pinned ${asked}: refusing the data key`);
+  }
+}
+
+/** Creates a keyring under the pinned `kmsKeyId`. The record is public; the returned Keyring holds the key in memory. */
+export async function createKeyring(kms: AttestedKms, kmsKeyId: string, pinned: PinnedKeys, now = new Date()): Promise<Keyring> {
+  requirePinned(pinned, kmsKeyId, 'keyring.create');
   const keyringId = randomUUID();
   const { ciphertextBlob, plaintext, keyArn } = await kms.generateDataKey(kmsKeyId, contextFor(keyringId));
+  try {
+    requireAnsweredBy(pinned, kmsKeyId, keyArn, 'GenerateDataKey');
+  } catch (e) {
+    wipe(plaintext);
+    throw e;
+  }
   const record: KeyringRecord = {
     format: 'enclave-signer/keyring',
     version: 1,
@@ -69,10 +106,20 @@ export async function createKeyring(kms: AttestedKms, kmsKeyId: string, now = ne
   return open(record, plaintext);
 }
 
-/** Unwraps a keyring through an attested KMS Decrypt (fails closed on any KMS refusal). */
-export async function unlockKeyring(kms: AttestedKms, record: KeyringRecord): Promise<Keyring> {
+/**
+ * Unwraps a keyring through an attested KMS Decrypt (fails closed on any KMS
+ * refusal). Only a record under a pinned CMK is even sent to KMS.
+ */
+export async function unlockKeyring(kms: AttestedKms, record: KeyringRecord, pinned: PinnedKeys): Promise<Keyring> {
   validateRecord(record);
-  const { plaintext } = await kms.decrypt(record.dataKeyCiphertext, record.kmsKeyId, contextFor(record.keyringId));
+  requirePinned(pinned, record.kmsKeyId, 'keyring.unlock');
+  const { plaintext, keyArn } = await kms.decrypt(record.dataKeyCiphertext, record.kmsKeyId, contextFor(record.keyringId));
+  try {
+    requireAnsweredBy(pinned, record.kmsKeyId, keyArn, 'Decrypt');
+  } catch (e) {
+    wipe(plaintext);
+    throw e;
+  }
   if (plaintext.length !== 32) {
     wipe(plaintext);
     throw new KeyringError('KEYRING_BAD_KEY', `keyring ${record.keyringId} data key is ${plaintext.length} bytes`);
@@ -108,11 +155,15 @@ export async function rewrapKeyring(client: KMSClient, record: KeyringRecord, de
 }
 
 export function validateRecord(r: KeyringRecord): void {
+  if (r && typeof r.keyringId === 'string' && !UUID_RE.test(r.keyringId)) {
+    throw new KeyringError('KEYRING_MALFORMED', 'keyring record: keyringId must be a lowercase UUID');
+  }
   if (
     !r ||
     r.format !== 'enclave-signer/keyring' ||
     r.version !== 1 ||
     typeof r.keyringId !== 'string' ||
+    !UUID_RE.test(r.keyringId) ||
     typeof r.kmsKeyId !== 'string' ||
     !(r.dataKeyCiphertext instanceof Uint8Array) ||
     r.dataKeyCiphertext.length === 0

@@ -12,7 +12,7 @@
  *     /readyz says why, exit 3.
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTransaction, recoverTransactionAddress, recoverTypedDataAddress, type Hex, type TransactionSerialized } from 'viem';
@@ -113,6 +113,8 @@ describe('examples/custody-client.mjs', () => {
         '--kms-pipe', `unix:${join(d, 'run', 'kms-pipe.sock')}`,
         '--kms-endpoint', `https://localhost:${kmsPort}`,
         '--kms-ca', join(d, 'dev-ca', 'root.pem'),
+        // The enclave adopts a keyring only under a pinned CMK: the dev stack's (docs/kms-policy.md).
+        '--kms-key-arn', (JSON.parse(readFileSync(join(d, 'cmk.json'), 'utf8')) as { arn: string }).arn,
         '--workers', '1',
         '--deny-op', 'eth_signTypedData_v4',
       ],

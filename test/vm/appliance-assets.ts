@@ -15,6 +15,14 @@ import { readCpio, writeCpio, type CpioEntry } from '../../build/cpio.js';
 import { REPO_ROOT, VM_CACHE } from './harness.js';
 
 export const TEST_BLOBS = join(REPO_ROOT, '.cache', 'test-blobs');
+/**
+ * The keyring CMK the test image pins (build-eif.sh --kms-key-arn). The guest's
+ * KMS emulator makes a key with exactly this id (presetKeys), since the ARN
+ * must be fixed before the image exists: the same order as production, where
+ * the CMK exists before the build and its policy learns PCR0 after it.
+ */
+export const VM_CMK_KEY_ID = '00000000-0000-4000-8000-0000000a11ce';
+export const VM_CMK_ARN = `arn:aws:kms:us-east-1:111122223333:key/${VM_CMK_KEY_ID}`;
 /** Loaded after the image's own /nsm.ko (the test blobs' vsock.ko): the loopback transport, CID 1. */
 export const LOOPBACK_MODULES = ['vmw_vsock_virtio_transport_common', 'vsock_loopback'] as const;
 /** Where the payload puts things: /vmtest (init, busybox, modules) outside the image's rootfs, /rootfs/vmtest inside it. */
@@ -77,7 +85,7 @@ export async function buildEif(blobs: string): Promise<BuiltEif> {
   } else {
     const out = join(VM_CACHE, 'eif');
     rmSync(out, { recursive: true, force: true });
-    await run('bash', ['build-eif.sh', '--blobs', blobs, '--out', out], 'build-eif.sh');
+    await run('bash', ['build-eif.sh', '--blobs', blobs, '--out', out, '--kms-key-arn', VM_CMK_ARN], 'build-eif.sh');
     path = join(out, 'enclave.eif');
   }
   const buildMs = Math.round(performance.now() - t0);
@@ -189,6 +197,32 @@ export async function guestSqlite(runtimeDir: string): Promise<GuestSqlite> {
   return { dir, compiled: true, ms: Math.round(performance.now() - t0), nodeVersion, abi };
 }
 
+/**
+ * The dev enclave entry for the guest (test/vm/guest/enclave-dev.ts → the dev
+ * command `enclave-signer enclave`) and its signing worker beside it: the
+ * production image's /app/enclave.mjs runs only the hardware NSM, which a QEMU
+ * guest does not have, so the appliance runs the same enclave code through the
+ * dev command, on the image's node and addon, with the image's own measured
+ * /app/enclave-config.json. Options as build-eif.sh bundles the image.
+ */
+export async function bundleGuestEnclave(dir: string): Promise<{ entry: string; worker: string }> {
+  const common = {
+    bundle: true,
+    platform: 'node' as const,
+    format: 'esm' as const,
+    target: 'node22',
+    charset: 'utf8' as const,
+    external: ['*.node'],
+    banner: { js: "import { createRequire as __createRequire } from 'node:module'; const require = __createRequire(import.meta.url);" },
+    logLevel: 'warning' as const,
+  };
+  const entry = join(dir, 'enclave-dev.mjs');
+  const worker = join(dir, 'worker.mjs');
+  await build({ ...common, entryPoints: [join(REPO_ROOT, 'test/vm/guest/enclave-dev.ts')], outfile: entry });
+  await build({ ...common, entryPoints: [join(REPO_ROOT, 'enclave/worker.ts')], outfile: worker });
+  return { entry, worker };
+}
+
 /** Bundles the guest harness: ESM, with better-sqlite3 left to node_modules in the payload. */
 export async function bundleGuestHarness(outfile: string): Promise<void> {
   await build({
@@ -220,6 +254,8 @@ export interface PayloadInput {
   busybox: string;
   blobs: string;
   harnessBundle: string;
+  /** The dev enclave entry and its worker (bundleGuestEnclave), put under /vmtest in the guest. */
+  enclaveBundle: { entry: string; worker: string };
   sqlite: GuestSqlite;
   config: unknown;
 }
@@ -237,6 +273,8 @@ export function payloadArchive(p: PayloadInput): { bytes: Uint8Array; paths: str
     { path: `${PAYLOAD_OUTSIDE}/bin/busybox`, type: 'file', data: new Uint8Array(readFileSync(p.busybox)), executable: true },
     ...LOOPBACK_MODULES.map((m): CpioEntry => ({ path: `${PAYLOAD_OUTSIDE}/modules/${m}.ko`, type: 'file', data: new Uint8Array(readFileSync(join(p.blobs, 'modules', `${m}.ko`))) })),
     { path: `${PAYLOAD_INSIDE}/harness.mjs`, type: 'file', data: new Uint8Array(readFileSync(p.harnessBundle)) },
+    { path: `${PAYLOAD_INSIDE}/enclave-dev.mjs`, type: 'file', data: new Uint8Array(readFileSync(p.enclaveBundle.entry)) },
+    { path: `${PAYLOAD_INSIDE}/worker.mjs`, type: 'file', data: new Uint8Array(readFileSync(p.enclaveBundle.worker)) },
     { path: `${PAYLOAD_INSIDE}/config.json`, type: 'file', data: new TextEncoder().encode(JSON.stringify(p.config)) },
     // type: module so node treats nothing here as CommonJS by accident; the packages below carry their own package.json.
     { path: `${PAYLOAD_INSIDE}/package.json`, type: 'file', data: new TextEncoder().encode('{"type":"module","private":true}\n') },

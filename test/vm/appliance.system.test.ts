@@ -6,9 +6,12 @@
  * appends a third payload initramfs with our init and a bundled harness.
  *
  * In the guest (test/vm/guest/appliance-harness.ts): KMS emulator, a CMK
- * whose policy requires the simulated image's PCR0, a signed dev manifest,
- * the KMS pipe on vsock, the image's enclave started by its own cmd (with the
- * simulated NSM), the parent dialing vsock://1:5000; the gate attests, the
+ * whose policy requires the simulated image's PCR0 (made with the key id the
+ * image pins: build-eif.sh --kms-key-arn), a signed dev manifest, the KMS pipe
+ * on vsock; the image's own entry started by its cmd, which reads its measured
+ * /app/enclave-config.json and refuses to run without the hardware NSM; then
+ * the dev enclave command (simulated NSM) on the image's node with the image's
+ * configuration, the parent dialing vsock://1:5000; the gate attests, the
  * keyring is created through the attested KMS path over the vsock pipe, a key
  * is created and an EIP-1559 transaction signed through the parent's Unix
  * socket; then a new enclave life unlocks the keyring (KMS Decrypt over vsock)
@@ -25,7 +28,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../common/bytes.js';
 import { simulatedImagePcrs } from '../../enclave/nsm/simulated.js';
 import {
+  VM_CMK_ARN,
+  VM_CMK_KEY_ID,
   buildEif,
+  bundleGuestEnclave,
   bundleGuestHarness,
   ensureTestBlobs,
   guestSqlite,
@@ -101,6 +107,7 @@ beforeAll(async () => {
   let t = performance.now();
   const bundle = join(work, 'harness.mjs');
   await bundleGuestHarness(bundle);
+  const enclaveBundle = await bundleGuestEnclave(work);
   prep.bundleMs = Math.round(performance.now() - t);
   t = performance.now();
 
@@ -109,10 +116,12 @@ beforeAll(async () => {
     imageId,
     image: eif.manifest.image,
     eifPcrs: { PCR0: eif.pcrs.PCR0, PCR1: eif.pcrs.PCR1, PCR2: eif.pcrs.PCR2 },
+    cmkKeyId: VM_CMK_KEY_ID,
+    cmkArn: VM_CMK_ARN,
     bench: { warmup: 20, rounds: 4, statusPerRound: 50, attestPerRound: 8, signs: 20 },
     deadlineMs: GUEST_DEADLINE_MS,
   };
-  const payload = payloadArchive({ busybox: assets.busybox, blobs: blobsDir, harnessBundle: bundle, sqlite, config });
+  const payload = payloadArchive({ busybox: assets.busybox, blobs: blobsDir, harnessBundle: bundle, enclaveBundle, sqlite, config });
   payloadPaths = payload.paths;
 
   kernelFile = join(work, 'bzImage');
@@ -168,15 +177,23 @@ describe('the appliance in a QEMU guest, booted from the real EIF', () => {
     expect(boot.guestExit, tail).toBe(0);
 
     // It ran the image's own files: node, bundle, worker and addon as the EIF's ramdisk holds them.
-    for (const f of ['/bin/node', '/app/enclave.mjs', '/app/worker.mjs', '/app/native/enclave_native.node']) expect(r.guestFiles[f], f).toBe(facts.files[f]);
-    // …started by the image's cmd, with only the dev flags changed.
+    for (const f of ['/bin/node', '/app/enclave.mjs', '/app/worker.mjs', '/app/native/enclave_native.node', '/app/enclave-config.json']) expect(r.guestFiles[f], f).toBe(facts.files[f]);
+    // The image pins the CMK in its measured configuration (ramdisk1 → PCR2, PCR0).
+    expect(r.pinned).toEqual([VM_CMK_ARN]);
+    expect(r.cmk).toBe(VM_CMK_ARN);
+    // The image's own entry, started by its cmd unchanged: past its configuration, it refuses to run without /dev/nsm.
     expect(r.imageCmd).toEqual(facts.cmd);
-    expect(r.enclaveArgv.slice(0, 2)).toEqual(facts.cmd.slice(0, 2));
-    expect(r.enclaveArgv.slice(0, 2)).toEqual(['/bin/node', '/app/enclave.mjs']);
+    expect(facts.cmd.slice(0, 2)).toEqual(['/bin/node', '/app/enclave.mjs']);
+    expect(r.imageEntry?.code, r.imageEntry?.lines.join('\n')).toBe(1);
+    expect(r.imageEntry?.lines.join('\n')).toMatch(/refusing to start: NSM_UNAVAILABLE/);
+    expect(r.imageEntry?.lines.join('\n')).not.toMatch(/ENCLAVE_CONFIG/);
+    // The appliance's enclave: the dev command (simulated NSM) with the image's cmd flags and its measured configuration.
+    expect(r.enclaveArgv.slice(0, 2)).toEqual(['/bin/node', '/vmtest/enclave-dev.mjs']);
     const flag = (f: string) => r.enclaveArgv[r.enclaveArgv.indexOf(f) + 1];
     expect(flag('--listen')).toBe('vsock://4294967295:5000');
     expect(flag('--nsm')).toBe('simulated');
     expect(flag('--kms-pipe')).toBe('vsock://1:8000');
+    expect(flag('--enclave-config')).toBe('/app/enclave-config.json');
 
     // The gate: attested, document PCR0 = the PCR0 the manifest and the CMK policy require.
     const pcr0 = toHex(simulatedImagePcrs(imageId).get(0)!);
@@ -187,7 +204,6 @@ describe('the appliance in a QEMU guest, booted from the real EIF', () => {
     expect(r.gate?.manifestImage).toEqual({ name: eif.manifest.image.name, version: eif.manifest.image.version, sourceCommit: eif.manifest.image.sourceCommit });
     // The keyring: created by an attested GenerateDataKey (the enclave's only route to KMS is the vsock pipe).
     expect(r.keyring?.state).toBe('unlocked');
-    expect(r.kmsOps).toContain('CreateKey 200');
     expect(r.kmsOps).toContain('GenerateDataKey 200');
     expect(r.enclaveStatus).toMatchObject({ nsm: 'simulated', keyringId: r.keyring?.keyringId });
 

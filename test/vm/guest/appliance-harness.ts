@@ -10,19 +10,22 @@
  *   KMS emulator (127.0.0.1, TLS from a dev CA made here)  ◀── KMS pipe (listens vsock any:8000)
  *        ▲ CMK policy: ImageSha384 = simulated PCR0                  ▲ vsock://1:8000
  *        │                                                           │
- *   harness ── JSON-RPC (unix socket) ──▶ parent ── vsock://1:5000 ──▶ /bin/node /app/enclave.mjs
- *                                                                     (the image's cmd, --nsm simulated)
+ *   harness ── JSON-RPC (unix socket) ──▶ parent ── vsock://1:5000 ──▶ /bin/node /vmtest/enclave-dev.mjs
+ *                                                                     (the dev enclave command, --nsm simulated,
+ *                                                                      the image's node, addon and measured
+ *                                                                      /app/enclave-config.json)
+ *
+ * The image's own entry (/bin/node /app/enclave.mjs, its cmd unchanged) is run
+ * first: it reads the pinned CMK from its measured configuration and refuses
+ * to start without the hardware NSM, which the guest does not have.
  *
  * Progress goes to the serial console as `APPLIANCE-PROGRESS …` lines, the
  * outcome as one `APPLIANCE-RESULT {json}` line (see ApplianceResult).
  */
-import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
-import { Agent } from 'node:https';
 import { join } from 'node:path';
 import { parseTransaction, recoverTransactionAddress, type Hex } from 'viem';
 import { getIpcRpcClient } from 'viem/node';
@@ -47,6 +50,9 @@ export interface ApplianceConfig {
   /** From build-eif.sh's manifest: who the image is (the dev manifest names it; its PCRs are the simulated NSM's). */
   image: { name: string; version: string; sourceCommit: string; eifSha256: string };
   eifPcrs: { PCR0: string; PCR1: string; PCR2: string };
+  /** The CMK the image pins (build-eif.sh --kms-key-arn): the emulator makes a key with this id. */
+  cmkKeyId: string;
+  cmkArn: string;
   bench: { statusPerRound: number; attestPerRound: number; rounds: number; warmup: number; signs: number };
   /** Whole-run watchdog inside the guest. */
   deadlineMs: number;
@@ -71,6 +77,11 @@ export interface ApplianceResult {
   /** The image's cmd (from /cmd) and the argv the enclave was started with (the cmd, with dev flags replaced/added). */
   imageCmd: string[];
   enclaveArgv: string[];
+  /** The image's own entry run with its cmd unchanged: exit status and its log lines. */
+  imageEntry?: { code: number | null; lines: string[] };
+  /** kms.allowedKeyArns of the image's /app/enclave-config.json. */
+  pinned?: string[];
+  cmk?: string;
   /** SHA-256 of files as the guest sees them (the host compares with the EIF's ramdisk). */
   guestFiles: Record<string, string>;
   requiredPcr0: string;
@@ -285,7 +296,7 @@ async function main(): Promise<ApplianceResult> {
       .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
   ) as Record<string, string>;
   const guestFiles: Record<string, string> = {};
-  for (const f of ['/bin/node', '/app/enclave.mjs', '/app/worker.mjs', '/app/native/enclave_native.node']) {
+  for (const f of ['/bin/node', '/app/enclave.mjs', '/app/worker.mjs', '/app/native/enclave_native.node', '/app/enclave-config.json']) {
     try {
       guestFiles[f] = createHash('sha256').update(readFileSync(f)).digest('hex');
     } catch {
@@ -308,9 +319,25 @@ async function main(): Promise<ApplianceResult> {
     const tls = ca.issueTlsServerCert(['localhost', '127.0.0.1']);
     mark('devCa', 'dev CA ready (tmpfs)');
 
+    const policy = {
+      Version: '2012-10-17',
+      Statement: [
+        { Sid: 'operator', Effect: 'Allow', Principal: { AWS: CREDS.principalArn }, Action: ['kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy', 'kms:EnableKey', 'kms:DisableKey'], Resource: '*' },
+        {
+          Sid: 'enclave-only',
+          Effect: 'Allow',
+          Principal: { AWS: CREDS.principalArn },
+          Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
+          Resource: '*',
+          Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': requiredPcr0 } },
+        },
+      ],
+    };
     const kms: KmsEmulator = await startKmsEmulator({
       dataDir: join(WORK, 'kms'),
       credentials: [CREDS],
+      // The CMK the image pins: its ARN was fixed before the build, so the emulator makes it with that id.
+      presetKeys: [{ keyId: cfg.cmkKeyId, policy: JSON.stringify(policy), description: 'vm appliance keyring CMK (pinned in the image)' }],
       attestationRoot: ca.trustRoot,
       tls: { cert: tls.chainPem, key: tls.keyPem, ca: tls.caPem },
       log: (l) => {
@@ -322,28 +349,8 @@ async function main(): Promise<ApplianceResult> {
     cleanup.push(() => kms.close());
     mark('kmsEmulator', kms.url);
 
-    const operator = new KMSClient({
-      region: 'us-east-1',
-      endpoint: kms.url,
-      credentials: { accessKeyId: CREDS.accessKeyId, secretAccessKey: CREDS.secretAccessKey },
-      requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: kms.caPem! }) }),
-    });
-    const policy = {
-      Version: '2012-10-17',
-      Statement: [
-        { Sid: 'operator', Effect: 'Allow', Principal: { AWS: CREDS.principalArn }, Action: ['kms:CreateKey', 'kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy', 'kms:EnableKey', 'kms:DisableKey'], Resource: '*' },
-        {
-          Sid: 'enclave-only',
-          Effect: 'Allow',
-          Principal: { AWS: CREDS.principalArn },
-          Action: ['kms:Decrypt', 'kms:GenerateDataKey'],
-          Resource: '*',
-          Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': requiredPcr0 } },
-        },
-      ],
-    };
-    const cmk = (await operator.send(new CreateKeyCommand({ Policy: JSON.stringify(policy), Description: 'vm appliance keyring CMK' }))).KeyMetadata!.Arn!;
-    operator.destroy();
+    const cmk = cfg.cmkArn;
+    result.cmk = cmk;
     mark('cmk', `${cmk} (Decrypt/GenerateDataKey only for ImageSha384 ${requiredPcr0.slice(0, 16)}…)`);
 
     // The dev manifest: names the EIF under test; its PCRs are what the simulated NSM reports for imageId.
@@ -380,7 +387,17 @@ async function main(): Promise<ApplianceResult> {
       ['--kms-endpoint', `https://localhost:${kms.port}`],
       ['--kms-ca', join(caDir, 'root.pem')],
     ];
-    const argvA = withFlags(imageCmd, [['--listen', 'vsock://4294967295:5000'], ...common]);
+    // The image's own entry, its cmd unchanged: it must get past its measured configuration and stop at the NSM.
+    result.pinned = (JSON.parse(readFileSync('/app/enclave-config.json', 'utf8')) as { kms: { allowedKeyArns: string[] } }).kms.allowedKeyArns;
+    const image = spawnEnclave('image-entry', imageCmd, imageEnv);
+    const exit = await Promise.race([image.exited, sleep(60_000).then(() => ({ code: null, signal: 'timeout' as const }))]);
+    if (exit.signal === 'timeout') await stopEnclave(image);
+    result.imageEntry = { code: exit.code, lines: image.lines.slice(-10) };
+    mark('imageEntry', `exit ${exit.code ?? exit.signal}`);
+
+    // The appliance's enclave: the dev command (simulated NSM) with the image's cmd flags and its measured configuration.
+    const devEnclave = (flags: [string, string][]) => ['/bin/node', '/vmtest/enclave-dev.mjs', ...withFlags(imageCmd.slice(2), [...flags, ['--enclave-config', '/app/enclave-config.json']])];
+    const argvA = devEnclave([['--listen', 'vsock://4294967295:5000'], ...common]);
     result.enclaveArgv = argvA;
     let enclaveA = spawnEnclave('enclave', argvA, imageEnv);
     cleanup.push(() => stopEnclave(enclaveA));
@@ -450,7 +467,7 @@ async function main(): Promise<ApplianceResult> {
     mark('restartReady', 'new enclave life: re-attested, keyring unlocked, same key signs');
 
     // Bench: bridge round trips over vsock vs unix, and end-to-end signing through the parent.
-    const argvB = withFlags(imageCmd, [['--listen', `unix:${join(WORK, 'enclave-b.sock')}`], ...common]);
+    const argvB = devEnclave([['--listen', `unix:${join(WORK, 'enclave-b.sock')}`], ...common]);
     const enclaveB = spawnEnclave('enclave-b', argvB, imageEnv);
     cleanup.push(() => stopEnclave(enclaveB));
     await enclaveB.waitFor(/serving the enclave API/, 120_000);
