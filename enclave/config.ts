@@ -163,7 +163,7 @@ export function pinnedKeys(allowedKeyArns: readonly string[]): PinnedKeys {
   if (allowedKeyArns.length === 0) {
     throw new EnclaveConfigError('ENCLAVE_CONFIG_INVALID', 'enclave configuration: kms.allowedKeyArns: no CMK is pinned; the enclave refuses to start without one');
   }
-  allowedKeyArns.forEach((a, i) => parseKeyArn(a, `kms.allowedKeyArns[${i}]`));
+  for (const [i, a] of allowedKeyArns.entries()) parseKeyArn(a, `kms.allowedKeyArns[${i}]`);
   const set = new Set(allowedKeyArns);
   const arns = Object.freeze([...set]);
   return { arns, has: (arn) => set.has(arn) };
