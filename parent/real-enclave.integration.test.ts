@@ -153,7 +153,7 @@ describe('finding 9 with the real enclave', () => {
     const e9 = await startEnclave({
       listen: `unix:${realPath}`,
       nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
-      kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem! },
+      kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [cmk] },
       workers: 1,
       log: () => {},
     });

@@ -71,7 +71,7 @@ beforeAll(async () => {
   enclave = await startEnclave({
     listen: enclaveUri(),
     nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
-    kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem! },
+    kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [cmk] },
     workers: 1,
     log: () => {},
   });
