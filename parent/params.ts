@@ -6,6 +6,7 @@
  * in the enclave, which is the only side whose checks count.
  */
 import { isAddress } from 'viem';
+import { isKeyId } from '../common/protocol/enclave-api.js';
 import { invalidParam } from './errors.js';
 
 export function describe(v: unknown): string {
@@ -64,11 +65,10 @@ export function readHexBytes(v: unknown, field: string, opts: { length?: number;
   return v;
 }
 
-const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-
+/** Key ids are lowercase UUIDs as the enclave makes them (the enclave refuses anything else too). */
 export function readKeyId(v: unknown, field = 'keyId'): string {
   if (typeof v !== 'string') throw invalidParam(field, `expected a key id string, got ${describe(v)}`);
-  if (!KEY_ID.test(v)) throw invalidParam(field, 'not a key id (letters, digits, . _ : -; at most 128 characters)');
+  if (!isKeyId(v)) throw invalidParam(field, 'not a key id (a lowercase UUID as returned by signer_createKey)', 'signer_listKeys lists the keys');
   return v;
 }
 

@@ -1,4 +1,4 @@
-import { Decipheriv, randomBytes } from 'node:crypto';
+import { createDecipheriv, randomBytes, type Decipher } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { toHex } from '../../common/bytes.js';
@@ -84,8 +84,9 @@ describe('wrapped keys (format v1)', () => {
     const secret = new Uint8Array(32).fill(0xa5);
     const blob = wrapKey(k, meta, secret);
     const seen: Buffer[] = [];
-    const orig = Decipheriv.prototype.update;
-    Decipheriv.prototype.update = function (this: Decipheriv, ...args: unknown[]) {
+    const proto = Object.getPrototypeOf(createDecipheriv('aes-256-gcm', k, new Uint8Array(12))) as Decipher;
+    const orig = proto.update;
+    proto.update = function (this: Decipher, ...args: unknown[]) {
       const out = Reflect.apply(orig, this, args) as Buffer;
       seen.push(out);
       return out;
@@ -95,7 +96,7 @@ describe('wrapped keys (format v1)', () => {
       expect(got).toEqual(secret);
       got.fill(0);
     } finally {
-      Decipheriv.prototype.update = orig;
+      proto.update = orig;
     }
     expect(seen.length).toBeGreaterThan(0);
     for (const b of seen) expect(b.every((x) => x === 0)).toBe(true);
