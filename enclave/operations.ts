@@ -10,6 +10,7 @@ import { toHex, wipe } from '../common/bytes.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
 import { invalidParams } from './signers/errors.js';
+import { preparePsbt, signPreparedPsbt } from './signers/psbt.js';
 import {
   addressFromPrivateKey,
   deriveBip32PrivateKey,
@@ -20,7 +21,6 @@ import {
   signEthTransaction,
   signPersonalMessage,
   publicKeyOf,
-  signPsbt,
   signSchnorr,
   signTypedDataV4,
 } from './signers/index.js';
@@ -101,7 +101,9 @@ export function prepareOperation(op: SignOp, meta: AuthenticatedMeta, secret: Ui
     const master = deriveBip32PublicKey(seed, 'm');
     const facts: SignerFacts = { ...base, publicKey: master.publicKey.replace(/^0x/, ''), xpub: master.xpub, fingerprint: master.masterFingerprint };
     if (op === 'signer_signPsbt') {
-      return { facts, sign: () => signPsbt(seed, field(request, 'psbt'), { entropy }), wipe: () => wipe(seed) };
+      // Decoded and bounded now, so a PSBT over the limits is refused before any decision.
+      const psbt = preparePsbt(field(request, 'psbt'), {}, Number.parseInt(master.masterFingerprint, 16));
+      return { facts, sign: () => signPreparedPsbt(seed, psbt, { entropy }), wipe: () => wipe(seed) };
     }
     if (op === 'signer_deriveKey') {
       const info = deriveBip32PublicKey(seed, field(request, 'path'));

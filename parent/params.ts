@@ -72,10 +72,17 @@ export function readKeyId(v: unknown, field = 'keyId'): string {
   return v;
 }
 
+/** The enclave's BIP32 depth limit (SIGNER_LIMITS.maxPathDepth). */
+export const MAX_PATH_DEPTH = 16;
+
 /** A BIP32 path like m/44'/60'/0'/0/0; its steps are checked in the enclave. */
 export function readPath(v: unknown, field = 'path'): string {
   if (typeof v !== 'string') throw invalidParam(field, `expected a derivation path string like "m/44'/60'/0'/0/0", got ${describe(v)}`);
-  if (!/^m(?:\/[0-9]{1,10}['h]?){0,255}$/.test(v)) throw invalidParam(field, 'expected a derivation path like "m/44\'/60\'/0\'/0/0"');
+  if (v.length > 256) throw invalidParam(field, 'path too long (more than 256 characters)');
+  if (!/^m(?:\/[0-9]{1,10}['h]?)*$/.test(v)) throw invalidParam(field, 'expected a derivation path like "m/44\'/60\'/0\'/0/0"');
+  // The enclave's limit (enclave/signers/limits.ts, docs/signers.md): refused here so it costs the enclave nothing.
+  const depth = v.split('/').length - 1;
+  if (depth > MAX_PATH_DEPTH) throw invalidParam(field, `a path of ${depth} levels is over the limit of ${MAX_PATH_DEPTH} (maxPathDepth)`);
   return v;
 }
 
