@@ -78,7 +78,7 @@ export const MAX_PATH_DEPTH = 16;
 /** A BIP32 path like m/44'/60'/0'/0/0; its steps are checked in the enclave. */
 export function readPath(v: unknown, field = 'path'): string {
   if (typeof v !== 'string') throw invalidParam(field, `expected a derivation path string like "m/44'/60'/0'/0/0", got ${describe(v)}`);
-  if (v.length > 256) throw invalidParam(field, 'path too long (more than 256 characters)');
+  if (v.length > 4096) throw invalidParam(field, 'path too long (more than 4096 characters)');
   if (!/^m(?:\/[0-9]{1,10}['h]?)*$/.test(v)) throw invalidParam(field, 'expected a derivation path like "m/44\'/60\'/0\'/0/0"');
   // The enclave's limit (enclave/signers/limits.ts, docs/signers.md): refused here so it costs the enclave nothing.
   const depth = v.split('/').length - 1;

@@ -64,7 +64,7 @@ const STEP = /^(0|[1-9][0-9]*)(['hH]?)$/;
  */
 export function parseDerivationPath(path: unknown, field = 'path'): number[] {
   const s = readString(path, field);
-  if (s.length > 256) throw invalidParams(field, 'path too long (more than 256 characters)');
+  if (s.length > 4096) throw invalidParams(field, 'path too long (more than 4096 characters)');
   const parts = s.split('/');
   if (parts[0] !== 'm') throw invalidParams(field, 'must start with "m"');
   const steps = parts.slice(1);
