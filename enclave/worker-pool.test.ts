@@ -7,7 +7,10 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { verifyMessage } from 'viem';
 import { afterAll, describe, expect, it } from 'vitest';
+import { HDKey } from '@scure/bip32';
+import * as btc from '@scure/btc-signer';
 import { wrapKey } from './kms/wrapped-key.js';
+import { SIGNER_LIMITS } from './signers/limits.js';
 import { addressFromPrivateKey } from './signers/index.js';
 import { createWorkerPool, type SignJob, type WorkerPool } from './worker-pool.js';
 
@@ -85,5 +88,54 @@ describe('worker pool', () => {
     const spawned = pool.spawned;
     await signs(pool, job);
     expect(pool.spawned).toBe(spawned);
+  });
+
+  it('finding 5: a job cancelled while its worker signs is stopped by replacing the worker; the replacement signs with the right key', async () => {
+    const { pool, job } = setup();
+    // A seed key and a PSBT at the input limit, every input ours: seconds of real work for one worker.
+    const seed = new Uint8Array(32).fill(5);
+    const seedId = randomUUID();
+    const master = HDKey.fromMasterSeed(seed);
+    const child = master.derive('m/0/0');
+    const script = btc.p2wpkh(child.publicKey!).script;
+    const tx = new btc.Transaction();
+    for (let i = 0; i < SIGNER_LIMITS.maxPsbtInputs; i++) {
+      tx.addInput({
+        txid: new Uint8Array(32).fill(2).map((x, j) => (j === 0 ? i & 0xff : j === 1 ? i >> 8 : x)),
+        index: 0,
+        witnessUtxo: { script, amount: 10_000n },
+        bip32Derivation: [[child.publicKey!, { fingerprint: master.fingerprint, path: [0, 0] }]],
+      });
+    }
+    tx.addOutput({ script, amount: 1000n });
+    // The same keyring for both keys (the pool holds one keyring).
+    const ring2 = new Uint8Array(randomBytes(32));
+    pool.setKeyring(KEYRING, ring2);
+    const seedJob: SignJob = {
+      op: 'signer_signPsbt',
+      keyId: seedId,
+      kind: 'bip32-seed',
+      keyringId: KEYRING,
+      blob: wrapKey(ring2, { keyringId: KEYRING, keyId: seedId, kind: 'bip32-seed' }, seed),
+      request: { psbt: Buffer.from(tx.toPSBT()).toString('base64') },
+    };
+    const keyJob: SignJob = { ...job, blob: wrapKey(ring2, { keyringId: KEYRING, keyId: job.keyId, kind: 'secp256k1' }, secret) };
+    ring2.fill(0);
+    const ac = new AbortController();
+    const spawned = pool.spawned;
+    const steps: string[] = [];
+    const e = await pool
+      .run(seedJob, {
+        signal: ac.signal,
+        record: () => {
+          steps.push('record');
+          setImmediate(() => ac.abort()); // the worker has just been told to sign
+        },
+      })
+      .catch((x: Error) => x);
+    expect(e).toMatchObject({ code: 'JOB_CANCELLED' });
+    expect(steps).toEqual(['record']);
+    expect(pool.spawned).toBe(spawned + 1);
+    await signs(pool, keyJob);
   });
 });
