@@ -194,67 +194,65 @@ function signInputs(tx: Transaction, fp: number, cache: DerivationCache, allowed
     // Every entry naming our fingerprint must derive to the key it lists, whatever the input type.
     const nodes: HDKey[] = [];
     let chosen: { node: HDKey; key: OurKey; kind: PsbtInputKind } | undefined;
-    {
-      for (const k of segwitKeys) nodes.push(deriveChecked(cache, i, 'bip32Derivation', k, false));
-      for (const k of tapKeys) nodes.push(deriveChecked(cache, i, 'tapBip32Derivation', k, true));
+    for (const k of segwitKeys) nodes.push(deriveChecked(cache, i, 'bip32Derivation', k, false));
+    for (const k of tapKeys) nodes.push(deriveChecked(cache, i, 'tapBip32Derivation', k, true));
 
-      const type = guarded(`input ${i} classification`, () => getInputType(input), {
-        code: 'SIGN_PSBT_UNSUPPORTED_INPUT',
-        field: `inputs[${i}]`,
-        expose: true,
-      });
-      if (type.type === 'wpkh' && type.last.type === 'wpkh') {
-        if (segwitKeys.length === 0) throw mismatch(i, 'bip32Derivation', 'P2WPKH input names our fingerprint only in tapBip32Derivation');
-        const pkh = type.last.hash;
-        const at = segwitKeys.findIndex((k) => bytesEqual(hash160(k.listed), pkh));
-        if (at < 0) throw mismatch(i, 'bip32Derivation', 'our key is listed but the input does not pay to it');
-        chosen = { node: nodes[at]!, key: segwitKeys[at]!, kind: 'p2wpkh' };
-      } else if (type.type === 'tr' && type.last.type === 'tr') {
-        if (tapKeys.length === 0) {
-          throw mismatch(i, 'tapBip32Derivation', 'P2TR input names our fingerprint only in bip32Derivation (BIP371 uses tapBip32Derivation)');
-        }
-        const outputKey = type.last.pubkey;
-        const internal = input.tapInternalKey;
-        const at = tapKeys.findIndex((k) => k.leafHashes.length === 0 && internal !== undefined && bytesEqual(k.listed, internal));
-        if (at < 0) {
-          if (tapKeys.some((k) => k.leafHashes.length > 0)) throw unsupported(i, 'our key is only in taproot script leaves (script path is not signed)');
-          throw mismatch(i, 'tapBip32Derivation', 'our key is listed but it is not the input\'s tapInternalKey');
-        }
-        const [tweaked] = taprootTweakPubkey(internal!, input.tapMerkleRoot ?? new Uint8Array(0));
-        if (!bytesEqual(tweaked, outputKey)) {
-          throw mismatch(i, 'tapInternalKey', 'the internal key tweaked with tapMerkleRoot is not the output key');
-        }
-        const ourX = tapKeys[at]!.listed;
-        for (const [, leaf] of input.tapLeafScript ?? []) {
-          if (containsBytes(leaf, ourX)) throw unsupported(i, 'our key also appears in a taproot script leaf (script path is not signed)');
-        }
-        chosen = { node: nodes[at + segwitKeys.length]!, key: tapKeys[at]!, kind: 'p2tr' };
-      } else {
-        throw unsupported(i, `input type ${type.type} is not P2WPKH or P2TR`);
+    const type = guarded(`input ${i} classification`, () => getInputType(input), {
+      code: 'SIGN_PSBT_UNSUPPORTED_INPUT',
+      field: `inputs[${i}]`,
+      expose: true,
+    });
+    if (type.type === 'wpkh' && type.last.type === 'wpkh') {
+      if (segwitKeys.length === 0) throw mismatch(i, 'bip32Derivation', 'P2WPKH input names our fingerprint only in tapBip32Derivation');
+      const pkh = type.last.hash;
+      const at = segwitKeys.findIndex((k) => bytesEqual(hash160(k.listed), pkh));
+      if (at < 0) throw mismatch(i, 'bip32Derivation', 'our key is listed but the input does not pay to it');
+      chosen = { node: nodes[at]!, key: segwitKeys[at]!, kind: 'p2wpkh' };
+    } else if (type.type === 'tr' && type.last.type === 'tr') {
+      if (tapKeys.length === 0) {
+        throw mismatch(i, 'tapBip32Derivation', 'P2TR input names our fingerprint only in bip32Derivation (BIP371 uses tapBip32Derivation)');
       }
-
-      const priv = chosen.node.privateKey!;
-      let aux: Uint8Array | undefined;
-      try {
-        if (chosen.kind === 'p2tr') aux = drawEntropy(opts.entropy, 32);
-        const ok = guarded(
-          `signing input ${i}`,
-          () => tx.signIdx(priv, i, allowedSighash, aux),
-          { code: 'SIGN_PSBT_SIGN_FAILED', field: `inputs[${i}]`, expose: true },
-        );
-        if (!ok) throw new SigningError('SIGN_PSBT_SIGN_FAILED', `input ${i}: nothing was signed`, { field: `inputs[${i}]` });
-      } finally {
-        wipe(priv, aux);
+      const outputKey = type.last.pubkey;
+      const internal = input.tapInternalKey;
+      const at = tapKeys.findIndex((k) => k.leafHashes.length === 0 && internal !== undefined && bytesEqual(k.listed, internal));
+      if (at < 0) {
+        if (tapKeys.some((k) => k.leafHashes.length > 0)) throw unsupported(i, 'our key is only in taproot script leaves (script path is not signed)');
+        throw mismatch(i, 'tapBip32Derivation', 'our key is listed but it is not the input\'s tapInternalKey');
       }
-      inputs.push({
-        index: i,
-        status: 'signed',
-        kind: chosen.kind,
-        path: formatDerivationPath(chosen.key.path),
-        publicKey: hexOf(chosen.node.publicKey!),
-      });
-      signedInputs.push(i);
+      const [tweaked] = taprootTweakPubkey(internal!, input.tapMerkleRoot ?? new Uint8Array(0));
+      if (!bytesEqual(tweaked, outputKey)) {
+        throw mismatch(i, 'tapInternalKey', 'the internal key tweaked with tapMerkleRoot is not the output key');
+      }
+      const ourX = tapKeys[at]!.listed;
+      for (const [, leaf] of input.tapLeafScript ?? []) {
+        if (containsBytes(leaf, ourX)) throw unsupported(i, 'our key also appears in a taproot script leaf (script path is not signed)');
+      }
+      chosen = { node: nodes[at + segwitKeys.length]!, key: tapKeys[at]!, kind: 'p2tr' };
+    } else {
+      throw unsupported(i, `input type ${type.type} is not P2WPKH or P2TR`);
     }
+
+    const priv = chosen.node.privateKey!;
+    let aux: Uint8Array | undefined;
+    try {
+      if (chosen.kind === 'p2tr') aux = drawEntropy(opts.entropy, 32);
+      const ok = guarded(
+        `signing input ${i}`,
+        () => tx.signIdx(priv, i, allowedSighash, aux),
+        { code: 'SIGN_PSBT_SIGN_FAILED', field: `inputs[${i}]`, expose: true },
+      );
+      if (!ok) throw new SigningError('SIGN_PSBT_SIGN_FAILED', `input ${i}: nothing was signed`, { field: `inputs[${i}]` });
+    } finally {
+      wipe(priv, aux);
+    }
+    inputs.push({
+      index: i,
+      status: 'signed',
+      kind: chosen.kind,
+      path: formatDerivationPath(chosen.key.path),
+      publicKey: hexOf(chosen.node.publicKey!),
+    });
+    signedInputs.push(i);
   }
 
   if (signedInputs.length === 0) {
