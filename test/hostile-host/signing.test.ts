@@ -285,7 +285,7 @@ describe('hostile host: the signing path', () => {
     expect(big.error!.message).toMatch(/257 inputs is over the limit of 256 \(maxPsbtInputs\)/);
   });
 
-  it('finding 5: a job past its deadline never signs and is never recorded "allow"; its worker is replaced and the replacement signs with the right key', async () => {
+  it('finding 5: a job past its deadline never signs and is never recorded "allow"; the next request signs with the right key', async () => {
     const seed = await createKey('bip32-seed');
     const a = await createKey();
     // A PSBT at the input limit, every input ours: real, long work for one worker.
