@@ -12,7 +12,7 @@ import { connect } from '../common/transport/index.js';
 import { pinnedKeys } from './config.js';
 import type { Nsm } from './nsm/nsm.js';
 import { builtinPolicy } from './policy.js';
-import { createEnclaveService, type EnclaveService } from './service.js';
+import { createEnclaveService, type AuditEvent, type EnclaveService } from './service.js';
 import { createWorkerPool } from './worker-pool.js';
 
 export const NSM_DEVICE = '/dev/nsm';
@@ -64,7 +64,8 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
       ...(cfg.kms.caPem ? { ca: cfg.kms.caPem } : {}),
       allowedKeyArns: cfg.kms.allowedKeyArns,
     },
-    audit: (e) => log(`audit op=${e.op} key=${e.keyId} decision=${e.decision}${e.reason ? ` reason="${e.reason}"` : ''}`),
+    // One JSON object per line: no field can break out of it (ids are UUIDs anyway, reasons are escaped).
+    audit: (e) => log(`audit ${JSON.stringify(auditFields(e))}`),
     log,
   });
   let server: BridgeServer;
@@ -85,6 +86,11 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
       cfg.nsm.close();
     },
   };
+}
+
+/** The audit event as a flat record with a fixed field order (the real audit chain replaces this sink). */
+export function auditFields(e: AuditEvent): Record<string, string> {
+  return { op: e.op, keyId: e.keyId, keyringId: e.keyringId, decision: e.decision, ...(e.reason !== undefined ? { reason: e.reason } : {}) };
 }
 
 export function readPem(path: string | undefined): string | undefined {

@@ -1,14 +1,18 @@
 /**
  * One signing operation on one unwrapped key: the pure core that runs on a
- * worker thread. Dispatches a validated op to the signers; derives BIP32
- * children for seed keys and wipes them afterwards. No I/O.
+ * worker thread. Derives the key's public facts from the secret (the only
+ * key data the policy and the parent may believe), dispatches a validated op
+ * to the signers; derives BIP32 children for seed keys and wipes them
+ * afterwards. No I/O.
  */
 import { randomBytes } from 'node:crypto';
-import { wipe } from '../common/bytes.js';
+import { toHex, wipe } from '../common/bytes.js';
 import type { JsonLike } from '../common/cbor-json.js';
-import type { KeyKind, SignOp } from '../common/protocol/enclave-api.js';
+import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
 import { invalidParams } from './signers/errors.js';
+import { preparePsbt, signPreparedPsbt } from './signers/psbt.js';
 import {
+  addressFromPrivateKey,
   deriveBip32PrivateKey,
   deriveBip32PublicKey,
   signAuthorization,
@@ -16,7 +20,7 @@ import {
   signEthSign,
   signEthTransaction,
   signPersonalMessage,
-  signPsbt,
+  publicKeyOf,
   signSchnorr,
   signTypedDataV4,
 } from './signers/index.js';
@@ -54,18 +58,76 @@ function signWith(op: SignOp, key: Uint8Array, request: Record<string, JsonLike>
   }
 }
 
-export function runOperation(op: SignOp, kind: KeyKind, secret: Uint8Array, request: Record<string, JsonLike>): unknown {
-  if (kind === 'secp256k1') {
+/** Identity of the key as bound by the blob's AAD (authenticated by the unwrap). */
+export interface AuthenticatedMeta {
+  keyId: string;
+  kind: KeyKind;
+  keyringId: string;
+}
+
+/**
+ * A job between "the key authenticated" and "the policy decided": the public
+ * facts derived from the secret, and the signing step, which runs only if the
+ * enclave says so. The prepared job owns a copy of the key material; `wipe()`
+ * (after signing or on abort) zeroes it.
+ */
+export interface PreparedOperation {
+  readonly facts: SignerFacts;
+  sign(): unknown;
+  wipe(): void;
+}
+
+/**
+ * Unwrapped secret → facts + signing step. `secret` is not retained (the
+ * caller wipes it). Request errors that need no key (path syntax and depth,
+ * a path on a secp256k1 key) are raised here, before any decision.
+ */
+export function prepareOperation(op: SignOp, meta: AuthenticatedMeta, secret: Uint8Array, request: Record<string, JsonLike>): PreparedOperation {
+  const base = { keyId: meta.keyId, kind: meta.kind, keyringId: meta.keyringId };
+  if (meta.kind === 'secp256k1') {
     if (request.path !== undefined) throw invalidParams('path', 'only bip32-seed keys take a derivation path');
-    return signWith(op, secret, request);
+    const key = secret.slice();
+    try {
+      const facts: SignerFacts = { ...base, publicKey: toHex(publicKeyOf(key)), address: addressFromPrivateKey(key) };
+      return { facts, sign: () => signWith(op, key, request), wipe: () => wipe(key) };
+    } catch (e) {
+      wipe(key);
+      throw e;
+    }
   }
-  // bip32-seed
-  if (op === 'signer_deriveKey') return deriveBip32PublicKey(secret, field(request, 'path'));
-  if (op === 'signer_signPsbt') return signPsbt(secret, field(request, 'psbt'), { entropy });
-  const child = deriveBip32PrivateKey(secret, field(request, 'path'));
+  // bip32-seed: the facts are the master's (what the key record describes), plus the child that signs
+  const seed = secret.slice();
   try {
-    return signWith(op, child.privateKey, request);
+    const master = deriveBip32PublicKey(seed, 'm');
+    const facts: SignerFacts = { ...base, publicKey: master.publicKey.replace(/^0x/, ''), xpub: master.xpub, fingerprint: master.masterFingerprint };
+    if (op === 'signer_signPsbt') {
+      // Decoded and bounded now, so a PSBT over the limits is refused before any decision.
+      const psbt = preparePsbt(field(request, 'psbt'), {}, Number.parseInt(master.masterFingerprint, 16));
+      return { facts, sign: () => signPreparedPsbt(seed, psbt, { entropy }), wipe: () => wipe(seed) };
+    }
+    if (op === 'signer_deriveKey') {
+      const info = deriveBip32PublicKey(seed, field(request, 'path'));
+      wipe(seed);
+      facts.child = { path: info.path, publicKey: info.publicKey, address: info.ethereumAddress };
+      return { facts, sign: () => info, wipe: () => {} };
+    }
+    const child = deriveBip32PrivateKey(seed, field(request, 'path'));
+    wipe(seed);
+    const childKey = child.privateKey;
+    facts.child = { path: child.path, publicKey: child.publicKey, address: child.ethereumAddress };
+    return { facts, sign: () => signWith(op, childKey, request), wipe: () => wipe(childKey) };
+  } catch (e) {
+    wipe(seed);
+    throw e;
+  }
+}
+
+/** One op on one unwrapped key, no decision in between (tests and tools); `secret` is not retained. */
+export function runOperation(op: SignOp, kind: KeyKind, secret: Uint8Array, request: Record<string, JsonLike>, meta: Omit<AuthenticatedMeta, 'kind'> = { keyId: 'local', keyringId: 'local' }): unknown {
+  const p = prepareOperation(op, { ...meta, kind }, secret, request);
+  try {
+    return p.sign();
   } finally {
-    wipe(child.privateKey);
+    p.wipe();
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The enclave's single decision point: every `sign` passes through
- * `decide()` before any key is unwrapped. The policy engine (limits,
+ * `decide()` after the worker unwrapped (authenticated) the key and derived
+ * its public facts, and before anything is signed. The policy engine (limits,
  * allow-lists, approvals) plugs in here; until then the built-in policy
  * allows every well-formed request except ops explicitly denied by config.
  *
@@ -9,11 +10,16 @@
  */
 import { SignerError } from '../common/errors.js';
 import type { JsonLike } from '../common/cbor-json.js';
-import type { KeyRecord, SignOp } from '../common/protocol/enclave-api.js';
+import type { SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
 
 export interface PolicyContext {
   op: SignOp;
-  key: Omit<KeyRecord, 'blob'>;
+  /**
+   * Authenticated facts only: id, kind and keyring bound by the blob's AAD,
+   * public key / address / xpub / fingerprint (and the signing child) derived
+   * from the unwrapped secret. Nothing from the host's key record.
+   */
+  key: SignerFacts;
   request: Record<string, JsonLike>;
 }
 

@@ -3,23 +3,29 @@
  * the policy point (deny, fail closed), the audit gate, attestation with the
  * caller's nonce. Uses the real worker pool and the simulated NSM.
  */
+import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cborToJson, jsonToCbor } from '../common/cbor-json.js';
+import { verifyMessage } from 'viem';
 import { verifyAttestation } from '../attestation/verify.js';
 import { createDevCa, type DevCa } from '../dev/ca/index.js';
 import { createSimulatedNsm } from './nsm/simulated.js';
 import { builtinPolicy, type Policy } from './policy.js';
-import { createEnclaveService, type EnclaveService } from './service.js';
-import { createWorkerPool } from './worker-pool.js';
+import { wrapKey } from './kms/wrapped-key.js';
+import { createEnclaveService, type AuditEvent, type EnclaveService } from './service.js';
+import { addressFromPrivateKey } from './signers/index.js';
+import { createWorkerPool, type WorkerPool } from './worker-pool.js';
 
 const PINNED = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000001';
 let ca: DevCa;
 const services: EnclaveService[] = [];
 
-function service(policy: Policy, audit?: () => void): EnclaveService {
+/** A service whose worker holds a keyring (as after keyring.unlock) and one wrapped key. */
+function service(policy: Policy, audit?: (e: AuditEvent) => void, pool: WorkerPool = createWorkerPool(1)): EnclaveService {
+  pool.setKeyring(KEYRING_ID, ringKey);
   const s = createEnclaveService({
     nsm: createSimulatedNsm({ ca }),
-    pool: createWorkerPool(1),
+    pool,
     policy,
     kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS in this test')), allowedKeyArns: [PINNED] },
     ...(audit ? { audit } : {}),
@@ -41,7 +47,17 @@ async function failure(p: Promise<unknown>): Promise<{ code: string; message: st
   throw new Error('expected a failure');
 }
 
-const key = { keyId: 'k1', kind: 'secp256k1', keyringId: 'kr', publicKey: '02' + '11'.repeat(32), blob: new Uint8Array(61) };
+const KEYRING_ID = randomUUID();
+const ringKey = new Uint8Array(randomBytes(32));
+const secret = new Uint8Array(32).fill(7);
+const keyId = randomUUID();
+const key = {
+  keyId,
+  kind: 'secp256k1',
+  keyringId: KEYRING_ID,
+  publicKey: '02' + '11'.repeat(32),
+  blob: wrapKey(ringKey, { keyringId: KEYRING_ID, keyId, kind: 'secp256k1' }, secret),
+};
 
 beforeAll(() => {
   ca = createDevCa();
@@ -71,7 +87,7 @@ describe('enclave service', () => {
     expect((await failure(call(s, 'credentials.set', { accessKeyId: 'a' }))).message).toMatch(/secretAccessKey/);
   });
 
-  it('a policy denial stops the request before any key is touched', async () => {
+  it('a policy denial stops the request before anything is signed', async () => {
     const s = service(builtinPolicy({ denyOps: ['personal_sign'] }));
     const e = await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }));
     expect(e.code).toBe('POLICY_DENIED');
@@ -97,7 +113,9 @@ describe('enclave service', () => {
   });
 
   it('without an unlocked keyring nothing signs and no key can be created', async () => {
-    const s = service(builtinPolicy());
+    const pool = createWorkerPool(1);
+    const s = createEnclaveService({ nsm: createSimulatedNsm({ ca }), pool, policy: builtinPolicy(), kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS')), allowedKeyArns: [PINNED] } });
+    services.push(s);
     expect((await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }))).code).toBe('KEYRING_LOCKED');
     expect((await failure(call(s, 'key.create', { kind: 'secp256k1' }))).code).toBe('KEYRING_LOCKED');
     expect((await failure(call(s, 'keyring.create', { kmsKeyId: 'k' }))).code).toBe('KMS_NO_CREDENTIALS');
@@ -106,5 +124,60 @@ describe('enclave service', () => {
   it('reports its status', async () => {
     const s = service(builtinPolicy());
     expect(await call(s, 'status', {})).toMatchObject({ nsm: 'simulated', keyringId: null, workers: 1 });
+  });
+
+  it('finding 4: the policy sees the key derived from the blob, never the host\'s publicKey/address, and the answer names the real signer', async () => {
+    const seen: unknown[] = [];
+    const s = service((ctx) => {
+      seen.push(ctx.key);
+      return { allow: true };
+    });
+    const lying = { ...key, publicKey: '03' + '22'.repeat(32), address: '0x000000000000000000000000000000000000dEaD' };
+    const out = await call(s, 'sign', { op: 'personal_sign', key: lying, request: { message: 'hi' } });
+    const real = addressFromPrivateKey(secret);
+    expect(seen).toEqual([{ keyId, kind: 'secp256k1', keyringId: KEYRING_ID, publicKey: expect.stringMatching(/^0[23][0-9a-f]{64}$/), address: real }]);
+    expect((seen[0] as { publicKey: string }).publicKey).not.toBe(lying.publicKey);
+    expect(out.signer).toMatchObject({ keyId, address: real });
+    expect(await verifyMessage({ address: real, message: 'hi', signature: (out.result as { signature: `0x${string}` }).signature })).toBe(true);
+  });
+
+  it('finding 7: key ids that are not lowercase UUIDs are refused, naming the field', async () => {
+    const s = service(builtinPolicy());
+    for (const bad of ['k1', `${keyId} decision=allow`, keyId.toUpperCase(), `${keyId}\naudit op=x`, '']) {
+      const e = await failure(call(s, 'sign', { op: 'personal_sign', key: { ...key, keyId: bad }, request: { message: 'hi' } }));
+      expect(e.code).toBe('INVALID_PARAMS');
+      expect(e.message).toMatch(/^key\.keyId: must be a key id/);
+    }
+    expect((await failure(call(s, 'sign', { op: 'personal_sign', key: { ...key, keyringId: 'kr"x' }, request: { message: 'hi' } }))).message).toMatch(/^key\.keyringId/);
+  });
+
+  it('finding 7: "allow" is recorded only after the blob authenticated; a blob that does not open gets no allow', async () => {
+    const events: AuditEvent[] = [];
+    const s = service(builtinPolicy(), (e) => events.push(e));
+    const other = randomUUID(); // the blob is bound to keyId, not to this id
+    const e = await failure(call(s, 'sign', { op: 'personal_sign', key: { ...key, keyId: other }, request: { message: 'hi' } }));
+    expect(e.code).toBe('WRAPPED_KEY_INVALID');
+    expect(events).toEqual([]);
+    await call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } });
+    expect(events).toEqual([{ op: 'personal_sign', keyId, keyringId: KEYRING_ID, decision: 'allow' }]);
+  });
+
+  it('finding 5: a cancelled or expired request never signs and is never recorded "allow"', async () => {
+    const events: AuditEvent[] = [];
+    const s = service(builtinPolicy(), (e) => events.push(e));
+    const params = jsonToCbor({ op: 'personal_sign', key, request: { message: 'hi' } });
+    const aborted = await failure(s.handler('sign', params, { signal: AbortSignal.abort(), id: 1 }));
+    expect(aborted.code).toBe('JOB_CANCELLED');
+    const expired = await failure(s.handler('sign', params, { signal: new AbortController().signal, deadline: Date.now() - 1, id: 2 }));
+    expect(expired.code).toBe('JOB_DEADLINE_EXCEEDED');
+    // Cancelled while the policy decides: the unwrapped key is dropped, nothing is signed or recorded.
+    const ac = new AbortController();
+    const s2 = service(async () => {
+      ac.abort();
+      return { allow: true };
+    }, (e) => events.push(e));
+    const mid = await failure(s2.handler('sign', params, { signal: ac.signal, id: 3 }));
+    expect(mid.code).toBe('JOB_CANCELLED');
+    expect(events).toEqual([]);
   });
 });

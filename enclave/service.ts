@@ -20,6 +20,7 @@ import {
   onlyKeys,
   type KeyKind,
   type KeyringRecordWire,
+  type SignOp,
 } from '../common/protocol/enclave-api.js';
 import type { BridgeHandler } from '../common/bridge/index.js';
 import { pinnedKeys, type PinnedKeys } from './config.js';
@@ -47,9 +48,28 @@ export interface EnclaveServiceOptions {
     /** The CMK ARNs pinned in the measured configuration (config.ts): the only keys a keyring may live under. */
     allowedKeyArns: readonly string[];
   };
-  /** Called with every signing decision before the key is used; if it throws, nothing is signed. */
-  audit?: (event: { op: string; keyId: string; decision: 'allow' | 'deny'; reason?: string }) => void;
+  /**
+   * Called with every signing decision. "allow" is recorded only after the key
+   * blob authenticated and the policy allowed, right before the signing step
+   * (never for a cancelled or expired job); if it throws, nothing is signed.
+   */
+  audit?: (event: AuditEvent) => void;
   log?: (line: string) => void;
+}
+
+/** A signing decision. Every field is validated (ids are UUIDs, op is a known op); `reason` is the enclave's own text. */
+export interface AuditEvent {
+  op: SignOp;
+  keyId: string;
+  keyringId: string;
+  decision: 'allow' | 'deny';
+  reason?: string;
+}
+
+/** What the bridge tells a handler about its request. */
+interface RequestContext {
+  signal?: AbortSignal;
+  deadline?: number;
 }
 
 export interface EnclaveService {
@@ -128,7 +148,16 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
 
   const wireRecord = (k: Keyring): KeyringRecordWire => ({ ...k.record });
 
-  const methods: Record<string, (p: Record<string, unknown>) => Promise<unknown>> = {
+  /** A deny record that cannot be written changes nothing: the request is refused anyway. */
+  const audit = (e: AuditEvent) => {
+    try {
+      opts.audit?.(e);
+    } catch {
+      // the refusal stands
+    }
+  };
+
+  const methods: Record<string, (p: Record<string, unknown>, ctx?: RequestContext) => Promise<unknown>> = {
     async attest(p) {
       onlyKeys(p, ['nonce', 'userData'], 'params');
       const nonce = asBytes(p.nonce, 'nonce', 16, 512);
@@ -217,32 +246,45 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         wipe(secret);
       }
     },
-    async sign(p) {
+    async sign(p, ctx) {
       onlyKeys(p, ['op', 'key', 'request'], 'params');
       const op = asSignOp(p.op);
       const key = asKeyRecord(p.key);
       const request = asRecord(p.request, 'request') as Record<string, JsonLike>;
-      const { blob, ...pub } = key;
-      try {
-        await decide(policy, { op, key: pub, request });
-      } catch (e) {
-        opts.audit?.({ op, keyId: key.keyId, decision: 'deny', reason: (e as Error).message });
-        throw e;
-      }
-      // An audit sink that fails stops the signature (fail closed).
-      try {
-        opts.audit?.({ op, keyId: key.keyId, decision: 'allow' });
-      } catch (e) {
-        throw new SignerError('AUDIT_UNAVAILABLE', 'denied: the audit record could not be written', { cause: e });
-      }
-      return pool.run({ op, keyId: key.keyId, kind: key.kind, keyringId: key.keyringId, blob, request });
+      // Only the id, kind, keyring and blob of the host's record are used: the
+      // blob's AAD binds the first three, the worker derives everything else.
+      // The record's publicKey/address/xpub/fingerprint are advisory (for the parent).
+      const job = { op, keyId: key.keyId, kind: key.kind, keyringId: key.keyringId, blob: key.blob, request };
+      const { result, facts } = await pool.run(job, {
+        ...(ctx?.signal ? { signal: ctx.signal } : {}),
+        ...(ctx?.deadline !== undefined ? { deadline: ctx.deadline } : {}),
+        authorize: async (facts) => {
+          try {
+            await decide(policy, { op, key: facts, request });
+          } catch (e) {
+            audit({ op, keyId: facts.keyId, keyringId: facts.keyringId, decision: 'deny', reason: (e as Error).message });
+            throw e;
+          }
+        },
+        // Called after the key authenticated and the policy allowed, right before the signing
+        // step and never for a cancelled or expired job. An audit sink that fails stops the
+        // signature (fail closed).
+        record: (facts) => {
+          try {
+            opts.audit?.({ op, keyId: facts.keyId, keyringId: facts.keyringId, decision: 'allow' });
+          } catch (e) {
+            throw new SignerError('AUDIT_UNAVAILABLE', 'denied: the audit record could not be written', { cause: e });
+          }
+        },
+      });
+      return { result: result as JsonLike, signer: facts };
     },
   };
 
-  const handler: BridgeHandler = async (method, params) => {
+  const handler: BridgeHandler = async (method, params, ctx) => {
     const fn = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (!fn) throw new SignerError('METHOD_NOT_FOUND', `the enclave has no method ${JSON.stringify(method)}`);
-    return jsonToCbor(await fn(parseParams(params)));
+    return jsonToCbor((await fn(parseParams(params), ctx)) as JsonLike);
   };
 
   return {

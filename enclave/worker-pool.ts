@@ -1,16 +1,25 @@
 /**
  * A fixed pool of signing workers (one per vCPU by default) so every vCPU of
- * the enclave signs. Jobs go to the worker with the fewest in flight; a
- * crashed worker is replaced and its jobs fail with WORKER_CRASHED.
+ * the enclave signs. Jobs wait in one queue and each worker runs one job at a
+ * time, in two steps (worker.ts): unwrap + derive the key's facts, then — if
+ * the caller's `authorize` and `record` accept those facts — sign.
+ *
+ * Every job has a deadline (the caller's, capped by the pool's own maximum)
+ * and may be cancelled. A job that is cancelled or expires before `record`
+ * never reaches `record` and never signs; a worker that is busy with a job
+ * past its deadline, or whose job is cancelled, is terminated and replaced.
+ * A replacement worker gets the keyring key from the pool's own copy, which
+ * the pool wipes on lock, on a new keyring and on close.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { wipe } from '../common/bytes.js';
 import { SignerError } from '../common/errors.js';
 import type { JsonLike } from '../common/cbor-json.js';
-import type { KeyKind, SignOp } from '../common/protocol/enclave-api.js';
+import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
 import type { WorkerIn, WorkerOut } from './worker.js';
 
 export class WorkerError extends SignerError {
@@ -25,6 +34,9 @@ export class WorkerError extends SignerError {
   }
 }
 
+/** Longest a job may take in the enclave, whatever deadline the (untrusted) parent sent. */
+export const MAX_JOB_MS = 30_000;
+
 export interface SignJob {
   op: SignOp;
   keyId: string;
@@ -34,12 +46,36 @@ export interface SignJob {
   request: Record<string, JsonLike>;
 }
 
+export interface RunOptions {
+  /** Aborted when the parent cancels the request (or the bridge's deadline passes). */
+  signal?: AbortSignal;
+  /** Absolute deadline, Date.now() ms; capped at now + the pool's maxJobMs. */
+  deadline?: number;
+  /** The policy decision on facts derived inside the worker; throws to refuse. */
+  authorize?: (facts: SignerFacts) => void | Promise<void>;
+  /** Records the allow decision (synchronously, right before the signing step); throws to refuse. */
+  record?: (facts: SignerFacts) => void;
+}
+
+export interface SignOutcome {
+  result: unknown;
+  facts: SignerFacts;
+}
+
 export interface WorkerPool {
   readonly size: number;
+  /** Workers started so far, replacements included (status and tests). */
+  readonly spawned: number;
+  /** The pool copies `key`; the caller may (and should) wipe its own array afterwards. */
   setKeyring(keyringId: string, key: Uint8Array): void;
   lock(): void;
-  run(job: SignJob): Promise<unknown>;
+  run(job: SignJob, opts?: RunOptions): Promise<SignOutcome>;
   close(): Promise<void>;
+}
+
+export interface WorkerPoolOptions {
+  size?: number;
+  maxJobMs?: number;
 }
 
 /**
@@ -56,71 +92,216 @@ function workerPath(): string {
   return built;
 }
 
-interface Slot {
-  worker: Worker;
-  inflight: Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>;
+type Phase = 'queued' | 'preparing' | 'deciding' | 'signing';
+
+interface Job {
+  id: number;
+  msg: Extract<WorkerIn, { t: 'job' }>;
+  opts: RunOptions;
+  phase: Phase;
+  slot?: Slot;
+  facts?: SignerFacts;
+  settled: boolean;
+  timer?: NodeJS.Timeout;
+  onAbort?: () => void;
+  resolve: (v: SignOutcome) => void;
+  reject: (e: Error) => void;
 }
 
-export function createWorkerPool(size = availableParallelism()): WorkerPool {
+interface Slot {
+  index: number;
+  worker: Worker;
+  job: Job | undefined;
+  dead: boolean;
+}
+
+const cancelled = () => new WorkerError('JOB_CANCELLED', 'the request was cancelled before it was signed; nothing was signed');
+const expired = () => new WorkerError('JOB_DEADLINE_EXCEEDED', 'the request ran out of time before it was signed; nothing was signed');
+
+export function createWorkerPool(options: number | WorkerPoolOptions = {}): WorkerPool {
+  const o: WorkerPoolOptions = typeof options === 'number' ? { size: options } : options;
+  const size = Math.max(1, o.size ?? availableParallelism());
+  const maxJobMs = o.maxJobMs ?? MAX_JOB_MS;
   const path = workerPath();
   let nextId = 1;
   let closed = false;
-  let keyringMsg: WorkerIn | undefined;
+  let spawned = 0;
+  /** The pool's own copy of the keyring key, for replacement workers. */
+  let keyring: { id: string; key: Uint8Array } | undefined;
   const slots: Slot[] = [];
+  const queue: Job[] = [];
 
-  function spawn(i: number): Slot {
+  const keyringMsg = (): WorkerIn | undefined => (keyring ? { t: 'keyring', keyringId: keyring.id, key: keyring.key } : undefined);
+
+  function spawn(index: number): Slot {
     const worker = new Worker(path);
-    const slot: Slot = { worker, inflight: new Map() };
-    worker.on('message', (m: WorkerOut) => {
-      const p = slot.inflight.get(m.id);
-      if (!p) return;
-      slot.inflight.delete(m.id);
-      if (m.t === 'done') p.resolve(m.result);
-      else p.reject(new WorkerError(m.error.code, m.error.message, m.error.field));
-    });
-    let dead = false;
+    spawned++;
+    const slot: Slot = { index, worker, job: undefined, dead: false };
+    worker.on('message', (m: WorkerOut) => onMessage(slot, m));
     const onDeath = () => {
-      if (dead) return;
-      dead = true;
-      for (const p of slot.inflight.values()) p.reject(new WorkerError('WORKER_CRASHED', 'the signing worker stopped; request not completed'));
-      slot.inflight.clear();
-      if (!closed) slots[i] = spawn(i);
+      if (slot.dead) return;
+      slot.dead = true;
+      const j = slot.job;
+      slot.job = undefined;
+      if (j) settle(j, new WorkerError('WORKER_CRASHED', 'the signing worker stopped; request not completed'));
+      if (!closed) {
+        slots[index] = spawn(index);
+        pump();
+      }
     };
     worker.once('error', onDeath);
     worker.once('exit', onDeath);
     worker.unref();
-    // A replacement worker needs the keyring too.
-    if (keyringMsg) worker.postMessage(keyringMsg);
+    // A replacement worker needs the keyring too (structured clone: the worker gets its own copy).
+    const k = keyringMsg();
+    if (k) worker.postMessage(k);
     return slot;
   }
 
-  for (let i = 0; i < Math.max(1, size); i++) slots.push(spawn(i));
+  /** Ends a job once: resolves or rejects, clears its timer and abort listener. */
+  function settle(j: Job, outcome: Error | SignOutcome): void {
+    if (j.settled) return;
+    j.settled = true;
+    if (j.timer) clearTimeout(j.timer);
+    if (j.onAbort) j.opts.signal?.removeEventListener('abort', j.onAbort);
+    if (outcome instanceof Error) j.reject(outcome);
+    else j.resolve(outcome);
+  }
+
+  /** Frees the job's worker for the next job. */
+  function release(j: Job): void {
+    const s = j.slot;
+    if (s && s.job === j) s.job = undefined;
+    pump();
+  }
+
+  /** The job must not sign: end it with `err`, and stop whatever its worker is doing for it. */
+  function stop(j: Job, err: Error): void {
+    if (j.settled) return;
+    switch (j.phase) {
+      case 'queued': {
+        const at = queue.indexOf(j);
+        if (at >= 0) queue.splice(at, 1);
+        settle(j, err);
+        return;
+      }
+      case 'deciding':
+        // The worker is idle, holding the unwrapped key: tell it to wipe it.
+        j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn);
+        settle(j, err);
+        release(j);
+        return;
+      case 'preparing':
+      case 'signing': {
+        // The worker is busy with this job: it cannot hear us. Replace it.
+        settle(j, err);
+        const s = j.slot!;
+        s.job = undefined;
+        s.dead = true; // its exit is expected: no WORKER_CRASHED, and the replacement starts now
+        void s.worker.terminate();
+        if (!closed) {
+          slots[s.index] = spawn(s.index);
+          pump();
+        }
+        return;
+      }
+    }
+  }
+
+  function pump(): void {
+    if (closed) return;
+    for (const s of slots) {
+      if (queue.length === 0) return;
+      if (s.job || s.dead) continue;
+      const j = queue.shift()!;
+      j.phase = 'preparing';
+      j.slot = s;
+      s.job = j;
+      s.worker.postMessage(j.msg);
+    }
+  }
+
+  async function decide(j: Job, facts: SignerFacts): Promise<void> {
+    j.phase = 'deciding';
+    j.facts = facts;
+    try {
+      await j.opts.authorize?.(facts);
+    } catch (e) {
+      if (j.settled) return;
+      j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn);
+      settle(j, e as Error);
+      release(j);
+      return;
+    }
+    if (j.settled) return; // cancelled or expired while the policy decided: abort already sent
+    if (j.opts.signal?.aborted) return stop(j, cancelled());
+    if (Date.now() >= j.msg.deadline) return stop(j, expired());
+    // Same tick as the `go` below: nothing can cancel between the record and the signing step.
+    try {
+      j.opts.record?.(facts);
+    } catch (e) {
+      j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn);
+      settle(j, e as Error);
+      release(j);
+      return;
+    }
+    j.phase = 'signing';
+    j.slot!.worker.postMessage({ t: 'go', id: j.id } satisfies WorkerIn);
+  }
+
+  function onMessage(slot: Slot, m: WorkerOut): void {
+    const j = slot.job;
+    if (!j || j.id !== m.id || j.settled) return;
+    if (m.t === 'facts') {
+      void decide(j, m.facts);
+      return;
+    }
+    if (m.t === 'done') settle(j, { result: m.result, facts: j.facts! });
+    else settle(j, new WorkerError(m.error.code, m.error.message, m.error.field));
+    release(j);
+  }
+
+  for (let i = 0; i < size; i++) slots.push(spawn(i));
 
   return {
-    size: slots.length,
+    size,
+    get spawned() {
+      return spawned;
+    },
     setKeyring(keyringId, key) {
-      keyringMsg = { t: 'keyring', keyringId, key };
-      // structured clone gives each worker its own copy
-      for (const s of slots) s.worker.postMessage(keyringMsg);
+      if (keyring) wipe(keyring.key);
+      keyring = { id: keyringId, key: new Uint8Array(key) };
+      for (const s of slots) s.worker.postMessage(keyringMsg());
     },
     lock() {
-      keyringMsg = undefined;
+      if (keyring) wipe(keyring.key);
+      keyring = undefined;
       for (const s of slots) s.worker.postMessage({ t: 'lock' } satisfies WorkerIn);
     },
-    run(job) {
+    run(job, opts = {}) {
       if (closed) return Promise.reject(new WorkerError('WORKER_CLOSED', 'the signing pool is shut down'));
-      let best = slots[0]!;
-      for (const s of slots) if (s.inflight.size < best.inflight.size) best = s;
+      if (opts.signal?.aborted) return Promise.reject(cancelled());
+      const now = Date.now();
+      const deadline = Math.min(opts.deadline ?? Infinity, now + maxJobMs);
+      if (now >= deadline) return Promise.reject(expired());
       const id = nextId++;
-      return new Promise((resolve, reject) => {
-        best.inflight.set(id, { resolve, reject });
-        best.worker.postMessage({ t: 'job', id, ...job } satisfies WorkerIn);
+      return new Promise<SignOutcome>((resolve, reject) => {
+        const j: Job = { id, msg: { t: 'job', id, ...job, deadline }, opts, phase: 'queued', settled: false, resolve, reject };
+        j.timer = setTimeout(() => stop(j, expired()), deadline - now);
+        j.timer.unref();
+        if (opts.signal) {
+          j.onAbort = () => stop(j, cancelled());
+          opts.signal.addEventListener('abort', j.onAbort, { once: true });
+        }
+        queue.push(j);
+        pump();
       });
     },
     async close() {
       closed = true;
-      if (keyringMsg && keyringMsg.t === 'keyring') keyringMsg.key.fill(0);
-      keyringMsg = undefined;
+      for (const j of queue.splice(0)) settle(j, new WorkerError('WORKER_CLOSED', 'the signing pool is shut down'));
+      if (keyring) wipe(keyring.key);
+      keyring = undefined;
       await Promise.all(slots.map((s) => s.worker.terminate()));
     },
   };

@@ -1,55 +1,115 @@
 /**
- * Signing worker thread. Holds a copy of the keyring key (sent once by the
- * main thread); each job carries a wrapped key blob, which is unwrapped,
- * used and wiped here. Errors go back as { code, message } only — never a
- * stack, never bytes of the request.
+ * Signing worker thread. Holds a copy of the keyring key (sent by the main
+ * thread, again to every replacement worker). A job runs in two steps:
+ *
+ *   1. `job`: unwrap the blob (AES-GCM authenticates key id, kind and
+ *      keyring), derive the key's public facts from the secret, and send them
+ *      back (`facts`). Nothing is signed yet; the secret stays here.
+ *   2. `go` (the enclave's policy allowed it and the decision was recorded):
+ *      sign and answer `done`; or `abort`: wipe and forget.
+ *
+ * So the policy only ever sees facts derived inside the enclave, and a
+ * decision is recorded only for a key that authenticated. Errors go back as
+ * { code, message } only — never a stack, never bytes of the request.
  */
 import { parentPort } from 'node:worker_threads';
 import { wipe } from '../common/bytes.js';
-import { isSignerError } from '../common/errors.js';
+import { isSignerError, SignerError } from '../common/errors.js';
 import type { JsonLike } from '../common/cbor-json.js';
-import type { KeyKind, SignOp } from '../common/protocol/enclave-api.js';
+import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
 import { unwrapKey } from './kms/wrapped-key.js';
-import { runOperation } from './operations.js';
+import { prepareOperation, type PreparedOperation } from './operations.js';
 
 export type WorkerIn =
   | { t: 'keyring'; keyringId: string; key: Uint8Array }
   | { t: 'lock' }
-  | { t: 'job'; id: number; op: SignOp; keyId: string; kind: KeyKind; keyringId: string; blob: Uint8Array; request: Record<string, JsonLike> };
+  | {
+      t: 'job';
+      id: number;
+      op: SignOp;
+      keyId: string;
+      kind: KeyKind;
+      keyringId: string;
+      blob: Uint8Array;
+      request: Record<string, JsonLike>;
+      /** Absolute deadline (Date.now() ms): past it the job fails instead of signing. */
+      deadline: number;
+    }
+  | { t: 'go'; id: number }
+  | { t: 'abort'; id: number };
 
 export type WorkerOut =
+  | { t: 'facts'; id: number; facts: SignerFacts }
   | { t: 'done'; id: number; result: unknown }
   | { t: 'fail'; id: number; error: { code: string; message: string; field?: string } };
 
 let keyring: { id: string; key: Uint8Array } | undefined;
+/** Jobs whose key authenticated and that wait for the enclave's decision. */
+const pending = new Map<number, { prepared: PreparedOperation; deadline: number }>();
+
+function failure(id: number, e: unknown): WorkerOut {
+  if (isSignerError(e)) {
+    const j = e.toJSON() as { code: string; message: string; field?: string };
+    return { t: 'fail', id, error: j.field === undefined ? { code: j.code, message: j.message } : { code: j.code, message: j.message, field: j.field } };
+  }
+  return { t: 'fail', id, error: { code: 'INTERNAL', message: 'signing failed with an internal error' } };
+}
+
+function expired(): SignerError {
+  return new SignerError('JOB_DEADLINE_EXCEEDED', 'the request ran out of time before it was signed; nothing was signed');
+}
+
+function forget(id: number): void {
+  const p = pending.get(id);
+  pending.delete(id);
+  p?.prepared.wipe();
+}
 
 function handle(msg: WorkerIn): WorkerOut | undefined {
-  if (msg.t === 'keyring') {
-    if (keyring) wipe(keyring.key);
-    keyring = { id: msg.keyringId, key: msg.key };
-    return undefined;
-  }
-  if (msg.t === 'lock') {
-    if (keyring) wipe(keyring.key);
-    keyring = undefined;
-    return undefined;
-  }
-  if (!keyring) return { t: 'fail', id: msg.id, error: { code: 'KEYRING_LOCKED', message: 'no keyring is unlocked in this enclave' } };
-  if (msg.keyringId !== keyring.id) {
-    return { t: 'fail', id: msg.id, error: { code: 'KEYRING_MISMATCH', message: `key ${msg.keyId} belongs to keyring ${msg.keyringId}, not the unlocked ${keyring.id}` } };
-  }
-  let secret: Uint8Array | undefined;
-  try {
-    secret = unwrapKey(keyring.key, { keyringId: keyring.id, keyId: msg.keyId, kind: msg.kind }, msg.blob);
-    return { t: 'done', id: msg.id, result: runOperation(msg.op, msg.kind, secret, msg.request) };
-  } catch (e) {
-    if (isSignerError(e)) {
-      const j = e.toJSON() as { code: string; message: string; field?: string };
-      return { t: 'fail', id: msg.id, error: j.field === undefined ? { code: j.code, message: j.message } : { code: j.code, message: j.message, field: j.field } };
+  switch (msg.t) {
+    case 'keyring':
+      if (keyring) wipe(keyring.key);
+      keyring = { id: msg.keyringId, key: msg.key };
+      return undefined;
+    case 'lock':
+      if (keyring) wipe(keyring.key);
+      keyring = undefined;
+      for (const id of [...pending.keys()]) forget(id);
+      return undefined;
+    case 'abort':
+      forget(msg.id);
+      return undefined;
+    case 'go': {
+      const p = pending.get(msg.id);
+      if (!p) return { t: 'fail', id: msg.id, error: { code: 'INTERNAL', message: 'no prepared job with this id' } };
+      try {
+        if (Date.now() >= p.deadline) throw expired();
+        return { t: 'done', id: msg.id, result: p.prepared.sign() };
+      } catch (e) {
+        return failure(msg.id, e);
+      } finally {
+        forget(msg.id);
+      }
     }
-    return { t: 'fail', id: msg.id, error: { code: 'INTERNAL', message: 'signing failed with an internal error' } };
-  } finally {
-    wipe(secret);
+    case 'job': {
+      if (!keyring) return { t: 'fail', id: msg.id, error: { code: 'KEYRING_LOCKED', message: 'no keyring is unlocked in this enclave' } };
+      if (msg.keyringId !== keyring.id) {
+        return { t: 'fail', id: msg.id, error: { code: 'KEYRING_MISMATCH', message: `key ${msg.keyId} belongs to keyring ${msg.keyringId}, not the unlocked ${keyring.id}` } };
+      }
+      let secret: Uint8Array | undefined;
+      try {
+        if (Date.now() >= msg.deadline) throw expired();
+        secret = unwrapKey(keyring.key, { keyringId: keyring.id, keyId: msg.keyId, kind: msg.kind }, msg.blob);
+        const prepared = prepareOperation(msg.op, { keyId: msg.keyId, kind: msg.kind, keyringId: keyring.id }, secret, msg.request);
+        pending.set(msg.id, { prepared, deadline: msg.deadline });
+        return { t: 'facts', id: msg.id, facts: prepared.facts };
+      } catch (e) {
+        return failure(msg.id, e);
+      } finally {
+        // prepareOperation keeps its own copy of what it needs
+        wipe(secret);
+      }
+    }
   }
 }
 

@@ -33,8 +33,8 @@ const account = privateKeyToAccount(`0x${'11'.repeat(32)}`);
 function seededKeystore(): string {
   const path = join(dir, `seeded-${++ksN}.db`);
   const ks = openKeystore(path);
-  ks.putKeyring({ format: 'enclave-signer/keyring', version: 1, keyringId: 'kr-1', kmsKeyId: 'arn:aws:kms:us-east-1:0:key/x', dataKeyCiphertext: new Uint8Array(64), createdAt: new Date().toISOString() });
-  ks.putKey({ keyId: 'key-1', kind: 'secp256k1', keyringId: 'kr-1', publicKey: '02'.padEnd(66, '0'), address: account.address, blob: new Uint8Array(61).fill(7) });
+  ks.putKeyring({ format: 'enclave-signer/keyring', version: 1, keyringId: '0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b', kmsKeyId: 'arn:aws:kms:us-east-1:0:key/x', dataKeyCiphertext: new Uint8Array(64), createdAt: new Date().toISOString() });
+  ks.putKey({ keyId: '6f1c1a52-8d4e-4a5b-9c3d-2e7f0a1b2c3d', kind: 'secp256k1', keyringId: '0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b', publicKey: '02'.padEnd(66, '0'), address: account.address, blob: new Uint8Array(61).fill(7) });
   ks.close();
   return path;
 }
@@ -64,7 +64,7 @@ async function expectNeverReady(r: Rig, code: RegExp): Promise<void> {
   for (const [method, params] of [
     ['eth_signTransaction', [tx]],
     ['personal_sign', ['0x00', account.address]],
-    ['signer_signDigest', { keyId: 'key-1', digest: `0x${'00'.repeat(32)}` }],
+    ['signer_signDigest', { keyId: '6f1c1a52-8d4e-4a5b-9c3d-2e7f0a1b2c3d', digest: `0x${'00'.repeat(32)}` }],
     ['signer_createKey', {}],
     ['signer_attest', { nonce: `0x${'00'.repeat(32)}` }],
   ] as const) {

@@ -14,7 +14,7 @@
 import { parseAttestation } from '../attestation/verify.js';
 import { toHex } from '../common/bytes.js';
 import type { JsonLike } from '../common/cbor-json.js';
-import { asKeyRecord, asRecord, type KeyKind, type KeyRecord, type SignOp } from '../common/protocol/enclave-api.js';
+import { asKeyRecord, asRecord, asSignerFacts, type KeyKind, type KeyRecord, type SignerFacts, type SignOp } from '../common/protocol/enclave-api.js';
 import { ParentError, invalidParam } from './errors.js';
 import { reasonOf, type Gate } from './gate.js';
 import { KeystoreError, type Keystore, type StoredKey } from './keystore.js';
@@ -120,6 +120,25 @@ function hexField(res: Record<string, unknown>, name: string, bytes?: number): s
   return v;
 }
 
+/**
+ * The enclave reports which key signed, from the unwrapped secret. Refuse an
+ * answer whose signer is not the key the client asked for: the keystore row
+ * was tampered with (e.g. the address cells of two keys swapped), and the
+ * signature must not reach the client as if it were the requested key's.
+ */
+function checkSigner(key: StoredKey, signer: SignerFacts): void {
+  const mismatch = (what: string) =>
+    new ParentError('PARENT_SIGNER_MISMATCH', `refused: the enclave signed with a key whose ${what} is not the requested key's; the keystore record of ${key.keyId} does not match its wrapped key (nothing was returned)`, {
+      hint: 'the keystore was modified outside the parent: restore it from a backup and check who can write it',
+    });
+  if (signer.keyId !== key.keyId) throw mismatch('id');
+  if (signer.kind !== key.kind) throw mismatch('kind');
+  if (signer.keyringId !== key.keyringId) throw mismatch('keyring');
+  if (signer.publicKey.toLowerCase() !== key.publicKey.toLowerCase()) throw mismatch('public key');
+  if (key.kind === 'secp256k1' && (key.address === undefined || signer.address?.toLowerCase() !== key.address.toLowerCase())) throw mismatch('address');
+  if (key.kind === 'bip32-seed' && (signer.xpub !== key.xpub || signer.fingerprint !== key.fingerprint)) throw mismatch('xpub or fingerprint');
+}
+
 async function sign(ctx: MethodContext, op: SignOp, key: StoredKey, request: Record<string, unknown>): Promise<Record<string, unknown>> {
   const unlocked = ctx.gate.keyringId();
   if (unlocked !== undefined && key.keyringId !== unlocked) {
@@ -127,7 +146,16 @@ async function sign(ctx: MethodContext, op: SignOp, key: StoredKey, request: Rec
   }
   const res = await ctx.gate.call('sign', { op, key: keyRecordOf(key), request }, { needKeyring: true, signal: ctx.signal });
   if (res === null || typeof res !== 'object' || Array.isArray(res) || res instanceof Uint8Array) throw badResponse('result object');
-  return jsonSafe(res) as Record<string, unknown>;
+  const { result, signer } = res as Record<string, JsonLike>;
+  let facts: SignerFacts;
+  try {
+    facts = asSignerFacts(signer);
+  } catch (e) {
+    throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `the enclave's answer has no valid signer: ${(e as Error).message}`, { cause: e });
+  }
+  checkSigner(key, facts);
+  if (result === null || typeof result !== 'object' || Array.isArray(result) || result instanceof Uint8Array) throw badResponse('result object');
+  return jsonSafe(result) as Record<string, unknown>;
 }
 
 // ------------------------------------------------------------ eth_* methods

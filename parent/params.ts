@@ -6,6 +6,7 @@
  * in the enclave, which is the only side whose checks count.
  */
 import { isAddress } from 'viem';
+import { isKeyId } from '../common/protocol/enclave-api.js';
 import { invalidParam } from './errors.js';
 
 export function describe(v: unknown): string {
@@ -64,18 +65,24 @@ export function readHexBytes(v: unknown, field: string, opts: { length?: number;
   return v;
 }
 
-const KEY_ID = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-
+/** Key ids are lowercase UUIDs as the enclave makes them (the enclave refuses anything else too). */
 export function readKeyId(v: unknown, field = 'keyId'): string {
   if (typeof v !== 'string') throw invalidParam(field, `expected a key id string, got ${describe(v)}`);
-  if (!KEY_ID.test(v)) throw invalidParam(field, 'not a key id (letters, digits, . _ : -; at most 128 characters)');
+  if (!isKeyId(v)) throw invalidParam(field, 'not a key id (a lowercase UUID as returned by signer_createKey)', 'signer_listKeys lists the keys');
   return v;
 }
+
+/** The enclave's BIP32 depth limit (SIGNER_LIMITS.maxPathDepth). */
+export const MAX_PATH_DEPTH = 16;
 
 /** A BIP32 path like m/44'/60'/0'/0/0; its steps are checked in the enclave. */
 export function readPath(v: unknown, field = 'path'): string {
   if (typeof v !== 'string') throw invalidParam(field, `expected a derivation path string like "m/44'/60'/0'/0/0", got ${describe(v)}`);
-  if (!/^m(?:\/[0-9]{1,10}['h]?){0,255}$/.test(v)) throw invalidParam(field, 'expected a derivation path like "m/44\'/60\'/0\'/0/0"');
+  if (v.length > 4096) throw invalidParam(field, 'path too long (more than 4096 characters)');
+  if (!/^m(?:\/[0-9]{1,10}['h]?)*$/.test(v)) throw invalidParam(field, 'expected a derivation path like "m/44\'/60\'/0\'/0/0"');
+  // The enclave's limit (enclave/signers/limits.ts, docs/signers.md): refused here so it costs the enclave nothing.
+  const depth = v.split('/').length - 1;
+  if (depth > MAX_PATH_DEPTH) throw invalidParam(field, `a path of ${depth} levels is over the limit of ${MAX_PATH_DEPTH} (maxPathDepth)`);
   return v;
 }
 

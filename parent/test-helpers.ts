@@ -24,7 +24,7 @@ import { SignerError } from '../common/errors.js';
 import { asBytes, asKeyRecord, asKeyringRecord, asKind, asRecord, asSignOp, onlyKeys, type KeyKind, type SignOp } from '../common/protocol/enclave-api.js';
 import { createDevCa, type DevCa } from '../dev/ca/index.js';
 import { createSimulatedNsm, simulatedImagePcrs } from '../enclave/nsm/simulated.js';
-import { runOperation } from '../enclave/operations.js';
+import { prepareOperation } from '../enclave/operations.js';
 import { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } from '../enclave/signers/index.js';
 import { startParent, type ParentConfig, type RunningParent } from './main.js';
 
@@ -163,7 +163,13 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
       }
       if (opts.denyOps?.includes(op)) throw new SignerError('POLICY_DENIED', `denied: ${op} is disabled by the enclave's policy`);
       if (opts.signDelayMs) await new Promise((r) => setTimeout(r, opts.signDelayMs));
-      return runOperation(op, k.kind, k.secret, request);
+      // Like the real enclave: the op's result and the facts derived from the secret.
+      const prepared = prepareOperation(op, { keyId: key.keyId, kind: k.kind, keyringId: k.keyringId }, k.secret, request);
+      try {
+        return { result: prepared.sign() as JsonLike, signer: prepared.facts };
+      } finally {
+        prepared.wipe();
+      }
     },
   };
 

@@ -73,6 +73,34 @@ export interface KeyRecord {
   blob: Uint8Array;
 }
 
+/**
+ * What the enclave learnt about the key that signed, from the unwrapped secret
+ * itself (never from the parent's record): the id, kind and keyring bound by
+ * the blob's AAD, and the public data derived inside. The enclave's policy
+ * sees only this; the parent refuses an answer whose facts are not the
+ * requested key's.
+ */
+export interface SignerFacts {
+  keyId: string;
+  kind: KeyKind;
+  keyringId: string;
+  /** Compressed public key (hex, 0x-less): the key's, or the BIP32 master's for seeds. */
+  publicKey: string;
+  /** secp256k1: the key's checksummed address. */
+  address?: string;
+  /** bip32-seed: master xpub and fingerprint. */
+  xpub?: string;
+  fingerprint?: string;
+  /** bip32-seed ops on a child (`path`): the child that signs (or is derived). */
+  child?: { path: string; publicKey: string; address: string };
+}
+
+/** The result of `sign`: the op's own result and the facts of the key that produced it. */
+export interface SignResultWire {
+  result: JsonLike;
+  signer: SignerFacts;
+}
+
 /** A keyring's public record (docs/keyring.md): the parent stores it, only an attested enclave can open it. */
 export interface KeyringRecordWire {
   format: 'enclave-signer/keyring';
@@ -110,7 +138,7 @@ export interface EnclaveMethods {
   /** A new key from NSM entropy, returned wrapped. */
   'key.create': { params: { kind: KeyKind }; result: Omit<KeyRecord, 'blob'> & { blob: Uint8Array } };
   /** Every signing request: the op, its JSON-RPC-shaped request, and the key's stored record. */
-  sign: { params: { op: SignOp; key: KeyRecord; request: JsonLike }; result: JsonLike };
+  sign: { params: { op: SignOp; key: KeyRecord; request: JsonLike }; result: SignResultWire };
 }
 
 export type EnclaveMethod = keyof EnclaveMethods;
@@ -144,6 +172,22 @@ export function asBytes(v: unknown, field: string, min: number, max: number): Ui
   return v;
 }
 
+/**
+ * Key ids are what `key.create` makes: a lowercase canonical UUID v4 (crypto
+ * randomUUID). Nothing else is accepted anywhere a key id enters, so an id can
+ * never carry separators, quotes or line breaks into a log or a message.
+ */
+export const KEY_ID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+export function isKeyId(v: unknown): v is string {
+  return typeof v === 'string' && KEY_ID_PATTERN.test(v);
+}
+
+export function asKeyId(v: unknown, field = 'keyId'): string {
+  if (!isKeyId(v)) fail(field, 'must be a key id (a lowercase UUID as made by key.create)');
+  return v;
+}
+
 export function asKind(v: unknown, field = 'kind'): KeyKind {
   if (!KEY_KINDS.includes(v as KeyKind)) fail(field, `must be one of ${KEY_KINDS.join(', ')}`);
   return v as KeyKind;
@@ -173,14 +217,42 @@ export function asKeyRecord(v: unknown, field = 'key'): KeyRecord {
   const o = asRecord(v, field);
   onlyKeys(o, ['keyId', 'kind', 'keyringId', 'publicKey', 'address', 'xpub', 'fingerprint', 'blob'], field);
   const r: KeyRecord = {
-    keyId: asString(o.keyId, `${field}.keyId`, 128),
+    keyId: asKeyId(o.keyId, `${field}.keyId`),
     kind: asKind(o.kind, `${field}.kind`),
-    keyringId: asString(o.keyringId, `${field}.keyringId`, 64),
+    keyringId: asKeyId(o.keyringId, `${field}.keyringId`),
     publicKey: asString(o.publicKey, `${field}.publicKey`, 132),
     blob: asBytes(o.blob, `${field}.blob`, 1, 1024),
   };
   if (o.address !== undefined) r.address = asString(o.address, `${field}.address`, 42);
   if (o.xpub !== undefined) r.xpub = asString(o.xpub, `${field}.xpub`, 128);
   if (o.fingerprint !== undefined) r.fingerprint = asString(o.fingerprint, `${field}.fingerprint`, 8);
+  return r;
+}
+
+const HEX_PUB = /^(?:02|03)[0-9a-f]{64}$/;
+const HEX_PUB_0X = /^0x(?:02|03)[0-9a-f]{64}$/;
+const ADDRESS = /^0x[0-9a-fA-F]{40}$/;
+
+/** The parent's check of the `signer` facts of a `sign` result (shapes only; it compares values itself). */
+export function asSignerFacts(v: unknown, field = 'signer'): SignerFacts {
+  const o = asRecord(v, field);
+  onlyKeys(o, ['keyId', 'kind', 'keyringId', 'publicKey', 'address', 'xpub', 'fingerprint', 'child'], field);
+  const publicKey = asString(o.publicKey, `${field}.publicKey`, 66);
+  if (!HEX_PUB.test(publicKey)) fail(`${field}.publicKey`, 'must be a compressed public key in lowercase hex');
+  const r: SignerFacts = { keyId: asKeyId(o.keyId, `${field}.keyId`), kind: asKind(o.kind, `${field}.kind`), keyringId: asKeyId(o.keyringId, `${field}.keyringId`), publicKey };
+  if (o.address !== undefined) {
+    r.address = asString(o.address, `${field}.address`, 42);
+    if (!ADDRESS.test(r.address)) fail(`${field}.address`, 'must be a 20-byte 0x address');
+  }
+  if (o.xpub !== undefined) r.xpub = asString(o.xpub, `${field}.xpub`, 128);
+  if (o.fingerprint !== undefined) r.fingerprint = asString(o.fingerprint, `${field}.fingerprint`, 8);
+  if (o.child !== undefined) {
+    const c = asRecord(o.child, `${field}.child`);
+    onlyKeys(c, ['path', 'publicKey', 'address'], `${field}.child`);
+    const child = { path: asString(c.path, `${field}.child.path`, 256), publicKey: asString(c.publicKey, `${field}.child.publicKey`, 68), address: asString(c.address, `${field}.child.address`, 42) };
+    if (!HEX_PUB_0X.test(child.publicKey)) fail(`${field}.child.publicKey`, 'must be a 0x compressed public key');
+    if (!ADDRESS.test(child.address)) fail(`${field}.child.address`, 'must be a 20-byte 0x address');
+    r.child = child;
+  }
   return r;
 }

@@ -137,7 +137,8 @@ describe('keyring through the attested KMS path', () => {
       expect(key.address).toMatch(/^0x[0-9a-fA-F]{40}$/);
       const tx = { type: 'eip1559', chainId: 1, nonce: 0, to: '0x000000000000000000000000000000000000dEaD', value: '0x1', gas: '0x5208', maxFeePerGas: '0x3b9aca00', maxPriorityFeePerGas: '0x1' };
       const signed = await call(peer, 'sign', { op: 'eth_signTransaction', key, request: { tx } });
-      const raw = signed.raw as `0x${string}`;
+      const raw = (signed.result as Record<string, unknown>).raw as `0x${string}`;
+      expect(signed.signer).toMatchObject({ keyId: key.keyId, address: key.address });
       expect(await recoverTransactionAddress({ serializedTransaction: raw as never })).toBe(key.address);
       expect(parseTransaction(raw).chainId).toBe(1);
     } finally {
@@ -151,7 +152,7 @@ describe('keyring through the attested KMS path', () => {
     try {
       await call(peer, 'keyring.unlock', { record });
       const sig = await call(peer, 'sign', { op: 'personal_sign', key, request: { message: 'hello' } });
-      expect(typeof sig.signature).toBe('string');
+      expect(typeof (sig.result as Record<string, unknown>).signature).toBe('string');
     } finally {
       peer.close();
       await enclave.close();
@@ -194,7 +195,7 @@ describe('keyring through the attested KMS path', () => {
     try {
       await call(peer, 'keyring.unlock', { record: moved });
       const sig = await call(peer, 'sign', { op: 'signer_signDigest', key, request: { digest: '0x' + '11'.repeat(32) } });
-      expect(sig.r).toBeTruthy();
+      expect((sig.result as Record<string, unknown>).r).toBeTruthy();
     } finally {
       peer.close();
       await enclave.close();

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createDecipheriv, randomBytes, type Decipher } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { toHex } from '../../common/bytes.js';
@@ -77,5 +77,28 @@ describe('wrapped keys (format v1)', () => {
     const k = kr();
     const s = new Uint8Array(32).fill(3);
     expect(toHex(wrapKey(k, meta, s))).not.toBe(toHex(wrapKey(k, meta, s)));
+  });
+
+  it('finding 10b: unwrapKey leaves no plaintext in the temporary buffers of update()/final()', () => {
+    const k = kr();
+    const secret = new Uint8Array(32).fill(0xa5);
+    const blob = wrapKey(k, meta, secret);
+    const seen: Buffer[] = [];
+    const proto = Object.getPrototypeOf(createDecipheriv('aes-256-gcm', k, new Uint8Array(12))) as Decipher;
+    const orig = proto.update;
+    proto.update = function (this: Decipher, ...args: unknown[]) {
+      const out = Reflect.apply(orig, this, args) as Buffer;
+      seen.push(out);
+      return out;
+    } as typeof orig;
+    try {
+      const got = unwrapKey(k, meta, blob);
+      expect(got).toEqual(secret);
+      got.fill(0);
+    } finally {
+      proto.update = orig;
+    }
+    expect(seen.length).toBeGreaterThan(0);
+    for (const b of seen) expect(b.every((x) => x === 0)).toBe(true);
   });
 });

@@ -60,10 +60,15 @@ export function unwrapKey(keyringKey: Uint8Array, meta: WrappedKeyMeta, blob: Ui
   d.setAAD(aad(meta));
   d.setAuthTag(tag);
   const out = Buffer.alloc(blob.length - HEADER - TAG);
+  // update() returns plaintext in a Buffer of its own (possibly from Node's
+  // shared pool): copy it out and wipe it, on success and failure alike.
+  let chunk: Buffer | undefined;
+  let tail: Buffer | undefined;
   try {
-    const n = d.update(blob.subarray(HEADER, blob.length - TAG)).copy(out);
-    d.final();
-    if (n !== out.length) throw new Error('length');
+    chunk = d.update(blob.subarray(HEADER, blob.length - TAG));
+    const n = chunk.copy(out);
+    tail = d.final();
+    if (n !== out.length || tail.length !== 0) throw new Error('length');
   } catch (e) {
     out.fill(0);
     throw new WrappedKeyError(
@@ -71,6 +76,9 @@ export function unwrapKey(keyringKey: Uint8Array, meta: WrappedKeyMeta, blob: Ui
       `wrapped key ${meta.keyId} does not authenticate under keyring ${meta.keyringId} (tampered, or stored under another key id, kind or keyring)`,
       { cause: e },
     );
+  } finally {
+    chunk?.fill(0);
+    tail?.fill(0);
   }
   try {
     checkSecretLength(meta.kind, out.length);

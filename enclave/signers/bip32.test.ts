@@ -70,7 +70,8 @@ describe('signer_deriveKey (BIP32)', () => {
     ['empty step', 'm//1'],
     ['hex step', 'm/0x1'],
     ['huge number', `m/${'9'.repeat(30)}`],
-    ['256 levels', `m${'/0'.repeat(256)}`],
+    ['17 levels (finding 5: the limit is 16)', `m${'/0'.repeat(17)}`],
+    ['255 hardened levels (finding 5)', `m${"/2147483647'".repeat(255)}`],
     ['not a string', 44],
     ['array', [44, 60]],
   ];
@@ -86,8 +87,9 @@ describe('signer_deriveKey (BIP32)', () => {
       expect(err).toMatchObject({ code: 'SIGN_INVALID_PARAMS', field: 'path' });
     });
   }
-  it('255 levels is the maximum and works', () => {
-    expect(deriveBip32PublicKey(SEED1, `m${'/1'.repeat(255)}`).depth).toBe(255);
+  it('finding 5: 16 levels is the maximum and works; 17 is refused naming the limit', () => {
+    expect(deriveBip32PublicKey(SEED1, `m${'/1'.repeat(16)}`).depth).toBe(16);
+    expect(() => deriveBip32PublicKey(SEED1, `m${"/1'".repeat(17)}`)).toThrow(/path: a path of 17 levels is over the limit of 16 \(maxPathDepth\)/);
   });
 
   it('seeds must be 16–64 bytes', () => {

@@ -11,10 +11,11 @@ import { HDKey } from '@scure/bip32';
 import { addressFromPublicKey } from './eth-address.js';
 import { wipe } from '../../common/bytes.js';
 import { guarded, invalidParams, SigningError } from './errors.js';
+import { overLimit, SIGNER_LIMITS } from './limits.js';
 import { hexOf, readSeed, readString, type Hex } from './validate.js';
 
 export const HARDENED_OFFSET = 0x80000000;
-const MAX_DEPTH = 255;
+const MAX_DEPTH = SIGNER_LIMITS.maxPathDepth;
 
 export type Bip32Network = 'mainnet' | 'testnet';
 
@@ -59,15 +60,15 @@ const STEP = /^(0|[1-9][0-9]*)(['hH]?)$/;
 /**
  * Parses "m", "m/44'/60'/0'/0/0", "m/84h/0h/0h" into child indices (hardened ones with the
  * 2^31 offset). Each index is < 2^31 before the offset; no leading zeros, no empty steps,
- * at most 255 levels.
+ * at most SIGNER_LIMITS.maxPathDepth (16) levels.
  */
 export function parseDerivationPath(path: unknown, field = 'path'): number[] {
   const s = readString(path, field);
-  if (s.length > 4096) throw invalidParams(field, 'path too long');
+  if (s.length > 4096) throw invalidParams(field, 'path too long (more than 4096 characters)');
   const parts = s.split('/');
   if (parts[0] !== 'm') throw invalidParams(field, 'must start with "m"');
   const steps = parts.slice(1);
-  if (steps.length > MAX_DEPTH) throw invalidParams(field, `deeper than ${MAX_DEPTH} levels`);
+  if (steps.length > MAX_DEPTH) throw invalidParams(field, overLimit(`a path of ${steps.length} levels`, 'maxPathDepth'));
   return steps.map((step, i) => {
     const m = STEP.exec(step);
     if (!m) throw invalidParams(field, `step ${i + 1} is not a decimal index with optional ' or h`);
@@ -135,6 +136,52 @@ export function deriveNode(master: HDKey, indices: readonly number[]): HDKey {
     if (node !== master) node.wipePrivateData();
     throw e;
   }
+}
+
+/**
+ * Derivations for one request: every node is derived once and cached by its
+ * path, so paths sharing a prefix (m/84'/0'/0'/0/i) cost one step each after
+ * the first. Counts the steps computed against `maxSteps`. Nodes belong to
+ * the cache: the caller never wipes them; `wipe()` wipes them all.
+ */
+export interface DerivationCache {
+  derive(indices: readonly number[], field: string): HDKey;
+  readonly steps: number;
+  wipe(): void;
+}
+
+export function createDerivationCache(master: HDKey, maxSteps: number = SIGNER_LIMITS.maxDerivationSteps): DerivationCache {
+  const nodes = new Map<string, HDKey>();
+  let steps = 0;
+  return {
+    derive(indices, field) {
+      if (indices.length > MAX_DEPTH) throw invalidParams(field, overLimit(`a path of ${indices.length} levels`, 'maxPathDepth'));
+      let node = master;
+      let key = '';
+      for (const index of indices) {
+        key += `/${index}`;
+        const cached = nodes.get(key);
+        if (cached) {
+          node = cached;
+          continue;
+        }
+        if (++steps > maxSteps) throw invalidParams(field, overLimit(`${steps} BIP32 derivations in one request`, 'maxDerivationSteps', maxSteps));
+        const parent = node;
+        const child = guarded('BIP32 derivation', () => parent.deriveChild(index));
+        nodes.set(key, child);
+        if (child.index !== index) throw new SigningError('SIGN_INTERNAL', 'BIP32 derivation hit an invalid child index');
+        node = child;
+      }
+      return node === master ? deriveNode(master, []) : node;
+    },
+    get steps() {
+      return steps;
+    },
+    wipe() {
+      for (const n of nodes.values()) n.wipePrivateData();
+      nodes.clear();
+    },
+  };
 }
 
 function publicInfo(master: HDKey, node: HDKey, indices: readonly number[]): Bip32PublicInfo {

@@ -4,6 +4,8 @@ import * as btc from '@scure/btc-signer';
 import { tapLeafHash } from '@scure/btc-signer/payment.js';
 import { describe, expect, it } from 'vitest';
 import { SigningError } from './errors.js';
+import { createDerivationCache } from './bip32.js';
+import { SIGNER_LIMITS } from './limits.js';
 import { signPsbt } from './psbt.js';
 import { bytes, testEntropy } from './test-helpers.js';
 
@@ -288,4 +290,42 @@ describe('signer_signPsbt refusals', () => {
       if (t.field !== undefined) expect((err as SigningError).field).toBe(t.field);
     });
   }
+});
+
+describe('finding 5: PSBT work limits', () => {
+  it('a PSBT with more inputs than maxPsbtInputs is refused, naming the limit, before anything is derived', () => {
+    const tx = new btc.Transaction();
+    for (let i = 0; i < SIGNER_LIMITS.maxPsbtInputs + 1; i++) {
+      tx.addInput({ txid: bytes(((i % 250) + 1).toString(16).padStart(2, '0').repeat(31) + (i >> 8).toString(16).padStart(2, '0')), index: i, witnessUtxo: { script: wpkh.script, amount: 1_000n } });
+    }
+    tx.addOutput({ script: dest.script, amount: 1_000n });
+    const e = (() => {
+      try {
+        signPsbt(SEED, tx.toPSBT(), { entropy: testEntropy() });
+      } catch (x) {
+        return x as SigningError;
+      }
+      throw new Error('signed');
+    })();
+    expect(e).toMatchObject({ code: 'SIGN_INVALID_PARAMS', field: 'psbt' });
+    expect(e.message).toBe(`psbt: ${SIGNER_LIMITS.maxPsbtInputs + 1} inputs is over the limit of ${SIGNER_LIMITS.maxPsbtInputs} (maxPsbtInputs)`);
+  });
+
+  it('a listed path deeper than maxPathDepth is refused naming the limit', () => {
+    const deep = [...btc.bip32Path(WPKH_PATH), ...Array.from({ length: 12 }, () => 0x80000000)];
+    const { psbt } = buildPsbt({ wpkh: { bip32Derivation: [[wpkhKey.publicKey!, { fingerprint: root.fingerprint, path: deep }]] }, foreign: null });
+    expect(() => signPsbt(SEED, psbt, { entropy: testEntropy() })).toThrow(/inputs\[0\]\.bip32Derivation: a path of 17 levels is over the limit of 16 \(maxPathDepth\)/);
+  });
+
+  it('each distinct path prefix is derived once per request, within maxDerivationSteps', () => {
+    const master = HDKey.fromMasterSeed(SEED);
+    const cache = createDerivationCache(master, 10);
+    for (let i = 0; i < 5; i++) cache.derive([...btc.bip32Path("m/84'/0'/0'/0"), i], 'p');
+    expect(cache.steps).toBe(4 + 5);
+    cache.derive(btc.bip32Path("m/84'/0'/0'/0/3"), 'p'); // cached: no new step
+    expect(cache.steps).toBe(9);
+    expect(cache.derive(btc.bip32Path("m/84'/0'/0'/0/3"), 'p').publicKey).toEqual(root.derive("m/84'/0'/0'/0/3").publicKey);
+    expect(() => cache.derive(btc.bip32Path("m/86'/0'"), 'p')).toThrow(/p: 11 BIP32 derivations in one request is over the limit of 10 \(maxDerivationSteps\)/);
+    cache.wipe();
+  });
 });

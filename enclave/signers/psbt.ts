@@ -14,9 +14,10 @@ import { Transaction, getInputType } from '@scure/btc-signer';
 import { hash160, taprootTweakPubkey } from '@scure/btc-signer/utils.js';
 import type { HDKey } from '@scure/bip32';
 import { bytesEqual, wipe } from '../../common/bytes.js';
-import { deriveNode, fingerprintHex, formatDerivationPath, withMasterKey } from './bip32.js';
+import { createDerivationCache, fingerprintHex, formatDerivationPath, withMasterKey, type DerivationCache } from './bip32.js';
 import { drawEntropy, type EntropySource } from './entropy.js';
 import { guarded, invalidParams, SigningError } from './errors.js';
+import { overLimit, SIGNER_LIMITS } from './limits.js';
 import { describe, hexOf, readArray, type Hex } from './validate.js';
 
 export interface SignPsbtOptions {
@@ -95,22 +96,31 @@ function unsupported(index: number, message: string): SigningError {
   });
 }
 
-/** Derives `path` and checks it gives `listed`; returns the node (caller wipes) or throws a mismatch. */
-function deriveChecked(master: HDKey, index: number, field: string, key: OurKey, xonly: boolean): HDKey {
-  if (key.path.length > 255) throw mismatch(index, field, 'derivation path deeper than 255 levels');
-  const node = deriveNode(master, key.path);
+/** Derives `path` (through the request's cache) and checks it gives `listed`; the node belongs to the cache. */
+function deriveChecked(cache: DerivationCache, index: number, field: string, key: OurKey, xonly: boolean): HDKey {
+  const node = cache.derive(key.path, `inputs[${index}].${field}`);
   const pub = node.publicKey!;
   const derived = xonly ? pub.subarray(1) : pub;
   if (!bytesEqual(derived, key.listed)) {
-    node.wipePrivateData();
     throw mismatch(index, field, `path ${formatDerivationPath(key.path)} does not derive to the listed public key`);
   }
   return node;
 }
 
-/** `signer_signPsbt`. */
-export function signPsbt(seed: Uint8Array, psbt: unknown, opts: SignPsbtOptions): SignedPsbt {
+/** A decoded PSBT within the limits, ready to sign (see preparePsbt). */
+export interface PreparedPsbt {
+  readonly tx: Transaction;
+  readonly allowedSighash: number[] | undefined;
+}
+
+/**
+ * Decodes and bounds a PSBT before anything is derived or signed: bytes,
+ * inputs, outputs, and (given our master fingerprint) the derivation entries
+ * naming us. Every refusal names the limit (SIGN_INVALID_PARAMS, field psbt).
+ */
+export function preparePsbt(psbt: unknown, opts: Omit<SignPsbtOptions, 'entropy'>, fingerprint?: number): PreparedPsbt {
   const bytes = readPsbt(psbt);
+  if (bytes.length > SIGNER_LIMITS.maxPsbtBytes) throw invalidParams('psbt', overLimit(`a PSBT of ${bytes.length} bytes`, 'maxPsbtBytes'));
   const allowedSighash = readSighashes(opts.allowedSighash);
   if (opts.strictPrevouts !== undefined && typeof opts.strictPrevouts !== 'boolean') {
     throw invalidParams('strictPrevouts', 'expected a boolean');
@@ -120,107 +130,144 @@ export function signPsbt(seed: Uint8Array, psbt: unknown, opts: SignPsbtOptions)
     () => Transaction.fromPSBT(bytes, { unknown: 'ignore', strictPrevoutValidation: opts.strictPrevouts === true }),
     { code: 'SIGN_PSBT_INVALID', field: 'psbt', expose: true },
   );
-
-  return withMasterKey(seed, 'mainnet', (master) => {
-    const fp = master.fingerprint;
-    const inputs: PsbtInputReport[] = [];
-    const signedInputs: number[] = [];
-
+  if (tx.inputsLength > SIGNER_LIMITS.maxPsbtInputs) throw invalidParams('psbt', overLimit(`${tx.inputsLength} inputs`, 'maxPsbtInputs'));
+  if (tx.outputsLength > SIGNER_LIMITS.maxPsbtOutputs) throw invalidParams('psbt', overLimit(`${tx.outputsLength} outputs`, 'maxPsbtOutputs'));
+  if (fingerprint !== undefined) {
+    let ours = 0;
     for (let i = 0; i < tx.inputsLength; i++) {
       const input = tx.getInput(i);
-      const segwitKeys: OurKey[] = (input.bip32Derivation ?? [])
-        .filter(([, d]) => d.fingerprint === fp)
-        .map(([pub, d]) => ({ path: d.path, listed: pub, leafHashes: [] }));
-      const tapKeys: OurKey[] = (input.tapBip32Derivation ?? [])
-        .filter(([, d]) => d.der.fingerprint === fp)
-        .map(([pub, d]) => ({ path: d.der.path, listed: pub, leafHashes: d.hashes }));
-      if (segwitKeys.length === 0 && tapKeys.length === 0) {
-        inputs.push({ index: i, status: 'not-ours' });
-        continue;
-      }
-
-      // Every entry naming our fingerprint must derive to the key it lists, whatever the input type.
-      const nodes: HDKey[] = [];
-      let chosen: { node: HDKey; key: OurKey; kind: PsbtInputKind } | undefined;
-      try {
-        for (const k of segwitKeys) nodes.push(deriveChecked(master, i, 'bip32Derivation', k, false));
-        for (const k of tapKeys) nodes.push(deriveChecked(master, i, 'tapBip32Derivation', k, true));
-
-        const type = guarded(`input ${i} classification`, () => getInputType(input), {
-          code: 'SIGN_PSBT_UNSUPPORTED_INPUT',
-          field: `inputs[${i}]`,
-          expose: true,
-        });
-        if (type.type === 'wpkh' && type.last.type === 'wpkh') {
-          if (segwitKeys.length === 0) throw mismatch(i, 'bip32Derivation', 'P2WPKH input names our fingerprint only in tapBip32Derivation');
-          const pkh = type.last.hash;
-          const at = segwitKeys.findIndex((k) => bytesEqual(hash160(k.listed), pkh));
-          if (at < 0) throw mismatch(i, 'bip32Derivation', 'our key is listed but the input does not pay to it');
-          chosen = { node: nodes[at]!, key: segwitKeys[at]!, kind: 'p2wpkh' };
-        } else if (type.type === 'tr' && type.last.type === 'tr') {
-          if (tapKeys.length === 0) {
-            throw mismatch(i, 'tapBip32Derivation', 'P2TR input names our fingerprint only in bip32Derivation (BIP371 uses tapBip32Derivation)');
-          }
-          const outputKey = type.last.pubkey;
-          const internal = input.tapInternalKey;
-          const at = tapKeys.findIndex((k) => k.leafHashes.length === 0 && internal !== undefined && bytesEqual(k.listed, internal));
-          if (at < 0) {
-            if (tapKeys.some((k) => k.leafHashes.length > 0)) throw unsupported(i, 'our key is only in taproot script leaves (script path is not signed)');
-            throw mismatch(i, 'tapBip32Derivation', 'our key is listed but it is not the input\'s tapInternalKey');
-          }
-          const [tweaked] = taprootTweakPubkey(internal!, input.tapMerkleRoot ?? new Uint8Array(0));
-          if (!bytesEqual(tweaked, outputKey)) {
-            throw mismatch(i, 'tapInternalKey', 'the internal key tweaked with tapMerkleRoot is not the output key');
-          }
-          const ourX = tapKeys[at]!.listed;
-          for (const [, leaf] of input.tapLeafScript ?? []) {
-            if (containsBytes(leaf, ourX)) throw unsupported(i, 'our key also appears in a taproot script leaf (script path is not signed)');
-          }
-          chosen = { node: nodes[at + segwitKeys.length]!, key: tapKeys[at]!, kind: 'p2tr' };
-        } else {
-          throw unsupported(i, `input type ${type.type} is not P2WPKH or P2TR`);
-        }
-
-        const priv = chosen.node.privateKey!;
-        let aux: Uint8Array | undefined;
-        try {
-          if (chosen.kind === 'p2tr') aux = drawEntropy(opts.entropy, 32);
-          const ok = guarded(
-            `signing input ${i}`,
-            () => tx.signIdx(priv, i, allowedSighash, aux),
-            { code: 'SIGN_PSBT_SIGN_FAILED', field: `inputs[${i}]`, expose: true },
-          );
-          if (!ok) throw new SigningError('SIGN_PSBT_SIGN_FAILED', `input ${i}: nothing was signed`, { field: `inputs[${i}]` });
-        } finally {
-          wipe(priv, aux);
-        }
-        inputs.push({
-          index: i,
-          status: 'signed',
-          kind: chosen.kind,
-          path: formatDerivationPath(chosen.key.path),
-          publicKey: hexOf(chosen.node.publicKey!),
-        });
-        signedInputs.push(i);
-      } finally {
-        for (const n of nodes) n.wipePrivateData();
-      }
+      ours += (input.bip32Derivation ?? []).filter(([, d]) => d.fingerprint === fingerprint).length;
+      ours += (input.tapBip32Derivation ?? []).filter(([, d]) => d.der.fingerprint === fingerprint).length;
     }
-
-    if (signedInputs.length === 0) {
-      throw new SigningError('SIGN_PSBT_NOT_OURS', `no input names master fingerprint ${fingerprintHex(fp)}`, {
-        field: 'psbt',
-        hint: 'each input to sign needs a bip32Derivation / tapBip32Derivation entry with our fingerprint',
-      });
+    if (ours > SIGNER_LIMITS.maxPsbtOwnDerivations) {
+      throw invalidParams('psbt', overLimit(`${ours} derivation entries naming our fingerprint`, 'maxPsbtOwnDerivations'));
     }
-    const out = guarded('PSBT encoding', () => tx.toPSBT());
-    return {
-      psbt: Buffer.from(out).toString('base64'),
-      signedInputs,
-      inputs,
-      masterFingerprint: fingerprintHex(fp),
-    };
+  }
+  return { tx, allowedSighash };
+}
+
+/** `signer_signPsbt`. */
+export function signPsbt(seed: Uint8Array, psbt: unknown, opts: SignPsbtOptions): SignedPsbt {
+  return signPreparedPsbt(seed, preparePsbt(psbt, opts), opts);
+}
+
+/** Signs a PSBT that preparePsbt decoded and bounded. */
+export function signPreparedPsbt(seed: Uint8Array, prepared: PreparedPsbt, opts: Pick<SignPsbtOptions, 'entropy'>): SignedPsbt {
+  const { tx, allowedSighash } = prepared;
+  return withMasterKey(seed, 'mainnet', (master) => {
+    const fp = master.fingerprint;
+    const cache = createDerivationCache(master);
+    try {
+      let ours = 0;
+      for (let i = 0; i < tx.inputsLength; i++) {
+        const input = tx.getInput(i);
+        ours += (input.bip32Derivation ?? []).filter(([, d]) => d.fingerprint === fp).length;
+        ours += (input.tapBip32Derivation ?? []).filter(([, d]) => d.der.fingerprint === fp).length;
+      }
+      if (ours > SIGNER_LIMITS.maxPsbtOwnDerivations) {
+        throw invalidParams('psbt', overLimit(`${ours} derivation entries naming our fingerprint`, 'maxPsbtOwnDerivations'));
+      }
+      return signInputs(tx, fp, cache, allowedSighash, opts);
+    } finally {
+      cache.wipe();
+    }
   });
+}
+
+function signInputs(tx: Transaction, fp: number, cache: DerivationCache, allowedSighash: number[] | undefined, opts: Pick<SignPsbtOptions, 'entropy'>): SignedPsbt {
+  const inputs: PsbtInputReport[] = [];
+  const signedInputs: number[] = [];
+
+  for (let i = 0; i < tx.inputsLength; i++) {
+    const input = tx.getInput(i);
+    const segwitKeys: OurKey[] = (input.bip32Derivation ?? [])
+      .filter(([, d]) => d.fingerprint === fp)
+      .map(([pub, d]) => ({ path: d.path, listed: pub, leafHashes: [] }));
+    const tapKeys: OurKey[] = (input.tapBip32Derivation ?? [])
+      .filter(([, d]) => d.der.fingerprint === fp)
+      .map(([pub, d]) => ({ path: d.der.path, listed: pub, leafHashes: d.hashes }));
+    if (segwitKeys.length === 0 && tapKeys.length === 0) {
+      inputs.push({ index: i, status: 'not-ours' });
+      continue;
+    }
+
+    // Every entry naming our fingerprint must derive to the key it lists, whatever the input type.
+    const nodes: HDKey[] = [];
+    let chosen: { node: HDKey; key: OurKey; kind: PsbtInputKind } | undefined;
+    for (const k of segwitKeys) nodes.push(deriveChecked(cache, i, 'bip32Derivation', k, false));
+    for (const k of tapKeys) nodes.push(deriveChecked(cache, i, 'tapBip32Derivation', k, true));
+
+    const type = guarded(`input ${i} classification`, () => getInputType(input), {
+      code: 'SIGN_PSBT_UNSUPPORTED_INPUT',
+      field: `inputs[${i}]`,
+      expose: true,
+    });
+    if (type.type === 'wpkh' && type.last.type === 'wpkh') {
+      if (segwitKeys.length === 0) throw mismatch(i, 'bip32Derivation', 'P2WPKH input names our fingerprint only in tapBip32Derivation');
+      const pkh = type.last.hash;
+      const at = segwitKeys.findIndex((k) => bytesEqual(hash160(k.listed), pkh));
+      if (at < 0) throw mismatch(i, 'bip32Derivation', 'our key is listed but the input does not pay to it');
+      chosen = { node: nodes[at]!, key: segwitKeys[at]!, kind: 'p2wpkh' };
+    } else if (type.type === 'tr' && type.last.type === 'tr') {
+      if (tapKeys.length === 0) {
+        throw mismatch(i, 'tapBip32Derivation', 'P2TR input names our fingerprint only in bip32Derivation (BIP371 uses tapBip32Derivation)');
+      }
+      const outputKey = type.last.pubkey;
+      const internal = input.tapInternalKey;
+      const at = tapKeys.findIndex((k) => k.leafHashes.length === 0 && internal !== undefined && bytesEqual(k.listed, internal));
+      if (at < 0) {
+        if (tapKeys.some((k) => k.leafHashes.length > 0)) throw unsupported(i, 'our key is only in taproot script leaves (script path is not signed)');
+        throw mismatch(i, 'tapBip32Derivation', 'our key is listed but it is not the input\'s tapInternalKey');
+      }
+      const [tweaked] = taprootTweakPubkey(internal!, input.tapMerkleRoot ?? new Uint8Array(0));
+      if (!bytesEqual(tweaked, outputKey)) {
+        throw mismatch(i, 'tapInternalKey', 'the internal key tweaked with tapMerkleRoot is not the output key');
+      }
+      const ourX = tapKeys[at]!.listed;
+      for (const [, leaf] of input.tapLeafScript ?? []) {
+        if (containsBytes(leaf, ourX)) throw unsupported(i, 'our key also appears in a taproot script leaf (script path is not signed)');
+      }
+      chosen = { node: nodes[at + segwitKeys.length]!, key: tapKeys[at]!, kind: 'p2tr' };
+    } else {
+      throw unsupported(i, `input type ${type.type} is not P2WPKH or P2TR`);
+    }
+
+    const priv = chosen.node.privateKey!;
+    let aux: Uint8Array | undefined;
+    try {
+      if (chosen.kind === 'p2tr') aux = drawEntropy(opts.entropy, 32);
+      const ok = guarded(
+        `signing input ${i}`,
+        () => tx.signIdx(priv, i, allowedSighash, aux),
+        { code: 'SIGN_PSBT_SIGN_FAILED', field: `inputs[${i}]`, expose: true },
+      );
+      if (!ok) throw new SigningError('SIGN_PSBT_SIGN_FAILED', `input ${i}: nothing was signed`, { field: `inputs[${i}]` });
+    } finally {
+      wipe(priv, aux);
+    }
+    inputs.push({
+      index: i,
+      status: 'signed',
+      kind: chosen.kind,
+      path: formatDerivationPath(chosen.key.path),
+      publicKey: hexOf(chosen.node.publicKey!),
+    });
+    signedInputs.push(i);
+  }
+
+  if (signedInputs.length === 0) {
+    throw new SigningError('SIGN_PSBT_NOT_OURS', `no input names master fingerprint ${fingerprintHex(fp)}`, {
+      field: 'psbt',
+      hint: 'each input to sign needs a bip32Derivation / tapBip32Derivation entry with our fingerprint',
+    });
+  }
+  const out = guarded('PSBT encoding', () => tx.toPSBT());
+  return {
+    psbt: Buffer.from(out).toString('base64'),
+    signedInputs,
+    inputs,
+    masterFingerprint: fingerprintHex(fp),
+  };
 }
 
 function containsBytes(hay: Uint8Array, needle: Uint8Array): boolean {

@@ -450,7 +450,7 @@ describe('no secret material', () => {
     expect(all).not.toContain(DEV_CREDENTIALS.secretAccessKey);
     // What was signed is not logged either (the audit line names op and key id only).
     expect(all).not.toContain(digest(0xfeed).slice(2));
-    expect(all).toMatch(/audit op=signer_signDigest key=[0-9a-f-]{36} decision=allow/);
+    expect(all).toMatch(/audit \{"op":"signer_signDigest","keyId":"[0-9a-f-]{36}","keyringId":"[0-9a-f-]{36}","decision":"allow"\}/);
     // The story of the kill is in the log, one line per event.
     expect(all).toMatch(/enclave exited \(SIGKILL\); restarting/);
     expect(all).toMatch(/enclave gate: ready/);

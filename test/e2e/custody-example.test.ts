@@ -135,8 +135,8 @@ describe('examples/custody-client.mjs', () => {
       expect(steps.filter((s) => s.step === 'retry')).toEqual([]); // a denial is never retried
       expect(byStep(steps, 'done')).toMatchObject({ ok: false, denied: 1 });
       // The enclave decided, and audited the decision (op and key id only).
-      expect(enclaveLog).toMatch(/audit op=eth_signTypedData_v4 key=[0-9a-f-]{36} decision=deny/);
-      expect(enclaveLog).toMatch(/audit op=eth_signTransaction key=[0-9a-f-]{36} decision=allow/);
+      expect(enclaveLog).toMatch(/audit \{"op":"eth_signTypedData_v4","keyId":"[0-9a-f-]{36}","keyringId":"[0-9a-f-]{36}","decision":"deny","reason":"denied: [^"]*"\}/);
+      expect(enclaveLog).toMatch(/audit \{"op":"eth_signTransaction","keyId":"[0-9a-f-]{36}","keyringId":"[0-9a-f-]{36}","decision":"allow"\}/);
     } finally {
       await parent?.stop();
       enclave.kill('SIGTERM');

@@ -1,0 +1,141 @@
+/**
+ * The signing pool with real worker threads: the two-step job (facts, then
+ * signing only if allowed), deadlines and cancellation, and replacement
+ * workers that still hold the keyring key.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { verifyMessage } from 'viem';
+import { afterAll, describe, expect, it } from 'vitest';
+import { HDKey } from '@scure/bip32';
+import * as btc from '@scure/btc-signer';
+import { wrapKey } from './kms/wrapped-key.js';
+import { SIGNER_LIMITS } from './signers/limits.js';
+import { addressFromPrivateKey } from './signers/index.js';
+import { createWorkerPool, type SignJob, type WorkerPool } from './worker-pool.js';
+
+const pools: WorkerPool[] = [];
+afterAll(async () => {
+  for (const p of pools) await p.close();
+});
+
+const KEYRING = randomUUID();
+const secret = new Uint8Array(32).fill(9);
+const address = addressFromPrivateKey(secret);
+
+function setup(): { pool: WorkerPool; job: SignJob; workers: Set<Worker> } {
+  // Finds the pool's Worker objects without a hook in production code: every worker gets a postMessage.
+  const workers = new Set<Worker>();
+  const post = Worker.prototype.postMessage;
+  Worker.prototype.postMessage = function (this: Worker, ...args: Parameters<Worker['postMessage']>) {
+    workers.add(this);
+    return post.apply(this, args);
+  };
+  const pool = createWorkerPool(1);
+  pools.push(pool);
+  const ringKey = new Uint8Array(randomBytes(32));
+  const keyId = randomUUID();
+  const blob = wrapKey(ringKey, { keyringId: KEYRING, keyId, kind: 'secp256k1' }, secret);
+  pool.setKeyring(KEYRING, ringKey);
+  ringKey.fill(0); // what the service does with its copy right after setKeyring
+  Worker.prototype.postMessage = post;
+  return { pool, job: { op: 'personal_sign', keyId, kind: 'secp256k1', keyringId: KEYRING, blob, request: { message: 'hi' } }, workers };
+}
+
+async function signs(pool: WorkerPool, job: SignJob): Promise<void> {
+  const { result, facts } = await pool.run(job);
+  expect(facts.address).toBe(address);
+  expect(await verifyMessage({ address, message: 'hi', signature: (result as { signature: `0x${string}` }).signature })).toBe(true);
+}
+
+async function replaced(pool: WorkerPool, before: number): Promise<void> {
+  for (let i = 0; i < 500 && pool.spawned === before; i++) await new Promise((r) => setTimeout(r, 10));
+}
+
+describe('worker pool', () => {
+  it('finding 3: a worker that dies is replaced, and the replacement signs with the right keyring key', async () => {
+    const { pool, job, workers } = setup();
+    await signs(pool, job);
+    expect(workers.size).toBe(1);
+    const before = pool.spawned;
+    await [...workers][0]!.terminate(); // the worker dies (as after a crash)
+    await replaced(pool, before);
+    expect(pool.spawned).toBe(before + 1);
+    await signs(pool, job);
+  });
+
+  it('finding 5: the facts come before any signature, and a refusal means no signature', async () => {
+    const { pool, job } = setup();
+    const steps: string[] = [];
+    const e = await pool
+      .run(job, {
+        authorize: (f) => {
+          steps.push(`authorize ${f.address}`);
+          throw Object.assign(new Error('denied: no'), { code: 'POLICY_DENIED' });
+        },
+        record: () => steps.push('record'),
+      })
+      .catch((x: Error) => x);
+    expect((e as Error).message).toBe('denied: no');
+    expect(steps).toEqual([`authorize ${address}`]);
+    await signs(pool, job); // the worker is free again
+  });
+
+  it('finding 5: an already-cancelled or expired job is refused before it reaches a worker', async () => {
+    const { pool, job } = setup();
+    await expect(pool.run(job, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'JOB_CANCELLED' });
+    await expect(pool.run(job, { deadline: Date.now() })).rejects.toMatchObject({ code: 'JOB_DEADLINE_EXCEEDED' });
+    const spawned = pool.spawned;
+    await signs(pool, job);
+    expect(pool.spawned).toBe(spawned);
+  });
+
+  it('finding 5: a job cancelled while its worker signs is stopped by replacing the worker; the replacement signs with the right key', async () => {
+    const { pool, job } = setup();
+    // A seed key and a PSBT at the input limit, every input ours: seconds of real work for one worker.
+    const seed = new Uint8Array(32).fill(5);
+    const seedId = randomUUID();
+    const master = HDKey.fromMasterSeed(seed);
+    const child = master.derive('m/0/0');
+    const script = btc.p2wpkh(child.publicKey!).script;
+    const tx = new btc.Transaction();
+    for (let i = 0; i < SIGNER_LIMITS.maxPsbtInputs; i++) {
+      tx.addInput({
+        txid: new Uint8Array(32).fill(2).map((x, j) => (j === 0 ? i & 0xff : j === 1 ? i >> 8 : x)),
+        index: 0,
+        witnessUtxo: { script, amount: 10_000n },
+        bip32Derivation: [[child.publicKey!, { fingerprint: master.fingerprint, path: [0, 0] }]],
+      });
+    }
+    tx.addOutput({ script, amount: 1000n });
+    // The same keyring for both keys (the pool holds one keyring).
+    const ring2 = new Uint8Array(randomBytes(32));
+    pool.setKeyring(KEYRING, ring2);
+    const seedJob: SignJob = {
+      op: 'signer_signPsbt',
+      keyId: seedId,
+      kind: 'bip32-seed',
+      keyringId: KEYRING,
+      blob: wrapKey(ring2, { keyringId: KEYRING, keyId: seedId, kind: 'bip32-seed' }, seed),
+      request: { psbt: Buffer.from(tx.toPSBT()).toString('base64') },
+    };
+    const keyJob: SignJob = { ...job, blob: wrapKey(ring2, { keyringId: KEYRING, keyId: job.keyId, kind: 'secp256k1' }, secret) };
+    ring2.fill(0);
+    const ac = new AbortController();
+    const spawned = pool.spawned;
+    const steps: string[] = [];
+    const e = await pool
+      .run(seedJob, {
+        signal: ac.signal,
+        record: () => {
+          steps.push('record');
+          setImmediate(() => ac.abort()); // the worker has just been told to sign
+        },
+      })
+      .catch((x: Error) => x);
+    expect(e).toMatchObject({ code: 'JOB_CANCELLED' });
+    expect(steps).toEqual(['record']);
+    expect(pool.spawned).toBe(spawned + 1);
+    await signs(pool, keyJob);
+  });
+});
