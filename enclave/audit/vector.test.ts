@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { toHex, parseHex } from '../../common/bytes.js';
-import { decodeCbor, encodeCbor } from '../../common/cbor.js';
+import { decodeCbor, encodeCbor, type CborValue } from '../../common/cbor.js';
 import { AuditLog } from './log.js';
 import { encodeAuditBinding, parseAuditBinding } from '../../common/audit/binding.js';
 import { parseCheckpoint } from '../../common/audit/checkpoint.js';
@@ -128,6 +128,6 @@ describe('audit record format', () => {
   });
 });
 
-function decodeAsMap(payload: Uint8Array): Map<number, never> {
-  return decodeCbor(payload) as Map<number, never>;
+function decodeAsMap(payload: Uint8Array): Map<number, CborValue> {
+  return decodeCbor(payload) as Map<number, CborValue>;
 }
