@@ -267,3 +267,40 @@ function decisionBody(seq: number, prev: Uint8Array, auditKey: Uint8Array) {
     attestation: null,
   };
 }
+
+describe('audit verify: hostile bytes', () => {
+  it('random mutations (flips, truncations, insertions, splices) never throw and never verify', async () => {
+    const fc = await import('fast-check');
+    const { records } = await buildChain(3);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: records.length - 1 }),
+        fc.oneof(
+          fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
+          fc.record({ op: fc.constant('cut' as const), at: fc.nat() }),
+          fc.record({ op: fc.constant('insert' as const), at: fc.nat(), b: fc.integer({ min: 0, max: 255 }) }),
+          fc.record({ op: fc.constant('splice' as const), at: fc.nat(), junk: fc.uint8Array({ minLength: 1, maxLength: 40 }) }),
+        ),
+        (idx, m) => {
+          const r = records[idx]!;
+          const at = m.at % r.length;
+          let t: Uint8Array;
+          if (m.op === 'flip') {
+            t = Uint8Array.from(r);
+            t[at] = t[at]! ^ (1 << m.bit);
+          } else if (m.op === 'cut') t = r.subarray(0, at);
+          else if (m.op === 'insert') t = Uint8Array.from([...r.subarray(0, at), m.b, ...r.subarray(at)]);
+          else t = Uint8Array.from([...r.subarray(0, at), ...m.junk, ...r.subarray(at + m.junk.length)]);
+          if (Buffer.from(t).equals(Buffer.from(r))) return;
+          const copy = [...records];
+          copy[idx] = t;
+          const rep = verify(copy);
+          expect(rep.valid).toBe(false);
+          expect(rep.firstBad!.index).toBe(idx);
+          expect(rep.firstBad!.code).toMatch(/^AUDIT_/);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+});
