@@ -3,14 +3,14 @@
  * (docs/audit.md). verify checks a keystore's audit_records (or a JSON Lines
  * export) offline; export writes JSON Lines that verify the same way.
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type ReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { parseHex, toHex } from '../common/bytes.js';
-import { parseCheckpoint } from '../common/audit/checkpoint.js';
-import { parseReceipt, MAX_RECEIPT_BYTES } from '../common/audit/receipt.js';
-import { SignerError } from '../common/errors.js';
+import { parseCheckpoint, type CheckpointBody } from '../common/audit/checkpoint.js';
+import { parseReceipt, MAX_RECEIPT_BYTES, type Receipt } from '../common/audit/receipt.js';
+import type { SignerError } from '../common/errors.js';
 import { AuditChainVerifier, verifyAuditChain, type AuditAnchor, type AuditVerifyReport, type RawAuditRecord } from '../attestation/audit/verify.js';
 import { openKeystore, type Keystore } from '../parent/keystore.js';
 import { parse, trustOptions, TRUST_OPTIONS } from './audit-options.js';
@@ -96,7 +96,7 @@ async function* jsonlRecords(path: string, io: Io): AsyncGenerator<RawAuditRecor
       yield* all;
     })();
   } else {
-    let stream;
+    let stream: ReadStream;
     try {
       const fh = await open(path, 'r');
       stream = fh.createReadStream({ encoding: 'utf8' });
@@ -125,7 +125,7 @@ async function anchorsFrom(checkpoints: string[], receipts: string[]): Promise<A
     const raw = await readInputFile(f, 'checkpoint', 64 * 1024);
     const text = Buffer.from(raw).toString('utf8').trim();
     const bytes = parseHex(text) ?? raw;
-    let c;
+    let c: CheckpointBody;
     try {
       c = parseCheckpoint(bytes).body;
     } catch (e) {
@@ -135,7 +135,7 @@ async function anchorsFrom(checkpoints: string[], receipts: string[]): Promise<A
   }
   for (const f of receipts) {
     const raw = await readInputFile(f, 'receipt', MAX_RECEIPT_BYTES);
-    let r;
+    let r: Receipt;
     try {
       r = parseReceipt(Buffer.from(raw).toString('utf8'));
     } catch (e) {

@@ -13,6 +13,7 @@ import { recordSignatureValid, sha256 } from '../../common/audit/record.js';
 import type { Receipt } from '../../common/audit/receipt.js';
 import { verifyAttestationAgainstManifest } from '../manifest-attest.js';
 import type { AuditVerifyOptions } from './verify.js';
+import type { VerifiedAttestation } from '../types.js';
 import { verifyAttestation } from '../verify.js';
 
 export interface ReceiptVerified {
@@ -42,7 +43,7 @@ export function verifyReceipt(receipt: Receipt, result: Uint8Array, opts: Omit<A
   if (b.kind !== 'sign' || b.decision !== 'allowed' || b.resultDigest === null) throw fail('AUDIT_RECEIPT', `record is a ${b.kind}/${b.decision} decision, not a released signature`);
   if (!bytesEqual(sha256(result), b.resultDigest)) throw fail('AUDIT_RECEIPT', `the result's SHA-256 ${toHex(sha256(result))} is not the record's result digest ${toHex(b.resultDigest)}`);
 
-  let v;
+  let v: VerifiedAttestation;
   try {
     const common = { at: 'document' as const, allowDebug: opts.allowDebug === true, ...(opts.root ? { root: opts.root } : {}) };
     v = opts.manifest

@@ -14,7 +14,7 @@
  */
 import { toHex, bytesEqual } from '../../common/bytes.js';
 import { SignerError } from '../../common/errors.js';
-import { parseAuditBinding } from '../../common/audit/binding.js';
+import { parseAuditBinding, type AuditBinding } from '../../common/audit/binding.js';
 import { AuditError, type AuditErrorCode } from '../../common/audit/errors.js';
 import { parseRecord, recordSignatureValid, type ParsedRecord } from '../../common/audit/record.js';
 import { verifyAttestationAgainstManifest } from '../manifest-attest.js';
@@ -165,7 +165,7 @@ export class AuditChainVerifier {
       this.#problem('AUDIT_ATTESTATION', `seq ${b.seq}: the attestation document for audit key ${keyHex} does not verify: ${err.code ?? ''} ${err.message ?? String(e)}`.replace('  ', ' '), b.seq, index);
       return false;
     }
-    let binding;
+    let binding: AuditBinding;
     try {
       binding = parseAuditBinding(v.document.userData, { seq: b.seq });
     } catch (e) {

@@ -206,7 +206,7 @@ export function encodeRecordBody(b: AuditRecordBody): Uint8Array {
   const m = new Map<CborKey, CborValue>();
   m.set(0, b.version);
   m.set(1, 'record');
-  FIELDS.slice(2).forEach((f, i) => m.set(i + 2, b[f as Exclude<(typeof FIELDS)[number], 'type'>]));
+  for (let i = 2; i < FIELDS.length; i++) m.set(i, b[FIELDS[i] as Exclude<(typeof FIELDS)[number], 'type'>]);
   return encodeCbor(m);
 }
 
