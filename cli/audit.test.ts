@@ -152,6 +152,29 @@ describe('enclave-signer audit verify', () => {
   });
 });
 
+describe('enclave-signer audit verify: a damaged database', () => {
+  it('a keystore with a smashed page gives a clear, typed failure naming the seq (exit 1), never a crash', async () => {
+    const { records } = await buildChain(400);
+    const path = keystoreWith(records);
+    const db = new Database(path);
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.pragma('journal_mode = DELETE');
+    db.close();
+    const buf = readFileSync(path);
+    const page = 4096;
+    const p = Math.floor((buf.length / page) * 0.7);
+    buf.fill(0xff, p * page, (p + 1) * page);
+    writeFileSync(path, buf);
+    const r = await run('audit', 'verify', '--keystore', path, '--root', rootPem, '--json');
+    expect(r.code).toBe(1);
+    const j = JSON.parse(r.out);
+    expect(j.valid).toBe(false);
+    expect(['AUDIT_SOURCE', 'AUDIT_MALFORMED', 'AUDIT_SIGNATURE', 'AUDIT_GAP']).toContain(j.firstBad.code);
+    expect(typeof j.firstBad.seq).toBe('number');
+    expect(j.firstBad.message).toMatch(/seq \d+/);
+  });
+});
+
 describe('enclave-signer receipt verify', () => {
   it('a receipt for a personal_sign verifies with its result; the same receipt with another result does not', async () => {
     const ok = await run('receipt', 'verify', receiptFile, '--result', toHex(result), '--root', rootPem, '--json');
