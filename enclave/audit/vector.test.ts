@@ -131,3 +131,13 @@ describe('audit record format', () => {
 function decodeAsMap(payload: Uint8Array): Map<number, CborValue> {
   return decodeCbor(payload) as Map<number, CborValue>;
 }
+
+describe('record digests', () => {
+  it('requestDigest is SHA-256 of CBOR [method, params]; resultDigest of the hex result is over its bytes', async () => {
+    const { requestDigest, resultDigest } = await import('../../common/audit/digest.js');
+    const params = new Map<string, CborValue>([['keyId', 'k1'], ['message', Uint8Array.of(1, 2)]]);
+    expect(toHex(requestDigest('personal_sign', params))).toBe(toHex(sha256(encodeCbor(['personal_sign', params]))));
+    expect(toHex(resultDigest(`0x${'ab'.repeat(65)}`))).toBe(toHex(sha256(new Uint8Array(65).fill(0xab))));
+    expect(() => resultDigest('0xzz')).toThrow(expect.objectContaining({ code: 'AUDIT_MALFORMED' }));
+  });
+});
