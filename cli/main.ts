@@ -35,6 +35,8 @@ export const COMMANDS: readonly Command[] = [
   lazyCommand('dev', 'run enclave + parent + KMS emulator locally (development)', './dev.js', 'dev'),
   lazyCommand('enclave', 'run the enclave side', './enclave.js', 'enclave'),
   lazyCommand('parent', 'run the parent proxy (signing socket, attestation gate)', './parent.js', 'parent'),
+  lazyCommand('audit', 'verify or export the enclave\'s audit chain', './audit.js', 'audit'),
+  lazyCommand('receipt', 'verify a signed receipt for a result', './receipt.js', 'receipt'),
 ];
 
 export function mainUsage(): string {

@@ -12,6 +12,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { SignerError } from '../common/errors.js';
 import type { KeyKind, KeyRecord, KeyringRecordWire } from '../common/protocol/enclave-api.js';
+import { parseRecord } from '../common/audit/record.js';
 
 export class KeystoreError extends SignerError {}
 
@@ -22,11 +23,19 @@ export interface StoredKey extends KeyRecord {
 
 export interface Keystore {
   readonly path: string;
-  putKeyring(r: KeyringRecordWire): void;
+  /** `audit`: signed audit records written in the same transaction (docs/audit.md). */
+  putKeyring(r: KeyringRecordWire, audit?: readonly Uint8Array[]): void;
   /** The active keyring (the most recently created one that is not retired). */
   activeKeyring(): KeyringRecordWire | undefined;
-  replaceKeyring(r: KeyringRecordWire): void;
-  putKey(k: KeyRecord, label?: string): StoredKey;
+  replaceKeyring(r: KeyringRecordWire, audit?: readonly Uint8Array[]): void;
+  putKey(k: KeyRecord, label?: string, audit?: readonly Uint8Array[]): StoredKey;
+  /** Persists signed audit records (all or none), durably, before the caller releases anything. */
+  appendAuditRecords(records: readonly Uint8Array[]): void;
+  /** The stored record with the highest seq: the head to show a new enclave. */
+  auditHead(): Uint8Array | undefined;
+  /** Stored records in seq order, streamed (a chain can be long). */
+  iterateAuditRecords(fromSeq?: number): IterableIterator<{ seq: number; record: Uint8Array }>;
+  countAuditRecords(): number;
   getKey(keyId: string): StoredKey | undefined;
   getKeyByAddress(address: string): StoredKey | undefined;
   listKeys(): StoredKey[];
@@ -54,6 +63,15 @@ CREATE TABLE IF NOT EXISTS keys (
   blob BLOB NOT NULL,
   label TEXT,
   created_at TEXT NOT NULL
+);
+-- The audit chain (docs/audit.md): record = the exact signed bytes the enclave
+-- returned; audit_key and hash are derived from them, for queries only.
+CREATE TABLE IF NOT EXISTS audit_records (
+  seq INTEGER PRIMARY KEY,
+  audit_key BLOB NOT NULL,
+  hash BLOB NOT NULL,
+  record BLOB NOT NULL,
+  stored_at TEXT NOT NULL
 );
 `;
 
@@ -122,6 +140,8 @@ export function openKeystore(path: string, opts: { readonly?: boolean } = {}): K
     return d;
   });
 
+  // An older keystore opened read-only may predate the audit table: it then simply has no records.
+  const hasAudit = wrap('open', () => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_records'").get() !== undefined);
   const stmts = {
     putKeyring: db.prepare(
       'INSERT INTO keyrings (keyring_id, kms_key_id, data_key_ciphertext, created_at, seq) VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM keyrings))',
@@ -135,13 +155,59 @@ export function openKeystore(path: string, opts: { readonly?: boolean } = {}): K
     getKeyByAddress: db.prepare('SELECT * FROM keys WHERE lower(address) = lower(?)'),
     listKeys: db.prepare('SELECT * FROM keys ORDER BY created_at, key_id'),
     countKeys: db.prepare('SELECT COUNT(*) AS n FROM keys'),
+    ...(hasAudit
+      ? {
+          putAudit: db.prepare('INSERT INTO audit_records (seq, audit_key, hash, record, stored_at) VALUES (?, ?, ?, ?, ?)'),
+          getAudit: db.prepare('SELECT record FROM audit_records WHERE seq = ?'),
+          auditHead: db.prepare('SELECT record FROM audit_records ORDER BY seq DESC LIMIT 1'),
+          iterAudit: db.prepare('SELECT seq, record FROM audit_records WHERE seq >= ? ORDER BY seq'),
+          countAudit: db.prepare('SELECT COUNT(*) AS n FROM audit_records'),
+        }
+      : {}),
+  };
+
+  /** Checks shape (not signatures: the parent is not the verifier) and extracts the indexed columns. */
+  const auditRows = (records: readonly Uint8Array[]) =>
+    records.map((bytes) => {
+      let r;
+      try {
+        r = parseRecord(bytes);
+      } catch (e) {
+        throw new KeystoreError('KEYSTORE_AUDIT_RECORD', `not an audit record: ${(e as Error).message}`, { cause: e });
+      }
+      return { seq: r.body.seq, auditKey: Buffer.from(r.body.auditKey), hash: Buffer.from(r.hash), bytes: Buffer.from(bytes) };
+    });
+
+  /** Inserts inside the caller's transaction. The same bytes again are a no-op (a retried persist); other bytes at a stored seq are a conflict. */
+  const insertAudit = (rows: ReturnType<typeof auditRows>): void => {
+    if (rows.length === 0) return;
+    if (!stmts.putAudit || !stmts.getAudit) throw new KeystoreError('KEYSTORE_READONLY', 'this keystore has no audit table (opened read-only)');
+    const at = new Date().toISOString();
+    for (const r of rows) {
+      const existing = stmts.getAudit.get(r.seq) as { record: Buffer } | undefined;
+      if (existing) {
+        if (existing.record.equals(r.bytes)) continue;
+        throw new KeystoreError('KEYSTORE_AUDIT_CONFLICT', `audit seq ${r.seq} is already stored with different bytes: the enclave continued from a head other than the stored one`);
+      }
+      stmts.putAudit.run(r.seq, r.auditKey, r.hash, r.bytes, at);
+    }
+  };
+
+  /** Runs a key change and its audit records as one transaction: both are durable, or neither. */
+  const withAudit = <T>(audit: readonly Uint8Array[] | undefined, fn: () => T): T => {
+    const rows = auditRows(audit ?? []);
+    return wrap('write', () => db.transaction(() => {
+      const out = fn();
+      insertAudit(rows);
+      return out;
+    })());
   };
 
   return {
     path,
-    putKeyring: (r) => wrap('write', () => void stmts.putKeyring.run(r.keyringId, r.kmsKeyId, Buffer.from(r.dataKeyCiphertext), r.createdAt)),
-    replaceKeyring: (r) =>
-      wrap('write', () => {
+    putKeyring: (r, audit) => withAudit(audit, () => void stmts.putKeyring.run(r.keyringId, r.kmsKeyId, Buffer.from(r.dataKeyCiphertext), r.createdAt)),
+    replaceKeyring: (r, audit) =>
+      withAudit(audit, () => {
         const res = stmts.replaceKeyring.run(r.kmsKeyId, Buffer.from(r.dataKeyCiphertext), r.keyringId);
         if (res.changes !== 1) throw new KeystoreError('KEYSTORE_NOT_FOUND', `no keyring ${r.keyringId}`);
       }),
@@ -158,8 +224,8 @@ export function openKeystore(path: string, opts: { readonly?: boolean } = {}): K
           createdAt: row.created_at,
         };
       }),
-    putKey: (k, label) =>
-      wrap('write', () => {
+    putKey: (k, label, audit) =>
+      withAudit(audit, () => {
         const createdAt = new Date().toISOString();
         stmts.putKey.run(k.keyId, k.kind, k.keyringId, k.publicKey, k.address ?? null, k.xpub ?? null, k.fingerprint ?? null, Buffer.from(k.blob), label ?? null, createdAt);
         return { ...k, label: label ?? null, createdAt };
@@ -174,6 +240,23 @@ export function openKeystore(path: string, opts: { readonly?: boolean } = {}): K
     }),
     listKeys: () => wrap('read', () => (stmts.listKeys.all() as KeyRow[]).map(fromRow)),
     countKeys: () => wrap('read', () => (stmts.countKeys.get() as { n: number }).n),
+    appendAuditRecords: (records) => withAudit(records, () => undefined),
+    auditHead: () =>
+      wrap('read', () => {
+        const row = stmts.auditHead?.get() as { record: Buffer } | undefined;
+        return row ? new Uint8Array(row.record) : undefined;
+      }),
+    iterateAuditRecords: (fromSeq = 0) => {
+      const it = stmts.iterAudit ? (stmts.iterAudit.iterate(fromSeq) as IterableIterator<{ seq: number; record: Buffer }>) : [][Symbol.iterator]();
+      return (function* () {
+        for (;;) {
+          const n = wrap('read', () => it.next());
+          if (n.done) return;
+          yield { seq: n.value.seq, record: new Uint8Array(n.value.record) };
+        }
+      })();
+    },
+    countAuditRecords: () => wrap('read', () => (stmts.countAudit ? (stmts.countAudit.get() as { n: number }).n : 0)),
     close: () => db.close(),
   };
 }

@@ -1,0 +1,90 @@
+/**
+ * `enclave-signer receipt verify FILE --result HEX`: proves offline that a
+ * result came from an attested enclave (its image matching the manifest when
+ * given) under the policy hash in its audit record. docs/audit.md, "Receipts".
+ */
+import { parseHex } from '../common/bytes.js';
+import { parseReceipt, MAX_RECEIPT_BYTES } from '../common/audit/receipt.js';
+import { SignerError } from '../common/errors.js';
+import { verifyReceipt, type ReceiptVerified } from '../attestation/audit/receipt.js';
+import { parse, trustOptions, TRUST_OPTIONS } from './audit-options.js';
+import { guard } from './command.js';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, errorReport, formatFailure } from './errors.js';
+import { readInputFile, type Io } from './io.js';
+
+export const RECEIPT_VERIFY_USAGE = `Usage: enclave-signer receipt verify <FILE|-> --result <hex> [options]
+
+Verifies a receipt offline: the audit record's signature, that it records a
+released signature whose result digest is SHA-256 of --result, that an
+attestation document (verified against the root at its own time, and against
+the signed manifest when given) binds the record's audit key, and that the
+record's policy hash is the attested one when the enclave attests a policy.
+
+Options:
+  --result <hex>            the result the client received (e.g. the signature)
+  --root <cert.pem>         trust this root instead of AWS's (dev/test only)
+  --manifest <signed.json>  require the enclave's PCRs to match a signed manifest
+  --manifest-key <pub.pem>  public key trusted to sign manifests (repeatable)
+  --manifest-key-id <hex>   or its keyId (repeatable)
+  --allow-debug             accept debug-mode enclaves
+  --json                    print a JSON result
+  -h, --help                show this help
+
+Exit status: 0 the receipt proves the result, 1 it does not, 2 usage.
+`;
+
+function text(r: ReceiptVerified): string {
+  const lines = [
+    'OK: receipt verified',
+    `  record       seq ${r.seq}  ${r.hash}`,
+    `  decision     ${r.op ?? '-'} by ${r.principal ?? '-'} with key ${r.keyId ?? '-'} (rule ${r.rule ?? '-'}) at ${r.time}`,
+    `  policy hash  ${r.policyHash ?? 'none recorded'}`,
+    `  audit key    ${r.auditKey}`,
+    `  enclave      ${r.enclave.moduleId}, attested ${r.enclave.attestedAt}${r.enclave.debug ? ', DEBUG' : ''}`,
+    `  root         ${r.enclave.root}`,
+  ];
+  if (r.enclave.manifest) lines.push(`  manifest     ${r.enclave.manifest.name} ${r.enclave.manifest.version} (key ${r.enclave.manifest.keyId})`);
+  if (r.checkpoint) lines.push(`  checkpoint   seq ${r.checkpoint.seq}  ${r.checkpoint.head}`);
+  return `${lines.join('\n')}\n`;
+}
+
+async function verifyCmd(argv: string[], io: Io): Promise<number> {
+  return guard(RECEIPT_VERIFY_USAGE, io, 'receipt did not verify', async () => {
+    const { values: f, positionals } = parse(argv, { ...TRUST_OPTIONS, result: { type: 'string' } });
+    if (f.help) {
+      io.stdout(RECEIPT_VERIFY_USAGE);
+      return EXIT_OK;
+    }
+    if (positionals.length !== 1) throw new UsageError('give exactly one receipt file');
+    if (f.result === undefined) throw new UsageError('--result <hex> is required');
+    const result = parseHex(f.result);
+    if (!result || result.length === 0) throw new UsageError('--result must be non-empty hex');
+    const trust = await trustOptions(f, io);
+    const raw = await readInputFile(positionals[0]!, 'receipt', MAX_RECEIPT_BYTES, io);
+    let out: ReceiptVerified;
+    try {
+      out = verifyReceipt(parseReceipt(Buffer.from(raw).toString('utf8')), result, trust);
+    } catch (e) {
+      if (!(e instanceof SignerError)) throw e;
+      const seq = (e as { seq?: number }).seq;
+      if (f.json) io.stdout(`${JSON.stringify({ valid: false, ...(seq !== undefined ? { seq } : {}), error: errorReport(e) }, null, 2)}\n`);
+      else io.stderr(formatFailure('receipt did not verify', e));
+      return EXIT_FAILED;
+    }
+    io.stdout(f.json ? `${JSON.stringify(out, null, 2)}\n` : text(out));
+    return EXIT_OK;
+  });
+}
+
+/** `receipt verify …` */
+export async function receipt(argv: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub === 'verify') return verifyCmd(rest, io);
+  const usage = 'Usage: enclave-signer receipt verify <FILE> --result <hex> [options]\n';
+  if (sub === '--help' || sub === '-h' || sub === 'help') {
+    io.stdout(usage);
+    return EXIT_OK;
+  }
+  io.stderr(`error: ${sub === undefined ? 'missing command' : `unknown command 'receipt ${sub}'`}\n\n${usage}`);
+  return EXIT_USAGE;
+}

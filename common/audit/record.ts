@@ -1,0 +1,254 @@
+/**
+ * The audit record: one per decision the enclave makes, hash-chained and
+ * signed by the enclave's audit key. Format (docs/audit.md has it byte by
+ * byte and a test vector):
+ *
+ *   payload = canonical CBOR map, unsigned-integer keys 0…16 in ascending
+ *             order, every key always present (absent values are null):
+ *     0 v             1 (uint)              version; others are refused
+ *     1 type          "record"
+ *     2 seq           uint                  0 for the first record of a chain
+ *     3 prev          bstr 32               SHA-256 of the previous payload; 32 zero bytes at seq 0
+ *     4 time          uint                  enclave clock, ms since the epoch
+ *     5 auditKey      bstr 32               Ed25519 public key that signed this record
+ *     6 kind          tstr                  AUDIT_KINDS
+ *     7 decision      tstr                  AUDIT_DECISIONS
+ *     8 principal     tstr / null           who asked ("host" for the unauthenticated socket)
+ *     9 op            tstr / null           e.g. "personal_sign"
+ *    10 keyId         tstr / null           key id (keyring id for keyring records)
+ *    11 requestDigest bstr 32 / null        SHA-256 of the request as the enclave received it
+ *    12 rule          tstr / null           id of the deciding policy rule
+ *    13 policyHash    bstr 32 / null        hash of the policy in force
+ *    14 resultDigest  bstr 32 / null        SHA-256 of the result bytes (signatures)
+ *    15 prevAuditKey  bstr 32 / null        hand-over only: the audit key of the head it continues
+ *    16 attestation   bstr / null           hand-over only: attestation document binding auditKey
+ *
+ *   record hash = SHA-256(payload)          (what the next record's prev names)
+ *   record      = COSE_Sign1 envelope of payload (envelope.ts)
+ *
+ * Only digests, ids and public keys go in: no field can carry key material.
+ */
+import { createHash } from 'node:crypto';
+import { bytesEqual } from '../bytes.js';
+import { decodeCbor, encodeCbor, type CborKey, type CborValue } from '../cbor.js';
+import { AuditError } from './errors.js';
+import { ED25519_PUBLIC_KEY_BYTES, parseEnvelope, verifyEnvelope } from './envelope.js';
+
+export const AUDIT_RECORD_VERSION = 1;
+export const DIGEST_BYTES = 32;
+export const ZERO_HASH = new Uint8Array(DIGEST_BYTES);
+/** Longest text field, in UTF-8 bytes. */
+export const MAX_TEXT_BYTES = 256;
+/** Largest attestation document a hand-over may carry (attestation/verify.ts MAX_DOCUMENT_BYTES). */
+export const MAX_ATTESTATION_BYTES = 16 * 1024;
+
+export const AUDIT_KINDS = ['handover', 'key.create', 'sign', 'approval', 'keyring.create', 'keyring.unlock', 'keyring.rotate', 'policy.load'] as const;
+export type AuditKind = (typeof AUDIT_KINDS)[number];
+export const AUDIT_DECISIONS = ['allowed', 'denied', 'pending', 'approved', 'rejected', 'done'] as const;
+export type AuditDecision = (typeof AUDIT_DECISIONS)[number];
+
+/** Which decisions each kind may carry. */
+const DECISIONS_OF: Record<AuditKind, readonly AuditDecision[]> = {
+  handover: ['done'],
+  'key.create': ['done', 'denied'],
+  sign: ['allowed', 'denied', 'pending'],
+  approval: ['approved', 'rejected'],
+  'keyring.create': ['done', 'denied'],
+  'keyring.unlock': ['done', 'denied'],
+  'keyring.rotate': ['done', 'denied'],
+  'policy.load': ['done', 'denied'],
+};
+
+/** What a decision says; the chain fields (seq, prev, time, auditKey) are added by the log. */
+export interface AuditEntry {
+  kind: AuditKind;
+  decision: AuditDecision;
+  principal?: string | null;
+  op?: string | null;
+  keyId?: string | null;
+  requestDigest?: Uint8Array | null;
+  rule?: string | null;
+  policyHash?: Uint8Array | null;
+  resultDigest?: Uint8Array | null;
+}
+
+export interface AuditRecordBody {
+  version: 1;
+  seq: number;
+  prev: Uint8Array;
+  time: number;
+  auditKey: Uint8Array;
+  kind: AuditKind;
+  decision: AuditDecision;
+  principal: string | null;
+  op: string | null;
+  keyId: string | null;
+  requestDigest: Uint8Array | null;
+  rule: string | null;
+  policyHash: Uint8Array | null;
+  resultDigest: Uint8Array | null;
+  prevAuditKey: Uint8Array | null;
+  attestation: Uint8Array | null;
+}
+
+/** A record as read back: the decoded body, the exact bytes, and its hash. */
+export interface ParsedRecord {
+  body: AuditRecordBody;
+  /** The whole signed record (what the keystore stores). */
+  bytes: Uint8Array;
+  payload: Uint8Array;
+  signature: Uint8Array;
+  /** SHA-256(payload). */
+  hash: Uint8Array;
+}
+
+const FIELDS = [
+  'version',
+  'type',
+  'seq',
+  'prev',
+  'time',
+  'auditKey',
+  'kind',
+  'decision',
+  'principal',
+  'op',
+  'keyId',
+  'requestDigest',
+  'rule',
+  'policyHash',
+  'resultDigest',
+  'prevAuditKey',
+  'attestation',
+] as const;
+
+export function sha256(b: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(b).digest());
+}
+
+interface Where {
+  seq?: number;
+  index?: number;
+}
+
+function malformed(msg: string, where: Where): AuditError {
+  return new AuditError('AUDIT_MALFORMED', where.seq === undefined ? msg : `seq ${where.seq}: ${msg}`, where);
+}
+
+const te = new TextEncoder();
+
+function checkText(name: string, v: unknown, nullable: boolean, where: Where): void {
+  if (v === null && nullable) return;
+  if (typeof v !== 'string') throw malformed(`${name} must be a text string${nullable ? ' or null' : ''}`, where);
+  if (v.length === 0) throw malformed(`${name} must not be empty`, where);
+  if (te.encode(v).length > MAX_TEXT_BYTES) throw malformed(`${name} is longer than ${MAX_TEXT_BYTES} bytes`, where);
+}
+
+function checkDigest(name: string, v: unknown, required: boolean, where: Where, len = DIGEST_BYTES): void {
+  if (v === null) {
+    if (required) throw malformed(`${name} is required here`, where);
+    return;
+  }
+  if (!(v instanceof Uint8Array) || v.length !== len) throw malformed(`${name} must be ${len} bytes${required ? '' : ' or null'}`, where);
+}
+
+function checkUint(name: string, v: unknown, where: Where): void {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) throw malformed(`${name} must be an unsigned integer below 2^53`, where);
+}
+
+function mustBeNull(name: string, v: unknown, why: string, where: Where): void {
+  if (v !== null) throw malformed(`${name} must be null ${why}`, where);
+}
+
+/** Checks every field and the per-kind rules. Shared by the writer and the reader. */
+export function validateBody(b: AuditRecordBody, where: Where = {}): void {
+  if (b.version !== AUDIT_RECORD_VERSION) throw new AuditError('AUDIT_VERSION', `record version ${String(b.version)} is not supported (this build reads ${AUDIT_RECORD_VERSION})`, where);
+  checkUint('seq', b.seq, where);
+  checkDigest('prev', b.prev, true, where);
+  checkUint('time', b.time, where);
+  checkDigest('auditKey', b.auditKey, true, where, ED25519_PUBLIC_KEY_BYTES);
+  if (!(AUDIT_KINDS as readonly unknown[]).includes(b.kind)) throw malformed(`kind ${JSON.stringify(b.kind)} is not one of ${AUDIT_KINDS.join(', ')}`, where);
+  if (!DECISIONS_OF[b.kind].includes(b.decision)) throw malformed(`decision ${JSON.stringify(b.decision)} is not valid for kind ${b.kind} (${DECISIONS_OF[b.kind].join(', ')})`, where);
+  checkText('principal', b.principal, true, where);
+  checkText('op', b.op, true, where);
+  checkText('keyId', b.keyId, true, where);
+  checkDigest('requestDigest', b.requestDigest, false, where);
+  checkText('rule', b.rule, true, where);
+  checkDigest('policyHash', b.policyHash, false, where);
+  checkDigest('resultDigest', b.resultDigest, false, where);
+  checkDigest('prevAuditKey', b.prevAuditKey, false, where, ED25519_PUBLIC_KEY_BYTES);
+  if (b.attestation !== null && (!(b.attestation instanceof Uint8Array) || b.attestation.length === 0 || b.attestation.length > MAX_ATTESTATION_BYTES)) {
+    throw malformed(`attestation must be 1–${MAX_ATTESTATION_BYTES} bytes or null`, where);
+  }
+  if (b.seq === 0 && !bytesEqual(b.prev, ZERO_HASH)) throw malformed('the first record (seq 0) must have prev = 32 zero bytes', where);
+
+  if (b.kind === 'handover') {
+    if (b.attestation === null) throw new AuditError('AUDIT_ATTESTATION', `seq ${b.seq}: hand-over record carries no attestation document for its audit key`, where);
+    for (const f of ['principal', 'op', 'keyId', 'requestDigest', 'rule', 'resultDigest'] as const) mustBeNull(f, b[f], 'in a hand-over', where);
+    if (b.seq === 0 && b.prevAuditKey !== null) throw malformed('the first hand-over (seq 0) has no previous audit key', where);
+    if (b.seq > 0 && b.prevAuditKey === null) throw malformed('a hand-over after seq 0 must name the previous audit key', where);
+    if (b.prevAuditKey !== null && bytesEqual(b.prevAuditKey, b.auditKey)) throw malformed('a hand-over must introduce a new audit key', where);
+    return;
+  }
+  mustBeNull('prevAuditKey', b.prevAuditKey, 'outside a hand-over', where);
+  mustBeNull('attestation', b.attestation, 'outside a hand-over', where);
+  if (b.seq === 0) throw malformed('a chain starts with a hand-over record', where);
+  if (b.kind === 'sign' || b.kind === 'approval') checkDigest('requestDigest', b.requestDigest, true, where);
+  if (b.kind === 'sign' && b.decision === 'allowed') checkDigest('resultDigest', b.resultDigest, true, where);
+  else mustBeNull('resultDigest', b.resultDigest, `unless a signature was released (kind sign, decision allowed)`, where);
+  if (b.kind === 'policy.load') checkDigest('policyHash', b.policyHash, true, where);
+  if (b.kind === 'key.create' || b.kind.startsWith('keyring.')) checkText('keyId', b.keyId, false, where);
+}
+
+/** The canonical payload bytes. Validates first: the writer can never emit what the reader refuses. */
+export function encodeRecordBody(b: AuditRecordBody): Uint8Array {
+  validateBody(b, { seq: b.seq });
+  const m = new Map<CborKey, CborValue>();
+  m.set(0, b.version);
+  m.set(1, 'record');
+  for (let i = 2; i < FIELDS.length; i++) m.set(i, b[FIELDS[i] as Exclude<(typeof FIELDS)[number], 'type'>]);
+  return encodeCbor(m);
+}
+
+/** Decodes and validates a payload; refuses non-canonical bytes. */
+export function decodeRecordBody(payload: Uint8Array, where: Where = {}): AuditRecordBody {
+  let v: CborValue;
+  try {
+    v = decodeCbor(payload, { allowIndefinite: false, maxDepth: 2, maxItems: 64 });
+  } catch (e) {
+    throw new AuditError('AUDIT_MALFORMED', `payload is not canonical CBOR: ${(e as Error).message}`, { ...where, cause: e });
+  }
+  if (!(v instanceof Map)) throw malformed('payload must be a CBOR map', where);
+  // Version first, so a future format reports "unknown version", not a shape error.
+  const version = v.get(0);
+  if (version !== AUDIT_RECORD_VERSION) {
+    throw new AuditError('AUDIT_VERSION', `record version ${typeof version === 'number' ? version : JSON.stringify(String(version))} is not supported (this build reads ${AUDIT_RECORD_VERSION})`, where);
+  }
+  if (v.get(1) !== 'record') throw malformed(`payload type is ${JSON.stringify(String(v.get(1)))}, not "record"`, where);
+  const keys = [...v.keys()];
+  if (keys.length !== FIELDS.length || keys.some((k, i) => k !== i)) throw malformed(`payload keys must be exactly 0…${FIELDS.length - 1} in ascending order`, where);
+  const body = {} as Record<string, unknown>;
+  FIELDS.forEach((f, i) => {
+    if (f !== 'type') body[f] = v.get(i);
+  });
+  const seqv = body.seq;
+  const w = { ...where, ...(typeof seqv === 'number' && Number.isSafeInteger(seqv) && seqv >= 0 ? { seq: seqv } : {}) };
+  const b = body as unknown as AuditRecordBody;
+  validateBody(b, w);
+  // Integers and lengths are minimal (decoder) and keys ordered (above); floats
+  // that read as integers are the one remaining alias, caught by re-encoding.
+  if (!bytesEqual(encodeRecordBody(b), payload)) throw malformed('payload is not in canonical form', w);
+  return b;
+}
+
+/** Parses a signed record (envelope + payload) without checking the signature. */
+export function parseRecord(bytes: Uint8Array, where: Where = {}): ParsedRecord {
+  const env = parseEnvelope(bytes, where);
+  const body = decodeRecordBody(env.payload, where);
+  return { body, bytes, payload: env.payload, signature: env.signature, hash: sha256(env.payload) };
+}
+
+/** True when the record's signature verifies under the key it names. */
+export function recordSignatureValid(r: ParsedRecord): boolean {
+  return verifyEnvelope({ payload: r.payload, signature: r.signature }, r.body.auditKey);
+}
