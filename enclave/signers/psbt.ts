@@ -63,6 +63,19 @@ export function readPsbt(v: unknown): Uint8Array {
   return new Uint8Array(Buffer.from(s, 'base64'));
 }
 
+/**
+ * Decodes a PSBT exactly as `signPsbt` does, without signing: the policy engine builds its
+ * intent from this same value, so what is decided on is what gets signed.
+ */
+export function parsePsbt(psbt: unknown, opts: { strictPrevouts?: boolean } = {}): Transaction {
+  const bytes = readPsbt(psbt);
+  return guarded(
+    'PSBT decoding',
+    () => Transaction.fromPSBT(bytes, { unknown: 'ignore', strictPrevoutValidation: opts.strictPrevouts === true }),
+    { code: 'SIGN_PSBT_INVALID', field: 'psbt', expose: true },
+  );
+}
+
 function readSighashes(v: unknown): number[] | undefined {
   if (v === undefined) return undefined;
   return readArray(v, 'allowedSighash', { min: 1, max: 7 }).map((x, i) => {
@@ -115,11 +128,7 @@ export function signPsbt(seed: Uint8Array, psbt: unknown, opts: SignPsbtOptions)
   if (opts.strictPrevouts !== undefined && typeof opts.strictPrevouts !== 'boolean') {
     throw invalidParams('strictPrevouts', 'expected a boolean');
   }
-  const tx = guarded(
-    'PSBT decoding',
-    () => Transaction.fromPSBT(bytes, { unknown: 'ignore', strictPrevoutValidation: opts.strictPrevouts === true }),
-    { code: 'SIGN_PSBT_INVALID', field: 'psbt', expose: true },
-  );
+  const tx = parsePsbt(bytes, { strictPrevouts: opts.strictPrevouts === true });
 
   return withMasterKey(seed, 'mainnet', (master) => {
     const fp = master.fingerprint;
