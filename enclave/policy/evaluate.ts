@@ -108,7 +108,9 @@ function allowMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext): stri
     return NO('transaction matchers (to/erc20/calls/maxFeeWei/contractCreation) match only eth_signTransaction');
   }
   const delegates = intentDelegates(i);
-  if (i.op === 'signer_signAuthorization' || delegates.length > 0) {
+  // Like erc20/calls, `delegates` describes what the request does: it matches delegations only.
+  if (r.delegates !== undefined && delegates.length === 0) return NO('the rule lists delegates, so it matches only EIP-7702 delegations');
+  if (delegates.length > 0) {
     if (r.delegates === undefined) return NO('an EIP-7702 delegation needs a rule that lists its delegates');
     if (r.delegates !== 'any' && !delegates.every((d) => (r.delegates as ReadonlySet<string>).has(d))) return NO('delegate not in delegates');
   }
