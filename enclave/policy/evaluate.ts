@@ -24,6 +24,7 @@ import {
   intentValueWei,
   RAW_OPS,
   type Intent,
+  type PolicyOp,
   type TransactionIntent,
 } from './intent.js';
 import { recordWindow, windowUsage, type WindowState } from './windows.js';
@@ -62,6 +63,8 @@ export interface Decision {
 }
 
 const NO = (r: string): string => r;
+/** A reason with amounts in it: formatting bigints costs more than the check, so only when explaining. */
+const CAP = (ctx: EvaluationContext, short: string, long: () => string): string => (ctx.explain ? long() : short);
 
 function txOf(i: Intent): TransactionIntent | undefined {
   return i.op === 'eth_signTransaction' ? i.tx : undefined;
@@ -85,8 +88,8 @@ function allowMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext): stri
     }
     if (r.to && (tx.to === null || !r.to.has(tx.to))) return NO('to not in the rule\'s to list');
     if (r.to && !r.erc20 && !r.calls && tx.call.kind !== 'none') return NO('a rule with `to` and no erc20/calls matches only plain value transfers (empty calldata)');
-    if (r.maxValueWei !== undefined && tx.value > r.maxValueWei) return NO(`value ${tx.value} wei above maxValueWei ${r.maxValueWei}`);
-    if (r.maxFeeWei !== undefined && tx.fees.maxFeeWei > r.maxFeeWei) return NO(`max fee ${tx.fees.maxFeeWei} wei above maxFeeWei ${r.maxFeeWei}`);
+    if (r.maxValueWei !== undefined && tx.value > r.maxValueWei) return CAP(ctx, 'value above maxValueWei', () => `value ${tx.value} wei above maxValueWei ${r.maxValueWei}`);
+    if (r.maxFeeWei !== undefined && tx.fees.maxFeeWei > r.maxFeeWei) return CAP(ctx, 'max fee above maxFeeWei', () => `max fee ${tx.fees.maxFeeWei} wei above maxFeeWei ${r.maxFeeWei}`);
     if (r.erc20) {
       const c = tx.call;
       if (c.kind !== 'erc20-transfer' && c.kind !== 'erc20-approve' && c.kind !== 'erc20-transferFrom') return NO('calldata is not an exact ERC-20 transfer/approve/transferFrom');
@@ -97,7 +100,7 @@ function allowMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext): stri
       if (c.kind === 'erc20-approve') {
         if (!r.erc20.spenders?.has(c.spender)) return NO('approve spender not in erc20.spenders');
       } else if (r.erc20.recipients && !r.erc20.recipients.has(c.to)) return NO('token recipient not in erc20.recipients');
-      if (r.erc20.maxAmount !== undefined && c.amount > r.erc20.maxAmount) return NO(`token amount ${c.amount} above erc20.maxAmount ${r.erc20.maxAmount}`);
+      if (r.erc20.maxAmount !== undefined && c.amount > r.erc20.maxAmount) return CAP(ctx, 'token amount above erc20.maxAmount', () => `token amount ${c.amount} above erc20.maxAmount ${r.erc20!.maxAmount}`);
     }
     if (r.calls) {
       const sel = callSelector(tx.call);
@@ -129,7 +132,7 @@ function allowMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext): stri
       for (const g of td.grants) {
         if (spenders !== 'any' && (g.spender === null || !spenders.has(g.spender))) return NO(`permit spender ${g.spender ?? 'unknown'} not in typedData.permitSpenders`);
         if (rt!.permitTokens && (g.token === null || !rt!.permitTokens.has(g.token))) return NO('permit token not in typedData.permitTokens');
-        if (rt!.permitMaxAmount !== undefined && g.amount > rt!.permitMaxAmount) return NO(`permit amount ${g.unlimited ? 'unlimited' : g.amount} above typedData.permitMaxAmount`);
+        if (rt!.permitMaxAmount !== undefined && g.amount > rt!.permitMaxAmount) return CAP(ctx, 'permit amount above typedData.permitMaxAmount', () => `permit amount ${g.unlimited ? 'unlimited' : g.amount} above typedData.permitMaxAmount`);
       }
     }
   } else if (r.typedData) return NO('typedData matches only eth_signTypedData_v4');
@@ -140,17 +143,17 @@ function allowMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext): stri
       for (const o of p.outputs) {
         if (o.change) continue;
         if (b.outputScripts && !b.outputScripts.has(o.script)) return NO(`output ${o.index} (${o.address ?? 'no address'}) not in btc.outputs`);
-        if (b.maxOutputSats !== undefined && o.amount > b.maxOutputSats) return NO(`output ${o.index} amount ${o.amount} above btc.maxOutputSats`);
+        if (b.maxOutputSats !== undefined && o.amount > b.maxOutputSats) return CAP(ctx, 'an output above btc.maxOutputSats', () => `output ${o.index} amount ${o.amount} above btc.maxOutputSats`);
       }
-      if (b.maxTotalSats !== undefined && p.externalAmount > b.maxTotalSats) return NO(`outgoing ${p.externalAmount} sats above btc.maxTotalSats`);
-      if (b.maxFeeSats !== undefined && (p.fee === null || p.fee > b.maxFeeSats)) return NO(p.fee === null ? 'fee unknown (an input amount is missing)' : `fee ${p.fee} sats above btc.maxFeeSats ${b.maxFeeSats}`);
+      if (b.maxTotalSats !== undefined && p.externalAmount > b.maxTotalSats) return CAP(ctx, 'outgoing above btc.maxTotalSats', () => `outgoing ${p.externalAmount} sats above btc.maxTotalSats`);
+      if (b.maxFeeSats !== undefined && (p.fee === null || p.fee > b.maxFeeSats)) return p.fee === null ? NO('fee unknown (an input amount is missing)') : CAP(ctx, 'fee above btc.maxFeeSats', () => `fee ${p.fee} sats above btc.maxFeeSats ${b.maxFeeSats}`);
     }
   } else if (r.btc) return NO('btc matches only signer_signPsbt');
   return null;
 }
 
 /** Why a deny rule does not match (null = it matches). Deny matchers read broadly. */
-function denyMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext): string | null {
+function denyMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext, counterparties: () => string[]): string | null {
   if (r.ops && !r.ops.has(i.op)) return NO(`op ${i.op} not in ops`);
   if (r.principals && !r.principals.has(ctx.principal)) return NO(`caller ${ctx.principal} not in principals`);
   if (r.keys && (i.keyId === undefined || !r.keys.has(i.keyId.toLowerCase()))) return NO('key not in keys');
@@ -158,7 +161,7 @@ function denyMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext): strin
     const c = intentChainId(i);
     if (c === undefined || !r.chainIds.has(c)) return NO('chain not in chainIds');
   }
-  if (r.to && !intentCounterparties(i).some((a) => r.to!.has(a))) return NO('no counterparty in to');
+  if (r.to && !counterparties().some((a) => r.to!.has(a))) return NO('no counterparty in to');
   const tx = txOf(i);
   if (r.contractCreation && !tx?.contractCreation) return NO('not a contract creation');
   if (r.erc20) {
@@ -226,17 +229,44 @@ function windowMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext): str
   return null;
 }
 
+/**
+ * Rules that can match an op, in document order, split by effect: the signing path scans only
+ * these (a rule whose `ops` exclude the op never matches, so skipping it changes nothing).
+ * Cached per compiled policy; `explain` scans every rule so its trace is complete.
+ */
+const INDEX = new WeakMap<CompiledPolicy, Map<PolicyOp, { deny: CompiledRule[]; allow: CompiledRule[] }>>();
+
+function rulesFor(policy: CompiledPolicy, op: PolicyOp): { deny: readonly CompiledRule[]; allow: readonly CompiledRule[] } {
+  let byOp = INDEX.get(policy);
+  if (!byOp) {
+    byOp = new Map();
+    INDEX.set(policy, byOp);
+  }
+  let entry = byOp.get(op);
+  if (!entry) {
+    entry = {
+      deny: policy.rules.filter((r) => r.effect === 'deny' && (!r.ops || r.ops.has(op))),
+      allow: policy.rules.filter((r) => r.effect === 'allow' && (r.ops ? r.ops.has(op) : !RAW_OPS.includes(op))),
+    };
+    byOp.set(op, entry);
+  }
+  return entry;
+}
+
 export function evaluate(policy: CompiledPolicy, intent: Intent, ctx: EvaluationContext): Decision {
   const trace: RuleTrace[] | undefined = ctx.explain ? [] : undefined;
-  for (const r of policy.rules) {
+  let cp: string[] | undefined;
+  const counterparties = (): string[] => (cp ??= intentCounterparties(intent));
+  const scan = ctx.explain ? { deny: policy.rules, allow: policy.rules } : rulesFor(policy, intent.op);
+  for (const r of scan.deny) {
     if (r.effect !== 'deny') continue;
-    const why = denyMismatch(r, intent, ctx);
+    const why = denyMismatch(r, intent, ctx, counterparties);
     trace?.push({ rule: r.id, effect: 'deny', matched: why === null, reason: why ?? 'matches' });
     if (why === null) return withTrace({ outcome: 'refused', rule: r.id, reason: `denied by rule ${r.id}${r.description ? ` (${r.description})` : ''}` }, trace);
   }
   let pending: Decision | undefined;
   let lastNear: { rule: string; reason: string } | undefined;
-  for (const r of policy.rules) {
+  for (const r of scan.allow) {
     if (r.effect !== 'allow') continue;
     const why = allowMismatch(r, intent, ctx) ?? windowMismatch(r, intent, ctx);
     if (why !== null) {
