@@ -119,7 +119,7 @@ const out = {
   benchmark: 'policy-evaluation',
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version },
-  method: 'evaluate() on prebuilt intents; each request decided by the last rules or the default (full scan); mean over ≥ 400 ms per cell after warm-up',
+  method: 'evaluate() on prebuilt intents; each request is decided by one of the last ten rules or by the default, so every rule that can match its op is checked; mean over ≥ 400 ms per cell after warm-up',
   results,
   intentBuildUs: build,
   durationMs: Math.round(performance.now() - started),
