@@ -216,7 +216,7 @@ const cases: Case[] = [
   { name: 'createKey (no key id)', op: 'signer_createKey', req: { kind: 'bip32-seed' }, key: '', expect: 'signed', rule: 'keys' },
   { name: 'createKey under a policy that only lets backend create', op: 'signer_createKey', req: { kind: 'secp256k1' }, key: '', policy: policy([{ id: 'mk', effect: 'allow', ops: ['signer_createKey'], principals: ['backend'] }]), expect: 'refused', rule: null },
   { name: 'createKey by backend under that policy', op: 'signer_createKey', req: { kind: 'secp256k1' }, key: '', principal: 'backend', policy: policy([{ id: 'mk', effect: 'allow', ops: ['signer_createKey'], principals: ['backend'] }]), expect: 'signed', rule: 'mk' },
-  { name: 'a key-scoped rule never matches createKey', op: 'signer_createKey', req: { kind: 'secp256k1' }, key: '', policy: policy([{ id: 'k', effect: 'allow', ops: ['signer_createKey'], keys: [KEY_1] }]), expect: 'refused', rule: null },
+  { name: 'a key-scoped rule never matches createKey', op: 'signer_createKey', req: { kind: 'secp256k1' }, key: '', policy: policy([{ id: 'k', effect: 'allow', ops: ['signer_createKey', 'signer_deriveKey'], keys: [KEY_1] }]), expect: 'refused', rule: null },
 
   // ── Bitcoin payouts ──
   { name: 'PSBT: 0.5 BTC to payee 1, change to our own path', op: 'signer_signPsbt', req: psbt([{ to: PAYEE_1, amount: 50_000_000n }, { change: 'ours', amount: 49_970_000n }], 100_000_000n), expect: 'signed', rule: 'btc-out' },

@@ -80,6 +80,7 @@ describe('policy document validation', () => {
     ['permit caps without spenders', base([{ id: 'x', effect: 'allow', typedData: { permitMaxAmount: '1' } }]), 'rules[0].typedData.permitSpenders'],
     ['cap on a deny rule', base([{ id: 'x', effect: 'deny', ops: ['eth_signTransaction'], maxValueWei: '1' }]), 'rules[0].maxValueWei', /deny rules take no caps/],
     ['empty domain', base([{ id: 'x', effect: 'allow', typedData: { domains: [{}] } }]), 'rules[0].typedData.domains[0]'],
+    ['keys on createKey only', base([{ id: 'x', effect: 'allow', ops: ['signer_createKey'], keys: ['0b9a8c4e-1f2d-4c3b-9a8e-7d6c5b4a3f21'] }]), 'rules[0].keys', /impossible/],
     ['bad key id', base([{ ...ok, keys: ['not-a-uuid'] }]), 'rules[0].keys[0]', /UUID/],
     ['chain id zero', base([{ id: 'x', effect: 'allow', chainIds: [0] }]), 'rules[0].chainIds[0]'],
     ['principal with an unknown alg', base([], { principals: { a: { alg: 'rsa', publicKey: 'x' } } }), 'principals.a.alg'],

@@ -387,6 +387,9 @@ function readRule(v: unknown, path: string, index: number, principals: ReadonlyM
   if (rule.contractCreation && (rule.to !== undefined || rule.erc20 !== undefined || rule.calls !== undefined)) {
     throw invalidPolicy(p('contractCreation'), 'impossible: a contract creation has no `to`, so it cannot also match to/erc20/calls');
   }
+  if (rule.keys !== undefined && ops.size === 1 && ops.has('signer_createKey')) {
+    throw invalidPolicy(p('keys'), 'impossible: signer_createKey has no key yet, so a keys matcher never matches it');
+  }
   if (rule.maxValueWei !== undefined && !ops.has('eth_signTransaction')) {
     throw invalidPolicy(p('maxValueWei'), 'impossible: maxValueWei caps transactions, which the rule\'s ops do not include');
   }
