@@ -8,6 +8,7 @@ import { signEthTransaction } from '../signers/eth-transaction.js';
 import { signTypedDataV4 } from '../signers/eth-typed-data.js';
 import { signPsbt } from '../signers/psbt.js';
 import { buildIntent } from './build-intent.js';
+import * as fixtures from './test-fixtures.js';
 import { decodeCall } from './calldata.js';
 import {
   CHANGE_PATH, DELEGATE_OK, erc20Approve, erc20Transfer, FINGERPRINT, intentOf, KYC_1, maxUint160, maxUint256, PAYEE_1,
@@ -125,5 +126,44 @@ describe('PSBT intent', () => {
     expect(signed.signedInputs).toEqual([0]);
     expect(() => buildIntent('signer_signPsbt', { psbt: 'not base64!' })).toThrow(expect.objectContaining({ code: 'SIGN_INVALID_PARAMS' }));
     expect(() => buildIntent('signer_signPsbt', { psbt: Buffer.from('garbage').toString('base64') })).toThrow(expect.objectContaining({ code: 'SIGN_PSBT_INVALID' }));
+  });
+});
+
+describe('PSBT intent cost is bounded', () => {
+  it('derives each distinct change path once, and at most MAX_CHANGE_DERIVATIONS paths; the rest are not change', async () => {
+    const { MAX_CHANGE_DERIVATIONS } = await import('./psbt-intent.js');
+    const outs = Array.from({ length: 100 }, () => ({ change: 'ours' as const, amount: 1000n }));
+    let calls = 0;
+    const counting = (path: readonly number[]) => {
+      calls++;
+      const { derivePublicKey } = fixtures;
+      return derivePublicKey(path);
+    };
+    const i = buildIntent('signer_signPsbt', psbt(outs), { masterFingerprint: FINGERPRINT, derivePublicKey: counting });
+    if (i.op !== 'signer_signPsbt') throw new Error('op');
+    expect(calls).toBe(1); // one path, memoised
+    expect(i.psbt.outputs.every((o) => o.change)).toBe(true);
+    expect(MAX_CHANGE_DERIVATIONS).toBeLessThanOrEqual(64);
+  });
+});
+
+describe('PSBT intent derivation cap', () => {
+  it('beyond MAX_CHANGE_DERIVATIONS distinct paths, outputs count as external payments (fail closed)', async () => {
+    const btc = await import('@scure/btc-signer');
+    const { MAX_CHANGE_DERIVATIONS } = await import('./psbt-intent.js');
+    const t = new btc.Transaction();
+    const inKey = fixtures.ROOT.derive("m/84'/0'/0'/0/0");
+    t.addInput({ txid: new Uint8Array(32).fill(1), index: 0, witnessUtxo: { script: btc.p2wpkh(inKey.publicKey!).script, amount: 10_000_000n } });
+    const n = MAX_CHANGE_DERIVATIONS + 6;
+    for (let k = 0; k < n; k++) {
+      const path = `m/84'/0'/0'/1/${k}`;
+      const key = fixtures.ROOT.derive(path);
+      t.addOutput({ script: btc.p2wpkh(key.publicKey!).script, amount: 1000n, bip32Derivation: [[key.publicKey!, { fingerprint: fixtures.ROOT.fingerprint, path: btc.bip32Path(path) }]] });
+    }
+    const i = buildIntent('signer_signPsbt', { psbt: Buffer.from(t.toPSBT()).toString('base64') }, { masterFingerprint: FINGERPRINT, derivePublicKey: fixtures.derivePublicKey });
+    if (i.op !== 'signer_signPsbt') throw new Error('op');
+    expect(i.psbt.outputs.filter((o) => o.change).length).toBe(MAX_CHANGE_DERIVATIONS);
+    expect(i.psbt.outputs.slice(MAX_CHANGE_DERIVATIONS).every((o) => !o.change && o.claimsOurs)).toBe(true);
+    expect(i.psbt.externalAmount).toBe(6000n);
   });
 });

@@ -29,6 +29,27 @@ export interface PsbtKeyFacts {
 }
 
 const MAX_CHANGE_DEPTH = 16;
+/**
+ * Distinct change paths derived per PSBT. Deriving costs CPU inside the enclave; a PSBT that
+ * labels thousands of outputs with our fingerprint gets the rest counted as external payments
+ * (fail closed), not minutes of work.
+ */
+export const MAX_CHANGE_DERIVATIONS = 64;
+
+/** Memoised, bounded derivation: a repeated path costs nothing, more than the cap throws (caught: not change). */
+function boundedDerive(derive: (path: readonly number[]) => Uint8Array): (path: readonly number[]) => Uint8Array {
+  const cache = new Map<string, Uint8Array>();
+  return (path) => {
+    const k = path.join('/');
+    let pub = cache.get(k);
+    if (pub === undefined) {
+      if (cache.size >= MAX_CHANGE_DERIVATIONS) throw new Error('too many change derivations');
+      pub = derive(path);
+      cache.set(k, pub);
+    }
+    return pub;
+  };
+}
 
 function verifiedChange(
   script: Uint8Array,
@@ -59,6 +80,7 @@ export function psbtIntent(psbt: unknown, facts: PsbtKeyFacts = {}): PsbtIntent 
   const tx = parsePsbt(psbt);
   const network = facts.network ?? 'bitcoin';
   const fp = facts.masterFingerprint !== undefined ? Number.parseInt(facts.masterFingerprint, 16) : undefined;
+  const derive = facts.derivePublicKey ? boundedDerive(facts.derivePublicKey) : undefined;
   const outputs: PsbtOutputIntent[] = [];
   let externalAmount = 0n;
   for (let i = 0; i < tx.outputsLength; i++) {
@@ -69,9 +91,9 @@ export function psbtIntent(psbt: unknown, facts: PsbtKeyFacts = {}): PsbtIntent 
       fp !== undefined &&
       ((out.bip32Derivation ?? []).some(([, d]) => d.fingerprint === fp) || (out.tapBip32Derivation ?? []).some(([, d]) => d.der.fingerprint === fp));
     let changePath: string | undefined;
-    if (claimsOurs && facts.derivePublicKey) {
+    if (claimsOurs && derive) {
       try {
-        changePath = verifiedChange(script, out, fp!, facts.derivePublicKey);
+        changePath = verifiedChange(script, out, fp!, derive);
       } catch {
         changePath = undefined; // a path we cannot derive is not our change
       }
