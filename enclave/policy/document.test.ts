@@ -129,3 +129,14 @@ describe('policy hash', () => {
     expect(policyHash(compilePolicy(changed))).not.toBe(h1);
   });
 });
+
+describe('the shipped dev policy', () => {
+  it('is valid, names every permissive switch explicitly, and says it is for development', async () => {
+    const { devPolicy } = await import('./dev-policy.js');
+    const p = devPolicy();
+    expect(p.name).toBe('dev-permissive');
+    expect(p.description).toMatch(/Never use in production/);
+    expect(p.rules.map((r) => r.id)).toEqual(['dev-all', 'dev-create', 'dev-permits', 'dev-delegates', 'dev-raw']);
+    expect(policyHash(p)).toMatch(/^[0-9a-f]{64}$/);
+  });
+});

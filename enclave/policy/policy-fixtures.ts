@@ -1,4 +1,5 @@
 /** Policies shared by the decision table, the property test and the benchmark (test-only). */
+import { DEV_POLICY_DOCUMENT } from './dev-policy.js';
 import {
   ALICE_ADDR, BLOCKED, BOB_ADDR, DELEGATE_OK, ETH, FOREIGN, KEY_1, KYC_1, KYC_2, PAYEE_1, PAYEE_2, PERMIT2, SEAPORT,
   STRANGER, UNISWAP_ROUTER, USDC, WETH,
@@ -30,11 +31,5 @@ export const HOT_RULES: unknown[] = [
   { id: 'btc-out', effect: 'allow', ops: ['signer_signPsbt'], btc: { network: 'bitcoin', outputs: [PAYEE_1, PAYEE_2], maxOutputSats: '100000000', maxFeeSats: '50000' } },
 ];
 
-/** What `dev` would run without --policy: everything but opaque bytes, which are named explicitly. */
-export const DEV_RULES: unknown[] = [
-  { id: 'dev-all', effect: 'allow' },
-  { id: 'dev-permits', effect: 'allow', ops: ['eth_signTypedData_v4'], typedData: { permitSpenders: 'any' } },
-  { id: 'dev-delegates', effect: 'allow', ops: ['eth_signTransaction', 'signer_signAuthorization'], delegates: 'any' },
-  { id: 'dev-create', effect: 'allow', ops: ['eth_signTransaction'], contractCreation: true },
-  { id: 'dev-raw', effect: 'allow', ops: ['signer_signDigest', 'signer_signSchnorr', 'eth_sign'] },
-];
+/** The shipped permissive dev policy's rules. */
+export const DEV_RULES: unknown[] = JSON.parse(JSON.stringify(DEV_POLICY_DOCUMENT.rules)) as unknown[];
