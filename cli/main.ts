@@ -8,6 +8,7 @@ import { group, lazyCommand, type Command } from './command.js';
 import { EXIT_INTERNAL, EXIT_OK, EXIT_USAGE } from './errors.js';
 import { processIo, type Io } from './io.js';
 import { manifestCommand } from './manifest.js';
+import { policyCommand } from './policy.js';
 import { packageVersion } from './version.js';
 
 /*
@@ -29,6 +30,7 @@ const eifCommand = group('eif', 'Enclave image files.', [
 export const COMMANDS: readonly Command[] = [
   attestCommand,
   manifestCommand,
+  policyCommand,
   kmsCommand,
   eifCommand,
   lazyCommand('kms-local', 'run the local KMS emulator (development)', './kms-local.js', 'kmsLocal'),

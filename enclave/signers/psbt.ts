@@ -107,6 +107,28 @@ function deriveChecked(cache: DerivationCache, index: number, field: string, key
   return node;
 }
 
+/** Decodes PSBT bytes and applies the input/output limits: the one decode both the signer and the policy's intent use. */
+function decodeBounded(bytes: Uint8Array, strictPrevouts: boolean): Transaction {
+  const tx = guarded(
+    'PSBT decoding',
+    () => Transaction.fromPSBT(bytes, { unknown: 'ignore', strictPrevoutValidation: strictPrevouts }),
+    { code: 'SIGN_PSBT_INVALID', field: 'psbt', expose: true },
+  );
+  if (tx.inputsLength > SIGNER_LIMITS.maxPsbtInputs) throw invalidParams('psbt', overLimit(`${tx.inputsLength} inputs`, 'maxPsbtInputs'));
+  if (tx.outputsLength > SIGNER_LIMITS.maxPsbtOutputs) throw invalidParams('psbt', overLimit(`${tx.outputsLength} outputs`, 'maxPsbtOutputs'));
+  return tx;
+}
+
+/**
+ * Decodes a PSBT exactly as `signPsbt` does, within the same limits, without signing: the
+ * policy engine builds its intent from this same value, so what is decided on is what gets signed.
+ */
+export function parsePsbt(psbt: unknown, opts: { strictPrevouts?: boolean } = {}): Transaction {
+  const bytes = readPsbt(psbt);
+  if (bytes.length > SIGNER_LIMITS.maxPsbtBytes) throw invalidParams('psbt', overLimit(`a PSBT of ${bytes.length} bytes`, 'maxPsbtBytes'));
+  return decodeBounded(bytes, opts.strictPrevouts === true);
+}
+
 /** A decoded PSBT within the limits, ready to sign (see preparePsbt). */
 export interface PreparedPsbt {
   readonly tx: Transaction;
@@ -125,13 +147,7 @@ export function preparePsbt(psbt: unknown, opts: Omit<SignPsbtOptions, 'entropy'
   if (opts.strictPrevouts !== undefined && typeof opts.strictPrevouts !== 'boolean') {
     throw invalidParams('strictPrevouts', 'expected a boolean');
   }
-  const tx = guarded(
-    'PSBT decoding',
-    () => Transaction.fromPSBT(bytes, { unknown: 'ignore', strictPrevoutValidation: opts.strictPrevouts === true }),
-    { code: 'SIGN_PSBT_INVALID', field: 'psbt', expose: true },
-  );
-  if (tx.inputsLength > SIGNER_LIMITS.maxPsbtInputs) throw invalidParams('psbt', overLimit(`${tx.inputsLength} inputs`, 'maxPsbtInputs'));
-  if (tx.outputsLength > SIGNER_LIMITS.maxPsbtOutputs) throw invalidParams('psbt', overLimit(`${tx.outputsLength} outputs`, 'maxPsbtOutputs'));
+  const tx = decodeBounded(bytes, opts.strictPrevouts === true);
   if (fingerprint !== undefined) {
     let ours = 0;
     for (let i = 0; i < tx.inputsLength; i++) {

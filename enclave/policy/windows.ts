@@ -1,0 +1,83 @@
+/**
+ * Rolling windows (`window: {seconds, maxValueWei, maxAmount, maxCount}`), per rule and key,
+ * counting only what was actually signed. The state is a plain JSON value passed in and out
+ * (pure functions): the enclave keeps it and persists it sealed through the parent (later
+ * work); nothing here reads a clock or does I/O.
+ *
+ * A window is sliding, not calendar-aligned: a request fits when the signed entries of the
+ * last `seconds` plus this one stay within every limit.
+ */
+import { PolicyDocumentError } from './errors.js';
+
+export interface WindowEntry {
+  /** Unix seconds the signature was produced. */
+  t: number;
+  /** Native value (wei), decimal. */
+  value: string;
+  /** Rule unit: token base units (erc20) or satoshis (btc), decimal. */
+  amount: string;
+}
+
+export interface WindowState {
+  version: 1;
+  /** ruleId → keyId → entries, oldest first. */
+  rules: Record<string, Record<string, WindowEntry[]>>;
+}
+
+export function emptyWindowState(): WindowState {
+  return { version: 1, rules: {} };
+}
+
+export interface WindowUsage {
+  count: number;
+  value: bigint;
+  amount: bigint;
+}
+
+const DEC = /^(0|[1-9][0-9]{0,79})$/;
+
+/** Validates a state handed back in (it travels through the untrusted host once persisted). */
+export function checkWindowState(v: unknown): WindowState {
+  const bad = (m: string) => new PolicyDocumentError('POLICY_STATE_INVALID', 'windows', m);
+  if (typeof v !== 'object' || v === null || (v as WindowState).version !== 1) throw bad('not a version 1 window state');
+  const rules = (v as WindowState).rules;
+  if (typeof rules !== 'object' || rules === null) throw bad('missing rules');
+  for (const keys of Object.values(rules)) {
+    if (typeof keys !== 'object' || keys === null) throw bad('malformed rule entry');
+    for (const list of Object.values(keys)) {
+      if (!Array.isArray(list)) throw bad('malformed key entry');
+      for (const e of list) {
+        if (typeof e !== 'object' || e === null || !Number.isSafeInteger(e.t) || !DEC.test(e.value) || !DEC.test(e.amount)) throw bad('malformed entry');
+      }
+    }
+  }
+  return v as WindowState;
+}
+
+export function windowUsage(state: WindowState | undefined, ruleId: string, keyId: string, seconds: number, now: number): WindowUsage {
+  const list = state?.rules[ruleId]?.[keyId];
+  const u: WindowUsage = { count: 0, value: 0n, amount: 0n };
+  if (!list) return u;
+  const since = now - seconds;
+  // A full scan, not a break at the first old entry: a clock that stepped back must not hide entries.
+  for (const e of list) {
+    if (e.t <= since) continue;
+    u.count++;
+    u.value += BigInt(e.value);
+    u.amount += BigInt(e.amount);
+  }
+  return u;
+}
+
+/** A new state with this signature recorded; entries older than `keepSeconds` are dropped. */
+export function recordWindow(
+  state: WindowState,
+  ruleId: string,
+  keyId: string,
+  entry: WindowEntry,
+  keepSeconds: number,
+): WindowState {
+  const old = state.rules[ruleId]?.[keyId] ?? [];
+  const list = [...old.filter((e) => e.t > entry.t - keepSeconds), entry];
+  return { version: 1, rules: { ...state.rules, [ruleId]: { ...state.rules[ruleId], [keyId]: list } } };
+}
