@@ -51,7 +51,8 @@ export interface ApprovalView extends Omit<ApprovalRequiredData, 'code'> {
   requester: string;
   approvedBy: string[];
   rejectedBy: string | null;
-  request: ApprovalRecord['request'];
+  /** The request the digest covers (null if the enclave did not keep it); approvers recompute the digest from it. */
+  request: { method: string; params: unknown } | null;
 }
 
 export function approvalView(r: ApprovalRecord, now: number): ApprovalView {
@@ -66,6 +67,6 @@ export function approvalView(r: ApprovalRecord, now: number): ApprovalView {
     approvedBy: [...r.approvedBy],
     rejectedBy: r.rejectedBy,
     expiresAt: r.expiresAt,
-    request: r.request,
+    request: r.request === null ? null : { method: r.request.method, params: JSON.parse(r.request.paramsJson) as unknown },
   };
 }

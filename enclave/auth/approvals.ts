@@ -23,7 +23,7 @@
  *     a new approval.
  */
 import { randomBytes } from 'node:crypto';
-import type { JsonValue } from '../../attestation/manifest-json.js';
+import { canonicalJson } from '../../attestation/manifest-json.js';
 import { AuthError } from '../../common/auth/errors.js';
 import { approvalMessage, toBase64Url, type ApprovalDecision, type WebAuthnAssertion } from '../../common/auth/request.js';
 import { ApprovalError } from './errors.js';
@@ -48,8 +48,12 @@ export interface ApprovalRecord {
   approvedBy: string[];
   rejectedBy: string | null;
   consumedAt: number | null;
-  /** The request as the enclave received it, so approvers can check the digest themselves. */
-  request: { method: string; params: JsonValue } | null;
+  /**
+   * The request as the enclave received it, so approvers can recompute the
+   * digest themselves; params as canonical JSON text (keeps the sealed state
+   * shallow whatever the params' depth).
+   */
+  request: { method: string; paramsJson: string } | null;
 }
 
 export interface ApprovalsState {
@@ -64,7 +68,7 @@ export interface ApprovalRequest {
   approvers: readonly string[];
   requester: string;
   ttlSeconds: number;
-  request?: { method: string; params: JsonValue };
+  request?: { method: string; params: unknown };
 }
 
 export function approvalStatus(r: ApprovalRecord, now: number): ApprovalStatus {
@@ -148,7 +152,7 @@ export class ApprovalBook {
       approvedBy: [],
       rejectedBy: null,
       consumedAt: null,
-      request: req.request ?? null,
+      request: req.request === undefined ? null : { method: req.request.method, paramsJson: canonicalJson(req.request.params === undefined ? null : req.request.params) },
     };
     if (this.#records.has(r.approvalId)) throw new ApprovalError('APPROVAL_BOOK_FULL', 'approval id collision');
     this.#records.set(r.approvalId, r);
@@ -230,7 +234,7 @@ export class ApprovalBook {
 }
 
 function copy(r: ApprovalRecord): ApprovalRecord {
-  return { ...r, approvers: [...r.approvers], approvedBy: [...r.approvedBy] };
+  return { ...r, approvers: [...r.approvers], approvedBy: [...r.approvedBy], request: r.request === null ? null : { method: r.request.method, paramsJson: r.request.paramsJson } };
 }
 
 const HEX64 = /^[0-9a-f]{64}$/;
@@ -258,7 +262,7 @@ export function checkApprovalsState(v: unknown): ApprovalsState {
     if (!Array.isArray(r.approvedBy) || !r.approvedBy.every((a) => isStr(a) && r.approvers!.includes(a) && a !== r.requester)) bad(`records[${i}].approvedBy`);
     if (r.rejectedBy !== null && !isStr(r.rejectedBy)) bad(`records[${i}].rejectedBy`);
     if (r.consumedAt !== null && !isInt(r.consumedAt)) bad(`records[${i}].consumedAt`);
-    if (r.request !== null && (typeof r.request !== 'object' || !isStr(r.request?.method))) bad(`records[${i}].request`);
+    if (r.request !== null && (typeof r.request !== 'object' || !isStr(r.request?.method) || typeof r.request.paramsJson !== 'string')) bad(`records[${i}].request`);
   });
   return { v: 1, records: records.map((r) => copy(r as ApprovalRecord)) };
 }
