@@ -2,8 +2,8 @@
  * The signed-request wire format (issue 9 §4), shared by the client that signs
  * and the enclave that verifies. Exact bytes, so any language can produce them:
  *
- *   canonical(v) = RFC 8785 / JCS canonical JSON of v, UTF-8 (attestation/manifest-json.ts:
- *                  sorted keys, no whitespace, integers only — floats are refused)
+ *   canonical(v) = RFC 8785 / JCS canonical JSON of v, UTF-8 (./canonical.ts: sorted keys,
+ *                  no whitespace, numbers as ECMAScript Number#toString, -0 as 0)
  *
  *   requestDigest = SHA-256( canonical({
  *       "domain":   "enclave-signer/request/v1",
@@ -47,7 +47,7 @@
  * JSON-RPC request object (docs/json-rpc.md, docs/principals.md).
  */
 import { createHash } from 'node:crypto';
-import { canonicalBytes } from '../../attestation/manifest-json.js';
+import { canonicalRequestBytes } from './canonical.js';
 import { AuthError } from './errors.js';
 
 export const REQUEST_DOMAIN = 'enclave-signer/request/v1';
@@ -88,16 +88,8 @@ function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
-/** canonicalBytes, with its error turned into ours (a float or a too-deep value in params). */
-function canonical(v: unknown, what: string): Uint8Array {
-  try {
-    return canonicalBytes(v);
-  } catch (e) {
-    throw new AuthError('AUTH_MALFORMED', `cannot sign ${what}: ${(e as Error).message}`, {
-      cause: e,
-      hint: 'signed params may hold strings, safe integers, booleans, null, arrays and objects only (no floats)',
-    });
-  }
+function canonical(v: unknown, _what: string): Uint8Array {
+  return canonicalRequestBytes(v);
 }
 
 export function checkAudience(audience: string): string {

@@ -23,7 +23,7 @@
  *     a new approval.
  */
 import { randomBytes } from 'node:crypto';
-import { canonicalJson } from '../../attestation/manifest-json.js';
+import { canonicalRequestJson } from '../../common/auth/canonical.js';
 import { AuthError } from '../../common/auth/errors.js';
 import { approvalMessage, toBase64Url, type ApprovalDecision, type WebAuthnAssertion } from '../../common/auth/request.js';
 import { ApprovalError } from './errors.js';
@@ -152,7 +152,7 @@ export class ApprovalBook {
       approvedBy: [],
       rejectedBy: null,
       consumedAt: null,
-      request: req.request === undefined ? null : { method: req.request.method, paramsJson: canonicalJson(req.request.params === undefined ? null : req.request.params) },
+      request: req.request === undefined ? null : { method: req.request.method, paramsJson: canonicalRequestJson(req.request.params === undefined ? null : req.request.params) },
     };
     if (this.#records.has(r.approvalId)) throw new ApprovalError('APPROVAL_BOOK_FULL', 'approval id collision');
     this.#records.set(r.approvalId, r);

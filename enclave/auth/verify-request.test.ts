@@ -1,7 +1,9 @@
+import { createPublicKey } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { signRequest } from '../../common/auth/client-signer.js';
 import { requestDigest, SIGNER_AUTH_MEMBER } from '../../common/auth/request.js';
+import { PrincipalRegistry } from './principals.js';
 import { ReplayCache } from './replay-cache.js';
 import { AUDIENCE, testPrincipals } from './test-keys.js';
 import { RequestVerifier } from './verify-request.js';
@@ -134,8 +136,20 @@ describe('signed requests: the enclave verifier', () => {
     for (const b of bad) expect(code(() => verifier().verify('eth_signTransaction', TX, b)), JSON.stringify(b)).toBe('AUTH_MALFORMED');
   });
 
-  it('params that cannot be canonicalized (a float) are refused, not guessed at', () => {
-    expect(code(() => verifier().verify('eth_signTransaction', [{ value: 1.5 }], undefined))).toBe('AUTH_MALFORMED');
+  it('params that are not JSON (a lone surrogate, undefined, bytes) are refused, not guessed at; fractional numbers are JCS-canonical', () => {
+    expect(code(() => verifier().verify('eth_signTransaction', ['\ud800'], undefined))).toBe('AUTH_MALFORMED');
+    expect(code(() => verifier().verify('eth_signTransaction', [{ a: undefined }], undefined))).toBe('AUTH_MALFORMED');
+    expect(code(() => verifier().verify('eth_signTransaction', [new Uint8Array(1)], undefined))).toBe('AUTH_MALFORMED');
+    expect(code(() => verifier().verify('eth_signTransaction', [Number.NaN], undefined))).toBe('AUTH_MALFORMED');
+    // RFC 8785 number form: what both sides hold after JSON.parse is the same double.
+    expect(requestDigest(AUDIENCE, 'm', [1.5, 1e21, -0, 0.1])).toBe(requestDigest(AUDIENCE, 'm', JSON.parse('[1.50, 1E21, 0, 1e-1]')));
+    const auth = signRequest({ key: keys.backend, principal: 'backend', audience: AUDIENCE, method: 'm', params: [1.5], now: T0 }).auth;
+    expect(verifier().verify('m', JSON.parse('[15e-1]'), auth).principal).toBe('backend');
+  });
+
+  it('the compiled policy form (a Map of KeyObjects, as enclave/policy compiles it) is accepted', () => {
+    const compiled = new Map(Object.entries(testPrincipals().document).map(([n, p]) => [n, { name: n, alg: p.alg, publicKey: createPublicKey(p.publicKey) }]));
+    expect(new PrincipalRegistry(compiled).names()).toEqual(['backend', 'alice', 'bob', 'carol']);
   });
 
   it('WebAuthn: a challenge for another message, or no user presence, is a bad signature', () => {
