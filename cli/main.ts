@@ -23,6 +23,9 @@ const kmsCommand = group('kms', 'Inspect KMS artifacts.', [
   lazyCommand('inspect', 'decode a KMS CiphertextForRecipient (CMS EnvelopedData)', './kms-inspect.js', 'kmsInspect', 'kms inspect'),
   lazyCommand('check-policy', 'flag key-policy statements that let a data key exist outside the attested enclave', './kms-check-policy.js', 'kmsCheckPolicy', 'kms check-policy'),
 ]);
+const principalCommand = group('principal', 'Principals that sign requests and approvals (docs/principals.md).', [
+  lazyCommand('keygen', 'generate a principal key pair and its policy entry', './principal-keygen.js', 'principalKeygen', 'principal keygen'),
+]);
 const eifCommand = group('eif', 'Enclave image files.', [
   lazyCommand('describe', 'print an EIF\'s sections and computed PCRs', './eif-describe.js', 'eifDescribe', 'eif describe'),
 ]);
@@ -33,6 +36,9 @@ export const COMMANDS: readonly Command[] = [
   policyCommand,
   kmsCommand,
   eifCommand,
+  principalCommand,
+  lazyCommand('call', 'send one JSON-RPC request, signed as a principal', './call.js', 'call'),
+  lazyCommand('approve', 'approve (or reject) a pending approval as a principal', './approve.js', 'approve'),
   lazyCommand('kms-local', 'run the local KMS emulator (development)', './kms-local.js', 'kmsLocal'),
   lazyCommand('dev', 'run enclave + parent + KMS emulator locally (development)', './dev.js', 'dev'),
   lazyCommand('enclave', 'run the enclave side', './enclave.js', 'enclave'),

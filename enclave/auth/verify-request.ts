@@ -1,0 +1,98 @@
+/**
+ * Who is asking: the enclave-side check of a signed JSON-RPC request
+ * (issue 9 §4). Order matters and is fail-closed:
+ *
+ *   1. no `signer_auth` → the caller is `host` (the unauthenticated socket),
+ *      with only what the policy grants `host`;
+ *   2. malformed envelope → AUTH_MALFORMED (never a downgrade to `host`);
+ *   3. unknown principal → AUTH_UNKNOWN_PRINCIPAL;
+ *   4. expiry against the ENCLAVE's clock (`now` is injected by the enclave,
+ *      never a value the parent supplies): not after now → AUTH_EXPIRED; more
+ *      than maxExpirySeconds ahead → AUTH_EXPIRY_TOO_FAR; at or before the
+ *      restart barrier → AUTH_BEFORE_RESTART;
+ *   5. signature over the exact bytes of ../../common/auth/request.ts, with the
+ *      request digest recomputed here from the method and params the enclave
+ *      received → AUTH_BAD_SIGNATURE (this is what makes a host that edits
+ *      params after signing fail);
+ *   6. replay cache → AUTH_REPLAYED. Only a request that passed 1–5 enters
+ *      the cache, so a forged request cannot burn a legitimate request id.
+ */
+import { AuthError } from '../../common/auth/errors.js';
+import { parseSignerAuth, requestDigest, requestSignatureMessage, checkAudience } from '../../common/auth/request.js';
+import { HOST_PRINCIPAL, type PrincipalRegistry } from './principals.js';
+import { ReplayCache } from './replay-cache.js';
+
+/** Five minutes: the longest a signed request may be valid, which bounds the replay cache. */
+export const DEFAULT_MAX_EXPIRY_SECONDS = 300;
+
+export interface AuthenticatedRequest {
+  /** The principal the policy sees: a declared principal, or `host`. */
+  principal: string;
+  authenticated: boolean;
+  /** The request digest (hex) the enclave computed itself; approvals refer to it. */
+  requestDigest: string;
+  requestId?: string;
+  expiresAt?: number;
+}
+
+export interface RequestVerifierOptions {
+  principals: PrincipalRegistry;
+  /** The policy hash every request must be addressed to. */
+  audience: string;
+  /** The enclave's clock in Unix seconds. */
+  now: () => number;
+  maxExpirySeconds?: number;
+  replayCache?: ReplayCache;
+  /**
+   * Unix seconds. Requests whose expiry is at or before it are refused
+   * (AUTH_BEFORE_RESTART). Set it to boot time + maxExpirySeconds when the
+   * restored replay cache cannot be trusted to be the latest (unclean restart):
+   * then no request signed before the restart can be accepted, whatever
+   * sealed state the host hands back. See docs/principals.md.
+   */
+  restartBarrier?: number;
+}
+
+export class RequestVerifier {
+  readonly #o: Required<Omit<RequestVerifierOptions, 'restartBarrier'>> & { restartBarrier: number | undefined };
+
+  constructor(o: RequestVerifierOptions) {
+    checkAudience(o.audience);
+    this.#o = {
+      principals: o.principals,
+      audience: o.audience,
+      now: o.now,
+      maxExpirySeconds: o.maxExpirySeconds ?? DEFAULT_MAX_EXPIRY_SECONDS,
+      replayCache: o.replayCache ?? new ReplayCache(),
+      restartBarrier: o.restartBarrier,
+    };
+  }
+
+  get replayCache(): ReplayCache {
+    return this.#o.replayCache;
+  }
+
+  /** Authenticates one request; `auth` is the raw `signer_auth` member (undefined when absent). */
+  verify(method: string, params: unknown, auth: unknown): AuthenticatedRequest {
+    const digest = requestDigest(this.#o.audience, method, params);
+    if (auth === undefined) return { principal: HOST_PRINCIPAL, authenticated: false, requestDigest: digest };
+    const a = parseSignerAuth(auth);
+    if (a.principal === HOST_PRINCIPAL) throw new AuthError('AUTH_UNKNOWN_PRINCIPAL', '"host" is the unauthenticated caller; it cannot sign requests');
+    this.#o.principals.require(a.principal);
+    const now = this.#o.now();
+    if (!Number.isSafeInteger(now)) throw new AuthError('AUTH_EXPIRED', 'the enclave clock is unavailable; refusing signed requests');
+    if (a.expiresAt <= now) throw new AuthError('AUTH_EXPIRED', `request expired at ${a.expiresAt} (enclave time ${now})`, { hint: 'sign a new request; check the client clock' });
+    if (a.expiresAt > now + this.#o.maxExpirySeconds) {
+      throw new AuthError('AUTH_EXPIRY_TOO_FAR', `request expires ${a.expiresAt - now}s from now; the limit is ${this.#o.maxExpirySeconds}s`, { hint: 'use a shorter expiry; check the client clock' });
+    }
+    if (this.#o.restartBarrier !== undefined && a.expiresAt <= this.#o.restartBarrier) {
+      throw new AuthError('AUTH_BEFORE_RESTART', 'the enclave restarted and refuses requests that may have been signed before it', { hint: `sign a new request expiring after ${this.#o.restartBarrier}` });
+    }
+    const message = requestSignatureMessage({ requestDigest: digest, principal: a.principal, requestId: a.requestId, expiresAt: a.expiresAt });
+    if (!this.#o.principals.verify(a.principal, message, a.signature, a.webauthn)) {
+      throw new AuthError('AUTH_BAD_SIGNATURE', `the signature of ${a.principal} does not cover this request`, { hint: 'the request was altered after signing, or signed for another policy or with another key' });
+    }
+    this.#o.replayCache.admit(a.principal, a.requestId, a.expiresAt, now);
+    return { principal: a.principal, authenticated: true, requestDigest: digest, requestId: a.requestId, expiresAt: a.expiresAt };
+  }
+}
