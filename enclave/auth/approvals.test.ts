@@ -4,7 +4,7 @@ import { signApproval } from '../../common/auth/client-signer.js';
 import { requestDigest } from '../../common/auth/request.js';
 import { approvalRequiredError, approvalView } from './approval-required.js';
 import { ApprovalBook, type ApprovalRequest } from './approvals.js';
-import { AUDIENCE, testPrincipals } from './test-keys.js';
+import { AUDIENCE, testPrincipals } from './test-helpers.js';
 
 const { keys, registry } = testPrincipals();
 type Name = keyof typeof keys;

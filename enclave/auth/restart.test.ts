@@ -11,7 +11,7 @@ import { signRequest } from '../../common/auth/client-signer.js';
 import { checkEnclaveState, emptyEnclaveState, forCleanShutdown, onBoot } from './enclave-state.js';
 import { ReplayCache } from './replay-cache.js';
 import { SealedStateStore } from './sealed-state.js';
-import { AUDIENCE, testPrincipals } from './test-keys.js';
+import { AUDIENCE, testPrincipals } from './test-helpers.js';
 import { DEFAULT_MAX_EXPIRY_SECONDS, RequestVerifier } from './verify-request.js';
 
 const { keys, registry } = testPrincipals();

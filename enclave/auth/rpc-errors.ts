@@ -11,7 +11,7 @@
  * data is { code, approvalId? } — clients branch on data.code, never on messages.
  */
 import { AuthError } from '../../common/auth/errors.js';
-import { ApprovalError, SealedStateError } from './errors.js';
+import { ApprovalError, type SealedStateError } from './errors.js';
 
 export const AUTH_RPC_CODE = 4100;
 export const APPROVAL_RPC_CODE = -32011;

@@ -5,7 +5,7 @@ import { signApproval } from '../../common/auth/client-signer.js';
 import { ApprovalBook } from './approvals.js';
 import { checkEnclaveState, clearRestartGuard, emptyEnclaveState, forCleanShutdown, onBoot, staleAgainstAudit, type EnclaveState } from './enclave-state.js';
 import { SealedStateStore, sealRecord, sealedStateKey, unsealRecord } from './sealed-state.js';
-import { testPrincipals } from './test-keys.js';
+import { testPrincipals } from './test-helpers.js';
 
 const KEY = new Uint8Array(randomBytes(32));
 const T0 = 1_800_000_000;

@@ -5,7 +5,7 @@ import { signRequest } from '../../common/auth/client-signer.js';
 import { requestDigest, SIGNER_AUTH_MEMBER } from '../../common/auth/request.js';
 import { PrincipalRegistry } from './principals.js';
 import { ReplayCache } from './replay-cache.js';
-import { AUDIENCE, testPrincipals } from './test-keys.js';
+import { AUDIENCE, testPrincipals } from './test-helpers.js';
 import { RequestVerifier } from './verify-request.js';
 
 const { keys, registry } = testPrincipals();
