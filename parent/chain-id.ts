@@ -31,8 +31,20 @@ export function chainIdMethods(chainId: number | undefined): [string, (params: u
   const hex = chainIdQuantity(chainId);
   const dec = String(chainId);
   return [
-    ['eth_chainId', async (params) => (positional(params, 0, 0, '(eth_chainId takes no params)'), hex)],
-    ['net_version', async (params) => (positional(params, 0, 0, '(net_version takes no params)'), dec)],
+    [
+      'eth_chainId',
+      async (params) => {
+        positional(params, 0, 0, '(eth_chainId takes no params)');
+        return hex;
+      },
+    ],
+    [
+      'net_version',
+      async (params) => {
+        positional(params, 0, 0, '(net_version takes no params)');
+        return dec;
+      },
+    ],
   ];
 }
 
