@@ -84,6 +84,7 @@ export function ipcTransport(path: string): Transport {
         const p = pending.get(JSON.stringify(id ?? null));
         if (!p) continue;
         pending.delete(JSON.stringify(id));
+        if (pending.size === 0) sock?.unref();
         try {
           p.resolve(checkResponse(item));
         } catch (e) {
@@ -99,6 +100,8 @@ export function ipcTransport(path: string): Transport {
       const s = connect(path);
       s.setEncoding('utf8');
       s.once('connect', () => {
+        // An idle connection does not keep the process alive; one with requests in flight does.
+        if (pending.size === 0) s.unref();
         sock = s;
         buf = '';
         connecting = undefined;
@@ -125,8 +128,10 @@ export function ipcTransport(path: string): Transport {
       const s = await open();
       const key = JSON.stringify(req.id);
       return new Promise<RpcResponse>((resolve, reject) => {
+        s.ref();
         const t = setTimeout(() => {
           pending.delete(key);
+          if (pending.size === 0) s.unref();
           reject(timeoutError(req.method, timeoutMs));
         }, timeoutMs);
         pending.set(key, {
