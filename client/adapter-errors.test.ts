@@ -43,7 +43,7 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-const CASES = [
+const CASES: { name: string; error: { code: number; message: string; data: Record<string, string> }; rule: string }[] = [
   { name: 'a locked keyring', error: { code: -32002, message: 'keyring not unlocked: locked', data: { code: 'PARENT_KEYRING_LOCKED', hint: 'unlock it' } }, rule: 'PARENT_KEYRING_LOCKED' },
   { name: 'a policy denial naming its rule', error: { code: 4001, message: 'denied: transfer to a non-KYC address', data: { code: 'POLICY_DENIED', rule: 'kyc-allowlist' } }, rule: 'kyc-allowlist' },
   { name: 'an unknown address', error: { code: -32602, message: 'invalid params: from: no secp256k1 key with this address', data: { code: 'PARENT_INVALID_PARAMS', field: 'from' } }, rule: 'PARENT_INVALID_PARAMS' },
