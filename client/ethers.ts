@@ -20,6 +20,9 @@ import {
   resolveAddress,
   toQuantity,
   toUtf8Bytes,
+  Transaction,
+  verifyMessage,
+  verifyTypedData,
   type Provider,
   type TransactionLike,
   type TransactionRequest,
@@ -27,6 +30,7 @@ import {
   type TypedDataField,
 } from 'ethers';
 import { createSignerClient, type Principal, type SignerClient, type SignerEndpoint } from './client.js';
+import { checkSignedTransaction, checkSigner } from './check.js';
 import { EnclaveSignerRpcError } from './errors.js';
 
 export type EnclaveSignerOptions = (SignerEndpoint | { /** Use this client instead of opening one (shares its connection). */ client: SignerClient }) & {
@@ -102,12 +106,22 @@ export class EnclaveSigner extends AbstractSigner {
       const r = request as TransactionLike<string>;
       const tx: TransactionLike<string> = { to };
       for (const k of [...QUANTITIES, 'data', 'accessList', 'blobVersionedHashes'] as const) if (r[k] != null) (tx as Record<string, unknown>)[k] = r[k];
-      return this.#client.signTransaction(rpcTransaction(tx, this.address) as never);
+      const rpc = rpcTransaction(tx, this.address);
+      const raw = await this.#client.signTransaction(rpc as never);
+      const t = Transaction.from(raw);
+      const signed = { to: t.to, value: t.value, nonce: t.nonce, gas: t.gasLimit, gasPrice: t.type === 2 ? undefined : t.gasPrice, maxFeePerGas: t.maxFeePerGas, maxPriorityFeePerGas: t.maxPriorityFeePerGas, maxFeePerBlobGas: t.maxFeePerBlobGas, chainId: t.chainId, data: t.data };
+      checkSignedTransaction(rpc, signed, t.from ?? '(unsigned)', this.address);
+      return raw;
     });
   }
 
   override async signMessage(message: string | Uint8Array): Promise<string> {
-    return wrap('signMessage', () => this.#client.personalSign(this.address, hexlify(typeof message === 'string' ? toUtf8Bytes(message) : message)));
+    return wrap('signMessage', async () => {
+      const bytes = typeof message === 'string' ? toUtf8Bytes(message) : message;
+      const signature = await this.#client.personalSign(this.address, hexlify(bytes));
+      checkSigner('personal_sign', verifyMessage(bytes, signature), this.address);
+      return signature;
+    });
   }
 
   override async signTypedData(domain: TypedDataDomain, types: Record<string, TypedDataField[]>, value: Record<string, unknown>): Promise<string> {
@@ -116,7 +130,9 @@ export class EnclaveSigner extends AbstractSigner {
         const a = await resolveAddress(name, this.provider);
         return a;
       });
-      return this.#client.signTypedData(this.address, JSON.stringify(TypedDataEncoder.getPayload(resolved.domain, types, resolved.value)));
+      const signature = await this.#client.signTypedData(this.address, JSON.stringify(TypedDataEncoder.getPayload(resolved.domain, types, resolved.value)));
+      checkSigner('eth_signTypedData_v4', verifyTypedData(resolved.domain, types, resolved.value, signature), this.address);
+      return signature;
     });
   }
 }

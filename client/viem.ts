@@ -16,6 +16,10 @@ import {
   formatTransactionRequest,
   getTypesForEIP712Domain,
   numberToHex,
+  parseTransaction,
+  recoverMessageAddress,
+  recoverTransactionAddress,
+  recoverTypedDataAddress,
   serializeTypedData,
   stringToHex,
   type Address,
@@ -23,8 +27,11 @@ import {
   type LocalAccount,
   type SignableMessage,
   type TransactionSerializable,
+  type TransactionSerialized,
 } from 'viem';
 import { toAccount } from 'viem/accounts';
+import { recoverAuthorizationAddress } from 'viem/utils';
+import { checkSignedTransaction, checkSigner } from './check.js';
 import { createSignerClient, type Principal, type SignerClient, type SignerEndpoint } from './client.js';
 import { EnclaveSignerRpcError, type EnclaveSignerErrorData } from './errors.js';
 
@@ -87,19 +94,37 @@ export function enclaveAccount(options: EnclaveAccountOptions): LocalAccount<'en
   const address = options.address;
   const account = toAccount({
     address,
-    signMessage: ({ message }) => wrap('personal_sign', () => client.personalSign(address, messageHex(message)) as Promise<Hex>),
-    signTransaction: (tx) => wrap('eth_signTransaction', () => client.signTransaction(rpcTransaction(address, tx as TransactionSerializable) as never) as Promise<Hex>),
+    signMessage: ({ message }) =>
+      wrap('personal_sign', async () => {
+        const raw = messageHex(message);
+        const signature = (await client.personalSign(address, raw)) as Hex;
+        checkSigner('personal_sign', await recoverMessageAddress({ message: { raw }, signature }), address);
+        return signature;
+      }),
+    signTransaction: (tx) =>
+      wrap('eth_signTransaction', async () => {
+        const request = rpcTransaction(address, tx as TransactionSerializable);
+        const raw = (await client.signTransaction(request as never)) as Hex;
+        const parsed = parseTransaction(raw) as Record<string, unknown>;
+        const recovered = await recoverTransactionAddress({ serializedTransaction: raw as TransactionSerialized });
+        checkSignedTransaction(request, parsed, recovered, address);
+        return raw;
+      }),
     signTypedData: (td) =>
-      wrap('eth_signTypedData_v4', () => {
+      wrap('eth_signTypedData_v4', async () => {
         const { domain, message, primaryType } = td as { domain?: Record<string, unknown>; message: Record<string, unknown>; primaryType: string };
         const types = { EIP712Domain: getTypesForEIP712Domain({ domain: domain as never }), ...(td.types as Record<string, unknown>) };
-        return client.signTypedData(address, serializeTypedData({ domain, message, primaryType, types } as never)) as Promise<Hex>;
+        const signature = (await client.signTypedData(address, serializeTypedData({ domain, message, primaryType, types } as never))) as Hex;
+        checkSigner('eth_signTypedData_v4', await recoverTypedDataAddress({ domain, message, primaryType, types, signature } as never), address);
+        return signature;
       }),
     signAuthorization: (req) =>
       wrap('signer_signAuthorization', async () => {
         const contract = (req.address ?? req.contractAddress) as Address;
         const a = await client.signAuthorization({ account: address, chainId: req.chainId, address: contract, nonce: req.nonce });
-        return { address: contract, chainId: req.chainId, nonce: req.nonce, r: a.r as Hex, s: a.s as Hex, yParity: Number(a.yParity) };
+        const signed = { address: contract, chainId: req.chainId, nonce: req.nonce, r: a.r as Hex, s: a.s as Hex, yParity: Number(a.yParity) };
+        checkSigner('signer_signAuthorization', await recoverAuthorizationAddress({ authorization: signed }), address);
+        return signed;
       }),
   });
   return { ...account, source: 'enclave-signer' } as LocalAccount<'enclave-signer'>;
