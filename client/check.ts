@@ -36,14 +36,15 @@ export function checkSignedTransaction(request: Record<string, unknown>, signed:
   const method = 'eth_signTransaction';
   if (recovered.toLowerCase() !== address.toLowerCase()) throw answerMismatch(method, `signed by ${recovered}, not ${address}`);
   for (const k of QUANTITY) {
-    const want = quantity(request[k]);
+    // An absent value is 0 (what the enclave signs); other absent fields were filled by the signer.
+    const want = k === 'value' ? (quantity(request[k]) ?? 0n) : quantity(request[k]);
     // Decoders omit zero fields (viem: a zero value): absent means 0.
     if (want !== undefined && (quantity(signed[k]) ?? 0n) !== want) throw answerMismatch(method, `${k} is ${String(signed[k])}, asked for ${want}`);
   }
   const to = (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : null);
-  if (request.to !== undefined && to(request.to) !== to(signed.to)) throw answerMismatch(method, `to is ${String(signed.to)}, asked for ${String(request.to)}`);
-  const data = request.data ?? request.input;
-  if (data !== undefined && bytes(data) !== bytes(signed.data)) throw answerMismatch(method, 'data differs from the request');
+  // Always compared: no `to` is a contract creation, no data is empty data.
+  if (to(request.to) !== to(signed.to)) throw answerMismatch(method, `to is ${String(signed.to ?? 'none')}, asked for ${String(request.to ?? 'none (contract creation)')}`);
+  if (bytes(request.data ?? request.input) !== bytes(signed.data)) throw answerMismatch(method, 'data differs from the request');
 }
 
 /** A signature must recover to the key's address. */

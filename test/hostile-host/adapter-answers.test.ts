@@ -94,6 +94,18 @@ describe('hostile host answers the adapters', () => {
     }
   });
 
+  it('finding: a contract creation answered with a transfer (to and value set) is refused', async () => {
+    forge = async (_m, params) => {
+      const r = params[0] as Record<string, string>;
+      return KEY.signTransaction({ chainId: 1, to: ATTACKER, value: 10n ** 18n, data: r.data as Hex, nonce: 3, gas: 100000n, gasPrice: 7n, type: 'legacy' });
+    };
+    const v = await enclaveAccount({ socket, address: KEY.address }).signTransaction({ chainId: 1, data: '0x6000', nonce: 3, gas: 100000n, gasPrice: 7n, type: 'legacy' }).catch((x: unknown) => x);
+    expect(v).toMatchObject({ data: { code: 'CLIENT_ANSWER_MISMATCH' } });
+    expect((v as Error).message).toMatch(/does not match the request: (value|to) is/);
+    const e = await new EnclaveSigner({ socket, address: KEY.address }).signTransaction({ chainId: 1, data: '0x6000', nonce: 3, gasLimit: 100000n, gasPrice: 7n }).catch((x: unknown) => x);
+    expect(e).toMatchObject({ error: { data: { code: 'CLIENT_ANSWER_MISMATCH' } } });
+  });
+
   it('finding: a transaction signed by another key is refused', async () => {
     forge = async (_m, params) => {
       const r = params[0] as Record<string, string>;
