@@ -104,7 +104,13 @@ export function buildPsbt(p: { utxos: readonly Utxo[]; outputs: readonly Output[
 /** Signs every input of the seed `keyId` in the enclave (one signer_signPsbt call); the signed PSBT, not finalized. */
 export async function signPsbt(client: SignerClient, keyId: string, psbt: Uint8Array): Promise<Uint8Array> {
   const r = await client.signPsbt({ keyId, psbt: Buffer.from(psbt).toString('base64') });
-  return new Uint8Array(Buffer.from(r.psbt, 'base64'));
+  const signed = new Uint8Array(Buffer.from(r.psbt, 'base64'));
+  // The host is untrusted: the answer must be the transaction we sent (same inputs, outputs,
+  // version, lock time — what the unsigned txid commits to), not another one the key signed.
+  if (btc.Transaction.fromPSBT(signed).id !== btc.Transaction.fromPSBT(psbt).id) {
+    throw new Error("the signer's answer does not match the request: the signed PSBT is another transaction (CLIENT_ANSWER_MISMATCH); do not broadcast it");
+  }
+  return signed;
 }
 
 /** Finalizes a fully signed PSBT and extracts the network transaction. */

@@ -17,6 +17,10 @@ import { Transaction } from 'ethers';
 import { BaseError, hexToBytes, type Hex } from 'viem';
 import { privateKeyToAccount } from 'viem/accounts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { secp256k1 } from '@noble/curves/secp256k1.js';
+import * as btc from '@scure/btc-signer';
+import { signPsbt } from '../../client/bitcoin.js';
+import { createSignerClient } from '../../client/client.js';
 import { EnclaveSigner } from '../../client/ethers.js';
 import { enclaveAccount } from '../../client/viem.js';
 
@@ -124,6 +128,27 @@ describe('hostile host answers the adapters', () => {
     await expect(enclaveAccount({ socket, address: KEY.address }).signTypedData({ domain: { name: 'x' }, types: { M: [{ name: 'a', type: 'uint256' }] }, primaryType: 'M', message: { a: 1n } })).rejects.toMatchObject({
       data: { code: 'CLIENT_ANSWER_MISMATCH' },
     });
+  });
+
+  it('finding: a PSBT answered with another transaction (an output to the host) is refused by the bitcoin helper', async () => {
+    const pay = btc.p2wpkh(secp256k1.getPublicKey(new Uint8Array(32).fill(3)));
+    const build = (dest: Uint8Array) => {
+      const tx = new btc.Transaction();
+      tx.addInput({ txid: 'aa'.repeat(32), index: 0, witnessUtxo: { script: pay.script, amount: 10_000n } });
+      tx.addOutput({ script: dest, amount: 9_000n });
+      return tx.toPSBT();
+    };
+    const mine = build(btc.p2wpkh(secp256k1.getPublicKey(new Uint8Array(32).fill(4))).script);
+    const theirs = build(btc.p2wpkh(secp256k1.getPublicKey(new Uint8Array(32).fill(5))).script);
+    const client = createSignerClient({ socket });
+    try {
+      forge = async () => ({ psbt: Buffer.from(theirs).toString('base64') });
+      await expect(signPsbt(client, 'k', mine)).rejects.toThrow(/CLIENT_ANSWER_MISMATCH/);
+      forge = async () => ({ psbt: Buffer.from(mine).toString('base64') });
+      expect(await signPsbt(client, 'k', mine)).toEqual(mine);
+    } finally {
+      client.close();
+    }
   });
 
   it('an honest answer passes (the checks are not vacuous)', async () => {
