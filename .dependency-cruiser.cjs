@@ -34,6 +34,7 @@ module.exports = {
     forbid('common-is-shared', 'common/ is used by both sides: it may not depend on either side, dev or the CLI', 'common', '^(enclave|parent|dev|cli)/'),
     forbid('parent-not-to-enclave', 'the parent talks to the enclave over the bridge only (common/protocol); it never runs enclave or dev code', 'parent', '^(enclave|dev)/'),
     forbid('parent-not-to-cli', 'one composition root per program: parent/ exports start functions taking a config object; argv handling lives in cli/', 'parent', '^cli/'),
+    forbid('client-is-a-library', 'client/ is the package exports custody code imports (enclave-signer/client, /viem, /ethers, /bitcoin): it talks to the signing socket only, never runs the appliance', 'client', '^(attestation|enclave|parent|dev|cli|build|native)/'),
     forbid('dev-not-to-cli', 'cli/ is the top layer (it starts the dev stack); dev/ does not reach back into it', 'dev', '^cli/'),
     {
       name: 'native-is-the-bottom',

@@ -9,8 +9,9 @@ import { parseArgs } from './args.js';
 import { guard } from './command.js';
 import type { Io } from './io.js';
 import { untilSignal } from './run-until-signal.js';
+import { chainIdFlag } from './values.js';
 
-export const DEV_USAGE = `Usage: enclave-signer dev [--data-dir DIR] [--socket PATH] [--http 127.0.0.1:PORT]
+export const DEV_USAGE = `Usage: enclave-signer dev [--data-dir DIR] [--socket PATH] [--http 127.0.0.1:PORT] [--chain-id N]
 
 Runs the appliance locally in DEV MODE: the KMS emulator, the enclave (simulated
 NSM, dev CA) and the parent with its signing socket. State lives in the data
@@ -21,6 +22,7 @@ Options:
   --data-dir DIR   state directory (default <repo>/.dev-data)
   --socket PATH    signing socket (default <data-dir>/signer.sock)
   --http H:P       also serve JSON-RPC over loopback HTTP (127.0.0.1 or [::1] only)
+  --chain-id N     serve chain N: eth_chainId/net_version answer it, other chainIds are refused
   --deny-op OP     the enclave refuses this signing operation (repeatable; shows a policy denial)
   --json           print the endpoints as one JSON line once ready (for scripts)
   -h, --help       this help
@@ -32,6 +34,7 @@ const SPEC = {
   http: { type: 'string' },
   'deny-op': { type: 'string', multiple: true },
   json: { type: 'boolean' },
+  'chain-id': { type: 'string' },
 } as const;
 
 export async function dev(argv: string[], io: Io): Promise<number> {
@@ -46,6 +49,8 @@ export async function dev(argv: string[], io: Io): Promise<number> {
     if (a.flags['data-dir'] !== undefined) config.dataDir = a.flags['data-dir'];
     if (a.flags.socket !== undefined) config.socket = a.flags.socket;
     if (a.flags.http) config.http = a.flags.http;
+    const chainId = chainIdFlag(a.flags['chain-id']);
+    if (chainId !== undefined) config.chainId = chainId;
     const running = await startDevAppliance(config);
     io.stderr(running.banner + '\n');
     if (a.flags.json) {

@@ -19,7 +19,7 @@ import { CliInputError, EXIT_OK, UsageError } from './errors.js';
 import { readTextFile, type Io } from './io.js';
 import { loadPublicKey, loadRoot } from './keys.js';
 import { untilSignal } from './run-until-signal.js';
-import { pcrFlags } from './values.js';
+import { chainIdFlag, pcrFlags } from './values.js';
 
 export const PARENT_USAGE = `Usage: enclave-signer parent --enclave <uri> --socket <path> --keystore <file> [options]
 
@@ -49,6 +49,8 @@ Keys and KMS:
                                for another endpoint); env (AWS_ACCESS_KEY_ID, …); or file:<creds.json>
                                with { accessKeyId, secretAccessKey, sessionToken?, expiration? }
   --keystore-readonly          open the keystore read-only (signing only, no new keys)
+  --chain-id <N>               the chain this signer serves: eth_chainId/net_version answer N and
+                               eth_signTransaction refuses another chainId (fills N when absent)
 
 KMS byte pipe (what the enclave's KMS client dials; TLS stays end to end):
   --kms-pipe <uri>             listen here, e.g. vsock://4294967295:8000 (off when not given)
@@ -82,6 +84,7 @@ const SPEC = {
   'kms-key-id': { type: 'string' },
   'aws-credentials': { type: 'string' },
   'keystore-readonly': { type: 'boolean' },
+  'chain-id': { type: 'string' },
   'socket-mode': { type: 'string' },
   http: { type: 'string' },
   'request-timeout': { type: 'string' },
@@ -209,6 +212,8 @@ export async function configFromArgs(argv: string[]): Promise<ParentConfig | 'he
   if (f['kms-key-id'] !== undefined) cfg.kmsKeyId = f['kms-key-id'];
   cfg.credentials = await credentialsFlag(f['aws-credentials']);
   if (f['keystore-readonly']) cfg.keystoreReadonly = true;
+  const chainId = chainIdFlag(f['chain-id']);
+  if (chainId !== undefined) cfg.chainId = chainId;
   listenerFlags(f, cfg);
   if (kmsPipe) cfg.kmsPipe = kmsPipe;
   return cfg;

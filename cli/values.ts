@@ -52,3 +52,12 @@ export function matchFlag(value: string | undefined): number[] | undefined {
   if (new Set(nums).size !== nums.length) throw new UsageError('--match lists an index twice');
   return nums.sort((a, b) => a - b);
 }
+
+/** `--chain-id N`: decimal or 0x hex, 1 .. 2^53 − 1 (undefined when not given). */
+export function chainIdFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const ok = /^(?:[1-9]\d{0,15}|0x[1-9a-fA-F][0-9a-fA-F]{0,13})$/.test(value);
+  const n = ok ? Number(value) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1) throw new UsageError(`--chain-id ${JSON.stringify(value)} is not a chain id`, { hint: 'a positive integer, e.g. --chain-id 1 (mainnet) or 0x7a69' });
+  return n;
+}

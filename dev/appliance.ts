@@ -14,6 +14,8 @@ export interface DevApplianceConfig {
   socket?: string;
   /** Also serve JSON-RPC over loopback HTTP ("127.0.0.1:PORT"). */
   http?: string;
+  /** The chain the signer serves (eth_chainId, net_version, the eth_signTransaction check); none by default. */
+  chainId?: number;
   /** Signing operations the enclave refuses (shows a policy denial). */
   denyOps?: readonly string[];
   /** The dev stack's own lines. */
@@ -43,6 +45,7 @@ function parentFor(infra: DevInfra, config: DevApplianceConfig): Promise<Running
     kmsKeyId: infra.cmkArn,
     credentials: { kind: 'static', ...DEV_CREDENTIALS },
     log: config.parentLog,
+    ...(config.chainId === undefined ? {} : { chainId: config.chainId }),
   });
 }
 

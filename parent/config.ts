@@ -14,6 +14,7 @@ import { parseHex, toHex } from '../common/bytes.js';
 import { parseTransportUri } from '../common/transport/index.js';
 import { isSignerError } from '../common/errors.js';
 import { createCredentialsProvider, type CredentialsConfig, type CredentialsProvider } from './credentials.js';
+import { MAX_CHAIN_ID } from './chain-id.js';
 import { ParentError } from './errors.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './server.js';
 
@@ -65,6 +66,8 @@ export interface ParentConfig {
   kmsPipe?: KmsPipeConfig;
   /** Per-connection deadlines and the connection cap of the signing socket (parent/connections.ts). */
   connectionLimits?: Partial<ConnectionLimits>;
+  /** The chain this signer serves (parent/chain-id.ts): answered by eth_chainId / net_version, checked on eth_signTransaction. */
+  chainId?: number;
 }
 
 export interface KmsPipeConfig {
@@ -98,6 +101,7 @@ export interface ResolvedParentConfig {
   maxInFlight: number;
   reconnect: { minMs: number; maxMs: number };
   connectionLimits: Partial<ConnectionLimits>;
+  chainId: number | undefined;
   log: (line: string) => void;
 }
 
@@ -221,6 +225,7 @@ export function resolveParentConfig(c: ParentConfig): ResolvedParentConfig {
     maxInFlight: int('maxInFlight', c.maxInFlight, 256, 1, 100_000),
     reconnect: { minMs, maxMs },
     connectionLimits: resolveConnectionLimits(c.connectionLimits),
+    chainId: c.chainId === undefined ? undefined : int('chainId', c.chainId, 0, 1, MAX_CHAIN_ID),
     log: c.log ?? ((line: string) => void process.stderr.write(`[parent] ${line}\n`)),
   };
 }

@@ -12,6 +12,7 @@
  * See docs/parent.md.
  */
 import { registerVsockTransportFor } from '../common/transport/vsock.js';
+import { chainIdMethods } from './chain-id.js';
 import { resolveParentConfig, type KmsPipeConfig, type ParentConfig, type ResolvedParentConfig } from './config.js';
 import { createDispatcher, type Dispatcher } from './dispatch.js';
 import { startGate, type Gate, type GateSnapshot } from './gate.js';
@@ -19,7 +20,7 @@ import { createHttpHandler } from './http.js';
 import { loadAllowlist, startKmsPipe, type KmsPipe } from './kms-pipe.js';
 import { openKeystore, type Keystore } from './keystore.js';
 import { createMetrics, type Metrics } from './metrics.js';
-import { METHODS } from './methods.js';
+import { METHODS, type Method } from './methods.js';
 import { startSigningServer, type SigningServer } from './server.js';
 import { createEnclaveVerifier } from './verify-enclave.js';
 
@@ -79,10 +80,11 @@ function startServices(cfg: ResolvedParentConfig): Services {
     keystore.close();
     throw e;
   }
-  const metrics = createMetrics(METHODS.keys());
+  const methods = new Map<string, Method>([...METHODS, ...chainIdMethods(cfg.chainId)]);
+  const metrics = createMetrics(methods.keys());
   const dispatcher = createDispatcher({
-    methods: METHODS,
-    context: { gate, keystore, keystoreReadonly: cfg.keystoreReadonly },
+    methods,
+    context: { gate, keystore, keystoreReadonly: cfg.keystoreReadonly, ...(cfg.chainId === undefined ? {} : { chainId: cfg.chainId }) },
     metrics,
     maxBatch: cfg.maxBatch,
     maxInFlight: cfg.maxInFlight,
@@ -159,7 +161,7 @@ export async function startParent(config: ParentConfig): Promise<RunningParent> 
     throw e;
   }
   const { gate, keystore } = services;
-  log(`signing socket ${server.socketPath} (mode ${cfg.socketMode.toString(8)})${server.httpUrl ? `, HTTP ${server.httpUrl}` : ''}; enclave ${cfg.enclave}`);
+  log(`signing socket ${server.socketPath} (mode ${cfg.socketMode.toString(8)})${server.httpUrl ? `, HTTP ${server.httpUrl}` : ''}; enclave ${cfg.enclave}${cfg.chainId === undefined ? '' : `; chain id ${cfg.chainId}`}`);
 
   let closing: Promise<void> | undefined;
   const out: RunningParent = {

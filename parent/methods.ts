@@ -15,6 +15,7 @@ import { parseAttestation } from '../attestation/verify.js';
 import { toHex } from '../common/bytes.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import { asKeyRecord, asRecord, asSignerFacts, type KeyKind, type KeyRecord, type SignerFacts, type SignOp } from '../common/protocol/enclave-api.js';
+import { txForChain } from './chain-id.js';
 import { ParentError, invalidParam } from './errors.js';
 import { reasonOf, type Gate } from './gate.js';
 import { KeystoreError, type Keystore, type StoredKey } from './keystore.js';
@@ -36,6 +37,8 @@ export interface MethodContext {
   gate: Gate;
   keystore: Keystore;
   keystoreReadonly: boolean;
+  /** The configured chain id (--chain-id), checked by eth_signTransaction (chain-id.ts); none: every transaction names its own. */
+  chainId?: number;
   /** Aborted when the client disconnects. */
   signal: AbortSignal;
 }
@@ -173,12 +176,9 @@ const ethSignTransaction: Method = async (params, ctx) => {
   if (!isPlainObject(tx)) throw invalidParam('params[0]', `expected a transaction object, got ${describe(tx)}`);
   if (tx.from === undefined || tx.from === null) throw invalidParam('from', 'required: the address of the key that signs');
   readAddress(tx.from, 'from');
-  if (tx.chainId === undefined || tx.chainId === null) {
-    throw invalidParam('chainId', 'required (never defaulted): a transaction is signed for one chain', 'set chainId to the id of the network the transaction is for');
-  }
-  readQuantity(tx.chainId, 'chainId');
+  const forChain = txForChain(tx, ctx.chainId);
   const key = keyByAddress(ctx, tx.from, 'from');
-  const res = await sign(ctx, 'eth_signTransaction', key, { tx });
+  const res = await sign(ctx, 'eth_signTransaction', key, { tx: forChain });
   return hexField(res, 'raw');
 };
 
