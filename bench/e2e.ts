@@ -78,9 +78,11 @@ interface Stack {
   stop(): Promise<void>;
 }
 
-async function startStack(dataDir: string): Promise<Stack> {
+async function startStack(dataDir: string, profileDir?: string): Promise<Stack> {
   const bin = join(repoRoot(), 'bin', 'enclave-signer.js');
-  const child = spawn(process.execPath, [bin, 'dev', '--data-dir', dataDir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // --profile DIR: V8 CPU profiles of the dev process, the enclave and its signing workers (one file per thread).
+  const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = spawn(process.execPath, [...prof, bin, 'dev', '--data-dir', dataDir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let tail = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -301,6 +303,7 @@ async function main(): Promise<void> {
       levels: { type: 'string', default: '1,8,64' },
       transports: { type: 'string', default: 'http,ipc' },
       out: { type: 'string' },
+      profile: { type: 'string' },
     },
   });
   const seconds = Math.min(30, Math.max(0.5, Number(values.seconds)));
@@ -310,7 +313,7 @@ async function main(): Promise<void> {
 
   const dir = mkdtempSync(join(tmpdir(), 'es-bench-e2e-'));
   const load0 = loadavg()[0];
-  const stack = await startStack(join(dir, 'data'));
+  const stack = await startStack(join(dir, 'data'), values.profile);
   try {
     const rpc = async (method: string, params: unknown) => {
       const a = JSON.parse(await httpClient(stack.socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })));

@@ -54,6 +54,12 @@ export interface EnclaveServiceOptions {
    * (never for a cancelled or expired job); if it throws, nothing is signed.
    */
   audit?: (event: AuditEvent) => void;
+  /**
+   * When the audit sink writes asynchronously (batched, enclave/audit-lines.ts): resolves once
+   * every event handed to `audit` so far is written. A signature is released only after it
+   * resolves; if it rejects, the signature is withheld (AUDIT_UNAVAILABLE).
+   */
+  auditFlushed?: () => Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -277,6 +283,13 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
           }
         },
       });
+      if (opts.auditFlushed) {
+        try {
+          await opts.auditFlushed();
+        } catch (e) {
+          throw new SignerError('AUDIT_UNAVAILABLE', 'the signature is withheld: its audit record could not be written', { cause: e });
+        }
+      }
       return { result: result as JsonLike, signer: facts };
     },
   };
