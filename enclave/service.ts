@@ -130,8 +130,8 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
 
   const kms = async (): Promise<AttestedKms> => {
     if (!credentials) throw new SignerError('KMS_NO_CREDENTIALS', 'the parent has not handed over AWS credentials yet');
-    // Literal paths: the image bundle includes them (loaded lazily, see cold start above).
-    const [{ createKmsClient }, { attestedKms }] = await Promise.all([import('./kms/client.js'), import('./kms/attested.js')]);
+    // A literal path: the image bundle includes it (loaded lazily, see cold start above).
+    const { createKmsClient, attestedKms } = await import('./lazy-kms.js');
     recipient ??= await recipientReady;
     if (closed) throw new SignerError('ENCLAVE_CLOSED', 'the enclave is shutting down');
     client ??= createKmsClient({
@@ -211,7 +211,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       const kmsKeyId = asString(p.kmsKeyId, 'kmsKeyId', 2048);
       return oneAtATime(async () => {
         if (keyring) throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave; an enclave never switches keyrings`);
-        const { createKeyring } = await import('./kms/keyring.js');
+        const { createKeyring } = await import('./lazy-kms.js');
         const k = await createKeyring(await kms(), kmsKeyId, pinned);
         install(k);
         return { record: wireRecord(k) };
@@ -228,7 +228,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
             hint: 'a different keyring needs a new enclave life (restart the enclave)',
           });
         }
-        const { unlockKeyring } = await import('./kms/keyring.js');
+        const { unlockKeyring } = await import('./lazy-kms.js');
         const k = await unlockKeyring(await kms(), record, pinned);
         return { keyringId: install(k) };
       });
@@ -241,7 +241,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       onlyKeys(p, ['kind'], 'params');
       const kind: KeyKind = asKind(p.kind);
       if (!keyring) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
-      const { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } = await import('./signers/index.js');
+      const { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } = await import('./lazy-kms.js');
       const keyId = randomUUID();
       const secret = kind === 'secp256k1' ? await newSecp256k1Secret(nsm) : await freshSecret(nsm);
       try {
