@@ -27,7 +27,6 @@
  * Usage: npm run bench:e2e [-- --seconds 3 --max 20000 --levels 1,8,64 --transports http,ipc]
  *        (writes bench/results/e2e.json)
  */
-import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
@@ -36,10 +35,12 @@ import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { connectBridge, type BridgePeer } from '../common/bridge/index.js';
+import { loadOrCreateDevCa } from '../dev/ca/index.js';
 import { repoRoot } from '../dev/stack.js';
+import { secp } from '../enclave/signers/secp.js';
+import { measurePrimitives } from './primitives.js';
 
-const TARGET_RATIO = 0.8;
-const TARGET_ADDED_P50_MS = 1;
 
 interface Stats {
   n: number;
@@ -78,9 +79,11 @@ interface Stack {
   stop(): Promise<void>;
 }
 
-async function startStack(dataDir: string): Promise<Stack> {
+async function startStack(dataDir: string, profileDir?: string): Promise<Stack> {
   const bin = join(repoRoot(), 'bin', 'enclave-signer.js');
-  const child = spawn(process.execPath, [bin, 'dev', '--data-dir', dataDir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // --profile DIR: V8 CPU profiles of the dev process, the enclave and its signing workers (one file per thread).
+  const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
+  const child = spawn(process.execPath, [...prof, bin, 'dev', '--data-dir', dataDir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let tail = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
@@ -148,13 +151,18 @@ function cpuOf(pid: number): { main: number; others: number } {
   return { main, others: total - main };
 }
 
-type Cpu = { client: number; parentMain: number; parentOthers: number; enclaveMain: number; enclaveOthers: number };
+/** CPU ms by process/thread name: client (this process), <proc>Main and <proc>Others for each watched pid. */
+type Cpu = Record<string, number>;
 
-function cpuSnapshot(pids: Stack['pids']): Cpu {
+function cpuSnapshot(pids: Record<string, number>): Cpu {
   const u = process.cpuUsage();
-  const p = cpuOf(pids.parent);
-  const e = cpuOf(pids.enclave);
-  return { client: (u.user + u.system) / 1000, parentMain: p.main, parentOthers: p.others, enclaveMain: e.main, enclaveOthers: e.others };
+  const out: Cpu = { client: (u.user + u.system) / 1000 };
+  for (const [name, pid] of Object.entries(pids)) {
+    const c = cpuOf(pid);
+    out[`${name}Main`] = c.main;
+    out[`${name}Others`] = c.others;
+  }
+  return out;
 }
 
 // ------------------------------------------------------------ clients
@@ -224,7 +232,7 @@ interface LoadResult extends Stats {
  * is answered, until `maxRequests` were sent or `seconds` passed. A warm-up
  * (not measured) runs first.
  */
-async function load(opts: { transport: 'http' | 'ipc'; socket: string; pids: Stack['pids']; concurrency: number; method: string; params: (i: number) => unknown; seconds: number; maxRequests: number }): Promise<LoadResult> {
+async function load(opts: { transport: 'http' | 'ipc'; socket: string; pids: Record<string, number>; warmup?: number; concurrency: number; method: string; params: (i: number) => unknown; seconds: number; maxRequests: number }): Promise<LoadResult> {
   const { concurrency } = opts;
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
   const ipcs = opts.transport === 'ipc' ? await Promise.all(Array.from({ length: concurrency }, () => ipcClient(opts.socket))) : [];
@@ -248,7 +256,7 @@ async function load(opts: { transport: 'http' | 'ipc'; socket: string; pids: Sta
   };
   try {
     // Warm-up: connections opened, JIT warm, worker pools busy once.
-    await run(Math.min(200, Math.max(20, concurrency * 4)), performance.now() + 2_000, undefined);
+    await run(Math.min(200, Math.max(20, concurrency * 4)), performance.now() + (opts.warmup ?? 2_000), undefined);
     next = 0;
     errors = 0;
     const latencies: number[] = [];
@@ -257,14 +265,15 @@ async function load(opts: { transport: 'http' | 'ipc'; socket: string; pids: Sta
     await run(opts.maxRequests, t0 + opts.seconds * 1000, latencies);
     const seconds = (performance.now() - t0) / 1000;
     const c1 = cpuSnapshot(opts.pids);
-    const per = (k: keyof Cpu) => +((c1[k] - c0[k]) / Math.max(1, latencies.length)).toFixed(3);
+    const cpuMsPerOp: Cpu = {};
+    for (const k of Object.keys(c1)) cpuMsPerOp[k] = +((c1[k]! - c0[k]!) / Math.max(1, latencies.length)).toFixed(4);
     return {
       transport: opts.transport === 'http' ? 'http-unix-keepalive' : 'ipc',
       method: opts.method,
       concurrency,
       errors,
       ...stats(latencies, seconds),
-      cpuMsPerOp: { client: per('client'), parentMain: per('parentMain'), parentOthers: per('parentOthers'), enclaveMain: per('enclaveMain'), enclaveOthers: per('enclaveOthers') },
+      cpuMsPerOp,
     };
   } finally {
     agent.destroy();
@@ -272,45 +281,135 @@ async function load(opts: { transport: 'http' | 'ipc'; socket: string; pids: Sta
   }
 }
 
-/** Raw in-process signing of the same kind of digest on one thread, bounded in count and time. */
-function rawSigning(seconds: number, maxOps: number): Stats {
-  const key = secp256k1.utils.randomSecretKey();
+/** Raw in-process signing (@noble/secp256k1 v3, the hot path's primitive) of the same kind of digest, one thread. */
+function rawSigning(seconds: number, maxOps: number): Stats & { cpuMsPerOp: number } {
+  const key = secp.utils.randomSecretKey();
   const digest = (i: number) => {
     const d = new Uint8Array(32);
     new DataView(d.buffer).setUint32(28, i);
     return d;
   };
-  for (let i = 0; i < 100; i++) secp256k1.sign(digest(i), key, { prehash: false }); // warm-up
+  for (let i = 0; i < 100; i++) secp.sign(digest(i), key, { prehash: false, format: 'recovered' }); // warm-up
   const lat: number[] = [];
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   const until = t0 + seconds * 1000;
   for (let i = 0; i < maxOps && performance.now() < until; i++) {
     const a = performance.now();
-    secp256k1.sign(digest(i), key, { prehash: false });
+    secp.sign(digest(i), key, { prehash: false, format: 'recovered' });
     lat.push(performance.now() - a);
   }
+  const c1 = process.cpuUsage(c0);
   key.fill(0);
-  return stats(lat, (performance.now() - t0) / 1000);
+  return { ...stats(lat, (performance.now() - t0) / 1000), cpuMsPerOp: +((c1.user + c1.system) / 1000 / Math.max(1, lat.length)).toFixed(4) };
+}
+
+// ------------------------------------------------------------ the hot wallet baseline
+
+interface HotWallet {
+  ipc: string;
+  http: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** bench/hot-wallet.ts as its own Node process (one process, like the hot wallet it stands for). */
+async function startHotWallet(dir: string): Promise<HotWallet> {
+  const ipc = join(dir, 'hot-ipc.sock');
+  const http = join(dir, 'hot-http.sock');
+  const script = join(repoRoot(), 'dist', 'bench', 'hot-wallet.js');
+  const child = spawn(process.execPath, [script, '--ipc', ipc, '--http', http], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const deadline = Date.now() + 30_000;
+  while (!out.includes('\n')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the hot wallet did not start');
+    await sleep(20);
+  }
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  return { ipc, http, pid: child.pid!, stop };
+}
+
+// ------------------------------------------------------------ cold start
+
+interface ColdStart {
+  /** ms from spawning `enclave-signer enclave` to its bridge accepting a connection. */
+  listeningMs: number;
+  /** ms from spawning it to the first `attest` answer. */
+  firstAttestMs: number;
+  /** ms from spawning it to the first `status` answer. */
+  firstStatusMs: number;
+}
+
+/** Time from process start to bridge listening and to the first attest/status answers (simulated NSM, unix bridge). */
+async function coldStart(dir: string): Promise<ColdStart> {
+  const ca = join(dir, 'cold-ca');
+  loadOrCreateDevCa(ca);
+  const sock = join(dir, 'cold-enclave.sock');
+  const bin = join(repoRoot(), 'bin', 'enclave-signer.js');
+  const arn = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-0000000000c0';
+  const t0 = performance.now();
+  const child = spawn(process.execPath, [bin, 'enclave', '--listen', `unix:${sock}`, '--nsm', 'simulated', '--dev-ca', ca, '--kms-key-arn', arn, '--kms-pipe', `unix:${join(dir, 'no-pipe.sock')}`], { stdio: ['ignore', 'ignore', 'ignore'] });
+  try {
+    let peer: BridgePeer | undefined;
+    while (!peer) {
+      if (child.exitCode !== null || performance.now() - t0 > 30_000) throw new Error('the enclave did not start');
+      peer = await connectBridge(`unix:${sock}`, { role: 'parent' }).catch(() => undefined);
+      if (!peer) await sleep(2);
+    }
+    const listeningMs = performance.now() - t0;
+    const attest = peer.request('attest', new Map([['nonce', new Uint8Array(32)]])).then(() => performance.now() - t0);
+    const status = peer.request('status', new Map()).then(() => performance.now() - t0);
+    const [firstAttestMs, firstStatusMs] = await Promise.all([attest, status]);
+    peer.close();
+    return { listeningMs: +listeningMs.toFixed(1), firstAttestMs: +firstAttestMs.toFixed(1), firstStatusMs: +firstStatusMs.toFixed(1) };
+  } finally {
+    child.kill('SIGTERM');
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
 }
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
-      seconds: { type: 'string', default: '3' },
-      max: { type: 'string', default: '20000' },
+      seconds: { type: 'string' },
+      max: { type: 'string', default: '50000' },
       levels: { type: 'string', default: '1,8,64' },
-      transports: { type: 'string', default: 'http,ipc' },
+      transports: { type: 'string', default: 'ipc,http' },
+      quick: { type: 'boolean', default: false },
       out: { type: 'string' },
+      profile: { type: 'string' },
     },
   });
-  const seconds = Math.min(30, Math.max(0.5, Number(values.seconds)));
+  const quick = values.quick;
+  const seconds = Math.min(30, Math.max(0.5, Number(values.seconds ?? (quick ? 1.5 : 4))));
   const maxRequests = Math.min(200_000, Math.max(100, Number(values.max)));
   const levels = values.levels.split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 1 && n <= 256);
   const transports = values.transports.split(',').filter((t): t is 'http' | 'ipc' => t === 'http' || t === 'ipc');
+  const warmup = quick ? 500 : 1_500;
 
   const dir = mkdtempSync(join(tmpdir(), 'es-bench-e2e-'));
-  const load0 = loadavg()[0];
-  const stack = await startStack(join(dir, 'data'));
+  const load0 = loadavg();
+  process.stderr.write(`cold start (${quick ? 1 : 3}×) …\n`);
+  const colds: ColdStart[] = [];
+  for (let i = 0; i < (quick ? 1 : 3); i++) colds.push(await coldStart(dir));
+  const cold = { runs: colds, medianListeningMs: median(colds.map((c) => c.listeningMs)), medianFirstAttestMs: median(colds.map((c) => c.firstAttestMs)), medianFirstStatusMs: median(colds.map((c) => c.firstStatusMs)) };
+  process.stderr.write(`cold start: listening ${cold.medianListeningMs} ms, first attest ${cold.medianFirstAttestMs} ms, first status ${cold.medianFirstStatusMs} ms\n`);
+
+  process.stderr.write(`primitives (${quick ? 1 : 4} s, alternating) …\n`);
+  const primitives = measurePrimitives(quick ? 1 : 4, (n) => n.includes('ECDSA'));
+
+  const stack = await startStack(join(dir, 'data'), values.profile);
+  const hot = await startHotWallet(dir);
   try {
     const rpc = async (method: string, params: unknown) => {
       const a = JSON.parse(await httpClient(stack.socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })));
@@ -320,72 +419,94 @@ async function main(): Promise<void> {
     const key = await rpc('signer_createKey', { label: 'bench' });
     const status = await rpc('signer_status', {});
     const workers: number = status.enclave?.workers ?? 1;
+    const appliancePids = { parent: stack.pids.parent, enclave: stack.pids.enclave };
 
-    process.stderr.write(`raw @noble/curves secp256k1.sign, ${seconds}s …\n`);
-    const raw = rawSigning(Math.min(seconds, 2), 5_000);
-    const rawTimesWorkers = raw.opsPerSec * workers;
+    const raw = rawSigning(Math.min(seconds, 2), 10_000);
+    process.stderr.write(`raw @noble/secp256k1 v3 sign: ${raw.opsPerSec} ops/s/thread, ${raw.cpuMsPerOp} CPU ms/op\n`);
 
     const digestHex = (i: number) => `0x${(i + 1).toString(16).padStart(64, '0')}`;
-    const results: (LoadResult & { rawAdjacent?: { opsPerSec: number; p50Ms: number }; ratioToRawTimesWorkers?: number; addedP50Ms?: number })[] = [];
+    const floors: LoadResult[] = [];
+    const comparison: Record<string, unknown>[] = [];
     for (const transport of transports) {
       // Floors at one client: socket + parent + keystore (eth_accounts); + bridge + enclave main thread (signer_status).
       for (const method of ['eth_accounts', 'signer_status']) {
-        const floor = await load({ transport, socket: stack.socket, pids: stack.pids, concurrency: 1, method, params: () => (method === 'eth_accounts' ? [] : {}), seconds: Math.min(seconds, 1.5), maxRequests: 5_000 });
-        results.push(floor);
+        const floor = await load({ transport, socket: stack.socket, pids: appliancePids, warmup, concurrency: 1, method, params: () => (method === 'eth_accounts' ? [] : {}), seconds: Math.min(seconds, 1.5), maxRequests: 5_000 });
+        floors.push(floor);
         process.stderr.write(`${transport} ${method} ×1: p50 ${floor.p50Ms} ms\n`);
       }
-      for (const concurrency of levels) {
-        // Raw signing measured right before each level too: other load on a shared machine
-        // comes and goes, and a ratio is only fair against a baseline taken under the same load.
-        const adjacent = rawSigning(0.5, 2_000);
-        const r = await load({ transport, socket: stack.socket, pids: stack.pids, concurrency, method: 'signer_signDigest', params: (i) => ({ keyId: key.keyId, digest: digestHex(i) }), seconds, maxRequests });
+      for (const [li, concurrency] of levels.entries()) {
+        const params = (i: number) => ({ keyId: key.keyId, digest: digestHex(i) });
+        const runHot = () => load({ transport, socket: transport === 'ipc' ? hot.ipc : hot.http, pids: { hot: hot.pid }, warmup, concurrency, method: 'signer_signDigest', params, seconds, maxRequests });
+        const runAppliance = () => load({ transport, socket: stack.socket, pids: appliancePids, warmup, concurrency, method: 'signer_signDigest', params, seconds, maxRequests });
+        // Alternated, and which goes first alternates too: load from other processes comes and goes.
+        let h: LoadResult;
+        let a: LoadResult;
+        if (li % 2 === 0) {
+          h = await runHot();
+          a = await runAppliance();
+        } else {
+          a = await runAppliance();
+          h = await runHot();
+        }
+        const c = a.cpuMsPerOp;
+        const enclaveCpu = +((c.enclaveMain ?? 0) + (c.enclaveOthers ?? 0)).toFixed(4);
+        const parentCpu = +((c.parentMain ?? 0) + (c.parentOthers ?? 0)).toFixed(4);
+        const hotCpu = +((h.cpuMsPerOp.hotMain ?? 0) + (h.cpuMsPerOp.hotOthers ?? 0)).toFixed(4);
         const row = {
-          ...r,
-          rawAdjacent: { opsPerSec: adjacent.opsPerSec, p50Ms: adjacent.p50Ms },
-          ratioToRawTimesWorkers: +(r.opsPerSec / (adjacent.opsPerSec * workers)).toFixed(3),
-          addedP50Ms: +(r.p50Ms - adjacent.p50Ms).toFixed(3),
+          transport: a.transport,
+          concurrency,
+          appliance: a,
+          hotWallet: h,
+          ratio: +(a.opsPerSec / h.opsPerSec).toFixed(3),
+          addedP50Ms: +(a.p50Ms - h.p50Ms).toFixed(3),
+          cpuMsPerSignature: { enclave: enclaveCpu, enclaveMain: c.enclaveMain, enclaveWorkersAndOther: c.enclaveOthers, parent: parentCpu, parentMain: c.parentMain, hotWallet: hotCpu, rawPrimitive: raw.cpuMsPerOp },
+          enclaveCpuOverRaw: +(enclaveCpu / raw.cpuMsPerOp).toFixed(3),
         };
-        results.push(row);
-        const c = r.cpuMsPerOp;
+        comparison.push(row);
         process.stderr.write(
-          `${transport} signDigest ×${concurrency}: ${r.opsPerSec} ops/s, p50 ${r.p50Ms} ms, p99 ${r.p99Ms} ms, ratio ${row.ratioToRawTimesWorkers}, errors ${r.errors}; CPU ms/op: client ${c.client}, parent main ${c.parentMain} + other ${c.parentOthers}, enclave main ${c.enclaveMain} + workers/other ${c.enclaveOthers}\n`,
+          `${transport} ×${concurrency}: appliance ${a.opsPerSec}/s p50 ${a.p50Ms} ms | hot wallet ${h.opsPerSec}/s p50 ${h.p50Ms} ms | ratio ${row.ratio}, added p50 ${row.addedP50Ms} ms | CPU ms/sig: enclave ${enclaveCpu} (main ${c.enclaveMain}), parent ${parentCpu}, hot wallet ${hotCpu}, raw ${raw.cpuMsPerOp}; errors ${a.errors}/${h.errors}\n`,
         );
       }
     }
 
-    const sign = results.filter((r) => r.method === 'signer_signDigest');
-    const best = sign.reduce((a, b) => (b.opsPerSec > a.opsPerSec ? b : a));
-    const addedP50ByTransport = Object.fromEntries(sign.filter((r) => r.concurrency === 1).map((r) => [r.transport, r.addedP50Ms!]));
+    const at = (t: string, n: number) => comparison.find((r) => r.transport === t && r.concurrency === n) as { ratio: number; addedP50Ms: number; enclaveCpuOverRaw: number; cpuMsPerSignature: { parent: number } } | undefined;
+    const ipc64 = at('ipc', 64);
+    const ipc1 = at('ipc', 1);
+    const http1 = at('http-unix-keepalive', 1);
+    const ipcRows = comparison.filter((r) => r.transport === 'ipc') as { enclaveCpuOverRaw: number; cpuMsPerSignature: { parent: number } }[];
     const result = {
       benchmark: 'e2e-signing',
       date: new Date().toISOString(),
-      machine: { cpus: cpus().length, model: cpus()[0]?.model.trim() ?? 'unknown', node: process.version, loadavg1mBefore: +load0!.toFixed(2) },
+      mode: quick ? 'quick' : 'full',
+      machine: { cpus: cpus().length, model: cpus()[0]?.model.trim() ?? 'unknown', node: process.version, loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },
+      noise: 'shared 2-vCPU development machine with other jobs running: numbers are noisy; ratios are taken between adjacent, alternated runs',
       setup: {
-        stack: 'node bin/enclave-signer.js dev (parent + KMS emulator in one process, enclave child with the simulated NSM); client in this process; all on the same cores',
+        appliance: 'node bin/enclave-signer.js dev (parent + KMS emulator in one process, enclave child with the simulated NSM, policy and audit on); client in this process; all on the same cores',
+        hotWallet: 'bench/hot-wallet.ts: one Node process, key in memory, @noble/secp256k1 v3, JSON-RPC over geth-style IPC and HTTP on Unix sockets',
         op: 'signer_signDigest, secp256k1 key, 32-byte digest',
         enclaveWorkers: workers,
-        secondsPerLevel: seconds,
-        maxRequestsPerLevel: maxRequests,
+        secondsPerPoint: seconds,
       },
-      raw: { what: '@noble/curves secp256k1.sign(digest, key, { prehash: false }), one thread, in process', ...raw, timesWorkersOpsPerSec: +rawTimesWorkers.toFixed(1) },
-      results,
+      coldStart: cold,
+      primitives,
+      raw: { what: '@noble/secp256k1 v3 sign(digest, key, { prehash: false }), one thread, in this process', ...raw },
+      floors,
+      comparison,
       targets: {
-        throughputRatio: TARGET_RATIO,
-        addedP50Ms: TARGET_ADDED_P50_MS,
-        bestRatio: best.ratioToRawTimesWorkers,
-        bestRatioAt: `${best.transport} ×${best.concurrency}`,
-        throughputMet: best.ratioToRawTimesWorkers! >= TARGET_RATIO,
-        addedP50MsAtOneClient: addedP50ByTransport,
-        latencyMetBy: Object.entries(addedP50ByTransport).filter(([, v]) => v < TARGET_ADDED_P50_MS).map(([k]) => k),
+        throughputAt64IpcOverHotWallet: { target: 1.0, measured: ipc64?.ratio ?? null, met: ipc64 ? ipc64.ratio >= 1.0 : null },
+        enclaveCpuOverRawSign: { target: 1.15, measured: ipcRows.length ? Math.min(...ipcRows.map((r) => r.enclaveCpuOverRaw)) : null, met: ipcRows.length ? Math.min(...ipcRows.map((r) => r.enclaveCpuOverRaw)) <= 1.15 : null },
+        parentCpuMsPerRequestIpc: { target: 0.1, measured: ipcRows.length ? Math.min(...ipcRows.map((r) => r.cpuMsPerSignature.parent)) : null, met: ipcRows.length ? Math.min(...ipcRows.map((r) => r.cpuMsPerSignature.parent)) <= 0.1 : null },
+        addedP50MsIpc: { target: 0.5, measured: ipc1?.addedP50Ms ?? null, met: ipc1 ? ipc1.addedP50Ms <= 0.5 : null },
+        addedP50MsHttp: { target: 0.8, measured: http1?.addedP50Ms ?? null, met: http1 ? http1.addedP50Ms <= 0.8 : null },
+        coldStartFirstAttestMs: { target: 300, measured: cold.medianFirstAttestMs, met: cold.medianFirstAttestMs < 300 },
       },
     };
-    const outPath = values.out ?? join(repoRoot(), 'bench', 'results', 'e2e.json');
+    const outPath = values.out ?? join(repoRoot(), 'bench', 'results', quick ? 'e2e-quick.json' : 'e2e.json');
     mkdirSync(join(outPath, '..'), { recursive: true });
-    writeFileSync(outPath, JSON.stringify(result, null, 2) + '\n');
-    process.stderr.write(`\nraw: ${raw.opsPerSec} ops/s/thread (p50 ${raw.p50Ms} ms) × ${workers} workers = ${rawTimesWorkers.toFixed(0)} ops/s\n`);
-    process.stderr.write(`throughput target ${result.targets.throughputMet ? 'MET' : 'NOT met'} (best ${best.ratioToRawTimesWorkers} at ${result.targets.bestRatioAt}); added p50 at 1 client ${JSON.stringify(addedP50ByTransport)} (target < ${TARGET_ADDED_P50_MS} ms)\n`);
-    process.stderr.write(`wrote ${outPath}\n`);
+    writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);
+    process.stderr.write(`targets: ${JSON.stringify(result.targets)}\nwrote ${outPath}\n`);
   } finally {
+    await hot.stop();
     await stack.stop();
     rmSync(dir, { recursive: true, force: true });
   }

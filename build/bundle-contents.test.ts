@@ -106,9 +106,11 @@ describe('enclave image bundles (build-eif.sh step 4)', () => {
     ]);
   });
 
-  it('the enclave bundle stays lean: the AWS SDK is tree-shaken (under 900 KB in all; it was 1.5 MB)', () => {
+  // 950 KB since issue 11: the bundle also carries @noble/secp256k1 v3 (the signers' primitive, ~25 KB
+  // bundled) beside @noble/curves; the AWS SDK alone was 600 KB over this budget when not tree-shaken.
+  it('the enclave bundle stays lean: the AWS SDK is tree-shaken (under 950 KB in all; it was 1.5 MB)', () => {
     const b = built.get('/app/enclave.mjs')!;
-    expect(b.bytes).toBeLessThan(900_000);
+    expect(b.bytes).toBeLessThan(950_000);
   });
 });
 

@@ -184,7 +184,9 @@ export function superviseEnclave(args: string[], uri: string, log: (l: string) =
   let stopping = false;
   let restarts = 0;
   const start = () => {
-    child = spawn(process.execPath, [bin, 'enclave', ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
+    // --cpu-prof* flags are passed on so `bench/e2e.ts --profile` profiles the enclave too; nothing else is.
+    const prof = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
+    child = spawn(process.execPath, [...prof, bin, 'enclave', ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
     child.stderr!.on('data', (b: Buffer) => {
       for (const line of b.toString('utf8').split('\n')) if (line.trim()) log(line.replace(/^\[enclave\] /, 'enclave: '));
     });

@@ -9,6 +9,7 @@ import { SignerError } from '../common/errors.js';
 import { MAX_FRAME_BYTES } from '../common/limits.js';
 import type { SignOp } from '../common/protocol/enclave-api.js';
 import { connect } from '../common/transport/index.js';
+import { batchedLines } from './audit-lines.js';
 import { pinnedKeys } from './config.js';
 import type { Nsm } from './nsm/nsm.js';
 import { builtinPolicy } from './policy.js';
@@ -49,6 +50,8 @@ export async function chooseNsm(mode: 'auto' | 'hardware' | 'simulated', simulat
 
 export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> {
   const log = cfg.log ?? ((l: string) => process.stderr.write(`[enclave] ${l}\n`));
+  // On stderr, audit lines are batched (one write per event-loop turn); a caller's own log gets each line as it comes.
+  const lines = cfg.log ? undefined : batchedLines((chunk) => process.stderr.write(chunk));
   // Checked before any worker starts: no pinned CMK, no enclave (enclave/config.ts).
   const pinned = pinnedKeys(cfg.kms.allowedKeyArns);
   log(`pinned CMK(s): ${pinned.arns.join(', ')}`);
@@ -65,7 +68,12 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
       allowedKeyArns: cfg.kms.allowedKeyArns,
     },
     // One JSON object per line: no field can break out of it (ids are UUIDs anyway, reasons are escaped).
-    audit: (e) => log(`audit ${JSON.stringify(auditFields(e))}`),
+    audit: (e) => {
+      const line = `audit ${JSON.stringify(auditFields(e))}`;
+      if (lines) lines.push(`[enclave] ${line}`);
+      else log(line);
+    },
+    ...(lines ? { auditFlushed: lines.flushed } : {}),
     log,
   });
   let server: BridgeServer;

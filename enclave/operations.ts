@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { toHex, wipe } from '../common/bytes.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
+import type { KeyFacts } from './key-cache.js';
 import { invalidParams } from './signers/errors.js';
 import { preparePsbt, signPreparedPsbt } from './signers/psbt.js';
 import {
@@ -78,17 +79,30 @@ export interface PreparedOperation {
 }
 
 /**
- * Unwrapped secret → facts + signing step. `secret` is not retained (the
- * caller wipes it). Request errors that need no key (path syntax and depth,
- * a path on a secp256k1 key) are raised here, before any decision.
+ * The public facts of a key, derived from its secret (for a secp256k1 key its
+ * public key and address; for a seed its BIP32 master). What a signing worker
+ * caches beside the secret (key-cache.ts), since it costs more than a signature.
  */
-export function prepareOperation(op: SignOp, meta: AuthenticatedMeta, secret: Uint8Array, request: Record<string, JsonLike>): PreparedOperation {
+export function keyFacts(meta: AuthenticatedMeta, secret: Uint8Array): KeyFacts {
   const base = { keyId: meta.keyId, kind: meta.kind, keyringId: meta.keyringId };
+  if (meta.kind === 'secp256k1') return { ...base, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret) };
+  const master = deriveBip32PublicKey(secret, 'm');
+  return { ...base, publicKey: master.publicKey.replace(/^0x/, ''), xpub: master.xpub, fingerprint: master.masterFingerprint };
+}
+
+/**
+ * Unwrapped secret → facts + signing step. `secret` is not retained (the
+ * caller wipes it). `known` are the key's facts from `keyFacts` for this very
+ * secret and meta, when the caller has them (the worker's key cache); else
+ * they are derived here. Request errors that need no key (path syntax and
+ * depth, a path on a secp256k1 key) are raised here, before any decision.
+ */
+export function prepareOperation(op: SignOp, meta: AuthenticatedMeta, secret: Uint8Array, request: Record<string, JsonLike>, known?: KeyFacts): PreparedOperation {
   if (meta.kind === 'secp256k1') {
     if (request.path !== undefined) throw invalidParams('path', 'only bip32-seed keys take a derivation path');
     const key = secret.slice();
     try {
-      const facts: SignerFacts = { ...base, publicKey: toHex(publicKeyOf(key)), address: addressFromPrivateKey(key) };
+      const facts: SignerFacts = { ...(known ?? keyFacts(meta, key)) };
       return { facts, sign: () => signWith(op, key, request), wipe: () => wipe(key) };
     } catch (e) {
       wipe(key);
@@ -98,11 +112,10 @@ export function prepareOperation(op: SignOp, meta: AuthenticatedMeta, secret: Ui
   // bip32-seed: the facts are the master's (what the key record describes), plus the child that signs
   const seed = secret.slice();
   try {
-    const master = deriveBip32PublicKey(seed, 'm');
-    const facts: SignerFacts = { ...base, publicKey: master.publicKey.replace(/^0x/, ''), xpub: master.xpub, fingerprint: master.masterFingerprint };
+    const facts: SignerFacts = { ...(known ?? keyFacts(meta, seed)) };
     if (op === 'signer_signPsbt') {
       // Decoded and bounded now, so a PSBT over the limits is refused before any decision.
-      const psbt = preparePsbt(field(request, 'psbt'), {}, Number.parseInt(master.masterFingerprint, 16));
+      const psbt = preparePsbt(field(request, 'psbt'), {}, Number.parseInt(facts.fingerprint!, 16));
       return { facts, sign: () => signPreparedPsbt(seed, psbt, { entropy }), wipe: () => wipe(seed) };
     }
     if (op === 'signer_deriveKey') {

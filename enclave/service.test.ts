@@ -12,6 +12,7 @@ import { createDevCa, type DevCa } from '../dev/ca/index.js';
 import { createSimulatedNsm } from './nsm/simulated.js';
 import { builtinPolicy, type Policy } from './policy.js';
 import { wrapKey } from './kms/wrapped-key.js';
+import { batchedLines } from './audit-lines.js';
 import { createEnclaveService, type AuditEvent, type EnclaveService } from './service.js';
 import { addressFromPrivateKey } from './signers/index.js';
 import { createWorkerPool, type WorkerPool } from './worker-pool.js';
@@ -110,6 +111,33 @@ describe('enclave service', () => {
     });
     const e = await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }));
     expect(e.code).toBe('AUDIT_UNAVAILABLE');
+  });
+
+  it('a batched audit sink: the signature waits for the write, and is withheld when the write fails', async () => {
+    const pool = createWorkerPool(1);
+    pool.setKeyring(KEYRING_ID, ringKey);
+    let written = 0;
+    let fail = false;
+    const lines = batchedLines(() => {
+      if (fail) throw new Error('EPIPE');
+      written++;
+    });
+    const s = createEnclaveService({
+      nsm: createSimulatedNsm({ ca }),
+      pool,
+      policy: builtinPolicy(),
+      kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS')), allowedKeyArns: [PINNED] },
+      audit: (e) => lines.push(JSON.stringify(e)),
+      auditFlushed: lines.flushed,
+    });
+    services.push(s);
+    const ok = await call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } });
+    expect(written).toBe(1);
+    expect((ok.result as { signature: string }).signature).toMatch(/^0x[0-9a-f]{130}$/);
+    fail = true;
+    const e = await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }));
+    expect(e.code).toBe('AUDIT_UNAVAILABLE');
+    expect(JSON.stringify(e)).not.toMatch(/0x[0-9a-f]{130}/);
   });
 
   it('without an unlocked keyring nothing signs and no key can be created', async () => {

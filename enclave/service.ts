@@ -24,14 +24,13 @@ import {
 } from '../common/protocol/enclave-api.js';
 import type { BridgeHandler } from '../common/bridge/index.js';
 import { pinnedKeys, type PinnedKeys } from './config.js';
-import { attestedKms } from './kms/attested.js';
-import { createKmsClient, type AwsCredentials } from './kms/client.js';
+import type { AttestedKms } from './kms/attested.js';
+import type { AwsCredentials } from './kms/client.js';
 import type { Dial } from './kms/connection.js';
-import { createKeyring, unlockKeyring, type Keyring } from './kms/keyring.js';
-import { createRecipient } from './kms/recipient.js';
+import type { Keyring } from './kms/keyring.js';
+import { createRecipientAsync, type KmsRecipient } from './kms/recipient.js';
 import type { Nsm } from './nsm/nsm.js';
 import { decide, type Policy } from './policy.js';
-import { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } from './signers/index.js';
 import type { WorkerPool } from './worker-pool.js';
 
 export const ENCLAVE_VERSION = '0.1.0';
@@ -54,6 +53,12 @@ export interface EnclaveServiceOptions {
    * (never for a cancelled or expired job); if it throws, nothing is signed.
    */
   audit?: (event: AuditEvent) => void;
+  /**
+   * When the audit sink writes asynchronously (batched, enclave/audit-lines.ts): resolves once
+   * every event handed to `audit` so far is written. A signature is released only after it
+   * resolves; if it rejects, the signature is withheld (AUDIT_UNAVAILABLE).
+   */
+  auditFlushed?: () => Promise<void>;
   log?: (line: string) => void;
 }
 
@@ -113,13 +118,22 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     adoption = run.catch(() => {});
     return run;
   };
-  const recipient = createRecipient();
+  // Cold start: the RSA recipient key is generated off the main thread and the KMS/AWS SDK and
+  // key-derivation modules load on first use, so the bridge answers attest/status at once.
+  const recipientReady = createRecipientAsync();
+  recipientReady.catch(() => {}); // a failure surfaces on the first KMS call, not as an unhandled rejection
+  let recipient: KmsRecipient | undefined;
+  let closed = false;
   let credentials: AwsCredentials | undefined;
   let client: KMSClient | undefined;
   let keyring: Keyring | undefined;
 
-  const kms = () => {
+  const kms = async (): Promise<AttestedKms> => {
     if (!credentials) throw new SignerError('KMS_NO_CREDENTIALS', 'the parent has not handed over AWS credentials yet');
+    // A literal path: the image bundle includes it (loaded lazily, see cold start above).
+    const { createKmsClient, attestedKms } = await import('./lazy-kms.js');
+    recipient ??= await recipientReady;
+    if (closed) throw new SignerError('ENCLAVE_CLOSED', 'the enclave is shutting down');
     client ??= createKmsClient({
       region: opts.kms.region,
       dial: opts.kms.dial,
@@ -197,7 +211,8 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       const kmsKeyId = asString(p.kmsKeyId, 'kmsKeyId', 2048);
       return oneAtATime(async () => {
         if (keyring) throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave; an enclave never switches keyrings`);
-        const k = await createKeyring(kms(), kmsKeyId, pinned);
+        const { createKeyring } = await import('./lazy-kms.js');
+        const k = await createKeyring(await kms(), kmsKeyId, pinned);
         install(k);
         return { record: wireRecord(k) };
       });
@@ -213,7 +228,8 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
             hint: 'a different keyring needs a new enclave life (restart the enclave)',
           });
         }
-        const k = await unlockKeyring(kms(), record, pinned);
+        const { unlockKeyring } = await import('./lazy-kms.js');
+        const k = await unlockKeyring(await kms(), record, pinned);
         return { keyringId: install(k) };
       });
     },
@@ -225,6 +241,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       onlyKeys(p, ['kind'], 'params');
       const kind: KeyKind = asKind(p.kind);
       if (!keyring) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
+      const { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } = await import('./lazy-kms.js');
       const keyId = randomUUID();
       const secret = kind === 'secp256k1' ? await newSecp256k1Secret(nsm) : await freshSecret(nsm);
       try {
@@ -277,6 +294,13 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
           }
         },
       });
+      if (opts.auditFlushed) {
+        try {
+          await opts.auditFlushed();
+        } catch (e) {
+          throw new SignerError('AUDIT_UNAVAILABLE', 'the signature is withheld: its audit record could not be written', { cause: e });
+        }
+      }
       return { result: result as JsonLike, signer: facts };
     },
   };
@@ -292,7 +316,9 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     async close() {
       keyring?.destroy();
       keyring = undefined;
-      recipient.destroy();
+      closed = true;
+      recipient?.destroy();
+      void recipientReady.then((r) => r.destroy(), () => {});
       client?.destroy();
       await pool.close();
     },

@@ -20,7 +20,7 @@ import { wipe } from '../common/bytes.js';
 import { SignerError } from '../common/errors.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
-import type { WorkerIn, WorkerOut } from './worker.js';
+import type { WorkerConfig, WorkerIn, WorkerOut } from './worker.js';
 
 export class WorkerError extends SignerError {
   readonly field: string | undefined;
@@ -76,6 +76,8 @@ export interface WorkerPool {
 export interface WorkerPoolOptions {
   size?: number;
   maxJobMs?: number;
+  /** Each worker's cache of unwrapped keys (key-cache.ts); { maxEntries: 0 } disables it. */
+  keyCache?: WorkerConfig['keyCache'];
 }
 
 /**
@@ -123,6 +125,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   const size = Math.max(1, o.size ?? availableParallelism());
   const maxJobMs = o.maxJobMs ?? MAX_JOB_MS;
   const path = workerPath();
+  const config: WorkerConfig = o.keyCache ? { keyCache: o.keyCache } : {};
   let nextId = 1;
   let closed = false;
   let spawned = 0;
@@ -134,7 +137,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   const keyringMsg = (): WorkerIn | undefined => (keyring ? { t: 'keyring', keyringId: keyring.id, key: keyring.key } : undefined);
 
   function spawn(index: number): Slot {
-    const worker = new Worker(path);
+    const worker = new Worker(path, { workerData: config });
     spawned++;
     const slot: Slot = { index, worker, job: undefined, dead: false };
     worker.on('message', (m: WorkerOut) => onMessage(slot, m));
@@ -302,7 +305,17 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       for (const j of queue.splice(0)) settle(j, new WorkerError('WORKER_CLOSED', 'the signing pool is shut down'));
       if (keyring) wipe(keyring.key);
       keyring = undefined;
-      await Promise.all(slots.map((s) => s.worker.terminate()));
+      // Each worker wipes its keyring key and key cache, then exits; terminate() after a grace period in case it is stuck.
+      await Promise.all(
+        slots.map(async (s) => {
+          if (s.dead) return;
+          const exited = new Promise<void>((r) => s.worker.once('exit', () => r()));
+          s.worker.postMessage({ t: 'close' } satisfies WorkerIn);
+          const grace = new Promise<void>((r) => setTimeout(r, 1_000).unref());
+          await Promise.race([exited, grace]);
+          await s.worker.terminate();
+        }),
+      );
     },
   };
 }

@@ -9,20 +9,26 @@
  *      sign and answer `done`; or `abort`: wipe and forget.
  *
  * So the policy only ever sees facts derived inside the enclave, and a
- * decision is recorded only for a key that authenticated. Errors go back as
+ * decision is recorded only for a key that authenticated. A key that
+ * authenticated stays in this worker's key cache (key-cache.ts) for a bounded
+ * time, keyed by keyring, key id, kind and the exact blob bytes, so it signs
+ * again without the unwrap and the derivation of its facts. Errors go back as
  * { code, message } only — never a stack, never bytes of the request.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import { wipe } from '../common/bytes.js';
 import { isSignerError, SignerError } from '../common/errors.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
+import { createKeyCache, DEFAULT_KEY_CACHE, type KeyCacheOptions } from './key-cache.js';
 import { unwrapKey } from './kms/wrapped-key.js';
-import { prepareOperation, type PreparedOperation } from './operations.js';
+import { keyFacts, prepareOperation, type PreparedOperation } from './operations.js';
 
 export type WorkerIn =
   | { t: 'keyring'; keyringId: string; key: Uint8Array }
   | { t: 'lock' }
+  /** The pool shuts down: wipe everything and exit. */
+  | { t: 'close' }
   | {
       t: 'job';
       id: number;
@@ -43,7 +49,13 @@ export type WorkerOut =
   | { t: 'done'; id: number; result: unknown }
   | { t: 'fail'; id: number; error: { code: string; message: string; field?: string } };
 
+/** What the pool passes as workerData. */
+export interface WorkerConfig {
+  keyCache?: Pick<KeyCacheOptions, 'maxEntries' | 'ttlMs'>;
+}
+
 let keyring: { id: string; key: Uint8Array } | undefined;
+const cache = createKeyCache({ ...DEFAULT_KEY_CACHE, ...((workerData as WorkerConfig | null)?.keyCache ?? {}) });
 /** Jobs whose key authenticated and that wait for the enclave's decision. */
 const pending = new Map<number, { prepared: PreparedOperation; deadline: number }>();
 
@@ -69,15 +81,24 @@ function handle(msg: WorkerIn): WorkerOut | undefined {
   switch (msg.t) {
     case 'keyring':
       if (keyring) wipe(keyring.key);
+      cache.clear();
       keyring = { id: msg.keyringId, key: msg.key };
       return undefined;
     case 'lock':
       if (keyring) wipe(keyring.key);
       keyring = undefined;
+      cache.clear();
       for (const id of [...pending.keys()]) forget(id);
       return undefined;
     case 'abort':
       forget(msg.id);
+      return undefined;
+    case 'close':
+      if (keyring) wipe(keyring.key);
+      keyring = undefined;
+      for (const id of [...pending.keys()]) forget(id);
+      cache.close();
+      process.exit(0);
       return undefined;
     case 'go': {
       const p = pending.get(msg.id);
@@ -97,17 +118,26 @@ function handle(msg: WorkerIn): WorkerOut | undefined {
         return { t: 'fail', id: msg.id, error: { code: 'KEYRING_MISMATCH', message: `key ${msg.keyId} belongs to keyring ${msg.keyringId}, not the unlocked ${keyring.id}` } };
       }
       let secret: Uint8Array | undefined;
+      let uncached: Uint8Array | undefined;
       try {
         if (Date.now() >= msg.deadline) throw expired();
-        secret = unwrapKey(keyring.key, { keyringId: keyring.id, keyId: msg.keyId, kind: msg.kind }, msg.blob);
-        const prepared = prepareOperation(msg.op, { keyId: msg.keyId, kind: msg.kind, keyringId: keyring.id }, secret, msg.request);
+        const meta = { keyringId: keyring.id, keyId: msg.keyId, kind: msg.kind };
+        // The keyring id was checked above; the slot binds it again with the id, kind and exact blob bytes.
+        const slot = cache.slot(keyring.id, msg.keyId, msg.kind, msg.blob);
+        let hit = cache.get(slot);
+        if (!hit) {
+          secret = unwrapKey(keyring.key, meta, msg.blob);
+          hit = cache.put(slot, secret, keyFacts(meta, secret));
+          if (!cache.enabled) uncached = hit.secret;
+        }
+        const prepared = prepareOperation(msg.op, meta, hit.secret, msg.request, hit.facts);
         pending.set(msg.id, { prepared, deadline: msg.deadline });
         return { t: 'facts', id: msg.id, facts: prepared.facts };
       } catch (e) {
         return failure(msg.id, e);
       } finally {
-        // prepareOperation keeps its own copy of what it needs
-        wipe(secret);
+        // prepareOperation keeps its own copy of what it needs; the cache keeps its own
+        wipe(secret, uncached);
       }
     }
   }

@@ -9,7 +9,7 @@
  * reference lets OpenSSL free it (RSA private components are freed with
  * BN_clear_free, which does zero them). Keep the recipient's life short.
  */
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPair, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { decryptEnvelopedData } from '../../common/cms/decrypt.js';
 import { recipientKeyId } from '../../common/cms/recipient-id.js';
 import { toHex } from '../../common/bytes.js';
@@ -31,7 +31,24 @@ export interface KmsRecipient {
 }
 
 export function createRecipient(): KmsRecipient {
-  const pair = generateKeyPairSync('rsa', { modulusLength: RECIPIENT_RSA_BITS, publicExponent: RECIPIENT_RSA_EXPONENT });
+  return recipientOf(generateKeyPairSync('rsa', { modulusLength: RECIPIENT_RSA_BITS, publicExponent: RECIPIENT_RSA_EXPONENT }));
+}
+
+/**
+ * The same, with the RSA key generated on libuv's thread pool: the enclave
+ * starts it at boot and answers attest/status while it runs (cold start);
+ * only the first KMS call waits for it.
+ */
+export function createRecipientAsync(): Promise<KmsRecipient> {
+  return new Promise((resolve, reject) => {
+    generateKeyPair('rsa', { modulusLength: RECIPIENT_RSA_BITS, publicExponent: RECIPIENT_RSA_EXPONENT }, (err, publicKey, privateKey) => {
+      if (err) reject(new SignerError('KMS_RECIPIENT_KEYGEN', 'could not generate the KMS recipient key', { cause: err }));
+      else resolve(recipientOf({ publicKey, privateKey }));
+    });
+  });
+}
+
+function recipientOf(pair: { publicKey: KeyObject; privateKey: KeyObject }): KmsRecipient {
   let privateKey: KeyObject | undefined = pair.privateKey;
   const spki = new Uint8Array(pair.publicKey.export({ format: 'der', type: 'spki' }));
   const keyId = recipientKeyId(spki);

@@ -3,9 +3,10 @@
  * recoverable. Every Ethereum operation funnels through `signDigestRaw`; `signDigest` is the
  * `signer_signDigest` operation with all the encodings a client may want.
  */
-import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { concatBytes } from '../../common/bytes.js';
+import { der } from '../../common/der.js';
 import { SigningError } from './errors.js';
+import { secp } from './secp.js';
 import { bigintToBytes, hexOf, readBytes32, readPrivateKey, type Hex } from './validate.js';
 
 export interface RawEcdsaSignature {
@@ -37,11 +38,8 @@ export interface EcdsaSignature {
  * ECDSA from noble never touches the key array beyond reading it.
  */
 export function signDigestRaw(privateKey: Uint8Array, digest: Uint8Array): RawEcdsaSignature {
-  // prehash:false — noble v2 would otherwise sha256 the "message" first.
-  const sig = secp256k1.Signature.fromBytes(
-    secp256k1.sign(digest, privateKey, { prehash: false, lowS: true, format: 'recovered' }),
-    'recovered',
-  );
+  // prehash:false — noble would otherwise sha256 the "message" first.
+  const sig = secp.Signature.fromBytes(secp.sign(digest, privateKey, { prehash: false, lowS: true, format: 'recovered' }), 'recovered');
   const rec = sig.recovery;
   // recovery 2/3 needs R.x ≥ n: probability ~2^-128, and Ethereum cannot encode it.
   if (rec !== 0 && rec !== 1) throw new SigningError('SIGN_INTERNAL', 'signature has an unencodable recovery id');
@@ -52,7 +50,8 @@ export function encodeSignature(raw: RawEcdsaSignature): EcdsaSignature {
   const r = bigintToBytes(raw.r, 32);
   const s = bigintToBytes(raw.s, 32);
   const v = (27 + raw.yParity) as 27 | 28;
-  const der = new secp256k1.Signature(raw.r, raw.s).toBytes('der');
+  // ECDSA-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER } (secp256k1 v3 has no DER; identical to @noble/curves' by test)
+  const derSig = der.seq(der.int(r), der.int(s));
   return {
     r: hexOf(r),
     s: hexOf(s),
@@ -60,7 +59,7 @@ export function encodeSignature(raw: RawEcdsaSignature): EcdsaSignature {
     v,
     signature: hexOf(concatBytes(r, s, Uint8Array.of(v))),
     compact: hexOf(concatBytes(r, s)),
-    der: hexOf(der),
+    der: hexOf(derSig),
   };
 }
 
@@ -73,5 +72,5 @@ export function signDigest(privateKey: Uint8Array, digest: Uint8Array | string):
 
 /** Compressed (33-byte) or uncompressed (65-byte) public key of a validated private key. */
 export function publicKeyOf(privateKey: Uint8Array, compressed = true): Uint8Array {
-  return secp256k1.getPublicKey(readPrivateKey(privateKey), compressed);
+  return secp.getPublicKey(readPrivateKey(privateKey), compressed);
 }

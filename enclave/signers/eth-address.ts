@@ -2,10 +2,10 @@
  * Ethereum addresses: keccak256 of the uncompressed public key's X‖Y, last 20 bytes,
  * spelled with the EIP-55 mixed-case checksum.
  */
-import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { toHex } from '../../common/bytes.js';
 import { invalidParams } from './errors.js';
+import { secp } from './secp.js';
 import { readBytes, readPrivateKey, readString, type Hex } from './validate.js';
 
 /** EIP-55: uppercase a hex letter when the matching nibble of keccak256(lowercase hex) is ≥ 8. */
@@ -28,7 +28,7 @@ export function addressFromPublicKey(publicKey: Uint8Array | string): Hex {
   }
   let uncompressed: Uint8Array;
   try {
-    uncompressed = secp256k1.Point.fromBytes(bytes).toBytes(false);
+    uncompressed = secp.Point.fromBytes(bytes).toBytes(false);
   } catch (e) {
     throw invalidParams('publicKey', 'not a valid secp256k1 point', { cause: e });
   }
@@ -36,7 +36,7 @@ export function addressFromPublicKey(publicKey: Uint8Array | string): Hex {
 }
 
 export function addressFromPrivateKey(privateKey: Uint8Array): Hex {
-  return addressFromPublicKey(secp256k1.getPublicKey(readPrivateKey(privateKey), false));
+  return addressFromPublicKey(secp.getPublicKey(readPrivateKey(privateKey), false));
 }
 
 const ADDRESS = /^0x[0-9a-fA-F]{40}$/;

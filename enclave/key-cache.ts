@@ -1,0 +1,124 @@
+/**
+ * Unwrapped key material kept in a signing worker's memory for a bounded
+ * time, so a key that signs again soon skips the AES-GCM unwrap and the
+ * derivation of its public facts (two scalar multiplications for a
+ * secp256k1 key, a BIP32 master for a seed) — together more CPU than the
+ * signature itself.
+ *
+ * An entry is keyed by (keyring id, key id, kind, SHA-256 of the exact blob
+ * bytes). It is created only after that exact blob authenticated under that
+ * keyring with that id and kind (AES-GCM over the AAD that binds the three),
+ * and AES-GCM decryption is deterministic: a request that hits the cache is
+ * one whose unwrap would have succeeded with the same secret. A blob changed
+ * by a single bit, another key id, kind or keyring misses and goes through
+ * the full unwrap, failing exactly as it would without the cache.
+ *
+ * Bounded: at most `maxEntries` (LRU), each for at most `ttlMs` after it was
+ * unwrapped (not refreshed by use). The secret is zeroed on eviction, on
+ * expiry (a timer sweeps even when idle), on `clear()` (new keyring, lock)
+ * and on `close()`. Enclave memory is the protected place; nothing here
+ * leaves the worker.
+ */
+import { createHash } from 'node:crypto';
+import { wipe } from '../common/bytes.js';
+import type { KeyKind, SignerFacts } from '../common/protocol/enclave-api.js';
+
+export interface KeyCacheOptions {
+  /** Entries kept at most (least recently used goes first); 0 disables the cache. */
+  maxEntries: number;
+  /** Lifetime of an entry from its unwrap, in ms; 0 disables the cache. */
+  ttlMs: number;
+  /** Clock (tests). */
+  now?: () => number;
+  /** Sweep period for expired entries, in ms (default ttlMs/4, at least 1 s). */
+  sweepMs?: number;
+}
+
+/** The facts of a key itself (no derived child): what the unwrap + derivation produce once. */
+export type KeyFacts = Omit<SignerFacts, 'child'>;
+
+export interface CachedKey {
+  /** The cache's own copy; zeroed when the entry goes. Callers copy what they keep. */
+  readonly secret: Uint8Array;
+  readonly facts: KeyFacts;
+}
+
+interface Entry extends CachedKey {
+  expires: number;
+}
+
+export const DEFAULT_KEY_CACHE: Readonly<Pick<KeyCacheOptions, 'maxEntries' | 'ttlMs'>> = { maxEntries: 1024, ttlMs: 60_000 };
+
+export interface KeyCache {
+  /** False when maxEntries or ttlMs is 0: `put` then keeps nothing (its copy is the caller's to wipe). */
+  readonly enabled: boolean;
+  readonly size: number;
+  /** The lookup key: binds keyring, key id, kind and the exact blob bytes. */
+  slot(keyringId: string, keyId: string, kind: KeyKind, blob: Uint8Array): string;
+  get(slot: string): CachedKey | undefined;
+  /** Keeps a copy of `secret` (the caller still owns and wipes its own array). */
+  put(slot: string, secret: Uint8Array, facts: KeyFacts): CachedKey;
+  /** Wipes and drops every entry (keyring change, lock). */
+  clear(): void;
+  /** clear() and stop the sweep timer. */
+  close(): void;
+}
+
+export function createKeyCache(o: KeyCacheOptions): KeyCache {
+  const now = o.now ?? Date.now;
+  const enabled = o.maxEntries > 0 && o.ttlMs > 0;
+  // Map iteration order is insertion order: re-inserting on use makes the first entry the LRU.
+  const entries = new Map<string, Entry>();
+  const drop = (k: string, e: Entry) => {
+    entries.delete(k);
+    wipe(e.secret);
+  };
+  const sweep = () => {
+    const t = now();
+    for (const [k, e] of entries) if (e.expires <= t) drop(k, e);
+  };
+  const timer = enabled ? setInterval(sweep, o.sweepMs ?? Math.max(1_000, Math.floor(o.ttlMs / 4))) : undefined;
+  timer?.unref();
+  const clear = () => {
+    for (const [k, e] of entries) drop(k, e);
+  };
+  return {
+    enabled,
+    get size() {
+      return entries.size;
+    },
+    slot(keyringId, keyId, kind, blob) {
+      // Ids are UUIDs and kind an enum (validated before a job is built); the NUL separators keep the fields apart anyway.
+      return `${keyringId}\0${keyId}\0${kind}\0${createHash('sha256').update(blob).digest('hex')}`;
+    },
+    get(slot) {
+      if (!enabled) return undefined;
+      const e = entries.get(slot);
+      if (!e) return undefined;
+      if (e.expires <= now()) {
+        drop(slot, e);
+        return undefined;
+      }
+      entries.delete(slot);
+      entries.set(slot, e);
+      return e;
+    },
+    put(slot, secret, facts) {
+      const e: Entry = { secret: new Uint8Array(secret), facts, expires: now() + o.ttlMs };
+      if (!enabled) return e; // not kept: the caller wipes e.secret after use
+      const old = entries.get(slot);
+      if (old) drop(slot, old);
+      entries.set(slot, e);
+      while (entries.size > o.maxEntries) {
+        const [k, lru] = entries.entries().next().value as [string, Entry];
+        drop(k, lru);
+      }
+      return e;
+    },
+    clear,
+    close() {
+      clear();
+      if (timer) clearInterval(timer);
+    },
+  };
+}
