@@ -41,6 +41,8 @@ export interface MethodContext {
   keystoreReadonly: boolean;
   /** Aborted when the client disconnects. */
   signal: AbortSignal;
+  /** Told the stored audit record of a released result (inline receipts: docs/json-rpc.md). */
+  released?: (record: Uint8Array) => void;
 }
 
 export type Method = (params: unknown, ctx: MethodContext) => Promise<unknown>;
@@ -170,6 +172,7 @@ async function sign(ctx: MethodContext, op: SignOp, key: StoredKey, request: Rec
   if (result === null || typeof result !== 'object' || Array.isArray(result) || result instanceof Uint8Array) throw badResponse('result object');
   const out = jsonSafe(result) as Record<string, unknown>;
   recordReleased(ctx.gate.audit, records, out);
+  for (const r of records) ctx.released?.(r);
   return out;
 }
 

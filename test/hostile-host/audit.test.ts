@@ -18,7 +18,7 @@ import { parseReceipt } from '../../common/audit/receipt.js';
 import { parseRecord } from '../../common/audit/record.js';
 import { parseHex, toHex } from '../../common/bytes.js';
 import { openKeystore } from '../../parent/keystore.js';
-import { rpc, startRig, waitFor, type Rig } from '../../parent/test-helpers.js';
+import { httpRequest, rpc, startRig, waitFor, type Rig } from '../../parent/test-helpers.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -195,5 +195,21 @@ describe('issue 10: nothing released before it is recorded', () => {
     expect(() => verifyReceipt(receipt, other, { root: r.ca.trustRoot })).toThrow(/result/);
     const unknown = await rpc(r.socket, 'signer_getReceipt', { result: `0x${'11'.repeat(65)}` });
     expect(unknown.error).toMatchObject({ code: -32602 });
+  });
+
+  it('inline receipts: the X-Enclave-Signer-Receipt header names the record; receipt:true returns the whole receipt, which verifies', async () => {
+    const r = await startRig({ dir, parent: { keystore: join(dir, 'inline.db') } });
+    rigs.push(r);
+    const a = (await rpc(r.socket, 'signer_createKey', {})).result;
+    const reply = await httpRequest(r.socket, { method: 'POST', path: '/', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'personal_sign', params: ['0x6f6b', a.address], receipt: true }), headers: { 'content-type': 'application/json' } });
+    const j = JSON.parse(reply.body.toString());
+    const header = String(reply.headers['x-enclave-signer-receipt']);
+    expect(header).toMatch(/^\d+\.[0-9a-f]{64}$/);
+    expect(j.receipt.position).toEqual({ seq: Number(header.split('.')[0]), hash: header.split('.')[1] });
+    expect(verifyReceipt(parseReceipt(JSON.stringify(j.receipt)), parseHex(j.result)!, { root: r.ca.trustRoot }).valid).toBe(true);
+    // Without the opt-in: the header only.
+    const plain = await httpRequest(r.socket, { method: 'POST', path: '/', body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'personal_sign', params: ['0x6f6b', a.address] }), headers: { 'content-type': 'application/json' } });
+    expect(JSON.parse(plain.body.toString()).receipt).toBeUndefined();
+    expect(String(plain.headers['x-enclave-signer-receipt'])).toMatch(/^\d+\.[0-9a-f]{64}$/);
   });
 });
