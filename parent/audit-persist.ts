@@ -32,8 +32,13 @@ export interface AuditPersister {
   persist<T = undefined>(records: readonly Uint8Array[], change?: (records: readonly Uint8Array[]) => T): Promise<T | undefined>;
   /** Where fetches of missing records go (the attested session); undefined while there is none. */
   setFetch(fetch: FetchRecords | undefined): void;
-  /** Re-reads the stored head (after boot stored a hand-over directly). */
-  resync(): void;
+  /**
+   * Re-reads the stored head (after boot stored a hand-over directly). With
+   * `newAuditKey` (a new enclave life): records of other audit keys still
+   * waiting for an earlier seq can never be written without forking the chain;
+   * they are dropped and their requests refused (none was released).
+   */
+  resync(newAuditKey?: Uint8Array): void;
   /** The next seq the keystore expects. */
   readonly nextSeq: number;
   /** Remembers which record released a result (bounded; for signer_getReceipt). */
@@ -56,6 +61,7 @@ interface Entry {
 interface Pending {
   bytes: Uint8Array;
   entry: Entry | undefined;
+  auditKey: string;
 }
 
 export interface AuditPersisterOptions {
@@ -81,6 +87,8 @@ function unavailable(message: string, cause?: unknown): ParentError {
 function refusal(entry: Entry, message: string, e: unknown): unknown {
   return entry.keyChange && isSignerError(e) ? e : unavailable(message, e);
 }
+
+const keyOf = (bytes: Uint8Array): string => Buffer.from(parseRecord(bytes).body.auditKey).toString('hex');
 
 export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
   const { keystore, log } = o;
@@ -207,7 +215,7 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
         } catch {
           continue;
         }
-        if (seq >= next && !pending.has(seq)) pending.set(seq, { bytes, entry: undefined });
+        if (seq >= next && !pending.has(seq)) pending.set(seq, { bytes, entry: undefined, auditKey: keyOf(bytes) });
       }
       if (pending.has(want)) {
         log(`audit: record seq ${want} was fetched from the enclave (its answer never reached this parent; its result was never released)`);
@@ -239,7 +247,22 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
       fetch = f;
       if (f) scheduleGapFetch();
     },
-    resync() {
+    resync(newAuditKey) {
+      if (newAuditKey) {
+        const key = Buffer.from(newAuditKey).toString('hex');
+        const dropped: number[] = [];
+        for (const [seq, p] of pending) {
+          if (p.auditKey === key) continue;
+          pending.delete(seq);
+          dropped.push(seq);
+          if (p.entry) {
+            const entry = p.entry;
+            p.entry = undefined;
+            settle(entry, unavailable('the enclave restarted before an earlier audit record of this one was stored, so the result is withheld'));
+          }
+        }
+        if (dropped.length > 0) log(`audit: GAP: ${dropped.length} record(s) of the previous enclave (seq ${Math.min(...dropped)}..${Math.max(...dropped)}) waited for an earlier seq that is lost; dropped (their results were never released)`);
+      }
       next = Math.max(next, storedNext());
       flush();
     },
@@ -281,7 +304,7 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
               entry.remaining++;
             } else late.push(r.bytes);
           } else {
-            pending.set(r.seq, { bytes: r.bytes, entry });
+            pending.set(r.seq, { bytes: r.bytes, entry, auditKey: keyOf(r.bytes) });
             entry.remaining++;
           }
         }

@@ -83,7 +83,7 @@ export async function openAudit(d: Pick<BootDeps, 'call' | 'keystore' | 'log' | 
       });
     }
   }
-  d.audit.resync();
+  d.audit.resync(opened && res.auditKey instanceof Uint8Array ? res.auditKey : undefined);
 }
 
 /** Sends credentials when the provider has some; returns them (for the refresh timer). */
