@@ -99,6 +99,16 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
   let gapTimer: NodeJS.Timeout | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let closed = false;
+  let flushQueued = false;
+  /** Group commit: records that arrive in the same turn of the event loop go in one transaction. */
+  const queueFlush = () => {
+    if (flushQueued) return;
+    flushQueued = true;
+    setImmediate(() => {
+      flushQueued = false;
+      flush();
+    });
+  };
   const results = new Map<string, number>();
   const maxResults = o.maxResults ?? 100_000;
 
@@ -323,7 +333,7 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
           settle(entry);
           return;
         }
-        flush();
+        queueFlush();
       });
     },
     close() {
