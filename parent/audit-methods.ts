@@ -15,7 +15,7 @@ import { buildReceipt } from '../common/audit/receipt.js';
 import { parseRecord } from '../common/audit/record.js';
 import { releasedResultDigest } from '../common/audit/result.js';
 import { asRecord } from '../common/protocol/enclave-api.js';
-import type { AuditPersister } from './audit-persist.js';
+import { parsedRecord, type AuditPersister } from './audit-persist.js';
 import { ParentError, invalidParam } from './errors.js';
 import type { Gate } from './gate.js';
 import type { Keystore } from './keystore.js';
@@ -40,7 +40,7 @@ export function recordReleased(audit: AuditPersister, records: readonly Uint8Arr
   try {
     const digest = releasedResultDigest(result);
     for (const r of records) {
-      const p = parseRecord(r);
+      const p = parsedRecord(r);
       if (p.body.resultDigest && bytesEqual(p.body.resultDigest, digest)) audit.noteResult(toHex(digest), p.body.seq);
     }
   } catch {

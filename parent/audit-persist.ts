@@ -16,7 +16,7 @@
  *   never gets that result. The records stay pending and are retried.
  * - a key change (key.create) is written in the same transaction as its record.
  */
-import { parseRecord } from '../common/audit/record.js';
+import { parseRecord, type ParsedRecord } from '../common/audit/record.js';
 import { isSignerError } from '../common/errors.js';
 import { ParentError } from './errors.js';
 import type { Keystore } from './keystore.js';
@@ -88,7 +88,22 @@ function refusal(entry: Entry, message: string, e: unknown): unknown {
   return entry.keyChange && isSignerError(e) ? e : unavailable(message, e);
 }
 
-const keyOf = (bytes: Uint8Array): string => Buffer.from(parseRecord(bytes).body.auditKey).toString('hex');
+/**
+ * One parse per record on the release path (the persister, the receipt index and
+ * the inline receipt all need its seq, hash and digests). Keyed by the bytes
+ * object the enclave's answer decoded into; nothing in the parent mutates it.
+ */
+const parsedCache = new WeakMap<Uint8Array, ParsedRecord>();
+export function parsedRecord(bytes: Uint8Array): ParsedRecord {
+  let p = parsedCache.get(bytes);
+  if (!p) {
+    p = parseRecord(bytes);
+    parsedCache.set(bytes, p);
+  }
+  return p;
+}
+
+const keyOf = (bytes: Uint8Array): string => Buffer.from(parsedRecord(bytes).body.auditKey).toString('hex');
 
 export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
   const { keystore, log } = o;
@@ -221,7 +236,7 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
       for (const bytes of got) {
         let seq: number;
         try {
-          seq = parseRecord(bytes).body.seq;
+          seq = parsedRecord(bytes).body.seq;
         } catch {
           continue;
         }
@@ -282,7 +297,7 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
       }
       let parsed: Array<{ seq: number; bytes: Uint8Array }>;
       try {
-        parsed = records.map((bytes) => ({ seq: parseRecord(bytes).body.seq, bytes }));
+        parsed = records.map((bytes) => ({ seq: parsedRecord(bytes).body.seq, bytes }));
       } catch (e) {
         return Promise.reject(new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `the enclave's audit record does not parse: ${(e as Error).message}`, { cause: e }));
       }

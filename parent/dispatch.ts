@@ -11,9 +11,9 @@ import { RPC, errorResponse, parsePayload, resultResponse, type RpcItem, type Rp
 import type { Metrics } from './metrics.js';
 import type { Method, MethodContext } from './methods.js';
 import { toRpcError } from './rpc-errors.js';
-import { parseRecord } from '../common/audit/record.js';
 import { toHex } from '../common/bytes.js';
 import { receiptFor } from './audit-methods.js';
+import { parsedRecord } from './audit-persist.js';
 
 export interface DispatcherOptions {
   methods: ReadonlyMap<string, Method>;
@@ -86,7 +86,7 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
     if (released.length === 0) return resp;
     try {
       for (const r of released) {
-        const p = parseRecord(r);
+        const p = parsedRecord(r);
         meta?.receipts.push(`${p.body.seq}.${toHex(p.hash)}`);
       }
       if (asked) return { ...resp, receipt: receiptFor(opts.context.keystore, released.at(-1)!) } as unknown as RpcResponse;
