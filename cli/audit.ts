@@ -14,6 +14,7 @@ import type { SignerError } from '../common/errors.js';
 import { AuditChainVerifier, verifyAuditChain, type AuditAnchor, type AuditVerifyReport, type RawAuditRecord } from '../attestation/audit/verify.js';
 import { openKeystore, type Keystore } from '../parent/keystore.js';
 import { parse, trustOptions, TRUST_OPTIONS } from './audit-options.js';
+import { auditCheckpoint } from './audit-checkpoint.js';
 import { guard } from './command.js';
 import { CliInputError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 import { readInputFile, type Io } from './io.js';
@@ -24,6 +25,7 @@ Commands:
   verify   check an audit chain offline: signatures, links, seq continuity,
            hand-overs, each audit key's attestation binding, policy hashes
   export   write the chain as JSON Lines ({"seq":n,"record":"<hex>"} per line)
+  checkpoint  get an enclave-signed head statement from a running signer (--socket)
 
 Run 'enclave-signer audit <command> --help' for details.
 `;
@@ -244,6 +246,7 @@ export async function audit(argv: string[], io: Io): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'verify') return verifyCmd(rest, io);
   if (sub === 'export') return exportCmd(rest, io);
+  if (sub === 'checkpoint') return auditCheckpoint(rest, io);
   if (sub === '--help' || sub === '-h' || sub === 'help') {
     io.stdout(AUDIT_USAGE);
     return EXIT_OK;

@@ -32,10 +32,15 @@ function service(policy: Policy, audit?: (e: AuditEvent) => void, pool: WorkerPo
     ...(audit ? { audit } : {}),
   });
   services.push(s);
+  // As the parent's boot does: the audit log opens before any decision (docs/audit.md).
+  opened.set(s, s.handler('audit.open', jsonToCbor({}), { signal: new AbortController().signal, id: 0 }));
   return s;
 }
 
+const opened = new WeakMap<EnclaveService, Promise<unknown>>();
+
 async function call(s: EnclaveService, method: string, params: unknown) {
+  await opened.get(s);
   return cborToJson(await s.handler(method, jsonToCbor(params), { signal: new AbortController().signal, id: 1 })) as Record<string, unknown>;
 }
 
@@ -144,6 +149,8 @@ describe('enclave service', () => {
     const pool = createWorkerPool(1);
     const s = createEnclaveService({ nsm: createSimulatedNsm({ ca }), pool, policy: builtinPolicy(), kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS')), allowedKeyArns: [PINNED] } });
     services.push(s);
+    expect((await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }))).code).toBe('AUDIT_NOT_OPEN');
+    await call(s, 'audit.open', {});
     expect((await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }))).code).toBe('KEYRING_LOCKED');
     expect((await failure(call(s, 'key.create', { kind: 'secp256k1' }))).code).toBe('KEYRING_LOCKED');
     expect((await failure(call(s, 'keyring.create', { kmsKeyId: 'k' }))).code).toBe('KMS_NO_CREDENTIALS');
@@ -182,6 +189,7 @@ describe('enclave service', () => {
   it('finding 7: "allow" is recorded only after the blob authenticated; a blob that does not open gets no allow', async () => {
     const events: AuditEvent[] = [];
     const s = service(builtinPolicy(), (e) => events.push(e));
+    await opened.get(s);
     const other = randomUUID(); // the blob is bound to keyId, not to this id
     const e = await failure(call(s, 'sign', { op: 'personal_sign', key: { ...key, keyId: other }, request: { message: 'hi' } }));
     expect(e.code).toBe('WRAPPED_KEY_INVALID');
@@ -194,6 +202,7 @@ describe('enclave service', () => {
     const events: AuditEvent[] = [];
     const s = service(builtinPolicy(), (e) => events.push(e));
     const params = jsonToCbor({ op: 'personal_sign', key, request: { message: 'hi' } });
+    await opened.get(s);
     const aborted = await failure(s.handler('sign', params, { signal: AbortSignal.abort(), id: 1 }));
     expect(aborted.code).toBe('JOB_CANCELLED');
     const expired = await failure(s.handler('sign', params, { signal: new AbortController().signal, deadline: Date.now() - 1, id: 2 }));
@@ -204,6 +213,7 @@ describe('enclave service', () => {
       ac.abort();
       return { allow: true };
     }, (e) => events.push(e));
+    await opened.get(s2);
     const mid = await failure(s2.handler('sign', params, { signal: ac.signal, id: 3 }));
     expect(mid.code).toBe('JOB_CANCELLED');
     expect(events).toEqual([]);

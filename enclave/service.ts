@@ -31,6 +31,9 @@ import type { Keyring } from './kms/keyring.js';
 import { createRecipientAsync, type KmsRecipient } from './kms/recipient.js';
 import type { Nsm } from './nsm/nsm.js';
 import { decide, type Policy } from './policy.js';
+import { requestDigest } from '../common/audit/digest.js';
+import { parseRecord } from '../common/audit/record.js';
+import { AuditTrail, withAuditRecord } from './audit/trail.js';
 import type { WorkerPool } from './worker-pool.js';
 
 export const ENCLAVE_VERSION = '0.1.0';
@@ -59,6 +62,12 @@ export interface EnclaveServiceOptions {
    * resolves; if it rejects, the signature is withheld (AUDIT_UNAVAILABLE).
    */
   auditFlushed?: () => Promise<void>;
+  /**
+   * Hash of the policy in force, bound into attestation user_data and every
+   * audit record (docs/audit.md). null (the default) while the builtin policy
+   * is used: it has no document to hash.
+   */
+  policyHash?: Uint8Array | null;
   log?: (line: string) => void;
 }
 
@@ -75,6 +84,8 @@ export interface AuditEvent {
 interface RequestContext {
   signal?: AbortSignal;
   deadline?: number;
+  /** The params exactly as decoded from the bridge frame (the audit record's requestDigest). */
+  raw?: CborValue;
 }
 
 export interface EnclaveService {
@@ -162,6 +173,12 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
 
   const wireRecord = (k: Keyring): KeyringRecordWire => ({ ...k.record });
 
+  // The audit chain (docs/audit.md): opened when the parent shows its head; every decision below is a record.
+  const trail = new AuditTrail({ nsm, policyHash: opts.policyHash ?? null });
+  const recorded = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string) => [
+    trail.append({ kind, decision: 'done', principal: 'host', op: kind, keyId }).bytes,
+  ];
+
   /** A deny record that cannot be written changes nothing: the request is refused anyway. */
   const audit = (e: AuditEvent) => {
     try {
@@ -172,11 +189,16 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   };
 
   const methods: Record<string, (p: Record<string, unknown>, ctx?: RequestContext) => Promise<unknown>> = {
+    ...auditMethods(trail),
+    // user_data is the enclave's own: the audit binding once the log is open (docs/audit.md).
+    // The caller chooses only the nonce.
     async attest(p) {
       onlyKeys(p, ['nonce', 'userData'], 'params');
       const nonce = asBytes(p.nonce, 'nonce', 16, 512);
-      const userData = p.userData === undefined ? undefined : asBytes(p.userData, 'userData', 0, 512);
-      const document = await nsm.attest({ nonce, ...(userData ? { userData } : {}) });
+      if (p.userData !== undefined) {
+        throw new SignerError('INVALID_PARAMS', 'userData: the enclave owns user_data (it carries the audit key binding); a caller chooses only the nonce');
+      }
+      const document = trail.isOpen ? await trail.log().attest(nonce) : await nsm.attest({ nonce });
       return { document };
     },
     async status(p) {
@@ -211,10 +233,11 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       const kmsKeyId = asString(p.kmsKeyId, 'kmsKeyId', 2048);
       return oneAtATime(async () => {
         if (keyring) throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave; an enclave never switches keyrings`);
+        trail.log();
         const { createKeyring } = await import('./lazy-kms.js');
         const k = await createKeyring(await kms(), kmsKeyId, pinned);
         install(k);
-        return { record: wireRecord(k) };
+        return { record: wireRecord(k), audit: recorded('keyring.create', k.id) };
       });
     },
     async 'keyring.unlock'(p) {
@@ -223,14 +246,28 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       return oneAtATime(async () => {
         if (keyring) {
           // Re-sending the adopted keyring's id is harmless (the parent reconnects); anything else is a switch.
-          if (keyring.id === record.keyringId) return { keyringId: keyring.id };
+          if (keyring.id === record.keyringId) return { keyringId: keyring.id, audit: [] };
           throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave; it never switches to another keyring`, {
             hint: 'a different keyring needs a new enclave life (restart the enclave)',
           });
         }
+        trail.log();
         const { unlockKeyring } = await import('./lazy-kms.js');
-        const k = await unlockKeyring(await kms(), record, pinned);
-        return { keyringId: install(k) };
+        let k: Keyring;
+        try {
+          k = await unlockKeyring(await kms(), record, pinned);
+        } catch (e) {
+          const code = (e as { code?: unknown }).code;
+          let rec;
+          try {
+            rec = trail.append({ kind: 'keyring.unlock', decision: 'denied', principal: 'host', op: 'keyring.unlock', keyId: record.keyringId, rule: `error:${typeof code === 'string' ? code : 'INTERNAL'}` });
+          } catch {
+            // the refusal stands
+          }
+          throw withAuditRecord(e as Error, rec);
+        }
+        const id = install(k);
+        return { keyringId: id, audit: recorded('keyring.unlock', id) };
       });
     },
     async 'keyring.current'(p) {
@@ -241,24 +278,20 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       onlyKeys(p, ['kind'], 'params');
       const kind: KeyKind = asKind(p.kind);
       if (!keyring) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
+      trail.log();
       const { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } = await import('./lazy-kms.js');
       const keyId = randomUUID();
       const secret = kind === 'secp256k1' ? await newSecp256k1Secret(nsm) : await freshSecret(nsm);
       try {
         const blob = keyring.wrap(keyId, kind, secret);
+        const keyringId = keyring.id;
         if (kind === 'secp256k1') {
-          return { keyId, kind, keyringId: keyring.id, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret), blob };
+          const pub = { keyId, kind, keyringId, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret), blob };
+          return { ...pub, audit: recorded('key.create', keyId) };
         }
         const master = deriveBip32PublicKey(secret, 'm');
-        return {
-          keyId,
-          kind,
-          keyringId: keyring.id,
-          publicKey: master.publicKey.replace(/^0x/, ''),
-          xpub: master.xpub,
-          fingerprint: master.masterFingerprint,
-          blob,
-        };
+        const pub = { keyId, kind, keyringId, publicKey: master.publicKey.replace(/^0x/, ''), xpub: master.xpub, fingerprint: master.masterFingerprint, blob };
+        return { ...pub, audit: recorded('key.create', keyId) };
       } finally {
         wipe(secret);
       }
@@ -272,10 +305,16 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       // blob's AAD binds the first three, the worker derives everything else.
       // The record's publicKey/address/xpub/fingerprint are advisory (for the parent).
       const job = { op, keyId: key.keyId, kind: key.kind, keyringId: key.keyringId, blob: key.blob, request };
-      const { result, facts } = await pool.run(job, {
+      trail.log(); // no audit log, no decision
+      const digest = requestDigest('sign', ctx?.raw ?? null);
+      let signedBy = key.keyId;
+      let run;
+      try {
+        run = await pool.run(job, {
         ...(ctx?.signal ? { signal: ctx.signal } : {}),
         ...(ctx?.deadline !== undefined ? { deadline: ctx.deadline } : {}),
         authorize: async (facts) => {
+          signedBy = facts.keyId;
           try {
             await decide(policy, { op, key: facts, request });
           } catch (e) {
@@ -294,6 +333,18 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
           }
         },
       });
+      } catch (e) {
+        // Every refusal is a decision on the chain (policy, blob that does not authenticate, bad request, cancelled job).
+        const code = (e as { code?: unknown }).code;
+        throw withAuditRecord(e as Error, trail.denied(op, signedBy, digest, `error:${typeof code === 'string' ? code : 'INTERNAL'}`));
+      }
+      const { result, facts } = run;
+      let rec;
+      try {
+        rec = trail.signed(op, facts.keyId, digest, result);
+      } catch (e) {
+        throw new SignerError('AUDIT_UNAVAILABLE', 'denied: the audit record could not be written, so the signature is not released', { cause: e });
+      }
       if (opts.auditFlushed) {
         try {
           await opts.auditFlushed();
@@ -301,19 +352,20 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
           throw new SignerError('AUDIT_UNAVAILABLE', 'the signature is withheld: its audit record could not be written', { cause: e });
         }
       }
-      return { result: result as JsonLike, signer: facts };
+      return { result: result as JsonLike, signer: facts, audit: [rec.bytes] };
     },
   };
 
   const handler: BridgeHandler = async (method, params, ctx) => {
     const fn = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (!fn) throw new SignerError('METHOD_NOT_FOUND', `the enclave has no method ${JSON.stringify(method)}`);
-    return jsonToCbor((await fn(parseParams(params), ctx)) as JsonLike);
+    return jsonToCbor((await fn(parseParams(params), { ...ctx, raw: params })) as JsonLike);
   };
 
   return {
     handler,
     async close() {
+      trail.close();
       keyring?.destroy();
       keyring = undefined;
       closed = true;
@@ -321,6 +373,46 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       void recipientReady.then((r) => r.destroy(), () => {});
       client?.destroy();
       await pool.close();
+    },
+  };
+}
+
+/** The audit chain's own methods (docs/audit.md, docs/enclave.md). */
+function auditMethods(trail: AuditTrail): Record<string, (p: Record<string, unknown>) => Promise<unknown>> {
+  return {
+    /** The parent shows its stored head (absent: a new chain); the answer holds the records it must store. */
+    async 'audit.open'(p) {
+      onlyKeys(p, ['head'], 'params');
+      const head = p.head === undefined || p.head === null ? undefined : asBytes(p.head, 'head', 1, 64 * 1024);
+      let shownSeq: number | undefined;
+      if (head) {
+        try {
+          shownSeq = parseRecord(head).body.seq;
+        } catch (e) {
+          throw new SignerError('INVALID_PARAMS', `head: not an audit record: ${(e as Error).message}`);
+        }
+      }
+      const r = await trail.open(head, shownSeq);
+      return { records: r.records.map((x) => x.bytes), auditKey: r.auditKey, opened: r.opened, headSeq: r.headSeq };
+    },
+    /** Records the enclave still holds from `fromSeq` on: lets a parent that lost an answer store its record late. */
+    async 'audit.records'(p) {
+      onlyKeys(p, ['fromSeq', 'limit'], 'params');
+      const from = p.fromSeq;
+      if (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 0) throw new SignerError('INVALID_PARAMS', 'fromSeq: a non-negative integer');
+      const limit = p.limit === undefined ? 1024 : p.limit;
+      if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 1 || limit > 4096) throw new SignerError('INVALID_PARAMS', 'limit: 1..4096');
+      const log = trail.log();
+      return { records: trail.since(from, limit).map((x) => x.bytes), headSeq: log.head().seq };
+    },
+    /** An enclave-signed statement of the head, and a document binding the audit key (for the caller's nonce). */
+    async 'audit.checkpoint'(p) {
+      onlyKeys(p, ['nonce'], 'params');
+      const nonce = p.nonce === undefined ? undefined : asBytes(p.nonce, 'nonce', 1, 64);
+      const log = trail.log();
+      const checkpoint = log.checkpoint(nonce);
+      const attestation = await log.attest(nonce && nonce.length >= 16 ? nonce : undefined);
+      return { checkpoint, attestation };
     },
   };
 }

@@ -16,6 +16,8 @@
  */
 import { asKeyringRecord, asRecord, type EnclaveMethod, type KeyringRecordWire } from '../common/protocol/enclave-api.js';
 import type { JsonLike } from '../common/cbor-json.js';
+import { parseRecord } from '../common/audit/record.js';
+import type { AuditPersister } from './audit-persist.js';
 import type { CredentialsProvider, AwsCredentialsWire } from './credentials.js';
 import { ParentError } from './errors.js';
 import type { Keystore } from './keystore.js';
@@ -31,6 +33,57 @@ export interface BootDeps {
   keystore: Keystore;
   kmsKeyId: string | undefined;
   log: (line: string) => void;
+  /** Where the keyring decisions' audit records go (docs/audit.md). */
+  audit: AuditPersister;
+}
+
+/** The signed records an enclave answer carries (`audit`), or PARENT_BAD_ENCLAVE_RESPONSE. */
+export function auditRecordsOf(res: Record<string, unknown>, what: string, field = 'audit'): Uint8Array[] {
+  const a = res[field];
+  if (!Array.isArray(a) || a.length > 4096 || !a.every((x) => x instanceof Uint8Array)) {
+    throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `${what}: the answer carries no audit records (nothing is accepted unrecorded)`);
+  }
+  return a as Uint8Array[];
+}
+
+/**
+ * Shows the enclave the stored audit head (`audit.open`) and stores what it
+ * answers: the hand-over of a new audit key, or — for an enclave that was
+ * already open (the parent restarted or reconnected) — the records after the
+ * stored head that never reached the keystore. Those are decisions whose
+ * results this parent never released (it was killed, or lost the answer,
+ * between sign and persist): they are reported here and stored now. Records
+ * the enclave no longer holds are reported as a gap.
+ */
+export async function openAudit(d: Pick<BootDeps, 'call' | 'keystore' | 'log' | 'audit'>): Promise<void> {
+  const head = d.keystore.auditHead();
+  const headSeq = head === undefined ? -1 : parseRecord(head).body.seq;
+  const res = asRecord(await d.call('audit.open', head === undefined ? {} : { head }), 'audit.open result');
+  const records = auditRecordsOf(res, 'audit.open', 'records');
+  const opened = res.opened === true;
+  const seqs = records.map((r) => parseRecord(r).body.seq);
+  if (opened) {
+    d.log(`audit: new audit key; hand-over at seq ${seqs[0]} continues ${headSeq < 0 ? 'nothing (a new chain)' : `the stored head seq ${headSeq}`}`);
+  } else if (records.length > 0) {
+    d.log(`audit: ${records.length} unfinished record(s) seq ${seqs[0]}..${seqs.at(-1)} were decided by this enclave but never stored (a parent killed or an answer lost between sign and persist; their results were never released by this parent); storing them now`);
+  }
+  const enclaveHead = typeof res.headSeq === 'number' ? res.headSeq : undefined;
+  if (!opened && (seqs.length > 0 ? seqs[0]! > headSeq + 1 : enclaveHead !== undefined && enclaveHead > headSeq)) {
+    const to = seqs.length > 0 ? seqs[0]! - 1 : enclaveHead!;
+    d.log(`audit: GAP: records seq ${headSeq + 1}..${to} were decided by the enclave but are neither stored nor held by it any more; audit verify will report this gap`);
+  }
+  if (records.length > 0) {
+    // At boot nothing else is in flight: written directly, durable before any keyring or key decision.
+    try {
+      d.keystore.appendAuditRecords(records);
+    } catch (e) {
+      throw new ParentError('PARENT_AUDIT_UNAVAILABLE', `the audit hand-over could not be stored: ${(e as Error).message}`, {
+        cause: e,
+        hint: 'fix the keystore (read-only? disk full?): nothing is signed until the audit chain can be written',
+      });
+    }
+  }
+  d.audit.resync(opened && res.auditKey instanceof Uint8Array ? res.auditKey : undefined);
 }
 
 /** Sends credentials when the provider has some; returns them (for the refresh timer). */
@@ -51,6 +104,9 @@ export async function unlockOrCreateKeyring(d: BootDeps): Promise<BootOutcome> {
     if (res.keyringId !== record.keyringId) {
       throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `keyring.unlock answered keyring ${JSON.stringify(String(res.keyringId).slice(0, 64))}, expected ${record.keyringId}`);
     }
+    const audit = auditRecordsOf(res, 'keyring.unlock');
+    // An enclave that already held this keyring (a reconnect) made no new decision: no record.
+    if (audit.length > 0) await d.audit.persist(audit);
     return { kind: 'unlocked', keyringId: record.keyringId, created: false };
   }
   const held = await currentKeyring(d.call);
@@ -69,7 +125,8 @@ export async function unlockOrCreateKeyring(d: BootDeps): Promise<BootOutcome> {
   } catch (e) {
     throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', (e as Error).message, { cause: e });
   }
-  store(d, created);
+  const audit = auditRecordsOf(res, 'keyring.create');
+  await d.audit.persist(audit, (recs) => store(d, created, recs));
   d.log(`keyring ${created.keyringId} created under ${created.kmsKeyId} and stored`);
   return { kind: 'unlocked', keyringId: created.keyringId, created: true };
 }
@@ -78,9 +135,9 @@ export async function unlockOrCreateKeyring(d: BootDeps): Promise<BootOutcome> {
  * Stored before we report ready: a keyring the keystore does not hold would
  * make every key created under it unrecoverable after the enclave restarts.
  */
-function store(d: BootDeps, record: KeyringRecordWire): void {
+function store(d: BootDeps, record: KeyringRecordWire, audit?: readonly Uint8Array[]): void {
   try {
-    d.keystore.putKeyring(record);
+    d.keystore.putKeyring(record, audit);
   } catch (e) {
     throw new ParentError('PARENT_KEYRING_LOCKED', `the new keyring ${record.keyringId} could not be stored: ${(e as Error).message}`, {
       cause: e,

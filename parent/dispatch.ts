@@ -11,6 +11,9 @@ import { RPC, errorResponse, parsePayload, resultResponse, type RpcItem, type Rp
 import type { Metrics } from './metrics.js';
 import type { Method, MethodContext } from './methods.js';
 import { toRpcError } from './rpc-errors.js';
+import { toHex } from '../common/bytes.js';
+import { receiptFor } from './audit-methods.js';
+import { parsedRecord } from './audit-persist.js';
 
 export interface DispatcherOptions {
   methods: ReadonlyMap<string, Method>;
@@ -23,8 +26,12 @@ export interface DispatcherOptions {
 }
 
 export interface Dispatcher {
-  /** Resolves with the JSON text to send, or undefined when nothing is to be sent (notifications only). */
-  handle(payload: Uint8Array | string, signal: AbortSignal): Promise<string | undefined>;
+  /**
+   * Resolves with the JSON text to send, or undefined when nothing is to be sent
+   * (notifications only). `meta.receipts` collects `<seq>.<hash hex>` of every
+   * audit record whose result the answer releases (the X-Enclave-Signer-Receipt header).
+   */
+  handle(payload: Uint8Array | string, signal: AbortSignal, meta?: { receipts: string[] }): Promise<string | undefined>;
   readonly inFlight: number;
 }
 
@@ -32,7 +39,7 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
   const { methods, metrics } = opts;
   let inFlight = 0;
 
-  async function run(item: RpcItem, signal: AbortSignal): Promise<RpcResponse | undefined> {
+  async function run(item: RpcItem, signal: AbortSignal, meta?: { receipts: string[] }): Promise<RpcResponse | undefined> {
     const t0 = performance.now();
     const seconds = () => (performance.now() - t0) / 1000;
     if (!item.ok) {
@@ -57,9 +64,10 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
     }
     inFlight++;
     try {
-      const result = await method(params, { ...opts.context, signal });
+      const released: Uint8Array[] = [];
+      const result = await method(params, { ...opts.context, signal, released: (r) => released.push(r) });
       metrics.observe(name, 'ok', seconds());
-      return resultResponse(id, result);
+      return withReceipt(resultResponse(id, result), released, item.request.receipt === true, meta);
     } catch (e) {
       const { error, outcome } = toRpcError(e);
       metrics.observe(name, outcome, seconds());
@@ -73,22 +81,37 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
     }
   }
 
+  /** The inline receipt: `<seq>.<hash>` for the header; the whole receipt when the client asked (`receipt: true`). */
+  function withReceipt(resp: RpcResponse, released: Uint8Array[], asked: boolean, meta?: { receipts: string[] }): RpcResponse {
+    if (released.length === 0) return resp;
+    try {
+      for (const r of released) {
+        const p = parsedRecord(r);
+        meta?.receipts.push(`${p.body.seq}.${toHex(p.hash)}`);
+      }
+      if (asked) return { ...resp, receipt: receiptFor(opts.context.keystore, released.at(-1)!) } as unknown as RpcResponse;
+    } catch {
+      // the result is released (its record is durable); a receipt that cannot be built is fetched later (signer_getReceipt)
+    }
+    return resp;
+  }
+
   return {
     get inFlight() {
       return inFlight;
     },
-    async handle(payload, signal) {
+    async handle(payload, signal, meta) {
       const parsed = parsePayload(payload, opts.maxBatch);
       switch (parsed.kind) {
         case 'invalid':
           metrics.observe('invalid', 'invalid_request', 0);
           return JSON.stringify(parsed.response);
         case 'single': {
-          const r = await run(parsed.item, signal);
+          const r = await run(parsed.item, signal, meta);
           return r === undefined ? undefined : JSON.stringify(r);
         }
         case 'batch': {
-          const all = await Promise.all(parsed.items.map((i) => run(i, signal)));
+          const all = await Promise.all(parsed.items.map((i) => run(i, signal, meta)));
           const answers = all.filter((r): r is RpcResponse => r !== undefined);
           return answers.length === 0 ? undefined : JSON.stringify(answers);
         }

@@ -25,7 +25,9 @@ export type ParentErrorCode =
   /** The AWS credentials provider failed. */
   | 'PARENT_CREDENTIALS'
   /** The listener could not be set up. */
-  | 'PARENT_LISTEN';
+  | 'PARENT_LISTEN'
+  /** The audit record of a decision could not be stored: its result is withheld (docs/audit.md). */
+  | 'PARENT_AUDIT_UNAVAILABLE';
 
 export class ParentError extends SignerError {
   override readonly code: ParentErrorCode;

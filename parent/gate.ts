@@ -23,7 +23,8 @@ import { cborToJson, jsonToCbor, type JsonLike } from '../common/cbor-json.js';
 import { isSignerError } from '../common/errors.js';
 import { MAX_FRAME_BYTES } from '../common/limits.js';
 import { asBytes, asRecord, type EnclaveMethod } from '../common/protocol/enclave-api.js';
-import { handOverCredentials, unlockOrCreateKeyring, type EnclaveCall } from './boot.js';
+import { createAuditPersister, type AuditPersister } from './audit-persist.js';
+import { auditRecordsOf, handOverCredentials, openAudit, unlockOrCreateKeyring, type EnclaveCall } from './boot.js';
 import { refreshDelayMs } from './credentials.js';
 import type { ResolvedParentConfig } from './config.js';
 import { startEnclaveLink, type EnclaveLink } from './enclave-link.js';
@@ -72,6 +73,8 @@ export interface Gate {
   readonly verifier: EnclaveVerifier;
   /** The unlocked keyring's id, if any. */
   keyringId(): string | undefined;
+  /** Persists audit records in seq order before a result is released (docs/audit.md). */
+  readonly audit: AuditPersister;
   close(): Promise<void>;
 }
 
@@ -141,6 +144,7 @@ export function startGate(deps: GateDeps): Gate {
   let keyring: GateSnapshot['keyring'] = { state: 'locked', since: now() };
   let lastFailure: Failure | undefined;
   const counters = { attestationsOk: 0, attestationsFailed: 0 };
+  const audit = createAuditPersister({ keystore, log });
 
   function setGate(state: GateStateName, detail?: { code: string; reason: string }, note?: string): void {
     if (gate.state === state && gate.reason === detail?.reason) return;
@@ -164,6 +168,7 @@ export function startGate(deps: GateDeps): Gate {
     s.timers.clear();
     if (session === s) {
       session = undefined;
+      audit.setFetch(undefined);
       setKeyring('locked');
     }
   }
@@ -224,7 +229,10 @@ export function startGate(deps: GateDeps): Gate {
     try {
       const creds = await handOverCredentials(callOn(s), cfg.credentials);
       scheduleCredentialRefresh(s, creds);
-      const out = await unlockOrCreateKeyring({ call: callOn(s), keystore, kmsKeyId: cfg.kmsKeyId, log });
+      // The audit chain first: no keyring or key decision is made before the enclave's log is open.
+      await openAudit({ call: callOn(s), keystore, log, audit });
+      if (session === s) audit.setFetch(async (fromSeq) => auditRecordsOf(asRecord(await send(s.peer, 'audit.records', { fromSeq }), 'audit.records result'), 'audit.records', 'records'));
+      const out = await unlockOrCreateKeyring({ call: callOn(s), keystore, kmsKeyId: cfg.kmsKeyId, log, audit });
       if (session !== s) return;
       if (out.kind === 'unlocked') setKeyring('unlocked', { keyringId: out.keyringId }, out.created ? 'created' : undefined);
       else setKeyring('absent', { code: 'PARENT_KEYRING_LOCKED', reason: out.reason });
@@ -361,8 +369,10 @@ export function startGate(deps: GateDeps): Gate {
       }
       return send(s.peer, method, params, opts);
     },
+    audit,
     async close() {
       closed = true;
+      audit.close();
       if (session) endSession(session);
       await link.close();
     },

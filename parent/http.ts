@@ -126,14 +126,15 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
       if (over) return;
       const body = Buffer.concat(chunks);
       chunks.length = 0;
-      opts.dispatcher.handle(body, gone.signal).then(
+      const meta = { receipts: [] as string[] };
+      opts.dispatcher.handle(body, gone.signal, meta).then(
         (answer) => {
           if (answer === undefined) {
             if (!res.headersSent && !res.destroyed) {
               res.writeHead(204, { 'cache-control': 'no-store' });
               res.end();
             }
-          } else send(res, 200, `${answer}\n`);
+          } else send(res, 200, `${answer}\n`, 'application/json', meta.receipts.length > 0 ? { 'x-enclave-signer-receipt': meta.receipts.join(', ') } : {});
         },
         () => sendJson(res, 500, errorResponse(null, RPC.INTERNAL_ERROR, 'internal error')),
       );

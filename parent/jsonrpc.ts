@@ -42,6 +42,8 @@ export interface RpcRequest {
   params: unknown;
   /** Absent for notifications. */
   id?: RpcId;
+  /** The client asked for the audit receipt inline (extension member `receipt: true`). */
+  receipt?: boolean;
 }
 
 /** One element of a payload: a valid request, or the error response an invalid one gets. */
@@ -53,7 +55,8 @@ export type ParsedPayload =
   /** The whole payload is unusable: answer with this one response. */
   | { kind: 'invalid'; response: RpcResponse };
 
-const MEMBERS = new Set(['jsonrpc', 'method', 'params', 'id']);
+// `receipt`: an extension (docs/json-rpc.md) — `true` asks for the audit receipt inline.
+const MEMBERS = new Set(['jsonrpc', 'method', 'params', 'id', 'receipt']);
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /**
@@ -106,6 +109,7 @@ export function parseRequestObject(v: unknown): RpcItem {
     return invalid('"params" must be an array or an object');
   }
   if (Object.hasOwn(v, 'id') && !validId(v.id)) return invalid('"id" must be a string, a number or null');
+  if (Object.hasOwn(v, 'receipt') && typeof v.receipt !== 'boolean') return invalid('"receipt" must be true or false');
   const deep = findTooDeep(v.params, MAX_JSON_PARAMS_DEPTH, 'params');
   if (deep !== undefined) {
     return {
@@ -119,6 +123,7 @@ export function parseRequestObject(v: unknown): RpcItem {
   }
   const request: RpcRequest = { method: v.method, params: v.params };
   if (Object.hasOwn(v, 'id')) request.id = v.id as RpcId;
+  if (v.receipt === true) request.receipt = true;
   return { ok: true, request };
 }
 

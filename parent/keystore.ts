@@ -36,6 +36,10 @@ export interface Keystore {
   /** Stored records in seq order, streamed (a chain can be long). */
   iterateAuditRecords(fromSeq?: number): IterableIterator<{ seq: number; record: Uint8Array }>;
   countAuditRecords(): number;
+  /** The stored record at `seq`, if any. */
+  getAuditRecord(seq: number): Uint8Array | undefined;
+  /** The first stored record of an audit key: its hand-over, which carries the attestation binding it. */
+  auditKeyFirstRecord(auditKey: Uint8Array): Uint8Array | undefined;
   getKey(keyId: string): StoredKey | undefined;
   getKeyByAddress(address: string): StoredKey | undefined;
   listKeys(): StoredKey[];
@@ -73,6 +77,8 @@ CREATE TABLE IF NOT EXISTS audit_records (
   record BLOB NOT NULL,
   stored_at TEXT NOT NULL
 );
+-- signer_getReceipt finds an audit key's hand-over (its attestation) by key.
+CREATE INDEX IF NOT EXISTS audit_records_key ON audit_records (audit_key, seq);
 `;
 
 const SCHEMA_VERSION = '1';
@@ -162,6 +168,7 @@ export function openKeystore(path: string, opts: { readonly?: boolean } = {}): K
           auditHead: db.prepare('SELECT record FROM audit_records ORDER BY seq DESC LIMIT 1'),
           iterAudit: db.prepare('SELECT seq, record FROM audit_records WHERE seq >= ? ORDER BY seq'),
           countAudit: db.prepare('SELECT COUNT(*) AS n FROM audit_records'),
+          firstOfKey: db.prepare('SELECT record FROM audit_records WHERE audit_key = ? ORDER BY seq LIMIT 1'),
         }
       : {}),
   };
@@ -257,6 +264,16 @@ export function openKeystore(path: string, opts: { readonly?: boolean } = {}): K
       })();
     },
     countAuditRecords: () => wrap('read', () => (stmts.countAudit ? (stmts.countAudit.get() as { n: number }).n : 0)),
+    getAuditRecord: (seq) =>
+      wrap('read', () => {
+        const row = stmts.getAudit?.get(seq) as { record: Buffer } | undefined;
+        return row ? new Uint8Array(row.record) : undefined;
+      }),
+    auditKeyFirstRecord: (key) =>
+      wrap('read', () => {
+        const row = stmts.firstOfKey?.get(Buffer.from(key)) as { record: Buffer } | undefined;
+        return row ? new Uint8Array(row.record) : undefined;
+      }),
     close: () => db.close(),
   };
 }

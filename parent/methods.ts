@@ -13,6 +13,9 @@
  */
 import { parseAttestation } from '../attestation/verify.js';
 import { toHex } from '../common/bytes.js';
+import { BridgeRemoteError } from '../common/bridge/index.js';
+import { auditRecordsOf } from './boot.js';
+import { AUDIT_METHODS, persistRefusal, recordReleased } from './audit-methods.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import { asKeyRecord, asRecord, asSignerFacts, type KeyKind, type KeyRecord, type SignerFacts, type SignOp } from '../common/protocol/enclave-api.js';
 import { txForChain } from './chain-id.js';
@@ -41,6 +44,8 @@ export interface MethodContext {
   chainId?: number;
   /** Aborted when the client disconnects. */
   signal: AbortSignal;
+  /** Told the stored audit record of a released result (inline receipts: docs/json-rpc.md). */
+  released?: (record: Uint8Array) => void;
 }
 
 export type Method = (params: unknown, ctx: MethodContext) => Promise<unknown>;
@@ -147,8 +152,18 @@ async function sign(ctx: MethodContext, op: SignOp, key: StoredKey, request: Rec
   if (unlocked !== undefined && key.keyringId !== unlocked) {
     throw new ParentError('PARENT_KEYRING_LOCKED', `key ${key.keyId} belongs to keyring ${key.keyringId}, but keyring ${unlocked} is unlocked`);
   }
-  const res = await ctx.gate.call('sign', { op, key: keyRecordOf(key), request }, { needKeyring: true, signal: ctx.signal });
+  let res;
+  try {
+    res = await ctx.gate.call('sign', { op, key: keyRecordOf(key), request }, { needKeyring: true, signal: ctx.signal });
+  } catch (e) {
+    // A recorded refusal is stored before it is relayed (its record is part of the chain).
+    if (e instanceof BridgeRemoteError) await persistRefusal(ctx.gate.audit, e);
+    throw e;
+  }
   if (res === null || typeof res !== 'object' || Array.isArray(res) || res instanceof Uint8Array) throw badResponse('result object');
+  // Nothing released before it is recorded: the record (and every earlier seq) is durable before the result leaves.
+  const records = auditRecordsOf(res as Record<string, unknown>, 'sign');
+  await ctx.gate.audit.persist(records);
   const { result, signer } = res as Record<string, JsonLike>;
   let facts: SignerFacts;
   try {
@@ -158,7 +173,10 @@ async function sign(ctx: MethodContext, op: SignOp, key: StoredKey, request: Rec
   }
   checkSigner(key, facts);
   if (result === null || typeof result !== 'object' || Array.isArray(result) || result instanceof Uint8Array) throw badResponse('result object');
-  return jsonSafe(result) as Record<string, unknown>;
+  const out = jsonSafe(result) as Record<string, unknown>;
+  recordReleased(ctx.gate.audit, records, out);
+  for (const r of records) ctx.released?.(r);
+  return out;
 }
 
 // ------------------------------------------------------------ eth_* methods
@@ -234,8 +252,11 @@ const createKey: Method = async (params, ctx) => {
   // No client signal: once the enclave made the key, it is stored even if the client left.
   const res = await ctx.gate.call('key.create', { kind }, { needKeyring: true });
   let rec: KeyRecord;
+  let records: Uint8Array[];
   try {
-    rec = asKeyRecord(res, 'key.create result');
+    const { audit: _, ...key } = asRecord(res, 'key.create result');
+    records = auditRecordsOf(asRecord(res, 'key.create result'), 'key.create');
+    rec = asKeyRecord(key, 'key.create result');
   } catch (e) {
     throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', (e as Error).message, { cause: e });
   }
@@ -245,7 +266,9 @@ const createKey: Method = async (params, ctx) => {
   if (kind === 'secp256k1' && (rec.address === undefined || !/^0x[0-9a-fA-F]{40}$/.test(rec.address))) throw badResponse('address');
   if (kind === 'bip32-seed' && (rec.xpub === undefined || rec.fingerprint === undefined)) throw badResponse('xpub and fingerprint');
   if (ctx.keystore.getKey(rec.keyId)) throw badResponse(`keyId (${rec.keyId} already exists)`);
-  return publicKeyInfo(ctx.keystore.putKey(rec, label));
+  // The key and its audit record in one transaction: both are stored, or neither (and the client gets an error).
+  const stored = await ctx.gate.audit.persist(records, (recs) => ctx.keystore.putKey(rec, label, recs));
+  return publicKeyInfo(stored!);
 };
 
 const listKeys: Method = async (params, ctx) => {
@@ -310,8 +333,10 @@ const attest: Method = async (params, ctx) => {
   const p = named(params, ['nonce', 'userData']);
   if (p.nonce === undefined) throw invalidParam('nonce', 'required: 16..512 bytes of your own randomness, as 0x hex');
   const nonce = Buffer.from(readHexBytes(p.nonce, 'nonce', { min: 16, max: 512 }).slice(2), 'hex');
-  const userData = p.userData === undefined ? undefined : Buffer.from(readHexBytes(p.userData, 'userData', { max: 512 }).slice(2), 'hex');
-  const res = await ctx.gate.call('attest', userData ? { nonce, userData } : { nonce }, { needKeyring: false, signal: ctx.signal });
+  if (p.userData !== undefined) {
+    throw invalidParam('userData', 'the enclave owns user_data: it carries the audit key binding (docs/audit.md); choose only the nonce');
+  }
+  const res = await ctx.gate.call('attest', { nonce }, { needKeyring: false, signal: ctx.signal });
   const document = (res as Record<string, unknown> | null)?.document;
   if (!(document instanceof Uint8Array)) throw badResponse('document');
   const out: Record<string, unknown> = { document: Buffer.from(document).toString('base64') };
@@ -378,4 +403,5 @@ export const METHODS: ReadonlyMap<string, Method> = new Map<string, Method>([
   ['signer_signAuthorization', signAuthorization],
   ['signer_attest', attest],
   ['signer_status', status],
+  ...AUDIT_METHODS,
 ]);

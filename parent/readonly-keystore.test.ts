@@ -59,7 +59,9 @@ afterAll(() => {
 const files = (db: string) => [db, `${db}-wal`];
 
 describe.skipIf(!canChattr)('the keystore file becomes read-only while running', () => {
-  it('creating a key fails clearly; existing keys still sign; nothing stored is lost', async () => {
+  // Issue 10 changed this test: "existing keys still sign" was the bug — a signature whose
+  // audit record cannot be stored is never released (docs/audit.md).
+  it('creating a key fails clearly; no signature is released while its audit record cannot be stored; nothing stored is lost', async () => {
     const ks = join(dir, 'live.db');
     const r = await startRig({ dir, parent: { keystore: ks } });
     rigs.push(r);
@@ -71,14 +73,17 @@ describe.skipIf(!canChattr)('the keystore file becomes read-only while running',
     expect(res.error).toMatchObject({ code: -32002, message: expect.stringMatching(/^keystore write failed: SQLITE_/), data: { code: 'KEYSTORE_UNAVAILABLE' } });
     expect(r.enclave!.calls.get('key.create')).toBe(createsBefore! + 1); // made in the enclave, never handed out, so never used
 
-    // Reads and signing are unaffected.
+    // Reads are unaffected; a signature is not released: its record cannot be stored.
     expect((await rpc(r.socket, 'eth_accounts')).result).toEqual([a.address]);
     const sig = await rpc(r.socket, 'personal_sign', ['0x6f6b', a.address]);
-    expect(await verifyMessage({ address: a.address as Hex, message: 'ok', signature: sig.result })).toBe(true);
-    expect(r.parent.state().ready).toBe(true);
+    expect(sig.result).toBeUndefined();
+    expect(sig.error).toMatchObject({ code: -32002, message: expect.stringMatching(/audit record could not be stored/), data: { code: 'PARENT_AUDIT_UNAVAILABLE' } });
+    expect(r.enclave!.calls.get('sign')).toBe(1); // the enclave signed; the parent withheld it
 
     chattr('-i', files(ks));
     const b = (await rpc(r.socket, 'signer_createKey', { label: 'after' })).result;
+    const sig2 = await rpc(r.socket, 'personal_sign', ['0x6f6b', a.address]);
+    expect(await verifyMessage({ address: a.address as Hex, message: 'ok', signature: sig2.result })).toBe(true);
     await r.parent.close();
 
     // Everything acknowledged is on disk: exactly the two keys clients were told about.
@@ -88,7 +93,7 @@ describe.skipIf(!canChattr)('the keystore file becomes read-only while running',
     check.close();
   });
 
-  it('a new keyring that cannot be stored leaves the parent not ready (fail closed), with a hint', async () => {
+  it('a keystore that cannot store the audit hand-over leaves the parent not ready (fail closed) before any keyring is made, with a hint', async () => {
     const ks = join(dir, 'fresh.db');
     const r = await startRig({ dir, noEnclave: true, parent: { keystore: ks } });
     rigs.push(r);
@@ -99,8 +104,8 @@ describe.skipIf(!canChattr)('the keystore file becomes read-only while running',
     const s = r.parent.state();
     expect(s.ready).toBe(false);
     expect(s.gate.state).toBe('ready');
-    expect(s.keyring.reason).toMatch(/could not be stored: keystore write failed: SQLITE_/);
-    expect(enclave.calls.get('keyring.create')).toBe(1);
+    expect(s.keyring.reason).toMatch(/audit hand-over could not be stored: keystore write failed: SQLITE_/);
+    expect(enclave.calls.get('keyring.create')).toBeUndefined();
     const res = await rpc(r.socket, 'signer_createKey', {});
     expect(res.error?.message).toMatch(/^keyring not unlocked/);
     expect(enclave.calls.get('key.create')).toBeUndefined();
@@ -127,18 +132,23 @@ describe.skipIf(!canChattr)('the keystore file becomes read-only while running',
 });
 
 describe('--keystore-readonly', () => {
-  it('signs with existing keys and refuses to create keys without asking the enclave', async () => {
+  // Issue 10 changed this test: a read-only keystore cannot hold the audit chain, so it no longer signs.
+  it('serves reads, refuses to sign (no audit record can be stored) and refuses to create keys without asking the enclave', async () => {
     const ks = join(dir, 'ro.db');
     const r1 = await startRig({ dir, parent: { keystore: ks } });
     const a = (await rpc(r1.socket, 'signer_createKey', {})).result;
     await r1.parent.close();
-    const r = await startRig({ dir, noEnclave: true, waitReady: true, enclave: { ca: r1.ca }, parent: { keystore: ks, keystoreReadonly: true, enclave: r1.enclaveUri } });
+    const r = await startRig({ dir, noEnclave: true, enclave: { ca: r1.ca }, parent: { keystore: ks, keystoreReadonly: true, enclave: r1.enclaveUri } });
     rigs.push(r, r1);
+    // This enclave already opened its log (for r1): the boot stores nothing and gets ready; a new one would fail at the hand-over.
+    await waitFor(() => r.parent.state().ready, 10_000, 'ready');
+    expect((await rpc(r.socket, 'eth_accounts')).result).toEqual([a.address]);
     const creates = r1.enclave!.calls.get('key.create');
     const res = await rpc(r.socket, 'signer_createKey', {});
     expect(res.error).toMatchObject({ code: -32002, message: expect.stringContaining('read-only'), data: { code: 'KEYSTORE_UNAVAILABLE' } });
     expect(r1.enclave!.calls.get('key.create')).toBe(creates);
     const sig = await rpc(r.socket, 'personal_sign', ['0x6f6b', a.address]);
-    expect(await verifyMessage({ address: a.address as Hex, message: 'ok', signature: sig.result })).toBe(true);
+    expect(sig.result).toBeUndefined();
+    expect(sig.error).toMatchObject({ code: -32002, message: expect.stringMatching(/audit record could not be stored/), data: { code: 'PARENT_AUDIT_UNAVAILABLE' } });
   });
 });

@@ -16,6 +16,8 @@ import { request as httpRequestRaw } from 'node:http';
 import { connect as netConnect } from 'node:net';
 import { createManifest } from '../attestation/manifest-format.js';
 import { signManifest, type SignedManifest } from '../attestation/manifest-signature.js';
+import { requestDigest } from '../common/audit/digest.js';
+import { parseRecord } from '../common/audit/record.js';
 import { toHex } from '../common/bytes.js';
 import { serveBridge, type BridgeServer, type BridgeHandler } from '../common/bridge/index.js';
 import type { CborValue } from '../common/cbor.js';
@@ -23,6 +25,7 @@ import { cborToJson, jsonToCbor, type JsonLike } from '../common/cbor-json.js';
 import { SignerError } from '../common/errors.js';
 import { asBytes, asKeyRecord, asKeyringRecord, asKind, asRecord, asSignOp, onlyKeys, type KeyKind, type SignOp } from '../common/protocol/enclave-api.js';
 import { createDevCa, type DevCa } from '../dev/ca/index.js';
+import { AuditTrail, withAuditRecord } from '../enclave/audit/trail.js';
 import { createSimulatedNsm, simulatedImagePcrs } from '../enclave/nsm/simulated.js';
 import { prepareOperation } from '../enclave/operations.js';
 import { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } from '../enclave/signers/index.js';
@@ -85,13 +88,28 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
   let dropNext = opts.dropAfterKeyringCreate === true;
   let credentials: Record<string, unknown> | undefined;
   let firstDocument: Uint8Array | undefined;
+  // Like the real enclave: every decision is a signed audit record (enclave/audit/trail.ts).
+  const trail = new AuditTrail({ nsm });
+  const done = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string) => [trail.append({ kind, decision: 'done', principal: 'host', op: kind, keyId }).bytes];
 
   const methods: Record<string, (p: Record<string, unknown>) => Promise<unknown>> = {
+    async 'audit.open'(p) {
+      onlyKeys(p, ['head'], 'params');
+      const head = p.head === undefined ? undefined : asBytes(p.head, 'head', 1, 65536);
+      const r = await trail.open(head, head ? parseRecord(head).body.seq : undefined);
+      return { records: r.records.map((x) => x.bytes), auditKey: r.auditKey, opened: r.opened, headSeq: r.headSeq };
+    },
+    async 'audit.records'(p) {
+      return { records: trail.since(Number(p.fromSeq)).map((x) => x.bytes), headSeq: trail.log().head().seq };
+    },
+    async 'audit.checkpoint'() {
+      return { checkpoint: trail.log().checkpoint(), attestation: await trail.log().attest() };
+    },
     async attest(p) {
-      onlyKeys(p, ['nonce', 'userData'], 'params');
+      onlyKeys(p, ['nonce'], 'params');
       const nonce = asBytes(p.nonce, 'nonce', 16, 512);
-      const userData = p.userData === undefined ? undefined : asBytes(p.userData, 'userData', 0, 512);
       if (opts.attestNonce === 'replay' && firstDocument) return { document: firstDocument };
+      const userData = trail.isOpen ? trail.log().binding : undefined;
       const document = await nsm.attest({ nonce: opts.attestNonce === 'random' ? new Uint8Array(randomBytes(32)) : nonce, ...(userData ? { userData } : {}) });
       firstDocument ??= document;
       return { document };
@@ -118,21 +136,23 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
         createdAt: new Date().toISOString(),
       };
       keyringRecord = record;
+      const audit = done('keyring.create', keyringId);
       if (dropNext) {
         dropNext = false;
         for (const peer of server.peers) peer.close();
         // Never answered: the connection is gone.
         return new Promise(() => {});
       }
-      return { record };
+      return { record, audit };
     },
     async 'keyring.unlock'(p) {
       onlyKeys(p, ['record'], 'params');
       const record = asKeyringRecord(p.record);
       if (opts.kmsError) throw new SignerError(opts.kmsError.code, opts.kmsError.message);
+      if (keyringId === record.keyringId) return { keyringId, audit: [] };
       keyringId = record.keyringId;
       keyringRecord = { ...record };
-      return { keyringId };
+      return { keyringId, audit: done('keyring.unlock', keyringId) };
     },
     async 'keyring.current'(p) {
       onlyKeys(p, [], 'params');
@@ -146,9 +166,10 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
       const secret = newSecret(kind);
       const blob = new Uint8Array(randomBytes(61));
       keys.set(keyId, { kind, secret, blob, keyringId });
-      if (kind === 'secp256k1') return { keyId, kind, keyringId, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret), blob };
+      const audit = done('key.create', keyId);
+      if (kind === 'secp256k1') return { keyId, kind, keyringId, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret), blob, audit };
       const m = deriveBip32PublicKey(secret, 'm');
-      return { keyId, kind, keyringId, publicKey: m.publicKey.replace(/^0x/, ''), xpub: m.xpub, fingerprint: m.masterFingerprint, blob };
+      return { keyId, kind, keyringId, publicKey: m.publicKey.replace(/^0x/, ''), xpub: m.xpub, fingerprint: m.masterFingerprint, blob, audit };
     },
     async sign(p) {
       onlyKeys(p, ['op', 'key', 'request'], 'params');
@@ -156,17 +177,20 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
       const key = asKeyRecord(p.key);
       const request = asRecord(p.request, 'request') as Record<string, JsonLike>;
       if (!keyringId) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
+      const digest = requestDigest('sign', jsonToCbor(p as JsonLike));
+      const deny = (e: SignerError) => withAuditRecord(e, trail.denied(op, key.keyId, digest, `error:${e.code}`));
       const k = keys.get(key.keyId);
       // Like the real vault: a blob that is not the one made for this id/kind/keyring does not open.
       if (!k || k.kind !== key.kind || k.keyringId !== key.keyringId || Buffer.compare(Buffer.from(k.blob), Buffer.from(key.blob)) !== 0) {
-        throw new SignerError('WRAPPED_KEY_INVALID', 'the key blob does not open under this keyring');
+        throw deny(new SignerError('WRAPPED_KEY_INVALID', 'the key blob does not open under this keyring'));
       }
-      if (opts.denyOps?.includes(op)) throw new SignerError('POLICY_DENIED', `denied: ${op} is disabled by the enclave's policy`);
+      if (opts.denyOps?.includes(op)) throw deny(new SignerError('POLICY_DENIED', `denied: ${op} is disabled by the enclave's policy`));
       if (opts.signDelayMs) await new Promise((r) => setTimeout(r, opts.signDelayMs));
       // Like the real enclave: the op's result and the facts derived from the secret.
       const prepared = prepareOperation(op, { keyId: key.keyId, kind: k.kind, keyringId: k.keyringId }, k.secret, request);
       try {
-        return { result: prepared.sign() as JsonLike, signer: prepared.facts };
+        const result = prepared.sign() as JsonLike;
+        return { result, signer: prepared.facts, audit: [trail.signed(op, key.keyId, digest, result).bytes] };
       } finally {
         prepared.wipe();
       }

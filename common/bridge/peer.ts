@@ -180,11 +180,15 @@ export function toWireError(e: unknown): WireError {
   if (!isSignerError(e) || !isValidErrorCode(e.code)) return { ...GENERIC_INTERNAL };
   const message = typeof e.message === 'string' ? e.message.slice(0, MAX_ERROR_MESSAGE_LENGTH) : '';
   const out: WireError = { code: e.code, message };
-  const data = new Map<string, string>();
+  const data = new Map<string, CborValue>();
   if (typeof e.hint === 'string') data.set('hint', e.hint.slice(0, MAX_ERROR_MESSAGE_LENGTH));
   // Signing refusals name the offending request field (SigningError.field).
   const field = (e as { field?: unknown }).field;
   if (typeof field === 'string') data.set('field', field.slice(0, 256));
+  // A refusal the enclave recorded carries its signed audit record (docs/audit.md):
+  // the parent persists it before it relays the refusal.
+  const audit = (e as { auditRecord?: unknown }).auditRecord;
+  if (audit instanceof Uint8Array && audit.length <= 64 * 1024) data.set('audit', audit);
   if (data.size > 0) out.data = data;
   return out;
 }

@@ -139,10 +139,19 @@ export interface EnclaveMethods {
   'key.create': { params: { kind: KeyKind }; result: Omit<KeyRecord, 'blob'> & { blob: Uint8Array } };
   /** Every signing request: the op, its JSON-RPC-shaped request, and the key's stored record. */
   sign: { params: { op: SignOp; key: KeyRecord; request: JsonLike }; result: SignResultWire };
+  /**
+   * The audit chain (docs/audit.md). Every key.create / keyring.* / sign answer
+   * also carries `audit`: the signed record(s) of that decision, which the
+   * parent persists before it releases anything; a recorded refusal carries its
+   * record in the bridge error's data.audit.
+   */
+  'audit.open': { params: { head?: Uint8Array }; result: { records: Uint8Array[]; auditKey: Uint8Array; opened: boolean; headSeq: number } };
+  'audit.records': { params: { fromSeq: number; limit?: number }; result: { records: Uint8Array[]; headSeq: number } };
+  'audit.checkpoint': { params: { nonce?: Uint8Array }; result: { checkpoint: Uint8Array; attestation: Uint8Array } };
 }
 
 export type EnclaveMethod = keyof EnclaveMethods;
-export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'keyring.current', 'key.create', 'sign'];
+export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'keyring.current', 'key.create', 'sign', 'audit.open', 'audit.records', 'audit.checkpoint'];
 
 // ------------------------------------------------------------------ guards
 

@@ -73,6 +73,7 @@ async function bootEnclave(imageId: string, name: string): Promise<{ enclave: Ru
   });
   const peer = await connectBridge(enclave.uri, { role: 'parent' });
   await call(peer, 'credentials.set', { accessKeyId: CREDS.accessKeyId, secretAccessKey: CREDS.secretAccessKey });
+  await call(peer, 'audit.open', {}); // as the parent's boot does (docs/audit.md)
   return { enclave, peer };
 }
 
@@ -133,7 +134,9 @@ describe('keyring through the attested KMS path', () => {
       record = (await call(peer, 'keyring.create', { kmsKeyId: cmk })).record as Record<string, unknown>;
       expect(record.kmsKeyId).toBe(cmk);
       expect(record.dataKeyCiphertext).toBeInstanceOf(Uint8Array);
-      key = await call(peer, 'key.create', { kind: 'secp256k1' });
+      const { audit: _audit, ...made } = await call(peer, 'key.create', { kind: 'secp256k1' });
+      expect(_audit).toHaveLength(1); // the decision's signed record (docs/audit.md)
+      key = made;
       expect(key.address).toMatch(/^0x[0-9a-fA-F]{40}$/);
       const tx = { type: 'eip1559', chainId: 1, nonce: 0, to: '0x000000000000000000000000000000000000dEaD', value: '0x1', gas: '0x5208', maxFeePerGas: '0x3b9aca00', maxPriorityFeePerGas: '0x1' };
       const signed = await call(peer, 'sign', { op: 'eth_signTransaction', key, request: { tx } });

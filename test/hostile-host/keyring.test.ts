@@ -55,6 +55,8 @@ async function bootEnclave(name: string): Promise<BridgePeer> {
   const peer = await connectBridge(enclave.uri, { role: 'parent' });
   running.push({ enclave, peer });
   await call(peer, 'credentials.set', { accessKeyId: HOST.accessKeyId, secretAccessKey: HOST.secretAccessKey });
+  // As the parent's boot does: the audit log opens before any keyring decision (docs/audit.md).
+  await call(peer, 'audit.open', {});
   return peer;
 }
 

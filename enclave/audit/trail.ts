@@ -1,0 +1,130 @@
+/**
+ * The running enclave's audit trail: opens the AuditLog when the parent shows
+ * the stored head (`audit.open`), turns each decision into a signed record,
+ * and keeps the most recent records so a parent that lost an answer (a killed
+ * parent, a dropped connection, a cancelled request) can fetch the record
+ * instead of leaving a gap (`audit.records`).
+ *
+ * Fail closed: until the log is open, and after it is closed, no decision
+ * that needs a record is made (AUDIT_NOT_OPEN / AUDIT_KEY_CLOSED).
+ */
+import { SignerError } from '../../common/errors.js';
+import { releasedResultDigest } from '../../common/audit/result.js';
+import type { AuditEntry } from '../../common/audit/record.js';
+import { AuditLog, type SignedRecord } from './log.js';
+import type { AttestRequest } from '../nsm/nsm.js';
+
+/** How many recent records the enclave keeps for a parent to fetch again (bounded memory). */
+export const RECENT_RECORDS = 4096;
+
+export interface AuditTrailOptions {
+  nsm: { attest(req: AttestRequest): Promise<Uint8Array> };
+  /** Hash of the policy in force at boot (null: the builtin policy has no document to hash). */
+  policyHash?: Uint8Array | null;
+  now?: () => number;
+}
+
+/** A refusal that carries its own signed record: the parent persists it before relaying the error. */
+export function withAuditRecord<E extends Error>(e: E, rec: SignedRecord | undefined): E {
+  if (rec) Object.defineProperty(e, 'auditRecord', { value: rec.bytes, enumerable: false });
+  return e;
+}
+
+export class AuditTrail {
+  #log: AuditLog | undefined;
+  #opening: Promise<AuditLog> | undefined;
+  readonly #recent: SignedRecord[] = [];
+  readonly #opts: AuditTrailOptions;
+
+  constructor(opts: AuditTrailOptions) {
+    this.#opts = opts;
+  }
+
+  get isOpen(): boolean {
+    return this.#log !== undefined;
+  }
+
+  /** The log, or AUDIT_NOT_OPEN: nothing is decided without one. */
+  log(): AuditLog {
+    if (!this.#log) {
+      throw new SignerError('AUDIT_NOT_OPEN', 'denied: the audit log is not open yet (the parent has not shown the enclave its audit head)', {
+        hint: 'the parent opens it at boot (audit.open); retry once the parent is ready',
+      });
+    }
+    return this.#log;
+  }
+
+  /**
+   * Opens the log once per enclave life, continuing `head`. A second call (a
+   * reconnecting or restarted parent) opens nothing: it answers the records
+   * after the head that parent shows, so they can be stored late instead of
+   * leaving a gap.
+   */
+  async open(head: Uint8Array | undefined, shownSeq: number | undefined): Promise<{ records: SignedRecord[]; auditKey: Uint8Array; opened: boolean; headSeq: number }> {
+    if (this.#log) {
+      const from = shownSeq === undefined ? 0 : shownSeq + 1;
+      return { records: this.since(from), auditKey: this.#log.auditKey, opened: false, headSeq: this.#log.head().seq };
+    }
+    this.#opening ??= AuditLog.open({
+      nsm: this.#opts.nsm,
+      ...(head ? { lastRecord: head } : {}),
+      policyHash: this.#opts.policyHash ?? null,
+      ...(this.#opts.now ? { now: this.#opts.now } : {}),
+    });
+    let log: AuditLog;
+    try {
+      log = await this.#opening;
+    } catch (e) {
+      this.#opening = undefined;
+      throw e;
+    }
+    // Two concurrent opens share one log: the first to get here keeps the hand-over.
+    const first = this.#log === undefined;
+    if (first) {
+      this.#log = log;
+      this.#keep(log.handover);
+      return { records: [log.handover], auditKey: log.auditKey, opened: true, headSeq: log.handover.seq };
+    }
+    return { records: this.since(shownSeq === undefined ? 0 : shownSeq + 1), auditKey: log.auditKey, opened: false, headSeq: log.head().seq };
+  }
+
+  /** Records this enclave still holds with seq ≥ from (at most `limit`). */
+  since(from: number, limit = RECENT_RECORDS): SignedRecord[] {
+    return this.#recent.filter((r) => r.seq >= from).slice(0, limit);
+  }
+
+  /** Appends one decision; throws (and nothing moves) when it cannot be recorded. */
+  append(e: AuditEntry): SignedRecord {
+    const rec = this.log().append(e);
+    this.#keep(rec);
+    return rec;
+  }
+
+  /** A decision for a sign request, allowed: the record names the released result. */
+  signed(op: string, keyId: string, requestDigest: Uint8Array, result: unknown, rule?: string | null): SignedRecord {
+    return this.append({ kind: 'sign', decision: 'allowed', principal: 'host', op, keyId, requestDigest, resultDigest: releasedResultDigest(result), rule: rule ?? null });
+  }
+
+  /**
+   * A refused sign request. `rule` is the deciding policy rule, or for a
+   * refusal that is not the policy's `error:<CODE>` (a blob that does not
+   * authenticate, a malformed request, a cancelled job). Never throws: a
+   * refusal stands whether or not it could be recorded.
+   */
+  denied(op: string, keyId: string, requestDigest: Uint8Array, rule: string): SignedRecord | undefined {
+    try {
+      return this.append({ kind: 'sign', decision: 'denied', principal: 'host', op, keyId, requestDigest, rule: rule.slice(0, 256) });
+    } catch {
+      return undefined;
+    }
+  }
+
+  #keep(r: SignedRecord): void {
+    this.#recent.push(r);
+    if (this.#recent.length > RECENT_RECORDS) this.#recent.splice(0, this.#recent.length - RECENT_RECORDS);
+  }
+
+  close(): void {
+    this.#log?.close();
+  }
+}

@@ -1,0 +1,96 @@
+/**
+ * The parent's audit-chain methods and helpers (docs/audit.md, docs/json-rpc.md):
+ *
+ *   signer_getReceipt { result }     — the receipt for a result this socket released:
+ *                                      the signed record, the attestation document
+ *                                      binding its audit key (from that key's
+ *                                      hand-over), the chain position;
+ *   signer_auditCheckpoint { nonce? } — an enclave-signed statement of the head,
+ *                                      with a document binding the audit key.
+ */
+import { bytesEqual, toHex } from '../common/bytes.js';
+import type { BridgeRemoteError } from '../common/bridge/index.js';
+import { parseCheckpoint } from '../common/audit/checkpoint.js';
+import { buildReceipt } from '../common/audit/receipt.js';
+import { parseRecord } from '../common/audit/record.js';
+import { releasedResultDigest } from '../common/audit/result.js';
+import { asRecord } from '../common/protocol/enclave-api.js';
+import { parsedRecord, type AuditPersister } from './audit-persist.js';
+import { ParentError, invalidParam } from './errors.js';
+import type { Gate } from './gate.js';
+import type { Keystore } from './keystore.js';
+import { named, readHexBytes } from './params.js';
+
+/** methods.ts's Method, restated here so the two modules do not import each other. */
+type Method = (params: unknown, ctx: { gate: Gate; keystore: Keystore; signal: AbortSignal }) => Promise<unknown>;
+
+/** Stores the record a refusal carries (data.audit). The refusal stands whatever happens here. */
+export async function persistRefusal(audit: AuditPersister, e: BridgeRemoteError): Promise<void> {
+  const rec = e.data instanceof Map ? e.data.get('audit') : undefined;
+  if (!(rec instanceof Uint8Array)) return;
+  try {
+    await audit.persist([rec]);
+  } catch {
+    // the client gets the refusal anyway; the persister logged why the record is not stored
+  }
+}
+
+/** Remembers which record released `result`, so signer_getReceipt can find it. */
+export function recordReleased(audit: AuditPersister, records: readonly Uint8Array[], result: unknown): void {
+  try {
+    const digest = releasedResultDigest(result);
+    for (const r of records) {
+      const p = parsedRecord(r);
+      if (p.body.resultDigest && bytesEqual(p.body.resultDigest, digest)) audit.noteResult(toHex(digest), p.body.seq);
+    }
+  } catch {
+    // a result without a digestible form has no receipt
+  }
+}
+
+const getReceipt: Method = async (params, ctx) => {
+  const p = named(params, ['result']);
+  if (p.result === undefined) throw invalidParam('result', 'required: the result exactly as this socket returned it (a 0x-hex signature or transaction, or the result object)');
+  let digest: Uint8Array;
+  try {
+    digest = releasedResultDigest(p.result);
+  } catch {
+    throw invalidParam('result', 'expected a 0x-hex string or a result object');
+  }
+  const seq = ctx.gate.audit.seqOfResult(toHex(digest));
+  const record = seq === undefined ? undefined : ctx.keystore.getAuditRecord(seq);
+  if (record === undefined) {
+    throw invalidParam('result', 'no receipt: this parent did not release that result (or has forgotten it since it restarted)', 'ask right after signing, or use the X-Enclave-Signer-Receipt header / receipt:true');
+  }
+  return receiptFor(ctx.keystore, record);
+};
+
+/** The receipt for a stored record: the attestation is its audit key's hand-over document. */
+export function receiptFor(keystore: { auditKeyFirstRecord(k: Uint8Array): Uint8Array | undefined }, record: Uint8Array): Record<string, unknown> {
+  const r = parseRecord(record);
+  const first = keystore.auditKeyFirstRecord(r.body.auditKey);
+  const attestation = first === undefined ? null : parseRecord(first).body.attestation;
+  if (!attestation) throw new ParentError('PARENT_AUDIT_UNAVAILABLE', `no stored hand-over binds audit key ${toHex(r.body.auditKey).slice(0, 16)}…: the receipt cannot be built`);
+  return buildReceipt(record, attestation) as unknown as Record<string, unknown>;
+}
+
+const checkpoint: Method = async (params, ctx) => {
+  const p = named(params, ['nonce']);
+  const nonce = p.nonce === undefined ? undefined : Buffer.from(readHexBytes(p.nonce, 'nonce', { min: 16, max: 64 }).slice(2), 'hex');
+  const res = asRecord(await ctx.gate.call('audit.checkpoint', nonce ? { nonce } : {}, { needKeyring: false, signal: ctx.signal }), 'audit.checkpoint result');
+  const cp = res.checkpoint;
+  const doc = res.attestation;
+  if (!(cp instanceof Uint8Array) || !(doc instanceof Uint8Array)) throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', 'audit.checkpoint: no checkpoint or attestation');
+  let seq: number;
+  try {
+    seq = parseCheckpoint(cp).body.seq;
+  } catch (e) {
+    throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `audit.checkpoint: ${(e as Error).message}`, { cause: e });
+  }
+  return { checkpoint: `0x${toHex(cp)}`, attestation: Buffer.from(doc).toString('base64'), seq };
+};
+
+export const AUDIT_METHODS: ReadonlyArray<[string, Method]> = [
+  ['signer_getReceipt', getReceipt],
+  ['signer_auditCheckpoint', checkpoint],
+];

@@ -1,0 +1,360 @@
+/**
+ * Nothing released before it is recorded (docs/audit.md). Every enclave answer
+ * that carries audit records goes through here; its result is handed to the
+ * client only once its records **and every earlier seq** are durable in the
+ * keystore, written in seq order without gaps:
+ *
+ * - concurrent requests' records arrive out of order: they wait in `pending`
+ *   and are written as soon as the run from the next expected seq is complete
+ *   (one transaction per contiguous run: batched, never early);
+ * - a record whose answer never arrived (a cancelled request, a dropped
+ *   connection, a parent killed between sign and persist) is fetched again from
+ *   the enclave (`audit.records`); one the enclave no longer holds is logged as
+ *   a gap, which `audit verify` reports;
+ * - a write that fails (read-only keystore, full disk) fails every request
+ *   whose record it held, with PARENT_AUDIT_UNAVAILABLE (-32002): the client
+ *   never gets that result. The records stay pending and are retried.
+ * - a key change (key.create) is written in the same transaction as its record.
+ */
+import { parseRecord, type ParsedRecord } from '../common/audit/record.js';
+import { isSignerError } from '../common/errors.js';
+import { ParentError } from './errors.js';
+import type { Keystore } from './keystore.js';
+
+export type FetchRecords = (fromSeq: number) => Promise<Uint8Array[]>;
+
+export interface AuditPersister {
+  /**
+   * Persists `records` (with `change` in the same transaction, if given) and
+   * resolves once they and every earlier seq are durable; rejects with
+   * PARENT_AUDIT_UNAVAILABLE when they cannot be stored.
+   */
+  persist<T = undefined>(records: readonly Uint8Array[], change?: (records: readonly Uint8Array[]) => T): Promise<T | undefined>;
+  /** Where fetches of missing records go (the attested session); undefined while there is none. */
+  setFetch(fetch: FetchRecords | undefined): void;
+  /**
+   * Re-reads the stored head (after boot stored a hand-over directly). With
+   * `newAuditKey` (a new enclave life): records of other audit keys still
+   * waiting for an earlier seq can never be written without forking the chain;
+   * they are dropped and their requests refused (none was released).
+   */
+  resync(newAuditKey?: Uint8Array): void;
+  /** The next seq the keystore expects. */
+  readonly nextSeq: number;
+  /** Remembers which record released a result (bounded; for signer_getReceipt). */
+  noteResult(resultDigestHex: string, seq: number): void;
+  seqOfResult(resultDigestHex: string): number | undefined;
+  close(): void;
+}
+
+interface Entry {
+  remaining: number;
+  change: ((records: readonly Uint8Array[]) => unknown) | undefined;
+  /** A key change rides with this entry's record (key.create). */
+  keyChange: boolean;
+  result?: unknown;
+  resolve: (v: unknown) => void;
+  reject: (e: unknown) => void;
+  timer: NodeJS.Timeout;
+}
+
+interface Pending {
+  bytes: Uint8Array;
+  entry: Entry | undefined;
+  auditKey: string;
+}
+
+export interface AuditPersisterOptions {
+  keystore: Keystore;
+  log: (line: string) => void;
+  /** How long a result may wait for its record to become durable. */
+  waitMs?: number;
+  /** How long a missing seq may stay missing before it is fetched from the enclave. */
+  gapFetchMs?: number;
+  /** How many result digests signer_getReceipt can look up (oldest forgotten first). */
+  maxResults?: number;
+}
+
+function unavailable(message: string, cause?: unknown): ParentError {
+  const why = isSignerError(cause) && cause.hint ? `${cause.hint}; ` : '';
+  return new ParentError('PARENT_AUDIT_UNAVAILABLE', message, {
+    ...(cause === undefined ? {} : { cause }),
+    hint: `${why}the result is withheld because its audit record is not durable; fix the keystore (read-only? disk full? locked?) and retry`,
+  });
+}
+
+/** A key change that failed with its record keeps the keystore's own error (its contract predates the audit chain). */
+function refusal(entry: Entry, message: string, e: unknown): unknown {
+  return entry.keyChange && isSignerError(e) ? e : unavailable(message, e);
+}
+
+/**
+ * One parse per record on the release path (the persister, the receipt index and
+ * the inline receipt all need its seq, hash and digests). Keyed by the bytes
+ * object the enclave's answer decoded into; nothing in the parent mutates it.
+ */
+const parsedCache = new WeakMap<Uint8Array, ParsedRecord>();
+export function parsedRecord(bytes: Uint8Array): ParsedRecord {
+  let p = parsedCache.get(bytes);
+  if (!p) {
+    p = parseRecord(bytes);
+    parsedCache.set(bytes, p);
+  }
+  return p;
+}
+
+const keyOf = (bytes: Uint8Array): string => Buffer.from(parsedRecord(bytes).body.auditKey).toString('hex');
+
+export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
+  const { keystore, log } = o;
+  const waitMs = o.waitMs ?? 30_000;
+  const gapFetchMs = o.gapFetchMs ?? 250;
+  const pending = new Map<number, Pending>();
+  let fetch: FetchRecords | undefined;
+  let gapTimer: NodeJS.Timeout | undefined;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let closed = false;
+  let flushQueued = false;
+  /** Group commit: records that arrive in the same turn of the event loop go in one transaction. */
+  const queueFlush = () => {
+    if (flushQueued) return;
+    flushQueued = true;
+    setImmediate(() => {
+      flushQueued = false;
+      flush();
+    });
+  };
+  const results = new Map<string, number>();
+  const maxResults = o.maxResults ?? 100_000;
+
+  const storedNext = (): number => {
+    const head = keystore.auditHead();
+    return head === undefined ? 0 : parseRecord(head).body.seq + 1;
+  };
+  let next = storedNext();
+
+  const settle = (e: Entry, err?: unknown) => {
+    clearTimeout(e.timer);
+    if (err === undefined) e.resolve(e.result);
+    else e.reject(err);
+  };
+
+  /** Writes the contiguous run from `next`; stops at the first failure (nothing after it is written). */
+  function flush(): void {
+    while (pending.has(next)) {
+      const batch: Array<[number, Pending]> = [];
+      let changed: [number, Pending] | undefined;
+      for (let s = next; pending.has(s); s++) {
+        const p = pending.get(s)!;
+        if (p.entry?.change && p.entry.remaining === 1) {
+          changed = [s, p];
+          break;
+        }
+        batch.push([s, p]);
+      }
+      try {
+        if (batch.length > 0) keystore.appendAuditRecords(batch.map(([, p]) => p.bytes));
+      } catch (e) {
+        failed(batch, e);
+        return;
+      }
+      done(batch);
+      if (changed) {
+        const [, p] = changed;
+        const entry = p.entry!;
+        try {
+          entry.result = entry.change!([p.bytes]);
+        } catch (e) {
+          // The change (and its record) did not happen: this request fails; the record alone is retried.
+          entry.change = undefined;
+          failed([changed], e);
+          return;
+        }
+        done([changed]);
+      }
+    }
+    scheduleGapFetch();
+  }
+
+  function done(items: Array<[number, Pending]>): void {
+    for (const [s, p] of items) {
+      pending.delete(s);
+      next = Math.max(next, s + 1);
+      if (p.entry && --p.entry.remaining === 0) settle(p.entry);
+    }
+  }
+
+  function failed(items: Array<[number, Pending]>, e: unknown): void {
+    const why = (e as Error)?.message ?? String(e);
+    log(`audit: could not store record(s) seq ${items[0]?.[0]}..${items.at(-1)?.[0]}: ${why}; their results are withheld`);
+    for (const [, p] of items) {
+      if (p.entry) {
+        const entry = p.entry;
+        p.entry = undefined;
+        settle(entry, refusal(entry, `the audit record could not be stored, so the result is withheld: ${why}`, e));
+      }
+    }
+    // Retried later (the keystore may come back); every waiting request is failed now, none released early.
+    for (const [, p] of pending) {
+      if (p.entry) {
+        const entry = p.entry;
+        p.entry = undefined;
+        settle(entry, refusal(entry, `an earlier audit record could not be stored, so this result is withheld: ${why}`, e));
+      }
+    }
+    if (!retryTimer && !closed) {
+      retryTimer = setTimeout(() => {
+        retryTimer = undefined;
+        flush();
+      }, 1_000);
+      retryTimer.unref();
+    }
+  }
+
+  function scheduleGapFetch(): void {
+    if (closed || gapTimer || pending.size === 0 || pending.has(next)) return;
+    gapTimer = setTimeout(() => {
+      gapTimer = undefined;
+      void fillGap();
+    }, gapFetchMs);
+    gapTimer.unref();
+  }
+
+  async function fillGap(): Promise<void> {
+    if (closed || pending.size === 0 || pending.has(next)) return;
+    const want = next;
+    const lowest = Math.min(...pending.keys());
+    if (fetch) {
+      let got: Uint8Array[] = [];
+      try {
+        got = await fetch(want);
+      } catch (e) {
+        log(`audit: could not fetch missing record seq ${want} from the enclave: ${(e as Error).message}; retrying`);
+        scheduleGapFetch();
+        return;
+      }
+      for (const bytes of got) {
+        let seq: number;
+        try {
+          seq = parsedRecord(bytes).body.seq;
+        } catch {
+          continue;
+        }
+        if (seq >= next && !pending.has(seq)) pending.set(seq, { bytes, entry: undefined, auditKey: keyOf(bytes) });
+      }
+      if (pending.has(want)) {
+        log(`audit: record seq ${want} was fetched from the enclave (its answer never reached this parent; its result was never released)`);
+        flush();
+        return;
+      }
+    }
+    if (!fetch) {
+      scheduleGapFetch();
+      return;
+    }
+    // The enclave no longer holds it (a restart, or beyond its buffer): a gap the verifier will report.
+    log(`audit: GAP: records seq ${want}..${lowest - 1} were never received and the enclave no longer holds them; audit verify will report this gap`);
+    next = lowest;
+    flush();
+  }
+
+  return {
+    get nextSeq() {
+      return next;
+    },
+    noteResult(d, seq) {
+      results.delete(d);
+      results.set(d, seq);
+      if (results.size > maxResults) results.delete(results.keys().next().value!);
+    },
+    seqOfResult: (d) => results.get(d),
+    setFetch(f) {
+      fetch = f;
+      if (f) scheduleGapFetch();
+    },
+    resync(newAuditKey) {
+      if (newAuditKey) {
+        const key = Buffer.from(newAuditKey).toString('hex');
+        const dropped: number[] = [];
+        for (const [seq, p] of pending) {
+          if (p.auditKey === key) continue;
+          pending.delete(seq);
+          dropped.push(seq);
+          if (p.entry) {
+            const entry = p.entry;
+            p.entry = undefined;
+            settle(entry, unavailable('the enclave restarted before an earlier audit record of this one was stored, so the result is withheld'));
+          }
+        }
+        if (dropped.length > 0) log(`audit: GAP: ${dropped.length} record(s) of the previous enclave (seq ${Math.min(...dropped)}..${Math.max(...dropped)}) waited for an earlier seq that is lost; dropped (their results were never released)`);
+      }
+      next = Math.max(next, storedNext());
+      flush();
+    },
+    persist<T>(records: readonly Uint8Array[], change?: (records: readonly Uint8Array[]) => T): Promise<T | undefined> {
+      if (records.length === 0) {
+        return Promise.reject(new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', 'the enclave answered a decision without its audit record (nothing is released unrecorded)'));
+      }
+      let parsed: Array<{ seq: number; bytes: Uint8Array }>;
+      try {
+        parsed = records.map((bytes) => ({ seq: parsedRecord(bytes).body.seq, bytes }));
+      } catch (e) {
+        return Promise.reject(new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `the enclave's audit record does not parse: ${(e as Error).message}`, { cause: e }));
+      }
+      if (change && parsed.length !== 1) return Promise.reject(new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', 'a key change comes with exactly one audit record'));
+      return new Promise<T | undefined>((resolve, reject) => {
+        const entry: Entry = {
+          remaining: 0,
+          change,
+          keyChange: change !== undefined,
+          resolve: resolve as (v: unknown) => void,
+          reject,
+          timer: setTimeout(() => {
+            for (const [, p] of pending) if (p.entry === entry) p.entry = undefined;
+            reject(unavailable(`the audit record was not durable within ${waitMs} ms (an earlier seq is missing), so the result is withheld`));
+          }, waitMs),
+        };
+        entry.timer.unref();
+        const late: Uint8Array[] = [];
+        for (const r of parsed) {
+          if (r.seq < next) late.push(r.bytes);
+          else if (pending.has(r.seq)) {
+            const p = pending.get(r.seq)!;
+            if (Buffer.compare(Buffer.from(p.bytes), Buffer.from(r.bytes)) !== 0) {
+              settle(entry, new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `two different audit records for seq ${r.seq}`));
+              return;
+            }
+            if (!p.entry) {
+              p.entry = entry;
+              entry.remaining++;
+            } else late.push(r.bytes);
+          } else {
+            pending.set(r.seq, { bytes: r.bytes, entry, auditKey: keyOf(r.bytes) });
+            entry.remaining++;
+          }
+        }
+        // Seqs below `next` were stored already (a retried persist) or skipped as a gap: written directly (idempotent).
+        if (late.length > 0) {
+          try {
+            if (change && entry.remaining === 0) entry.result = change(late);
+            else keystore.appendAuditRecords(late);
+          } catch (e) {
+            for (const [, p] of pending) if (p.entry === entry) p.entry = undefined;
+            settle(entry, refusal(entry, `the audit record could not be stored, so the result is withheld: ${(e as Error).message}`, e));
+            return;
+          }
+        }
+        if (entry.remaining === 0) {
+          settle(entry);
+          return;
+        }
+        queueFlush();
+      });
+    },
+    close() {
+      closed = true;
+      clearTimeout(gapTimer);
+      clearTimeout(retryTimer);
+    },
+  };
+}
