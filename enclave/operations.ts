@@ -9,21 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { toHex, wipe } from '../common/bytes.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
+import type { Intent } from './policy/intent.js';
+import { parseSignRequest } from './policy/parse-request.js';
+import { psbtIntentOf } from './policy/psbt-intent.js';
+import { formatDerivationPath } from './signers/bip32.js';
 import { invalidParams } from './signers/errors.js';
 import { preparePsbt, signPreparedPsbt } from './signers/psbt.js';
-import {
-  addressFromPrivateKey,
-  deriveBip32PrivateKey,
-  deriveBip32PublicKey,
-  signAuthorization,
-  signDigest,
-  signEthSign,
-  signEthTransaction,
-  signPersonalMessage,
-  publicKeyOf,
-  signSchnorr,
-  signTypedDataV4,
-} from './signers/index.js';
+import { addressFromPrivateKey, deriveBip32PrivateKey, deriveBip32PublicKey, publicKeyOf } from './signers/index.js';
 
 /**
  * Entropy for BIP340 aux randomness. Inside a Nitro enclave the kernel's RNG
@@ -35,27 +27,6 @@ function field(request: Record<string, JsonLike>, name: string): JsonLike {
   const v = request[name];
   if (v === undefined) throw invalidParams(name, 'is required');
   return v;
-}
-
-function signWith(op: SignOp, key: Uint8Array, request: Record<string, JsonLike>): unknown {
-  switch (op) {
-    case 'eth_signTransaction':
-      return signEthTransaction(key, field(request, 'tx'));
-    case 'eth_sign':
-      return signEthSign(key, field(request, 'data'));
-    case 'personal_sign':
-      return signPersonalMessage(key, field(request, 'message'));
-    case 'eth_signTypedData_v4':
-      return signTypedDataV4(key, field(request, 'typedData'));
-    case 'signer_signDigest':
-      return signDigest(key, field(request, 'digest') as string);
-    case 'signer_signSchnorr':
-      return signSchnorr(key, field(request, 'message') as string, entropy);
-    case 'signer_signAuthorization':
-      return signAuthorization(key, field(request, 'authorization'));
-    default:
-      throw invalidParams('keyId', `${op} needs a bip32-seed key`);
-  }
 }
 
 /** Identity of the key as bound by the blob's AAD (authenticated by the unwrap). */
@@ -73,23 +44,31 @@ export interface AuthenticatedMeta {
  */
 export interface PreparedOperation {
   readonly facts: SignerFacts;
+  /**
+   * The typed intent (enclave/policy/intent.ts), built from the same parsed value `sign()`
+   * signs: the enclave's policy decides on exactly this.
+   */
+  readonly intent: Intent;
   sign(): unknown;
   wipe(): void;
 }
 
 /**
- * Unwrapped secret → facts + signing step. `secret` is not retained (the
- * caller wipes it). Request errors that need no key (path syntax and depth,
- * a path on a secp256k1 key) are raised here, before any decision.
+ * Unwrapped secret → facts + intent + signing step. `secret` is not retained (the
+ * caller wipes it). The request is parsed here, once: request errors (a malformed
+ * transaction, path syntax and depth, a path on a secp256k1 key) are raised before
+ * any decision, and the signing step signs the parsed value the intent describes.
  */
 export function prepareOperation(op: SignOp, meta: AuthenticatedMeta, secret: Uint8Array, request: Record<string, JsonLike>): PreparedOperation {
   const base = { keyId: meta.keyId, kind: meta.kind, keyringId: meta.keyringId };
   if (meta.kind === 'secp256k1') {
     if (request.path !== undefined) throw invalidParams('path', 'only bip32-seed keys take a derivation path');
+    if (op === 'signer_signPsbt' || op === 'signer_deriveKey') throw invalidParams('keyId', `${op} needs a bip32-seed key`);
     const key = secret.slice();
     try {
       const facts: SignerFacts = { ...base, publicKey: toHex(publicKeyOf(key)), address: addressFromPrivateKey(key) };
-      return { facts, sign: () => signWith(op, key, request), wipe: () => wipe(key) };
+      const parsed = parseSignRequest(op, request, meta.keyId, entropy);
+      return { facts, intent: parsed.intent, sign: () => parsed.sign(key), wipe: () => wipe(key) };
     } catch (e) {
       wipe(key);
       throw e;
@@ -103,19 +82,28 @@ export function prepareOperation(op: SignOp, meta: AuthenticatedMeta, secret: Ui
     if (op === 'signer_signPsbt') {
       // Decoded and bounded now, so a PSBT over the limits is refused before any decision.
       const psbt = preparePsbt(field(request, 'psbt'), {}, Number.parseInt(master.masterFingerprint, 16));
-      return { facts, sign: () => signPreparedPsbt(seed, psbt, { entropy }), wipe: () => wipe(seed) };
+      // Change is verified against keys derived from this seed (never the host's word).
+      const derivePublicKey = (path: readonly number[]) => new Uint8Array(Buffer.from(deriveBip32PublicKey(seed, formatDerivationPath(path)).publicKey.replace(/^0x/, ''), 'hex'));
+      const intent: Intent = { keyId: meta.keyId, op, psbt: psbtIntentOf(psbt.tx, { masterFingerprint: master.masterFingerprint, derivePublicKey }) };
+      return { facts, intent, sign: () => signPreparedPsbt(seed, psbt, { entropy }), wipe: () => wipe(seed) };
     }
     if (op === 'signer_deriveKey') {
       const info = deriveBip32PublicKey(seed, field(request, 'path'));
       wipe(seed);
       facts.child = { path: info.path, publicKey: info.publicKey, address: info.ethereumAddress };
-      return { facts, sign: () => info, wipe: () => {} };
+      return { facts, intent: { keyId: meta.keyId, op, path: info.path }, sign: () => info, wipe: () => {} };
     }
     const child = deriveBip32PrivateKey(seed, field(request, 'path'));
     wipe(seed);
     const childKey = child.privateKey;
     facts.child = { path: child.path, publicKey: child.publicKey, address: child.ethereumAddress };
-    return { facts, sign: () => signWith(op, childKey, request), wipe: () => wipe(childKey) };
+    try {
+      const parsed = parseSignRequest(op, request, meta.keyId, entropy);
+      return { facts, intent: parsed.intent, sign: () => parsed.sign(childKey), wipe: () => wipe(childKey) };
+    } catch (e) {
+      wipe(childKey);
+      throw e;
+    }
   } catch (e) {
     wipe(seed);
     throw e;

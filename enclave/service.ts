@@ -1,12 +1,14 @@
 /**
  * The enclave's request handler: the `enclave-api` methods over the bridge.
  * Every request is validated here (the parent is untrusted); every `sign`
- * passes the policy point, then runs on a worker with the wrapped key.
+ * and `key.create` passes the policy engine (docs/policy.md): the worker
+ * parses the request once into its typed intent, the engine decides on that
+ * intent, and the worker signs that same parsed value.
  */
 import { randomBytes, randomUUID, createHash } from 'node:crypto';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { concatBytes, toHex, wipe } from '../common/bytes.js';
-import type { CborValue } from '../common/cbor.js';
+import { encodeCbor, type CborKey, type CborValue } from '../common/cbor.js';
 import { cborToJson, jsonToCbor, type JsonLike } from '../common/cbor-json.js';
 import { SignerError } from '../common/errors.js';
 import {
@@ -30,7 +32,7 @@ import type { Dial } from './kms/connection.js';
 import { createKeyring, unlockKeyring, type Keyring } from './kms/keyring.js';
 import { createRecipient } from './kms/recipient.js';
 import type { Nsm } from './nsm/nsm.js';
-import { decide, type Policy } from './policy.js';
+import type { PolicyGate, Ticket } from './policy/gate.js';
 import { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } from './signers/index.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -39,7 +41,8 @@ export const ENCLAVE_VERSION = '0.1.0';
 export interface EnclaveServiceOptions {
   nsm: Nsm;
   pool: WorkerPool;
-  policy: Policy;
+  /** The policy engine with the policy loaded at boot (enclave/policy/gate.ts); the host cannot change it. */
+  policy: PolicyGate;
   kms: {
     region: string;
     dial: Dial;
@@ -161,8 +164,9 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     async attest(p) {
       onlyKeys(p, ['nonce', 'userData'], 'params');
       const nonce = asBytes(p.nonce, 'nonce', 16, 512);
-      const userData = p.userData === undefined ? undefined : asBytes(p.userData, 'userData', 0, 512);
-      const document = await nsm.attest({ nonce, ...(userData ? { userData } : {}) });
+      // Without the caller's own user data, the document binds the policy in force (policyBinding).
+      const userData = p.userData === undefined ? policyBinding() : asBytes(p.userData, 'userData', 0, 512);
+      const document = await nsm.attest({ nonce, userData });
       return { document };
     },
     async status(p) {
@@ -173,6 +177,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         keyringId: keyring?.id ?? null,
         workers: pool.size,
         credentialsExpire: credentials?.expiration?.toISOString() ?? null,
+        policy: policyStatus(),
       };
     },
     async 'credentials.set'(p) {
@@ -225,6 +230,39 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       onlyKeys(p, ['kind'], 'params');
       const kind: KeyKind = asKind(p.kind);
       if (!keyring) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
+      const ticket = authorizeCreate(kind);
+      try {
+        const out = await createKey(kind, keyring);
+        policy.commit(ticket);
+        return out;
+      } finally {
+        policy.release(ticket);
+      }
+    },
+    async sign(p, ctx) {
+      return signDecided(p, ctx);
+    },
+  };
+
+  /** `signer_createKey` passes the policy too (op signer_createKey; the caller is `host` until principals are wired). */
+  function authorizeCreate(kind: KeyKind): Ticket {
+    return policy.authorize({ op: 'signer_createKey', kind }, 'host');
+  }
+
+  /**
+   * The attestation user_data naming the policy in force: the audit binding map of
+   * docs/audit.md ({v: 1, auditKey, policyHash}) with auditKey null until the audit
+   * chain's key is wired here (helper W10's binding replaces this).
+   */
+  function policyBinding(): Uint8Array {
+    return encodeCbor(new Map<CborKey, CborValue>([['v', 1], ['auditKey', null], ['policyHash', new Uint8Array(Buffer.from(policy.hash, 'hex'))]]));
+  }
+
+  function policyStatus() {
+    return { hash: policy.hash, name: policy.policy.name, source: policy.source };
+  }
+
+  async function createKey(kind: KeyKind, keyring: Keyring) {
       const keyId = randomUUID();
       const secret = kind === 'secp256k1' ? await newSecp256k1Secret(nsm) : await freshSecret(nsm);
       try {
@@ -245,8 +283,14 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       } finally {
         wipe(secret);
       }
-    },
-    async sign(p, ctx) {
+  }
+
+  /**
+   * The signing decision path: the worker unwraps the key and parses the request into its
+   * intent; the engine decides on that intent (reserving its window slot); the worker signs the
+   * same parsed value; the window counts it only once the signature exists.
+   */
+  async function signDecided(p: Record<string, unknown>, ctx?: RequestContext) {
       onlyKeys(p, ['op', 'key', 'request'], 'params');
       const op = asSignOp(p.op);
       const key = asKeyRecord(p.key);
@@ -255,12 +299,15 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       // blob's AAD binds the first three, the worker derives everything else.
       // The record's publicKey/address/xpub/fingerprint are advisory (for the parent).
       const job = { op, keyId: key.keyId, kind: key.kind, keyringId: key.keyringId, blob: key.blob, request };
-      const { result, facts } = await pool.run(job, {
+      let ticket: Ticket | undefined;
+      let outcome;
+      try {
+        outcome = await pool.run(job, {
         ...(ctx?.signal ? { signal: ctx.signal } : {}),
         ...(ctx?.deadline !== undefined ? { deadline: ctx.deadline } : {}),
-        authorize: async (facts) => {
+        authorize: (facts, intent) => {
           try {
-            await decide(policy, { op, key: facts, request });
+            ticket = policy.authorize(intent, 'host');
           } catch (e) {
             audit({ op, keyId: facts.keyId, keyringId: facts.keyringId, decision: 'deny', reason: (e as Error).message });
             throw e;
@@ -277,9 +324,14 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
           }
         },
       });
-      return { result: result as JsonLike, signer: facts };
-    },
-  };
+      } catch (e) {
+        if (ticket) policy.release(ticket);
+        throw e;
+      }
+      // Counted only now: the signature exists.
+      if (ticket) policy.commit(ticket);
+      return { result: outcome.result as JsonLike, signer: outcome.facts };
+  }
 
   const handler: BridgeHandler = async (method, params, ctx) => {
     const fn = Object.hasOwn(methods, method) ? methods[method] : undefined;

@@ -3,8 +3,9 @@
  * thread, again to every replacement worker). A job runs in two steps:
  *
  *   1. `job`: unwrap the blob (AES-GCM authenticates key id, kind and
- *      keyring), derive the key's public facts from the secret, and send them
- *      back (`facts`). Nothing is signed yet; the secret stays here.
+ *      keyring), derive the key's public facts from the secret, parse the
+ *      request once into its typed intent, and send both back (`facts`).
+ *      Nothing is signed yet; the secret and the parsed value stay here.
  *   2. `go` (the enclave's policy allowed it and the decision was recorded):
  *      sign and answer `done`; or `abort`: wipe and forget.
  *
@@ -18,6 +19,7 @@ import { isSignerError, SignerError } from '../common/errors.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
 import { unwrapKey } from './kms/wrapped-key.js';
+import type { Intent } from './policy/intent.js';
 import { prepareOperation, type PreparedOperation } from './operations.js';
 
 export type WorkerIn =
@@ -39,7 +41,8 @@ export type WorkerIn =
   | { t: 'abort'; id: number };
 
 export type WorkerOut =
-  | { t: 'facts'; id: number; facts: SignerFacts }
+  /** The key's facts and the request's typed intent, parsed once here (the value `go` signs). */
+  | { t: 'facts'; id: number; facts: SignerFacts; intent: Intent }
   | { t: 'done'; id: number; result: unknown }
   | { t: 'fail'; id: number; error: { code: string; message: string; field?: string } };
 
@@ -102,7 +105,7 @@ function handle(msg: WorkerIn): WorkerOut | undefined {
         secret = unwrapKey(keyring.key, { keyringId: keyring.id, keyId: msg.keyId, kind: msg.kind }, msg.blob);
         const prepared = prepareOperation(msg.op, { keyId: msg.keyId, kind: msg.kind, keyringId: keyring.id }, secret, msg.request);
         pending.set(msg.id, { prepared, deadline: msg.deadline });
-        return { t: 'facts', id: msg.id, facts: prepared.facts };
+        return { t: 'facts', id: msg.id, facts: prepared.facts, intent: prepared.intent };
       } catch (e) {
         return failure(msg.id, e);
       } finally {

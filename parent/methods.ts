@@ -358,9 +358,16 @@ const status: Method = async (params, ctx) => {
     lastFailure: s.lastFailure ?? null,
     reconnects: s.reconnects,
     keys,
+    // The enclave's policy (name, SHA-256, source), from the enclave itself: what signed requests address (docs/principals.md).
+    policy: policyOf(enclave),
     enclave,
   };
 };
+
+function policyOf(enclave: unknown): unknown {
+  const p = (enclave as { policy?: unknown } | null)?.policy;
+  return p !== null && typeof p === 'object' ? p : null;
+}
 
 export const METHODS: ReadonlyMap<string, Method> = new Map<string, Method>([
   ['eth_accounts', ethAccounts],

@@ -35,6 +35,9 @@ const UNAVAILABLE_CODES = new Set([
   'KMS_NO_CREDENTIALS',
 ]);
 
+/** Members of an enclave error's data a client may see (all set by the enclave's own code). */
+const REMOTE_DATA_KEYS = ['rule', 'approvalId', 'requestDigest', 'threshold', 'approvers', 'expiresAt'] as const;
+
 const BUSY_CODES = new Set(['PARENT_BUSY', 'BRIDGE_BUSY']);
 
 export interface MappedError {
@@ -44,8 +47,17 @@ export interface MappedError {
 
 export function toRpcError(e: unknown): MappedError {
   if (!isSignerError(e)) return { error: { code: RPC.INTERNAL_ERROR, message: 'internal error' }, outcome: 'error' };
-  const data: Record<string, string> = { code: e.code };
+  const data: Record<string, unknown> = { code: e.code };
   if (e.hint !== undefined) data.hint = e.hint;
+  // The enclave's structured refusal details (data.rule: the policy rule that decided).
+  const remote = (e as { data?: unknown }).data;
+  if (remote instanceof Map) {
+    for (const k of REMOTE_DATA_KEYS) {
+      const v = remote.get(k);
+      if (v === null || typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v))) data[k] = v;
+      else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) data[k] = [...v];
+    }
+  }
   const field = (e as { field?: unknown }).field;
   if (typeof field === 'string') data.field = field;
   const message = e.message;

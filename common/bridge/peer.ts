@@ -180,11 +180,22 @@ export function toWireError(e: unknown): WireError {
   if (!isSignerError(e) || !isValidErrorCode(e.code)) return { ...GENERIC_INTERNAL };
   const message = typeof e.message === 'string' ? e.message.slice(0, MAX_ERROR_MESSAGE_LENGTH) : '';
   const out: WireError = { code: e.code, message };
-  const data = new Map<string, string>();
+  const data = new Map<string, CborValue>();
   if (typeof e.hint === 'string') data.set('hint', e.hint.slice(0, MAX_ERROR_MESSAGE_LENGTH));
   // Signing refusals name the offending request field (SigningError.field).
   const field = (e as { field?: unknown }).field;
   if (typeof field === 'string') data.set('field', field.slice(0, 256));
+  // Structured refusal details (the policy's deciding rule, an approval's id…): short
+  // strings, integers, null and string lists only, never anything from a secret.
+  const extra = (e as { wireData?: unknown }).wireData;
+  if (extra !== null && typeof extra === 'object') {
+    for (const [k, v] of Object.entries(extra).slice(0, 16)) {
+      if (data.has(k) || k.length > 32) continue;
+      if (v === null || (typeof v === 'number' && Number.isSafeInteger(v))) data.set(k, v);
+      else if (typeof v === 'string') data.set(k, v.slice(0, 256));
+      else if (Array.isArray(v) && v.length <= 64 && v.every((x) => typeof x === 'string')) data.set(k, v.map((x: string) => x.slice(0, 128)));
+    }
+  }
   if (data.size > 0) out.data = data;
   return out;
 }
