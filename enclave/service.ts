@@ -229,8 +229,12 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     async 'key.create'(p) {
       onlyKeys(p, ['kind'], 'params');
       const kind: KeyKind = asKind(p.kind);
-      if (!keyring) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
+      // The policy first: a refused creation says so whatever the keyring's state.
       const ticket = authorizeCreate(kind);
+      if (!keyring) {
+        policy.release(ticket);
+        throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
+      }
       try {
         const out = await createKey(kind, keyring);
         policy.commit(ticket);

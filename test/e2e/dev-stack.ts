@@ -44,10 +44,10 @@ export function assertBuilt(): void {
  * Starts `enclave-signer dev --data-dir DIR --json [--http 127.0.0.1:0]` and
  * resolves once it printed its endpoints and GET /readyz answers 200.
  */
-export async function startDevStack(opts: { dataDir: string; http?: boolean; timeoutMs?: number }): Promise<DevStack> {
+export async function startDevStack(opts: { dataDir: string; http?: boolean; timeoutMs?: number; args?: string[] }): Promise<DevStack> {
   assertBuilt();
   const timeoutMs = opts.timeoutMs ?? 45_000;
-  const args = [BIN, 'dev', '--data-dir', opts.dataDir, '--json', ...(opts.http ? ['--http', '127.0.0.1:0'] : [])];
+  const args = [BIN, 'dev', '--data-dir', opts.dataDir, '--json', ...(opts.http ? ['--http', '127.0.0.1:0'] : []), ...(opts.args ?? [])];
   const child = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
