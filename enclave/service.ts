@@ -32,6 +32,8 @@ import type { Dial } from './kms/connection.js';
 import { createKeyring, unlockKeyring, type Keyring } from './kms/keyring.js';
 import { createRecipient } from './kms/recipient.js';
 import type { Nsm } from './nsm/nsm.js';
+import { createApprovalsGate } from './policy/approvals-gate.js';
+import type { ApprovalRecord } from './auth/approvals.js';
 import type { PolicyGate, Ticket } from './policy/gate.js';
 import { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } from './signers/index.js';
 import type { WorkerPool } from './worker-pool.js';
@@ -106,6 +108,7 @@ function parseParams(params: CborValue): Record<string, unknown> {
 
 export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveService {
   const { nsm, pool, policy } = opts;
+  const approvals = createApprovalsGate(policy);
   const log = opts.log ?? (() => {});
   // Refuses to construct without a pinned CMK: an enclave that would take any CMK could adopt a host-made keyring.
   const pinned: PinnedKeys = pinnedKeys(opts.kms.allowedKeyArns);
@@ -246,7 +249,37 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     async sign(p, ctx) {
       return signDecided(p, ctx);
     },
+    // Quorum approvals (docs/principals.md): the view carries the request the digest covers and the intent decoded here.
+    async 'approval.get'(p) {
+      onlyKeys(p, ['approvalId'], 'params');
+      return approvals.view(asString(p.approvalId, 'approvalId', 128)) as unknown as JsonLike;
+    },
+    async 'approval.list'(p) {
+      onlyKeys(p, [], 'params');
+      return { approvals: approvals.list() } as unknown as JsonLike;
+    },
+    async 'approval.approve'(p) {
+      return approvals.approve(approvalParams(p), 'approve') as unknown as JsonLike;
+    },
+    async 'approval.reject'(p) {
+      return approvals.approve(approvalParams(p), 'reject') as unknown as JsonLike;
+    },
   };
+
+  function approvalParams(p: Record<string, unknown>) {
+    onlyKeys(p, ['approvalId', 'approver', 'signature', 'webauthn'], 'params');
+    const out: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string } } = {
+      approvalId: asString(p.approvalId, 'approvalId', 128),
+      approver: asString(p.approver, 'approver', 64),
+      signature: asString(p.signature, 'signature', 512),
+    };
+    if (p.webauthn !== undefined) {
+      const w = asRecord(p.webauthn, 'webauthn');
+      onlyKeys(w, ['authenticatorData', 'clientDataJSON'], 'webauthn');
+      out.webauthn = { authenticatorData: asString(w.authenticatorData, 'webauthn.authenticatorData', 4096), clientDataJSON: asString(w.clientDataJSON, 'webauthn.clientDataJSON', 4096) };
+    }
+    return out;
+  }
 
   /** `signer_createKey` passes the policy too (op signer_createKey; the caller is `host` until principals are wired). */
   function authorizeCreate(kind: KeyKind): Ticket {
@@ -304,6 +337,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       // The record's publicKey/address/xpub/fingerprint are advisory (for the parent).
       const job = { op, keyId: key.keyId, kind: key.kind, keyringId: key.keyringId, blob: key.blob, request };
       let ticket: Ticket | undefined;
+      let approval: ApprovalRecord | undefined;
       let outcome;
       try {
         outcome = await pool.run(job, {
@@ -311,7 +345,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         ...(ctx?.deadline !== undefined ? { deadline: ctx.deadline } : {}),
         authorize: (facts, intent) => {
           try {
-            ticket = policy.authorize(intent, 'host');
+            ({ ticket, approval } = approvals.authorize({ op, keyId: facts.keyId, request, intent, principal: 'host' }));
           } catch (e) {
             audit({ op, keyId: facts.keyId, keyringId: facts.keyringId, decision: 'deny', reason: (e as Error).message });
             throw e;
@@ -330,10 +364,12 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       });
       } catch (e) {
         if (ticket) policy.release(ticket);
+        if (approval) approvals.released(approval);
         throw e;
       }
       // Counted only now: the signature exists.
       if (ticket) policy.commit(ticket);
+      if (approval) approvals.consumed(approval);
       return { result: outcome.result as JsonLike, signer: outcome.facts };
   }
 

@@ -369,6 +369,44 @@ function policyOf(enclave: unknown): unknown {
   return p !== null && typeof p === 'object' ? p : null;
 }
 
+// ------------------------------------------------------------ approvals (docs/principals.md)
+// Pass-throughs: the enclave keeps the approvals, verifies every approver signature with the
+// keys of its policy, and decodes the intent it shows. The parent only checks shapes.
+
+const APPROVAL_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+function approvalId(v: unknown): string {
+  if (typeof v !== 'string' || !APPROVAL_ID.test(v)) throw invalidParam('approvalId', 'expected the approvalId of a -32010 answer');
+  return v;
+}
+
+const getApproval: Method = async (params, ctx) => {
+  const p = named(params, ['approvalId']);
+  return jsonSafe((await ctx.gate.call('approval.get', { approvalId: approvalId(p.approvalId) }, { needKeyring: false, signal: ctx.signal })) as JsonLike);
+};
+
+const listApprovals: Method = async (params, ctx) => {
+  named(params, []);
+  const r = asRecord(await ctx.gate.call('approval.list', {}, { needKeyring: false, signal: ctx.signal }), 'approval.list result');
+  return jsonSafe((r.approvals ?? []) as JsonLike);
+};
+
+function decideApproval(method: 'approval.approve' | 'approval.reject'): Method {
+  return async (params, ctx) => {
+    const p = named(params, ['approvalId', 'approver', 'signature', 'webauthn']);
+    const str = (v: unknown, f: string, max: number) => {
+      if (typeof v !== 'string' || v.length === 0 || v.length > max) throw invalidParam(f, `expected a string of 1..${max} characters`);
+      return v;
+    };
+    const out: Record<string, unknown> = { approvalId: approvalId(p.approvalId), approver: str(p.approver, 'approver', 64), signature: str(p.signature, 'signature', 512) };
+    if (p.webauthn !== undefined) {
+      const w = named(p.webauthn, ['authenticatorData', 'clientDataJSON']);
+      out.webauthn = { authenticatorData: str(w.authenticatorData, 'webauthn.authenticatorData', 4096), clientDataJSON: str(w.clientDataJSON, 'webauthn.clientDataJSON', 4096) };
+    }
+    return jsonSafe((await ctx.gate.call(method, out, { needKeyring: false, signal: ctx.signal })) as JsonLike);
+  };
+}
+
 export const METHODS: ReadonlyMap<string, Method> = new Map<string, Method>([
   ['eth_accounts', ethAccounts],
   ['eth_signTransaction', ethSignTransaction],
@@ -385,4 +423,8 @@ export const METHODS: ReadonlyMap<string, Method> = new Map<string, Method>([
   ['signer_signAuthorization', signAuthorization],
   ['signer_attest', attest],
   ['signer_status', status],
+  ['signer_getApproval', getApproval],
+  ['signer_listApprovals', listApprovals],
+  ['signer_approve', decideApproval('approval.approve')],
+  ['signer_reject', decideApproval('approval.reject')],
 ]);

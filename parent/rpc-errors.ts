@@ -35,6 +35,9 @@ const UNAVAILABLE_CODES = new Set([
   'KMS_NO_CREDENTIALS',
 ]);
 
+const APPROVAL_REQUIRED_RPC = -32010;
+const APPROVAL_RPC = -32011;
+
 /** Members of an enclave error's data a client may see (all set by the enclave's own code). */
 const REMOTE_DATA_KEYS = ['rule', 'approvalId', 'requestDigest', 'threshold', 'approvers', 'expiresAt'] as const;
 
@@ -62,6 +65,9 @@ export function toRpcError(e: unknown): MappedError {
   if (typeof field === 'string') data.field = field;
   const message = e.message;
   if (INVALID_PARAMS_CODES.has(e.code)) return { error: { code: RPC.INVALID_PARAMS, message: `invalid params: ${message}`, data }, outcome: 'invalid_params' };
+  // Quorum approvals (docs/principals.md): -32010 waits for approvers, -32011 refuses an approval action.
+  if (e.code === 'APPROVAL_REQUIRED') return { error: { code: APPROVAL_REQUIRED_RPC, message, data }, outcome: 'denied' };
+  if (e.code.startsWith('APPROVAL_')) return { error: { code: APPROVAL_RPC, message, data }, outcome: 'denied' };
   if (DENIED_CODES.has(e.code)) {
     // The enclave's policy messages start with "denied:"; make sure every denial says so.
     return { error: { code: RPC.DENIED, message: /\bdenied\b/i.test(message) ? message : `denied: ${message}`, data }, outcome: 'denied' };

@@ -139,10 +139,16 @@ export interface EnclaveMethods {
   'key.create': { params: { kind: KeyKind }; result: Omit<KeyRecord, 'blob'> & { blob: Uint8Array } };
   /** Every signing request: the op, its JSON-RPC-shaped request, and the key's stored record. */
   sign: { params: { op: SignOp; key: KeyRecord; request: JsonLike }; result: SignResultWire };
+  /** Quorum approvals (docs/principals.md): the view, with the request its digest covers and the intent decoded in the enclave. */
+  'approval.get': { params: { approvalId: string }; result: JsonLike };
+  'approval.list': { params: Record<string, never>; result: { approvals: JsonLike[] } };
+  /** An approver's signature over the approval message; the enclave verifies it with the key from its policy. */
+  'approval.approve': { params: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string } }; result: JsonLike };
+  'approval.reject': { params: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string } }; result: JsonLike };
 }
 
 export type EnclaveMethod = keyof EnclaveMethods;
-export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'keyring.current', 'key.create', 'sign'];
+export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'keyring.current', 'key.create', 'sign', 'approval.get', 'approval.list', 'approval.approve', 'approval.reject'];
 
 // ------------------------------------------------------------------ guards
 

@@ -5,7 +5,7 @@
  * policy stops dev before anything starts; without --policy the banner names the permissive
  * dev policy.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,17 +19,34 @@ import { BIN, REPO, call, rpc, startDevStack, type DevStack } from './dev-stack.
 
 const ALLOWED = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8';
 const BLOCKED = '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc';
+const TREASURY = '0x90f79bf6eb2c4f870365e785982e1f101e93b906';
+const dir = mkdtempSync(join(tmpdir(), 'es-e2e-policy-'));
+
+function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const c = execFile(process.execPath, [BIN, ...args], { cwd: REPO }, (_e, stdout, stderr) => resolve({ code: c.exitCode, stdout, stderr }));
+  });
+}
+
+/** Three approvers' keys, made with the CLI; the entries go into the policy. */
+const principals: Record<string, unknown> = {};
+for (const name of ['alice', 'bob', 'carol']) {
+  const r = execFileSync(process.execPath, [BIN, 'principal', 'keygen', '--alg', name === 'bob' ? 'ecdsa-p256' : 'ed25519', '--out', join(dir, `${name}.pem`)], { cwd: REPO, encoding: 'utf8' });
+  principals[name] = JSON.parse(r.trim());
+}
+
 const POLICY = {
   policyVersion: 1,
   name: 'e2e-hot-wallet',
+  principals,
   rules: [
+    { id: 'treasury', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [TREASURY], approvals: { threshold: 2, from: ['alice', 'bob', 'carol'], ttlSeconds: 3600 } },
     { id: 'blocklist', effect: 'deny', to: [BLOCKED] },
     { id: 'create', effect: 'allow', ops: ['signer_createKey'] },
     { id: 'eth-small', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [ALLOWED], maxValueWei: '1000000000000000000' },
   ],
 };
 
-const dir = mkdtempSync(join(tmpdir(), 'es-e2e-policy-'));
 const policyFile = join(dir, 'policy.json');
 writeFileSync(policyFile, JSON.stringify(POLICY));
 let stack: DevStack;
@@ -100,6 +117,56 @@ describe('dev --policy FILE: the engine decides in the enclave', () => {
     const r = await rpc(stack.socket, 'personal_sign', ['0x6869', address]);
     expect(r.error).toMatchObject({ code: 4001, data: { code: 'POLICY_DENIED', rule: null } });
     expect(r.error!.message).toMatch(/^denied: no rule allows/);
+  });
+});
+
+describe('quorum approvals through the CLI (2 of alice, bob, carol)', () => {
+  it('call → -32010; two approvals with `enclave-signer approve`; the identical request then signs once; a changed request needs its own approval', async () => {
+    const req = [{ from: address, to: TREASURY, value: '0x64', nonce: '0x0', gas: '0x5208', maxFeePerGas: '0x3b9aca00', maxPriorityFeePerGas: '0x1', chainId: '0x1', type: '0x2' }];
+    const first = await rpc(stack.socket, 'eth_signTransaction', req);
+    expect(first.error).toMatchObject({ code: -32010, data: { code: 'APPROVAL_REQUIRED', rule: 'treasury', threshold: 2, approvers: ['alice', 'bob', 'carol'], requestDigest: expect.stringMatching(/^[0-9a-f]{64}$/), expiresAt: expect.any(Number) } });
+    const id = first.error!.data!.approvalId as string;
+    expect(id).toMatch(/^apr_/);
+    // Pending: resubmitting gives the same approval.
+    expect((await rpc(stack.socket, 'eth_signTransaction', req)).error?.data?.approvalId).toBe(id);
+
+    // The approver sees the intent decoded inside the enclave.
+    const view = await call(stack.socket, 'signer_getApproval', { approvalId: id });
+    expect(view).toMatchObject({ status: 'pending', rule: 'treasury', requester: 'host', intent: { op: 'eth_signTransaction', tx: { to: TREASURY, value: '100', chainId: 1 } } });
+
+    // A key that is not alice's cannot approve as alice.
+    const forged = await cli(['approve', id, '--socket', stack.socket, '--principal', 'alice', '--key', join(dir, 'carol.pem'), '--json']);
+    expect(forged.code).toBe(1);
+    expect(forged.stdout + forged.stderr).toMatch(/APPROVAL_BAD_SIGNATURE/);
+
+    const a = await cli(['approve', id, '--socket', stack.socket, '--principal', 'alice', '--key', join(dir, 'alice.pem'), '--json']);
+    expect(a.code, a.stderr).toBe(0);
+    expect(JSON.parse(a.stdout).approval).toMatchObject({ status: 'pending', approvedBy: ['alice'] });
+    // Repeated approval counts once.
+    expect((await cli(['approve', id, '--socket', stack.socket, '--principal', 'alice', '--key', join(dir, 'alice.pem'), '--json'])).code).toBe(0);
+    expect((await rpc(stack.socket, 'eth_signTransaction', req)).error?.code).toBe(-32010);
+    const b = await cli(['approve', id, '--socket', stack.socket, '--principal', 'bob', '--key', join(dir, 'bob.pem'), '--json']);
+    expect(b.code, b.stderr).toBe(0);
+    expect(JSON.parse(b.stdout).approval).toMatchObject({ status: 'approved', approvedBy: ['alice', 'bob'] });
+
+    // A changed request (other value) is another digest: a new approval.
+    const changed = await rpc(stack.socket, 'eth_signTransaction', [{ ...req[0], value: '0x65' }]);
+    expect(changed.error).toMatchObject({ code: -32010 });
+    expect(changed.error!.data!.approvalId).not.toBe(id);
+
+    // The identical request signs, once.
+    const signed = await rpc(stack.socket, 'eth_signTransaction', req);
+    expect(signed.error).toBeUndefined();
+    expect(parseTransaction(signed.result as Hex).to).toBe(TREASURY);
+    expect((await call(stack.socket, 'signer_getApproval', { approvalId: id })).status).toBe('consumed');
+    const again = await rpc(stack.socket, 'eth_signTransaction', req);
+    expect(again.error).toMatchObject({ code: -32010 });
+    expect(again.error!.data!.approvalId).not.toBe(id);
+    // One rejection vetoes.
+    const veto = await cli(['approve', again.error!.data!.approvalId as string, '--reject', '--socket', stack.socket, '--principal', 'carol', '--key', join(dir, 'carol.pem'), '--json']);
+    expect(veto.code, veto.stderr).toBe(0);
+    expect((await rpc(stack.socket, 'eth_signTransaction', req)).error).toMatchObject({ code: -32011, data: { code: 'APPROVAL_REJECTED' } });
+    expect((await call(stack.socket, 'signer_listApprovals', {})).length).toBeGreaterThanOrEqual(3);
   });
 });
 

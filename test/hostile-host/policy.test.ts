@@ -4,7 +4,7 @@
  * whatever params it likes. What they show: the enclave, not the host, decides what is signed,
  * under a policy the host cannot change, with windows the host cannot overshoot.
  *
- * Not covered yet (not wired): signed principals, approvals, sealed counters across restarts —
+ * Not covered yet (not wired): signed principals, sealed counters across restarts —
  * see docs/policy.md "Wiring status".
  */
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -18,6 +18,9 @@ import { compilePolicy } from '../../enclave/policy/document.js';
 import { createPolicyGate, type PolicyGate } from '../../enclave/policy/gate.js';
 import { createEnclaveService, type EnclaveService } from '../../enclave/service.js';
 import { createWorkerPool } from '../../enclave/worker-pool.js';
+import { signApproval } from '../../common/auth/client-signer.js';
+import { requestDigest } from '../../common/auth/request.js';
+import { testPrincipals } from '../../enclave/auth/test-helpers.js';
 
 const PINNED = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000001';
 const KEYRING_ID = randomUUID();
@@ -103,5 +106,47 @@ describe('hostile host vs the policy engine', () => {
     const e = await refusal(host(s, 'key.create', { kind: 'secp256k1' }));
     expect(e.code).toBe('POLICY_DENIED');
     expect(e.message).toMatch(/no rule allows/);
+  });
+
+  describe('approvals', () => {
+    const TREASURY = '0x90f79bf6eb2c4f870365e785982e1f101e93b906';
+    const P = testPrincipals();
+    const treasury = () =>
+      enclave(createPolicyGate(compilePolicy({ policyVersion: 1, name: 'treasury', principals: P.document, rules: [{ id: 'treasury', effect: 'allow', ops: ['eth_signTransaction'], to: [TREASURY], approvals: { threshold: 2, from: ['alice', 'bob', 'carol'] } }] }), { source: 'image' }));
+    const pending = async (s: EnclaveService, value = 1) => {
+      const e = (await refusal(host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(TREASURY, value) }))) as unknown as { code: string; wireData: { approvalId: string; requestDigest: string } };
+      expect(e.code).toBe('APPROVAL_REQUIRED');
+      return e.wireData;
+    };
+    const approve = (s: EnclaveService, approvalId: string, approver: 'alice' | 'bob' | 'carol' | 'outsider', digest: string, as: string = approver) =>
+      host(s, 'approval.approve', { approvalId, approver: as, ...signApproval({ key: P.keys[approver], approver: as, approvalId, requestDigest: digest, decision: 'approve' }) });
+
+    it('finding P5: the host cannot approve: not as "host", not with a key it holds, not by replaying an approval for another id or digest', async () => {
+      const { s } = treasury();
+      const a = await pending(s, 1);
+      const b = await pending(s, 2);
+      expect((await refusal(host(s, 'approval.approve', { approvalId: a.approvalId, approver: 'host', signature: 'AAAA' }))).code).toBe('APPROVAL_SELF');
+      expect((await refusal(approve(s, a.approvalId, 'outsider', a.requestDigest, 'alice'))).code).toBe('APPROVAL_BAD_SIGNATURE');
+      // alice's genuine approval of b, replayed for a: refused.
+      const forB = signApproval({ key: P.keys.alice, approver: 'alice', approvalId: b.approvalId, requestDigest: b.requestDigest, decision: 'approve' });
+      expect((await refusal(host(s, 'approval.approve', { approvalId: a.approvalId, approver: 'alice', ...forB }))).code).toBe('APPROVAL_BAD_SIGNATURE');
+      expect((await host(s, 'approval.get', { approvalId: a.approvalId })).approvedBy).toEqual([]);
+    });
+
+    it('finding P6: an approved request cannot be swapped: the host changing the request gets a new approval, and the approved one signs once', async () => {
+      const { s, gate } = treasury();
+      const a = await pending(s, 1);
+      // The digest is over the request as the enclave signs it, with the policy as audience.
+      expect(a.requestDigest).toBe(requestDigest(gate.hash, 'eth_signTransaction', { keyId, request: tx(TREASURY, 1) }));
+      await approve(s, a.approvalId, 'alice', a.requestDigest);
+      await approve(s, a.approvalId, 'bob', a.requestDigest);
+      const swapped = await pending(s, 999);
+      expect(swapped.approvalId).not.toBe(a.approvalId);
+      // Two identical resubmissions at once: one signature.
+      const both = await Promise.allSettled([1, 2].map(() => host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(TREASURY, 1) })));
+      expect(both.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+      expect((await host(s, 'approval.get', { approvalId: a.approvalId })).status).toBe('consumed');
+      expect((await refusal(host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(TREASURY, 1) }))).code).toBe('APPROVAL_REQUIRED');
+    });
   });
 });
