@@ -33,6 +33,7 @@ import { createKeyring, unlockKeyring, type Keyring } from './kms/keyring.js';
 import { createRecipient } from './kms/recipient.js';
 import type { Nsm } from './nsm/nsm.js';
 import { createApprovalsGate } from './policy/approvals-gate.js';
+import { createDurableState } from './policy/durable.js';
 import type { ApprovalRecord } from './auth/approvals.js';
 import type { PolicyGate, Ticket } from './policy/gate.js';
 import { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } from './signers/index.js';
@@ -109,6 +110,7 @@ function parseParams(params: CborValue): Record<string, unknown> {
 export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveService {
   const { nsm, pool, policy } = opts;
   const approvals = createApprovalsGate(policy);
+  const durable = createDurableState(policy, approvals);
   const log = opts.log ?? (() => {});
   // Refuses to construct without a pinned CMK: an enclave that would take any CMK could adopt a host-made keyring.
   const pinned: PinnedKeys = pinnedKeys(opts.kms.allowedKeyArns);
@@ -139,7 +141,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     return attestedKms(client, nsm, recipient);
   };
 
-  function install(k: Keyring): string {
+  function install(k: Keyring, created = false): string {
     if (keyring) {
       k.destroy();
       throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave`);
@@ -147,7 +149,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     keyring = k;
     const shared = k.shareKey();
     pool.setKeyring(k.id, shared);
-    wipe(shared);
+    durable.attach(shared, k.id, created); // derives the sealing key, wipes `shared`
     log(`keyring ${k.id} unlocked (CMK ${k.record.kmsKeyId})`);
     return k.id;
   }
@@ -206,7 +208,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       return oneAtATime(async () => {
         if (keyring) throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave; an enclave never switches keyrings`);
         const k = await createKeyring(kms(), kmsKeyId, pinned);
-        install(k);
+        install(k, true);
         return { record: wireRecord(k) };
       });
     },
@@ -249,6 +251,13 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     async sign(p, ctx) {
       return signDecided(p, ctx);
     },
+    // Durable limits: the parent hands back its latest sealed record once per enclave life.
+    async 'state.restore'(p) {
+      onlyKeys(p, ['record'], 'params');
+      const out = durable.restore(p.record === null ? null : asRecord(p.record, 'record'));
+      if (out.unclean) log('sealed state: unclean restart (the previous enclave did not shut down cleanly, or its record was withheld)');
+      return out as unknown as JsonLike;
+    },
     // Quorum approvals (docs/principals.md): the view carries the request the digest covers and the intent decoded here.
     async 'approval.get'(p) {
       onlyKeys(p, ['approvalId'], 'params');
@@ -259,12 +268,22 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       return { approvals: approvals.list() } as unknown as JsonLike;
     },
     async 'approval.approve'(p) {
-      return approvals.approve(approvalParams(p), 'approve') as unknown as JsonLike;
+      durable.check();
+      const view = approvals.approve(approvalParams(p), 'approve');
+      return withSealed(view) as unknown as JsonLike;
     },
     async 'approval.reject'(p) {
-      return approvals.approve(approvalParams(p), 'reject') as unknown as JsonLike;
+      durable.check();
+      const view = approvals.approve(approvalParams(p), 'reject');
+      return withSealed(view) as unknown as JsonLike;
     },
   };
+
+  /** A result with the sealed record of the state it changed (the parent stores it before answering). */
+  function withSealed<T extends object>(result: T): T & { sealed?: unknown } {
+    const sealed = durable.seal();
+    return sealed ? { ...result, sealed } : result;
+  }
 
   function approvalParams(p: Record<string, unknown>) {
     onlyKeys(p, ['approvalId', 'approver', 'signature', 'webauthn'], 'params');
@@ -328,6 +347,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
    * same parsed value; the window counts it only once the signature exists.
    */
   async function signDecided(p: Record<string, unknown>, ctx?: RequestContext) {
+      durable.check();
       onlyKeys(p, ['op', 'key', 'request'], 'params');
       const op = asSignOp(p.op);
       const key = asKeyRecord(p.key);
@@ -370,7 +390,10 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       // Counted only now: the signature exists.
       if (ticket) policy.commit(ticket);
       if (approval) approvals.consumed(approval);
-      return { result: outcome.result as JsonLike, signer: outcome.facts };
+      // The new counters/approvals, sealed: the parent stores them before it releases the signature.
+      const changed = approval !== undefined || (ticket !== undefined && policy.policy.rules.some((r) => r.id === ticket!.decision.rule && r.window !== undefined));
+      const sealed = changed ? durable.seal() : undefined;
+      return { result: outcome.result as JsonLike, signer: outcome.facts, ...(sealed ? { sealed: sealed as unknown as JsonLike } : {}) };
   }
 
   const handler: BridgeHandler = async (method, params, ctx) => {

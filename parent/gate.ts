@@ -24,6 +24,7 @@ import { isSignerError } from '../common/errors.js';
 import { MAX_FRAME_BYTES } from '../common/limits.js';
 import { asBytes, asRecord, type EnclaveMethod } from '../common/protocol/enclave-api.js';
 import { handOverCredentials, unlockOrCreateKeyring, type EnclaveCall } from './boot.js';
+import { restoreSealedState } from './sealed-state.js';
 import { refreshDelayMs } from './credentials.js';
 import type { ResolvedParentConfig } from './config.js';
 import { startEnclaveLink, type EnclaveLink } from './enclave-link.js';
@@ -225,6 +226,8 @@ export function startGate(deps: GateDeps): Gate {
       const creds = await handOverCredentials(callOn(s), cfg.credentials);
       scheduleCredentialRefresh(s, creds);
       const out = await unlockOrCreateKeyring({ call: callOn(s), keystore, kmsKeyId: cfg.kmsKeyId, log });
+      // Durable limits: the enclave's counters and approvals come back before anything is served.
+      if (out.kind === 'unlocked') await restoreSealedState(callOn(s), keystore, out.keyringId, log);
       if (session !== s) return;
       if (out.kind === 'unlocked') setKeyring('unlocked', { keyringId: out.keyringId }, out.created ? 'created' : undefined);
       else setKeyring('absent', { code: 'PARENT_KEYRING_LOCKED', reason: out.reason });

@@ -18,6 +18,7 @@ import { asKeyRecord, asRecord, asSignerFacts, type KeyKind, type KeyRecord, typ
 import { ParentError, invalidParam } from './errors.js';
 import { reasonOf, type Gate } from './gate.js';
 import { KeystoreError, type Keystore, type StoredKey } from './keystore.js';
+import { storeSealedState } from './sealed-state.js';
 import {
   describe,
   isPlainObject,
@@ -154,6 +155,9 @@ async function sign(ctx: MethodContext, op: SignOp, key: StoredKey, request: Rec
     throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `the enclave's answer has no valid signer: ${(e as Error).message}`, { cause: e });
   }
   checkSigner(key, facts);
+  // The enclave's new counters/approvals: stored before the signature leaves (no store, no signature).
+  const sealed = (res as Record<string, unknown>).sealed;
+  if (sealed !== undefined) storeSealedState(ctx.keystore, key.keyringId, sealed);
   if (result === null || typeof result !== 'object' || Array.isArray(result) || result instanceof Uint8Array) throw badResponse('result object');
   return jsonSafe(result) as Record<string, unknown>;
 }
@@ -403,7 +407,14 @@ function decideApproval(method: 'approval.approve' | 'approval.reject'): Method 
       const w = named(p.webauthn, ['authenticatorData', 'clientDataJSON']);
       out.webauthn = { authenticatorData: str(w.authenticatorData, 'webauthn.authenticatorData', 4096), clientDataJSON: str(w.clientDataJSON, 'webauthn.clientDataJSON', 4096) };
     }
-    return jsonSafe((await ctx.gate.call(method, out, { needKeyring: false, signal: ctx.signal })) as JsonLike);
+    const res = asRecord(await ctx.gate.call(method, out, { needKeyring: false, signal: ctx.signal }), `${method} result`);
+    const { sealed, ...view } = res;
+    const keyringId = ctx.gate.keyringId();
+    if (sealed !== undefined) {
+      if (keyringId === undefined) throw new ParentError('PARENT_KEYRING_LOCKED', 'no keyring is unlocked: the approval state cannot be stored');
+      storeSealedState(ctx.keystore, keyringId, sealed);
+    }
+    return jsonSafe(view as JsonLike);
   };
 }
 

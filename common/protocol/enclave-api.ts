@@ -139,6 +139,8 @@ export interface EnclaveMethods {
   'key.create': { params: { kind: KeyKind }; result: Omit<KeyRecord, 'blob'> & { blob: Uint8Array } };
   /** Every signing request: the op, its JSON-RPC-shaped request, and the key's stored record. */
   sign: { params: { op: SignOp; key: KeyRecord; request: JsonLike }; result: SignResultWire };
+  /** Durable limits: the parent's latest sealed record (or null); answers the record to store now. */
+  'state.restore': { params: { record: JsonLike | null }; result: { record: JsonLike; unclean: boolean; restored: boolean } };
   /** Quorum approvals (docs/principals.md): the view, with the request its digest covers and the intent decoded in the enclave. */
   'approval.get': { params: { approvalId: string }; result: JsonLike };
   'approval.list': { params: Record<string, never>; result: { approvals: JsonLike[] } };
@@ -148,7 +150,7 @@ export interface EnclaveMethods {
 }
 
 export type EnclaveMethod = keyof EnclaveMethods;
-export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'keyring.current', 'key.create', 'sign', 'approval.get', 'approval.list', 'approval.approve', 'approval.reject'];
+export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'keyring.current', 'key.create', 'sign', 'approval.get', 'approval.list', 'approval.approve', 'approval.reject', 'state.restore'];
 
 // ------------------------------------------------------------------ guards
 

@@ -10,7 +10,7 @@
  * deterministic), hence the same digest, and signs once; any change is another digest.
  */
 import { requestDigest } from '../../common/auth/request.js';
-import { ApprovalBook, type ApprovalRecord } from '../auth/approvals.js';
+import { ApprovalBook, type ApprovalRecord, type ApprovalsState } from '../auth/approvals.js';
 import { approvalView, type ApprovalView } from '../auth/approval-required.js';
 import { ApprovalError } from '../auth/errors.js';
 import { PrincipalRegistry } from '../auth/principals.js';
@@ -43,6 +43,10 @@ export function intentJson(i: Intent): unknown {
 
 export interface ApprovalsGate {
   readonly book: ApprovalBook;
+  /** Replaces the book with restored (sealed) state; the decoded intents are restored with it. */
+  restore(state: ApprovalsState, intents: Record<string, unknown>): void;
+  /** The state to seal: the book and the decoded intents of its live records. */
+  export(): { approvals: ApprovalsState; intents: Record<string, unknown> };
   /**
    * Decides a request: a ticket to sign (and, if approvals were used, the record to consume
    * once signed), or throws POLICY_DENIED / APPROVAL_REQUIRED / APPROVAL_*.
@@ -59,7 +63,7 @@ export interface ApprovalsGate {
 
 export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
   const principals = new PrincipalRegistry(gate.policy.principals);
-  const book = new ApprovalBook({ principals, now: gate.now });
+  let book = new ApprovalBook({ principals, now: gate.now });
   /** The decoded intent per approval (what approvers are shown); dropped with the record. */
   const intents = new Map<string, unknown>();
   const withIntent = (v: ApprovalView) => ({ ...v, intent: intents.get(v.approvalId) ?? null });
@@ -67,7 +71,20 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
   const inFlight = new Set<string>();
 
   return {
-    book,
+    get book() {
+      return book;
+    },
+    restore(state, restoredIntents) {
+      book = new ApprovalBook({ principals, now: gate.now }, state);
+      intents.clear();
+      for (const r of book.list()) if (Object.hasOwn(restoredIntents, r.approvalId)) intents.set(r.approvalId, restoredIntents[r.approvalId]);
+    },
+    export() {
+      const approvals = book.export();
+      const live: Record<string, unknown> = {};
+      for (const r of approvals.records) if (intents.has(r.approvalId)) live[r.approvalId] = intents.get(r.approvalId);
+      return { approvals, intents: live };
+    },
     authorize({ op, keyId, request, intent, principal }) {
       const d = gate.evaluate(intent, principal);
       if (d.outcome !== 'pending' || !d.approvals || d.rule === null) return { ticket: gate.authorize(intent, principal) };

@@ -43,7 +43,7 @@ const POLICY = {
     { id: 'treasury', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [TREASURY], approvals: { threshold: 2, from: ['alice', 'bob', 'carol'], ttlSeconds: 3600 } },
     { id: 'blocklist', effect: 'deny', to: [BLOCKED] },
     { id: 'create', effect: 'allow', ops: ['signer_createKey'] },
-    { id: 'eth-small', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [ALLOWED], maxValueWei: '1000000000000000000' },
+    { id: 'eth-small', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [ALLOWED], maxValueWei: '1000000000000000000', window: { seconds: 86400, maxCount: 3 } },
   ],
 };
 
@@ -167,6 +167,26 @@ describe('quorum approvals through the CLI (2 of alice, bob, carol)', () => {
     expect(veto.code, veto.stderr).toBe(0);
     expect((await rpc(stack.socket, 'eth_signTransaction', req)).error).toMatchObject({ code: -32011, data: { code: 'APPROVAL_REJECTED' } });
     expect((await call(stack.socket, 'signer_listApprovals', {})).length).toBeGreaterThanOrEqual(3);
+  });
+});
+
+describe('durable limits', () => {
+  it('window counters and approvals survive a restart of parent and enclave (sealed, stored by the parent)', async () => {
+    const req = [{ from: address, to: ALLOWED, value: '0x1', nonce: '0x5', gas: '0x5208', maxFeePerGas: '0x3b9aca00', maxPriorityFeePerGas: '0x1', chainId: '0x1', type: '0x2' }];
+    // ethers and viem signed one each above: this is the third and last of the window.
+    expect((await rpc(stack.socket, 'eth_signTransaction', req)).error).toBeUndefined();
+    const full = await rpc(stack.socket, 'eth_signTransaction', req);
+    expect(full.error).toMatchObject({ code: 4001, data: { rule: 'eth-small' } });
+    expect(full.error!.message).toMatch(/window/);
+    const approvalsBefore = (await call(stack.socket, 'signer_listApprovals', {})) as { approvalId: string; status: string }[];
+
+    await stack.stop();
+    stack = await startDevStack({ dataDir: join(dir, 'data'), http: true, args: ['--policy', policyFile] });
+
+    const after = await rpc(stack.socket, 'eth_signTransaction', req);
+    expect(after.error).toMatchObject({ code: 4001, data: { rule: 'eth-small' } });
+    const approvalsAfter = (await call(stack.socket, 'signer_listApprovals', {})) as { approvalId: string; status: string }[];
+    expect(approvalsAfter.map((a) => [a.approvalId, a.status]).sort()).toEqual(approvalsBefore.map((a) => [a.approvalId, a.status]).sort());
   });
 });
 

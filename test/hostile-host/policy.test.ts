@@ -21,6 +21,8 @@ import { createWorkerPool } from '../../enclave/worker-pool.js';
 import { signApproval } from '../../common/auth/client-signer.js';
 import { requestDigest } from '../../common/auth/request.js';
 import { testPrincipals } from '../../enclave/auth/test-helpers.js';
+import { createApprovalsGate } from '../../enclave/policy/approvals-gate.js';
+import { createDurableState } from '../../enclave/policy/durable.js';
 
 const PINNED = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000001';
 const KEYRING_ID = randomUUID();
@@ -147,6 +149,40 @@ describe('hostile host vs the policy engine', () => {
       expect(both.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
       expect((await host(s, 'approval.get', { approvalId: a.approvalId })).status).toBe('consumed');
       expect((await refusal(host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(TREASURY, 1) }))).code).toBe('APPROVAL_REQUIRED');
+    });
+  });
+
+  describe('sealed state', () => {
+    const boot = () => {
+      const gate = createPolicyGate(compilePolicy(POLICY), { source: 'image' });
+      const d = createDurableState(gate, createApprovalsGate(gate));
+      d.attach(new Uint8Array(ringKey), KEYRING_ID, false);
+      return { gate, d };
+    };
+    const intent = { keyId, op: 'eth_signTransaction' as const, tx: { type: 'eip1559' as const, chainId: 1, to: ALLOWED as `0x${string}`, contractCreation: false, value: 1n, nonce: 0, data: '0x' as const, call: { kind: 'none' as const }, fees: { gas: 21000n, maxFeePerGas: 1n, maxPriorityFeePerGas: 1n, maxFeePerBlobGas: null, blobCount: 0, maxFeeWei: 21000n }, delegates: [] } };
+
+    it('finding P7: counters come back from the sealed record after a restart; a host that edits the record or hands back an older one within a life is refused, and nothing signs until resolved', async () => {
+      const first = boot();
+      first.d.restore(null);
+      const t = first.gate.authorize(intent, 'host');
+      first.gate.commit(t);
+      const older = first.d.seal()!;
+      first.gate.commit(first.gate.authorize(intent, 'host'));
+      const latest = first.d.seal()!;
+      // Restart: a new enclave life restores the latest record — the window is full (maxCount 2).
+      const second = boot();
+      second.d.restore(latest);
+      expect(() => second.gate.authorize(intent, 'host')).toThrow(/window/);
+      // Within one life, an older record is a rollback.
+      expect(() => second.d.restore(older)).not.toThrow(); // already restored: ignored, answers the current state
+      // A record the host edited: refused, and the enclave refuses to sign from then on.
+      const third = boot();
+      const tampered = { ...latest, ciphertext: latest.ciphertext.slice(0, -2) + (latest.ciphertext.endsWith('A') ? 'BA' : 'AA') };
+      expect(() => third.d.restore(tampered)).toThrow(expect.objectContaining({ code: 'SEALED_STATE_TAMPERED' }));
+      expect(() => third.d.check()).toThrow(expect.objectContaining({ code: 'SEALED_STATE_TAMPERED' }));
+      // A relabelled sequence is refused too (the AAD binds it).
+      const fourth = boot();
+      expect(() => fourth.d.restore({ ...latest, sequence: latest.sequence + 5 })).toThrow(expect.objectContaining({ code: 'SEALED_STATE_TAMPERED' }));
     });
   });
 });
