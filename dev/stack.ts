@@ -233,7 +233,7 @@ export interface DevInfra {
 }
 
 /** Starts everything but the parent: dev CA, emulator, CMK, signed manifest, KMS pipe, enclave. */
-export async function startDevInfra(dataDir: string, log: (l: string) => void, opts: { denyOps?: readonly string[] } = {}): Promise<DevInfra> {
+export async function startDevInfra(dataDir: string, log: (l: string) => void, opts: { denyOps?: readonly string[]; policy?: string } = {}): Promise<DevInfra> {
   const p = devPaths(dataDir);
   mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
   chmodSync(p.dataDir, 0o700);
@@ -275,6 +275,7 @@ export async function startDevInfra(dataDir: string, log: (l: string) => void, o
         '--kms-endpoint', `https://localhost:${kms.port}`,
         '--kms-ca', join(p.caDir, 'root.pem'),
         ...(opts.denyOps ?? []).flatMap((op) => ['--deny-op', op]),
+        ...(opts.policy ? ['--policy', opts.policy] : []),
       ],
       enclaveUri,
       log,
@@ -300,7 +301,7 @@ export async function startDevInfra(dataDir: string, log: (l: string) => void, o
 
 export const DEV_CREDENTIALS = { accessKeyId: DEV_ACCESS_KEY_ID, secretAccessKey: DEV_SECRET_ACCESS_KEY };
 
-export function devBanner(info: { socketPath: string; httpUrl?: string; pcrs: Map<number, Uint8Array>; dataDir: string; kmsUrl: string; manifest: string }): string {
+export function devBanner(info: { socketPath: string; httpUrl?: string; pcrs: Map<number, Uint8Array>; dataDir: string; kmsUrl: string; manifest: string; policy?: string | null }): string {
   const bar = '!'.repeat(78);
   const pcr = (i: number) => `PCR${i} ${toHex(info.pcrs.get(i)!)}`;
   return [
@@ -309,11 +310,13 @@ export function devBanner(info: { socketPath: string; httpUrl?: string; pcrs: Ma
     '!!  simulated NSM: attestation documents are signed by a local DEV CA that only this',
     '!!  parent trusts because dev mode configured it; the KMS is a local emulator that keeps',
     '!!  key material unencrypted on disk. Never put real funds behind this.',
+    ...(info.policy ? [] : ['!!  policy: the PERMISSIVE DEV POLICY (dev-permissive: allows every request from any', '!!  caller; docs/policy.md). Pass --policy FILE to run a real one.']),
     bar,
     `signing socket : ${info.socketPath}   (JSON-RPC over HTTP and raw IPC)`,
     ...(info.httpUrl ? [`http           : ${info.httpUrl}`] : []),
     `data dir       : ${info.dataDir}`,
     `kms emulator   : ${info.kmsUrl}`,
+    `policy         : ${info.policy ?? 'permissive dev policy (dev-permissive)'}   (hash: signer_status policy.hash)`,
     `pcr manifest   : ${info.manifest} (signed by the dev release key)`,
     `measurements   : ${pcr(0)}`,
     `                 ${pcr(1)}`,

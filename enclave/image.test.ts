@@ -14,11 +14,15 @@ const dir = mkdtempSync(join(tmpdir(), 'enclave-image-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const ARN = 'arn:aws:kms:us-east-1:111122223333:key/0f0e0d0c-0b0a-4908-8706-050403020100';
 
-async function start(argv: string[], config?: unknown) {
+const POLICY = { policyVersion: 1, name: 'image-test', rules: [{ id: 'messages', effect: 'allow', ops: ['personal_sign'] }] };
+
+async function start(argv: string[], config?: unknown, policy: unknown = POLICY) {
   const configPath = join(dir, `cfg-${Math.random().toString(16).slice(2)}.json`);
+  const policyPath = join(dir, `policy-${Math.random().toString(16).slice(2)}.json`);
   if (config !== undefined) writeFileSync(configPath, JSON.stringify(config));
+  if (policy !== null) writeFileSync(policyPath, JSON.stringify(policy));
   const lines: string[] = [];
-  const code = await runImage(argv, { configPath, log: (l) => lines.push(l) });
+  const code = await runImage(argv, { configPath, policyPath, log: (l) => lines.push(l) });
   return { code, out: lines.join('\n') };
 }
 
@@ -46,5 +50,16 @@ describe('the image entry (enclave/image.ts)', () => {
     expect(r.out).toMatch(/NSM_UNAVAILABLE: .*hint: the production image runs only inside a Nitro enclave/);
     expect(r.out).not.toMatch(/--nsm simulated/);
     expect((await start(['--nsm', 'simulated'])).code).toBe(2);
+  });
+
+  it('an image without its measured policy, or with an invalid one, refuses to start, naming the field', async () => {
+    const cfg = { format: 'enclave-signer/enclave-config', version: 1, kms: { region: 'us-east-1', allowedKeyArns: [ARN] } };
+    const none = await start([], cfg, null);
+    expect(none.code).toBe(1);
+    expect(none.out).toMatch(/refusing to start: POLICY_MISSING: .*refuses to start without its policy .*build-eif\.sh --policy/);
+    const bad = await start([], cfg, { ...POLICY, rules: [{ id: 'x', effect: 'allow', to: ['0x12'] }] });
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(/refusing to start: POLICY_INVALID: policy .* is invalid: rules\[0\]\.to\[0\]/);
+    expect(bad.out).not.toMatch(/NSM/);
   });
 });

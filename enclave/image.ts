@@ -14,12 +14,14 @@ import { fileURLToPath } from 'node:url';
 import { SignerError } from '../common/errors.js';
 import { registerVsockTransportFor } from '../common/transport/vsock.js';
 import { readEnclaveConfig } from './config.js';
+import { loadPolicyFile } from './policy/load.js';
 import { chooseNsm, startEnclave, type RunningEnclave } from './main.js';
 
 export const IMAGE_USAGE = `usage: /bin/node /app/enclave.mjs [--listen URI] [--kms-pipe URI] [--nsm auto|hardware]
 
 The enclave program of the production image. The pinned CMK(s) and the KMS
-region come from enclave-config.json beside this file (measured into PCR2).
+region come from enclave-config.json beside this file, the signing policy from
+policy.json beside it (both measured into PCR2).
   --listen URI    bridge to the parent (default vsock://4294967295:5000)
   --kms-pipe URI  the parent's KMS byte pipe (default vsock://3:8000)
   --nsm MODE      auto or hardware (default auto; this image has no simulated NSM)
@@ -57,8 +59,14 @@ export function defaultConfigPath(): string {
   return join(dirname(fileURLToPath(import.meta.url)), 'enclave-config.json');
 }
 
+/** policy.json beside the running bundle (/app/policy.json in the image, written by build-eif.sh --policy). */
+export function defaultPolicyPath(): string {
+  return join(dirname(fileURLToPath(import.meta.url)), 'policy.json');
+}
+
 export interface ImageOptions {
   configPath?: string;
+  policyPath?: string;
   log?: (line: string) => void;
 }
 
@@ -68,6 +76,8 @@ export async function startImage(argv: readonly string[], opts: ImageOptions = {
   const args = parseImageArgs(argv);
   // First the configuration: an image without a pinned CMK never gets as far as the NSM.
   const config = readEnclaveConfig(opts.configPath ?? defaultConfigPath());
+  // Then the policy, measured like the configuration: no policy (or an invalid one), no enclave.
+  const policy = loadPolicyFile(opts.policyPath ?? defaultPolicyPath(), 'image');
   let nsm;
   try {
     nsm = await chooseNsm(args.nsm, () => {
@@ -87,6 +97,7 @@ export async function startImage(argv: readonly string[], opts: ImageOptions = {
       listen: args.listen,
       nsm,
       kms: { region: config.kms.region, pipe: args.kmsPipe, allowedKeyArns: config.kms.allowedKeyArns, ...(config.kms.endpoint ? { endpoint: config.kms.endpoint } : {}) },
+      policy,
       log,
     });
   } catch (e) {

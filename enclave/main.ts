@@ -12,7 +12,9 @@ import { connect } from '../common/transport/index.js';
 import { batchedLines } from './audit-lines.js';
 import { pinnedKeys } from './config.js';
 import type { Nsm } from './nsm/nsm.js';
-import { builtinPolicy } from './policy.js';
+import { createPolicyGate } from './policy/gate.js';
+import type { LoadedPolicy } from './policy/load.js';
+import type { PolicyOp } from './policy/intent.js';
 import { createEnclaveService, type AuditEvent, type EnclaveService } from './service.js';
 import { createWorkerPool } from './worker-pool.js';
 
@@ -25,6 +27,8 @@ export interface EnclaveConfig {
   /** allowedKeyArns: the CMKs pinned in measured configuration (enclave/config.ts); required, non-empty. */
   kms: { region: string; pipe: string; endpoint?: string; caPem?: string; allowedKeyArns: readonly string[] };
   workers?: number;
+  /** The policy loaded at boot (enclave/policy/load.ts): from the measured image, --policy FILE, or the dev default. */
+  policy: LoadedPolicy;
   denyOps?: SignOp[];
   log?: (line: string) => void;
 }
@@ -55,11 +59,13 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
   // Checked before any worker starts: no pinned CMK, no enclave (enclave/config.ts).
   const pinned = pinnedKeys(cfg.kms.allowedKeyArns);
   log(`pinned CMK(s): ${pinned.arns.join(', ')}`);
+  const gate = createPolicyGate(cfg.policy.policy, { source: cfg.policy.source, denyOps: (cfg.denyOps ?? []) as PolicyOp[] });
+  log(`policy ${JSON.stringify(gate.policy.name)} sha256 ${gate.hash} (source: ${gate.source})`);
   const pool = createWorkerPool(cfg.workers);
   const service = createEnclaveService({
     nsm: cfg.nsm,
     pool,
-    policy: builtinPolicy({ denyOps: cfg.denyOps ?? [] }),
+    policy: gate,
     kms: {
       region: cfg.kms.region,
       dial: () => connect(cfg.kms.pipe),

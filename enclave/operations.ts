@@ -10,21 +10,13 @@ import { toHex, wipe } from '../common/bytes.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
 import type { KeyFacts } from './key-cache.js';
+import type { Intent } from './policy/intent.js';
+import { parseSignRequest } from './policy/parse-request.js';
+import { psbtIntentOf } from './policy/psbt-intent.js';
+import { formatDerivationPath } from './signers/bip32.js';
 import { invalidParams } from './signers/errors.js';
 import { preparePsbt, signPreparedPsbt } from './signers/psbt.js';
-import {
-  addressFromPrivateKey,
-  deriveBip32PrivateKey,
-  deriveBip32PublicKey,
-  signAuthorization,
-  signDigest,
-  signEthSign,
-  signEthTransaction,
-  signPersonalMessage,
-  publicKeyOf,
-  signSchnorr,
-  signTypedDataV4,
-} from './signers/index.js';
+import { addressFromPrivateKey, deriveBip32PrivateKey, deriveBip32PublicKey, publicKeyOf } from './signers/index.js';
 
 /**
  * Entropy for BIP340 aux randomness. Inside a Nitro enclave the kernel's RNG
@@ -36,27 +28,6 @@ function field(request: Record<string, JsonLike>, name: string): JsonLike {
   const v = request[name];
   if (v === undefined) throw invalidParams(name, 'is required');
   return v;
-}
-
-function signWith(op: SignOp, key: Uint8Array, request: Record<string, JsonLike>): unknown {
-  switch (op) {
-    case 'eth_signTransaction':
-      return signEthTransaction(key, field(request, 'tx'));
-    case 'eth_sign':
-      return signEthSign(key, field(request, 'data'));
-    case 'personal_sign':
-      return signPersonalMessage(key, field(request, 'message'));
-    case 'eth_signTypedData_v4':
-      return signTypedDataV4(key, field(request, 'typedData'));
-    case 'signer_signDigest':
-      return signDigest(key, field(request, 'digest') as string);
-    case 'signer_signSchnorr':
-      return signSchnorr(key, field(request, 'message') as string, entropy);
-    case 'signer_signAuthorization':
-      return signAuthorization(key, field(request, 'authorization'));
-    default:
-      throw invalidParams('keyId', `${op} needs a bip32-seed key`);
-  }
 }
 
 /** Identity of the key as bound by the blob's AAD (authenticated by the unwrap). */
@@ -74,6 +45,11 @@ export interface AuthenticatedMeta {
  */
 export interface PreparedOperation {
   readonly facts: SignerFacts;
+  /**
+   * The typed intent (enclave/policy/intent.ts), built from the same parsed value `sign()`
+   * signs: the enclave's policy decides on exactly this.
+   */
+  readonly intent: Intent;
   sign(): unknown;
   wipe(): void;
 }
@@ -91,8 +67,9 @@ export function keyFacts(meta: AuthenticatedMeta, secret: Uint8Array): KeyFacts 
 }
 
 /**
- * Unwrapped secret → facts + signing step. `secret` is not retained (the
- * caller wipes it). `known` are the key's facts from `keyFacts` for this very
+ * Unwrapped secret → facts + intent + signing step. `secret` is not retained (the
+ * caller wipes it). The request is parsed here, once, and the signing step signs
+ * the parsed value the intent describes. `known` are the key's facts from `keyFacts` for this very
  * secret and meta, when the caller has them (the worker's key cache); else
  * they are derived here. Request errors that need no key (path syntax and
  * depth, a path on a secp256k1 key) are raised here, before any decision.
@@ -100,10 +77,12 @@ export function keyFacts(meta: AuthenticatedMeta, secret: Uint8Array): KeyFacts 
 export function prepareOperation(op: SignOp, meta: AuthenticatedMeta, secret: Uint8Array, request: Record<string, JsonLike>, known?: KeyFacts): PreparedOperation {
   if (meta.kind === 'secp256k1') {
     if (request.path !== undefined) throw invalidParams('path', 'only bip32-seed keys take a derivation path');
+    if (op === 'signer_signPsbt' || op === 'signer_deriveKey') throw invalidParams('keyId', `${op} needs a bip32-seed key`);
     const key = secret.slice();
     try {
       const facts: SignerFacts = { ...(known ?? keyFacts(meta, key)) };
-      return { facts, sign: () => signWith(op, key, request), wipe: () => wipe(key) };
+      const parsed = parseSignRequest(op, request, meta.keyId, entropy);
+      return { facts, intent: parsed.intent, sign: () => parsed.sign(key), wipe: () => wipe(key) };
     } catch (e) {
       wipe(key);
       throw e;
@@ -116,19 +95,28 @@ export function prepareOperation(op: SignOp, meta: AuthenticatedMeta, secret: Ui
     if (op === 'signer_signPsbt') {
       // Decoded and bounded now, so a PSBT over the limits is refused before any decision.
       const psbt = preparePsbt(field(request, 'psbt'), {}, Number.parseInt(facts.fingerprint!, 16));
-      return { facts, sign: () => signPreparedPsbt(seed, psbt, { entropy }), wipe: () => wipe(seed) };
+      // Change is verified against keys derived from this seed (never the host's word).
+      const derivePublicKey = (path: readonly number[]) => new Uint8Array(Buffer.from(deriveBip32PublicKey(seed, formatDerivationPath(path)).publicKey.replace(/^0x/, ''), 'hex'));
+      const intent: Intent = { keyId: meta.keyId, op, psbt: psbtIntentOf(psbt.tx, { masterFingerprint: facts.fingerprint!, derivePublicKey }) };
+      return { facts, intent, sign: () => signPreparedPsbt(seed, psbt, { entropy }), wipe: () => wipe(seed) };
     }
     if (op === 'signer_deriveKey') {
       const info = deriveBip32PublicKey(seed, field(request, 'path'));
       wipe(seed);
       facts.child = { path: info.path, publicKey: info.publicKey, address: info.ethereumAddress };
-      return { facts, sign: () => info, wipe: () => {} };
+      return { facts, intent: { keyId: meta.keyId, op, path: info.path }, sign: () => info, wipe: () => {} };
     }
     const child = deriveBip32PrivateKey(seed, field(request, 'path'));
     wipe(seed);
     const childKey = child.privateKey;
     facts.child = { path: child.path, publicKey: child.publicKey, address: child.ethereumAddress };
-    return { facts, sign: () => signWith(op, childKey, request), wipe: () => wipe(childKey) };
+    try {
+      const parsed = parseSignRequest(op, request, meta.keyId, entropy);
+      return { facts, intent: parsed.intent, sign: () => parsed.sign(childKey), wipe: () => wipe(childKey) };
+    } catch (e) {
+      wipe(childKey);
+      throw e;
+    }
   } catch (e) {
     wipe(seed);
     throw e;

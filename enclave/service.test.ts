@@ -10,7 +10,17 @@ import { verifyMessage } from 'viem';
 import { verifyAttestation } from '../attestation/verify.js';
 import { createDevCa, type DevCa } from '../dev/ca/index.js';
 import { createSimulatedNsm } from './nsm/simulated.js';
-import { builtinPolicy, type Policy } from './policy.js';
+import { devPolicy } from './policy/dev-policy.js';
+import { compilePolicy } from './policy/document.js';
+import { createPolicyGate, type PolicyGate } from './policy/gate.js';
+
+const devGate = (denyOps: PolicyOp[] = []) => createPolicyGate(devPolicy(), { source: 'dev-default', denyOps });
+/** The dev gate, with a hook that sees every intent the engine is asked about. */
+const spyGate = (hook: (intent: Intent) => void): PolicyGate => {
+  const g = devGate();
+  return { ...g, authorize: (intent, principal, approvals) => (hook(intent), g.authorize(intent, principal, approvals)) };
+};
+import type { Intent, PolicyOp } from './policy/intent.js';
 import { wrapKey } from './kms/wrapped-key.js';
 import { batchedLines } from './audit-lines.js';
 import { createEnclaveService, type AuditEvent, type EnclaveService } from './service.js';
@@ -22,7 +32,7 @@ let ca: DevCa;
 const services: EnclaveService[] = [];
 
 /** A service whose worker holds a keyring (as after keyring.unlock) and one wrapped key. */
-function service(policy: Policy, audit?: (e: AuditEvent) => void, pool: WorkerPool = createWorkerPool(1)): EnclaveService {
+function service(policy: PolicyGate, audit?: (e: AuditEvent) => void, pool: WorkerPool = createWorkerPool(1)): EnclaveService {
   pool.setKeyring(KEYRING_ID, ringKey);
   const s = createEnclaveService({
     nsm: createSimulatedNsm({ ca }),
@@ -74,7 +84,7 @@ afterAll(async () => {
 
 describe('enclave service', () => {
   it('attests with the caller nonce', async () => {
-    const s = service(builtinPolicy());
+    const s = service(devGate());
     const nonce = new Uint8Array(32).fill(5);
     const { document } = await call(s, 'attest', { nonce });
     const r = verifyAttestation(document as Uint8Array, { root: ca.trustRoot, expectedNonce: nonce });
@@ -82,7 +92,7 @@ describe('enclave service', () => {
   });
 
   it('refuses unknown methods and malformed params, naming the field', async () => {
-    const s = service(builtinPolicy());
+    const s = service(devGate());
     expect((await failure(call(s, 'exportKey', {}))).code).toBe('METHOD_NOT_FOUND');
     expect((await failure(call(s, '__proto__', {}))).code).toBe('METHOD_NOT_FOUND');
     expect((await failure(call(s, 'attest', { nonce: new Uint8Array(4) }))).message).toMatch(/nonce/);
@@ -94,24 +104,51 @@ describe('enclave service', () => {
   });
 
   it('a policy denial stops the request before anything is signed', async () => {
-    const s = service(builtinPolicy({ denyOps: ['personal_sign'] }));
+    const s = service(devGate(['personal_sign']));
     const e = await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }));
     expect(e.code).toBe('POLICY_DENIED');
     expect(e.message).toMatch(/^denied/);
   });
 
-  it('fails closed when the policy cannot be evaluated', async () => {
-    const s = service(() => {
-      throw new Error('rules store unreachable');
-    });
+  it('deny by default: a policy with no matching rule refuses, naming no rule', async () => {
+    const s = service(createPolicyGate(compilePolicy({ policyVersion: 1, name: 'nothing', rules: [] }), { source: 'file' }));
     const e = await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }));
-    expect(e.code).toBe('POLICY_UNAVAILABLE');
-    const s2 = service((() => undefined) as unknown as Policy);
-    expect((await failure(call(s2, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }))).code).toBe('POLICY_UNAVAILABLE');
+    expect(e.code).toBe('POLICY_DENIED');
+    expect(e.message).toMatch(/^denied: no rule allows/);
+  });
+
+  it('the engine decides on the intent the worker parsed: a deny rule refuses with data.rule, an allowed request signs and counts in its window', async () => {
+    const policy = compilePolicy({
+      policyVersion: 1,
+      name: 'messages',
+      rules: [
+        { id: 'no-secrets', effect: 'deny', ops: ['personal_sign'], keys: [keyId.replace(/./, (c) => (c === '0' ? '1' : '0'))] },
+        { id: 'hi-only', effect: 'allow', ops: ['personal_sign'], window: { seconds: 3600, maxCount: 1 } },
+      ],
+    });
+    const gate = createPolicyGate(policy, { source: 'file' });
+    const s = service(gate);
+    const out = await call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } });
+    expect(out.signer).toMatchObject({ keyId });
+    // The window allowed one signature: the second is refused by that rule, and nothing counted the refusal.
+    const e = (await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }))) as { code: string; message: string; wireData?: { rule: string | null } };
+    expect(e.code).toBe('POLICY_DENIED');
+    expect(e.wireData).toEqual({ rule: 'hi-only' });
+    expect(gate.windows().rules['hi-only']?.[keyId]).toHaveLength(1);
+    // A request the signer would refuse never reaches a decision.
+    expect((await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 7 } }))).code).toBe('SIGN_INVALID_PARAMS');
+    expect((await call(s, 'status', {})).policy).toEqual({ hash: gate.hash, name: 'messages', source: 'file' });
+  });
+
+  it('a deny rule names itself in data.rule', async () => {
+    const gate = createPolicyGate(compilePolicy({ policyVersion: 1, name: 'x', rules: [{ id: 'no-messages', effect: 'deny', ops: ['personal_sign'] }, { id: 'all', effect: 'allow' }] }), { source: 'file' });
+    const e = (await failure(call(service(gate), 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }))) as { code: string; message: string; wireData?: unknown };
+    expect(e).toMatchObject({ code: 'POLICY_DENIED', wireData: { rule: 'no-messages' } });
+    expect(e.message).toMatch(/^denied by rule no-messages/);
   });
 
   it('does not sign when the audit record cannot be written', async () => {
-    const s = service(builtinPolicy(), () => {
+    const s = service(devGate(), () => {
       throw new Error('disk full');
     });
     const e = await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }));
@@ -130,12 +167,13 @@ describe('enclave service', () => {
     const s = createEnclaveService({
       nsm: createSimulatedNsm({ ca }),
       pool,
-      policy: builtinPolicy(),
+      policy: devGate(),
       kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS')), allowedKeyArns: [PINNED] },
       audit: (e) => lines.push(JSON.stringify(e)),
       auditFlushed: lines.flushed,
     });
     services.push(s);
+    opened.set(s, s.handler('audit.open', jsonToCbor({}), { signal: new AbortController().signal, id: 0 }));
     const ok = await call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } });
     expect(written).toBe(1);
     expect((ok.result as { signature: string }).signature).toMatch(/^0x[0-9a-f]{130}$/);
@@ -147,7 +185,7 @@ describe('enclave service', () => {
 
   it('without an unlocked keyring nothing signs and no key can be created', async () => {
     const pool = createWorkerPool(1);
-    const s = createEnclaveService({ nsm: createSimulatedNsm({ ca }), pool, policy: builtinPolicy(), kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS')), allowedKeyArns: [PINNED] } });
+    const s = createEnclaveService({ nsm: createSimulatedNsm({ ca }), pool, policy: devGate(), kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS')), allowedKeyArns: [PINNED] } });
     services.push(s);
     expect((await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }))).code).toBe('AUDIT_NOT_OPEN');
     await call(s, 'audit.open', {});
@@ -157,27 +195,23 @@ describe('enclave service', () => {
   });
 
   it('reports its status', async () => {
-    const s = service(builtinPolicy());
+    const s = service(devGate());
     expect(await call(s, 'status', {})).toMatchObject({ nsm: 'simulated', keyringId: null, workers: 1 });
   });
 
-  it('finding 4: the policy sees the key derived from the blob, never the host\'s publicKey/address, and the answer names the real signer', async () => {
-    const seen: unknown[] = [];
-    const s = service((ctx) => {
-      seen.push(ctx.key);
-      return { allow: true };
-    });
+  it('finding 4: the policy sees the key id bound by the blob and the intent parsed in the worker, never the host\'s publicKey/address; the answer names the real signer', async () => {
+    const seen: Intent[] = [];
+    const s = service(spyGate((i) => seen.push(i)));
     const lying = { ...key, publicKey: '03' + '22'.repeat(32), address: '0x000000000000000000000000000000000000dEaD' };
     const out = await call(s, 'sign', { op: 'personal_sign', key: lying, request: { message: 'hi' } });
     const real = addressFromPrivateKey(secret);
-    expect(seen).toEqual([{ keyId, kind: 'secp256k1', keyringId: KEYRING_ID, publicKey: expect.stringMatching(/^0[23][0-9a-f]{64}$/), address: real }]);
-    expect((seen[0] as { publicKey: string }).publicKey).not.toBe(lying.publicKey);
+    expect(seen).toEqual([{ keyId, op: 'personal_sign', message: { length: 2, hex: '0x6869', text: 'hi' } }]);
     expect(out.signer).toMatchObject({ keyId, address: real });
     expect(await verifyMessage({ address: real, message: 'hi', signature: (out.result as { signature: `0x${string}` }).signature })).toBe(true);
   });
 
   it('finding 7: key ids that are not lowercase UUIDs are refused, naming the field', async () => {
-    const s = service(builtinPolicy());
+    const s = service(devGate());
     for (const bad of ['k1', `${keyId} decision=allow`, keyId.toUpperCase(), `${keyId}\naudit op=x`, '']) {
       const e = await failure(call(s, 'sign', { op: 'personal_sign', key: { ...key, keyId: bad }, request: { message: 'hi' } }));
       expect(e.code).toBe('INVALID_PARAMS');
@@ -188,7 +222,7 @@ describe('enclave service', () => {
 
   it('finding 7: "allow" is recorded only after the blob authenticated; a blob that does not open gets no allow', async () => {
     const events: AuditEvent[] = [];
-    const s = service(builtinPolicy(), (e) => events.push(e));
+    const s = service(devGate(), (e) => events.push(e));
     await opened.get(s);
     const other = randomUUID(); // the blob is bound to keyId, not to this id
     const e = await failure(call(s, 'sign', { op: 'personal_sign', key: { ...key, keyId: other }, request: { message: 'hi' } }));
@@ -200,7 +234,7 @@ describe('enclave service', () => {
 
   it('finding 5: a cancelled or expired request never signs and is never recorded "allow"', async () => {
     const events: AuditEvent[] = [];
-    const s = service(builtinPolicy(), (e) => events.push(e));
+    const s = service(devGate(), (e) => events.push(e));
     const params = jsonToCbor({ op: 'personal_sign', key, request: { message: 'hi' } });
     await opened.get(s);
     const aborted = await failure(s.handler('sign', params, { signal: AbortSignal.abort(), id: 1 }));
@@ -209,10 +243,7 @@ describe('enclave service', () => {
     expect(expired.code).toBe('JOB_DEADLINE_EXCEEDED');
     // Cancelled while the policy decides: the unwrapped key is dropped, nothing is signed or recorded.
     const ac = new AbortController();
-    const s2 = service(async () => {
-      ac.abort();
-      return { allow: true };
-    }, (e) => events.push(e));
+    const s2 = service(spyGate(() => ac.abort()), (e) => events.push(e));
     await opened.get(s2);
     const mid = await failure(s2.handler('sign', params, { signal: ac.signal, id: 3 }));
     expect(mid.code).toBe('JOB_CANCELLED');

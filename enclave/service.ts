@@ -1,12 +1,14 @@
 /**
  * The enclave's request handler: the `enclave-api` methods over the bridge.
  * Every request is validated here (the parent is untrusted); every `sign`
- * passes the policy point, then runs on a worker with the wrapped key.
+ * and `key.create` passes the policy engine (docs/policy.md): the worker
+ * parses the request once into its typed intent, the engine decides on that
+ * intent, and the worker signs that same parsed value.
  */
 import { randomBytes, randomUUID, createHash } from 'node:crypto';
 import type { KMSClient } from '@aws-sdk/client-kms';
 import { concatBytes, toHex, wipe } from '../common/bytes.js';
-import type { CborValue } from '../common/cbor.js';
+import { encodeCbor, type CborKey, type CborValue } from '../common/cbor.js';
 import { cborToJson, jsonToCbor, type JsonLike } from '../common/cbor-json.js';
 import { SignerError } from '../common/errors.js';
 import {
@@ -30,10 +32,13 @@ import type { Dial } from './kms/connection.js';
 import type { Keyring } from './kms/keyring.js';
 import { createRecipientAsync, type KmsRecipient } from './kms/recipient.js';
 import type { Nsm } from './nsm/nsm.js';
-import { decide, type Policy } from './policy.js';
 import { requestDigest } from '../common/audit/digest.js';
 import { parseRecord } from '../common/audit/record.js';
 import { AuditTrail, withAuditRecord } from './audit/trail.js';
+import { createApprovalsGate } from './policy/approvals-gate.js';
+import { createDurableState } from './policy/durable.js';
+import type { ApprovalRecord } from './auth/approvals.js';
+import type { PolicyGate, Ticket } from './policy/gate.js';
 import type { WorkerPool } from './worker-pool.js';
 
 export const ENCLAVE_VERSION = '0.1.0';
@@ -41,7 +46,8 @@ export const ENCLAVE_VERSION = '0.1.0';
 export interface EnclaveServiceOptions {
   nsm: Nsm;
   pool: WorkerPool;
-  policy: Policy;
+  /** The policy engine with the policy loaded at boot (enclave/policy/gate.ts); the host cannot change it. */
+  policy: PolicyGate;
   kms: {
     region: string;
     dial: Dial;
@@ -64,8 +70,7 @@ export interface EnclaveServiceOptions {
   auditFlushed?: () => Promise<void>;
   /**
    * Hash of the policy in force, bound into attestation user_data and every
-   * audit record (docs/audit.md). null (the default) while the builtin policy
-   * is used: it has no document to hash.
+   * audit record (docs/audit.md). Default: the hash of the loaded policy.
    */
   policyHash?: Uint8Array | null;
   log?: (line: string) => void;
@@ -119,6 +124,8 @@ function parseParams(params: CborValue): Record<string, unknown> {
 
 export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveService {
   const { nsm, pool, policy } = opts;
+  const approvals = createApprovalsGate(policy);
+  const durable = createDurableState(policy, approvals);
   const log = opts.log ?? (() => {});
   // Refuses to construct without a pinned CMK: an enclave that would take any CMK could adopt a host-made keyring.
   const pinned: PinnedKeys = pinnedKeys(opts.kms.allowedKeyArns);
@@ -158,7 +165,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     return attestedKms(client, nsm, recipient);
   };
 
-  function install(k: Keyring): string {
+  function install(k: Keyring, created = false): string {
     if (keyring) {
       k.destroy();
       throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${keyring.id} is already unlocked in this enclave`);
@@ -166,7 +173,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     keyring = k;
     const shared = k.shareKey();
     pool.setKeyring(k.id, shared);
-    wipe(shared);
+    durable.attach(shared, k.id, created); // derives the sealing key, wipes `shared`
     log(`keyring ${k.id} unlocked (CMK ${k.record.kmsKeyId})`);
     return k.id;
   }
@@ -174,7 +181,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   const wireRecord = (k: Keyring): KeyringRecordWire => ({ ...k.record });
 
   // The audit chain (docs/audit.md): opened when the parent shows its head; every decision below is a record.
-  const trail = new AuditTrail({ nsm, policyHash: opts.policyHash ?? null });
+  const trail = new AuditTrail({ nsm, policyHash: opts.policyHash ?? new Uint8Array(Buffer.from(policy.hash, 'hex')) });
   const recorded = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string) => [
     trail.append({ kind, decision: 'done', principal: 'host', op: kind, keyId }).bytes,
   ];
@@ -196,9 +203,11 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       onlyKeys(p, ['nonce', 'userData'], 'params');
       const nonce = asBytes(p.nonce, 'nonce', 16, 512);
       if (p.userData !== undefined) {
-        throw new SignerError('INVALID_PARAMS', 'userData: the enclave owns user_data (it carries the audit key binding); a caller chooses only the nonce');
+        throw new SignerError('INVALID_PARAMS', 'userData: the enclave owns user_data (it carries the audit key and policy binding); a caller chooses only the nonce');
       }
-      const document = trail.isOpen ? await trail.log().attest(nonce) : await nsm.attest({ nonce });
+      // user_data binds the audit key and the policy in force (docs/audit.md); before the
+      // audit log is open, the same map with auditKey null.
+      const document = trail.isOpen ? await trail.log().attest(nonce) : await nsm.attest({ nonce, userData: policyBinding() });
       return { document };
     },
     async status(p) {
@@ -209,6 +218,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         keyringId: keyring?.id ?? null,
         workers: pool.size,
         credentialsExpire: credentials?.expiration?.toISOString() ?? null,
+        policy: policyStatus(),
       };
     },
     async 'credentials.set'(p) {
@@ -236,7 +246,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         trail.log();
         const { createKeyring } = await import('./lazy-kms.js');
         const k = await createKeyring(await kms(), kmsKeyId, pinned);
-        install(k);
+        install(k, true);
         return { record: wireRecord(k), audit: recorded('keyring.create', k.id) };
       });
     },
@@ -277,8 +287,92 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     async 'key.create'(p) {
       onlyKeys(p, ['kind'], 'params');
       const kind: KeyKind = asKind(p.kind);
-      if (!keyring) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
-      trail.log();
+      trail.log(); // no audit log, no decision
+      // The policy first: a refused creation says so whatever the keyring's state.
+      const ticket = authorizeCreate(kind);
+      if (!keyring) {
+        policy.release(ticket);
+        throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
+      }
+      try {
+        const out = await createKey(kind, keyring);
+        policy.commit(ticket);
+        return out;
+      } finally {
+        policy.release(ticket);
+      }
+    },
+    async sign(p, ctx) {
+      return signDecided(p, ctx);
+    },
+    // Durable limits: the parent hands back its latest sealed record once per enclave life.
+    async 'state.restore'(p) {
+      onlyKeys(p, ['record'], 'params');
+      const out = durable.restore(p.record === null ? null : asRecord(p.record, 'record'));
+      if (out.unclean) log('sealed state: unclean restart (the previous enclave did not shut down cleanly, or its record was withheld)');
+      return out as unknown as JsonLike;
+    },
+    // Quorum approvals (docs/principals.md): the view carries the request the digest covers and the intent decoded here.
+    async 'approval.get'(p) {
+      onlyKeys(p, ['approvalId'], 'params');
+      return approvals.view(asString(p.approvalId, 'approvalId', 128)) as unknown as JsonLike;
+    },
+    async 'approval.list'(p) {
+      onlyKeys(p, [], 'params');
+      return { approvals: approvals.list() } as unknown as JsonLike;
+    },
+    async 'approval.approve'(p) {
+      durable.check();
+      const view = approvals.approve(approvalParams(p), 'approve');
+      return withSealed(view) as unknown as JsonLike;
+    },
+    async 'approval.reject'(p) {
+      durable.check();
+      const view = approvals.approve(approvalParams(p), 'reject');
+      return withSealed(view) as unknown as JsonLike;
+    },
+  };
+
+  /** A result with the sealed record of the state it changed (the parent stores it before answering). */
+  function withSealed<T extends object>(result: T): T & { sealed?: unknown } {
+    const sealed = durable.seal();
+    return sealed ? { ...result, sealed } : result;
+  }
+
+  function approvalParams(p: Record<string, unknown>) {
+    onlyKeys(p, ['approvalId', 'approver', 'signature', 'webauthn'], 'params');
+    const out: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string } } = {
+      approvalId: asString(p.approvalId, 'approvalId', 128),
+      approver: asString(p.approver, 'approver', 64),
+      signature: asString(p.signature, 'signature', 512),
+    };
+    if (p.webauthn !== undefined) {
+      const w = asRecord(p.webauthn, 'webauthn');
+      onlyKeys(w, ['authenticatorData', 'clientDataJSON'], 'webauthn');
+      out.webauthn = { authenticatorData: asString(w.authenticatorData, 'webauthn.authenticatorData', 4096), clientDataJSON: asString(w.clientDataJSON, 'webauthn.clientDataJSON', 4096) };
+    }
+    return out;
+  }
+
+  /** `signer_createKey` passes the policy too (op signer_createKey; the caller is `host` until principals are wired). */
+  function authorizeCreate(kind: KeyKind): Ticket {
+    return policy.authorize({ op: 'signer_createKey', kind }, 'host');
+  }
+
+  /**
+   * The attestation user_data naming the policy in force: the audit binding map of
+   * docs/audit.md ({v: 1, auditKey, policyHash}) with auditKey null: used only before the audit
+   * log is open (after audit.open, the log's own binding carries the audit key too).
+   */
+  function policyBinding(): Uint8Array {
+    return encodeCbor(new Map<CborKey, CborValue>([['v', 1], ['auditKey', null], ['policyHash', new Uint8Array(Buffer.from(policy.hash, 'hex'))]]));
+  }
+
+  function policyStatus() {
+    return { hash: policy.hash, name: policy.policy.name, source: policy.source };
+  }
+
+  async function createKey(kind: KeyKind, keyring: Keyring) {
       const { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } = await import('./lazy-kms.js');
       const keyId = randomUUID();
       const secret = kind === 'secp256k1' ? await newSecp256k1Secret(nsm) : await freshSecret(nsm);
@@ -295,8 +389,15 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       } finally {
         wipe(secret);
       }
-    },
-    async sign(p, ctx) {
+  }
+
+  /**
+   * The signing decision path: the worker unwraps the key and parses the request into its
+   * intent; the engine decides on that intent (reserving its window slot); the worker signs the
+   * same parsed value; the window counts it only once the signature exists.
+   */
+  async function signDecided(p: Record<string, unknown>, ctx?: RequestContext) {
+      durable.check();
       onlyKeys(p, ['op', 'key', 'request'], 'params');
       const op = asSignOp(p.op);
       const key = asKeyRecord(p.key);
@@ -308,15 +409,17 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       trail.log(); // no audit log, no decision
       const digest = requestDigest('sign', ctx?.raw ?? null);
       let signedBy = key.keyId;
-      let run;
+      let ticket: Ticket | undefined;
+      let approval: ApprovalRecord | undefined;
+      let outcome;
       try {
-        run = await pool.run(job, {
+        outcome = await pool.run(job, {
         ...(ctx?.signal ? { signal: ctx.signal } : {}),
         ...(ctx?.deadline !== undefined ? { deadline: ctx.deadline } : {}),
-        authorize: async (facts) => {
+        authorize: (facts, intent) => {
           signedBy = facts.keyId;
           try {
-            await decide(policy, { op, key: facts, request });
+            ({ ticket, approval } = approvals.authorize({ op, keyId: facts.keyId, request, intent, principal: 'host' }));
           } catch (e) {
             audit({ op, keyId: facts.keyId, keyringId: facts.keyringId, decision: 'deny', reason: (e as Error).message });
             throw e;
@@ -334,27 +437,40 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         },
       });
       } catch (e) {
-        // Every refusal is a decision on the chain (policy, blob that does not authenticate, bad request, cancelled job).
+        if (ticket) policy.release(ticket);
+        if (approval) approvals.released(approval);
+        // Every refusal is a decision on the chain (policy, approval required, a blob that does not
+        // authenticate, a bad request, a cancelled job); the policy's deciding rule when it named one.
         const code = (e as { code?: unknown }).code;
-        throw withAuditRecord(e as Error, trail.denied(op, signedBy, digest, `error:${typeof code === 'string' ? code : 'INTERNAL'}`));
+        const rule = (e as { wireData?: { rule?: unknown } }).wireData?.rule;
+        throw withAuditRecord(e as Error, trail.denied(op, signedBy, digest, typeof rule === 'string' ? rule : `error:${typeof code === 'string' ? code : 'INTERNAL'}`));
       }
-      const { result, facts } = run;
+      const { result, facts } = outcome;
       let rec;
       try {
         rec = trail.signed(op, facts.keyId, digest, result);
       } catch (e) {
+        if (ticket) policy.release(ticket);
+        if (approval) approvals.released(approval);
         throw new SignerError('AUDIT_UNAVAILABLE', 'denied: the audit record could not be written, so the signature is not released', { cause: e });
       }
       if (opts.auditFlushed) {
         try {
           await opts.auditFlushed();
         } catch (e) {
+          if (ticket) policy.release(ticket);
+          if (approval) approvals.released(approval);
           throw new SignerError('AUDIT_UNAVAILABLE', 'the signature is withheld: its audit record could not be written', { cause: e });
         }
       }
-      return { result: result as JsonLike, signer: facts, audit: [rec.bytes] };
-    },
-  };
+      // Counted only now: the signature exists and its record is written.
+      if (ticket) policy.commit(ticket);
+      if (approval) approvals.consumed(approval);
+      // The new counters/approvals, sealed: the parent stores them before it releases the signature.
+      const changed = approval !== undefined || (ticket !== undefined && policy.policy.rules.some((r) => r.id === ticket!.decision.rule && r.window !== undefined));
+      const sealed = changed ? durable.seal() : undefined;
+      return { result: result as JsonLike, signer: facts, audit: [rec.bytes], ...(sealed ? { sealed: sealed as unknown as JsonLike } : {}) };
+  }
 
   const handler: BridgeHandler = async (method, params, ctx) => {
     const fn = Object.hasOwn(methods, method) ? methods[method] : undefined;

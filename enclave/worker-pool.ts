@@ -20,6 +20,7 @@ import { wipe } from '../common/bytes.js';
 import { SignerError } from '../common/errors.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
+import type { Intent } from './policy/intent.js';
 import type { WorkerConfig, WorkerIn, WorkerOut } from './worker.js';
 
 export class WorkerError extends SignerError {
@@ -51,10 +52,10 @@ export interface RunOptions {
   signal?: AbortSignal;
   /** Absolute deadline, Date.now() ms; capped at now + the pool's maxJobMs. */
   deadline?: number;
-  /** The policy decision on facts derived inside the worker; throws to refuse. */
-  authorize?: (facts: SignerFacts) => void | Promise<void>;
+  /** The policy decision on facts and the intent derived inside the worker; throws to refuse. */
+  authorize?: (facts: SignerFacts, intent: Intent) => void | Promise<void>;
   /** Records the allow decision (synchronously, right before the signing step); throws to refuse. */
-  record?: (facts: SignerFacts) => void;
+  record?: (facts: SignerFacts, intent: Intent) => void;
 }
 
 export interface SignOutcome {
@@ -224,11 +225,11 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     }
   }
 
-  async function decide(j: Job, facts: SignerFacts): Promise<void> {
+  async function decide(j: Job, facts: SignerFacts, intent: Intent): Promise<void> {
     j.phase = 'deciding';
     j.facts = facts;
     try {
-      await j.opts.authorize?.(facts);
+      await j.opts.authorize?.(facts, intent);
     } catch (e) {
       if (j.settled) return;
       j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn);
@@ -241,7 +242,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     if (Date.now() >= j.msg.deadline) return stop(j, expired());
     // Same tick as the `go` below: nothing can cancel between the record and the signing step.
     try {
-      j.opts.record?.(facts);
+      j.opts.record?.(facts, intent);
     } catch (e) {
       j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn);
       settle(j, e as Error);
@@ -256,7 +257,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     const j = slot.job;
     if (!j || j.id !== m.id || j.settled) return;
     if (m.t === 'facts') {
-      void decide(j, m.facts);
+      void decide(j, m.facts, m.intent);
       return;
     }
     if (m.t === 'done') settle(j, { result: m.result, facts: j.facts! });

@@ -3,8 +3,9 @@
  * thread, again to every replacement worker). A job runs in two steps:
  *
  *   1. `job`: unwrap the blob (AES-GCM authenticates key id, kind and
- *      keyring), derive the key's public facts from the secret, and send them
- *      back (`facts`). Nothing is signed yet; the secret stays here.
+ *      keyring), derive the key's public facts from the secret, parse the
+ *      request once into its typed intent, and send both back (`facts`).
+ *      Nothing is signed yet; the secret and the parsed value stay here.
  *   2. `go` (the enclave's policy allowed it and the decision was recorded):
  *      sign and answer `done`; or `abort`: wipe and forget.
  *
@@ -22,6 +23,7 @@ import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
 import { createKeyCache, DEFAULT_KEY_CACHE, type KeyCacheOptions } from './key-cache.js';
 import { unwrapKey } from './kms/wrapped-key.js';
+import type { Intent } from './policy/intent.js';
 import { keyFacts, prepareOperation, type PreparedOperation } from './operations.js';
 
 export type WorkerIn =
@@ -45,7 +47,8 @@ export type WorkerIn =
   | { t: 'abort'; id: number };
 
 export type WorkerOut =
-  | { t: 'facts'; id: number; facts: SignerFacts }
+  /** The key's facts and the request's typed intent, parsed once here (the value `go` signs). */
+  | { t: 'facts'; id: number; facts: SignerFacts; intent: Intent }
   | { t: 'done'; id: number; result: unknown }
   | { t: 'fail'; id: number; error: { code: string; message: string; field?: string } };
 
@@ -132,7 +135,7 @@ function handle(msg: WorkerIn): WorkerOut | undefined {
         }
         const prepared = prepareOperation(msg.op, meta, hit.secret, msg.request, hit.facts);
         pending.set(msg.id, { prepared, deadline: msg.deadline });
-        return { t: 'facts', id: msg.id, facts: prepared.facts };
+        return { t: 'facts', id: msg.id, facts: prepared.facts, intent: prepared.intent };
       } catch (e) {
         return failure(msg.id, e);
       } finally {

@@ -16,6 +16,8 @@ export type ParentErrorCode =
   | 'PARENT_KEYRING_LOCKED'
   /** The enclave answered with something that does not have the contract's shape. */
   | 'PARENT_BAD_ENCLAVE_RESPONSE'
+  /** The enclave's sealed state could not be stored: the answer it came with is withheld. */
+  | 'PARENT_STATE_UNWRITABLE'
   /** The enclave signed with a key that is not the one asked for (the keystore record was tampered with). */
   | 'PARENT_SIGNER_MISMATCH'
   /** A request parameter is wrong (JSON-RPC -32602); `field` names it. */

@@ -25,6 +25,7 @@ import { MAX_FRAME_BYTES } from '../common/limits.js';
 import { asBytes, asRecord, type EnclaveMethod } from '../common/protocol/enclave-api.js';
 import { createAuditPersister, type AuditPersister } from './audit-persist.js';
 import { auditRecordsOf, handOverCredentials, openAudit, unlockOrCreateKeyring, type EnclaveCall } from './boot.js';
+import { restoreSealedState } from './sealed-state.js';
 import { refreshDelayMs } from './credentials.js';
 import type { ResolvedParentConfig } from './config.js';
 import { startEnclaveLink, type EnclaveLink } from './enclave-link.js';
@@ -233,6 +234,8 @@ export function startGate(deps: GateDeps): Gate {
       await openAudit({ call: callOn(s), keystore, log, audit });
       if (session === s) audit.setFetch(async (fromSeq) => auditRecordsOf(asRecord(await send(s.peer, 'audit.records', { fromSeq }), 'audit.records result'), 'audit.records', 'records'));
       const out = await unlockOrCreateKeyring({ call: callOn(s), keystore, kmsKeyId: cfg.kmsKeyId, log, audit });
+      // Durable limits: the enclave's counters and approvals come back before anything is served.
+      if (out.kind === 'unlocked') await restoreSealedState(callOn(s), keystore, out.keyringId, log);
       if (session !== s) return;
       if (out.kind === 'unlocked') setKeyring('unlocked', { keyringId: out.keyringId }, out.created ? 'created' : undefined);
       else setKeyring('absent', { code: 'PARENT_KEYRING_LOCKED', reason: out.reason });

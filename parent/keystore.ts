@@ -44,6 +44,10 @@ export interface Keystore {
   getKeyByAddress(address: string): StoredKey | undefined;
   listKeys(): StoredKey[];
   countKeys(): number;
+  /** The enclave's latest sealed state record (docs/principals.md "Sealed state"): ciphertext only. */
+  getSealedState?(keyringId: string): unknown;
+  /** Stores it durably (synchronous=FULL) before the caller releases the signature it came with. */
+  putSealedState?(keyringId: string, sequence: number, record: unknown): void;
   close(): void;
 }
 
@@ -79,6 +83,14 @@ CREATE TABLE IF NOT EXISTS audit_records (
 );
 -- signer_getReceipt finds an audit key's hand-over (its attestation) by key.
 CREATE INDEX IF NOT EXISTS audit_records_key ON audit_records (audit_key, seq);
+-- The enclave's sealed state (window counters, approvals): AES-GCM under a key derived from the
+-- keyring, with its sequence; the parent only stores it (docs/principals.md "Sealed state").
+CREATE TABLE IF NOT EXISTS sealed_state (
+  keyring_id TEXT PRIMARY KEY,
+  sequence INTEGER NOT NULL,
+  record TEXT NOT NULL,
+  stored_at TEXT NOT NULL
+);
 `;
 
 const SCHEMA_VERSION = '1';
@@ -247,6 +259,21 @@ export function openKeystore(path: string, opts: { readonly?: boolean } = {}): K
     }),
     listKeys: () => wrap('read', () => (stmts.listKeys.all() as KeyRow[]).map(fromRow)),
     countKeys: () => wrap('read', () => (stmts.countKeys.get() as { n: number }).n),
+    // A read-only keystore stores no sealed state: answers that carry some are withheld (fail closed).
+    ...(opts.readonly ? {} : { getSealedState: (keyringId: string) =>
+      wrap('read', () => {
+        const row = db.prepare('SELECT record FROM sealed_state WHERE keyring_id = ?').get(keyringId) as { record: string } | undefined;
+        return row ? (JSON.parse(row.record) as unknown) : undefined;
+      }),
+    putSealedState: (keyringId: string, sequence: number, record: unknown) =>
+      wrap('write', () => {
+        db.prepare('INSERT INTO sealed_state (keyring_id, sequence, record, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT (keyring_id) DO UPDATE SET sequence = excluded.sequence, record = excluded.record, stored_at = excluded.stored_at').run(
+          keyringId,
+          sequence,
+          JSON.stringify(record),
+          new Date().toISOString(),
+        );
+      }) }),
     appendAuditRecords: (records) => withAudit(records, () => undefined),
     auditHead: () =>
       wrap('read', () => {

@@ -22,6 +22,7 @@ import { txForChain } from './chain-id.js';
 import { ParentError, invalidParam } from './errors.js';
 import { reasonOf, type Gate } from './gate.js';
 import { KeystoreError, type Keystore, type StoredKey } from './keystore.js';
+import { storeSealedState } from './sealed-state.js';
 import {
   describe,
   isPlainObject,
@@ -172,6 +173,9 @@ async function sign(ctx: MethodContext, op: SignOp, key: StoredKey, request: Rec
     throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `the enclave's answer has no valid signer: ${(e as Error).message}`, { cause: e });
   }
   checkSigner(key, facts);
+  // The enclave's new counters/approvals: stored before the signature leaves (no store, no signature).
+  const sealed = (res as Record<string, unknown>).sealed;
+  if (sealed !== undefined) storeSealedState(ctx.keystore, key.keyringId, sealed);
   if (result === null || typeof result !== 'object' || Array.isArray(result) || result instanceof Uint8Array) throw badResponse('result object');
   const out = jsonSafe(result) as Record<string, unknown>;
   recordReleased(ctx.gate.audit, records, out);
@@ -383,9 +387,61 @@ const status: Method = async (params, ctx) => {
     lastFailure: s.lastFailure ?? null,
     reconnects: s.reconnects,
     keys,
+    // The enclave's policy (name, SHA-256, source), from the enclave itself: what signed requests address (docs/principals.md).
+    policy: policyOf(enclave),
     enclave,
   };
 };
+
+function policyOf(enclave: unknown): unknown {
+  const p = (enclave as { policy?: unknown } | null)?.policy;
+  return p !== null && typeof p === 'object' ? p : null;
+}
+
+// ------------------------------------------------------------ approvals (docs/principals.md)
+// Pass-throughs: the enclave keeps the approvals, verifies every approver signature with the
+// keys of its policy, and decodes the intent it shows. The parent only checks shapes.
+
+const APPROVAL_ID = /^[A-Za-z0-9_-]{1,128}$/;
+
+function approvalId(v: unknown): string {
+  if (typeof v !== 'string' || !APPROVAL_ID.test(v)) throw invalidParam('approvalId', 'expected the approvalId of a -32010 answer');
+  return v;
+}
+
+const getApproval: Method = async (params, ctx) => {
+  const p = named(params, ['approvalId']);
+  return jsonSafe((await ctx.gate.call('approval.get', { approvalId: approvalId(p.approvalId) }, { needKeyring: false, signal: ctx.signal })) as JsonLike);
+};
+
+const listApprovals: Method = async (params, ctx) => {
+  named(params, []);
+  const r = asRecord(await ctx.gate.call('approval.list', {}, { needKeyring: false, signal: ctx.signal }), 'approval.list result');
+  return jsonSafe((r.approvals ?? []) as JsonLike);
+};
+
+function decideApproval(method: 'approval.approve' | 'approval.reject'): Method {
+  return async (params, ctx) => {
+    const p = named(params, ['approvalId', 'approver', 'signature', 'webauthn']);
+    const str = (v: unknown, f: string, max: number) => {
+      if (typeof v !== 'string' || v.length === 0 || v.length > max) throw invalidParam(f, `expected a string of 1..${max} characters`);
+      return v;
+    };
+    const out: Record<string, unknown> = { approvalId: approvalId(p.approvalId), approver: str(p.approver, 'approver', 64), signature: str(p.signature, 'signature', 512) };
+    if (p.webauthn !== undefined) {
+      const w = named(p.webauthn, ['authenticatorData', 'clientDataJSON']);
+      out.webauthn = { authenticatorData: str(w.authenticatorData, 'webauthn.authenticatorData', 4096), clientDataJSON: str(w.clientDataJSON, 'webauthn.clientDataJSON', 4096) };
+    }
+    const res = asRecord(await ctx.gate.call(method, out, { needKeyring: false, signal: ctx.signal }), `${method} result`);
+    const { sealed, ...view } = res;
+    const keyringId = ctx.gate.keyringId();
+    if (sealed !== undefined) {
+      if (keyringId === undefined) throw new ParentError('PARENT_KEYRING_LOCKED', 'no keyring is unlocked: the approval state cannot be stored');
+      storeSealedState(ctx.keystore, keyringId, sealed);
+    }
+    return jsonSafe(view as JsonLike);
+  };
+}
 
 export const METHODS: ReadonlyMap<string, Method> = new Map<string, Method>([
   ['eth_accounts', ethAccounts],
@@ -404,4 +460,8 @@ export const METHODS: ReadonlyMap<string, Method> = new Map<string, Method>([
   ['signer_attest', attest],
   ['signer_status', status],
   ...AUDIT_METHODS,
+  ['signer_getApproval', getApproval],
+  ['signer_listApprovals', listApprovals],
+  ['signer_approve', decideApproval('approval.approve')],
+  ['signer_reject', decideApproval('approval.reject')],
 ]);

@@ -24,6 +24,7 @@ import { createSimulatedNsm, simulatedImagePcrs } from '../enclave/nsm/simulated
 import { startKmsPipe, type KmsPipe } from './kms-pipe.js';
 import { startParent, type RunningParent } from './main.js';
 import { devManifest, httpRequest, rpc, waitFor } from './test-helpers.js';
+import { loadDevPolicy } from '../enclave/policy/load.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -47,6 +48,7 @@ async function bootEnclave(): Promise<RunningEnclave> {
     nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
     kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [cmk] },
     workers: 1,
+    policy: loadDevPolicy(),
     log: () => {},
   });
 }
@@ -155,6 +157,7 @@ describe('finding 9 with the real enclave', () => {
       nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
       kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [cmk] },
       workers: 1,
+      policy: loadDevPolicy(),
       log: () => {},
     });
     // The hostile host between parent and enclave: loses the frame that carries the new keyring record, once.

@@ -37,6 +37,12 @@ const UNAVAILABLE_CODES = new Set([
   'AUDIT_NOT_OPEN',
 ]);
 
+const APPROVAL_REQUIRED_RPC = -32010;
+const APPROVAL_RPC = -32011;
+
+/** Members of an enclave error's data a client may see (all set by the enclave's own code). */
+const REMOTE_DATA_KEYS = ['rule', 'approvalId', 'requestDigest', 'threshold', 'approvers', 'expiresAt'] as const;
+
 const BUSY_CODES = new Set(['PARENT_BUSY', 'BRIDGE_BUSY']);
 
 export interface MappedError {
@@ -46,12 +52,24 @@ export interface MappedError {
 
 export function toRpcError(e: unknown): MappedError {
   if (!isSignerError(e)) return { error: { code: RPC.INTERNAL_ERROR, message: 'internal error' }, outcome: 'error' };
-  const data: Record<string, string> = { code: e.code };
+  const data: Record<string, unknown> = { code: e.code };
   if (e.hint !== undefined) data.hint = e.hint;
+  // The enclave's structured refusal details (data.rule: the policy rule that decided).
+  const remote = (e as { data?: unknown }).data;
+  if (remote instanceof Map) {
+    for (const k of REMOTE_DATA_KEYS) {
+      const v = remote.get(k);
+      if (v === null || typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v))) data[k] = v;
+      else if (Array.isArray(v) && v.every((x) => typeof x === 'string')) data[k] = [...v];
+    }
+  }
   const field = (e as { field?: unknown }).field;
   if (typeof field === 'string') data.field = field;
   const message = e.message;
   if (INVALID_PARAMS_CODES.has(e.code)) return { error: { code: RPC.INVALID_PARAMS, message: `invalid params: ${message}`, data }, outcome: 'invalid_params' };
+  // Quorum approvals (docs/principals.md): -32010 waits for approvers, -32011 refuses an approval action.
+  if (e.code === 'APPROVAL_REQUIRED') return { error: { code: APPROVAL_REQUIRED_RPC, message, data }, outcome: 'denied' };
+  if (e.code.startsWith('APPROVAL_')) return { error: { code: APPROVAL_RPC, message, data }, outcome: 'denied' };
   if (DENIED_CODES.has(e.code)) {
     // The enclave's policy messages start with "denied:"; make sure every denial says so.
     return { error: { code: RPC.DENIED, message: /\bdenied\b/i.test(message) ? message : `denied: ${message}`, data }, outcome: 'denied' };

@@ -158,6 +158,12 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
       onlyKeys(p, [], 'params');
       return { record: keyringRecord ?? null };
     },
+    // Sealed state: the fake seals nothing real, it only hands back a record with a growing sequence.
+    async 'state.restore'(p) {
+      onlyKeys(p, ['record'], 'params');
+      const prev = (p.record as { sequence?: number } | null)?.sequence ?? 0;
+      return { record: { v: 1, keyringId: keyringId ?? '', sequence: prev + 1, nonce: 'AAAAAAAAAAAAAAAA', ciphertext: 'AA' }, unclean: p.record === null, restored: p.record !== null };
+    },
     async 'key.create'(p) {
       onlyKeys(p, ['kind'], 'params');
       const kind = asKind(p.kind);

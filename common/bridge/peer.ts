@@ -189,6 +189,17 @@ export function toWireError(e: unknown): WireError {
   // the parent persists it before it relays the refusal.
   const audit = (e as { auditRecord?: unknown }).auditRecord;
   if (audit instanceof Uint8Array && audit.length <= 64 * 1024) data.set('audit', audit);
+  // Structured refusal details (the policy's deciding rule, an approval's id…): short
+  // strings, integers, null and string lists only, never anything from a secret.
+  const extra = (e as { wireData?: unknown }).wireData;
+  if (extra !== null && typeof extra === 'object') {
+    for (const [k, v] of Object.entries(extra).slice(0, 16)) {
+      if (data.has(k) || k.length > 32) continue;
+      if (v === null || (typeof v === 'number' && Number.isSafeInteger(v))) data.set(k, v);
+      else if (typeof v === 'string') data.set(k, v.slice(0, 256));
+      else if (Array.isArray(v) && v.length <= 64 && v.every((x) => typeof x === 'string')) data.set(k, v.map((x: string) => x.slice(0, 128)));
+    }
+  }
   if (data.size > 0) out.data = data;
   return out;
 }

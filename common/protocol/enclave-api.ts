@@ -148,10 +148,18 @@ export interface EnclaveMethods {
   'audit.open': { params: { head?: Uint8Array }; result: { records: Uint8Array[]; auditKey: Uint8Array; opened: boolean; headSeq: number } };
   'audit.records': { params: { fromSeq: number; limit?: number }; result: { records: Uint8Array[]; headSeq: number } };
   'audit.checkpoint': { params: { nonce?: Uint8Array }; result: { checkpoint: Uint8Array; attestation: Uint8Array } };
+  /** Durable limits: the parent's latest sealed record (or null); answers the record to store now. */
+  'state.restore': { params: { record: JsonLike | null }; result: { record: JsonLike; unclean: boolean; restored: boolean } };
+  /** Quorum approvals (docs/principals.md): the view, with the request its digest covers and the intent decoded in the enclave. */
+  'approval.get': { params: { approvalId: string }; result: JsonLike };
+  'approval.list': { params: Record<string, never>; result: { approvals: JsonLike[] } };
+  /** An approver's signature over the approval message; the enclave verifies it with the key from its policy. */
+  'approval.approve': { params: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string } }; result: JsonLike };
+  'approval.reject': { params: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string } }; result: JsonLike };
 }
 
 export type EnclaveMethod = keyof EnclaveMethods;
-export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'keyring.current', 'key.create', 'sign', 'audit.open', 'audit.records', 'audit.checkpoint'];
+export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'keyring.current', 'key.create', 'sign', 'audit.open', 'audit.records', 'audit.checkpoint', 'approval.get', 'approval.list', 'approval.approve', 'approval.reject', 'state.restore'];
 
 // ------------------------------------------------------------------ guards
 

@@ -27,6 +27,7 @@ import { startKmsPipe, type KmsPipe } from '../../parent/kms-pipe.js';
 import { startEnclave, type RunningEnclave } from '../main.js';
 import { createSimulatedNsm, simulatedImagePcrs } from '../nsm/simulated.js';
 import { rewrapKeyring } from './keyring.js';
+import { loadDevPolicy } from '../policy/load.js';
 
 const CREDS = { accessKeyId: 'AKIAINTEGRATION00001', secretAccessKey: 'integration-secret-not-real', principalArn: 'arn:aws:iam::111122223333:role/parent' };
 const IMAGE = 'enclave-signer-test-image';
@@ -69,6 +70,7 @@ async function bootEnclave(imageId: string, name: string): Promise<{ enclave: Ru
     nsm,
     kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [...pinned] },
     workers: 2,
+    policy: loadDevPolicy(),
     log: () => {},
   });
   const peer = await connectBridge(enclave.uri, { role: 'parent' });

@@ -77,7 +77,11 @@ function verifiedChange(
 }
 
 export function psbtIntent(psbt: unknown, facts: PsbtKeyFacts = {}): PsbtIntent {
-  const tx = parsePsbt(psbt);
+  return psbtIntentOf(parsePsbt(psbt), facts);
+}
+
+/** The intent of an already decoded PSBT: the enclave passes the very value it will sign. */
+export function psbtIntentOf(tx: ReturnType<typeof parsePsbt>, facts: PsbtKeyFacts = {}): PsbtIntent {
   const network = facts.network ?? 'bitcoin';
   const fp = facts.masterFingerprint !== undefined ? Number.parseInt(facts.masterFingerprint, 16) : undefined;
   const derive = facts.derivePublicKey ? boundedDerive(facts.derivePublicKey) : undefined;

@@ -72,8 +72,12 @@ export function signAuthorization(
   request: unknown,
   opts: AuthorizationOptions = {},
 ): SignedAuthorization {
+  return signParsedAuthorization(privateKey, parseAuthorizationRequest(request, opts));
+}
+
+/** Signs an authorization parseAuthorizationRequest already produced (the enclave decides on this same value). */
+export function signParsedAuthorization(privateKey: Uint8Array, auth: AuthorizationRequest): SignedAuthorization {
   const key = readPrivateKey(privateKey);
-  const auth = parseAuthorizationRequest(request, opts);
   const digest = authorizationHash(auth);
   const sig = encodeSignature(signDigestRaw(key, digest));
   return {

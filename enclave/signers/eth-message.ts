@@ -64,6 +64,11 @@ export function signPersonalMessage(privateKey: Uint8Array, message: unknown): E
   return finish(key, personalMessageDigest(readPersonalMessage(message)));
 }
 
+/** EIP-191 over message bytes already read (personal_sign and eth_sign: the enclave decides on these same bytes). */
+export function signMessageBytes(privateKey: Uint8Array, message: Uint8Array): EthMessageSignature {
+  return finish(readPrivateKey(privateKey), personalMessageDigest(message));
+}
+
 /**
  * `eth_sign` as geth implements it: the data is bytes (Uint8Array or 0x hex, never text) and
  * gets the same EIP-191 prefix as personal_sign.

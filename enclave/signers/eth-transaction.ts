@@ -399,8 +399,12 @@ export function transactionSigningHash(tx: EthTransaction): Hex {
 
 /** `eth_signTransaction`: validates `request`, signs it, returns the raw signed transaction. */
 export function signEthTransaction(privateKey: Uint8Array, request: unknown): SignedEthTransaction {
+  return signParsedEthTransaction(privateKey, parseEthTransaction(request));
+}
+
+/** Signs a transaction parseEthTransaction already produced (the enclave decides on this same value). */
+export function signParsedEthTransaction(privateKey: Uint8Array, tx: EthTransaction): SignedEthTransaction {
   const key = readPrivateKey(privateKey);
-  const tx = parseEthTransaction(request);
   const from = addressFromPrivateKey(key);
   if (tx.from !== undefined && tx.from !== from.toLowerCase()) {
     throw new SigningError('SIGN_FROM_MISMATCH', 'transaction `from` is not the address of the signing key', {

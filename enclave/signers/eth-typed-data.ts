@@ -255,8 +255,12 @@ export function hashTypedDataV4(td: TypedDataV4): Hex {
 
 /** `eth_signTypedData_v4`. */
 export function signTypedDataV4(privateKey: Uint8Array, typedData: unknown): TypedDataSignature {
+  return signParsedTypedDataV4(privateKey, parseTypedDataV4(typedData));
+}
+
+/** Signs typed data parseTypedDataV4 already produced (the enclave decides on this same value). */
+export function signParsedTypedDataV4(privateKey: Uint8Array, td: TypedDataV4): TypedDataSignature {
   const key = readPrivateKey(privateKey);
-  const td = parseTypedDataV4(typedData);
   const digestHex = hashTypedDataV4(td);
   const domainSeparator = guarded('typed data hashing', () =>
     hashStruct({ data: td.domain, primaryType: 'EIP712Domain', types: td.types }),

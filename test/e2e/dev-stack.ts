@@ -147,7 +147,7 @@ export async function waitReady(socket: string, timeoutMs: number): Promise<Reco
 export interface RpcError {
   code: number;
   message: string;
-  data?: { code?: string; field?: string; hint?: string };
+  data?: { code?: string; field?: string; hint?: string; rule?: string | null; approvalId?: string; [k: string]: unknown };
 }
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any

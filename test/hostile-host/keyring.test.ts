@@ -28,6 +28,7 @@ import { startEnclave, type RunningEnclave } from '../../enclave/main.js';
 import { createSimulatedNsm, simulatedImagePcrs } from '../../enclave/nsm/simulated.js';
 import { addressFromPrivateKey } from '../../enclave/signers/index.js';
 import { startKmsPipe, type KmsPipe } from '../../parent/kms-pipe.js';
+import { loadDevPolicy } from '../../enclave/policy/load.js';
 
 const HOST = { accessKeyId: 'AKIAHOSTILEHOST00001', secretAccessKey: 'hostile-host-secret-not-real', principalArn: 'arn:aws:iam::111122223333:role/enclave-parent' };
 const IMAGE = 'enclave-signer-hostile-host';
@@ -50,6 +51,7 @@ async function bootEnclave(name: string): Promise<BridgePeer> {
     nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
     kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [PINNED] },
     workers: 1,
+    policy: loadDevPolicy(),
     log: () => {},
   });
   const peer = await connectBridge(enclave.uri, { role: 'parent' });

@@ -27,6 +27,7 @@ import { createSimulatedNsm, simulatedImagePcrs } from '../../enclave/nsm/simula
 import { startKmsPipe, type KmsPipe } from '../../parent/kms-pipe.js';
 import { startParent, type RunningParent } from '../../parent/main.js';
 import { devManifest, rpc, waitFor } from '../../parent/test-helpers.js';
+import { loadDevPolicy } from '../../enclave/policy/load.js';
 
 vi.setConfig({ testTimeout: 90_000, hookTimeout: 90_000 });
 
@@ -137,6 +138,7 @@ beforeAll(async () => {
     nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
     kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [cmk] },
     workers: 1,
+    policy: loadDevPolicy(),
     log: (l) => enclaveLog.push(l),
   });
   const manifest = devManifest(simulatedImagePcrs(IMAGE));

@@ -7,11 +7,12 @@
  */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { measureEif, parseEif, type EifMeasurements, type ParsedEif } from '../../attestation/eif/index.js';
 import { readCpio, writeCpio, type CpioEntry } from '../../build/cpio.js';
+import { DEV_POLICY_DOCUMENT } from '../../enclave/policy/dev-policy.js';
 import { REPO_ROOT, VM_CACHE } from './harness.js';
 
 export const TEST_BLOBS = join(REPO_ROOT, '.cache', 'test-blobs');
@@ -85,7 +86,11 @@ export async function buildEif(blobs: string): Promise<BuiltEif> {
   } else {
     const out = join(VM_CACHE, 'eif');
     rmSync(out, { recursive: true, force: true });
-    await run('bash', ['build-eif.sh', '--blobs', blobs, '--out', out, '--kms-key-arn', VM_CMK_ARN], 'build-eif.sh');
+    // The permissive dev policy: the VM tests exercise the appliance, not the policy language.
+    const policyFile = join(VM_CACHE, 'vm-policy.json');
+    mkdirSync(VM_CACHE, { recursive: true });
+    writeFileSync(policyFile, JSON.stringify(DEV_POLICY_DOCUMENT));
+    await run('bash', ['build-eif.sh', '--blobs', blobs, '--out', out, '--kms-key-arn', VM_CMK_ARN, '--policy', policyFile], 'build-eif.sh');
     path = join(out, 'enclave.eif');
   }
   const buildMs = Math.round(performance.now() - t0);

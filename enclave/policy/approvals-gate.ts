@@ -1,0 +1,138 @@
+/**
+ * Quorum approvals on the signing path (issue 9 §5), around the policy gate.
+ *
+ * The digest an approval covers is computed by the enclave over the request *as the enclave
+ * signs it* — method = the sign op, params = {keyId, request} — with the policy hash as
+ * audience (common/auth/request.ts `requestDigest`). The approval view carries that request,
+ * so `enclave-signer approve` recomputes the digest itself; the decoded intent shown next to
+ * it was built inside the enclave from the same parsed value the worker will sign. Resubmitting
+ * the identical JSON-RPC request gives the same enclave request (the parent's translation is
+ * deterministic), hence the same digest, and signs once; any change is another digest.
+ */
+import { requestDigest } from '../../common/auth/request.js';
+import { ApprovalBook, type ApprovalRecord, type ApprovalsState } from '../auth/approvals.js';
+import { approvalView, type ApprovalView } from '../auth/approval-required.js';
+import { ApprovalError } from '../auth/errors.js';
+import { PrincipalRegistry } from '../auth/principals.js';
+import { SignerError } from '../../common/errors.js';
+import type { PolicyGate, Ticket } from './gate.js';
+import type { Intent } from './intent.js';
+
+/** -32010 at the parent: data carries approvalId, requestDigest, rule, threshold, approvers, expiresAt. */
+export class ApprovalRequiredError extends SignerError {
+  readonly wireData: { approvalId: string; requestDigest: string; rule: string; threshold: number; approvers: string[]; expiresAt: number };
+  constructor(r: ApprovalRecord) {
+    const eligible = r.approvers.filter((a) => a !== r.requester);
+    super('APPROVAL_REQUIRED', `approval required: rule ${r.rule} needs ${r.threshold} of ${eligible.join(', ')} (${r.approvedBy.length} so far)`, {
+      hint: `approvers run: enclave-signer approve ${r.approvalId} --socket S --principal NAME --key KEY.pem; then resubmit the identical request`,
+    });
+    this.wireData = { approvalId: r.approvalId, requestDigest: r.requestDigest, rule: r.rule, threshold: r.threshold, approvers: eligible, expiresAt: r.expiresAt };
+  }
+}
+
+/** ApprovalError with its approval id on the wire (data.approvalId). */
+function withWireData(e: unknown): unknown {
+  if (e instanceof ApprovalError && e.approvalId !== undefined) Object.defineProperty(e, 'wireData', { value: { approvalId: e.approvalId } });
+  return e;
+}
+
+/** bigints → decimal strings: the intent as JSON for approvers. */
+export function intentJson(i: Intent): unknown {
+  return JSON.parse(JSON.stringify(i, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
+}
+
+export interface ApprovalsGate {
+  readonly book: ApprovalBook;
+  /** Replaces the book with restored (sealed) state; the decoded intents are restored with it. */
+  restore(state: ApprovalsState, intents: Record<string, unknown>): void;
+  /** The state to seal: the book and the decoded intents of its live records. */
+  export(): { approvals: ApprovalsState; intents: Record<string, unknown> };
+  /**
+   * Decides a request: a ticket to sign (and, if approvals were used, the record to consume
+   * once signed), or throws POLICY_DENIED / APPROVAL_REQUIRED / APPROVAL_*.
+   */
+  authorize(req: { op: string; keyId: string | null; request: unknown; intent: Intent; principal: string }): { ticket: Ticket; approval?: ApprovalRecord };
+  /** After the signature exists. */
+  consumed(approval: ApprovalRecord): void;
+  /** The signature never came: the approval stays approved for the next identical request. */
+  released(approval: ApprovalRecord): void;
+  view(approvalId: string): ApprovalView & { intent: unknown };
+  list(): (ApprovalView & { intent: unknown })[];
+  approve(p: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string } }, decision: 'approve' | 'reject'): ApprovalView & { intent: unknown };
+}
+
+export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
+  const principals = new PrincipalRegistry(gate.policy.principals);
+  let book = new ApprovalBook({ principals, now: gate.now });
+  /** The decoded intent per approval (what approvers are shown); dropped with the record. */
+  const intents = new Map<string, unknown>();
+  const withIntent = (v: ApprovalView) => ({ ...v, intent: intents.get(v.approvalId) ?? null });
+  /** Approved records a signature is under way for: one approval signs once, even when resubmitted concurrently. */
+  const inFlight = new Set<string>();
+
+  return {
+    get book() {
+      return book;
+    },
+    restore(state, restoredIntents) {
+      book = new ApprovalBook({ principals, now: gate.now }, state);
+      intents.clear();
+      for (const r of book.list()) if (Object.hasOwn(restoredIntents, r.approvalId)) intents.set(r.approvalId, restoredIntents[r.approvalId]);
+    },
+    export() {
+      const approvals = book.export();
+      const live: Record<string, unknown> = {};
+      for (const r of approvals.records) if (intents.has(r.approvalId)) live[r.approvalId] = intents.get(r.approvalId);
+      return { approvals, intents: live };
+    },
+    authorize({ op, keyId, request, intent, principal }) {
+      const d = gate.evaluate(intent, principal);
+      if (d.outcome !== 'pending' || !d.approvals || d.rule === null) return { ticket: gate.authorize(intent, principal) };
+      const params = keyId === null ? { request } : { keyId, request };
+      const digest = requestDigest(gate.hash, op, params);
+      let record: ApprovalRecord;
+      try {
+        record = book.authorize({ requestDigest: digest, rule: d.rule, threshold: d.approvals.threshold, approvers: d.approvals.approvers, requester: principal, ttlSeconds: d.approvals.ttlSeconds, request: { method: op, params } });
+      } catch (e) {
+        throw withWireData(e);
+      }
+      if (!intents.has(record.approvalId)) intents.set(record.approvalId, intentJson(intent));
+      if (record.approvedBy.length < record.threshold) throw new ApprovalRequiredError(record);
+      if (inFlight.has(record.approvalId)) throw withWireData(new ApprovalError('APPROVAL_CLOSED', `approval ${record.approvalId} is being used to sign right now`, { approvalId: record.approvalId }));
+      // Approved: the engine decides again with the verified approvals (windows, deny rules still apply).
+      const ticket = gate.authorize(intent, principal, { approvedBy: record.approvedBy, rejectedBy: record.rejectedBy === null ? [] : [record.rejectedBy] });
+      inFlight.add(record.approvalId);
+      return { ticket, approval: record };
+    },
+    released(approval) {
+      inFlight.delete(approval.approvalId);
+    },
+    consumed(approval) {
+      inFlight.delete(approval.approvalId);
+      try {
+        book.consume(approval.approvalId, { requestDigest: approval.requestDigest, rule: approval.rule, requester: approval.requester });
+      } catch {
+        // consumed concurrently or expired meanwhile: the signature already exists; nothing to undo
+      }
+    },
+    view(approvalId) {
+      try {
+        return withIntent(approvalView(book.get(approvalId), gate.now()));
+      } catch (e) {
+        throw withWireData(e);
+      }
+    },
+    list() {
+      const now = gate.now();
+      return book.list().map((r) => withIntent(approvalView(r, now)));
+    },
+    approve(p, decision) {
+      try {
+        const r = decision === 'approve' ? book.approve(p.approvalId, p.approver, p.signature, p.webauthn) : book.reject(p.approvalId, p.approver, p.signature, p.webauthn);
+        return withIntent(approvalView(r, gate.now()));
+      } catch (e) {
+        throw withWireData(e);
+      }
+    },
+  };
+}

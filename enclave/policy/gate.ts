@@ -1,0 +1,117 @@
+/**
+ * The policy engine as the running enclave uses it: the compiled policy (loaded once at boot,
+ * from the measured image or the dev command), its hash, and the live window state.
+ *
+ * `authorize` evaluates an intent for a verified principal and, when it may be signed, returns
+ * a ticket that *reserves* its place in the rule's window (so two concurrent requests cannot
+ * both fit into the last slot). `commit` counts the ticket once the signature exists; `release`
+ * drops a reservation whose signature never came (cancelled, expired, failed). Windows thus
+ * count only what was signed.
+ */
+import { SignerError } from '../../common/errors.js';
+import type { CompiledPolicy } from './document.js';
+import { evaluate, recordSigned, type Decision } from './evaluate.js';
+import type { Intent, PolicyOp } from './intent.js';
+import { policyHash } from './policy-hash.js';
+import { checkWindowState, emptyWindowState, type WindowState } from './windows.js';
+
+/** Where the policy came from: reported in the log and in `signer_status`. */
+export type PolicySource = 'image' | 'file' | 'dev-default';
+
+/** A refusal of the policy engine; `rule` (the deciding rule, or null) crosses the bridge as data.rule. */
+export class PolicyDeniedError extends SignerError {
+  readonly wireData: { rule: string | null };
+  constructor(code: 'POLICY_DENIED' | 'POLICY_UNAVAILABLE', message: string, rule: string | null, opts: { cause?: unknown; hint?: string } = {}) {
+    super(code, message, opts);
+    this.wireData = { rule };
+  }
+}
+
+export interface Ticket {
+  readonly decision: Decision;
+  readonly intent: Intent;
+  readonly now: number;
+  readonly principal: string;
+}
+
+export interface PolicyGateOptions {
+  source: PolicySource;
+  /** Ops refused before the engine runs (`enclave-signer enclave --deny-op`). */
+  denyOps?: readonly PolicyOp[];
+  /** Unix seconds; the enclave's own clock. */
+  now?: () => number;
+}
+
+export interface PolicyGate {
+  readonly policy: CompiledPolicy;
+  /** SHA-256 of the canonical document, hex (signer_status policy.hash, attestation user_data). */
+  readonly hash: string;
+  readonly source: PolicySource;
+  now(): number;
+  /** Evaluates without reserving (approvals need the decision before anything is signed). */
+  evaluate(intent: Intent, principal: string, approvals?: { approvedBy: readonly string[]; rejectedBy: readonly string[] }): Decision;
+  /** Throws PolicyDeniedError unless the decision is `signed`; reserves the window slot. */
+  authorize(intent: Intent, principal: string, approvals?: { approvedBy: readonly string[]; rejectedBy: readonly string[] }): Ticket;
+  commit(t: Ticket): void;
+  release(t: Ticket): void;
+  /** The committed window state (what is sealed). */
+  windows(): WindowState;
+  restoreWindows(state: unknown): void;
+}
+
+export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions): PolicyGate {
+  const hash = policyHash(policy);
+  const deny = new Set(opts.denyOps ?? []);
+  const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  let committed: WindowState = emptyWindowState();
+  const reserved = new Set<Ticket>();
+
+  /** Committed state plus every in-flight reservation. */
+  const effective = (): WindowState => {
+    let w = committed;
+    for (const t of reserved) w = recordSigned(policy, w, t.decision, t.intent, t.now);
+    return w;
+  };
+
+  const decide = (intent: Intent, principal: string, approvals?: { approvedBy: readonly string[]; rejectedBy: readonly string[] }, now = clock()): Decision => {
+    if (deny.has(intent.op)) return { outcome: 'refused', rule: '--deny-op', reason: `denied: ${intent.op} is disabled by the enclave's policy` };
+    try {
+      return evaluate(policy, intent, { principal, now, windows: effective(), ...(approvals ? { approvals: approvals.approvedBy, rejections: approvals.rejectedBy } : {}) });
+    } catch (e) {
+      throw new PolicyDeniedError('POLICY_UNAVAILABLE', 'denied: the signing policy could not be evaluated', null, { cause: e });
+    }
+  };
+
+  return {
+    policy,
+    hash,
+    source: opts.source,
+    now: clock,
+    evaluate: (intent, principal, approvals) => decide(intent, principal, approvals),
+    authorize(intent, principal, approvals) {
+      const now = clock();
+      const d = decide(intent, principal, approvals, now);
+      if (d.outcome === 'signed') {
+        const t: Ticket = { decision: d, intent, now, principal };
+        reserved.add(t);
+        return t;
+      }
+      if (d.outcome === 'pending') {
+        throw new PolicyDeniedError('POLICY_DENIED', `denied: ${d.reason}`, d.rule, { hint: 'this request needs approvals (signer_getApproval / enclave-signer approve)' });
+      }
+      const msg = d.reason.startsWith('denied') ? d.reason : `denied: ${d.reason.replace(/^refused: /, '')}`;
+      throw new PolicyDeniedError('POLICY_DENIED', msg, d.rule);
+    },
+    commit(t) {
+      if (!reserved.delete(t)) return;
+      committed = recordSigned(policy, committed, t.decision, t.intent, t.now);
+    },
+    release(t) {
+      reserved.delete(t);
+    },
+    windows: () => committed,
+    restoreWindows(state) {
+      committed = checkWindowState(state);
+    },
+  };
+}
