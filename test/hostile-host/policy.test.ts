@@ -11,6 +11,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cborToJson, jsonToCbor } from '../../common/cbor-json.js';
 import { toWireError } from '../../common/bridge/peer.js';
+import { parseRecord } from '../../common/audit/record.js';
 import { createDevCa, type DevCa } from '../../dev/ca/index.js';
 import { wrapKey } from '../../enclave/kms/wrapped-key.js';
 import { createSimulatedNsm } from '../../enclave/nsm/simulated.js';
@@ -56,10 +57,13 @@ function enclave(gate: PolicyGate = createPolicyGate(compilePolicy(POLICY), { so
   pool.setKeyring(KEYRING_ID, ringKey);
   const s = createEnclaveService({ nsm: createSimulatedNsm({ ca }), pool, policy: gate, kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS')), allowedKeyArns: [PINNED] } });
   services.push(s);
+  // As the parent's boot does: the audit log opens first (no decision without it, docs/audit.md).
+  opened.set(s, s.handler('audit.open', jsonToCbor({}), { signal: new AbortController().signal, id: 0 }));
   return { s, gate };
 }
+const opened = new WeakMap<EnclaveService, Promise<unknown>>();
 
-const host = async (s: EnclaveService, method: string, params: unknown, signal = new AbortController().signal) => cborToJson(await s.handler(method, jsonToCbor(params), { signal, id: 1 })) as Record<string, unknown>;
+const host = async (s: EnclaveService, method: string, params: unknown, signal = new AbortController().signal) => (await opened.get(s), cborToJson(await s.handler(method, jsonToCbor(params), { signal, id: 1 })) as Record<string, unknown>);
 const refusal = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a refusal'); }, (e: unknown) => e as { code: string; message: string });
 const tx = (to: string, value: number, data?: string) => ({ tx: { type: '0x2', chainId: '0x1', nonce: '0x0', gas: '0x5208', maxFeePerGas: '0x1', maxPriorityFeePerGas: '0x1', to, value: `0x${value.toString(16)}`, ...(data ? { data } : {}) } });
 
@@ -69,7 +73,11 @@ describe('hostile host vs the policy engine', () => {
     const e = await refusal(host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(BLOCKED, 1) }));
     expect(e.code).toBe('POLICY_DENIED');
     // What crosses the bridge to the parent (and becomes JSON-RPC 4001 data.rule).
-    expect(toWireError(e).data).toEqual(new Map([['rule', 'blocklist']]));
+    // It also carries the refusal's signed audit record, which names the same deciding rule.
+    const wire = toWireError(e).data as Map<string, unknown>;
+    expect(wire.get('rule')).toBe('blocklist');
+    expect([...wire.keys()].sort()).toEqual(['audit', 'rule']);
+    expect(parseRecord(wire.get('audit') as Uint8Array).body).toMatchObject({ decision: 'denied', rule: 'blocklist', op: 'eth_signTransaction' });
     // Nor by hiding the recipient in ERC-20 calldata to a token the policy does not name.
     const transfer = '0xa9059cbb' + BLOCKED.slice(2).padStart(64, '0') + '1'.padStart(64, '0');
     expect((await refusal(host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(USDC, 0, transfer) }))).code).toBe('POLICY_DENIED');
