@@ -106,11 +106,13 @@ describe('enclave image bundles (build-eif.sh step 4)', () => {
     ]);
   });
 
-  // 950 KB since issue 11: the bundle also carries @noble/secp256k1 v3 (the signers' primitive, ~25 KB
-  // bundled) beside @noble/curves; the AWS SDK alone was 600 KB over this budget when not tree-shaken.
-  it('the enclave bundle stays lean: the AWS SDK is tree-shaken (under 950 KB in all; it was 1.5 MB)', () => {
+  // 1.15 MB since issues 9 and 10: the bundle now carries what decides inside the enclave — the
+  // policy engine with its typed intents, approvals, sealed state and the audit chain (about 170 KB
+  // bundled) — and since issue 11 @noble/secp256k1 v3 (~25 KB). The AWS SDK alone was 600 KB over
+  // the old budget when not tree-shaken, so this still catches an SDK regression.
+  it('the enclave bundle stays lean: the AWS SDK is tree-shaken (under 1.15 MB in all; it was 1.5 MB)', () => {
     const b = built.get('/app/enclave.mjs')!;
-    expect(b.bytes).toBeLessThan(950_000);
+    expect(b.bytes).toBeLessThan(1_150_000);
   });
 });
 

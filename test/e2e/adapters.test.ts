@@ -122,7 +122,7 @@ describe('enclave-signer/viem: enclaveAccount', () => {
     expect(unknown).toMatchObject({ code: -32602, rule: 'PARENT_INVALID_PARAMS' });
     const denied = await enclaveAccount({ socket: denying.socket, address: deniedAddress }).signMessage({ message: 'x' }).catch((x: unknown) => x);
     expect(denied).toBeInstanceOf(BaseError);
-    expect(denied).toMatchObject({ code: 4001, rule: 'POLICY_DENIED' });
+    expect(denied).toMatchObject({ code: 4001, rule: '--deny-op' });
     expect((denied as BaseError).shortMessage).toMatch(/denied/);
   });
 });
@@ -163,7 +163,7 @@ describe('enclave-signer/ethers: EnclaveSigner', () => {
     const unknown = await new EnclaveSigner({ socket: stack.socket, address: UNKNOWN }).signMessage('x').catch((x: unknown) => x);
     expect(unknown).toMatchObject({ code: 'UNKNOWN_ERROR', error: { code: -32602 }, rule: 'PARENT_INVALID_PARAMS' });
     const denied = await new EnclaveSigner({ socket: denying.socket, address: deniedAddress }).signMessage('x').catch((x: unknown) => x);
-    expect(denied).toMatchObject({ code: 'ACTION_REJECTED', action: 'signMessage', reason: 'rejected', info: { error: { code: 4001 }, rule: 'POLICY_DENIED' } });
+    expect(denied).toMatchObject({ code: 'ACTION_REJECTED', action: 'signMessage', reason: 'rejected', info: { error: { code: 4001 }, rule: '--deny-op' } });
   });
 });
 
