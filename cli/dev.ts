@@ -23,6 +23,9 @@ Options:
   --socket PATH    signing socket (default <data-dir>/signer.sock)
   --http H:P       also serve JSON-RPC over loopback HTTP (127.0.0.1 or [::1] only)
   --chain-id N     serve chain N: eth_chainId/net_version answer it, other chainIds are refused
+  --downstream URL proxy mode: forward read methods to this Ethereum node, and serve
+                   eth_sendTransaction (fill from the node, sign in the enclave, broadcast);
+                   without --chain-id the node's chain id is served, with it they must match
   --deny-op OP     the enclave refuses this signing operation (repeatable; shows a policy denial)
   --json           print the endpoints as one JSON line once ready (for scripts)
   -h, --help       this help
@@ -35,6 +38,7 @@ const SPEC = {
   'deny-op': { type: 'string', multiple: true },
   json: { type: 'boolean' },
   'chain-id': { type: 'string' },
+  downstream: { type: 'string' },
 } as const;
 
 export async function dev(argv: string[], io: Io): Promise<number> {
@@ -51,6 +55,7 @@ export async function dev(argv: string[], io: Io): Promise<number> {
     if (a.flags.http) config.http = a.flags.http;
     const chainId = chainIdFlag(a.flags['chain-id']);
     if (chainId !== undefined) config.chainId = chainId;
+    if (a.flags.downstream !== undefined) config.downstream = a.flags.downstream;
     const running = await startDevAppliance(config);
     io.stderr(running.banner + '\n');
     if (a.flags.json) {
