@@ -5,15 +5,16 @@
  * right sender; concurrent sends from one key get distinct nonces and all
  * mine; the viem and ethers adapters' sendTransaction are mined too.
  */
-import { JsonRpcProvider, verifyMessage as ethersVerifyMessage } from 'ethers';
+import { JsonRpcProvider, verifyMessage as ethersVerifyMessage, verifyTypedData as ethersVerifyTypedData, type TypedDataField } from 'ethers';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createPublicClient, createWalletClient, http, verifyMessage, type Hex } from 'viem';
+import { createPublicClient, createWalletClient, http, verifyMessage, verifyTypedData, type Hex } from 'viem';
 import { hardhat } from 'viem/chains';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { EnclaveSigner } from '../../client/ethers.js';
 import { enclaveAccount } from '../../client/viem.js';
+import { EIP712_MAIL } from '../eip712-mail.js';
 import { startHardhatNode, type HardhatNode } from '../hardhat-node.js';
 import { call, rpc, startDevStack, type DevStack } from './dev-stack.js';
 
@@ -89,6 +90,8 @@ describe('proxy mode (--downstream) on hardhat EDR', () => {
     expect(r.from).toBe(address.toLowerCase());
     const signature = await account.signMessage({ message: 'on a real chain' });
     expect(await verifyMessage({ address, message: 'on a real chain', signature })).toBe(true);
+    const typed = await account.signTypedData(EIP712_MAIL);
+    expect(await verifyTypedData({ address, ...EIP712_MAIL, signature: typed })).toBe(true);
   });
 
   it('viem: a wallet client whose transport is the signer itself (proxy) sends too', async () => {
@@ -107,6 +110,8 @@ describe('proxy mode (--downstream) on hardhat EDR', () => {
       expect(r?.from).toBe(address);
       const sig = await signer.signMessage('ethers on a real chain');
       expect(ethersVerifyMessage('ethers on a real chain', sig)).toBe(address);
+      const t = EIP712_MAIL as unknown as { domain: Record<string, unknown>; types: Record<string, TypedDataField[]>; message: Record<string, unknown> };
+      expect(ethersVerifyTypedData(t.domain, t.types, t.message, await signer.signTypedData(t.domain, t.types, t.message))).toBe(address);
     } finally {
       provider.destroy();
     }
