@@ -28,6 +28,9 @@ Options:
   --chain-id N     serve chain N: eth_chainId/net_version answer it, other chainIds are refused
   --policy FILE    the enclave's signing policy (docs/policy.md); an invalid file means dev refuses
                    to start, with the reason. Without it: the permissive dev policy (said in the banner)
+  --downstream URL proxy mode: forward read methods to this Ethereum node, and serve
+                   eth_sendTransaction (fill from the node, sign in the enclave, broadcast);
+                   without --chain-id the node's chain id is served, with it they must match
   --deny-op OP     the enclave refuses this signing operation (repeatable; shows a policy denial)
   --json           print the endpoints as one JSON line once ready (for scripts)
   -h, --help       this help
@@ -41,6 +44,7 @@ const SPEC = {
   policy: { type: 'string' },
   json: { type: 'boolean' },
   'chain-id': { type: 'string' },
+  downstream: { type: 'string' },
 } as const;
 
 export async function dev(argv: string[], io: Io): Promise<number> {
@@ -66,6 +70,7 @@ export async function dev(argv: string[], io: Io): Promise<number> {
       }
       config.policy = resolve(a.flags.policy);
     }
+    if (a.flags.downstream !== undefined) config.downstream = a.flags.downstream;
     const running = await startDevAppliance(config);
     io.stderr(running.banner + '\n');
     if (a.flags.json) {

@@ -10,6 +10,7 @@ import { MAX_SIGNED_MANIFEST_BYTES } from '../attestation/manifest-signature.js'
 import { parseStrictJson } from '../attestation/manifest-json.js';
 import type { KmsPipeConfig, ParentConfig } from '../parent/config.js';
 import type { CredentialsConfig } from '../parent/credentials.js';
+import type { DownstreamConfig } from '../parent/downstream.js';
 import { ParentError } from '../parent/errors.js';
 import { createImdsCredentialSource, type ImdsCredentialSource } from '../parent/imds.js';
 import { startParent, type RunningParent } from '../parent/main.js';
@@ -52,6 +53,12 @@ Keys and KMS:
   --chain-id <N>               the chain this signer serves: eth_chainId/net_version answer N and
                                eth_signTransaction refuses another chainId (fills N when absent)
 
+Proxy mode (docs/json-rpc.md "Proxy mode"):
+  --downstream <url>           http(s) JSON-RPC URL of an Ethereum node: read methods are forwarded
+                               to it, eth_sendTransaction fills nonce/gas/fees from it, signs in the
+                               enclave and broadcasts; --chain-id must match the node's (checked at start)
+  --downstream-timeout <sec>   deadline of one call to the node (default 10)
+
 KMS byte pipe (what the enclave's KMS client dials; TLS stays end to end):
   --kms-pipe <uri>             listen here, e.g. vsock://4294967295:8000 (off when not given)
   --kms-target <host:port>     where the pipe goes (default kms.<region>.amazonaws.com:443)
@@ -85,6 +92,8 @@ const SPEC = {
   'aws-credentials': { type: 'string' },
   'keystore-readonly': { type: 'boolean' },
   'chain-id': { type: 'string' },
+  downstream: { type: 'string' },
+  'downstream-timeout': { type: 'string' },
   'socket-mode': { type: 'string' },
   http: { type: 'string' },
   'request-timeout': { type: 'string' },
@@ -113,6 +122,15 @@ function seconds(flag: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   if (!/^\d+(?:\.\d+)?$/.test(v) || Number(v) <= 0) throw new UsageError(`--${flag} must be a positive number of seconds, got ${JSON.stringify(v)}`);
   return Math.round(Number(v) * 1000);
+}
+
+/** --downstream URL [--downstream-timeout S] (proxy mode); the URL itself is checked by the parent's config. */
+export function downstreamFlags(url: string | undefined, timeoutMs: number | undefined): DownstreamConfig | undefined {
+  if (url === undefined) {
+    if (timeoutMs !== undefined) throw new UsageError('--downstream-timeout needs --downstream');
+    return undefined;
+  }
+  return timeoutMs === undefined ? { url } : { url, timeoutMs };
 }
 
 function imdsCredentials(v: string): CredentialsConfig {
@@ -214,6 +232,8 @@ export async function configFromArgs(argv: string[]): Promise<ParentConfig | 'he
   if (f['keystore-readonly']) cfg.keystoreReadonly = true;
   const chainId = chainIdFlag(f['chain-id']);
   if (chainId !== undefined) cfg.chainId = chainId;
+  const downstream = downstreamFlags(f.downstream, seconds('downstream-timeout', f['downstream-timeout']));
+  if (downstream) cfg.downstream = downstream;
   listenerFlags(f, cfg);
   if (kmsPipe) cfg.kmsPipe = kmsPipe;
   return cfg;

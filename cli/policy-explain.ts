@@ -74,6 +74,8 @@ function summary(i: Intent): string[] {
           : c.kind === 'erc20-transfer' ? `ERC-20 transfer ${c.amount} to ${c.to}`
             : c.kind === 'erc20-approve' ? `ERC-20 approve ${c.amount} to spender ${c.spender}`
               : c.kind === 'erc20-transferFrom' ? `ERC-20 transferFrom ${c.from} → ${c.to}, ${c.amount}`
+                : c.kind === 'erc20-mint' ? `ERC-20 mint ${c.amount} to ${c.to}`
+                : c.kind === 'erc20-burn' ? `ERC-20 burn ${c.amount} (from the signer's own balance)`
                 : c.kind === 'other' ? `call ${c.selector} with ${c.args.length} argument word(s)` : `short calldata ${c.data}`;
       return [
         `chain ${t.chainId}, ${t.type}, to ${t.to ?? '(contract creation)'}, value ${t.value} wei`,

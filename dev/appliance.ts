@@ -16,6 +16,8 @@ export interface DevApplianceConfig {
   http?: string;
   /** The chain the signer serves (eth_chainId, net_version, the eth_signTransaction check); none by default. */
   chainId?: number;
+  /** Proxy mode: the Ethereum node's JSON-RPC URL (parent/downstream-methods.ts). */
+  downstream?: string;
   /** Signing operations the enclave refuses (shows a policy denial). */
   denyOps?: readonly string[];
   /** The enclave's policy file (absolute); absent: the permissive dev policy. */
@@ -48,6 +50,7 @@ function parentFor(infra: DevInfra, config: DevApplianceConfig): Promise<Running
     credentials: { kind: 'static', ...DEV_CREDENTIALS },
     log: config.parentLog,
     ...(config.chainId === undefined ? {} : { chainId: config.chainId }),
+    ...(config.downstream === undefined ? {} : { downstream: config.downstream }),
   });
 }
 

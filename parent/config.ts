@@ -15,6 +15,7 @@ import { parseTransportUri } from '../common/transport/index.js';
 import { isSignerError } from '../common/errors.js';
 import { createCredentialsProvider, type CredentialsConfig, type CredentialsProvider } from './credentials.js';
 import { MAX_CHAIN_ID } from './chain-id.js';
+import { resolveDownstreamConfig, type DownstreamConfig, type ResolvedDownstreamConfig } from './downstream.js';
 import { ParentError } from './errors.js';
 import { DEFAULT_CONNECTION_LIMITS, type ConnectionLimits } from './server.js';
 
@@ -68,6 +69,8 @@ export interface ParentConfig {
   connectionLimits?: Partial<ConnectionLimits>;
   /** The chain this signer serves (parent/chain-id.ts): answered by eth_chainId / net_version, checked on eth_signTransaction. */
   chainId?: number;
+  /** Proxy mode (parent/downstream-methods.ts): the Ethereum node read methods and eth_sendTransaction go to. */
+  downstream?: DownstreamConfig | string;
 }
 
 export interface KmsPipeConfig {
@@ -102,6 +105,7 @@ export interface ResolvedParentConfig {
   reconnect: { minMs: number; maxMs: number };
   connectionLimits: Partial<ConnectionLimits>;
   chainId: number | undefined;
+  downstream: ResolvedDownstreamConfig | undefined;
   log: (line: string) => void;
 }
 
@@ -226,6 +230,7 @@ export function resolveParentConfig(c: ParentConfig): ResolvedParentConfig {
     reconnect: { minMs, maxMs },
     connectionLimits: resolveConnectionLimits(c.connectionLimits),
     chainId: c.chainId === undefined ? undefined : int('chainId', c.chainId, 0, 1, MAX_CHAIN_ID),
+    downstream: c.downstream === undefined ? undefined : resolveDownstreamConfig(c.downstream),
     log: c.log ?? ((line: string) => void process.stderr.write(`[parent] ${line}\n`)),
   };
 }

@@ -14,6 +14,8 @@
 import { registerVsockTransportFor } from '../common/transport/vsock.js';
 import { chainIdMethods } from './chain-id.js';
 import { resolveParentConfig, type KmsPipeConfig, type ParentConfig, type ResolvedParentConfig } from './config.js';
+import { createDownstream, type Downstream } from './downstream.js';
+import { checkDownstreamChain, downstreamMethods } from './downstream-methods.js';
 import { createDispatcher, type Dispatcher } from './dispatch.js';
 import { startGate, type Gate, type GateSnapshot } from './gate.js';
 import { createHttpHandler } from './http.js';
@@ -71,7 +73,21 @@ interface Services {
   metrics: Metrics;
 }
 
-function startServices(cfg: ResolvedParentConfig): Services {
+/** Proxy mode's forwarded methods and eth_sendTransaction; none without --downstream. */
+function proxyMethods(downstream: Downstream | undefined): [string, Method][] {
+  return downstream ? downstreamMethods(downstream, METHODS.get('eth_signTransaction')!) : [];
+}
+
+/** With --downstream: the node's chain id, checked against --chain-id (a contradiction refuses the start). */
+async function connectDownstream(cfg: ResolvedParentConfig): Promise<Downstream | undefined> {
+  if (!cfg.downstream) return undefined;
+  const downstream = createDownstream(cfg.downstream);
+  cfg.chainId = await checkDownstreamChain(downstream, cfg.chainId);
+  cfg.log(`proxy mode: downstream node ${downstream.describe}, chain id ${cfg.chainId}`);
+  return downstream;
+}
+
+function startServices(cfg: ResolvedParentConfig, downstream: Downstream | undefined): Services {
   const keystore: Keystore = openKeystore(cfg.keystore, { readonly: cfg.keystoreReadonly });
   let gate: Gate;
   try {
@@ -80,7 +96,7 @@ function startServices(cfg: ResolvedParentConfig): Services {
     keystore.close();
     throw e;
   }
-  const methods = new Map<string, Method>([...METHODS, ...chainIdMethods(cfg.chainId)]);
+  const methods = new Map<string, Method>([...METHODS, ...chainIdMethods(cfg.chainId), ...proxyMethods(downstream)]);
   const metrics = createMetrics(methods.keys());
   const dispatcher = createDispatcher({
     methods,
@@ -149,11 +165,12 @@ export async function startParent(config: ParentConfig): Promise<RunningParent> 
   // vsock only when the config names it: a unix:/tcp:// configuration never opens AF_VSOCK.
   await registerVsockTransportFor([cfg.enclave, config.kmsPipe?.listen]);
 
+  const downstream = await connectDownstream(cfg);
   const pipe = config.kmsPipe ? await startPipe(config.kmsPipe, log) : undefined;
   let services: Services | undefined;
   let server: SigningServer;
   try {
-    services = startServices(cfg);
+    services = startServices(cfg, downstream);
     server = await listen(cfg, services);
   } catch (e) {
     const s = services;

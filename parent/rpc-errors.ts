@@ -6,6 +6,7 @@
  * traces, no library messages.
  */
 import { isSignerError } from '../common/errors.js';
+import { DownstreamError } from './downstream.js';
 import { RPC, type RpcErrorObject } from './jsonrpc.js';
 
 export type Outcome = 'ok' | 'invalid_request' | 'not_found' | 'invalid_params' | 'denied' | 'unavailable' | 'busy' | 'error';
@@ -76,10 +77,29 @@ export function toRpcError(e: unknown): MappedError {
   }
   if (UNAVAILABLE_CODES.has(e.code)) return { error: { code: RPC.UNAVAILABLE, message, data }, outcome: 'unavailable' };
   if (BUSY_CODES.has(e.code)) return { error: { code: RPC.LIMIT_EXCEEDED, message: `busy: ${message}`, data }, outcome: 'busy' };
+  if (e instanceof DownstreamError) return downstreamRpcError(e, data);
   if (e.code === 'BRIDGE_CANCELLED') return { error: { code: RPC.SERVER_ERROR, message: 'request cancelled', data }, outcome: 'error' };
   if (e.code === 'INTERNAL' || e.code === 'SIGN_INTERNAL') {
     return { error: { code: RPC.INTERNAL_ERROR, message: `enclave internal error: ${message}`, data }, outcome: 'error' };
   }
   // Everything else the enclave or parent refused for a reason of its own (KMS, worker, PSBT signing, …).
   return { error: { code: RPC.SERVER_ERROR, message, data }, outcome: 'error' };
+}
+
+/**
+ * Proxy mode's node errors (parent/downstream.ts): the node's own JSON-RPC
+ * error passes through (code, message, data — e.g. a revert reason clients
+ * decode); a node that is down or slow is -32002, one that answers garbage
+ * -32603, each with what the node did.
+ */
+function downstreamRpcError(e: DownstreamError, data: Record<string, string>): MappedError {
+  if (e.code === 'DOWNSTREAM_ERROR' && e.nodeError) {
+    const { code, message } = e.nodeError;
+    // A node cannot pose as this signer's policy: its 4001 is not a denial by the enclave.
+    const error: RpcErrorObject = { code: code === RPC.DENIED ? RPC.SERVER_ERROR : code, message };
+    if (e.nodeError.data !== undefined) error.data = e.nodeError.data;
+    return { error, outcome: 'error' };
+  }
+  if (e.code === 'DOWNSTREAM_UNAVAILABLE') return { error: { code: RPC.UNAVAILABLE, message: e.message, data }, outcome: 'unavailable' };
+  return { error: { code: RPC.INTERNAL_ERROR, message: e.message, data }, outcome: 'error' };
 }

@@ -1,5 +1,6 @@
 /**
- * Calldata decoding for the policy: ERC-20 `transfer`, `approve` and `transferFrom`, decoded
+ * Calldata decoding for the policy: ERC-20 `transfer`, `approve` and `transferFrom` (and an
+ * issuer's `mint(address,uint256)` and `burn(uint256)`), decoded
  * only when the bytes are exactly their canonical ABI encoding (right length, address words
  * with zero high bytes). Anything else — extra bytes, dirty padding — is kept as a raw
  * selector and arguments, so an `erc20` rule never matches it: a token's own decoder might
@@ -12,6 +13,8 @@ export const SELECTOR = {
   transfer: '0xa9059cbb',
   approve: '0x095ea7b3',
   transferFrom: '0x23b872dd',
+  mint: '0x40c10f19',
+  burn: '0x42966c68',
 } as const;
 
 function word(body: string, i: number): string {
@@ -45,6 +48,11 @@ export function decodeCall(data: Hex): DecodedCall {
     const to = addressWord(word(body, 1));
     if (from && to) return { kind: 'erc20-transferFrom', from, to, amount: BigInt(`0x${word(body, 2)}`) };
   }
+  if (selector === SELECTOR.mint && exact(2)) {
+    const to = addressWord(word(body, 0));
+    if (to) return { kind: 'erc20-mint', to, amount: BigInt(`0x${word(body, 1)}`) };
+  }
+  if (selector === SELECTOR.burn && exact(1)) return { kind: 'erc20-burn', amount: BigInt(`0x${word(body, 0)}`) };
   const args: Hex[] = [];
   for (let i = 0; i < words; i++) args.push(`0x${word(body, i)}`);
   return { kind: 'other', selector, args, rest: `0x${body.slice(words * 64)}` };
@@ -62,6 +70,10 @@ export function callSelector(c: DecodedCall): Hex | null {
       return SELECTOR.approve;
     case 'erc20-transferFrom':
       return SELECTOR.transferFrom;
+    case 'erc20-mint':
+      return SELECTOR.mint;
+    case 'erc20-burn':
+      return SELECTOR.burn;
     case 'other':
       return c.selector;
   }

@@ -32,8 +32,8 @@ export interface Principal {
   publicKey: KeyObject;
 }
 
-export type Erc20Function = 'transfer' | 'approve' | 'transferFrom';
-export const ERC20_FUNCTIONS: readonly Erc20Function[] = ['transfer', 'approve', 'transferFrom'];
+export type Erc20Function = 'transfer' | 'approve' | 'transferFrom' | 'mint' | 'burn';
+export const ERC20_FUNCTIONS: readonly Erc20Function[] = ['transfer', 'approve', 'transferFrom', 'mint', 'burn'];
 
 /** A list that may be the word "any" (explicitly unrestricted). */
 export type AddressList = ReadonlySet<string> | 'any';
@@ -250,7 +250,7 @@ function readRule(v: unknown, path: string, index: number, principals: ReadonlyM
     const functions = e.functions === undefined
       ? new Set<Erc20Function>(['transfer'])
       : uniqueSet(list(e.functions, join(q, 'functions'), (x, r) => {
-          if (!ERC20_FUNCTIONS.includes(x as Erc20Function)) throw invalidPolicy(r, 'expected "transfer", "approve" or "transferFrom"');
+          if (!ERC20_FUNCTIONS.includes(x as Erc20Function)) throw invalidPolicy(r, 'expected "transfer", "approve", "transferFrom", "mint" or "burn"');
           return x as Erc20Function;
         }), join(q, 'functions'));
     rule.erc20 = { tokens: addressSet(e.tokens, join(q, 'tokens')), functions };
@@ -261,8 +261,8 @@ function readRule(v: unknown, path: string, index: number, principals: ReadonlyM
       throw invalidPolicy(join(q, 'spenders'), 'an allow rule with "approve" must name the spenders it may approve');
     }
     if (e.spenders !== undefined && !functions.has('approve')) throw invalidPolicy(join(q, 'spenders'), 'spenders apply only to "approve"; add it to functions');
-    if (e.recipients !== undefined && !functions.has('transfer') && !functions.has('transferFrom')) {
-      throw invalidPolicy(join(q, 'recipients'), 'recipients apply only to "transfer"/"transferFrom"; add one to functions');
+    if (e.recipients !== undefined && !functions.has('transfer') && !functions.has('transferFrom') && !functions.has('mint')) {
+      throw invalidPolicy(join(q, 'recipients'), 'recipients apply only to "transfer"/"transferFrom"/"mint"; add one to functions');
     }
   }
   if (o.calls !== undefined) {

@@ -16,13 +16,14 @@
  * window state; `recordSigned` returns the next window state once a signature was produced.
  */
 import { callSelector } from './calldata.js';
-import type { CompiledPolicy, CompiledRule } from './document.js';
+import type { CompiledPolicy, CompiledRule, Erc20Function } from './document.js';
 import {
   intentChainId,
   intentCounterparties,
   intentDelegates,
   intentValueWei,
   RAW_OPS,
+  type DecodedCall,
   type Intent,
   type PolicyOp,
   type TransactionIntent,
@@ -92,13 +93,15 @@ function allowMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext): stri
     if (r.maxFeeWei !== undefined && tx.fees.maxFeeWei > r.maxFeeWei) return CAP(ctx, 'max fee above maxFeeWei', () => `max fee ${tx.fees.maxFeeWei} wei above maxFeeWei ${r.maxFeeWei}`);
     if (r.erc20) {
       const c = tx.call;
-      if (c.kind !== 'erc20-transfer' && c.kind !== 'erc20-approve' && c.kind !== 'erc20-transferFrom') return NO('calldata is not an exact ERC-20 transfer/approve/transferFrom');
-      const fn = c.kind === 'erc20-transfer' ? 'transfer' : c.kind === 'erc20-approve' ? 'approve' : 'transferFrom';
+      const fn = erc20Function(c);
+      if (fn === undefined || !isErc20Call(c)) return NO('calldata is not an exact ERC-20 transfer/approve/transferFrom/mint/burn');
       if (!r.erc20.functions.has(fn)) return NO(`ERC-20 ${fn} not in erc20.functions`);
       if (tx.to === null || !r.erc20.tokens.has(tx.to)) return NO('token not in erc20.tokens');
       if (tx.value !== 0n) return NO('an ERC-20 call that also sends ether');
       if (c.kind === 'erc20-approve') {
         if (!r.erc20.spenders?.has(c.spender)) return NO('approve spender not in erc20.spenders');
+      } else if (c.kind === 'erc20-burn') {
+        if (r.erc20.recipients) return NO('a burn has no recipient: a rule with erc20.recipients does not match it');
       } else if (r.erc20.recipients && !r.erc20.recipients.has(c.to)) return NO('token recipient not in erc20.recipients');
       if (r.erc20.maxAmount !== undefined && c.amount > r.erc20.maxAmount) return CAP(ctx, 'token amount above erc20.maxAmount', () => `token amount ${c.amount} above erc20.maxAmount ${r.erc20!.maxAmount}`);
     }
@@ -166,12 +169,12 @@ function denyMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext, counte
   if (r.contractCreation && !tx?.contractCreation) return NO('not a contract creation');
   if (r.erc20) {
     const c = tx?.call;
-    if (!tx || !c || (c.kind !== 'erc20-transfer' && c.kind !== 'erc20-approve' && c.kind !== 'erc20-transferFrom')) return NO('not an ERC-20 call');
-    const fn = c.kind === 'erc20-transfer' ? 'transfer' : c.kind === 'erc20-approve' ? 'approve' : 'transferFrom';
+    const fn = c === undefined ? undefined : erc20Function(c);
+    if (!tx || !c || fn === undefined || !isErc20Call(c)) return NO('not an ERC-20 call');
     if (!r.erc20.functions.has(fn)) return NO('ERC-20 function not in erc20.functions');
     if (tx.to === null || !r.erc20.tokens.has(tx.to)) return NO('token not in erc20.tokens');
     if (r.erc20.recipients || r.erc20.spenders) {
-      const hit = c.kind === 'erc20-approve' ? r.erc20.spenders?.has(c.spender) : r.erc20.recipients?.has(c.to);
+      const hit = c.kind === 'erc20-approve' ? r.erc20.spenders?.has(c.spender) : c.kind === 'erc20-burn' ? false : r.erc20.recipients?.has(c.to);
       if (hit !== true) return NO('recipient/spender not listed');
     }
   }
@@ -207,7 +210,7 @@ function denyMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext, counte
 function ruleAmount(r: CompiledRule, i: Intent): bigint {
   if (r.erc20 && i.op === 'eth_signTransaction') {
     const c = i.tx.call;
-    return c.kind === 'erc20-transfer' || c.kind === 'erc20-approve' || c.kind === 'erc20-transferFrom' ? c.amount : 0n;
+    return erc20Function(c) === undefined ? 0n : (c as { amount: bigint }).amount;
   }
   if (r.btc && i.op === 'signer_signPsbt') return i.psbt.externalAmount;
   return 0n;
@@ -312,4 +315,28 @@ export function recordSigned(policy: CompiledPolicy, state: WindowState, decisio
   const r = policy.rules.find((x) => x.id === decision.rule);
   if (!r?.window) return state;
   return recordWindow(state, r.id, windowKey(intent), { t: now, value: intentValueWei(intent).toString(), amount: ruleAmount(r, intent).toString() }, r.window.seconds);
+}
+
+type Erc20Call = Extract<DecodedCall, { amount: bigint }>;
+
+function isErc20Call(c: DecodedCall): c is Erc20Call {
+  return erc20Function(c) !== undefined;
+}
+
+/** The `erc20.functions` name of an exactly decoded ERC-20 call; undefined for any other calldata. */
+function erc20Function(c: DecodedCall): Erc20Function | undefined {
+  switch (c.kind) {
+    case 'erc20-transfer':
+      return 'transfer';
+    case 'erc20-approve':
+      return 'approve';
+    case 'erc20-transferFrom':
+      return 'transferFrom';
+    case 'erc20-mint':
+      return 'mint';
+    case 'erc20-burn':
+      return 'burn';
+    default:
+      return undefined;
+  }
 }

