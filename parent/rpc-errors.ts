@@ -92,7 +92,7 @@ export function toRpcError(e: unknown): MappedError {
  * decode); a node that is down or slow is -32002, one that answers garbage
  * -32603, each with what the node did.
  */
-function downstreamRpcError(e: DownstreamError, data: Record<string, string>): MappedError {
+function downstreamRpcError(e: DownstreamError, data: Record<string, unknown>): MappedError {
   if (e.code === 'DOWNSTREAM_ERROR' && e.nodeError) {
     const { code, message } = e.nodeError;
     // A node cannot pose as this signer's policy: its 4001 is not a denial by the enclave.
