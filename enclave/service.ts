@@ -322,16 +322,31 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       return { approvals: approvals.list() } as unknown as JsonLike;
     },
     async 'approval.approve'(p) {
-      durable.check();
-      const view = approvals.approve(approvalParams(p), 'approve');
-      return withSealed(view) as unknown as JsonLike;
+      return decideApproval(approvalParams(p), 'approve');
     },
     async 'approval.reject'(p) {
-      durable.check();
-      const view = approvals.approve(approvalParams(p), 'reject');
-      return withSealed(view) as unknown as JsonLike;
+      return decideApproval(approvalParams(p), 'reject');
     },
   };
+
+  /**
+   * An approval or veto, counted and recorded: the answer carries its audit record (the parent
+   * stores it before answering) and the sealed state it changed. The log must be open before the
+   * approval book changes, so a counted approval always has its record.
+   */
+  function decideApproval(params: ReturnType<typeof approvalParams>, decision: 'approve' | 'reject'): JsonLike {
+    durable.check();
+    trail.log();
+    const view = approvals.approve(params, decision) as unknown as { requestDigest?: unknown; rule?: unknown; request?: { method?: unknown }; intent?: { keyId?: unknown } };
+    const digest = typeof view.requestDigest === 'string' && /^[0-9a-f]{64}$/.test(view.requestDigest) ? new Uint8Array(Buffer.from(view.requestDigest, 'hex')) : null;
+    const rec = trail.approval(decision === 'approve' ? 'approved' : 'rejected', params.approver, {
+      op: typeof view.request?.method === 'string' ? view.request.method : null,
+      keyId: typeof view.intent?.keyId === 'string' ? view.intent.keyId : null,
+      requestDigest: digest,
+      rule: typeof view.rule === 'string' ? view.rule : null,
+    });
+    return { ...withSealed(view), audit: [rec.bytes] } as unknown as JsonLike;
+  }
 
   /** A result with the sealed record of the state it changed (the parent stores it before answering). */
   function withSealed<T extends object>(result: T): T & { sealed?: unknown } {
@@ -443,12 +458,13 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         // authenticate, a bad request, a cancelled job); the policy's deciding rule when it named one.
         const code = (e as { code?: unknown }).code;
         const rule = (e as { wireData?: { rule?: unknown } }).wireData?.rule;
+        if (code === 'APPROVAL_REQUIRED' && typeof rule === 'string') throw withAuditRecord(e as Error, trail.pending(op, signedBy, digest, rule));
         throw withAuditRecord(e as Error, trail.denied(op, signedBy, digest, typeof rule === 'string' ? rule : `error:${typeof code === 'string' ? code : 'INTERNAL'}`));
       }
       const { result, facts } = outcome;
       let rec;
       try {
-        rec = trail.signed(op, facts.keyId, digest, result);
+        rec = trail.signed(op, facts.keyId, digest, result, ticket?.decision.rule ?? null);
       } catch (e) {
         if (ticket) policy.release(ticket);
         if (approval) approvals.released(approval);

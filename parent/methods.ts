@@ -433,7 +433,9 @@ function decideApproval(method: 'approval.approve' | 'approval.reject'): Method 
       out.webauthn = { authenticatorData: str(w.authenticatorData, 'webauthn.authenticatorData', 4096), clientDataJSON: str(w.clientDataJSON, 'webauthn.clientDataJSON', 4096) };
     }
     const res = asRecord(await ctx.gate.call(method, out, { needKeyring: false, signal: ctx.signal }), `${method} result`);
-    const { sealed, ...view } = res;
+    // The approval's audit record is stored before the answer is released, like a signature's.
+    await ctx.gate.audit.persist(auditRecordsOf(res, method));
+    const { sealed, audit: _audit, ...view } = res;
     const keyringId = ctx.gate.keyringId();
     if (sealed !== undefined) {
       if (keyringId === undefined) throw new ParentError('PARENT_KEYRING_LOCKED', 'no keyring is unlocked: the approval state cannot be stored');

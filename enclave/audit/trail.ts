@@ -83,7 +83,11 @@ export class AuditTrail {
     if (first) {
       this.#log = log;
       this.#keep(log.handover);
-      return { records: [log.handover], auditKey: log.auditKey, opened: true, headSeq: log.handover.seq };
+      // The policy in force is a decision of this enclave life too: recorded right after the hand-over.
+      const policyHash = log.policyHash;
+      const load = policyHash ? this.append({ kind: 'policy.load', decision: 'done', principal: null, policyHash }) : undefined;
+      if (!load) return { records: [log.handover], auditKey: log.auditKey, opened: true, headSeq: log.handover.seq };
+      return { records: [log.handover, load], auditKey: log.auditKey, opened: true, headSeq: load.seq };
     }
     return { records: this.since(shownSeq === undefined ? 0 : shownSeq + 1), auditKey: log.auditKey, opened: false, headSeq: log.head().seq };
   }
@@ -117,6 +121,20 @@ export class AuditTrail {
     } catch {
       return undefined;
     }
+  }
+
+  /** A sign request held for approvals (JSON-RPC -32010): recorded as pending, naming the rule. Never throws. */
+  pending(op: string, keyId: string, requestDigest: Uint8Array, rule: string): SignedRecord | undefined {
+    try {
+      return this.append({ kind: 'sign', decision: 'pending', principal: 'host', op, keyId, requestDigest, rule: rule.slice(0, 256) });
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** An approver's approval or veto that the enclave verified and counted. */
+  approval(decision: 'approved' | 'rejected', approver: string, e: { op: string | null; keyId: string | null; requestDigest: Uint8Array | null; rule: string | null }): SignedRecord {
+    return this.append({ kind: 'approval', decision, principal: approver, ...e });
   }
 
   #keep(r: SignedRecord): void {
