@@ -56,7 +56,7 @@ const wall: number[] = [];
 try {
   for (let i = 0; i < 2; i++) {
     const t0 = performance.now();
-    execFileSync(join(ROOT, 'build-eif.sh'), ['--blobs', blobs, '--entry', entry, '--out', out, '--kms-key-arn', 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000'], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
+    execFileSync(join(ROOT, 'build-eif.sh'), ['--blobs', blobs, '--entry', entry, '--out', out, '--kms-key-arn', 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000', '--policy', join(ROOT, 'examples/policy/hot-wallet.json')], { cwd: ROOT, stdio: ['ignore', 'ignore', 'inherit'] });
     wall.push(Math.round(performance.now() - t0) / 1000);
   }
   const bytes = new Uint8Array(readFileSync(join(out, 'enclave.eif')));

@@ -34,6 +34,10 @@ fi
 if [[ " ${PASS[*]-} " != *" --kms-key-arn "* && " ${PASS[*]-} " != *" --enclave-config "* ]]; then
   PASS+=(--kms-key-arn "${REPRO_KMS_KEY_ARN:-arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000000}")
 fi
+# build-eif.sh needs a signing policy; an example one unless the caller passed one (it changes PCR2, not reproducibility).
+if [[ " ${PASS[*]-} " != *" --policy "* ]]; then
+  PASS+=(--policy "${REPRO_POLICY:-$ROOT/examples/policy/hot-wallet.json}")
+fi
 # Resolve key/cert paths now: the builds run in other directories.
 for i in "${!PASS[@]}"; do
   [[ -f ${PASS[$i]} ]] && PASS[$i]=$(cd "$(dirname "${PASS[$i]}")" && pwd)/$(basename "${PASS[$i]}")
