@@ -18,10 +18,9 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { wipe } from '../common/bytes.js';
 import { SignerError } from '../common/errors.js';
-import type { JsonLike } from '../common/cbor-json.js';
-import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
+import type { SignerFacts, } from '../common/protocol/enclave-api.js';
 import type { Intent } from './policy/intent.js';
-import type { WorkerConfig, WorkerIn, WorkerOut } from './worker.js';
+import type { SignJob, WorkerConfig, WorkerIn, WorkerOut } from './worker.js';
 
 export class WorkerError extends SignerError {
   readonly field: string | undefined;
@@ -38,14 +37,8 @@ export class WorkerError extends SignerError {
 /** Longest a job may take in the enclave, whatever deadline the (untrusted) parent sent. */
 export const MAX_JOB_MS = 30_000;
 
-export interface SignJob {
-  op: SignOp;
-  keyId: string;
-  kind: KeyKind;
-  keyringId: string;
-  blob: Uint8Array;
-  request: Record<string, JsonLike>;
-}
+/** A signing job as the service hands it over (defined beside the worker's message types). */
+export type { SignJob } from './worker.js';
 
 export interface RunOptions {
   /** Aborted when the parent cancels the request (or the bridge's deadline passes). */

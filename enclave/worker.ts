@@ -26,23 +26,27 @@ import { unwrapKey } from './kms/wrapped-key.js';
 import type { Intent } from './policy/intent.js';
 import { keyFacts, prepareOperation, type PreparedOperation } from './operations.js';
 
+/** A signing job: the op, the key's wrapped record (id, kind and keyring bound by the blob's AAD) and the request. */
+export interface SignJob {
+  op: SignOp;
+  keyId: string;
+  kind: KeyKind;
+  keyringId: string;
+  blob: Uint8Array;
+  request: Record<string, JsonLike>;
+}
+
 export type WorkerIn =
   | { t: 'keyring'; keyringId: string; key: Uint8Array }
   | { t: 'lock' }
   /** The pool shuts down: wipe everything and exit. */
   | { t: 'close' }
-  | {
+  | (SignJob & {
       t: 'job';
       id: number;
-      op: SignOp;
-      keyId: string;
-      kind: KeyKind;
-      keyringId: string;
-      blob: Uint8Array;
-      request: Record<string, JsonLike>;
       /** Absolute deadline (Date.now() ms): past it the job fails instead of signing. */
       deadline: number;
-    }
+    })
   | { t: 'go'; id: number }
   | { t: 'abort'; id: number };
 

@@ -7,32 +7,12 @@
  * lowercase hex (addresses are for display: rules compare scripts).
  */
 import type { Hex } from '../signers/validate.js';
+import { SIGN_OPS, type SignOp } from '../../common/protocol/enclave-api.js';
 
-/** Every operation a rule can name: the enclave's sign ops plus key creation. */
-export type PolicyOp =
-  | 'eth_signTransaction'
-  | 'eth_sign'
-  | 'personal_sign'
-  | 'eth_signTypedData_v4'
-  | 'signer_signDigest'
-  | 'signer_signSchnorr'
-  | 'signer_signPsbt'
-  | 'signer_signAuthorization'
-  | 'signer_deriveKey'
-  | 'signer_createKey';
+/** Every operation a rule can name: the enclave's sign ops (one list, common/protocol) plus key creation. */
+export type PolicyOp = SignOp | 'signer_createKey';
 
-export const POLICY_OPS: readonly PolicyOp[] = [
-  'eth_signTransaction',
-  'eth_sign',
-  'personal_sign',
-  'eth_signTypedData_v4',
-  'signer_signDigest',
-  'signer_signSchnorr',
-  'signer_signPsbt',
-  'signer_signAuthorization',
-  'signer_deriveKey',
-  'signer_createKey',
-];
+export const POLICY_OPS: readonly PolicyOp[] = [...SIGN_OPS, 'signer_createKey'];
 
 /** Ops that sign bytes whose meaning the enclave cannot see: refused unless a rule names them. */
 export const RAW_OPS: readonly PolicyOp[] = ['signer_signDigest', 'signer_signSchnorr', 'eth_sign'];

@@ -8,6 +8,7 @@
  * verify change, and they are signed from the decoded transaction `preparePsbt` produced.
  */
 import type { JsonLike } from '../../common/cbor-json.js';
+import type { SignOp } from '../../common/protocol/enclave-api.js';
 import { parseDerivationPath, formatDerivationPath } from '../signers/bip32.js';
 import { signDigest } from '../signers/ecdsa.js';
 import { invalidParams } from '../signers/errors.js';
@@ -23,14 +24,7 @@ import { transactionIntent } from './transaction-intent.js';
 import { typedDataIntent } from './typed-data-intent.js';
 
 /** Ops this module parses: every sign op but the PSBT and key derivation (which sign nothing). */
-export type ParsedOp =
-  | 'eth_signTransaction'
-  | 'eth_sign'
-  | 'personal_sign'
-  | 'eth_signTypedData_v4'
-  | 'signer_signDigest'
-  | 'signer_signSchnorr'
-  | 'signer_signAuthorization';
+export type ParsedOp = Exclude<SignOp, 'signer_signPsbt' | 'signer_deriveKey'>;
 
 export interface ParsedRequest {
   intent: Intent;
