@@ -6,24 +6,22 @@
  * unlocks it from the keystore, a disabled CMK keeps the parent not ready
  * until it is enabled again.
  */
-import { CreateKeyCommand, DisableKeyCommand, EnableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { DisableKeyCommand, EnableKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent } from 'node:https';
 import { connect as netConnect, createServer as createNetServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IpcSocketProvider, Transaction } from 'ethers';
 import { type Hex, verifyMessage } from 'viem';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { toHex } from '../common/bytes.js';
 import { createDevCa, type DevCa } from '../dev/ca/index.js';
-import { startKmsEmulator, type KmsEmulator } from '../dev/kms-emulator/index.js';
+import type { KmsEmulator } from '../dev/kms-emulator/index.js';
 import { startEnclave, type RunningEnclave } from '../enclave/main.js';
 import { createSimulatedNsm, simulatedImagePcrs } from '../enclave/nsm/simulated.js';
-import { startKmsPipe, type KmsPipe } from './kms-pipe.js';
+import type { KmsPipe } from './kms-pipe.js';
 import { startParent, type RunningParent } from './main.js';
 import { devManifest, httpRequest, rpc, waitFor } from './test-helpers.js';
+import { startRealKms, type RealKms } from '../test/real-kms.js';
 import { loadDevPolicy } from '../enclave/policy/load.js';
 
 vi.setConfig({ testTimeout: 60_000 });
@@ -37,6 +35,7 @@ let kms: KmsEmulator;
 let pipe: KmsPipe;
 let operator: KMSClient;
 let cmk: string;
+let real: RealKms;
 let parent: RunningParent;
 let enclave: RunningEnclave | undefined;
 const logs: string[] = [];
@@ -46,7 +45,7 @@ async function bootEnclave(): Promise<RunningEnclave> {
   return startEnclave({
     listen: enclaveUri(),
     nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
-    kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [cmk] },
+    kms: real.enclaveKms,
     workers: 1,
     policy: loadDevPolicy(),
     log: () => {},
@@ -56,24 +55,8 @@ async function bootEnclave(): Promise<RunningEnclave> {
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'es-parent-e2e-'));
   ca = createDevCa();
-  const tls = ca.issueTlsServerCert(['localhost', '127.0.0.1']);
-  kms = await startKmsEmulator({ dataDir: join(dir, 'kms'), credentials: [CREDS], attestationRoot: ca.trustRoot, tls: { cert: tls.chainPem, key: tls.keyPem, ca: tls.caPem } });
-  pipe = await startKmsPipe({ listen: `unix:${join(dir, 'kms-pipe.sock')}`, target: { address: '127.0.0.1', port: kms.port }, allowlist: [{ address: '127.0.0.1', port: kms.port }] });
-  operator = new KMSClient({
-    region: 'us-east-1',
-    endpoint: kms.url,
-    credentials: { accessKeyId: CREDS.accessKeyId, secretAccessKey: CREDS.secretAccessKey },
-    requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: kms.caPem! }) }),
-  });
-  const pcr0 = toHex(simulatedImagePcrs(IMAGE).get(0)!);
-  const policy = {
-    Version: '2012-10-17',
-    Statement: [
-      { Sid: 'operator', Effect: 'Allow', Principal: { AWS: CREDS.principalArn }, Action: ['kms:CreateKey', 'kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy', 'kms:EnableKey', 'kms:DisableKey'], Resource: '*' },
-      { Sid: 'enclave', Effect: 'Allow', Principal: { AWS: CREDS.principalArn }, Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: '*', Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': pcr0 } } },
-    ],
-  };
-  cmk = (await operator.send(new CreateKeyCommand({ Policy: JSON.stringify(policy), Description: 'parent e2e' }))).KeyMetadata!.Arn!;
+  real = await startRealKms({ dir, ca, image: IMAGE, credentials: CREDS, description: 'parent e2e' });
+  ({ kms, pipe, operator, cmk } = real);
 
   enclave = await bootEnclave();
   const manifest = devManifest(simulatedImagePcrs(IMAGE));
@@ -93,9 +76,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await parent?.close();
   await enclave?.close();
-  operator?.destroy();
-  await pipe?.close();
-  await kms?.close();
+  await real?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

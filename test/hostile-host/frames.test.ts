@@ -1,36 +1,21 @@
-/**
- * Issue 8, finding 2: one small request must never drop the parent–enclave
- * connection for every client. Played against a real pair — the real
- * enclave (enclave/main.ts: bridge server, simulated NSM, signing workers,
- * @aws-sdk/client-kms through the parent's KMS pipe to the emulator) and the
- * real parent — by hostile local clients (deeply nested and float-inflated
- * JSON-RPC requests) and by a hostile bridge peer (malformed frames with a
- * good length prefix, sent straight to the enclave's bridge server).
- *
- * "The bridge stayed up" is checked three ways: the parent's connection id
- * and reconnect count do not move, and no new attestation happened.
- */
-import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { type Hex, verifyMessage } from 'viem';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createFrameDecoder, encodeFrame, encodeMessage, parseMessage, type BridgeMessage } from '../../common/bridge/index.js';
-import { concatBytes, toHex } from '../../common/bytes.js';
+import { concatBytes, } from '../../common/bytes.js';
 import { encodeCbor, type CborKey, type CborValue } from '../../common/cbor.js';
 import { connect } from '../../common/transport/index.js';
 import { createDevCa, type DevCa } from '../../dev/ca/index.js';
-import { startKmsEmulator, type KmsEmulator } from '../../dev/kms-emulator/index.js';
 import { startEnclave, type RunningEnclave } from '../../enclave/main.js';
 import { createSimulatedNsm, simulatedImagePcrs } from '../../enclave/nsm/simulated.js';
-import { startKmsPipe, type KmsPipe } from '../../parent/kms-pipe.js';
 import { startParent, type RunningParent } from '../../parent/main.js';
 import { devManifest, httpRequest, rpc, waitFor } from '../../parent/test-helpers.js';
 import { loadDevPolicy } from '../../enclave/policy/load.js';
+import { startRealKms, type RealKms } from '../real-kms.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -39,9 +24,7 @@ const IMAGE = 'enclave-signer-hostile-frames';
 
 let dir: string;
 let ca: DevCa;
-let kms: KmsEmulator;
-let pipe: KmsPipe;
-let operator: KMSClient;
+let real: RealKms;
 let parent: RunningParent;
 let enclave: RunningEnclave;
 let address: Hex;
@@ -51,28 +34,11 @@ const enclaveUri = () => `unix:${join(dir, 'enclave.sock')}`;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'es-hostile-frames-'));
   ca = createDevCa();
-  const tls = ca.issueTlsServerCert(['localhost', '127.0.0.1']);
-  kms = await startKmsEmulator({ dataDir: join(dir, 'kms'), credentials: [CREDS], attestationRoot: ca.trustRoot, tls: { cert: tls.chainPem, key: tls.keyPem, ca: tls.caPem } });
-  pipe = await startKmsPipe({ listen: `unix:${join(dir, 'kms-pipe.sock')}`, target: { address: '127.0.0.1', port: kms.port }, allowlist: [{ address: '127.0.0.1', port: kms.port }] });
-  operator = new KMSClient({
-    region: 'us-east-1',
-    endpoint: kms.url,
-    credentials: { accessKeyId: CREDS.accessKeyId, secretAccessKey: CREDS.secretAccessKey },
-    requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: kms.caPem! }) }),
-  });
-  const pcr0 = toHex(simulatedImagePcrs(IMAGE).get(0)!);
-  const policy = {
-    Version: '2012-10-17',
-    Statement: [
-      { Sid: 'operator', Effect: 'Allow', Principal: { AWS: CREDS.principalArn }, Action: ['kms:CreateKey', 'kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy', 'kms:EnableKey', 'kms:DisableKey'], Resource: '*' },
-      { Sid: 'enclave', Effect: 'Allow', Principal: { AWS: CREDS.principalArn }, Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: '*', Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': pcr0 } } },
-    ],
-  };
-  const cmk = (await operator.send(new CreateKeyCommand({ Policy: JSON.stringify(policy), Description: 'hostile frames' }))).KeyMetadata!.Arn!;
+  real = await startRealKms({ dir, ca, image: IMAGE, credentials: CREDS, description: 'hostile frames' });
   enclave = await startEnclave({
     listen: enclaveUri(),
     nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
-    kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [cmk] },
+    kms: real.enclaveKms,
     workers: 1,
     policy: loadDevPolicy(),
     log: () => {},
@@ -84,7 +50,7 @@ beforeAll(async () => {
     keystore: join(dir, 'keystore.db'),
     root: ca.trustRoot,
     manifest: { signed: manifest.signed, trustedKeys: [manifest.publicKeyPem] },
-    kmsKeyId: cmk,
+    kmsKeyId: real.cmk,
     credentials: { kind: 'static', accessKeyId: CREDS.accessKeyId, secretAccessKey: CREDS.secretAccessKey },
     reconnect: { minMs: 50, maxMs: 300 },
     log: (l) => logs.push(l),
@@ -96,9 +62,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await parent?.close();
   await enclave?.close();
-  operator?.destroy();
-  await pipe?.close();
-  await kms?.close();
+  await real?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

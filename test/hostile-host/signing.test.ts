@@ -1,30 +1,21 @@
-/**
- * Hostile host against the signing path (issue 8 findings 3, 4, 5, 7): the
- * real parent with its SQLite keystore, the real enclave (bridge, signing
- * workers, simulated NSM) and the KMS emulator, all in this process. The
- * "host" edits the keystore behind the parent's back and talks to the
- * enclave's bridge directly, as root on the parent instance could.
- */
-import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+
 import * as btc from '@scure/btc-signer';
 import { HDKey } from '@scure/bip32';
 import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { type Hex, verifyMessage } from 'viem';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectBridge, type BridgePeer } from '../../common/bridge/index.js';
-import { toHex } from '../../common/bytes.js';
 import { cborToJson, jsonToCbor } from '../../common/cbor-json.js';
 import { createDevCa, type DevCa } from '../../dev/ca/index.js';
-import { startKmsEmulator, type KmsEmulator } from '../../dev/kms-emulator/index.js';
+import type { KmsEmulator } from '../../dev/kms-emulator/index.js';
 import { startEnclave, type RunningEnclave } from '../../enclave/main.js';
 import { createSimulatedNsm, simulatedImagePcrs } from '../../enclave/nsm/simulated.js';
-import { startKmsPipe, type KmsPipe } from '../../parent/kms-pipe.js';
+import type { KmsPipe } from '../../parent/kms-pipe.js';
+import { startRealKms, type RealKms } from '../real-kms.js';
 import { startParent, type RunningParent } from '../../parent/main.js';
 import { devManifest, rpc, waitFor } from '../../parent/test-helpers.js';
 import { loadDevPolicy } from '../../enclave/policy/load.js';
@@ -36,8 +27,9 @@ const IMAGE = 'enclave-signer-hostile-host';
 
 let dir: string;
 let ca: DevCa;
-let kms: KmsEmulator;
-let pipe: KmsPipe;
+let _kms: KmsEmulator;
+let _pipe: KmsPipe;
+let real: RealKms;
 let parent: RunningParent;
 let enclave: RunningEnclave;
 /** The enclave's log lines (audit lines included). */
@@ -114,29 +106,11 @@ beforeAll(async () => {
   };
   dir = mkdtempSync(join(tmpdir(), 'es-hostile-signing-'));
   ca = createDevCa();
-  const tls = ca.issueTlsServerCert(['localhost', '127.0.0.1']);
-  kms = await startKmsEmulator({ dataDir: join(dir, 'kms'), credentials: [CREDS], attestationRoot: ca.trustRoot, tls: { cert: tls.chainPem, key: tls.keyPem, ca: tls.caPem } });
-  pipe = await startKmsPipe({ listen: `unix:${join(dir, 'kms-pipe.sock')}`, target: { address: '127.0.0.1', port: kms.port }, allowlist: [{ address: '127.0.0.1', port: kms.port }] });
-  const operator = new KMSClient({
-    region: 'us-east-1',
-    endpoint: kms.url,
-    credentials: { accessKeyId: CREDS.accessKeyId, secretAccessKey: CREDS.secretAccessKey },
-    requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: kms.caPem! }) }),
-  });
-  const pcr0 = toHex(simulatedImagePcrs(IMAGE).get(0)!);
-  const policy = {
-    Version: '2012-10-17',
-    Statement: [
-      { Sid: 'operator', Effect: 'Allow', Principal: { AWS: CREDS.principalArn }, Action: ['kms:CreateKey', 'kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy'], Resource: '*' },
-      { Sid: 'enclave', Effect: 'Allow', Principal: { AWS: CREDS.principalArn }, Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: '*', Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': pcr0 } } },
-    ],
-  };
-  const cmk = (await operator.send(new CreateKeyCommand({ Policy: JSON.stringify(policy), Description: 'hostile host' }))).KeyMetadata!.Arn!;
-  operator.destroy();
+  real = await startRealKms({ dir, ca, image: IMAGE, credentials: CREDS, description: 'hostile host' });
   enclave = await startEnclave({
     listen: `unix:${join(dir, 'enclave.sock')}`,
     nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
-    kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [cmk] },
+    kms: real.enclaveKms,
     workers: 1,
     policy: loadDevPolicy(),
     log: (l) => enclaveLog.push(l),
@@ -149,7 +123,7 @@ beforeAll(async () => {
     keystore: keystorePath(),
     root: ca.trustRoot,
     manifest: { signed: manifest.signed, trustedKeys: [manifest.publicKeyPem] },
-    kmsKeyId: cmk,
+    kmsKeyId: real.cmk,
     credentials: { kind: 'static', accessKeyId: CREDS.accessKeyId, secretAccessKey: CREDS.secretAccessKey },
     reconnect: { minMs: 50, maxMs: 300 },
     log: (l) => logs.push(l),
@@ -166,8 +140,7 @@ afterAll(async () => {
   restorePost();
   await parent?.close();
   await enclave?.close();
-  await pipe?.close();
-  await kms?.close();
+  await real?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
