@@ -426,6 +426,11 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       let signedBy = key.keyId;
       let ticket: Ticket | undefined;
       let approval: ApprovalRecord | undefined;
+      // A request that ends without a released signature gives back its window slot and approval.
+      const release = () => {
+        if (ticket) policy.release(ticket);
+        if (approval) approvals.released(approval);
+      };
       let outcome;
       try {
         outcome = await pool.run(job, {
@@ -452,8 +457,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         },
       });
       } catch (e) {
-        if (ticket) policy.release(ticket);
-        if (approval) approvals.released(approval);
+        release();
         // Every refusal is a decision on the chain (policy, approval required, a blob that does not
         // authenticate, a bad request, a cancelled job); the policy's deciding rule when it named one.
         const code = (e as { code?: unknown }).code;
@@ -466,16 +470,14 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       try {
         rec = trail.signed(op, facts.keyId, digest, result, ticket?.decision.rule ?? null);
       } catch (e) {
-        if (ticket) policy.release(ticket);
-        if (approval) approvals.released(approval);
+        release();
         throw new SignerError('AUDIT_UNAVAILABLE', 'denied: the audit record could not be written, so the signature is not released', { cause: e });
       }
       if (opts.auditFlushed) {
         try {
           await opts.auditFlushed();
         } catch (e) {
-          if (ticket) policy.release(ticket);
-          if (approval) approvals.released(approval);
+          release();
           throw new SignerError('AUDIT_UNAVAILABLE', 'the signature is withheld: its audit record could not be written', { cause: e });
         }
       }

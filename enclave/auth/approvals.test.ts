@@ -4,7 +4,7 @@ import { signApproval } from '../../common/auth/client-signer.js';
 import { requestDigest } from '../../common/auth/request.js';
 import { approvalRequiredError, approvalView } from './approval-required.js';
 import { ApprovalBook, type ApprovalRequest } from './approvals.js';
-import { AUDIENCE, testPrincipals } from './test-helpers.js';
+import { AUDIENCE, testPrincipals, errorCode } from './test-helpers.js';
 
 const { keys, registry } = testPrincipals();
 type Name = keyof typeof keys;
@@ -21,14 +21,7 @@ function setup(now = { t: T0 }) {
 }
 const sig = (who: Name, approvalId: string, digest = DIGEST, decision: 'approve' | 'reject' = 'approve', as: string = who) =>
   signApproval({ key: keys[who], approver: as, approvalId, requestDigest: digest, decision }).signature;
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
+const code = errorCode;
 
 describe('quorum approvals', () => {
   it('2-of-3: pending → approved after two distinct approvers → consumed once; the identical request then needs a new approval', () => {

@@ -11,7 +11,7 @@ import { signRequest } from '../../common/auth/client-signer.js';
 import { checkEnclaveState, emptyEnclaveState, forCleanShutdown, onBoot } from './enclave-state.js';
 import { ReplayCache } from './replay-cache.js';
 import { SealedStateStore } from './sealed-state.js';
-import { AUDIENCE, testPrincipals } from './test-helpers.js';
+import { AUDIENCE, testPrincipals, errorCode } from './test-helpers.js';
 import { DEFAULT_MAX_EXPIRY_SECONDS, RequestVerifier } from './verify-request.js';
 
 const { keys, registry } = testPrincipals();
@@ -19,14 +19,7 @@ const KEY = new Uint8Array(randomBytes(32));
 const T0 = 1_800_000_000;
 const PARAMS = ['0x68656c6c6f', '0x' + '11'.repeat(20)];
 
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
+const code = errorCode;
 
 describe('restart: a host rolling sealed state back cannot replay signed requests', () => {
   it('hostile host: old sealed record + restart + replay of a later request → AUTH_BEFORE_RESTART; restart flagged unclean', () => {

@@ -5,18 +5,11 @@ import { signApproval } from '../../common/auth/client-signer.js';
 import { ApprovalBook } from './approvals.js';
 import { checkEnclaveState, clearRestartGuard, emptyEnclaveState, forCleanShutdown, onBoot, staleAgainstAudit, type EnclaveState } from './enclave-state.js';
 import { SealedStateStore, sealRecord, sealedStateKey, unsealRecord } from './sealed-state.js';
-import { testPrincipals } from './test-helpers.js';
+import { testPrincipals, errorCode } from './test-helpers.js';
 
 const KEY = new Uint8Array(randomBytes(32));
 const T0 = 1_800_000_000;
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
+const code = errorCode;
 function state(windows: unknown = { 'eth-small': { k1: { count: 3, valueWei: '3000' } } }): EnclaveState {
   return { ...emptyEnclaveState('unclean', T0), windows: windows as never, replay: [['backend', 'req-00000001', T0 + 60]], auditHead: { sequence: 7, hash: 'c'.repeat(64) } };
 }

@@ -22,3 +22,13 @@ export function testPrincipals(): { keys: Record<'backend' | 'alice' | 'bob' | '
   }
   return { keys, registry: new PrincipalRegistry(document), document };
 }
+
+/** The typed error code `f` throws, or undefined when it does not throw. */
+export function errorCode(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    return (e as { code?: string }).code;
+  }
+  return undefined;
+}

@@ -5,7 +5,7 @@ import { signRequest } from '../../common/auth/client-signer.js';
 import { requestDigest, SIGNER_AUTH_MEMBER } from '../../common/auth/request.js';
 import { PrincipalRegistry } from './principals.js';
 import { ReplayCache } from './replay-cache.js';
-import { AUDIENCE, testPrincipals } from './test-helpers.js';
+import { AUDIENCE, testPrincipals, errorCode } from './test-helpers.js';
 import { RequestVerifier } from './verify-request.js';
 
 const { keys, registry } = testPrincipals();
@@ -18,14 +18,7 @@ function verifier(now = T0, extra: Partial<ConstructorParameters<typeof RequestV
 function signed(principal: 'backend' | 'alice' | 'bob' | 'carol', opts: Partial<Parameters<typeof signRequest>[0]> = {}) {
   return signRequest({ key: keys[principal], principal, audience: AUDIENCE, method: 'eth_signTransaction', params: TX, now: T0, ...opts }).auth;
 }
-function code(f: () => unknown): string | undefined {
-  try {
-    f();
-  } catch (e) {
-    return (e as { code?: string }).code;
-  }
-  return undefined;
-}
+const code = errorCode;
 
 describe('signed requests: the enclave verifier', () => {
   it('no signer_auth: the caller is the unauthenticated principal host', () => {
