@@ -68,6 +68,13 @@ export function printRpcError(io: Io, json: boolean, error: RpcErrorObject): num
   return EXIT_FAILED;
 }
 
+/** data.expiresAfter of an AUTH_BEFORE_RESTART refusal (4100), if that is what this is. */
+export function restartBarrierOf(error: RpcErrorObject): number | undefined {
+  const d = error.data as { code?: unknown; expiresAfter?: unknown } | undefined;
+  if (error.code !== 4100 || d?.code !== 'AUTH_BEFORE_RESTART') return undefined;
+  return typeof d.expiresAfter === 'number' && Number.isSafeInteger(d.expiresAfter) ? d.expiresAfter : undefined;
+}
+
 export async function call(argv: string[], io: Io): Promise<number> {
   return guard(CALL_USAGE, io, 'call failed', async () => {
     const args = parseArgs(argv, SPEC, { positionals: { min: 1, max: 2 } });
@@ -81,6 +88,7 @@ export async function call(argv: string[], io: Io): Promise<number> {
     if (method.length === 0) throw new UsageError('<method> must not be empty');
     const params = parseParams(paramsText);
     const body: Record<string, unknown> = { jsonrpc: '2.0', id: 1, method, ...(params === undefined ? {} : { params }) };
+    let resign: ((expiresAt: number) => void) | undefined;
     if (f.principal !== undefined || f.key !== undefined) {
       const principal = principalFlag(f.principal);
       const key = await readPrincipalKey(f.key, io);
@@ -91,12 +99,22 @@ export async function call(argv: string[], io: Io): Promise<number> {
       }
       if (f.webauthn && key.alg !== 'ecdsa-p256') throw new UsageError('--webauthn needs an ECDSA P-256 key');
       const audience = await resolveAudience(f.socket, f['policy-hash']);
-      const { auth } = signRequest({ key, principal, audience, method, params, ...(ttlSeconds !== undefined ? { ttlSeconds } : {}), webauthn: f.webauthn ? {} : false });
-      body[SIGNER_AUTH_MEMBER] = auth;
+      const sign = (expiry: { ttlSeconds?: number; expiresAt?: number }) => {
+        body[SIGNER_AUTH_MEMBER] = signRequest({ key, principal, audience, method, params, ...expiry, webauthn: f.webauthn ? {} : false }).auth;
+      };
+      sign(ttlSeconds !== undefined ? { ttlSeconds } : {});
+      resign = (expiresAt) => sign({ expiresAt });
     } else if (f['policy-hash'] !== undefined || f.ttl !== undefined || f.webauthn) {
       throw new UsageError('--policy-hash, --ttl and --webauthn only apply to signed requests (--principal and --key)');
     }
-    const answer = await socketRpc(f.socket, body);
+    let answer = await socketRpc(f.socket, body);
+    // Just after an enclave restart only requests expiring after its barrier are accepted
+    // (docs/principals.md): sign once more, with a fresh request id, expiring just after it.
+    const after = answer.ok ? undefined : restartBarrierOf(answer.error);
+    if (resign && after !== undefined) {
+      resign(after + 1);
+      answer = await socketRpc(f.socket, body);
+    }
     if (!answer.ok) return printRpcError(io, f.json, answer.error);
     io.stdout(f.json ? `${JSON.stringify({ ok: true, result: answer.result })}\n` : `${JSON.stringify(answer.result, null, 2)}\n`);
     return EXIT_OK;

@@ -38,6 +38,11 @@ import { AuditTrail, withAuditRecord } from './audit/trail.js';
 import { createApprovalsGate } from './policy/approvals-gate.js';
 import { createDurableState } from './policy/durable.js';
 import type { ApprovalRecord } from './auth/approvals.js';
+import { SealedStateError } from './auth/errors.js';
+import { PrincipalRegistry } from './auth/principals.js';
+import { RequestVerifier, type AuthenticatedRequest } from './auth/verify-request.js';
+import { checkKind, isSignMethod, readSignCall, type KeyRef } from '../common/rpc/sign-call.js';
+import { named, readKeyKind } from '../common/rpc/params.js';
 import type { PolicyGate, Ticket } from './policy/gate.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -125,7 +130,10 @@ function parseParams(params: CborValue): Record<string, unknown> {
 export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveService {
   const { nsm, pool, policy } = opts;
   const approvals = createApprovalsGate(policy);
-  const durable = createDurableState(policy, approvals);
+  // Who is asking (docs/principals.md): a request that carries signer_auth is verified against the
+  // policy's principals, on the enclave's clock, for this policy's hash.
+  const verifier = new RequestVerifier({ principals: new PrincipalRegistry(policy.policy.principals), audience: policy.hash, now: policy.now });
+  const durable = createDurableState(policy, approvals, { replay: () => verifier.replayCache.export(policy.now()) });
   const log = opts.log ?? (() => {});
   // Refuses to construct without a pinned CMK: an enclave that would take any CMK could adopt a host-made keyring.
   const pinned: PinnedKeys = pinnedKeys(opts.kms.allowedKeyArns);
@@ -174,6 +182,9 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     const shared = k.shareKey();
     pool.setKeyring(k.id, shared);
     durable.attach(shared, k.id, created); // derives the sealing key, wipes `shared`
+    // Until the sealed state comes back the enclave cannot know whether it restarted cleanly: behind
+    // the restart barrier, no request that may have been signed before this boot is accepted.
+    verifier.restarted({ restartBarrier: policy.now() + verifier.maxExpirySeconds });
     log(`keyring ${k.id} unlocked (CMK ${k.record.kmsKeyId})`);
     return k.id;
   }
@@ -182,8 +193,8 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
 
   // The audit chain (docs/audit.md): opened when the parent shows its head; every decision below is a record.
   const trail = new AuditTrail({ nsm, policyHash: opts.policyHash ?? new Uint8Array(Buffer.from(policy.hash, 'hex')) });
-  const recorded = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string) => [
-    trail.append({ kind, decision: 'done', principal: 'host', op: kind, keyId }).bytes,
+  const recorded = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string, principal = 'host') => [
+    trail.append({ kind, decision: 'done', principal, op: kind, keyId }).bytes,
   ];
 
   /** A deny record that cannot be written changes nothing: the request is refused anyway. */
@@ -284,22 +295,40 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       onlyKeys(p, [], 'params');
       return { record: keyring ? wireRecord(keyring) : null };
     },
-    async 'key.create'(p) {
-      onlyKeys(p, ['kind'], 'params');
-      const kind: KeyKind = asKind(p.kind);
+    async 'key.create'(p, ctx) {
+      const signed = p.auth !== undefined;
+      onlyKeys(p, signed ? ['auth'] : ['kind'], 'params');
+      // A signed request is read from the params the principal signed; the host's `kind` is not asked.
+      const who = signed ? authenticate(p.auth, 'signer_createKey') : undefined;
+      const kind: KeyKind = who ? readKeyKind(named(who.params, ['kind', 'label', 'requestId']).kind) : asKind(p.kind);
+      const principal = who?.request.principal ?? 'host';
+      stateReady();
       trail.log(); // no audit log, no decision
+      const decision = { principal, op: 'signer_createKey', keyId: null, requestDigest: requestDigest('key.create', ctx?.raw ?? null) };
       // The policy first: a refused creation says so whatever the keyring's state.
-      const ticket = authorizeCreate(kind);
-      if (!keyring) {
+      let ticket: Ticket;
+      let approval: ApprovalRecord | undefined;
+      try {
+        ({ ticket, approval } = approvals.authorize({ op: 'signer_createKey', keyId: null, request: { kind }, intent: { op: 'signer_createKey', kind }, principal }));
+      } catch (e) {
+        throw refusalRecorded(e, decision);
+      }
+      const release = () => {
         policy.release(ticket);
+        if (approval) approvals.released(approval);
+      };
+      if (!keyring) {
+        release();
         throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
       }
       try {
-        const out = await createKey(kind, keyring);
+        const out = await createKey(kind, keyring, principal);
         policy.commit(ticket);
-        return out;
+        if (!approval) return out;
+        approvals.consumed(approval);
+        return withSealed(out);
       } finally {
-        policy.release(ticket);
+        release();
       }
     },
     async sign(p, ctx) {
@@ -308,9 +337,11 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     // Durable limits: the parent hands back its latest sealed record once per enclave life.
     async 'state.restore'(p) {
       onlyKeys(p, ['record'], 'params');
+      const first = !durable.restored;
       const out = durable.restore(p.record === null ? null : asRecord(p.record, 'record'));
+      if (first) verifier.restarted({ restartBarrier: out.restartBarrier, ...(out.replay ? { replay: out.replay } : {}) });
       if (out.unclean) log('sealed state: unclean restart (the previous enclave did not shut down cleanly, or its record was withheld)');
-      return out as unknown as JsonLike;
+      return { record: out.record, unclean: out.unclean, restored: out.restored } as unknown as JsonLike;
     },
     // Quorum approvals (docs/principals.md): the view carries the request the digest covers and the intent decoded here.
     async 'approval.get'(p) {
@@ -369,11 +400,6 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     return out;
   }
 
-  /** `signer_createKey` passes the policy too (op signer_createKey; the caller is `host` until principals are wired). */
-  function authorizeCreate(kind: KeyKind): Ticket {
-    return policy.authorize({ op: 'signer_createKey', kind }, 'host');
-  }
-
   /**
    * The attestation user_data naming the policy in force: the audit binding map of
    * docs/audit.md ({v: 1, auditKey, policyHash}) with auditKey null: used only before the audit
@@ -387,7 +413,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     return { hash: policy.hash, name: policy.policy.name, source: policy.source };
   }
 
-  async function createKey(kind: KeyKind, keyring: Keyring) {
+  async function createKey(kind: KeyKind, keyring: Keyring, principal: string) {
       const { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } = await import('./lazy-kms.js');
       const keyId = randomUUID();
       const secret = kind === 'secp256k1' ? await newSecp256k1Secret(nsm) : await freshSecret(nsm);
@@ -396,11 +422,11 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         const keyringId = keyring.id;
         if (kind === 'secp256k1') {
           const pub = { keyId, kind, keyringId, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret), blob };
-          return { ...pub, audit: recorded('key.create', keyId) };
+          return { ...pub, audit: recorded('key.create', keyId, principal) };
         }
         const master = deriveBip32PublicKey(secret, 'm');
         const pub = { keyId, kind, keyringId, publicKey: master.publicKey.replace(/^0x/, ''), xpub: master.xpub, fingerprint: master.masterFingerprint, blob };
-        return { ...pub, audit: recorded('key.create', keyId) };
+        return { ...pub, audit: recorded('key.create', keyId, principal) };
       } finally {
         wipe(secret);
       }
@@ -412,17 +438,48 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
    * same parsed value; the window counts it only once the signature exists.
    */
   async function signDecided(p: Record<string, unknown>, ctx?: RequestContext) {
-      durable.check();
-      onlyKeys(p, ['op', 'key', 'request'], 'params');
-      const op = asSignOp(p.op);
+      stateReady();
+      const signed = p.auth !== undefined;
+      onlyKeys(p, signed ? ['key', 'auth'] : ['op', 'key', 'request'], 'params');
       const key = asKeyRecord(p.key);
-      const request = asRecord(p.request, 'request') as Record<string, JsonLike>;
       // Only the id, kind, keyring and blob of the host's record are used: the
       // blob's AAD binds the first three, the worker derives everything else.
       // The record's publicKey/address/xpub/fingerprint are advisory (for the parent).
-      const job = { op, keyId: key.keyId, kind: key.kind, keyringId: key.keyringId, blob: key.blob, request };
       trail.log(); // no audit log, no decision
       const digest = requestDigest('sign', ctx?.raw ?? null);
+      let op: SignOp;
+      let request: Record<string, JsonLike>;
+      let principal = 'host';
+      /** For a signed request: the key its params name (checked against the key that signs). */
+      let keyRef: KeyRef | undefined;
+      if (signed) {
+        let who;
+        try {
+          who = authenticate(p.auth, 'sign');
+          const method = who.method as Parameters<typeof readSignCall>[0];
+          // The call is read from the params the principal signed, never from the host's translation.
+          // No configured chain id here: the host's --chain-id is not evidence, so the signed
+          // transaction must name its chain.
+          const call = readSignCall(method, who.params);
+          checkKind(call, key.kind, method);
+          if ('keyId' in call.key && call.key.keyId !== key.keyId) {
+            throw new SignerError('SIGN_KEY_MISMATCH', `${call.key.field}: the signed request names key ${call.key.keyId}, the host handed over key ${key.keyId}`, {
+              hint: 'the host substituted the key: nothing was signed',
+            });
+          }
+          op = call.op;
+          request = call.request(key.kind);
+          keyRef = call.key;
+          principal = who.request.principal;
+        } catch (e) {
+          const code = (e as { code?: unknown }).code;
+          throw withAuditRecord(e as Error, trail.denied({ principal: who?.request.principal ?? 'host', op: who?.method ?? 'sign', keyId: key.keyId, requestDigest: digest, rule: `error:${typeof code === 'string' ? code : 'INTERNAL'}` }));
+        }
+      } else {
+        op = asSignOp(p.op);
+        request = asRecord(p.request, 'request') as Record<string, JsonLike>;
+      }
+      const job = { op, keyId: key.keyId, kind: key.kind, keyringId: key.keyringId, blob: key.blob, request };
       let signedBy = key.keyId;
       let ticket: Ticket | undefined;
       let approval: ApprovalRecord | undefined;
@@ -439,7 +496,13 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         authorize: (facts, intent) => {
           signedBy = facts.keyId;
           try {
-            ({ ticket, approval } = approvals.authorize({ op, keyId: facts.keyId, request, intent, principal: 'host' }));
+            // The address a signed request names is checked against the key's own (derived from the unwrapped secret).
+            if (keyRef && 'address' in keyRef && facts.address?.toLowerCase() !== keyRef.address.toLowerCase()) {
+              throw new SignerError('SIGN_KEY_MISMATCH', `${keyRef.field}: the signed request names ${keyRef.address}, the host handed over the key of ${facts.address ?? 'no address'}`, {
+                hint: 'the host substituted the key: nothing was signed',
+              });
+            }
+            ({ ticket, approval } = approvals.authorize({ op, keyId: facts.keyId, request, intent, principal }));
           } catch (e) {
             audit({ op, keyId: facts.keyId, keyringId: facts.keyringId, decision: 'deny', reason: (e as Error).message });
             throw e;
@@ -458,17 +521,12 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       });
       } catch (e) {
         release();
-        // Every refusal is a decision on the chain (policy, approval required, a blob that does not
-        // authenticate, a bad request, a cancelled job); the policy's deciding rule when it named one.
-        const code = (e as { code?: unknown }).code;
-        const rule = (e as { wireData?: { rule?: unknown } }).wireData?.rule;
-        if (code === 'APPROVAL_REQUIRED' && typeof rule === 'string') throw withAuditRecord(e as Error, trail.pending(op, signedBy, digest, rule));
-        throw withAuditRecord(e as Error, trail.denied(op, signedBy, digest, typeof rule === 'string' ? rule : `error:${typeof code === 'string' ? code : 'INTERNAL'}`));
+        throw refusalRecorded(e, { principal, op, keyId: signedBy, requestDigest: digest });
       }
       const { result, facts } = outcome;
       let rec;
       try {
-        rec = trail.signed(op, facts.keyId, digest, result, ticket?.decision.rule ?? null);
+        rec = trail.signed({ principal, op, keyId: facts.keyId, requestDigest: digest, rule: ticket?.decision.rule ?? null }, result);
       } catch (e) {
         release();
         throw new SignerError('AUDIT_UNAVAILABLE', 'denied: the audit record could not be written, so the signature is not released', { cause: e });
@@ -488,6 +546,44 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       const changed = approval !== undefined || (ticket !== undefined && policy.policy.rules.some((r) => r.id === ticket!.decision.rule && r.window !== undefined));
       const sealed = changed ? durable.seal() : undefined;
       return { result: result as JsonLike, signer: facts, audit: [rec.bytes], ...(sealed ? { sealed: sealed as unknown as JsonLike } : {}) };
+  }
+
+  /**
+   * Verifies a signed request (docs/principals.md): `auth` is { method, params, signerAuth } — the
+   * JSON-RPC method and params exactly as the client sent them, and its signer_auth member.
+   * `expect` is the enclave method it arrived on: `sign` takes the signing methods only.
+   */
+  function authenticate(auth: unknown, expect: 'sign' | 'signer_createKey'): { method: string; params: unknown; request: AuthenticatedRequest } {
+    const a = asRecord(auth, 'auth');
+    onlyKeys(a, ['method', 'params', 'signerAuth'], 'auth');
+    const method = asString(a.method, 'auth.method', 64);
+    if (expect === 'sign' ? !isSignMethod(method) : method !== expect) {
+      throw new SignerError('INVALID_PARAMS', `auth.method: ${JSON.stringify(method)} is not a method this enclave call signs`);
+    }
+    return { method, params: a.params, request: verifier.verify(method, a.params, a.signerAuth) };
+  }
+
+  /**
+   * Decisions need the durable state: a refused record stops everything until an operator resolves
+   * it, and an enclave holding a keyring decides only once the parent has handed back the keyring's
+   * sealed state — a host that skipped `state.restore` would otherwise get fresh window counters
+   * and no restart guard.
+   */
+  function stateReady(): void {
+    durable.check();
+    if (keyring && !durable.restored) {
+      throw new SealedStateError('SEALED_STATE_NOT_RESTORED', 'the sealed state of the keyring has not been handed back (state.restore): nothing is signed until it is', {
+        hint: 'the parent restores it right after unlocking the keyring; restart the parent',
+      });
+    }
+  }
+
+  /** Every refusal is a decision on the chain: pending (approval required) or denied, naming the deciding rule or `error:<CODE>`. */
+  function refusalRecorded(e: unknown, d: { principal: string; op: string; keyId: string | null; requestDigest: Uint8Array }): Error {
+    const code = (e as { code?: unknown }).code;
+    const rule = (e as { wireData?: { rule?: unknown } }).wireData?.rule;
+    if (code === 'APPROVAL_REQUIRED' && typeof rule === 'string') return withAuditRecord(e as Error, trail.pending({ ...d, rule }));
+    return withAuditRecord(e as Error, trail.denied({ ...d, rule: typeof rule === 'string' ? rule : `error:${typeof code === 'string' ? code : 'INTERNAL'}` }));
   }
 
   const handler: BridgeHandler = async (method, params, ctx) => {

@@ -19,7 +19,7 @@ import { parsedRecord, type AuditPersister } from './audit-persist.js';
 import { ParentError, invalidParam } from './errors.js';
 import type { Gate } from './gate.js';
 import type { Keystore } from './keystore.js';
-import { named, readHexBytes } from './params.js';
+import { named, readHexBytes } from '../common/rpc/params.js';
 
 /** methods.ts's Method, restated here so the two modules do not import each other. */
 type Method = (params: unknown, ctx: { gate: Gate; keystore: Keystore; signal: AbortSignal }) => Promise<unknown>;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { chainIdFlag } from '../cli/values.js';
-import { chainIdMethods, txForChain } from './chain-id.js';
+import { chainIdMethods } from './chain-id.js';
+import { txForChain } from '../common/rpc/sign-call.js';
 import { resolveParentConfig } from './config.js';
 
 const tx = { from: '0x70997970C51812dc3A010C7d01b50e0d17dc79C8', nonce: '0x0' };
@@ -30,7 +31,7 @@ describe('chain id', () => {
     } catch (e) {
       err = e;
     }
-    expect(err).toMatchObject({ code: 'PARENT_INVALID_PARAMS', field: 'chainId', message: "chainId: 1 is not this signer's chain (31337)" });
+    expect(err).toMatchObject({ code: 'INVALID_PARAMS', field: 'chainId', message: "chainId: 1 is not this signer's chain (31337)" });
     expect((err as { hint?: string }).hint).toMatch(/--chain-id 31337/);
     expect(() => txForChain({ ...tx, chainId: '0x01' }, 1)).toThrow(/chainId: expected/);
   });

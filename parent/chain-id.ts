@@ -14,16 +14,11 @@
  * guard against client mistakes, not a security boundary (the parent is
  * untrusted — a chain restriction that must hold belongs in the enclave policy).
  */
-import { invalidParam } from './errors.js';
-import { positional, readQuantity } from './params.js';
+import { positional } from '../common/rpc/params.js';
+import { chainIdQuantity } from '../common/rpc/sign-call.js';
 
 /** EIP-2294's bound on chain ids, (2^64 − 1) / 2 − 36, is above 2^53: we stop at the safe integers so every client's number type holds it. */
 export const MAX_CHAIN_ID = Number.MAX_SAFE_INTEGER;
-
-/** A chain id as a JSON-RPC quantity: 0x-prefixed hex, no leading zeros. */
-export function chainIdQuantity(n: number): string {
-  return `0x${n.toString(16)}`;
-}
 
 /** `eth_chainId` (hex quantity) and `net_version` (decimal string), as Ethereum nodes answer them; none without a chain id. */
 export function chainIdMethods(chainId: number | undefined): [string, (params: unknown) => Promise<string>][] {
@@ -46,25 +41,4 @@ export function chainIdMethods(chainId: number | undefined): [string, (params: u
       },
     ],
   ];
-}
-
-/**
- * The transaction's chain id checked against the configured one: the
- * transaction to forward (with `chainId` filled when it had none), or
- * -32602 naming `chainId`.
- */
-export function txForChain(tx: Record<string, unknown>, chainId: number | undefined): Record<string, unknown> {
-  const given = tx.chainId === undefined || tx.chainId === null ? undefined : readQuantity(tx.chainId, 'chainId');
-  if (chainId === undefined) {
-    if (given === undefined) {
-      throw invalidParam('chainId', 'required (never defaulted): a transaction is signed for one chain', 'set chainId to the id of the network the transaction is for (or start the signer with --chain-id N)');
-    }
-    return tx;
-  }
-  if (given === undefined) return { ...tx, chainId: chainIdQuantity(chainId) };
-  const v = BigInt(given);
-  if (v !== BigInt(chainId)) {
-    throw invalidParam('chainId', `${v} is not this signer's chain (${chainId})`, `this signer is configured with --chain-id ${chainId}: sign for that chain, omit chainId, or use a signer configured for chain ${v}`);
-  }
-  return tx;
 }

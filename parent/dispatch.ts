@@ -65,7 +65,8 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
     inFlight++;
     try {
       const released: Uint8Array[] = [];
-      const result = await method(params, { ...opts.context, signal, released: (r) => released.push(r) });
+      const auth = item.request.auth === undefined ? {} : { auth: item.request.auth };
+      const result = await method(params, { ...opts.context, signal, released: (r) => released.push(r), ...auth });
       metrics.observe(name, 'ok', seconds());
       return withReceipt(resultResponse(id, result), released, item.request.receipt === true, meta);
     } catch (e) {

@@ -9,12 +9,12 @@
  * configured chain id, which startup has checked against the node
  * (`checkDownstreamChain`).
  */
-import { chainIdQuantity } from './chain-id.js';
+import { chainIdQuantity } from '../common/rpc/sign-call.js';
 import type { Downstream } from './downstream.js';
 import { createNonceTracker } from './downstream-nonces.js';
 import { ParentError, invalidParam } from './errors.js';
 import type { Method } from './methods.js';
-import { describe } from './params.js';
+import { describe } from '../common/rpc/params.js';
 import { sendTransactionMethod } from './send-transaction.js';
 
 /** Read methods forwarded to the node (docs/json-rpc.md, "Proxy mode"). */

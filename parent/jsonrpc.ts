@@ -44,6 +44,11 @@ export interface RpcRequest {
   id?: RpcId;
   /** The client asked for the audit receipt inline (extension member `receipt: true`). */
   receipt?: boolean;
+  /**
+   * The `signer_auth` member of a signed request (docs/principals.md), untouched: the enclave
+   * verifies it against the method and params exactly as received here.
+   */
+  auth?: unknown;
 }
 
 /** One element of a payload: a valid request, or the error response an invalid one gets. */
@@ -55,8 +60,9 @@ export type ParsedPayload =
   /** The whole payload is unusable: answer with this one response. */
   | { kind: 'invalid'; response: RpcResponse };
 
-// `receipt`: an extension (docs/json-rpc.md) — `true` asks for the audit receipt inline.
-const MEMBERS = new Set(['jsonrpc', 'method', 'params', 'id', 'receipt']);
+// Extensions (docs/json-rpc.md): `receipt: true` asks for the audit receipt inline;
+// `signer_auth` signs the request as a principal (docs/principals.md).
+const MEMBERS = new Set(['jsonrpc', 'method', 'params', 'id', 'receipt', 'signer_auth']);
 const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /**
@@ -124,6 +130,7 @@ export function parseRequestObject(v: unknown): RpcItem {
   const request: RpcRequest = { method: v.method, params: v.params };
   if (Object.hasOwn(v, 'id')) request.id = v.id as RpcId;
   if (v.receipt === true) request.receipt = true;
+  if (Object.hasOwn(v, 'signer_auth')) request.auth = v.signer_auth;
   return { ok: true, request };
 }
 

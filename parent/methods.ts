@@ -1,15 +1,11 @@
 /**
  * The JSON-RPC methods the signing socket serves, and nothing else: every
- * other name is "method not found" and never reaches the enclave. Each
- * method reads its params (params.ts), looks the key up in the keystore, and
- * forwards one enclave call through the gate; the enclave decides and signs.
- *
- * Request shapes forwarded in `sign` (common/protocol/enclave-api.ts):
- *   eth_signTransaction      { tx }                     personal_sign       { message }
- *   eth_sign                 { data }                   eth_signTypedData_v4 { typedData }
- *   signer_signDigest        { digest, path? }          signer_signSchnorr  { message, path? }
- *   signer_signAuthorization { authorization, path? }   signer_signPsbt     { psbt }
- *   signer_deriveKey         { path }
+ * other name is "method not found" and never reaches the enclave. A signing
+ * method reads its params into the enclave call (common/rpc/sign-call.ts has
+ * the table of methods, ops and request shapes), looks the key up in the
+ * keystore, and forwards one enclave call through the gate; the enclave
+ * decides and signs. A request signed by a principal is forwarded as the
+ * client sent it, and the enclave reads it itself (docs/principals.md).
  */
 import { parseAttestation } from '../attestation/verify.js';
 import { toHex } from '../common/bytes.js';
@@ -17,25 +13,13 @@ import { BridgeRemoteError } from '../common/bridge/index.js';
 import { auditRecordsOf } from './boot.js';
 import { AUDIT_METHODS, persistRefusal, recordReleased } from './audit-methods.js';
 import type { JsonLike } from '../common/cbor-json.js';
-import { asKeyRecord, asRecord, asSignerFacts, type KeyKind, type KeyRecord, type SignerFacts, type SignOp } from '../common/protocol/enclave-api.js';
-import { txForChain } from './chain-id.js';
+import { asKeyRecord, asRecord, asSignerFacts, type KeyRecord, type SignerFacts, type SignOp } from '../common/protocol/enclave-api.js';
+import { checkKind, readSignCall, type SignMethod } from '../common/rpc/sign-call.js';
 import { ParentError, invalidParam } from './errors.js';
 import { reasonOf, type Gate } from './gate.js';
 import { KeystoreError, type Keystore, type StoredKey } from './keystore.js';
 import { storeSealedState } from './sealed-state.js';
-import {
-  describe,
-  isPlainObject,
-  named,
-  positional,
-  readAddress,
-  readBase64,
-  readHexBytes,
-  readKeyId,
-  readLabel,
-  readPath,
-  readQuantity,
-} from './params.js';
+import { named, positional, readAddress, readHexBytes, readKeyId, readKeyKind, readLabel } from '../common/rpc/params.js';
 
 export interface MethodContext {
   gate: Gate;
@@ -47,12 +31,11 @@ export interface MethodContext {
   signal: AbortSignal;
   /** Told the stored audit record of a released result (inline receipts: docs/json-rpc.md). */
   released?: (record: Uint8Array) => void;
+  /** The request's `signer_auth` member, when the client signed it as a principal (docs/principals.md). */
+  auth?: unknown;
 }
 
 export type Method = (params: unknown, ctx: MethodContext) => Promise<unknown>;
-
-/** Largest message / typed-data document forwarded (the HTTP body cap bounds it anyway). */
-const MAX_DATA_BYTES = 512 * 1024;
 
 // ------------------------------------------------------------ keys
 
@@ -88,20 +71,6 @@ function keyByAddress(ctx: MethodContext, v: unknown, field: string): StoredKey 
   const k = ctx.keystore.getKeyByAddress(address);
   if (!k || k.kind !== 'secp256k1') throw invalidParam(field, 'no secp256k1 key with this address in the keystore', 'eth_accounts lists the addresses');
   return k;
-}
-
-/** bip32-seed keys sign with a child: a path is required; secp256k1 keys take none. */
-function pathFor(k: StoredKey, v: unknown): string | undefined {
-  if (k.kind === 'secp256k1') {
-    if (v !== undefined) throw invalidParam('path', 'only bip32-seed keys take a derivation path');
-    return undefined;
-  }
-  if (v === undefined) throw invalidParam('path', 'required for bip32-seed keys (the child key to sign with)');
-  return readPath(v);
-}
-
-function needKind(k: StoredKey, kind: KeyKind, method: string): void {
-  if (k.kind !== kind) throw invalidParam('keyId', `${method} needs a ${kind} key, this one is ${k.kind}`);
 }
 
 // ------------------------------------------------------------ results
@@ -148,14 +117,25 @@ function checkSigner(key: StoredKey, signer: SignerFacts): void {
   if (key.kind === 'bip32-seed' && (signer.xpub !== key.xpub || signer.fingerprint !== key.fingerprint)) throw mismatch('xpub or fingerprint');
 }
 
-async function sign(ctx: MethodContext, op: SignOp, key: StoredKey, request: Record<string, unknown>): Promise<Record<string, unknown>> {
+/**
+ * The enclave call for one request. A request the client signed goes as { key, auth }: the
+ * JSON-RPC method and params exactly as received and the signer_auth member, and the enclave
+ * reads the call from those params itself (common/rpc/sign-call.ts) — what this parent made of
+ * them is not sent, so it cannot matter.
+ */
+function signParams(ctx: MethodContext, method: string, params: unknown, op: SignOp, key: StoredKey, request: Record<string, unknown>): Record<string, unknown> {
+  if (ctx.auth === undefined) return { op, key: keyRecordOf(key), request };
+  return { key: keyRecordOf(key), auth: { method, params: params ?? null, signerAuth: ctx.auth } };
+}
+
+async function sign(ctx: MethodContext, key: StoredKey, params: Record<string, unknown>): Promise<Record<string, unknown>> {
   const unlocked = ctx.gate.keyringId();
   if (unlocked !== undefined && key.keyringId !== unlocked) {
     throw new ParentError('PARENT_KEYRING_LOCKED', `key ${key.keyId} belongs to keyring ${key.keyringId}, but keyring ${unlocked} is unlocked`);
   }
   let res;
   try {
-    res = await ctx.gate.call('sign', { op, key: keyRecordOf(key), request }, { needKeyring: true, signal: ctx.signal });
+    res = await ctx.gate.call('sign', params as Record<string, JsonLike>, { needKeyring: true, signal: ctx.signal });
   } catch (e) {
     // A recorded refusal is stored before it is relayed (its record is part of the chain).
     if (e instanceof BridgeRemoteError) await persistRefusal(ctx.gate.audit, e);
@@ -193,72 +173,47 @@ const ethAccounts: Method = async (params, ctx) => {
     .map((k) => k.address);
 };
 
-const ethSignTransaction: Method = async (params, ctx) => {
-  const [tx] = positional(params, 1, 1, '[transaction]');
-  if (!isPlainObject(tx)) throw invalidParam('params[0]', `expected a transaction object, got ${describe(tx)}`);
-  if (tx.from === undefined || tx.from === null) throw invalidParam('from', 'required: the address of the key that signs');
-  readAddress(tx.from, 'from');
-  const forChain = txForChain(tx, ctx.chainId);
-  const key = keyByAddress(ctx, tx.from, 'from');
-  const res = await sign(ctx, 'eth_signTransaction', key, { tx: forChain });
-  return hexField(res, 'raw');
-};
+/**
+ * A signing method: its params read into the enclave call (common/rpc/sign-call.ts, the same
+ * reader the enclave runs on signed requests), the key found in the keystore, one enclave call.
+ */
+function signMethod(method: SignMethod, answer: (res: Record<string, unknown>) => unknown = (res) => res): Method {
+  return async (params, ctx) => {
+    const call = readSignCall(method, params, ctx.chainId === undefined ? {} : { chainId: ctx.chainId });
+    const key = 'keyId' in call.key ? keyById(ctx, call.key.keyId, call.key.field) : keyByAddress(ctx, call.key.address, call.key.field);
+    checkKind(call, key.kind, method);
+    return answer(await sign(ctx, key, signParams(ctx, method, params, call.op, key, call.request(key.kind))));
+  };
+}
 
-const ethSign: Method = async (params, ctx) => {
-  const [address, data] = positional(params, 2, 2, '[address, data]');
-  const key = keyByAddress(ctx, address, 'params[0]');
-  const hex = readHexBytes(data, 'params[1]', { max: MAX_DATA_BYTES });
-  return hexField(await sign(ctx, 'eth_sign', key, { data: hex }), 'signature', 65);
-};
-
-const personalSign: Method = async (params, ctx) => {
-  const [data, address] = positional(params, 2, 2, '[data, address]');
-  if (typeof data !== 'string') throw invalidParam('params[0]', `expected the message as 0x hex or text, got ${describe(data)}`);
-  if (Buffer.byteLength(data) > MAX_DATA_BYTES) throw invalidParam('params[0]', `message larger than ${MAX_DATA_BYTES} bytes`);
-  if (typeof address === 'string' && !/^0x[0-9a-fA-F]{40}$/.test(address) && /^0x[0-9a-fA-F]{40}$/.test(data)) {
-    throw invalidParam('params[1]', 'expected the signing address', 'personal_sign takes [data, address] (eth_sign takes [address, data])');
-  }
-  const key = keyByAddress(ctx, address, 'params[1]');
-  return hexField(await sign(ctx, 'personal_sign', key, { message: data }), 'signature', 65);
-};
-
-const ethSignTypedDataV4: Method = async (params, ctx) => {
-  const [address, raw] = positional(params, 2, 2, '[address, typedData]');
-  const key = keyByAddress(ctx, address, 'params[0]');
-  let typedData: unknown = raw;
-  if (typeof raw === 'string') {
-    if (raw.length > MAX_DATA_BYTES) throw invalidParam('params[1]', `typed data larger than ${MAX_DATA_BYTES} characters`);
-    try {
-      typedData = JSON.parse(raw);
-    } catch {
-      throw invalidParam('params[1]', 'typed data is not valid JSON');
-    }
-  }
-  if (!isPlainObject(typedData)) throw invalidParam('params[1]', `expected the EIP-712 typed data (object or JSON string), got ${describe(typedData)}`);
-  return hexField(await sign(ctx, 'eth_signTypedData_v4', key, { typedData }), 'signature', 65);
-};
+const signature = (res: Record<string, unknown>) => hexField(res, 'signature', 65);
 
 // ------------------------------------------------------------ signer_* methods
 
-function readKind(v: unknown): KeyKind {
-  if (v === undefined) return 'secp256k1';
-  if (v !== 'secp256k1' && v !== 'bip32-seed') throw invalidParam('kind', 'must be "secp256k1" or "bip32-seed"');
-  return v;
-}
-
 const createKey: Method = async (params, ctx) => {
   const p = named(params, ['kind', 'label']);
-  const kind = readKind(p.kind);
+  const kind = readKeyKind(p.kind);
   const label = p.label === undefined ? undefined : readLabel(p.label);
   if (ctx.keystoreReadonly) {
     throw new KeystoreError('KEYSTORE_UNAVAILABLE', 'the keystore is open read-only: keys cannot be created here', { hint: 'create keys on a parent started without --keystore-readonly' });
   }
   // No client signal: once the enclave made the key, it is stored even if the client left.
-  const res = await ctx.gate.call('key.create', { kind }, { needKeyring: true });
+  // A signed request goes as the client sent it: the enclave reads the kind from the signed params.
+  const call = ctx.auth === undefined ? { kind } : { auth: { method: 'signer_createKey', params: (params ?? null) as JsonLike, signerAuth: ctx.auth as JsonLike } };
+  let res;
+  try {
+    res = await ctx.gate.call('key.create', call, { needKeyring: true });
+  } catch (e) {
+    // A refusal (denied, or pending approvals) is a decision on the chain: stored before it is relayed.
+    if (e instanceof BridgeRemoteError) await persistRefusal(ctx.gate.audit, e);
+    throw e;
+  }
   let rec: KeyRecord;
   let records: Uint8Array[];
+  let sealed: unknown;
   try {
-    const { audit: _, ...key } = asRecord(res, 'key.create result');
+    const { audit: _, sealed: s, ...key } = asRecord(res, 'key.create result');
+    sealed = s;
     records = auditRecordsOf(asRecord(res, 'key.create result'), 'key.create');
     rec = asKeyRecord(key, 'key.create result');
   } catch (e) {
@@ -272,12 +227,14 @@ const createKey: Method = async (params, ctx) => {
   if (ctx.keystore.getKey(rec.keyId)) throw badResponse(`keyId (${rec.keyId} already exists)`);
   // The key and its audit record in one transaction: both are stored, or neither (and the client gets an error).
   const stored = await ctx.gate.audit.persist(records, (recs) => ctx.keystore.putKey(rec, label, recs));
+  // A creation that used an approval changed the enclave's state: stored before the key is reported.
+  if (sealed !== undefined) storeSealedState(ctx.keystore, rec.keyringId, sealed);
   return publicKeyInfo(stored!);
 };
 
 const listKeys: Method = async (params, ctx) => {
   const p = named(params, ['kind']);
-  const kind = p.kind === undefined ? undefined : readKind(p.kind);
+  const kind = p.kind === undefined ? undefined : readKeyKind(p.kind);
   return ctx.keystore
     .listKeys()
     .filter((k) => kind === undefined || k.kind === kind)
@@ -285,53 +242,6 @@ const listKeys: Method = async (params, ctx) => {
 };
 
 const getKey: Method = async (params, ctx) => publicKeyInfo(keyById(ctx, named(params, ['keyId']).keyId));
-
-const deriveKey: Method = async (params, ctx) => {
-  const p = named(params, ['keyId', 'path']);
-  const key = keyById(ctx, p.keyId);
-  needKind(key, 'bip32-seed', 'signer_deriveKey');
-  if (p.path === undefined) throw invalidParam('path', 'required');
-  return sign(ctx, 'signer_deriveKey', key, { path: readPath(p.path) });
-};
-
-const signDigest: Method = async (params, ctx) => {
-  const p = named(params, ['keyId', 'digest', 'path']);
-  const key = keyById(ctx, p.keyId);
-  const digest = readHexBytes(p.digest, 'digest', { length: 32 });
-  const path = pathFor(key, p.path);
-  return sign(ctx, 'signer_signDigest', key, path === undefined ? { digest } : { digest, path });
-};
-
-const signSchnorr: Method = async (params, ctx) => {
-  const p = named(params, ['keyId', 'message', 'path']);
-  const key = keyById(ctx, p.keyId);
-  const message = readHexBytes(p.message, 'message', { length: 32 });
-  const path = pathFor(key, p.path);
-  return sign(ctx, 'signer_signSchnorr', key, path === undefined ? { message } : { message, path });
-};
-
-const signPsbt: Method = async (params, ctx) => {
-  const p = named(params, ['keyId', 'psbt']);
-  const key = keyById(ctx, p.keyId);
-  needKind(key, 'bip32-seed', 'signer_signPsbt');
-  return sign(ctx, 'signer_signPsbt', key, { psbt: readBase64(p.psbt, 'psbt', MAX_DATA_BYTES) });
-};
-
-const signAuthorization: Method = async (params, ctx) => {
-  const p = named(params, ['keyId', 'account', 'chainId', 'address', 'contractAddress', 'nonce', 'path']);
-  if ((p.keyId === undefined) === (p.account === undefined)) throw invalidParam('keyId', 'give exactly one of keyId or account (the signing address)');
-  const key = p.keyId !== undefined ? keyById(ctx, p.keyId) : keyByAddress(ctx, p.account, 'account');
-  if (p.chainId === undefined) throw invalidParam('chainId', 'required (never defaulted)');
-  if (p.nonce === undefined) throw invalidParam('nonce', 'required');
-  if ((p.address === undefined) === (p.contractAddress === undefined)) throw invalidParam('address', 'give exactly one of address or contractAddress (the delegate contract)');
-  const authorization = {
-    chainId: readQuantity(p.chainId, 'chainId'),
-    address: p.address !== undefined ? readAddress(p.address, 'address') : readAddress(p.contractAddress, 'contractAddress'),
-    nonce: readQuantity(p.nonce, 'nonce'),
-  };
-  const path = pathFor(key, p.path);
-  return sign(ctx, 'signer_signAuthorization', key, path === undefined ? { authorization } : { authorization, path });
-};
 
 const attest: Method = async (params, ctx) => {
   const p = named(params, ['nonce', 'userData']);
@@ -447,18 +357,18 @@ function decideApproval(method: 'approval.approve' | 'approval.reject'): Method 
 
 export const METHODS: ReadonlyMap<string, Method> = new Map<string, Method>([
   ['eth_accounts', ethAccounts],
-  ['eth_signTransaction', ethSignTransaction],
-  ['eth_sign', ethSign],
-  ['personal_sign', personalSign],
-  ['eth_signTypedData_v4', ethSignTypedDataV4],
+  ['eth_signTransaction', signMethod('eth_signTransaction', (res) => hexField(res, 'raw'))],
+  ['eth_sign', signMethod('eth_sign', signature)],
+  ['personal_sign', signMethod('personal_sign', signature)],
+  ['eth_signTypedData_v4', signMethod('eth_signTypedData_v4', signature)],
   ['signer_createKey', createKey],
   ['signer_listKeys', listKeys],
   ['signer_getKey', getKey],
-  ['signer_deriveKey', deriveKey],
-  ['signer_signDigest', signDigest],
-  ['signer_signSchnorr', signSchnorr],
-  ['signer_signPsbt', signPsbt],
-  ['signer_signAuthorization', signAuthorization],
+  ['signer_deriveKey', signMethod('signer_deriveKey')],
+  ['signer_signDigest', signMethod('signer_signDigest')],
+  ['signer_signSchnorr', signMethod('signer_signSchnorr')],
+  ['signer_signPsbt', signMethod('signer_signPsbt')],
+  ['signer_signAuthorization', signMethod('signer_signAuthorization')],
   ['signer_attest', attest],
   ['signer_status', status],
   ...AUDIT_METHODS,

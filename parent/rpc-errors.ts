@@ -6,6 +6,7 @@
  * traces, no library messages.
  */
 import { isSignerError } from '../common/errors.js';
+import { InvalidParamError } from '../common/rpc/errors.js';
 import { DownstreamError } from './downstream.js';
 import { RPC, type RpcErrorObject } from './jsonrpc.js';
 
@@ -36,13 +37,23 @@ const UNAVAILABLE_CODES = new Set([
   'KMS_NO_CREDENTIALS',
   'PARENT_AUDIT_UNAVAILABLE',
   'AUDIT_NOT_OPEN',
+  // The enclave refuses to sign until an operator resolves its sealed state (docs/principals.md).
+  'SEALED_STATE_MALFORMED',
+  'SEALED_STATE_TAMPERED',
+  'SEALED_STATE_ROLLBACK',
+  'SEALED_STATE_WRONG_KEYRING',
+  'SEALED_STATE_KEY',
+  'SEALED_STATE_NOT_RESTORED',
 ]);
 
 const APPROVAL_REQUIRED_RPC = -32010;
 const APPROVAL_RPC = -32011;
 
 /** Members of an enclave error's data a client may see (all set by the enclave's own code). */
-const REMOTE_DATA_KEYS = ['rule', 'approvalId', 'requestDigest', 'threshold', 'approvers', 'expiresAt'] as const;
+const REMOTE_DATA_KEYS = ['rule', 'approvalId', 'requestDigest', 'threshold', 'approvers', 'expiresAt', 'expiresAfter'] as const;
+
+/** EIP-1193 "Unauthorized": a signed request the enclave did not accept (docs/principals.md). */
+const AUTH_RPC = 4100;
 
 const BUSY_CODES = new Set(['PARENT_BUSY', 'BRIDGE_BUSY']);
 
@@ -53,7 +64,8 @@ export interface MappedError {
 
 export function toRpcError(e: unknown): MappedError {
   if (!isSignerError(e)) return { error: { code: RPC.INTERNAL_ERROR, message: 'internal error' }, outcome: 'error' };
-  const data: Record<string, unknown> = { code: e.code };
+  // A parameter the parent itself refused keeps the code clients have always seen for it.
+  const data: Record<string, unknown> = { code: e instanceof InvalidParamError ? 'PARENT_INVALID_PARAMS' : e.code };
   if (e.hint !== undefined) data.hint = e.hint;
   // The enclave's structured refusal details (data.rule: the policy rule that decided).
   const remote = (e as { data?: unknown }).data;
@@ -69,6 +81,7 @@ export function toRpcError(e: unknown): MappedError {
   const message = e.message;
   if (INVALID_PARAMS_CODES.has(e.code)) return { error: { code: RPC.INVALID_PARAMS, message: `invalid params: ${message}`, data }, outcome: 'invalid_params' };
   // Quorum approvals (docs/principals.md): -32010 waits for approvers, -32011 refuses an approval action.
+  if (e.code.startsWith('AUTH_')) return { error: { code: AUTH_RPC, message: `unauthorized: ${message}`, data }, outcome: 'denied' };
   if (e.code === 'APPROVAL_REQUIRED') return { error: { code: APPROVAL_REQUIRED_RPC, message, data }, outcome: 'denied' };
   if (e.code.startsWith('APPROVAL_')) return { error: { code: APPROVAL_RPC, message, data }, outcome: 'denied' };
   if (DENIED_CODES.has(e.code)) {

@@ -22,7 +22,7 @@ import { DownstreamError, type Downstream } from './downstream.js';
 import type { NonceTracker } from './downstream-nonces.js';
 import { invalidParam } from './errors.js';
 import type { Method, MethodContext } from './methods.js';
-import { describe, isPlainObject, positional, readAddress } from './params.js';
+import { describe, isPlainObject, positional, readAddress } from '../common/rpc/params.js';
 
 /** Gas estimate × 12 / 10: estimates are exact for the state they ran on; a little state change between estimate and inclusion must not make the transaction run out of gas. */
 export const GAS_MARGIN = { num: 12n, den: 10n } as const;

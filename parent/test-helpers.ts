@@ -184,7 +184,7 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
       const request = asRecord(p.request, 'request') as Record<string, JsonLike>;
       if (!keyringId) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
       const digest = requestDigest('sign', jsonToCbor(p as JsonLike));
-      const deny = (e: SignerError) => withAuditRecord(e, trail.denied(op, key.keyId, digest, `error:${e.code}`));
+      const deny = (e: SignerError) => withAuditRecord(e, trail.denied({ principal: 'host', op, keyId: key.keyId, requestDigest: digest, rule: `error:${e.code}` }));
       const k = keys.get(key.keyId);
       // Like the real vault: a blob that is not the one made for this id/kind/keyring does not open.
       if (!k || k.kind !== key.kind || k.keyringId !== key.keyringId || Buffer.compare(Buffer.from(k.blob), Buffer.from(key.blob)) !== 0) {
@@ -196,7 +196,7 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
       const prepared = prepareOperation(op, { keyId: key.keyId, kind: k.kind, keyringId: k.keyringId }, k.secret, request);
       try {
         const result = prepared.sign() as JsonLike;
-        return { result, signer: prepared.facts, audit: [trail.signed(op, key.keyId, digest, result).bytes] };
+        return { result, signer: prepared.facts, audit: [trail.signed({ principal: 'host', op, keyId: key.keyId, requestDigest: digest }, result).bytes] };
       } finally {
         prepared.wipe();
       }

@@ -27,9 +27,12 @@ export type AuthErrorCode =
 
 export class AuthError extends SignerError {
   override readonly code: AuthErrorCode;
+  /** Crosses the bridge as the error's data: AUTH_BEFORE_RESTART names the expiry a new request needs. */
+  readonly wireData: { expiresAfter: number } | undefined;
 
-  constructor(code: AuthErrorCode, message: string, opts: { cause?: unknown; hint?: string } = {}) {
+  constructor(code: AuthErrorCode, message: string, opts: { cause?: unknown; hint?: string; expiresAfter?: number } = {}) {
     super(code, message, opts);
     this.code = code;
+    this.wireData = opts.expiresAfter === undefined ? undefined : { expiresAfter: opts.expiresAfter };
   }
 }

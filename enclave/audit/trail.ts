@@ -12,6 +12,15 @@ import { SignerError } from '../../common/errors.js';
 import { releasedResultDigest } from '../../common/audit/result.js';
 import type { AuditEntry } from '../../common/audit/record.js';
 import { AuditLog, type SignedRecord } from './log.js';
+
+/** What a decision record says about the request: who asked, for what, on which key. */
+export interface Decision {
+  principal: string;
+  op: string;
+  keyId: string | null;
+  requestDigest: Uint8Array;
+  rule?: string | null;
+}
 import type { AttestRequest } from '../nsm/nsm.js';
 
 /** How many recent records the enclave keeps for a parent to fetch again (bounded memory). */
@@ -104,29 +113,32 @@ export class AuditTrail {
     return rec;
   }
 
-  /** A decision for a sign request, allowed: the record names the released result. */
-  signed(op: string, keyId: string, requestDigest: Uint8Array, result: unknown, rule?: string | null): SignedRecord {
-    return this.append({ kind: 'sign', decision: 'allowed', principal: 'host', op, keyId, requestDigest, resultDigest: releasedResultDigest(result), rule: rule ?? null });
+  /**
+   * A decision for a request the policy decides (a signature, or `signer_createKey`), allowed:
+   * the record names the released result. `principal` is the verified caller (`host` when the
+   * request was not signed); `keyId` is null for a key creation decided before the key exists.
+   */
+  signed(d: Decision, result: unknown): SignedRecord {
+    return this.append({ kind: 'sign', decision: 'allowed', principal: d.principal, op: d.op, keyId: d.keyId, requestDigest: d.requestDigest, resultDigest: releasedResultDigest(result), rule: d.rule ?? null });
   }
 
   /**
-   * A refused sign request. `rule` is the deciding policy rule, or for a
-   * refusal that is not the policy's `error:<CODE>` (a blob that does not
-   * authenticate, a malformed request, a cancelled job). Never throws: a
-   * refusal stands whether or not it could be recorded.
+   * A refused request. `rule` is the deciding policy rule, or for a refusal that is not the
+   * policy's `error:<CODE>` (a blob that does not authenticate, a malformed or badly signed
+   * request, a cancelled job). Never throws: a refusal stands whether or not it could be recorded.
    */
-  denied(op: string, keyId: string, requestDigest: Uint8Array, rule: string): SignedRecord | undefined {
+  denied(d: Decision & { rule: string }): SignedRecord | undefined {
     try {
-      return this.append({ kind: 'sign', decision: 'denied', principal: 'host', op, keyId, requestDigest, rule: rule.slice(0, 256) });
+      return this.append({ kind: 'sign', decision: 'denied', principal: d.principal, op: d.op, keyId: d.keyId, requestDigest: d.requestDigest, rule: d.rule.slice(0, 256) });
     } catch {
       return undefined;
     }
   }
 
-  /** A sign request held for approvals (JSON-RPC -32010): recorded as pending, naming the rule. Never throws. */
-  pending(op: string, keyId: string, requestDigest: Uint8Array, rule: string): SignedRecord | undefined {
+  /** A request held for approvals (JSON-RPC -32010): recorded as pending, naming the rule. Never throws. */
+  pending(d: Decision & { rule: string }): SignedRecord | undefined {
     try {
-      return this.append({ kind: 'sign', decision: 'pending', principal: 'host', op, keyId, requestDigest, rule: rule.slice(0, 256) });
+      return this.append({ kind: 'sign', decision: 'pending', principal: d.principal, op: d.op, keyId: d.keyId, requestDigest: d.requestDigest, rule: d.rule.slice(0, 256) });
     } catch {
       return undefined;
     }

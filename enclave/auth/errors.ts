@@ -50,7 +50,9 @@ export type SealedStateErrorCode =
   /** The record is older than one this enclave has already seen in its life (rollback). */
   | 'SEALED_STATE_ROLLBACK'
   /** The key handed in is not a 32-byte keyring key. */
-  | 'SEALED_STATE_KEY';
+  | 'SEALED_STATE_KEY'
+  /** A keyring is unlocked but its sealed state was not handed back yet (state.restore): nothing is decided without it. */
+  | 'SEALED_STATE_NOT_RESTORED';
 
 export class SealedStateError extends SignerError {
   override readonly code: SealedStateErrorCode;

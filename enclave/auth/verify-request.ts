@@ -20,7 +20,7 @@
 import { AuthError } from '../../common/auth/errors.js';
 import { parseSignerAuth, requestDigest, requestSignatureMessage, checkAudience } from '../../common/auth/request.js';
 import { HOST_PRINCIPAL, type PrincipalRegistry } from './principals.js';
-import { ReplayCache } from './replay-cache.js';
+import { ReplayCache, type ReplayCacheState } from './replay-cache.js';
 
 /** Five minutes: the longest a signed request may be valid, which bounds the replay cache. */
 export const DEFAULT_MAX_EXPIRY_SECONDS = 300;
@@ -54,7 +54,7 @@ export interface RequestVerifierOptions {
 }
 
 export class RequestVerifier {
-  readonly #o: Required<Omit<RequestVerifierOptions, 'restartBarrier'>> & { restartBarrier: number | undefined };
+  readonly #o: Required<Omit<RequestVerifierOptions, 'restartBarrier' | 'replayCache'>> & { restartBarrier: number | undefined; replayCache: ReplayCache };
 
   constructor(o: RequestVerifierOptions) {
     checkAudience(o.audience);
@@ -72,6 +72,24 @@ export class RequestVerifier {
     return this.#o.replayCache;
   }
 
+  get restartBarrier(): number | undefined {
+    return this.#o.restartBarrier;
+  }
+
+  get maxExpirySeconds(): number {
+    return this.#o.maxExpirySeconds;
+  }
+
+  /**
+   * What the boot concluded from the sealed state (enclave/auth/enclave-state.ts onBoot): the
+   * barrier (undefined after a clean restart or for a new keyring) and, after a clean restart,
+   * the replay cache that was sealed with it.
+   */
+  restarted(o: { restartBarrier: number | undefined; replay?: ReplayCacheState }): void {
+    this.#o.restartBarrier = o.restartBarrier;
+    if (o.replay !== undefined) this.#o.replayCache = ReplayCache.restore(o.replay, this.#o.now());
+  }
+
   /** Authenticates one request; `auth` is the raw `signer_auth` member (undefined when absent). */
   verify(method: string, params: unknown, auth: unknown): AuthenticatedRequest {
     const digest = requestDigest(this.#o.audience, method, params);
@@ -82,11 +100,17 @@ export class RequestVerifier {
     const now = this.#o.now();
     if (!Number.isSafeInteger(now)) throw new AuthError('AUTH_EXPIRED', 'the enclave clock is unavailable; refusing signed requests');
     if (a.expiresAt <= now) throw new AuthError('AUTH_EXPIRED', `request expired at ${a.expiresAt} (enclave time ${now})`, { hint: 'sign a new request; check the client clock' });
-    if (a.expiresAt > now + this.#o.maxExpirySeconds) {
-      throw new AuthError('AUTH_EXPIRY_TOO_FAR', `request expires ${a.expiresAt - now}s from now; the limit is ${this.#o.maxExpirySeconds}s`, { hint: 'use a shorter expiry; check the client clock' });
+    // Right after a restart the limit is at least barrier + 1, so a request signed to expire just
+    // past the barrier (data.expiresAfter + 1) is acceptable at once, even in the boot's own second.
+    const latest = Math.max(now + this.#o.maxExpirySeconds, this.#o.restartBarrier === undefined ? 0 : this.#o.restartBarrier + 1);
+    if (a.expiresAt > latest) {
+      throw new AuthError('AUTH_EXPIRY_TOO_FAR', `request expires ${a.expiresAt - now}s from now; the limit is ${latest - now}s`, { hint: 'use a shorter expiry; check the client clock' });
     }
     if (this.#o.restartBarrier !== undefined && a.expiresAt <= this.#o.restartBarrier) {
-      throw new AuthError('AUTH_BEFORE_RESTART', 'the enclave restarted and refuses requests that may have been signed before it', { hint: `sign a new request expiring after ${this.#o.restartBarrier}` });
+      throw new AuthError('AUTH_BEFORE_RESTART', 'the enclave restarted and refuses requests that may have been signed before it', {
+        hint: `sign a new request expiring after ${this.#o.restartBarrier} (data.expiresAfter)`,
+        expiresAfter: this.#o.restartBarrier,
+      });
     }
     const message = requestSignatureMessage({ requestDigest: digest, principal: a.principal, requestId: a.requestId, expiresAt: a.expiresAt });
     if (!this.#o.principals.verify(a.principal, message, a.signature, a.webauthn)) {

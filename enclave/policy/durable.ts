@@ -22,6 +22,7 @@ import type { ApprovalsState } from '../auth/approvals.js';
 import { checkEnclaveState, onBoot, type EnclaveState, type RestartGuard } from '../auth/enclave-state.js';
 import { SealedStateError } from '../auth/errors.js';
 import { SealedStateStore, type SealedRecord } from '../auth/sealed-state.js';
+import type { ReplayCacheState } from '../auth/replay-cache.js';
 import type { ApprovalsGate } from './approvals-gate.js';
 import type { PolicyGate } from './gate.js';
 
@@ -29,7 +30,7 @@ export interface DurableState {
   /** The keyring is in: derive the sealing key (the caller wipes its copy of the keyring key). */
   attach(keyringKey: Uint8Array, keyringId: string, newKeyring: boolean): void;
   /** Restores the parent's record (or none) once per enclave life; returns the record to store. */
-  restore(record: unknown): { record: SealedRecord; unclean: boolean; restored: boolean };
+  restore(record: unknown): { record: SealedRecord; unclean: boolean; restored: boolean; restartBarrier: number | undefined; replay: ReplayCacheState | undefined };
   /** The new record after a state change, or undefined while no state was restored. */
   seal(): SealedRecord | undefined;
   /** A refused state (tampered, rolled back…): nothing signs until an operator resolves it. */
@@ -37,7 +38,14 @@ export interface DurableState {
   readonly restored: boolean;
 }
 
-export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, opts: { restartGuard?: RestartGuard; maxExpirySeconds?: number } = {}): DurableState {
+export interface DurableStateOptions {
+  restartGuard?: RestartGuard;
+  maxExpirySeconds?: number;
+  /** The request verifier's replay cache, sealed with the rest (it only matters after a clean restart). */
+  replay?: () => ReplayCacheState;
+}
+
+export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, opts: DurableStateOptions = {}): DurableState {
   let store: SealedStateStore | undefined;
   let newKeyring = false;
   let state: EnclaveState | undefined;
@@ -46,7 +54,13 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
 
   const current = (): EnclaveState => {
     const a = approvals.export();
-    return { ...state!, windows: JSON.parse(JSON.stringify({ windows: gate.windows(), intents: a.intents })), approvals: a.approvals, lifecycle: { ...state!.lifecycle, sealedAt: gate.now() } };
+    return {
+      ...state!,
+      windows: JSON.parse(JSON.stringify({ windows: gate.windows(), intents: a.intents })),
+      approvals: a.approvals,
+      replay: opts.replay ? opts.replay() : state!.replay,
+      lifecycle: { ...state!.lifecycle, sealedAt: gate.now() },
+    };
   };
 
   return {
@@ -60,7 +74,7 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
     },
     restore(record) {
       if (!store) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
-      if (state) return { record: store.sealJson(current()), unclean: false, restored: false };
+      if (state) return { record: store.sealJson(current()), unclean: false, restored: false, restartBarrier: undefined, replay: undefined };
       let restored: EnclaveState | undefined;
       if (record !== null && record !== undefined) {
         try {
@@ -75,7 +89,8 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       if (w && w.windows !== undefined) gate.restoreWindows(w.windows);
       approvals.restore(boot.state.approvals as ApprovalsState, w?.intents ?? {});
       state = boot.state;
-      return { record: store.sealJson(current()), unclean: boot.unclean, restored: restored !== undefined };
+      const replay = boot.unclean ? undefined : boot.state.replay;
+      return { record: store.sealJson(current()), unclean: boot.unclean, restored: restored !== undefined, restartBarrier: boot.restartBarrier, replay };
     },
     seal() {
       if (!store || !state) return undefined;

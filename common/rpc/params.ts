@@ -1,12 +1,14 @@
 /**
  * Parameter readers for the JSON-RPC methods. Each returns a typed value or
- * throws PARENT_INVALID_PARAMS naming the field (`params[1]`, `keyId`,
- * `chainId`…). They check only what the parent needs to route a request
- * (shapes, hex, addresses, key ids); what a request *means* is checked again
- * in the enclave, which is the only side whose checks count.
+ * throws InvalidParamError naming the field (`params[1]`, `keyId`,
+ * `chainId`…). They check shapes (hex, addresses, key ids, paths), not
+ * meaning: what a request means is decided in the enclave's signers and
+ * policy. Both sides run them — the parent to route a request, the enclave
+ * to re-read a principal's signed request from the params it signed
+ * (./sign-call.ts) — so one mistake gets one message wherever it is caught.
  */
 import { isAddress } from 'viem';
-import { isKeyId } from '../common/protocol/enclave-api.js';
+import { isKeyId, type KeyKind } from '../protocol/enclave-api.js';
 import { invalidParam } from './errors.js';
 
 export function describe(v: unknown): string {
@@ -110,5 +112,12 @@ export function readBase64(v: unknown, field: string, maxBytes: number): string 
   if (typeof v !== 'string') throw invalidParam(field, `expected base64, got ${describe(v)}`);
   if (v.length === 0 || !BASE64.test(v)) throw invalidParam(field, 'expected standard base64 with padding');
   if ((v.length / 4) * 3 > maxBytes + 2) throw invalidParam(field, `larger than ${maxBytes} bytes`);
+  return v;
+}
+
+/** `kind` of signer_createKey / signer_listKeys: absent means secp256k1. */
+export function readKeyKind(v: unknown, field = 'kind'): KeyKind {
+  if (v === undefined) return 'secp256k1';
+  if (v !== 'secp256k1' && v !== 'bip32-seed') throw invalidParam(field, 'must be "secp256k1" or "bip32-seed"');
   return v;
 }
