@@ -134,6 +134,8 @@ describe('keyring through the attested KMS path', () => {
     const { enclave, peer } = await bootEnclave(IMAGE, 'a');
     try {
       record = (await call(peer, 'keyring.create', { kmsKeyId: cmk })).record as Record<string, unknown>;
+      // As the parent's boot does: the sealed state comes back before anything is decided.
+      await call(peer, 'state.restore', { record: null });
       expect(record.kmsKeyId).toBe(cmk);
       expect(record.dataKeyCiphertext).toBeInstanceOf(Uint8Array);
       const { audit: _audit, ...made } = await call(peer, 'key.create', { kind: 'secp256k1' });
@@ -156,6 +158,7 @@ describe('keyring through the attested KMS path', () => {
     const { enclave, peer } = await bootEnclave(IMAGE, 'b');
     try {
       await call(peer, 'keyring.unlock', { record });
+      await call(peer, 'state.restore', { record: null });
       const sig = await call(peer, 'sign', { op: 'personal_sign', key, request: { message: 'hello' } });
       expect(typeof (sig.result as Record<string, unknown>).signature).toBe('string');
     } finally {
@@ -199,6 +202,7 @@ describe('keyring through the attested KMS path', () => {
     const { enclave, peer } = await bootEnclave(IMAGE, 'e');
     try {
       await call(peer, 'keyring.unlock', { record: moved });
+      await call(peer, 'state.restore', { record: null });
       const sig = await call(peer, 'sign', { op: 'signer_signDigest', key, request: { digest: '0x' + '11'.repeat(32) } });
       expect((sig.result as Record<string, unknown>).r).toBeTruthy();
     } finally {
