@@ -133,7 +133,8 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   // Who is asking (docs/principals.md): a request that carries signer_auth is verified against the
   // policy's principals, on the enclave's clock, for this policy's hash.
   const verifier = new RequestVerifier({ principals: new PrincipalRegistry(policy.policy.principals), audience: policy.hash, now: policy.now });
-  const durable = createDurableState(policy, approvals, { replay: () => verifier.replayCache.export(policy.now()) });
+  const durable = createDurableState(policy, approvals, { restartGuard: policy.policy.restartGuard?.when ?? 'off', replay: () => verifier.replayCache.export(policy.now()) });
+  approvals.restartGuard = { pending: () => durable.guardPending(), clear: () => durable.clearGuard() };
   const log = opts.log ?? (() => {});
   // Refuses to construct without a pinned CMK: an enclave that would take any CMK could adopt a host-made keyring.
   const pinned: PinnedKeys = pinnedKeys(opts.kms.allowedKeyArns);
@@ -230,6 +231,8 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         workers: pool.size,
         credentialsExpire: credentials?.expiration?.toISOString() ?? null,
         policy: policyStatus(),
+        // The restart guard (docs/principals.md): armed after a restart until an approved request of a guarded rule signs.
+        restartGuard: { when: policy.policy.restartGuard?.when ?? 'off', pending: durable.guardPending() },
       };
     },
     async 'credentials.set'(p) {

@@ -41,8 +41,19 @@ export function intentJson(i: Intent): unknown {
   return JSON.parse(JSON.stringify(i, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
 }
 
+/** The approval record's rule id for a request held by the restart guard (reserved in policies). */
+export const RESTART_GUARD_RULE = 'restart-guard';
+
+/** What the approvals gate needs of the durable state for the restart guard (durable.ts). */
+export interface RestartGuardState {
+  pending(): boolean;
+  clear(): void;
+}
+
 export interface ApprovalsGate {
   readonly book: ApprovalBook;
+  /** Set once the durable state exists (it is built on this gate). */
+  restartGuard: RestartGuardState | undefined;
   /** Replaces the book with restored (sealed) state; the decoded intents are restored with it. */
   restore(state: ApprovalsState, intents: Record<string, unknown>): void;
   /** The state to seal: the book and the decoded intents of its live records. */
@@ -69,8 +80,16 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
   const withIntent = (v: ApprovalView) => ({ ...v, intent: intents.get(v.approvalId) ?? null });
   /** Approved records a signature is under way for: one approval signs once, even when resubmitted concurrently. */
   const inFlight = new Set<string>();
+  const guardPolicy = gate.policy.restartGuard;
+  let guardState: RestartGuardState | undefined;
 
   return {
+    get restartGuard() {
+      return guardState;
+    },
+    set restartGuard(g) {
+      guardState = g;
+    },
     get book() {
       return book;
     },
@@ -87,12 +106,17 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
     },
     authorize({ op, keyId, request, intent, principal }) {
       const d = gate.evaluate(intent, principal);
-      if (d.outcome !== 'pending' || !d.approvals || d.rule === null) return { ticket: gate.authorize(intent, principal) };
+      // After a restart the guard holds the first request a guarded rule would sign (docs/principals.md).
+      const guarded = d.outcome === 'signed' && d.rule !== null && guardPolicy !== undefined && guardPolicy.rules.has(d.rule) && guardState?.pending() === true;
+      if (!guarded && (d.outcome !== 'pending' || !d.approvals || d.rule === null)) return { ticket: gate.authorize(intent, principal) };
+      const need = guarded
+        ? { rule: RESTART_GUARD_RULE, threshold: guardPolicy!.approvals.threshold, approvers: guardPolicy!.approvals.from, ttlSeconds: guardPolicy!.approvals.ttlSeconds }
+        : { rule: d.rule!, threshold: d.approvals!.threshold, approvers: d.approvals!.approvers, ttlSeconds: d.approvals!.ttlSeconds };
       const params = keyId === null ? { request } : { keyId, request };
       const digest = requestDigest(gate.hash, op, params);
       let record: ApprovalRecord;
       try {
-        record = book.authorize({ requestDigest: digest, rule: d.rule, threshold: d.approvals.threshold, approvers: d.approvals.approvers, requester: principal, ttlSeconds: d.approvals.ttlSeconds, request: { method: op, params } });
+        record = book.authorize({ requestDigest: digest, rule: need.rule, threshold: need.threshold, approvers: need.approvers, requester: principal, ttlSeconds: need.ttlSeconds, request: { method: op, params } });
       } catch (e) {
         throw withWireData(e);
       }
@@ -100,7 +124,8 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
       if (record.approvedBy.length < record.threshold) throw new ApprovalRequiredError(record);
       if (inFlight.has(record.approvalId)) throw withWireData(new ApprovalError('APPROVAL_CLOSED', `approval ${record.approvalId} is being used to sign right now`, { approvalId: record.approvalId }));
       // Approved: the engine decides again with the verified approvals (windows, deny rules still apply).
-      const ticket = gate.authorize(intent, principal, { approvedBy: record.approvedBy, rejectedBy: record.rejectedBy === null ? [] : [record.rejectedBy] });
+      // The guard's approvals are not the rule's: a guarded rule needs none, so it decides without them.
+      const ticket = guarded ? gate.authorize(intent, principal) : gate.authorize(intent, principal, { approvedBy: record.approvedBy, rejectedBy: record.rejectedBy === null ? [] : [record.rejectedBy] });
       inFlight.add(record.approvalId);
       return { ticket, approval: record };
     },
@@ -109,6 +134,8 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
     },
     consumed(approval) {
       inFlight.delete(approval.approvalId);
+      // An approved request of a guarded rule (or held by the guard) was signed: the guard is satisfied.
+      if (approval.rule === RESTART_GUARD_RULE || guardPolicy?.rules.has(approval.rule)) guardState?.clear();
       try {
         book.consume(approval.approvalId, { requestDigest: approval.requestDigest, rule: approval.rule, requester: approval.requester });
       } catch {

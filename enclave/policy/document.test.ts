@@ -113,6 +113,33 @@ describe('policy document validation', () => {
   });
 });
 
+describe('restartGuard', () => {
+  const pay = { id: 'pay', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], maxValueWei: '10' };
+  const guard = (g: Record<string, unknown>) => base([pay, ok], { restartGuard: { when: 'unclean', approvals: { threshold: 1, from: ['alice'] }, ...g } });
+
+  it('defaults to the allow rules with a window or maxValueWei; names the guarded rules when given', () => {
+    expect([...compilePolicy(guard({})).restartGuard!.rules]).toEqual(['pay']);
+    expect(compilePolicy(guard({ when: 'always', rules: ['r'] })).restartGuard).toMatchObject({ when: 'always', rules: new Set(['r']), approvals: { threshold: 1, from: ['alice'], ttlSeconds: 86400 } });
+  });
+
+  const bad: [string, unknown, string, RegExp][] = [
+    ['bad when', guard({ when: 'sometimes' }), 'restartGuard.when', /unclean/],
+    ['unknown rule', guard({ rules: ['nope'] }), 'restartGuard.rules[0]', /no rule/],
+    ['deny rule', base([pay, { id: 'd', effect: 'deny', ops: ['personal_sign'] }], { restartGuard: { when: 'unclean', rules: ['d'], approvals: { threshold: 1, from: ['alice'] } } }), 'restartGuard.rules[0]', /deny/],
+    ['host approver', guard({ approvals: { threshold: 1, from: ['host'] } }), 'restartGuard.approvals.from[0]', /host cannot approve/],
+    ['impossible threshold', guard({ approvals: { threshold: 2, from: ['alice'] } }), 'restartGuard.approvals.threshold', /impossible/],
+    ['nothing to guard', base([ok], { restartGuard: { when: 'unclean', approvals: { threshold: 1, from: ['alice'] } } }), 'restartGuard.rules', /impossible/],
+    ['reserved rule id', base([{ ...ok, id: 'restart-guard' }]), 'rules[0].id', /reserved/],
+  ];
+  for (const [what, doc, path, msg] of bad) {
+    it(`refuses ${what}, naming ${path}`, () => {
+      const e = failure(doc);
+      expect(e.path).toBe(path);
+      expect(e.message).toMatch(msg);
+    });
+  }
+});
+
 describe('policy hash', () => {
   it('is SHA-256 of the canonical JSON: key order and whitespace do not change it, meaning does', () => {
     const doc = base([ok]);

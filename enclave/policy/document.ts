@@ -67,12 +67,21 @@ export interface CompiledRule {
   approvals?: { threshold: number; from: readonly string[]; ttlSeconds: number };
 }
 
+/** The compiled `restartGuard` (readRestartGuard). */
+export interface RestartGuardPolicy {
+  when: 'unclean' | 'always';
+  /** Ids of the guarded allow rules. */
+  rules: ReadonlySet<string>;
+  approvals: { threshold: number; from: readonly string[]; ttlSeconds: number };
+}
+
 export interface CompiledPolicy {
   version: 1;
   name: string;
   description?: string;
   principals: ReadonlyMap<string, Principal>;
   rules: readonly CompiledRule[];
+  restartGuard?: RestartGuardPolicy;
   /** The document as parsed (what the hash covers). */
   document: JsonValue;
 }
@@ -344,18 +353,9 @@ function readRule(v: unknown, path: string, index: number, principals: ReadonlyM
   if (o.approvals !== undefined) {
     const q = p('approvals');
     if (effect === 'deny') throw invalidPolicy(q, 'deny rules take no approvals (nothing can override a deny)');
-    const a = obj(o.approvals, q, ['threshold', 'from', 'ttlSeconds'], ['threshold', 'from']);
-    const from = [...uniqueSet(list(a.from, join(q, 'from'), (x, r) => {
-      const name = str(x, r);
-      if (name === HOST_PRINCIPAL) throw invalidPolicy(r, 'the unauthenticated host cannot approve');
-      if (!principals.has(name)) throw invalidPolicy(r, `unknown principal "${name.slice(0, 64)}"`);
-      return name;
-    }), join(q, 'from'))];
-    const threshold = posInt(a.threshold, join(q, 'threshold'));
-    if (threshold > from.length) throw invalidPolicy(join(q, 'threshold'), `impossible: threshold ${threshold} > ${from.length} approver(s)`);
-    const ttlSeconds = a.ttlSeconds === undefined ? 86400 : posInt(a.ttlSeconds, join(q, 'ttlSeconds'), 30 * 86400);
-    rule.approvals = { threshold, from, ttlSeconds };
-    if (rule.principals !== undefined && [...rule.principals].every((r) => from.includes(r)) && from.length - 1 < threshold) {
+    const approvals = readApprovals(o.approvals, q, principals);
+    rule.approvals = approvals;
+    if (rule.principals !== undefined && [...rule.principals].every((r) => approvals.from.includes(r)) && approvals.from.length - 1 < approvals.threshold) {
       throw invalidPolicy(join(q, 'threshold'), 'impossible: the requester cannot approve its own request, so too few approvers remain');
     }
   }
@@ -396,9 +396,58 @@ function readRule(v: unknown, path: string, index: number, principals: ReadonlyM
   return rule;
 }
 
+/** `approvals` of a rule or of the restart guard: who may approve, how many, for how long. */
+function readApprovals(v: unknown, q: string, principals: ReadonlyMap<string, Principal>): { threshold: number; from: readonly string[]; ttlSeconds: number } {
+  const a = obj(v, q, ['threshold', 'from', 'ttlSeconds'], ['threshold', 'from']);
+  const from = [
+    ...uniqueSet(
+      list(a.from, join(q, 'from'), (x, r) => {
+        const name = str(x, r);
+        if (name === HOST_PRINCIPAL) throw invalidPolicy(r, 'the unauthenticated host cannot approve');
+        if (!principals.has(name)) throw invalidPolicy(r, `unknown principal "${name.slice(0, 64)}"`);
+        return name;
+      }),
+      join(q, 'from'),
+    ),
+  ];
+  const threshold = posInt(a.threshold, join(q, 'threshold'));
+  if (threshold > from.length) throw invalidPolicy(join(q, 'threshold'), `impossible: threshold ${threshold} > ${from.length} approver(s)`);
+  const ttlSeconds = a.ttlSeconds === undefined ? 86400 : posInt(a.ttlSeconds, join(q, 'ttlSeconds'), 30 * 86400);
+  return { threshold, from, ttlSeconds };
+}
+
+/**
+ * `restartGuard` (docs/principals.md "Restart guard"): after an unclean restart ("unclean") or
+ * after every restart ("always"), the first request that a guarded rule would sign needs these
+ * approvals instead; once one is approved and signed, the guard is cleared (and sealed).
+ * Guarded rules: `rules`, or by default every allow rule with a `window` or `maxValueWei`.
+ */
+function readRestartGuard(v: unknown, rules: readonly CompiledRule[], principals: ReadonlyMap<string, Principal>): RestartGuardPolicy {
+  const g = obj(v, 'restartGuard', ['when', 'rules', 'approvals'], ['when', 'approvals']);
+  if (g.when !== 'unclean' && g.when !== 'always') throw invalidPolicy(join('restartGuard', 'when'), 'expected "unclean" or "always"');
+  const byId = new Map(rules.map((r) => [r.id, r]));
+  let guarded: Set<string>;
+  if (g.rules === undefined) {
+    guarded = new Set(rules.filter((r) => r.effect === 'allow' && (r.window !== undefined || r.maxValueWei !== undefined)).map((r) => r.id));
+    if (guarded.size === 0) throw invalidPolicy(join('restartGuard', 'rules'), 'impossible: no allow rule has a window or maxValueWei; name the guarded rules');
+  } else {
+    guarded = uniqueSet(
+      list(g.rules, join('restartGuard', 'rules'), (x, r) => {
+        const id = str(x, r);
+        const rule = byId.get(id);
+        if (!rule) throw invalidPolicy(r, `no rule with id "${id.slice(0, 64)}"`);
+        if (rule.effect !== 'allow') throw invalidPolicy(r, `rule "${id}" is a deny rule (a deny already refuses)`);
+        return id;
+      }),
+      join('restartGuard', 'rules'),
+    );
+  }
+  return { when: g.when, rules: guarded, approvals: readApprovals(g.approvals, join('restartGuard', 'approvals'), principals) };
+}
+
 /** Validates and compiles a parsed JSON document. */
 export function compilePolicy(doc: unknown): CompiledPolicy {
-  const o = obj(doc, '', ['policyVersion', 'name', 'description', 'principals', 'rules'], ['policyVersion', 'name', 'rules']);
+  const o = obj(doc, '', ['policyVersion', 'name', 'description', 'principals', 'rules', 'restartGuard'], ['policyVersion', 'name', 'rules']);
   if (o.policyVersion !== POLICY_VERSION) throw invalidPolicy('policyVersion', `unsupported version (this build reads ${POLICY_VERSION})`);
   const name = str(o.name, 'name', { max: 128 });
   const principals = new Map<string, Principal>();
@@ -417,11 +466,13 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
   const rules = o.rules.map((r, i) => {
     const rule = readRule(r, `rules[${i}]`, i, principals);
     if (ids.has(rule.id)) throw invalidPolicy(`rules[${i}].id`, `duplicate rule id "${rule.id}"`);
+    if (rule.id === 'restart-guard') throw invalidPolicy(`rules[${i}].id`, '"restart-guard" is reserved (the approvals the restart guard asks for carry it)');
     ids.add(rule.id);
     return rule;
   });
   const out: CompiledPolicy = { version: 1, name, principals, rules, document: doc as JsonValue };
   if (o.description !== undefined) out.description = str(o.description, 'description', { max: 4096 });
+  if (o.restartGuard !== undefined) out.restartGuard = readRestartGuard(o.restartGuard, rules, principals);
   return out;
 }
 

@@ -19,7 +19,7 @@
 import { wipe } from '../../common/bytes.js';
 import { SignerError } from '../../common/errors.js';
 import type { ApprovalsState } from '../auth/approvals.js';
-import { checkEnclaveState, onBoot, type EnclaveState, type RestartGuard } from '../auth/enclave-state.js';
+import { checkEnclaveState, clearRestartGuard, onBoot, type EnclaveState, type RestartGuard } from '../auth/enclave-state.js';
 import { SealedStateError } from '../auth/errors.js';
 import { SealedStateStore, type SealedRecord } from '../auth/sealed-state.js';
 import type { ReplayCacheState } from '../auth/replay-cache.js';
@@ -36,6 +36,10 @@ export interface DurableState {
   /** A refused state (tampered, rolled back…): nothing signs until an operator resolves it. */
   check(): void;
   readonly restored: boolean;
+  /** The restart guard is armed: the next request of a guarded rule needs the guard's approvals. */
+  guardPending(): boolean;
+  /** An approved request of a guarded rule was signed: the guard is satisfied (sealed with the next record). */
+  clearGuard(): void;
 }
 
 export interface DurableStateOptions {
@@ -98,6 +102,12 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
     },
     check() {
       if (refused) throw refused;
+    },
+    guardPending() {
+      return state?.lifecycle.restartGuardPending === true;
+    },
+    clearGuard() {
+      if (state) state = clearRestartGuard(state);
     },
   };
 }

@@ -49,6 +49,8 @@ const POLICY = {
     { id: 'host-creates-with-approval', effect: 'allow', ops: ['signer_createKey'], principals: ['host'], approvals: { threshold: 1, from: ['alice', 'bob'] } },
     { id: 'treasury', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [TREASURY], principals: ['alice'], approvals: { threshold: 2, from: ['alice', 'bob', 'carol'] } },
   ],
+  // After an unclean restart the first backend payment needs bob's approval (docs/principals.md).
+  restartGuard: { when: 'unclean', rules: ['backend-pay'], approvals: { threshold: 1, from: ['bob'] } },
 };
 const policyFile = join(dir, 'policy.json');
 writeFileSync(policyFile, JSON.stringify(POLICY));
@@ -198,5 +200,18 @@ describe('after a restart', () => {
     expect(!r.ok && r.error).toMatchObject({ code: 4100, data: { code: 'AUTH_BEFORE_RESTART', expiresAfter: expect.any(Number) } });
     const sig = ok(await signedCall('backend', 'personal_sign', ['0x05', address])) as Hex;
     expect((await recoverMessageAddress({ message: { raw: '0x05' }, signature: sig })).toLowerCase()).toBe(address.toLowerCase());
+  });
+
+  it('the restart guard holds the first guarded payment for approval; once approved and signed it is cleared', async () => {
+    expect((await call(stack.socket, 'signer_status')).enclave.restartGuard).toEqual({ when: 'unclean', pending: true });
+    const tx = { from: address, to: ALLOWED, value: '0x1', nonce: '0x9', gas: '0x5208', maxFeePerGas: '0x3b9aca00', maxPriorityFeePerGas: '0x1', chainId: '0x1', type: '0x2' };
+    const held = failed(await signedCall('backend', 'eth_signTransaction', [tx]));
+    expect(held).toMatchObject({ code: -32010, data: { code: 'APPROVAL_REQUIRED', rule: 'restart-guard', approvers: ['bob'] } });
+    const a = await cli(['approve', held.data!.approvalId as string, '--socket', stack.socket, '--principal', 'bob', '--key', pem('bob'), '--json']);
+    expect(a.code, a.stderr).toBe(0);
+    expect(parseTransaction(ok(await signedCall('backend', 'eth_signTransaction', [tx])) as Hex).to).toBe(ALLOWED);
+    expect((await call(stack.socket, 'signer_status')).enclave.restartGuard).toEqual({ when: 'unclean', pending: false });
+    // The next one signs without approval.
+    expect(parseTransaction(ok(await signedCall('backend', 'eth_signTransaction', [{ ...tx, nonce: '0xa' }])) as Hex).nonce).toBe(10);
   });
 });

@@ -107,7 +107,7 @@ describe('hostile host vs signed principals', () => {
     B = keyOf(await call(peer, 'key.create', { kind: 'secp256k1' }));
     const s = await call(peer, 'sign', { key: A, ...{ auth: signed('personal_sign', ['0x01', A.address]) } });
     expect(await verifyMessage({ address: A.address as Hex, message: { raw: '0x01' }, signature: (s.result as { signature: Hex }).signature })).toBe(true);
-    expect(parseRecord(s.audit && (s.audit as Uint8Array[])[0]!).body).toMatchObject({ decision: 'allowed', principal: 'backend', rule: 'backend-messages' });
+    expect(parseRecord((s.audit as Uint8Array[])[0]!).body).toMatchObject({ decision: 'allowed', principal: 'backend', rule: 'backend-messages' });
   });
 
   it('finding S2: the host cannot swap the key of a signed request, by address or by key id', async () => {
