@@ -90,7 +90,7 @@ describe('enclave-signer/client connection handling', () => {
     c.close();
   });
 
-  it('a principal hook is refused until the signer verifies principals (never silently ignored)', () => {
-    expect(() => createSignerClient({ socket: '/x', principal: { name: 'p', sign: () => new Uint8Array(64) } })).toThrow(/not available yet/);
+  it('a principal without a usable key is refused when the client is built (never silently unsigned)', () => {
+    expect(() => createSignerClient({ socket: '/x', principal: { name: 'p', key: 'not a PEM key' } })).toThrow(/principal\.key/);
   });
 });

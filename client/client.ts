@@ -11,29 +11,31 @@
  *
  * Retries: only methods that change nothing (reads, public-key derivation,
  * attestation) are resent after a connection failure or a timeout, with the
- * same request id. Signing and key creation are NEVER resent: the signer does
+ * same JSON-RPC id. Signing and key creation are NEVER resent: the signer does
  * not deduplicate requests by id yet, so a resend after a lost answer could
  * sign twice (two valid signatures over different nonces, or two keys). Such
  * a failure surfaces as EnclaveSignerConnectionError and the caller decides.
  *
+ * Principal: with `principal: { name, key }` every request carries a fresh
+ * `signer_auth` (./principal.ts, docs/principals.md), re-signed with a new
+ * request id on every attempt (the enclave refuses a reused one as
+ * AUTH_REPLAYED). The one exception to "never resent": a 4100
+ * AUTH_BEFORE_RESTART refusal is re-signed once with an expiry after the
+ * enclave's restart barrier — the enclave refused it before doing anything,
+ * so sending it again cannot sign twice.
+ *
  * Errors: a JSON-RPC error answer is an EnclaveSignerRpcError (code, message,
- * data: code, hint, field, rule).
+ * data: code, hint, field, rule); -32010 is its subclass ApprovalRequiredError.
  */
 import { randomBytes } from 'node:crypto';
-import { EnclaveSignerConnectionError, rpcErrorOf } from './errors.js';
+import { SIGNER_AUTH_MEMBER } from '../common/auth/request.js';
+import { readApprovalView, signApprovalOf, waitForApproval, type ApprovalView, type WaitForApprovalOptions } from './approvals.js';
+import { EnclaveSignerConnectionError, rpcErrorOf, type EnclaveSignerRpcError } from './errors.js';
+import { audienceResolver, loadPrincipal, MAX_REQUEST_TTL_SECONDS, signerAuth, type LoadedPrincipal, type PrincipalCredentials } from './principal.js';
 import { httpTransport, ipcTransport, type RpcRequest, type Transport } from './transport.js';
 
-/**
- * Principal request signing (the authorization scheme of the signer). Not
- * wired yet: the hook is typed so callers can be written against it; the
- * client refuses to start with one until the signer defines what is signed.
- */
-export interface Principal {
-  /** The principal's name, as registered with the signer. */
-  name: string;
-  /** Signs a request digest (32 bytes) with the principal's key. */
-  sign: (digest: Uint8Array) => Uint8Array | Promise<Uint8Array>;
-}
+/** @deprecated use PrincipalCredentials (the name is kept for callers typed against the earlier hook). */
+export type Principal = PrincipalCredentials;
 
 export type SignerEndpoint = { socket: string; transport?: 'ipc' | 'http' } | { url: string };
 
@@ -42,8 +44,14 @@ export type SignerClientOptions = SignerEndpoint & {
   timeoutMs?: number;
   /** Extra attempts for methods safe to resend (never signing). Default 2. */
   retries?: number;
-  /** Principal request signing: reserved (see Principal). */
-  principal?: Principal;
+  /** Sign every request as this principal (docs/principals.md). Without it the caller is the enclave's `host`. */
+  principal?: PrincipalCredentials;
+  /**
+   * The enclave's policy hash, the audience of signed requests and approvals
+   * (`enclave-signer policy hash FILE`). Recommended: pins it. Without it the
+   * client asks `signer_status` once and caches the answer.
+   */
+  policyHash?: string;
 };
 
 /** Methods safe to resend: they change nothing and return the same answer (or a fresh equivalent). */
@@ -56,6 +64,8 @@ export const RETRYABLE_METHODS: ReadonlySet<string> = new Set([
   'signer_deriveKey',
   'signer_status',
   'signer_attest',
+  'signer_getApproval',
+  'signer_listApprovals',
 ]);
 
 /** A transaction as the signer takes it (JSON-RPC quantities as 0x hex or numbers). */
@@ -108,6 +118,22 @@ export interface SignerClient {
   listKeys(p?: { kind?: 'secp256k1' | 'bip32-seed' }): Promise<PublicKeyInfo[]>;
   getKey(keyId: string): Promise<PublicKeyInfo>;
   status(): Promise<Record<string, unknown>>;
+  /** signer_getApproval: the approval's state, its request and the intent the enclave decoded. */
+  getApproval(approvalId: string): Promise<ApprovalView>;
+  listApprovals(): Promise<ApprovalView[]>;
+  /**
+   * Approves as `approver`: fetches the approval, recomputes its request
+   * digest from the request shown and the policy hash, refuses to sign when
+   * they differ (CLIENT_APPROVAL_MISMATCH), signs the approval message and
+   * sends signer_approve. Resolves with the view after the approval.
+   */
+  approve(approvalId: string, approver: PrincipalCredentials): Promise<ApprovalView>;
+  /** Rejects (vetoes) as `approver`, with the same digest check as approve. */
+  reject(approvalId: string, approver: PrincipalCredentials): Promise<ApprovalView>;
+  /** Polls getApproval until approved, rejected, consumed or expired. */
+  waitForApproval(approvalId: string, options?: WaitForApprovalOptions): Promise<ApprovalView>;
+  /** The policy hash signed requests and approvals are addressed to (pinned, or signer_status). */
+  policyHash(): Promise<string>;
   close(): void;
 }
 
@@ -117,22 +143,40 @@ function transportFor(o: SignerEndpoint): Transport {
   throw new TypeError('enclave-signer client: give { socket } (the signing socket path) or { url } (its loopback HTTP URL)');
 }
 
+/** The JSON-RPC code of an authentication refusal (docs/principals.md). */
+export const AUTH_RPC_CODE = 4100;
+
+/** When a 4100 AUTH_BEFORE_RESTART may be re-signed: once, to an expiry the enclave would accept from us now. */
+function restartExpiry(e: EnclaveSignerRpcError): number | undefined {
+  if (e.code !== AUTH_RPC_CODE || e.data?.code !== 'AUTH_BEFORE_RESTART') return undefined;
+  const after = e.data.expiresAfter;
+  if (typeof after !== 'number' || !Number.isSafeInteger(after)) return undefined;
+  // The answer comes through the host. An expiry beyond what the enclave accepts now would hand the
+  // host a signed request it could hold and submit later (when the enclave's clock catches up): never.
+  const now = Math.floor(Date.now() / 1000);
+  if (after + 1 <= now || after + 1 > now + MAX_REQUEST_TTL_SECONDS) return undefined;
+  return after + 1;
+}
+
 export function createSignerClient(options: SignerClientOptions): SignerClient {
-  if (options.principal !== undefined) {
-    throw new TypeError('enclave-signer client: principal request signing is not available yet (the signer does not verify principals)');
-  }
   const transport = transportFor(options);
   const timeoutMs = options.timeoutMs ?? 30_000;
   const retries = options.retries ?? 2;
+  const principal: LoadedPrincipal | undefined = options.principal === undefined ? undefined : loadPrincipal(options.principal);
   // Ids unique across clients and processes, so a retry is recognisably the same request.
   const prefix = randomBytes(6).toString('hex');
   let counter = 0;
 
-  async function request<T>(method: string, params?: unknown): Promise<T> {
-    const req: RpcRequest = { jsonrpc: '2.0', id: `${prefix}-${++counter}`, method };
-    if (params !== undefined) req.params = params;
+  async function send<T>(method: string, params: unknown, sign: boolean): Promise<T> {
+    const id = `${prefix}-${++counter}`;
     const attempts = RETRYABLE_METHODS.has(method) ? 1 + retries : 1;
+    let expiresAt: number | undefined;
+    let resigned = false;
     for (let i = 1; ; i++) {
+      const req: RpcRequest = { jsonrpc: '2.0', id, method };
+      if (params !== undefined) req.params = params;
+      // A fresh signature (new request id) per attempt: a resent signer_auth is AUTH_REPLAYED by design.
+      if (sign && principal) req[SIGNER_AUTH_MEMBER] = signerAuth(principal, await audience(), method, params, expiresAt);
       let res;
       try {
         res = await transport.send(req, timeoutMs);
@@ -143,10 +187,33 @@ export function createSignerClient(options: SignerClientOptions): SignerClient {
         }
         throw e;
       }
-      if (res.error !== undefined) throw rpcErrorOf(method, res.error);
+      if (res.error !== undefined) {
+        const err = rpcErrorOf(method, res.error);
+        const after = sign && principal && !resigned ? restartExpiry(err) : undefined;
+        if (after !== undefined) {
+          resigned = true;
+          expiresAt = after;
+          i--;
+          continue;
+        }
+        throw err;
+      }
       return res.result as T;
     }
   }
+
+  // The audience lookup itself is unsigned: it is what a signature needs first.
+  const audience = audienceResolver(options.policyHash, () => send('signer_status', {}, false));
+  const request = <T>(method: string, params?: unknown): Promise<T> => send<T>(method, params, true);
+
+  const getApproval = async (approvalId: string) => readApprovalView('signer_getApproval', await request('signer_getApproval', { approvalId }), approvalId);
+  const decide = async (approvalId: string, approver: PrincipalCredentials, decision: 'approve' | 'reject') => {
+    const method = decision === 'approve' ? 'signer_approve' : 'signer_reject';
+    const who = loadPrincipal(approver, 'approver');
+    const view = await getApproval(approvalId);
+    const params = signApprovalOf(view, await audience(), who, decision);
+    return readApprovalView(method, await request(method, params), approvalId);
+  };
 
   return {
     request,
@@ -162,6 +229,16 @@ export function createSignerClient(options: SignerClientOptions): SignerClient {
     listKeys: (p = {}) => request('signer_listKeys', p),
     getKey: (keyId) => request('signer_getKey', { keyId }),
     status: () => request('signer_status', {}),
+    getApproval,
+    listApprovals: async () => {
+      const list = await request<unknown>('signer_listApprovals', {});
+      if (!Array.isArray(list)) throw rpcErrorOf('signer_listApprovals', { code: -32603, message: 'the signer did not answer with a list of approvals', data: { code: 'CLIENT_APPROVAL_SHAPE' } });
+      return list.map((v) => readApprovalView('signer_listApprovals', v));
+    },
+    approve: (approvalId, approver) => decide(approvalId, approver, 'approve'),
+    reject: (approvalId, approver) => decide(approvalId, approver, 'reject'),
+    waitForApproval: (approvalId, o) => waitForApproval(() => getApproval(approvalId), approvalId, o),
+    policyHash: () => audience(),
     close: () => transport.close(),
   };
 }

@@ -29,15 +29,22 @@ import {
   type TypedDataDomain,
   type TypedDataField,
 } from 'ethers';
-import { createSignerClient, type Principal, type SignerClient, type SignerEndpoint } from './client.js';
+import { createSignerClient, type SignerClient, type SignerEndpoint } from './client.js';
 import { checkSignedTransaction, checkSigner } from './check.js';
+import type { PrincipalCredentials } from './principal.js';
 import { EnclaveSignerRpcError } from './errors.js';
 
 export type EnclaveSignerOptions = (SignerEndpoint | { /** Use this client instead of opening one (shares its connection). */ client: SignerClient }) & {
   /** The key's address (eth_accounts lists them). */
   address: string;
-  /** Principal request signing: reserved, not available yet. */
-  principal?: Principal;
+  /**
+   * Sign every request as this principal ({ name, key }: PEM or KeyObject,
+   * Ed25519 or ECDSA P-256; docs/principals.md). Ignored with `client` (the
+   * client's own principal applies).
+   */
+  principal?: PrincipalCredentials;
+  /** The enclave's policy hash, the audience of signed requests (recommended with `principal`: pins it). */
+  policyHash?: string;
   timeoutMs?: number;
 };
 

@@ -14,7 +14,7 @@ const REPO = fileURLToPath(new URL('..', import.meta.url));
 const pkg = JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { name: string; exports: Record<string, { types: string; default: string }> };
 
 const EXPECTED: Record<string, string[]> = {
-  './client': ['EnclaveSignerConnectionError', 'EnclaveSignerRpcError', 'createSignerClient'],
+  './client': ['ApprovalRequiredError', 'ApprovalTimeoutError', 'EnclaveSignerConnectionError', 'EnclaveSignerRpcError', 'createSignerClient'],
   './viem': ['EnclaveSignerViemError', 'enclaveAccount'],
   './ethers': ['EnclaveSigner'],
   './bitcoin': ['bitcoinAccount', 'buildPsbt', 'finalizeAndExtract', 'signAndExtract', 'signPsbt'],

@@ -32,14 +32,21 @@ import {
 import { toAccount } from 'viem/accounts';
 import { recoverAuthorizationAddress } from 'viem/utils';
 import { checkSignedTransaction, checkSigner } from './check.js';
-import { createSignerClient, type Principal, type SignerClient, type SignerEndpoint } from './client.js';
+import type { PrincipalCredentials } from './principal.js';
+import { createSignerClient, type SignerClient, type SignerEndpoint } from './client.js';
 import { EnclaveSignerRpcError, type EnclaveSignerErrorData } from './errors.js';
 
 export type EnclaveAccountOptions = (SignerEndpoint | { /** Use this client instead of opening one (shares its connection). */ client: SignerClient }) & {
   /** The key's address (eth_accounts lists them). */
   address: Address;
-  /** Principal request signing: reserved, not available yet. */
-  principal?: Principal;
+  /**
+   * Sign every request as this principal ({ name, key }: PEM or KeyObject,
+   * Ed25519 or ECDSA P-256; docs/principals.md). Ignored with `client` (the
+   * client's own principal applies).
+   */
+  principal?: PrincipalCredentials;
+  /** The enclave's policy hash, the audience of signed requests (recommended with `principal`: pins it). */
+  policyHash?: string;
   /** Deadline of one call. Default 30 s. */
   timeoutMs?: number;
 };

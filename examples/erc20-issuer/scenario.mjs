@@ -12,12 +12,13 @@
  *   6. over cap   500 more tokens (cap 1,000 a day): refused (4001)
  *   7. burn       by the treasury: allowed; by the issuer: refused
  *
- * Where the refusals come from: with `--enforced` the appliance was started
- * with the policy (`enclave-signer dev --policy FILE`) and steps 5–7 are sent
- * to the socket, which must answer 4001. Without it (the enclave on this
- * branch does not load a policy yet — docs/policy.md, "Wiring status"), the
- * exact transactions of steps 4–7 are decided by `enclave-signer policy
- * explain` with the same engine, and steps 5–6 are never sent.
+ * Where the refusals come from: with `--enforced` the appliance runs this
+ * very policy (`enclave-signer dev --policy FILE`; the scenario checks that
+ * signer_status reports the hash of the policy it wrote) and the refused
+ * steps are sent to the socket, which must answer 4001 from the enclave.
+ * Without it, the exact transactions of steps 4–7 are decided by
+ * `enclave-signer policy explain` with the same engine (the appliance may run
+ * any policy, e.g. the permissive dev one), and the refused steps are never sent.
  *
  *   node examples/erc20-issuer/scenario.mjs --socket S --node URL [--policy-out FILE] [--enforced] [--fund]
  *
@@ -98,7 +99,15 @@ export async function runScenario(o) {
   const policyFile = o.policyOut ?? join(work, 'policy.json');
   writeFileSync(policyFile, `${JSON.stringify(policy, null, 2)}\n`);
   execFileSync(process.execPath, [BIN, 'policy', 'check', policyFile], { stdio: 'pipe' });
-  log({ step: 'policy', file: policyFile, token, rules: policy.rules.map((r) => r.id) });
+  const policyHash = execFileSync(process.execPath, [BIN, 'policy', 'hash', policyFile], { encoding: 'utf8' }).trim();
+  if (o.enforced) {
+    // Enforced means the running enclave decides under THIS policy: refuse to run against another one.
+    const status = await ok('signer_status', {});
+    if (status?.policy?.hash !== policyHash) {
+      throw new Error(`--enforced: the signer runs policy ${status?.policy?.hash ?? '(none)'}, not the one written to ${policyFile} (${policyHash}); start it with --policy ${policyFile}`);
+    }
+  }
+  log({ step: 'policy', file: policyFile, hash: policyHash, token, rules: policy.rules.map((r) => r.id) });
 
   /** The decision of the policy engine on one transaction, as the enclave would see it (policy explain). */
   const explain = (/** @type {any} */ key, /** @type {Record<string, unknown>} */ tx, /** @type {unknown} */ windows) => {
@@ -113,9 +122,12 @@ export async function runScenario(o) {
     const before = await nodeRpc(o.node, 'eth_getTransactionCount', [key.address, 'pending']);
     let how;
     if (o.enforced) {
-      const r = await socketRpc(o.socket, 'eth_sendTransaction', [{ from: key.address, ...tx }]);
+      // An explicit gas limit: the proxy would otherwise ask the node to estimate first, and a
+      // transfer or burn by the issuer (it holds no tokens) reverts in the estimate — the refusal
+      // must come from the enclave's policy, not from the node.
+      const r = await socketRpc(o.socket, 'eth_sendTransaction', [{ from: key.address, gas: '0x30d40', ...tx }]);
       if (r.error?.code !== 4001) throw new Error(`${step}: expected 4001, got ${JSON.stringify(r)}`);
-      how = { code: 4001, message: r.error.message };
+      how = { code: 4001, message: r.error.message, rule: r.error.data?.rule ?? null, dataCode: r.error.data?.code };
     } else {
       const d = explain(key, tx, windows);
       if (d.outcome !== 'refused') throw new Error(`${step}: the policy would not refuse: ${JSON.stringify(d)}`);
