@@ -5,13 +5,7 @@
  * where the same unauthenticated request (`host`) is denied with 4001 and
  * data.rule; a host that alters a signed request's params is refused
  * (4100 AUTH_BAD_SIGNATURE), and one that replays it too (AUTH_REPLAYED).
- *
- * Skipped until the appliance serves `signer_auth` (the parent forwards it,
- * the enclave verifies it — docs/principals.md "Wiring status"). Run it with:
- *
- *   npm run build && SIGNER_AUTH_SERVED=1 npx vitest run client/principal.e2e.test.ts
- *
- * and drop the skipIf once that wiring is merged.
+
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -75,7 +69,7 @@ let host: SignerClient;
 let address: Hex;
 const servers: Server[] = [];
 
-describe.skipIf(!process.env.SIGNER_AUTH_SERVED)('signed principals end to end (needs the appliance to serve signer_auth)', () => {
+describe('signed principals end to end', () => {
   beforeAll(async () => {
     const policyFile = join(dir, 'policy.json');
     writeFileSync(policyFile, JSON.stringify(POLICY));
