@@ -136,9 +136,10 @@ export interface EnclaveMethods {
    */
   'keyring.current': { params: Record<string, never>; result: { record: KeyringRecordWire | null } };
   /** A new key from NSM entropy, returned wrapped. */
-  'key.create': { params: { kind: KeyKind }; result: Omit<KeyRecord, 'blob'> & { blob: Uint8Array } };
+  'key.create': { params: { kind: KeyKind } | { auth: { method: 'signer_createKey'; params: JsonLike; signerAuth: JsonLike } }; result: Omit<KeyRecord, 'blob'> & { blob: Uint8Array } };
   /** Every signing request: the op, its JSON-RPC-shaped request, and the key's stored record. */
-  sign: { params: { op: SignOp; key: KeyRecord; request: JsonLike }; result: SignResultWire };
+  /** Unsigned form `{ op, key, request }`, or for a principal's signed request `{ key, auth: { method, params, signerAuth } }` (docs/enclave.md). */
+  sign: { params: { op: SignOp; key: KeyRecord; request: JsonLike } | { key: KeyRecord; auth: { method: string; params: JsonLike; signerAuth: JsonLike } }; result: SignResultWire };
   /**
    * The audit chain (docs/audit.md). Every key.create / keyring.* / sign answer
    * also carries `audit`: the signed record(s) of that decision, which the
