@@ -76,16 +76,16 @@ function keyRecordOf(k: StoredKey): KeyRecord {
   return r;
 }
 
-function keyById(ctx: MethodContext, v: unknown, field = 'keyId'): StoredKey {
+async function keyById(ctx: MethodContext, v: unknown, field = 'keyId'): Promise<StoredKey> {
   const id = readKeyId(v, field);
-  const k = ctx.keystore.getKey(id);
+  const k = await ctx.keystore.getKey(id);
   if (!k) throw invalidParam(field, 'no key with this id in the keystore', 'signer_listKeys lists the keys');
   return k;
 }
 
-function keyByAddress(ctx: MethodContext, v: unknown, field: string): StoredKey {
+async function keyByAddress(ctx: MethodContext, v: unknown, field: string): Promise<StoredKey> {
   const address = readAddress(v, field);
-  const k = ctx.keystore.getKeyByAddress(address);
+  const k = await ctx.keystore.getKeyByAddress(address);
   if (!k || k.kind !== 'secp256k1') throw invalidParam(field, 'no secp256k1 key with this address in the keystore', 'eth_accounts lists the addresses');
   return k;
 }
@@ -175,7 +175,7 @@ async function sign(ctx: MethodContext, op: SignOp, key: StoredKey, request: Rec
   checkSigner(key, facts);
   // The enclave's new counters/approvals: stored before the signature leaves (no store, no signature).
   const sealed = (res as Record<string, unknown>).sealed;
-  if (sealed !== undefined) storeSealedState(ctx.keystore, key.keyringId, sealed);
+  if (sealed !== undefined) await storeSealedState(ctx.keystore, key.keyringId, sealed);
   if (result === null || typeof result !== 'object' || Array.isArray(result) || result instanceof Uint8Array) throw badResponse('result object');
   const out = jsonSafe(result) as Record<string, unknown>;
   recordReleased(ctx.gate.audit, records, out);
@@ -187,8 +187,8 @@ async function sign(ctx: MethodContext, op: SignOp, key: StoredKey, request: Rec
 
 const ethAccounts: Method = async (params, ctx) => {
   positional(params, 0, 0, '(eth_accounts takes no params)');
-  return ctx.keystore
-    .listKeys()
+  return (await ctx.keystore
+    .listKeys())
     .filter((k) => k.kind === 'secp256k1' && k.address !== undefined)
     .map((k) => k.address);
 };
@@ -199,14 +199,14 @@ const ethSignTransaction: Method = async (params, ctx) => {
   if (tx.from === undefined || tx.from === null) throw invalidParam('from', 'required: the address of the key that signs');
   readAddress(tx.from, 'from');
   const forChain = txForChain(tx, ctx.chainId);
-  const key = keyByAddress(ctx, tx.from, 'from');
+  const key = await keyByAddress(ctx, tx.from, 'from');
   const res = await sign(ctx, 'eth_signTransaction', key, { tx: forChain });
   return hexField(res, 'raw');
 };
 
 const ethSign: Method = async (params, ctx) => {
   const [address, data] = positional(params, 2, 2, '[address, data]');
-  const key = keyByAddress(ctx, address, 'params[0]');
+  const key = await keyByAddress(ctx, address, 'params[0]');
   const hex = readHexBytes(data, 'params[1]', { max: MAX_DATA_BYTES });
   return hexField(await sign(ctx, 'eth_sign', key, { data: hex }), 'signature', 65);
 };
@@ -218,13 +218,13 @@ const personalSign: Method = async (params, ctx) => {
   if (typeof address === 'string' && !/^0x[0-9a-fA-F]{40}$/.test(address) && /^0x[0-9a-fA-F]{40}$/.test(data)) {
     throw invalidParam('params[1]', 'expected the signing address', 'personal_sign takes [data, address] (eth_sign takes [address, data])');
   }
-  const key = keyByAddress(ctx, address, 'params[1]');
+  const key = await keyByAddress(ctx, address, 'params[1]');
   return hexField(await sign(ctx, 'personal_sign', key, { message: data }), 'signature', 65);
 };
 
 const ethSignTypedDataV4: Method = async (params, ctx) => {
   const [address, raw] = positional(params, 2, 2, '[address, typedData]');
-  const key = keyByAddress(ctx, address, 'params[0]');
+  const key = await keyByAddress(ctx, address, 'params[0]');
   let typedData: unknown = raw;
   if (typeof raw === 'string') {
     if (raw.length > MAX_DATA_BYTES) throw invalidParam('params[1]', `typed data larger than ${MAX_DATA_BYTES} characters`);
@@ -269,7 +269,7 @@ const createKey: Method = async (params, ctx) => {
   if (expectRing !== undefined && rec.keyringId !== expectRing) throw badResponse('keyringId (not the unlocked keyring)');
   if (kind === 'secp256k1' && (rec.address === undefined || !/^0x[0-9a-fA-F]{40}$/.test(rec.address))) throw badResponse('address');
   if (kind === 'bip32-seed' && (rec.xpub === undefined || rec.fingerprint === undefined)) throw badResponse('xpub and fingerprint');
-  if (ctx.keystore.getKey(rec.keyId)) throw badResponse(`keyId (${rec.keyId} already exists)`);
+  if (await ctx.keystore.getKey(rec.keyId)) throw badResponse(`keyId (${rec.keyId} already exists)`);
   // The key and its audit record in one transaction: both are stored, or neither (and the client gets an error).
   const stored = await ctx.gate.audit.persist(records, (recs) => ctx.keystore.putKey(rec, label, recs));
   return publicKeyInfo(stored!);
@@ -278,17 +278,17 @@ const createKey: Method = async (params, ctx) => {
 const listKeys: Method = async (params, ctx) => {
   const p = named(params, ['kind']);
   const kind = p.kind === undefined ? undefined : readKind(p.kind);
-  return ctx.keystore
-    .listKeys()
+  return (await ctx.keystore
+    .listKeys())
     .filter((k) => kind === undefined || k.kind === kind)
     .map(publicKeyInfo);
 };
 
-const getKey: Method = async (params, ctx) => publicKeyInfo(keyById(ctx, named(params, ['keyId']).keyId));
+const getKey: Method = async (params, ctx) => publicKeyInfo(await keyById(ctx, named(params, ['keyId']).keyId));
 
 const deriveKey: Method = async (params, ctx) => {
   const p = named(params, ['keyId', 'path']);
-  const key = keyById(ctx, p.keyId);
+  const key = await keyById(ctx, p.keyId);
   needKind(key, 'bip32-seed', 'signer_deriveKey');
   if (p.path === undefined) throw invalidParam('path', 'required');
   return sign(ctx, 'signer_deriveKey', key, { path: readPath(p.path) });
@@ -296,7 +296,7 @@ const deriveKey: Method = async (params, ctx) => {
 
 const signDigest: Method = async (params, ctx) => {
   const p = named(params, ['keyId', 'digest', 'path']);
-  const key = keyById(ctx, p.keyId);
+  const key = await keyById(ctx, p.keyId);
   const digest = readHexBytes(p.digest, 'digest', { length: 32 });
   const path = pathFor(key, p.path);
   return sign(ctx, 'signer_signDigest', key, path === undefined ? { digest } : { digest, path });
@@ -304,7 +304,7 @@ const signDigest: Method = async (params, ctx) => {
 
 const signSchnorr: Method = async (params, ctx) => {
   const p = named(params, ['keyId', 'message', 'path']);
-  const key = keyById(ctx, p.keyId);
+  const key = await keyById(ctx, p.keyId);
   const message = readHexBytes(p.message, 'message', { length: 32 });
   const path = pathFor(key, p.path);
   return sign(ctx, 'signer_signSchnorr', key, path === undefined ? { message } : { message, path });
@@ -312,7 +312,7 @@ const signSchnorr: Method = async (params, ctx) => {
 
 const signPsbt: Method = async (params, ctx) => {
   const p = named(params, ['keyId', 'psbt']);
-  const key = keyById(ctx, p.keyId);
+  const key = await keyById(ctx, p.keyId);
   needKind(key, 'bip32-seed', 'signer_signPsbt');
   return sign(ctx, 'signer_signPsbt', key, { psbt: readBase64(p.psbt, 'psbt', MAX_DATA_BYTES) });
 };
@@ -320,7 +320,7 @@ const signPsbt: Method = async (params, ctx) => {
 const signAuthorization: Method = async (params, ctx) => {
   const p = named(params, ['keyId', 'account', 'chainId', 'address', 'contractAddress', 'nonce', 'path']);
   if ((p.keyId === undefined) === (p.account === undefined)) throw invalidParam('keyId', 'give exactly one of keyId or account (the signing address)');
-  const key = p.keyId !== undefined ? keyById(ctx, p.keyId) : keyByAddress(ctx, p.account, 'account');
+  const key = p.keyId !== undefined ? await keyById(ctx, p.keyId) : await keyByAddress(ctx, p.account, 'account');
   if (p.chainId === undefined) throw invalidParam('chainId', 'required (never defaulted)');
   if (p.nonce === undefined) throw invalidParam('nonce', 'required');
   if ((p.address === undefined) === (p.contractAddress === undefined)) throw invalidParam('address', 'give exactly one of address or contractAddress (the delegate contract)');
@@ -374,7 +374,7 @@ const status: Method = async (params, ctx) => {
   }
   let keys: number | null = null;
   try {
-    keys = ctx.keystore.countKeys();
+    keys = await ctx.keystore.countKeys();
   } catch {
     // reported as null: the keystore's trouble shows in the request that needs it
   }
@@ -439,7 +439,7 @@ function decideApproval(method: 'approval.approve' | 'approval.reject'): Method 
     const keyringId = ctx.gate.keyringId();
     if (sealed !== undefined) {
       if (keyringId === undefined) throw new ParentError('PARENT_KEYRING_LOCKED', 'no keyring is unlocked: the approval state cannot be stored');
-      storeSealedState(ctx.keystore, keyringId, sealed);
+      await storeSealedState(ctx.keystore, keyringId, sealed);
     }
     return jsonSafe(view as JsonLike);
   };
