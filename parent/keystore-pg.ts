@@ -179,6 +179,13 @@ export async function openPgDb(url: string, opts: PgOptions = {}): Promise<SqlDb
         throw mapError('write', e, describe);
       }
       let broken = false;
+      // A checked-out connection the server drops (shutdown, failover) emits 'error': without a
+      // listener that would crash the parent. The transaction's next query fails instead.
+      const onError = (e: Error) => {
+        broken = true;
+        opts.log?.(`keystore: PostgreSQL connection lost in a transaction (${(e as { code?: string }).code ?? e.message})`);
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         // Schema changes and the fleet check: one at a time across every instance of the fleet.
@@ -194,6 +201,7 @@ export async function openPgDb(url: string, opts: PgOptions = {}): Promise<SqlDb
         }
         throw mapError('write', e, describe);
       } finally {
+        client.removeListener('error', onError);
         client.release(broken);
       }
     },
