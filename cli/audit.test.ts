@@ -55,29 +55,29 @@ beforeAll(async () => {
   writeFileSync(receiptFile, JSON.stringify(buildReceipt(signed.bytes, b.log.attestation)));
 });
 
-function keystoreWith(records: Uint8Array[]): string {
+async function keystoreWith(records: Uint8Array[]): Promise<string> {
   const path = join(dir, `ks-${n++}.db`);
-  const ks = openKeystore(path);
-  ks.appendAuditRecords(records);
-  ks.close();
+  const ks = await openKeystore(path);
+  await ks.appendAuditRecords(records);
+  await ks.close();
   return path;
 }
 
 describe('enclave-signer audit verify', () => {
   it('a keystore chain across a restart verifies with the dev root: exit 0, { valid, records, head, gaps, enclaves }', async () => {
-    const r = await run('audit', 'verify', '--keystore', keystoreWith(chain), '--root', rootPem, '--json');
+    const r = await run('audit', 'verify', '--keystore', await keystoreWith(chain), '--root', rootPem, '--json');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.out);
     expect(j).toMatchObject({ valid: true, records: 10, head: { seq: 9 }, gaps: [] });
     expect(j.enclaves).toHaveLength(2);
     expect(r.err).toContain('NOT the AWS Nitro Enclaves root');
-    const t = await run('audit', 'verify', '--keystore', `file://${keystoreWith(chain)}`, '--root', rootPem);
+    const t = await run('audit', 'verify', '--keystore', `file://${await keystoreWith(chain)}`, '--root', rootPem);
     expect(t.code).toBe(0);
     expect(t.out).toContain('OK: audit chain verified');
   });
 
   it('a host that edits one stored byte is caught: exit 1, the first bad seq and why', async () => {
-    const path = keystoreWith(chain);
+    const path = await keystoreWith(chain);
     const db = new Database(path);
     const row = db.prepare('SELECT record FROM audit_records WHERE seq = 3').get() as { record: Buffer };
     const at = row.record.length - 5;
@@ -92,20 +92,20 @@ describe('enclave-signer audit verify', () => {
   });
 
   it('a host that deletes a row leaves a gap; one that cuts the tail is caught against a checkpoint', async () => {
-    const gap = await run('audit', 'verify', '--keystore', keystoreWith(chain.filter((_, i) => i !== 4)), '--root', rootPem, '--json');
+    const gap = await run('audit', 'verify', '--keystore', await keystoreWith(chain.filter((_, i) => i !== 4)), '--root', rootPem, '--json');
     expect(gap.code).toBe(1);
     expect(JSON.parse(gap.out)).toMatchObject({ gaps: [{ from: 4, to: 4 }], firstBad: { seq: 5, code: 'AUDIT_GAP' } });
-    const cut = keystoreWith(chain.slice(0, 8));
+    const cut = await keystoreWith(chain.slice(0, 8));
     expect((await run('audit', 'verify', '--keystore', cut, '--root', rootPem)).code).toBe(0);
     const t = await run('audit', 'verify', '--keystore', cut, '--root', rootPem, '--checkpoint', checkpointFile, '--json');
     expect(t.code).toBe(1);
     expect(JSON.parse(t.out)).toMatchObject({ firstBad: { code: 'AUDIT_TRUNCATED', seq: 9 } });
     // A receipt is an anchor too.
-    expect((await run('audit', 'verify', '--keystore', keystoreWith(chain.slice(0, 7)), '--root', rootPem, '--receipt', receiptFile)).code).toBe(1);
+    expect((await run('audit', 'verify', '--keystore', await keystoreWith(chain.slice(0, 7)), '--root', rootPem, '--receipt', receiptFile)).code).toBe(1);
   });
 
   it('export writes JSON Lines that verify the same way (and catch the same tampering)', async () => {
-    const path = keystoreWith(chain);
+    const path = await keystoreWith(chain);
     const e = await run('audit', 'export', '--keystore', path);
     expect(e.code).toBe(0);
     const lines = e.out.trim().split('\n');
@@ -126,7 +126,7 @@ describe('enclave-signer audit verify', () => {
   });
 
   it('without the dev root (AWS by default) the dev chain does not verify: the audit key of seq 0 is not attested', async () => {
-    const r = await run('audit', 'verify', '--keystore', keystoreWith(chain), '--json');
+    const r = await run('audit', 'verify', '--keystore', await keystoreWith(chain), '--json');
     expect(r.code).toBe(1);
     expect(JSON.parse(r.out)).toMatchObject({ firstBad: { seq: 0, code: 'AUDIT_ATTESTATION' } });
   });
@@ -145,7 +145,7 @@ describe('enclave-signer audit verify', () => {
     expect(g.code).toBe(2);
     expect(g.err).toContain('cannot read keystore');
     expect((await run('audit', 'verify', '--keystore', join(dir, 'missing.db'))).code).toBe(2);
-    const empty = await run('audit', 'verify', '--keystore', keystoreWith([]), '--json');
+    const empty = await run('audit', 'verify', '--keystore', await keystoreWith([]), '--json');
     expect(empty.code).toBe(1);
     expect(JSON.parse(empty.out)).toMatchObject({ firstBad: { code: 'AUDIT_EMPTY' } });
     expect((await run('audit', 'verify', '--help')).code).toBe(0);
@@ -155,7 +155,7 @@ describe('enclave-signer audit verify', () => {
 describe('enclave-signer audit verify: a damaged database', () => {
   it('a keystore with a smashed page gives a clear, typed failure naming the seq (exit 1), never a crash', async () => {
     const { records } = await buildChain(400);
-    const path = keystoreWith(records);
+    const path = await keystoreWith(records);
     const db = new Database(path);
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.pragma('journal_mode = DELETE');

@@ -11,7 +11,7 @@ import { parseHex, toHex } from '../common/bytes.js';
 import { parseCheckpoint, type CheckpointBody } from '../common/audit/checkpoint.js';
 import { parseReceipt, MAX_RECEIPT_BYTES, type Receipt } from '../common/audit/receipt.js';
 import type { SignerError } from '../common/errors.js';
-import { AuditChainVerifier, verifyAuditChain, type AuditAnchor, type AuditVerifyReport, type RawAuditRecord } from '../attestation/audit/verify.js';
+import { AuditChainVerifier, type AuditAnchor, type AuditVerifyReport, type RawAuditRecord } from '../attestation/audit/verify.js';
 import { openKeystore, type Keystore } from '../parent/keystore.js';
 import { parse, trustOptions, TRUST_OPTIONS } from './audit-options.js';
 import { auditCheckpoint } from './audit-checkpoint.js';
@@ -39,7 +39,8 @@ time, and against the signed manifest when given), that every record is
 signed by the key in force, and policy hashes. Reports every gap and fork.
 
 Options:
-  --keystore <PATH|file:URL>  the parent's SQLite keystore (opened read-only)
+  --keystore <PATH|file:URL|postgres://…>  the parent's keystore (opened read-only)
+  --instance-id <NAME>        whose chain, on a keystore shared by several instances (default "default")
   --jsonl <FILE|->            a JSON Lines export instead
   --checkpoint <FILE>         a signed head (hex or raw) the chain must contain
                               (catches tail truncation; repeatable)
@@ -61,30 +62,33 @@ Writes the keystore's audit records as JSON Lines, one {"seq":n,"record":"<hex>"
 per line, in seq order ('audit verify --jsonl FILE' checks it the same way).
 
 Options:
-  --keystore <PATH|file:URL>  the parent's SQLite keystore (opened read-only)
+  --keystore <PATH|file:URL|postgres://…>  the parent's keystore (opened read-only)
+  --instance-id <NAME>        whose chain, on a keystore shared by several instances (default "default")
   --out <FILE>                write here instead of standard output
   -h, --help                  show this help
 `;
 
 function keystorePath(v: string): string {
   if (v.startsWith('file:')) return fileURLToPath(v);
+  if (/^postgres(ql)?:\/\//i.test(v)) return v;
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(v)) {
-    throw new CliInputError(`--keystore ${v.replace(/\/\/[^@/]*@/, '//…@')}: only SQLite keystores (a path or file: URL) are supported in this build`);
+    throw new CliInputError(`--keystore ${v.replace(/\/\/[^@/]*@/, '//…@')}: only SQLite (a path or file: URL) and PostgreSQL (postgres://…) keystores are supported`);
   }
   return v;
 }
 
-function openReadonly(v: string): Keystore {
+async function openReadonly(v: string, instanceId?: string): Promise<Keystore> {
   const path = keystorePath(v);
   try {
-    return openKeystore(path, { readonly: true });
+    return await openKeystore(path, { readonly: true, ...(instanceId === undefined ? {} : { instanceId }) });
   } catch (e) {
-    throw new CliInputError(`cannot read keystore ${path}: ${(e as Error).message}`, { cause: e, ...((e as SignerError).hint ? { hint: (e as SignerError).hint! } : {}) });
+    const where = /^postgres/i.test(path) ? path.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@') : path;
+    throw new CliInputError(`cannot read keystore ${where}: ${(e as Error).message}`, { cause: e, ...((e as SignerError).hint ? { hint: (e as SignerError).hint! } : {}) });
   }
 }
 
-function* keystoreRecords(ks: Keystore): Generator<RawAuditRecord> {
-  for (const r of ks.iterateAuditRecords()) yield { bytes: r.record, storedSeq: r.seq };
+async function* keystoreRecords(ks: Keystore): AsyncGenerator<RawAuditRecord> {
+  for await (const r of ks.iterateAuditRecords()) yield { bytes: r.record, storedSeq: r.seq };
 }
 
 /** JSON Lines, streamed: a bad line becomes an unreadable record at its position (the verifier names it). */
@@ -170,6 +174,7 @@ async function verifyCmd(argv: string[], io: Io): Promise<number> {
     const { values: f, positionals } = parse(argv, {
       ...TRUST_OPTIONS,
       keystore: { type: 'string' },
+      'instance-id': { type: 'string' },
       jsonl: { type: 'string' },
       checkpoint: { type: 'string', multiple: true },
       receipt: { type: 'string', multiple: true },
@@ -184,11 +189,18 @@ async function verifyCmd(argv: string[], io: Io): Promise<number> {
     const anchors = await anchorsFrom(f.checkpoint ?? [], f.receipt ?? []);
     let report: AuditVerifyReport;
     if (f.keystore !== undefined) {
-      const ks = openReadonly(f.keystore);
+      const ks = await openReadonly(f.keystore, f['instance-id']);
       try {
-        report = verifyAuditChain(keystoreRecords(ks), { ...trust, anchors });
+        const v = new AuditChainVerifier({ ...trust, anchors });
+        try {
+          for await (const r of keystoreRecords(ks)) v.add(r);
+        } catch (e) {
+          // A damaged store (a smashed page) is a finding at the position it was reached, never a crash.
+          v.sourceFailed(`the record source failed: ${(e as Error)?.message ?? String(e)}`);
+        }
+        report = v.report();
       } finally {
-        ks.close();
+        await ks.close();
       }
     } else {
       const v = new AuditChainVerifier({ ...trust, anchors });
@@ -212,30 +224,30 @@ async function verifyCmd(argv: string[], io: Io): Promise<number> {
 
 async function exportCmd(argv: string[], io: Io): Promise<number> {
   return guard(AUDIT_EXPORT_USAGE, io, 'audit export failed', async () => {
-    const { values: f, positionals } = parse(argv, { keystore: { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
+    const { values: f, positionals } = parse(argv, { keystore: { type: 'string' }, 'instance-id': { type: 'string' }, out: { type: 'string' }, help: { type: 'boolean', short: 'h' } });
     if (f.help) {
       io.stdout(AUDIT_EXPORT_USAGE);
       return EXIT_OK;
     }
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     if (f.keystore === undefined) throw new UsageError('--keystore is required');
-    const ks = openReadonly(f.keystore);
+    const ks = await openReadonly(f.keystore, f['instance-id']);
     try {
       if (f.out === undefined) {
-        for (const r of ks.iterateAuditRecords()) io.stdout(`${JSON.stringify({ seq: r.seq, record: toHex(r.record) })}\n`);
+        for await (const r of ks.iterateAuditRecords()) io.stdout(`${JSON.stringify({ seq: r.seq, record: toHex(r.record) })}\n`);
       } else {
         const out = createWriteStream(f.out, { flags: 'wx', mode: 0o644 });
         const opened = new Promise<void>((res, rej) => out.once('open', () => res()).once('error', rej));
         await opened.catch((e: unknown) => {
           throw new CliInputError(`cannot write ${f.out}: ${(e as Error).message}`, { cause: e });
         });
-        for (const r of ks.iterateAuditRecords()) {
+        for await (const r of ks.iterateAuditRecords()) {
           if (!out.write(`${JSON.stringify({ seq: r.seq, record: toHex(r.record) })}\n`)) await new Promise<void>((res) => out.once('drain', () => res()));
         }
         await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
       }
     } finally {
-      ks.close();
+      await ks.close();
     }
     return EXIT_OK;
   });

@@ -15,6 +15,7 @@ import { untilSignal } from './run-until-signal.js';
 import { chainIdFlag } from './values.js';
 
 export const DEV_USAGE = `Usage: enclave-signer dev [--data-dir DIR] [--socket PATH] [--http 127.0.0.1:PORT] [--chain-id N]
+                          [--instances N --keystore postgres://…]
 
 Runs the appliance locally in DEV MODE: the KMS emulator, the enclave (simulated
 NSM, dev CA) and the parent with its signing socket. State lives in the data
@@ -32,6 +33,11 @@ Options:
                    eth_sendTransaction (fill from the node, sign in the enclave, broadcast);
                    without --chain-id the node's chain id is served, with it they must match
   --deny-op OP     the enclave refuses this signing operation (repeatable; shows a policy denial)
+  --keystore SPEC  the keystore: default <data-dir>/keystore.sqlite; postgres://USER@HOST/DB for
+                   one shared by several instances (docs/keystore.md)
+  --instances N    run N instances (1..16), each its own parent and enclave process, sharing the
+                   KMS emulator, the dev CA and the keystore (needs --keystore postgres://…);
+                   instance i's socket is <socket>.<i> (docs/scale-out.md)
   --json           print the endpoints as one JSON line once ready (for scripts)
   -h, --help       this help
 `;
@@ -45,6 +51,8 @@ const SPEC = {
   json: { type: 'boolean' },
   'chain-id': { type: 'string' },
   downstream: { type: 'string' },
+  keystore: { type: 'string' },
+  instances: { type: 'string' },
 } as const;
 
 export async function dev(argv: string[], io: Io): Promise<number> {
@@ -71,10 +79,29 @@ export async function dev(argv: string[], io: Io): Promise<number> {
       config.policy = resolve(a.flags.policy);
     }
     if (a.flags.downstream !== undefined) config.downstream = a.flags.downstream;
+    if (a.flags.keystore !== undefined) config.keystore = /^postgres(ql)?:\/\//i.test(a.flags.keystore) ? a.flags.keystore : resolve(a.flags.keystore.replace(/^sqlite:/, ''));
+    if (a.flags.instances !== undefined) {
+      const n = a.flags.instances;
+      if (!/^\d{1,2}$/.test(n) || Number(n) < 1 || Number(n) > 16) throw new UsageError(`--instances must be a number 1..16, got ${JSON.stringify(n)}`);
+      config.instances = Number(n);
+      if (config.instances > 1 && !/^postgres(ql)?:\/\//i.test(config.keystore ?? '')) {
+        throw new UsageError('--instances N needs a keystore the instances share: --keystore postgres://…');
+      }
+    }
     const running = await startDevAppliance(config);
     io.stderr(running.banner + '\n');
     if (a.flags.json) {
-      io.stdout(JSON.stringify({ socket: running.socketPath, http: running.httpUrl ?? null, dataDir: running.dataDir, enclavePid: running.enclavePid ?? null }) + '\n');
+      io.stdout(
+        JSON.stringify({
+          socket: running.socketPath,
+          sockets: running.sockets,
+          http: running.httpUrl ?? null,
+          dataDir: running.dataDir,
+          enclavePid: running.enclavePid ?? null,
+          enclavePids: running.enclavePids.map((p) => p ?? null),
+          parentPids: running.parentPids.map((p) => p ?? null),
+        }) + '\n',
+      );
     }
     return untilSignal(() => running.close(), log);
   });

@@ -32,7 +32,10 @@ fresh nonce, that it runs an image named in the signed PCR manifest.
 Required:
   --enclave <uri>              enclave bridge: vsock://CID:PORT, unix:/path, tcp://127.0.0.1:PORT
   --socket <path>              signing socket (absolute path)
-  --keystore <file>            SQLite keystore (ciphertext and public data only)
+  --keystore <file|url>        keystore (ciphertext and public data only): a SQLite file path or
+                               sqlite:PATH (the default backend), or postgres://USER:PASS@HOST/DB
+                               [?sslmode=verify-full&sslrootcert=ca.pem&pool_max=10] shared by a fleet
+                               (docs/keystore.md, docs/scale-out.md)
 
 Attestation:
   --manifest <signed.json>     signed PCR manifest the enclave must match
@@ -50,6 +53,8 @@ Keys and KMS:
                                for another endpoint); env (AWS_ACCESS_KEY_ID, …); or file:<creds.json>
                                with { accessKeyId, secretAccessKey, sessionToken?, expiration? }
   --keystore-readonly          open the keystore read-only (signing only, no new keys)
+  --instance-id <name>         this instance's name on a keystore shared by several instances: its
+                               own audit chain and sealed state (default "default"; docs/scale-out.md)
   --chain-id <N>               the chain this signer serves: eth_chainId/net_version answer N and
                                eth_signTransaction refuses another chainId (fills N when absent)
 
@@ -80,6 +85,7 @@ const SPEC = {
   enclave: { type: 'string' },
   socket: { type: 'string' },
   keystore: { type: 'string' },
+  'instance-id': { type: 'string' },
   manifest: { type: 'string' },
   'manifest-key': { type: 'string', multiple: true },
   'manifest-key-id': { type: 'string', multiple: true },
@@ -230,6 +236,10 @@ export async function configFromArgs(argv: string[]): Promise<ParentConfig | 'he
   if (f['kms-key-id'] !== undefined) cfg.kmsKeyId = f['kms-key-id'];
   cfg.credentials = await credentialsFlag(f['aws-credentials']);
   if (f['keystore-readonly']) cfg.keystoreReadonly = true;
+  if (f['instance-id'] !== undefined) {
+    if (!/^[A-Za-z0-9_.-]{1,64}$/.test(f['instance-id'])) throw new UsageError('--instance-id must be 1..64 of A-Z a-z 0-9 _ . -');
+    cfg.instanceId = f['instance-id'];
+  }
   const chainId = chainIdFlag(f['chain-id']);
   if (chainId !== undefined) cfg.chainId = chainId;
   const downstream = downstreamFlags(f.downstream, seconds('downstream-timeout', f['downstream-timeout']));

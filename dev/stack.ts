@@ -227,13 +227,20 @@ export interface DevInfra {
   cmkArn: string;
   manifest: SignedManifest;
   releasePublicPem: string;
+  /** The first (or only) instance's enclave. */
   enclave: EnclaveSupervisor;
+  /** One enclave process per instance (`--instances N`): instance i is enclaves[i - 1]. */
+  enclaves: EnclaveSupervisor[];
   pcrs: Map<number, Uint8Array>;
   close(): Promise<void>;
 }
 
-/** Starts everything but the parent: dev CA, emulator, CMK, signed manifest, KMS pipe, enclave. */
-export async function startDevInfra(dataDir: string, log: (l: string) => void, opts: { denyOps?: readonly string[]; policy?: string } = {}): Promise<DevInfra> {
+/**
+ * Starts everything but the parents: dev CA, emulator, CMK, signed manifest, KMS pipe, and one
+ * enclave process per instance (default 1). Several instances share the emulator, the CA and the
+ * CMK; each enclave unwraps the keyring through its own attested KMS call.
+ */
+export async function startDevInfra(dataDir: string, log: (l: string) => void, opts: { denyOps?: readonly string[]; policy?: string; instances?: number } = {}): Promise<DevInfra> {
   const p = devPaths(dataDir);
   mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
   chmodSync(p.dataDir, 0o700);
@@ -261,26 +268,32 @@ export async function startDevInfra(dataDir: string, log: (l: string) => void, o
       log,
     });
     cleanup.push(() => pipe.close());
-    const enclaveUri = `unix:${join(p.runDir, 'enclave.sock')}`;
-    const enclave = superviseEnclave(
-      [
-        '--listen', enclaveUri,
-        '--nsm', 'simulated',
-        '--dev-ca', p.caDir,
-        '--image-id', DEV_IMAGE_ID,
-        '--kms-region', DEV_REGION,
-        // Dev only: pinned on the command line, which is not measured (an image pins it in /app/enclave-config.json).
-        '--kms-key-arn', cmkArn,
-        '--kms-pipe', pipe.uri,
-        '--kms-endpoint', `https://localhost:${kms.port}`,
-        '--kms-ca', join(p.caDir, 'root.pem'),
-        ...(opts.denyOps ?? []).flatMap((op) => ['--deny-op', op]),
-        ...(opts.policy ? ['--policy', opts.policy] : []),
-      ],
-      enclaveUri,
-      log,
-    );
-    cleanup.push(() => enclave.stop());
+    const instances = opts.instances ?? 1;
+    const enclaves: EnclaveSupervisor[] = [];
+    for (let i = 1; i <= instances; i++) {
+      // One instance keeps the historical socket name; instance i of several gets its own.
+      const enclaveUri = `unix:${join(p.runDir, instances === 1 ? 'enclave.sock' : `enclave.${i}.sock`)}`;
+      const enclave = superviseEnclave(
+        [
+          '--listen', enclaveUri,
+          '--nsm', 'simulated',
+          '--dev-ca', p.caDir,
+          '--image-id', DEV_IMAGE_ID,
+          '--kms-region', DEV_REGION,
+          // Dev only: pinned on the command line, which is not measured (an image pins it in /app/enclave-config.json).
+          '--kms-key-arn', cmkArn,
+          '--kms-pipe', pipe.uri,
+          '--kms-endpoint', `https://localhost:${kms.port}`,
+          '--kms-ca', join(p.caDir, 'root.pem'),
+          ...(opts.denyOps ?? []).flatMap((op) => ['--deny-op', op]),
+          ...(opts.policy ? ['--policy', opts.policy] : []),
+        ],
+        enclaveUri,
+        instances === 1 ? log : (l) => log(`[${i}] ${l}`),
+      );
+      cleanup.push(() => enclave.stop());
+      enclaves.push(enclave);
+    }
     return {
       paths: p,
       ca,
@@ -289,7 +302,8 @@ export async function startDevInfra(dataDir: string, log: (l: string) => void, o
       cmkArn,
       manifest,
       releasePublicPem: release.publicPem,
-      enclave,
+      enclave: enclaves[0]!,
+      enclaves,
       pcrs: simulatedImagePcrs(DEV_IMAGE_ID),
       close: unwind,
     };
@@ -301,7 +315,7 @@ export async function startDevInfra(dataDir: string, log: (l: string) => void, o
 
 export const DEV_CREDENTIALS = { accessKeyId: DEV_ACCESS_KEY_ID, secretAccessKey: DEV_SECRET_ACCESS_KEY };
 
-export function devBanner(info: { socketPath: string; httpUrl?: string; pcrs: Map<number, Uint8Array>; dataDir: string; kmsUrl: string; manifest: string; policy?: string | null }): string {
+export function devBanner(info: { socketPath: string; sockets?: readonly string[]; keystore?: string; httpUrl?: string; pcrs: Map<number, Uint8Array>; dataDir: string; kmsUrl: string; manifest: string; policy?: string | null }): string {
   const bar = '!'.repeat(78);
   const pcr = (i: number) => `PCR${i} ${toHex(info.pcrs.get(i)!)}`;
   return [
@@ -312,7 +326,10 @@ export function devBanner(info: { socketPath: string; httpUrl?: string; pcrs: Ma
     '!!  key material unencrypted on disk. Never put real funds behind this.',
     ...(info.policy ? [] : ['!!  policy: the PERMISSIVE DEV POLICY (dev-permissive: allows every request from any', '!!  caller; docs/policy.md). Pass --policy FILE to run a real one.']),
     bar,
-    `signing socket : ${info.socketPath}   (JSON-RPC over HTTP and raw IPC)`,
+    ...(info.sockets && info.sockets.length > 1
+      ? info.sockets.map((s, i) => `${i === 0 ? 'signing sockets' : '               '}: ${s}   (instance ${i + 1})`)
+      : [`signing socket : ${info.socketPath}   (JSON-RPC over HTTP and raw IPC)`]),
+    ...(info.keystore ? [`keystore       : ${info.keystore}`] : []),
     ...(info.httpUrl ? [`http           : ${info.httpUrl}`] : []),
     `data dir       : ${info.dataDir}`,
     `kms emulator   : ${info.kmsUrl}`,

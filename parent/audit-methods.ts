@@ -58,17 +58,23 @@ const getReceipt: Method = async (params, ctx) => {
     throw invalidParam('result', 'expected a 0x-hex string or a result object');
   }
   const seq = ctx.gate.audit.seqOfResult(toHex(digest));
-  const record = seq === undefined ? undefined : ctx.keystore.getAuditRecord(seq);
+  const record = seq === undefined ? undefined : await ctx.keystore.getAuditRecord(seq);
   if (record === undefined) {
     throw invalidParam('result', 'no receipt: this parent did not release that result (or has forgotten it since it restarted)', 'ask right after signing, or use the X-Enclave-Signer-Receipt header / receipt:true');
   }
+  // Looked up in the store (not only the memory the inline receipt uses): an older audit key's hand-over too.
+  await ctx.keystore.auditKeyFirstRecord(parseRecord(record).body.auditKey);
   return receiptFor(ctx.keystore, record);
 };
 
-/** The receipt for a stored record: the attestation is its audit key's hand-over document. */
-export function receiptFor(keystore: { auditKeyFirstRecord(k: Uint8Array): Uint8Array | undefined }, record: Uint8Array): Record<string, unknown> {
+/**
+ * The receipt for a stored record: the attestation is its audit key's hand-over document.
+ * Synchronous (the dispatcher builds inline receipts as it releases a result): the hand-over
+ * comes from the keystore's memory, which boot fills for the serving enclave's audit key.
+ */
+export function receiptFor(keystore: Pick<Keystore, 'cachedAuditKeyFirstRecord'>, record: Uint8Array): Record<string, unknown> {
   const r = parseRecord(record);
-  const first = keystore.auditKeyFirstRecord(r.body.auditKey);
+  const first = keystore.cachedAuditKeyFirstRecord(r.body.auditKey);
   const attestation = first === undefined ? null : parseRecord(first).body.attestation;
   if (!attestation) throw new ParentError('PARENT_AUDIT_UNAVAILABLE', `no stored hand-over binds audit key ${toHex(r.body.auditKey).slice(0, 16)}…: the receipt cannot be built`);
   return buildReceipt(record, attestation) as unknown as Record<string, unknown>;

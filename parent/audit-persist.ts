@@ -29,7 +29,7 @@ export interface AuditPersister {
    * resolves once they and every earlier seq are durable; rejects with
    * PARENT_AUDIT_UNAVAILABLE when they cannot be stored.
    */
-  persist<T = undefined>(records: readonly Uint8Array[], change?: (records: readonly Uint8Array[]) => T): Promise<T | undefined>;
+  persist<T = undefined>(records: readonly Uint8Array[], change?: (records: readonly Uint8Array[]) => T | Promise<T>): Promise<T | undefined>;
   /** Where fetches of missing records go (the attested session); undefined while there is none. */
   setFetch(fetch: FetchRecords | undefined): void;
   /**
@@ -38,7 +38,7 @@ export interface AuditPersister {
    * waiting for an earlier seq can never be written without forking the chain;
    * they are dropped and their requests refused (none was released).
    */
-  resync(newAuditKey?: Uint8Array): void;
+  resync(newAuditKey?: Uint8Array): Promise<void>;
   /** The next seq the keystore expects. */
   readonly nextSeq: number;
   /** Remembers which record released a result (bounded; for signer_getReceipt). */
@@ -127,11 +127,20 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
   const results = new Map<string, number>();
   const maxResults = o.maxResults ?? 100_000;
 
-  const storedNext = (): number => {
-    const head = keystore.auditHead();
+  const storedNext = async (): Promise<number> => {
+    const head = await keystore.auditHead();
     return head === undefined ? 0 : parseRecord(head).body.seq + 1;
   };
-  let next = storedNext();
+  let next = 0;
+  // Boot resyncs before anything is persisted; this covers a persister used without a boot (tests).
+  let initial: Promise<void> | undefined = storedNext().then(
+    (n) => {
+      next = Math.max(next, n);
+    },
+    (e) => log(`audit: could not read the stored head: ${(e as Error).message}; boot will read it again`),
+  );
+  let flushing = false;
+  let flushAgain = false;
 
   const settle = (e: Entry, err?: unknown) => {
     clearTimeout(e.timer);
@@ -139,8 +148,35 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
     else e.reject(err);
   };
 
-  /** Writes the contiguous run from `next`; stops at the first failure (nothing after it is written). */
+  /**
+   * One writer at a time (the keystore is async): a flush asked for while one
+   * runs is run again after it, so no record waits for a timer.
+   */
   function flush(): void {
+    if (flushing) {
+      flushAgain = true;
+      return;
+    }
+    flushing = true;
+    void (async () => {
+      try {
+        if (initial) await initial;
+        initial = undefined;
+        do {
+          flushAgain = false;
+          // After a failed write the retry timer takes over (no tight loop against a broken store).
+          if (!(await flushRun())) break;
+        } while (flushAgain && !closed);
+      } catch (e) {
+        log(`audit: flush failed: ${(e as Error).message}`);
+      } finally {
+        flushing = false;
+      }
+    })();
+  }
+
+  /** Writes the contiguous run from `next`; stops at the first failure (nothing after it is written). */
+  async function flushRun(): Promise<boolean> {
     while (pending.has(next)) {
       const batch: Array<[number, Pending]> = [];
       let changed: [number, Pending] | undefined;
@@ -153,27 +189,30 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
         batch.push([s, p]);
       }
       try {
-        if (batch.length > 0) keystore.appendAuditRecords(batch.map(([, p]) => p.bytes));
+        if (batch.length > 0) await keystore.appendAuditRecords(batch.map(([, p]) => p.bytes));
       } catch (e) {
         failed(batch, e);
-        return;
+        return false;
       }
       done(batch);
       if (changed) {
         const [, p] = changed;
-        const entry = p.entry!;
+        const entry = p.entry;
+        // Its request gave up (timed out) while the run before it was written: now a plain record.
+        if (!entry?.change) continue;
         try {
-          entry.result = entry.change!([p.bytes]);
+          entry.result = await entry.change!([p.bytes]);
         } catch (e) {
           // The change (and its record) did not happen: this request fails; the record alone is retried.
           entry.change = undefined;
           failed([changed], e);
-          return;
+          return false;
         }
         done([changed]);
       }
     }
     scheduleGapFetch();
+    return true;
   }
 
   function done(items: Array<[number, Pending]>): void {
@@ -272,7 +311,7 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
       fetch = f;
       if (f) scheduleGapFetch();
     },
-    resync(newAuditKey) {
+    async resync(newAuditKey) {
       if (newAuditKey) {
         const key = Buffer.from(newAuditKey).toString('hex');
         const dropped: number[] = [];
@@ -288,10 +327,11 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
         }
         if (dropped.length > 0) log(`audit: GAP: ${dropped.length} record(s) of the previous enclave (seq ${Math.min(...dropped)}..${Math.max(...dropped)}) waited for an earlier seq that is lost; dropped (their results were never released)`);
       }
-      next = Math.max(next, storedNext());
+      initial = undefined;
+      next = Math.max(next, await storedNext());
       flush();
     },
-    persist<T>(records: readonly Uint8Array[], change?: (records: readonly Uint8Array[]) => T): Promise<T | undefined> {
+    persist<T>(records: readonly Uint8Array[], change?: (records: readonly Uint8Array[]) => T | Promise<T>): Promise<T | undefined> {
       if (records.length === 0) {
         return Promise.reject(new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', 'the enclave answered a decision without its audit record (nothing is released unrecorded)'));
       }
@@ -334,21 +374,22 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
           }
         }
         // Seqs below `next` were stored already (a retried persist) or skipped as a gap: written directly (idempotent).
-        if (late.length > 0) {
+        const release = () => {
+          if (entry.remaining === 0) settle(entry);
+          else queueFlush();
+        };
+        if (late.length === 0) return release();
+        void (async () => {
           try {
-            if (change && entry.remaining === 0) entry.result = change(late);
-            else keystore.appendAuditRecords(late);
+            if (change && entry.remaining === 0) entry.result = await change(late);
+            else await keystore.appendAuditRecords(late);
           } catch (e) {
             for (const [, p] of pending) if (p.entry === entry) p.entry = undefined;
             settle(entry, refusal(entry, `the audit record could not be stored, so the result is withheld: ${(e as Error).message}`, e));
             return;
           }
-        }
-        if (entry.remaining === 0) {
-          settle(entry);
-          return;
-        }
-        queueFlush();
+          release();
+        })();
       });
     },
     close() {

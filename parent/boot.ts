@@ -56,7 +56,7 @@ export function auditRecordsOf(res: Record<string, unknown>, what: string, field
  * the enclave no longer holds are reported as a gap.
  */
 export async function openAudit(d: Pick<BootDeps, 'call' | 'keystore' | 'log' | 'audit'>): Promise<void> {
-  const head = d.keystore.auditHead();
+  const head = await d.keystore.auditHead();
   const headSeq = head === undefined ? -1 : parseRecord(head).body.seq;
   const res = asRecord(await d.call('audit.open', head === undefined ? {} : { head }), 'audit.open result');
   const records = auditRecordsOf(res, 'audit.open', 'records');
@@ -75,7 +75,7 @@ export async function openAudit(d: Pick<BootDeps, 'call' | 'keystore' | 'log' | 
   if (records.length > 0) {
     // At boot nothing else is in flight: written directly, durable before any keyring or key decision.
     try {
-      d.keystore.appendAuditRecords(records);
+      await d.keystore.appendAuditRecords(records);
     } catch (e) {
       throw new ParentError('PARENT_AUDIT_UNAVAILABLE', `the audit hand-over could not be stored: ${(e as Error).message}`, {
         cause: e,
@@ -83,7 +83,10 @@ export async function openAudit(d: Pick<BootDeps, 'call' | 'keystore' | 'log' | 
       });
     }
   }
-  d.audit.resync(opened && res.auditKey instanceof Uint8Array ? res.auditKey : undefined);
+  await d.audit.resync(opened && res.auditKey instanceof Uint8Array ? res.auditKey : undefined);
+  // The inline receipt (built synchronously as a result is released) needs this enclave's hand-over in memory.
+  const last = records.at(-1) ?? head;
+  if (last !== undefined) await d.keystore.auditKeyFirstRecord(parseRecord(last).body.auditKey);
 }
 
 /** Sends credentials when the provider has some; returns them (for the refresh timer). */
@@ -98,7 +101,7 @@ export async function handOverCredentials(call: EnclaveCall, provider: Credentia
 }
 
 export async function unlockOrCreateKeyring(d: BootDeps): Promise<BootOutcome> {
-  const record = d.keystore.activeKeyring();
+  const record = await d.keystore.activeKeyring();
   if (record) {
     const res = asRecord(await d.call('keyring.unlock', { record }), 'keyring.unlock result');
     if (res.keyringId !== record.keyringId) {
@@ -111,7 +114,7 @@ export async function unlockOrCreateKeyring(d: BootDeps): Promise<BootOutcome> {
   }
   const held = await currentKeyring(d.call);
   if (held) {
-    store(d, held);
+    await store(d, held);
     d.log(`keyring ${held.keyringId} (under ${held.kmsKeyId}) was already unlocked in the enclave and is now stored: the answer to an earlier keyring.create was lost`);
     return { kind: 'unlocked', keyringId: held.keyringId, created: true };
   }
@@ -135,9 +138,9 @@ export async function unlockOrCreateKeyring(d: BootDeps): Promise<BootOutcome> {
  * Stored before we report ready: a keyring the keystore does not hold would
  * make every key created under it unrecoverable after the enclave restarts.
  */
-function store(d: BootDeps, record: KeyringRecordWire, audit?: readonly Uint8Array[]): void {
+async function store(d: BootDeps, record: KeyringRecordWire, audit?: readonly Uint8Array[]): Promise<void> {
   try {
-    d.keystore.putKeyring(record, audit);
+    await d.keystore.putKeyring(record, audit);
   } catch (e) {
     throw new ParentError('PARENT_KEYRING_LOCKED', `the new keyring ${record.keyringId} could not be stored: ${(e as Error).message}`, {
       cause: e,

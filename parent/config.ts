@@ -31,8 +31,13 @@ export interface ParentConfig {
   socketMode?: number;
   /** Optional loopback HTTP listener: "127.0.0.1:PORT" or "[::1]:PORT" (port 0 = pick one). Other hosts are refused. */
   http?: string;
-  /** SQLite keystore path (wrapped blobs and keyring records only). */
+  /**
+   * The keystore (wrapped blobs, keyring records, audit records, sealed state; docs/keystore.md):
+   * a SQLite file path or `sqlite:PATH`, or a `postgres://…` URL shared by a fleet.
+   */
   keystore: string;
+  /** This instance's name in a fleet sharing one keystore (its own audit chain and sealed state); default "default". */
+  instanceId?: string;
   /** Open the keystore read-only: signing works, creating keys and keyrings does not. */
   keystoreReadonly?: boolean;
   /** Root the attestation chain must end at. Default: AWS_NitroEnclaves_Root-G1. */
@@ -88,6 +93,7 @@ export interface ResolvedParentConfig {
   socketMode: number;
   http: { host: string; port: number } | undefined;
   keystore: string;
+  instanceId: string;
   keystoreReadonly: boolean;
   root: TrustRoot;
   rootIsAws: boolean;
@@ -179,7 +185,9 @@ export function resolveParentConfig(c: ParentConfig): ResolvedParentConfig {
   }
   if (typeof c.socket !== 'string' || !isAbsolute(c.socket)) throw bad('socket must be an absolute path');
   if (Buffer.byteLength(c.socket) > 107) throw bad('socket path is longer than 107 bytes (the Unix socket limit)');
-  if (typeof c.keystore !== 'string' || c.keystore.length === 0) throw bad('keystore (a file path) is required');
+  if (typeof c.keystore !== 'string' || c.keystore.length === 0) throw bad('keystore (a file path, sqlite:PATH or postgres://…) is required');
+  const instanceId = c.instanceId ?? 'default';
+  if (typeof instanceId !== 'string' || !/^[A-Za-z0-9_.-]{1,64}$/.test(instanceId)) throw bad('instanceId must be 1..64 of A-Z a-z 0-9 _ . -');
   const socketMode = int('socketMode', c.socketMode, 0o600, 0, 0o777);
   if ((socketMode & 0o007) !== 0) throw bad(`socketMode ${socketMode.toString(8)} lets every local user sign`, 'use 600 or 660 (with a dedicated group)');
 
@@ -213,6 +221,7 @@ export function resolveParentConfig(c: ParentConfig): ResolvedParentConfig {
     socketMode,
     http: c.http === undefined ? undefined : parseLoopbackHttp(c.http),
     keystore: c.keystore,
+    instanceId,
     keystoreReadonly: c.keystoreReadonly === true,
     root,
     rootIsAws: isAws,

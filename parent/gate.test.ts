@@ -30,17 +30,17 @@ let ksN = 0;
 const account = privateKeyToAccount(`0x${'11'.repeat(32)}`);
 
 /** A keystore that already holds a keyring and a key, so signing requests get as far as the gate. */
-function seededKeystore(): string {
+async function seededKeystore(): Promise<string> {
   const path = join(dir, `seeded-${++ksN}.db`);
-  const ks = openKeystore(path);
-  ks.putKeyring({ format: 'enclave-signer/keyring', version: 1, keyringId: '0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b', kmsKeyId: 'arn:aws:kms:us-east-1:0:key/x', dataKeyCiphertext: new Uint8Array(64), createdAt: new Date().toISOString() });
-  ks.putKey({ keyId: '6f1c1a52-8d4e-4a5b-9c3d-2e7f0a1b2c3d', kind: 'secp256k1', keyringId: '0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b', publicKey: '02'.padEnd(66, '0'), address: account.address, blob: new Uint8Array(61).fill(7) });
-  ks.close();
+  const ks = await openKeystore(path);
+  await ks.putKeyring({ format: 'enclave-signer/keyring', version: 1, keyringId: '0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b', kmsKeyId: 'arn:aws:kms:us-east-1:0:key/x', dataKeyCiphertext: new Uint8Array(64), createdAt: new Date().toISOString() });
+  await ks.putKey({ keyId: '6f1c1a52-8d4e-4a5b-9c3d-2e7f0a1b2c3d', kind: 'secp256k1', keyringId: '0b9e8d7c-6a5f-4e3d-8c2b-1a0f9e8d7c6b', publicKey: '02'.padEnd(66, '0'), address: account.address, blob: new Uint8Array(61).fill(7) });
+  await ks.close();
   return path;
 }
 
 async function impostor(o: Partial<RigOptions>): Promise<Rig> {
-  const r = await startRig({ dir, waitReady: false, ...o, parent: { keystore: seededKeystore(), ...o.parent } });
+  const r = await startRig({ dir, waitReady: false, ...o, parent: { keystore: await seededKeystore(), ...o.parent } });
   rigs.push(r);
   return r;
 }
@@ -153,7 +153,7 @@ describe('re-attestation', () => {
 
 describe('fail closed on KMS', () => {
   it('KMS refusing the enclave (unlock) leaves the parent not ready with the reason; nothing is signed', async () => {
-    const ks = seededKeystore();
+    const ks = await seededKeystore();
     const r = await startRig({ dir, waitReady: false, enclave: { kmsError: { code: 'KMS_ACCESS_DENIED', message: 'KMS refused Decrypt: the key policy does not allow this enclave (PCR0)' } }, parent: { keystore: ks } });
     rigs.push(r);
     await waitFor(() => r.parent.state().keyring.state === 'failed', 10_000, 'keyring failed');

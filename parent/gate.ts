@@ -26,6 +26,7 @@ import { asBytes, asRecord, type EnclaveMethod } from '../common/protocol/enclav
 import { createAuditPersister, type AuditPersister } from './audit-persist.js';
 import { auditRecordsOf, handOverCredentials, openAudit, unlockOrCreateKeyring, type EnclaveCall } from './boot.js';
 import { restoreSealedState } from './sealed-state.js';
+import { joinFleet } from './keystore-fleet.js';
 import { refreshDelayMs } from './credentials.js';
 import type { ResolvedParentConfig } from './config.js';
 import { startEnclaveLink, type EnclaveLink } from './enclave-link.js';
@@ -230,6 +231,9 @@ export function startGate(deps: GateDeps): Gate {
     try {
       const creds = await handOverCredentials(callOn(s), cfg.credentials);
       scheduleCredentialRefresh(s, creds);
+      // A mixed fleet (another live instance on this keystore with another policy or manifest) is refused first.
+      // (A SQLite file serves one host: only a PostgreSQL keystore is shared by a fleet.)
+      if (keystore.backend === 'postgres') await joinFleet({ call: callOn(s), keystore, cfg, log });
       // The audit chain first: no keyring or key decision is made before the enclave's log is open.
       await openAudit({ call: callOn(s), keystore, log, audit });
       if (session === s) audit.setFetch(async (fromSeq) => auditRecordsOf(asRecord(await send(s.peer, 'audit.records', { fromSeq }), 'audit.records result'), 'audit.records', 'records'));

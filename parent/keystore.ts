@@ -1,99 +1,126 @@
 /**
- * The parent's keystore: SQLite (better-sqlite3) holding only ciphertext and
- * public data — keyring records (KMS ciphertext of the data key) and wrapped
- * key blobs. WAL with synchronous=FULL: a write is acknowledged only after it
- * is durable, so a crash loses nothing a client was told succeeded.
+ * The parent's keystore: ciphertext and public data only — keyring records
+ * (KMS ciphertext of the data key), wrapped key blobs, the enclave's signed
+ * audit records and sealed state. Two backends behind one schema
+ * (docs/keystore.md): an embedded SQLite file (`sqlite:PATH` or a plain path,
+ * the default) and PostgreSQL (`postgres://…`, shared by a fleet of instances,
+ * docs/scale-out.md). A write is acknowledged only once it is committed.
  *
- * Nothing here can sign or decrypt: a thief of this file gets blobs that only
+ * Nothing here can sign or decrypt: a thief of the store gets blobs that only
  * an attested enclave with the keyring's CMK can open.
+ *
+ * Several instances on one store share the keys and the keyring; each enclave
+ * has its own audit chain and its own sealed-state sequence, kept apart by the
+ * instance id (--instance-id).
  */
-import Database from 'better-sqlite3';
-import { mkdirSync } from 'node:fs';
-import { dirname } from 'node:path';
-import { SignerError } from '../common/errors.js';
 import type { KeyKind, KeyRecord, KeyringRecordWire } from '../common/protocol/enclave-api.js';
 import { parseRecord } from '../common/audit/record.js';
+import { checkReadable, migrate } from './keystore-migrations.js';
+import { isPostgresUrl, openPgDb } from './keystore-pg.js';
+import { KeystoreError, type SqlDb, type SqlExec } from './keystore-sql.js';
+import { openSqliteDb } from './keystore-sqlite.js';
 
-export class KeystoreError extends SignerError {}
+export { KeystoreError } from './keystore-sql.js';
 
 export interface StoredKey extends KeyRecord {
   label: string | null;
   createdAt: string;
 }
 
-export interface Keystore {
-  readonly path: string;
-  /** `audit`: signed audit records written in the same transaction (docs/audit.md). */
-  putKeyring(r: KeyringRecordWire, audit?: readonly Uint8Array[]): void;
-  /** The active keyring (the most recently created one that is not retired). */
-  activeKeyring(): KeyringRecordWire | undefined;
-  replaceKeyring(r: KeyringRecordWire, audit?: readonly Uint8Array[]): void;
-  putKey(k: KeyRecord, label?: string, audit?: readonly Uint8Array[]): StoredKey;
-  /** Persists signed audit records (all or none), durably, before the caller releases anything. */
-  appendAuditRecords(records: readonly Uint8Array[]): void;
-  /** The stored record with the highest seq: the head to show a new enclave. */
-  auditHead(): Uint8Array | undefined;
-  /** Stored records in seq order, streamed (a chain can be long). */
-  iterateAuditRecords(fromSeq?: number): IterableIterator<{ seq: number; record: Uint8Array }>;
-  countAuditRecords(): number;
-  /** The stored record at `seq`, if any. */
-  getAuditRecord(seq: number): Uint8Array | undefined;
-  /** The first stored record of an audit key: its hand-over, which carries the attestation binding it. */
-  auditKeyFirstRecord(auditKey: Uint8Array): Uint8Array | undefined;
-  getKey(keyId: string): StoredKey | undefined;
-  getKeyByAddress(address: string): StoredKey | undefined;
-  listKeys(): StoredKey[];
-  countKeys(): number;
-  /** The enclave's latest sealed state record (docs/principals.md "Sealed state"): ciphertext only. */
-  getSealedState?(keyringId: string): unknown;
-  /** Stores it durably (synchronous=FULL) before the caller releases the signature it came with. */
-  putSealedState?(keyringId: string, sequence: number, record: unknown): void;
-  close(): void;
+/** What an instance serves, for the mixed-fleet check (docs/scale-out.md). */
+export interface FleetMember {
+  policyHash: string;
+  manifestDigest: string;
 }
 
-const SCHEMA = `
-CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS keyrings (
-  keyring_id TEXT PRIMARY KEY,
-  kms_key_id TEXT NOT NULL,
-  data_key_ciphertext BLOB NOT NULL,
-  created_at TEXT NOT NULL,
-  seq INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS keys (
-  key_id TEXT PRIMARY KEY,
-  kind TEXT NOT NULL CHECK (kind IN ('secp256k1','bip32-seed')),
-  keyring_id TEXT NOT NULL REFERENCES keyrings(keyring_id),
-  public_key TEXT NOT NULL,
-  address TEXT UNIQUE,
-  xpub TEXT,
-  fingerprint TEXT,
-  blob BLOB NOT NULL,
-  label TEXT,
-  created_at TEXT NOT NULL
-);
--- The audit chain (docs/audit.md): record = the exact signed bytes the enclave
--- returned; audit_key and hash are derived from them, for queries only.
-CREATE TABLE IF NOT EXISTS audit_records (
-  seq INTEGER PRIMARY KEY,
-  audit_key BLOB NOT NULL,
-  hash BLOB NOT NULL,
-  record BLOB NOT NULL,
-  stored_at TEXT NOT NULL
-);
--- signer_getReceipt finds an audit key's hand-over (its attestation) by key.
-CREATE INDEX IF NOT EXISTS audit_records_key ON audit_records (audit_key, seq);
--- The enclave's sealed state (window counters, approvals): AES-GCM under a key derived from the
--- keyring, with its sequence; the parent only stores it (docs/principals.md "Sealed state").
-CREATE TABLE IF NOT EXISTS sealed_state (
-  keyring_id TEXT PRIMARY KEY,
-  sequence INTEGER NOT NULL,
-  record TEXT NOT NULL,
-  stored_at TEXT NOT NULL
-);
-`;
+export interface Keystore {
+  /** Where it is (a file path, or the PostgreSQL URL without its password). */
+  readonly path: string;
+  readonly backend: 'sqlite' | 'postgres';
+  /** This enclave's audit chain and sealed state (docs/scale-out.md). */
+  readonly instanceId: string;
+  /** `audit`: signed audit records written in the same transaction (docs/audit.md). */
+  putKeyring(r: KeyringRecordWire, audit?: readonly Uint8Array[]): Promise<void>;
+  /** The active keyring (the most recently created one that is not retired). */
+  activeKeyring(): Promise<KeyringRecordWire | undefined>;
+  replaceKeyring(r: KeyringRecordWire, audit?: readonly Uint8Array[]): Promise<void>;
+  /**
+   * Stores a key with its audit records, and — given a client `requestId` — the
+   * request id → key mapping, all in one transaction. A requestId that is
+   * already stored fails with KEYSTORE_REQUEST_ID_TAKEN and stores nothing.
+   */
+  putKey(k: KeyRecord, label?: string, audit?: readonly Uint8Array[], requestId?: string): Promise<StoredKey>;
+  /** The key a signer_createKey with this requestId made, if any. */
+  getKeyByRequestId(requestId: string): Promise<StoredKey | undefined>;
+  /** Persists signed audit records (all or none), durably, before the caller releases anything. */
+  appendAuditRecords(records: readonly Uint8Array[]): Promise<void>;
+  /** This instance's stored record with the highest seq: the head to show its enclave. */
+  auditHead(): Promise<Uint8Array | undefined>;
+  /** This instance's stored records in seq order, read page by page (a chain can be long). */
+  iterateAuditRecords(fromSeq?: number): AsyncIterableIterator<{ seq: number; record: Uint8Array }>;
+  countAuditRecords(): Promise<number>;
+  /** This instance's stored record at `seq`, if any. */
+  getAuditRecord(seq: number): Promise<Uint8Array | undefined>;
+  /** The first stored record of an audit key: its hand-over, which carries the attestation binding it. */
+  auditKeyFirstRecord(auditKey: Uint8Array): Promise<Uint8Array | undefined>;
+  /** The same, from memory only (filled by writes and lookups): for the synchronous inline receipt. */
+  cachedAuditKeyFirstRecord(auditKey: Uint8Array): Uint8Array | undefined;
+  getKey(keyId: string): Promise<StoredKey | undefined>;
+  getKeyByAddress(address: string): Promise<StoredKey | undefined>;
+  listKeys(): Promise<StoredKey[]>;
+  countKeys(): Promise<number>;
+  /** The enclave's latest sealed state record (docs/principals.md "Sealed state"): ciphertext only. */
+  getSealedState?(keyringId: string): Promise<unknown>;
+  /** Stores it durably before the caller releases the signature it came with. */
+  putSealedState?(keyringId: string, sequence: number, record: unknown): Promise<void>;
+  /**
+   * Registers this instance in the fleet; refuses (KEYSTORE_FLEET_MISMATCH, naming both) when
+   * another instance seen within `liveMs` serves a different policy or manifest.
+   */
+  joinFleet(m: FleetMember, liveMs: number): Promise<void>;
+  /** Refreshes this instance's fleet entry (its liveness). */
+  touchFleet(): Promise<void>;
+  close(): Promise<void>;
+}
 
-const SCHEMA_VERSION = '1';
+export interface OpenKeystoreOptions {
+  readonly?: boolean;
+  /** Default "default": the single instance of a single-host deployment. */
+  instanceId?: string;
+  log?: (line: string) => void;
+}
+
+const INSTANCE_ID = /^[A-Za-z0-9_.-]{1,64}$/;
+
+export function checkInstanceId(id: string): string {
+  if (!INSTANCE_ID.test(id)) throw new KeystoreError('KEYSTORE_CONFIG', `instance id ${JSON.stringify(id.slice(0, 80))} must be 1..64 of A-Z a-z 0-9 _ . -`);
+  return id;
+}
+
+/** `postgres://…` → PostgreSQL; `sqlite:PATH` or a plain path → the embedded SQLite file. */
+export function keystoreBackendOf(spec: string): { backend: 'postgres'; url: string } | { backend: 'sqlite'; path: string } {
+  if (isPostgresUrl(spec)) return { backend: 'postgres', url: spec };
+  if (spec.startsWith('sqlite:')) return { backend: 'sqlite', path: spec.slice('sqlite:'.length) };
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(spec)) {
+    throw new KeystoreError('KEYSTORE_CONFIG', `--keystore: unsupported scheme in ${JSON.stringify(spec.split('://')[0])}://…`, { hint: 'use postgres://…, sqlite:PATH or a file path' });
+  }
+  return { backend: 'sqlite', path: spec };
+}
+
+/** Opens (and, unless read-only, migrates) the keystore `spec` names. */
+export async function openKeystore(spec: string, opts: OpenKeystoreOptions = {}): Promise<Keystore> {
+  const instanceId = checkInstanceId(opts.instanceId ?? 'default');
+  const b = keystoreBackendOf(spec);
+  const db = b.backend === 'postgres' ? await openPgDb(b.url, { readonly: opts.readonly === true, ...(opts.log ? { log: opts.log } : {}) }) : openSqliteDb(b.path, { readonly: opts.readonly === true });
+  try {
+    if (opts.readonly) await checkReadable(db);
+    else await migrate(db, opts.log);
+    return await sqlKeystore(db, instanceId, opts.readonly === true);
+  } catch (e) {
+    await db.close().catch(() => undefined);
+    throw e;
+  }
+}
 
 interface KeyRow {
   key_id: string;
@@ -124,66 +151,18 @@ function fromRow(r: KeyRow): StoredKey {
   return k;
 }
 
-function wrap<T>(what: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    if (e instanceof KeystoreError) throw e;
-    const code = (e as { code?: string }).code ?? 'SQLITE_ERROR';
-    const hint =
-      code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED'
-        ? 'another process holds the keystore lock'
-        : code === 'SQLITE_READONLY'
-          ? 'the keystore file or its directory is read-only'
-          : code === 'SQLITE_FULL'
-            ? 'the disk is full'
-            : undefined;
-    throw new KeystoreError('KEYSTORE_UNAVAILABLE', `keystore ${what} failed: ${code}`, hint === undefined ? { cause: e } : { cause: e, hint });
-  }
-}
+const KEY_COLUMNS = 'key_id, kind, keyring_id, public_key, address, xpub, fingerprint, blob, label, created_at';
+// Small pages: a damaged store fails at the page it is reached (audit verify names the seq), not at the start.
+const PAGE = 100;
 
-export function openKeystore(path: string, opts: { readonly?: boolean } = {}): Keystore {
-  const db = wrap('open', () => {
-    if (!opts.readonly) mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-    const d = new Database(path, { readonly: opts.readonly === true, fileMustExist: opts.readonly === true, timeout: 2000 });
-    if (!opts.readonly) {
-      d.pragma('journal_mode = WAL');
-      d.pragma('synchronous = FULL');
-      d.pragma('foreign_keys = ON');
-      d.exec(SCHEMA);
-      d.prepare('INSERT OR IGNORE INTO meta (k, v) VALUES (?, ?)').run('schema_version', SCHEMA_VERSION);
-    }
-    const v = (d.prepare('SELECT v FROM meta WHERE k = ?').get('schema_version') as { v: string } | undefined)?.v;
-    if (v !== SCHEMA_VERSION) throw new KeystoreError('KEYSTORE_VERSION', `keystore schema version ${String(v)} is not ${SCHEMA_VERSION}`);
-    return d;
-  });
-
-  // An older keystore opened read-only may predate the audit table: it then simply has no records.
-  const hasAudit = wrap('open', () => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'audit_records'").get() !== undefined);
-  const stmts = {
-    putKeyring: db.prepare(
-      'INSERT INTO keyrings (keyring_id, kms_key_id, data_key_ciphertext, created_at, seq) VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM keyrings))',
-    ),
-    replaceKeyring: db.prepare('UPDATE keyrings SET kms_key_id = ?, data_key_ciphertext = ? WHERE keyring_id = ?'),
-    activeKeyring: db.prepare('SELECT keyring_id, kms_key_id, data_key_ciphertext, created_at FROM keyrings ORDER BY seq DESC LIMIT 1'),
-    putKey: db.prepare(
-      'INSERT INTO keys (key_id, kind, keyring_id, public_key, address, xpub, fingerprint, blob, label, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
-    ),
-    getKey: db.prepare('SELECT * FROM keys WHERE key_id = ?'),
-    getKeyByAddress: db.prepare('SELECT * FROM keys WHERE lower(address) = lower(?)'),
-    listKeys: db.prepare('SELECT * FROM keys ORDER BY created_at, key_id'),
-    countKeys: db.prepare('SELECT COUNT(*) AS n FROM keys'),
-    ...(hasAudit
-      ? {
-          putAudit: db.prepare('INSERT INTO audit_records (seq, audit_key, hash, record, stored_at) VALUES (?, ?, ?, ?, ?)'),
-          getAudit: db.prepare('SELECT record FROM audit_records WHERE seq = ?'),
-          auditHead: db.prepare('SELECT record FROM audit_records ORDER BY seq DESC LIMIT 1'),
-          iterAudit: db.prepare('SELECT seq, record FROM audit_records WHERE seq >= ? ORDER BY seq'),
-          countAudit: db.prepare('SELECT COUNT(*) AS n FROM audit_records'),
-          firstOfKey: db.prepare('SELECT record FROM audit_records WHERE audit_key = ? ORDER BY seq LIMIT 1'),
-        }
-      : {}),
-  };
+async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Promise<Keystore> {
+  // An older store opened read-only is read as it is: it may predate the audit table or the instance column.
+  const auditCols = await db.columns('audit_records');
+  const hasAudit = auditCols.length > 0;
+  const hasInstance = auditCols.includes('instance_id');
+  const mine = hasInstance ? 'instance_id = ? AND ' : '';
+  const mineArgs = hasInstance ? [instanceId] : [];
+  const firstRecords = new Map<string, Uint8Array>();
 
   /** Checks shape (not signatures: the parent is not the verifier) and extracts the indexed columns. */
   const auditRows = (records: readonly Uint8Array[]) =>
@@ -194,113 +173,188 @@ export function openKeystore(path: string, opts: { readonly?: boolean } = {}): K
       } catch (e) {
         throw new KeystoreError('KEYSTORE_AUDIT_RECORD', `not an audit record: ${(e as Error).message}`, { cause: e });
       }
-      return { seq: r.body.seq, auditKey: Buffer.from(r.body.auditKey), hash: Buffer.from(r.hash), bytes: Buffer.from(bytes) };
+      return { seq: r.body.seq, kind: r.body.kind, auditKey: Buffer.from(r.body.auditKey), hash: Buffer.from(r.hash), bytes: Buffer.from(bytes) };
     });
 
   /** Inserts inside the caller's transaction. The same bytes again are a no-op (a retried persist); other bytes at a stored seq are a conflict. */
-  const insertAudit = (rows: ReturnType<typeof auditRows>): void => {
+  const insertAudit = async (t: SqlExec, rows: ReturnType<typeof auditRows>): Promise<void> => {
     if (rows.length === 0) return;
-    if (!stmts.putAudit || !stmts.getAudit) throw new KeystoreError('KEYSTORE_READONLY', 'this keystore has no audit table (opened read-only)');
+    if (!hasAudit || !hasInstance) throw new KeystoreError('KEYSTORE_READONLY', 'this keystore has no audit table (opened read-only)');
     const at = new Date().toISOString();
     for (const r of rows) {
-      const existing = stmts.getAudit.get(r.seq) as { record: Buffer } | undefined;
+      const existing = await t.get<{ record: Buffer }>(`SELECT record FROM audit_records WHERE ${mine}seq = ?`, [...mineArgs, r.seq]);
       if (existing) {
-        if (existing.record.equals(r.bytes)) continue;
+        if (Buffer.from(existing.record).equals(r.bytes)) continue;
         throw new KeystoreError('KEYSTORE_AUDIT_CONFLICT', `audit seq ${r.seq} is already stored with different bytes: the enclave continued from a head other than the stored one`);
       }
-      stmts.putAudit.run(r.seq, r.auditKey, r.hash, r.bytes, at);
+      await t.run('INSERT INTO audit_records (instance_id, seq, audit_key, hash, record, stored_at) VALUES (?, ?, ?, ?, ?, ?)', [instanceId, r.seq, r.auditKey, r.hash, r.bytes, at]);
     }
   };
-
-  /** Runs a key change and its audit records as one transaction: both are durable, or neither. */
-  const withAudit = <T>(audit: readonly Uint8Array[] | undefined, fn: () => T): T => {
-    const rows = auditRows(audit ?? []);
-    return wrap('write', () => db.transaction(() => {
-      const out = fn();
-      insertAudit(rows);
-      return out;
-    })());
+  /** Hand-overs open an audit key: remembered for the inline receipt once committed. */
+  const remember = (rows: ReturnType<typeof auditRows>) => {
+    for (const r of rows) if (r.kind === 'handover' && !firstRecords.has(r.auditKey.toString('hex'))) firstRecords.set(r.auditKey.toString('hex'), new Uint8Array(r.bytes));
   };
 
-  return {
-    path,
-    putKeyring: (r, audit) => withAudit(audit, () => void stmts.putKeyring.run(r.keyringId, r.kmsKeyId, Buffer.from(r.dataKeyCiphertext), r.createdAt)),
+  /** Runs a change and its audit records as one transaction: both are durable, or neither. */
+  const withAudit = async <T>(audit: readonly Uint8Array[] | undefined, fn: (t: SqlExec) => Promise<T>): Promise<T> => {
+    const rows = auditRows(audit ?? []);
+    if (readonly) throw new KeystoreError('KEYSTORE_UNAVAILABLE', 'keystore write failed: opened read-only', { hint: 'the keystore is open read-only (--keystore-readonly)' });
+    const out = await db.tx(async (t) => {
+      const o = await fn(t);
+      await insertAudit(t, rows);
+      return o;
+    });
+    remember(rows);
+    return out;
+  };
+
+  const one = async (sql: string, args: unknown[]) => {
+    const r = await db.get<KeyRow>(sql, args);
+    return r ? fromRow(r) : undefined;
+  };
+
+  const ks: Keystore = {
+    path: db.describe,
+    backend: db.dialect,
+    instanceId,
+    putKeyring: (r, audit) =>
+      withAudit(audit, async (t) => {
+        await t.run('INSERT INTO keyrings (keyring_id, kms_key_id, data_key_ciphertext, created_at, seq) VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM keyrings))', [
+          r.keyringId,
+          r.kmsKeyId,
+          Buffer.from(r.dataKeyCiphertext),
+          r.createdAt,
+        ]);
+      }),
     replaceKeyring: (r, audit) =>
-      withAudit(audit, () => {
-        const res = stmts.replaceKeyring.run(r.kmsKeyId, Buffer.from(r.dataKeyCiphertext), r.keyringId);
-        if (res.changes !== 1) throw new KeystoreError('KEYSTORE_NOT_FOUND', `no keyring ${r.keyringId}`);
+      withAudit(audit, async (t) => {
+        const n = await t.run('UPDATE keyrings SET kms_key_id = ?, data_key_ciphertext = ? WHERE keyring_id = ?', [r.kmsKeyId, Buffer.from(r.dataKeyCiphertext), r.keyringId]);
+        if (n !== 1) throw new KeystoreError('KEYSTORE_NOT_FOUND', `no keyring ${r.keyringId}`);
       }),
-    activeKeyring: () =>
-      wrap('read', () => {
-        const row = stmts.activeKeyring.get() as { keyring_id: string; kms_key_id: string; data_key_ciphertext: Buffer; created_at: string } | undefined;
-        if (!row) return undefined;
-        return {
-          format: 'enclave-signer/keyring' as const,
-          version: 1 as const,
-          keyringId: row.keyring_id,
-          kmsKeyId: row.kms_key_id,
-          dataKeyCiphertext: new Uint8Array(row.data_key_ciphertext),
-          createdAt: row.created_at,
-        };
-      }),
-    putKey: (k, label, audit) =>
-      withAudit(audit, () => {
+    activeKeyring: async () => {
+      const row = await db.get<{ keyring_id: string; kms_key_id: string; data_key_ciphertext: Buffer; created_at: string }>(
+        'SELECT keyring_id, kms_key_id, data_key_ciphertext, created_at FROM keyrings ORDER BY seq DESC LIMIT 1',
+      );
+      if (!row) return undefined;
+      return {
+        format: 'enclave-signer/keyring' as const,
+        version: 1 as const,
+        keyringId: row.keyring_id,
+        kmsKeyId: row.kms_key_id,
+        dataKeyCiphertext: new Uint8Array(row.data_key_ciphertext),
+        createdAt: row.created_at,
+      };
+    },
+    putKey: (k, label, audit, requestId) =>
+      withAudit(audit, async (t) => {
         const createdAt = new Date().toISOString();
-        stmts.putKey.run(k.keyId, k.kind, k.keyringId, k.publicKey, k.address ?? null, k.xpub ?? null, k.fingerprint ?? null, Buffer.from(k.blob), label ?? null, createdAt);
+        if (requestId !== undefined) {
+          // Checked first inside the transaction; the primary key catches a racing twin on another instance.
+          const taken = await t.get('SELECT key_id FROM key_requests WHERE request_id = ?', [requestId]);
+          if (taken) throw new KeystoreError('KEYSTORE_REQUEST_ID_TAKEN', `requestId ${JSON.stringify(requestId)} already made a key`);
+        }
+        await t.run(`INSERT INTO keys (${KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, [
+          k.keyId,
+          k.kind,
+          k.keyringId,
+          k.publicKey,
+          k.address ?? null,
+          k.xpub ?? null,
+          k.fingerprint ?? null,
+          Buffer.from(k.blob),
+          label ?? null,
+          createdAt,
+        ]);
+        if (requestId !== undefined) await t.run('INSERT INTO key_requests (request_id, key_id, created_at) VALUES (?, ?, ?)', [requestId, k.keyId, createdAt]);
         return { ...k, label: label ?? null, createdAt };
       }),
-    getKey: (id) => wrap('read', () => {
-      const r = stmts.getKey.get(id) as KeyRow | undefined;
-      return r ? fromRow(r) : undefined;
-    }),
-    getKeyByAddress: (a) => wrap('read', () => {
-      const r = stmts.getKeyByAddress.get(a) as KeyRow | undefined;
-      return r ? fromRow(r) : undefined;
-    }),
-    listKeys: () => wrap('read', () => (stmts.listKeys.all() as KeyRow[]).map(fromRow)),
-    countKeys: () => wrap('read', () => (stmts.countKeys.get() as { n: number }).n),
+    getKeyByRequestId: (id) => one(`SELECT ${KEY_COLUMNS.split(', ').map((c) => `k.${c}`).join(', ')} FROM key_requests r JOIN keys k ON k.key_id = r.key_id WHERE r.request_id = ?`, [id]),
+    getKey: (id) => one(`SELECT ${KEY_COLUMNS} FROM keys WHERE key_id = ?`, [id]),
+    getKeyByAddress: (a) => one(`SELECT ${KEY_COLUMNS} FROM keys WHERE lower(address) = lower(?)`, [a]),
+    listKeys: async () => (await db.all<KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys ORDER BY created_at, key_id`)).map(fromRow),
+    countKeys: async () => Number((await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM keys'))?.n ?? 0),
     // A read-only keystore stores no sealed state: answers that carry some are withheld (fail closed).
-    ...(opts.readonly ? {} : { getSealedState: (keyringId: string) =>
-      wrap('read', () => {
-        const row = db.prepare('SELECT record FROM sealed_state WHERE keyring_id = ?').get(keyringId) as { record: string } | undefined;
-        return row ? (JSON.parse(row.record) as unknown) : undefined;
-      }),
-    putSealedState: (keyringId: string, sequence: number, record: unknown) =>
-      wrap('write', () => {
-        db.prepare('INSERT INTO sealed_state (keyring_id, sequence, record, stored_at) VALUES (?, ?, ?, ?) ON CONFLICT (keyring_id) DO UPDATE SET sequence = excluded.sequence, record = excluded.record, stored_at = excluded.stored_at').run(
-          keyringId,
-          sequence,
-          JSON.stringify(record),
-          new Date().toISOString(),
-        );
-      }) }),
-    appendAuditRecords: (records) => withAudit(records, () => undefined),
-    auditHead: () =>
-      wrap('read', () => {
-        const row = stmts.auditHead?.get() as { record: Buffer } | undefined;
-        return row ? new Uint8Array(row.record) : undefined;
-      }),
-    iterateAuditRecords: (fromSeq = 0) => {
-      const it = stmts.iterAudit ? (stmts.iterAudit.iterate(fromSeq) as IterableIterator<{ seq: number; record: Buffer }>) : [][Symbol.iterator]();
-      return (function* () {
-        for (;;) {
-          const n = wrap('read', () => it.next());
-          if (n.done) return;
-          yield { seq: n.value.seq, record: new Uint8Array(n.value.record) };
-        }
-      })();
+    ...(readonly
+      ? {}
+      : {
+          getSealedState: async (keyringId: string) => {
+            const row = await db.get<{ record: string }>('SELECT record FROM sealed_state WHERE instance_id = ? AND keyring_id = ?', [instanceId, keyringId]);
+            return row ? (JSON.parse(row.record) as unknown) : undefined;
+          },
+          putSealedState: async (keyringId: string, sequence: number, record: unknown) => {
+            await db.tx(async (t) => {
+              await t.run(
+                'INSERT INTO sealed_state (instance_id, keyring_id, sequence, record, stored_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance_id, keyring_id) DO UPDATE SET sequence = excluded.sequence, record = excluded.record, stored_at = excluded.stored_at',
+                [instanceId, keyringId, sequence, JSON.stringify(record), new Date().toISOString()],
+              );
+            });
+          },
+        }),
+    appendAuditRecords: (records) => withAudit(records, async () => undefined),
+    auditHead: async () => {
+      if (!hasAudit) return undefined;
+      const row = await db.get<{ record: Buffer }>(`SELECT record FROM audit_records ${hasInstance ? 'WHERE instance_id = ? ' : ''}ORDER BY seq DESC LIMIT 1`, mineArgs);
+      return row ? new Uint8Array(row.record) : undefined;
     },
-    countAuditRecords: () => wrap('read', () => (stmts.countAudit ? (stmts.countAudit.get() as { n: number }).n : 0)),
-    getAuditRecord: (seq) =>
-      wrap('read', () => {
-        const row = stmts.getAudit?.get(seq) as { record: Buffer } | undefined;
-        return row ? new Uint8Array(row.record) : undefined;
-      }),
-    auditKeyFirstRecord: (key) =>
-      wrap('read', () => {
-        const row = stmts.firstOfKey?.get(Buffer.from(key)) as { record: Buffer } | undefined;
-        return row ? new Uint8Array(row.record) : undefined;
-      }),
+    iterateAuditRecords: (fromSeq = 0) =>
+      (async function* () {
+        if (!hasAudit) return;
+        let from = fromSeq;
+        for (;;) {
+          const page = await db.all<{ seq: number; record: Buffer }>(`SELECT seq, record FROM audit_records WHERE ${mine}seq >= ? ORDER BY seq LIMIT ${PAGE}`, [...mineArgs, from]);
+          for (const r of page) yield { seq: Number(r.seq), record: new Uint8Array(r.record) };
+          if (page.length < PAGE) return;
+          from = Number(page.at(-1)!.seq) + 1;
+        }
+      })(),
+    countAuditRecords: async () => (hasAudit ? Number((await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM audit_records${hasInstance ? ' WHERE instance_id = ?' : ''}`, mineArgs))?.n ?? 0) : 0),
+    getAuditRecord: async (seq) => {
+      if (!hasAudit) return undefined;
+      const row = await db.get<{ record: Buffer }>(`SELECT record FROM audit_records WHERE ${mine}seq = ?`, [...mineArgs, seq]);
+      return row ? new Uint8Array(row.record) : undefined;
+    },
+    auditKeyFirstRecord: async (key) => {
+      const hex = Buffer.from(key).toString('hex');
+      const cached = firstRecords.get(hex);
+      if (cached) return cached;
+      if (!hasAudit) return undefined;
+      const row = await db.get<{ record: Buffer }>('SELECT record FROM audit_records WHERE audit_key = ? ORDER BY seq LIMIT 1', [Buffer.from(key)]);
+      if (!row) return undefined;
+      const rec = new Uint8Array(row.record);
+      firstRecords.set(hex, rec);
+      return rec;
+    },
+    cachedAuditKeyFirstRecord: (key) => firstRecords.get(Buffer.from(key).toString('hex')),
+    joinFleet: async (m, liveMs) => {
+      if (readonly) return;
+      await db.tx(
+        async (t) => {
+          const since = new Date(Date.now() - liveMs).toISOString();
+          const others = await t.all<{ instance_id: string; policy_hash: string; manifest_digest: string }>(
+            'SELECT instance_id, policy_hash, manifest_digest FROM fleet_members WHERE instance_id <> ? AND seen_at >= ? ORDER BY instance_id',
+            [instanceId, since],
+          );
+          const differ = others.find((o) => o.policy_hash !== m.policyHash || o.manifest_digest !== m.manifestDigest);
+          if (differ) {
+            throw new KeystoreError(
+              'KEYSTORE_FLEET_MISMATCH',
+              `mixed fleet: instance ${JSON.stringify(differ.instance_id)} serves policy ${differ.policy_hash} with manifest ${differ.manifest_digest}, this instance ${JSON.stringify(instanceId)} would serve policy ${m.policyHash} with manifest ${m.manifestDigest}; refusing to serve from the same keystore`,
+              { hint: 'every instance on one keystore must run the same policy and PCR manifest: stop the others before rolling out a new one (docs/scale-out.md)' },
+            );
+          }
+          await t.run(
+            'INSERT INTO fleet_members (instance_id, policy_hash, manifest_digest, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (instance_id) DO UPDATE SET policy_hash = excluded.policy_hash, manifest_digest = excluded.manifest_digest, seen_at = excluded.seen_at',
+            [instanceId, m.policyHash, m.manifestDigest, new Date().toISOString()],
+          );
+        },
+        { exclusive: true },
+      );
+    },
+    touchFleet: async () => {
+      if (readonly) return;
+      await db.run('UPDATE fleet_members SET seen_at = ? WHERE instance_id = ?', [new Date().toISOString(), instanceId]);
+    },
     close: () => db.close(),
   };
+  return ks;
 }

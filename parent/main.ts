@@ -21,6 +21,8 @@ import { startGate, type Gate, type GateSnapshot } from './gate.js';
 import { createHttpHandler } from './http.js';
 import { loadAllowlist, startKmsPipe, type KmsPipe } from './kms-pipe.js';
 import { openKeystore, type Keystore } from './keystore.js';
+import { FLEET_HEARTBEAT_MS } from './keystore-fleet.js';
+import { idempotentCreateKey } from './keystore-request-id.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { METHODS, type Method } from './methods.js';
 import { startSigningServer, type SigningServer } from './server.js';
@@ -87,16 +89,29 @@ async function connectDownstream(cfg: ResolvedParentConfig): Promise<Downstream 
   return downstream;
 }
 
-function startServices(cfg: ResolvedParentConfig, downstream: Downstream | undefined): Services {
-  const keystore: Keystore = openKeystore(cfg.keystore, { readonly: cfg.keystoreReadonly });
+/**
+ * The keystore's additions to the method table: signer_createKey's requestId
+ * (idempotent creation) and signer_status's `instance` (which instance of a
+ * fleet answered). Wrappers, so the methods themselves stay as they are.
+ */
+function keystoreMethods(cfg: ResolvedParentConfig): [string, Method][] {
+  const status = METHODS.get('signer_status')!;
+  return [
+    ['signer_createKey', idempotentCreateKey(METHODS.get('signer_createKey')!)],
+    ['signer_status', async (params, ctx) => ({ instance: cfg.instanceId, ...((await status(params, ctx)) as Record<string, unknown>) })],
+  ];
+}
+
+async function startServices(cfg: ResolvedParentConfig, downstream: Downstream | undefined): Promise<Services> {
+  const keystore: Keystore = await openKeystore(cfg.keystore, { readonly: cfg.keystoreReadonly, instanceId: cfg.instanceId, log: cfg.log });
   let gate: Gate;
   try {
     gate = startGate({ cfg, keystore, verifier: createEnclaveVerifier(cfg), log: cfg.log });
   } catch (e) {
-    keystore.close();
+    await keystore.close();
     throw e;
   }
-  const methods = new Map<string, Method>([...METHODS, ...chainIdMethods(cfg.chainId), ...proxyMethods(downstream)]);
+  const methods = new Map<string, Method>([...METHODS, ...keystoreMethods(cfg), ...chainIdMethods(cfg.chainId), ...proxyMethods(downstream)]);
   const metrics = createMetrics(methods.keys());
   const dispatcher = createDispatcher({
     methods,
@@ -111,12 +126,18 @@ function startServices(cfg: ResolvedParentConfig, downstream: Downstream | undef
 
 /** The signing socket (HTTP and IPC) and the optional loopback HTTP listener. */
 function listen(cfg: ResolvedParentConfig, { keystore, gate, dispatcher, metrics }: Services): Promise<SigningServer> {
+  // /metrics is rendered synchronously: it shows the last count, refreshed in the background.
+  let keys: number | undefined;
   const keysCount = () => {
-    try {
-      return keystore.countKeys();
-    } catch {
-      return undefined;
-    }
+    keystore.countKeys().then(
+      (n) => {
+        keys = n;
+      },
+      () => {
+        keys = undefined;
+      },
+    );
+    return keys;
   };
   const handlerOpts = {
     dispatcher,
@@ -170,7 +191,7 @@ export async function startParent(config: ParentConfig): Promise<RunningParent> 
   let services: Services | undefined;
   let server: SigningServer;
   try {
-    services = startServices(cfg, downstream);
+    services = await startServices(cfg, downstream);
     server = await listen(cfg, services);
   } catch (e) {
     const s = services;
@@ -180,11 +201,17 @@ export async function startParent(config: ParentConfig): Promise<RunningParent> 
   const { gate, keystore } = services;
   log(`signing socket ${server.socketPath} (mode ${cfg.socketMode.toString(8)})${server.httpUrl ? `, HTTP ${server.httpUrl}` : ''}; enclave ${cfg.enclave}${cfg.chainId === undefined ? '' : `; chain id ${cfg.chainId}`}`);
 
+  // The fleet check's liveness (docs/scale-out.md): only a shared (PostgreSQL) keystore has a fleet.
+  const heartbeat =
+    keystore.backend === 'postgres' && !cfg.keystoreReadonly
+      ? setInterval(() => void keystore.touchFleet().catch(() => undefined), FLEET_HEARTBEAT_MS).unref()
+      : undefined;
   let closing: Promise<void> | undefined;
   const out: RunningParent = {
     socketPath: server.socketPath,
     state: () => gate.snapshot(),
     close() {
+      clearInterval(heartbeat);
       closing ??= closeInOrder([() => server.close(), () => gate.close(), () => keystore.close(), () => pipe?.close()]).then(() => log('stopped'));
       return closing;
     },

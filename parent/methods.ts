@@ -59,16 +59,16 @@ function keyRecordOf(k: StoredKey): KeyRecord {
   return r;
 }
 
-function keyById(ctx: MethodContext, v: unknown, field = 'keyId'): StoredKey {
+async function keyById(ctx: MethodContext, v: unknown, field = 'keyId'): Promise<StoredKey> {
   const id = readKeyId(v, field);
-  const k = ctx.keystore.getKey(id);
+  const k = await ctx.keystore.getKey(id);
   if (!k) throw invalidParam(field, 'no key with this id in the keystore', 'signer_listKeys lists the keys');
   return k;
 }
 
-function keyByAddress(ctx: MethodContext, v: unknown, field: string): StoredKey {
+async function keyByAddress(ctx: MethodContext, v: unknown, field: string): Promise<StoredKey> {
   const address = readAddress(v, field);
-  const k = ctx.keystore.getKeyByAddress(address);
+  const k = await ctx.keystore.getKeyByAddress(address);
   if (!k || k.kind !== 'secp256k1') throw invalidParam(field, 'no secp256k1 key with this address in the keystore', 'eth_accounts lists the addresses');
   return k;
 }
@@ -155,7 +155,7 @@ async function sign(ctx: MethodContext, key: StoredKey, params: Record<string, u
   checkSigner(key, facts);
   // The enclave's new counters/approvals: stored before the signature leaves (no store, no signature).
   const sealed = (res as Record<string, unknown>).sealed;
-  if (sealed !== undefined) storeSealedState(ctx.keystore, key.keyringId, sealed);
+  if (sealed !== undefined) await storeSealedState(ctx.keystore, key.keyringId, sealed);
   if (result === null || typeof result !== 'object' || Array.isArray(result) || result instanceof Uint8Array) throw badResponse('result object');
   const out = jsonSafe(result) as Record<string, unknown>;
   recordReleased(ctx.gate.audit, records, out);
@@ -167,8 +167,8 @@ async function sign(ctx: MethodContext, key: StoredKey, params: Record<string, u
 
 const ethAccounts: Method = async (params, ctx) => {
   positional(params, 0, 0, '(eth_accounts takes no params)');
-  return ctx.keystore
-    .listKeys()
+  return (await ctx.keystore
+    .listKeys())
     .filter((k) => k.kind === 'secp256k1' && k.address !== undefined)
     .map((k) => k.address);
 };
@@ -180,7 +180,7 @@ const ethAccounts: Method = async (params, ctx) => {
 function signMethod(method: SignMethod, answer: (res: Record<string, unknown>) => unknown = (res) => res): Method {
   return async (params, ctx) => {
     const call = readSignCall(method, params, ctx.chainId === undefined ? {} : { chainId: ctx.chainId });
-    const key = 'keyId' in call.key ? keyById(ctx, call.key.keyId, call.key.field) : keyByAddress(ctx, call.key.address, call.key.field);
+    const key = 'keyId' in call.key ? await keyById(ctx, call.key.keyId, call.key.field) : await keyByAddress(ctx, call.key.address, call.key.field);
     checkKind(call, key.kind, method);
     return answer(await sign(ctx, key, signParams(ctx, method, params, call.op, key, call.request(key.kind))));
   };
@@ -224,24 +224,23 @@ const createKey: Method = async (params, ctx) => {
   if (expectRing !== undefined && rec.keyringId !== expectRing) throw badResponse('keyringId (not the unlocked keyring)');
   if (kind === 'secp256k1' && (rec.address === undefined || !/^0x[0-9a-fA-F]{40}$/.test(rec.address))) throw badResponse('address');
   if (kind === 'bip32-seed' && (rec.xpub === undefined || rec.fingerprint === undefined)) throw badResponse('xpub and fingerprint');
-  if (ctx.keystore.getKey(rec.keyId)) throw badResponse(`keyId (${rec.keyId} already exists)`);
+  if (await ctx.keystore.getKey(rec.keyId)) throw badResponse(`keyId (${rec.keyId} already exists)`);
   // The key and its audit record in one transaction: both are stored, or neither (and the client gets an error).
   const stored = await ctx.gate.audit.persist(records, (recs) => ctx.keystore.putKey(rec, label, recs));
   // A creation that used an approval changed the enclave's state: stored before the key is reported.
-  if (sealed !== undefined) storeSealedState(ctx.keystore, rec.keyringId, sealed);
+  if (sealed !== undefined) await storeSealedState(ctx.keystore, rec.keyringId, sealed);
   return publicKeyInfo(stored!);
 };
 
 const listKeys: Method = async (params, ctx) => {
   const p = named(params, ['kind']);
   const kind = p.kind === undefined ? undefined : readKeyKind(p.kind);
-  return ctx.keystore
-    .listKeys()
+  return (await ctx.keystore.listKeys())
     .filter((k) => kind === undefined || k.kind === kind)
     .map(publicKeyInfo);
 };
 
-const getKey: Method = async (params, ctx) => publicKeyInfo(keyById(ctx, named(params, ['keyId']).keyId));
+const getKey: Method = async (params, ctx) => publicKeyInfo(await keyById(ctx, named(params, ['keyId']).keyId));
 
 const attest: Method = async (params, ctx) => {
   const p = named(params, ['nonce', 'userData']);
@@ -284,7 +283,7 @@ const status: Method = async (params, ctx) => {
   }
   let keys: number | null = null;
   try {
-    keys = ctx.keystore.countKeys();
+    keys = await ctx.keystore.countKeys();
   } catch {
     // reported as null: the keystore's trouble shows in the request that needs it
   }
@@ -349,7 +348,7 @@ function decideApproval(method: 'approval.approve' | 'approval.reject'): Method 
     const keyringId = ctx.gate.keyringId();
     if (sealed !== undefined) {
       if (keyringId === undefined) throw new ParentError('PARENT_KEYRING_LOCKED', 'no keyring is unlocked: the approval state cannot be stored');
-      storeSealedState(ctx.keystore, keyringId, sealed);
+      await storeSealedState(ctx.keystore, keyringId, sealed);
     }
     return jsonSafe(view as JsonLike);
   };

@@ -59,9 +59,9 @@ describe('boot sequence', () => {
     expect(r.enclave!.credentials).toEqual({ accessKeyId: 'AKIDTEST', secretAccessKey: 'test-secret-not-real' });
     expect(r.enclave!.calls.get('keyring.create')).toBe(1);
     // The record is in the keystore (a second reader sees it: WAL, committed).
-    const ks = openKeystore(join(dir, `keystore-${r.socket.match(/signer-(\d+)/)![1]}.db`), { readonly: true });
-    expect(ks.activeKeyring()?.keyringId).toBe(r.enclave!.keyringId);
-    ks.close();
+    const ks = await openKeystore(join(dir, `keystore-${r.socket.match(/signer-(\d+)/)![1]}.db`), { readonly: true });
+    expect((await ks.activeKeyring())?.keyringId).toBe(r.enclave!.keyringId);
+    await ks.close();
     // Order: attest before anything else.
     expect(r.logs.findIndex((l) => l.startsWith('enclave gate: ready'))).toBeLessThan(r.logs.findIndex((l) => l.startsWith('keyring: unlocked')));
     // No secret in the logs.

@@ -87,10 +87,10 @@ describe.skipIf(!canChattr)('the keystore file becomes read-only while running',
     await r.parent.close();
 
     // Everything acknowledged is on disk: exactly the two keys clients were told about.
-    const check = openKeystore(ks, { readonly: true });
-    expect(check.listKeys().map((k) => k.label)).toEqual(['before', 'after']);
-    expect(check.listKeys().map((k) => k.keyId)).toEqual([a.keyId, b.keyId]);
-    check.close();
+    const check = await openKeystore(ks, { readonly: true });
+    expect((await check.listKeys()).map((k) => k.label)).toEqual(['before', 'after']);
+    expect((await check.listKeys()).map((k) => k.keyId)).toEqual([a.keyId, b.keyId]);
+    await check.close();
   });
 
   it('a keystore that cannot store the audit hand-over leaves the parent not ready (fail closed) before any keyring is made, with a hint', async () => {
@@ -113,7 +113,7 @@ describe.skipIf(!canChattr)('the keystore file becomes read-only while running',
 
   it('a keystore that is read-only at startup stops startup with a clear error', async () => {
     const ks = join(dir, 'ro-at-start.db');
-    openKeystore(ks).close();
+    await (await openKeystore(ks)).close();
     chattr('+i', files(ks));
     await expect(startParent({ enclave: 'unix:/nonexistent.sock', socket: join(dir, 'w.sock'), keystore: ks, allowAnyPcrs: true, log: () => {} })).rejects.toSatisfy(
       (e) => isSignerError(e) && e.code === 'KEYSTORE_UNAVAILABLE' && /SQLITE_READONLY/.test(e.message) && /read-only/.test(e.hint ?? ''),

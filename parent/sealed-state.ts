@@ -17,10 +17,10 @@ function sequenceOf(record: unknown): number {
 }
 
 /** Stores a sealed record; throws (and the caller withholds its answer) when it cannot. */
-export function storeSealedState(keystore: Keystore, keyringId: string, record: unknown): void {
+export async function storeSealedState(keystore: Keystore, keyringId: string, record: unknown): Promise<void> {
   if (!keystore.putSealedState) throw new ParentError('PARENT_STATE_UNWRITABLE', 'this keystore cannot store the enclave\'s sealed state; nothing was released');
   try {
-    keystore.putSealedState(keyringId, sequenceOf(record), record);
+    await keystore.putSealedState(keyringId, sequenceOf(record), record);
   } catch (e) {
     throw new ParentError('PARENT_STATE_UNWRITABLE', 'the enclave\'s sealed state could not be stored, so the answer is withheld', { cause: e, hint: 'check the keystore (disk, permissions) and retry' });
   }
@@ -28,10 +28,10 @@ export function storeSealedState(keystore: Keystore, keyringId: string, record: 
 
 /** After the keyring is unlocked: hand back the latest record, store the one the enclave answers. */
 export async function restoreSealedState(call: Call, keystore: Keystore, keyringId: string, log: (l: string) => void): Promise<void> {
-  const record = keystore.getSealedState?.(keyringId) ?? null;
+  const record = (await keystore.getSealedState?.(keyringId)) ?? null;
   const res = (await call('state.restore', { record: record as JsonLike })) as { record?: unknown; unclean?: unknown; restored?: unknown } | null;
   if (res === null || typeof res !== 'object' || res.record === undefined) throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', 'state.restore answered no record');
-  if (keystore.putSealedState) storeSealedState(keystore, keyringId, res.record);
+  if (keystore.putSealedState) await storeSealedState(keystore, keyringId, res.record);
   else log('read-only keystore: the enclave\'s sealed state is not stored; answers that change window counters or approvals are withheld');
   if (res.unclean === true) log('the enclave reports an unclean restart: window counters and approvals are as of its last sealed record');
 }

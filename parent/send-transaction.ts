@@ -117,7 +117,7 @@ export function sendTransactionMethod(deps: SendTransactionDeps): Method {
     if (!isPlainObject(given0)) throw invalidParam('params[0]', `expected a transaction object, got ${describe(given0)}`);
     if (!given(given0.from)) throw invalidParam('from', 'required: the address of the key that signs');
     const from = readAddress(given0.from, 'from');
-    const key = ctx.keystore.getKeyByAddress(from);
+    const key = await ctx.keystore.getKeyByAddress(from);
     if (!key || key.kind !== 'secp256k1') throw invalidParam('from', 'no secp256k1 key with this address in the keystore', 'eth_accounts lists the addresses');
     const tx: Record<string, unknown> = { ...given0 };
     const signal = ctx.signal;

@@ -48,6 +48,8 @@ export interface FakeEnclaveOptions {
   signDelayMs?: number;
   /** The first `keyring.create` makes the keyring, then drops the connection before answering (the answer is lost). */
   dropAfterKeyringCreate?: boolean;
+  /** The policy hash `status` reports (the mixed-fleet check); default 64 × "f". */
+  policyHash?: string;
 }
 
 export interface FakeEnclave {
@@ -115,7 +117,7 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
       return { document };
     },
     async status() {
-      return { version: 'fake-0', nsm: 'simulated', keyringId: keyringId ?? null, workers: 1, credentialsExpire: null };
+      return { version: 'fake-0', nsm: 'simulated', keyringId: keyringId ?? null, workers: 1, credentialsExpire: null, policy: { hash: opts.policyHash ?? 'f'.repeat(64), name: 'fake', source: 'fake' } };
     },
     async 'credentials.set'(p) {
       onlyKeys(p, ['accessKeyId', 'secretAccessKey', 'sessionToken', 'expiration'], 'params');

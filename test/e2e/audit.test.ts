@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseRecord } from '../../common/audit/record.js';
 import { openKeystore } from '../../parent/keystore.js';
 import { BIN, REPO, call, startDevStack, type DevStack } from './dev-stack.js';
+import { collect } from '../async.js';
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
@@ -30,12 +31,12 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
   });
 }
 
-function kinds(): string[] {
-  const ks = openKeystore(keystore, { readonly: true });
+async function kinds(): Promise<string[]> {
+  const ks = await openKeystore(keystore, { readonly: true });
   try {
-    return [...ks.iterateAuditRecords()].map((r) => parseRecord(r.record).body.kind);
+    return (await collect(ks.iterateAuditRecords())).map((r) => parseRecord(r.record).body.kind);
   } finally {
-    ks.close();
+    await ks.close();
   }
 }
 
@@ -54,8 +55,8 @@ describe('issue 10 against the dev stack', () => {
   it('the dev stack produces a chain that `audit verify --root <dev root>` accepts', async () => {
     address = (await call(stack!.socket, 'signer_createKey', {})).address;
     signature = await call(stack!.socket, 'personal_sign', ['0x68656c6c6f', address]);
-    expect(kinds().slice(0, 1)).toEqual(['handover']);
-    expect(kinds()).toEqual(expect.arrayContaining(['keyring.create', 'key.create', 'sign']));
+    expect((await kinds()).slice(0, 1)).toEqual(['handover']);
+    expect((await kinds())).toEqual(expect.arrayContaining(['keyring.create', 'key.create', 'sign']));
     const v = await cli(['audit', 'verify', '--keystore', keystore, '--root', root, '--json']);
     expect(v.code).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ valid: true, gaps: [] });
@@ -84,11 +85,11 @@ describe('issue 10 against the dev stack', () => {
   });
 
   it('across a restart of the dev stack the chain continues with a hand-over and still verifies', async () => {
-    const before = kinds().length;
+    const before = (await kinds()).length;
     await stack!.stop();
     stack = await startDevStack({ dataDir: data });
     await call(stack.socket, 'personal_sign', ['0x6f6b', address]);
-    const after = kinds();
+    const after = (await kinds());
     expect(after.slice(before)).toEqual(expect.arrayContaining(['handover', 'keyring.unlock', 'sign']));
     expect(after[before]).toBe('handover');
     const v = await cli(['audit', 'verify', '--keystore', keystore, '--root', root, '--json']);

@@ -13,6 +13,7 @@ import { parseCheckpoint } from '../../common/audit/checkpoint.js';
 import { verifyAuditChain, type AuditAnchor } from '../../attestation/audit/verify.js';
 import { openKeystore } from '../../parent/keystore.js';
 import { auditCa, buildChain } from '../audit-chain.js';
+import { collect } from '../async.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'es-hh-audit-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,10 +22,10 @@ const anchor = (cp: Uint8Array): AuditAnchor => {
   const b = parseCheckpoint(cp).body;
   return { seq: b.seq, hash: b.head, auditKey: b.auditKey, source: 'published checkpoint' };
 };
-const stored = (path: string) => {
-  const ks = openKeystore(path, { readonly: true });
-  const out = [...ks.iterateAuditRecords()].map((r) => ({ bytes: r.record, storedSeq: r.seq }));
-  ks.close();
+const stored = async (path: string) => {
+  const ks = await openKeystore(path, { readonly: true });
+  const out = (await collect(ks.iterateAuditRecords())).map((r) => ({ bytes: r.record, storedSeq: r.seq }));
+  await ks.close();
   return out;
 };
 
@@ -33,21 +34,21 @@ describe('hostile host vs the audit chain', () => {
     const a = await buildChain(6);
     const cp = a.log.checkpoint(); // published by the custodian before the host acts
     const path = join(dir, 'replay.db');
-    const ks = openKeystore(path);
-    ks.appendAuditRecords(a.records);
+    const ks = await openKeystore(path);
+    await ks.appendAuditRecords(a.records);
     // The host restarts the enclave and shows it seq 3 as the head.
     const b = await buildChain(2, { lastRecord: a.records[3]! });
-    expect(() => ks.appendAuditRecords([b.log.handover.bytes])).toThrow(expect.objectContaining({ code: 'KEYSTORE_AUDIT_CONFLICT' }));
-    ks.close();
+    await expect(ks.appendAuditRecords([b.log.handover.bytes])).rejects.toMatchObject({ code: 'KEYSTORE_AUDIT_CONFLICT' });
+    await ks.close();
     // The host rewrites the database to the fork instead.
     const db = new Database(path);
     db.prepare('DELETE FROM audit_records WHERE seq > 3').run();
     db.close();
-    const ks2 = openKeystore(path);
-    ks2.appendAuditRecords(b.records);
-    ks2.close();
-    expect(verifyAuditChain(stored(path), { root }).valid).toBe(true); // alone, the fork looks fine…
-    const r = verifyAuditChain(stored(path), { root, anchors: [anchor(cp)] }); // …not against the checkpoint
+    const ks2 = await openKeystore(path);
+    await ks2.appendAuditRecords(b.records);
+    await ks2.close();
+    expect(verifyAuditChain((await stored(path)), { root }).valid).toBe(true); // alone, the fork looks fine…
+    const r = verifyAuditChain((await stored(path)), { root, anchors: [anchor(cp)] }); // …not against the checkpoint
     expect(r.valid).toBe(false);
     expect(r.firstBad).toMatchObject({ seq: 6, code: 'AUDIT_LINK' });
   });

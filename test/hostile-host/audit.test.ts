@@ -19,6 +19,7 @@ import { parseRecord } from '../../common/audit/record.js';
 import { parseHex, toHex } from '../../common/bytes.js';
 import { openKeystore } from '../../parent/keystore.js';
 import { httpRequest, rpc, startRig, waitFor, type Rig } from '../../parent/test-helpers.js';
+import { collect } from '../async.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -31,10 +32,10 @@ afterAll(() => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-function stored(path: string) {
-  const ks = openKeystore(path, { readonly: true });
-  const out = [...ks.iterateAuditRecords()].map((r) => ({ bytes: r.record, storedSeq: r.seq }));
-  ks.close();
+async function stored(path: string) {
+  const ks = await openKeystore(path, { readonly: true });
+  const out = (await collect(ks.iterateAuditRecords())).map((r) => ({ bytes: r.record, storedSeq: r.seq }));
+  await ks.close();
   return out;
 }
 
@@ -51,7 +52,7 @@ describe('issue 10: nothing released before it is recorded', () => {
     const denied = await rpc(r.socket, 'eth_sign', [a.address, '0x6f6b']);
     expect(denied.error?.message).toMatch(/denied/);
     await r.parent.close();
-    const recs = stored(ks);
+    const recs = (await stored(ks));
     expect(recs.map((x) => [body(x.bytes).kind, body(x.bytes).decision])).toEqual([
       ['handover', 'done'],
       ['keyring.create', 'done'],
@@ -76,7 +77,7 @@ describe('issue 10: nothing released before it is recorded', () => {
     const sigs = await Promise.all(msgs.map((m) => rpc(r.socket, 'personal_sign', [m, a.address])));
     for (const s of sigs) expect(s.result).toMatch(/^0x[0-9a-f]{130}$/);
     await r.parent.close();
-    const recs = stored(ks);
+    const recs = (await stored(ks));
     expect(recs.map((x) => x.storedSeq)).toEqual(recs.map((_, i) => i));
     const digests = new Set(recs.filter((x) => body(x.bytes).kind === 'sign').map((x) => toHex(body(x.bytes).resultDigest!)));
     for (const s of sigs) expect(digests.has(toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', parseHex(s.result)!))))).toBe(true);
@@ -144,7 +145,7 @@ describe('issue 10: nothing released before it is recorded', () => {
       expect(await verifyMessage({ address: a.address as Hex, message: 'ok', signature: again.result })).toBe(true);
       await r.parent.close();
       // Every signature that was released has its record in the keystore.
-      const recs = stored(ks);
+      const recs = (await stored(ks));
       const digests = new Set(recs.map((x) => body(x.bytes).resultDigest).filter((d) => d !== null).map((d) => toHex(d!)));
       for (const s of [...released, again.result]) expect(digests.has(toHex(new Uint8Array(await crypto.subtle.digest('SHA-256', parseHex(s)!))))).toBe(true);
       expect(verifyAuditChain(recs, { root: r.ca.trustRoot }).valid).toBe(true);
@@ -158,7 +159,7 @@ describe('issue 10: nothing released before it is recorded', () => {
     const ks = join(dir, 'killed.db');
     const r1 = await startRig({ dir, enclave: { signDelayMs: 400 }, parent: { keystore: ks } });
     const a = (await rpc(r1.socket, 'signer_createKey', {})).result;
-    const before = stored(ks).length;
+    const before = (await stored(ks)).length;
     // The enclave is signing when the parent goes away.
     const pending = rpc(r1.socket, 'personal_sign', ['0x6f6b', a.address]).then(
       (v) => ({ ok: true as const, v }),
@@ -169,13 +170,13 @@ describe('issue 10: nothing released before it is recorded', () => {
     const out = await pending;
     expect(out.ok && out.v.result !== undefined).toBe(false); // never got the signature
     await new Promise((res) => setTimeout(res, 600)); // the enclave finished signing and recorded it
-    expect(stored(ks).length).toBe(before); // …but no parent stored it
+    expect((await stored(ks)).length).toBe(before); // …but no parent stored it
     const r2 = await startRig({ dir, noEnclave: true, enclave: { ca: r1.ca }, parent: { keystore: ks, enclave: r1.enclaveUri } });
     rigs.push(r2, r1);
     await waitFor(() => r2.parent.state().ready, 10_000, 'ready');
     expect(r2.logs.join('\n')).toMatch(/1 unfinished record\(s\) seq \d+\.\.\d+ were decided by this enclave but never stored/);
     await r2.parent.close();
-    const recs = stored(ks);
+    const recs = (await stored(ks));
     expect(recs.length).toBe(before + 1);
     expect(body(recs.at(-1)!.bytes)).toMatchObject({ kind: 'sign', decision: 'allowed', op: 'personal_sign' });
     expect(verifyAuditChain(recs, { root: r1.ca.trustRoot }).valid).toBe(true);
