@@ -33,7 +33,7 @@ export interface ProfileSummary {
   wallMs: number;
   busyMs: number;
   topSelf: Frame[];
-  /** Inclusive time of the functions asked for (a function counted once per sample, however deep). */
+  /** Inclusive time of the functions asked for as `name@file.js` (counted once per sample, however deep). */
   inclusive: Frame[];
 }
 
@@ -77,7 +77,8 @@ export function summarize(file: string, opts: { top?: number; inclusive?: readon
     if (wanted.size) {
       const seen = new Set<string>();
       for (let id: number | undefined = node.id; id !== undefined; id = parent.get(id)) {
-        const fn = byId.get(id)!.callFrame.functionName;
+        const cf = byId.get(id)!.callFrame;
+        const fn = `${cf.functionName}@${cf.url ? basename(cf.url) : ''}`;
         if (wanted.has(fn) && !seen.has(fn)) {
           seen.add(fn);
           incl.set(fn, (incl.get(fn) ?? 0) + dt);

@@ -141,6 +141,8 @@ interface Point {
   replayEntries: number;
   /** Estimated signatures in D's window at the end of the 64-client point. */
   windowEntries: number;
+  /** Requests sent in the warm-ups (not measured). */
+  warmupRequests: number;
 }
 
 const digestHex = (i: number) => `0x${(i + 1).toString(16).padStart(64, '0')}`;
@@ -168,12 +170,18 @@ async function measurePoint(c: Config, round: number, o: PolicyCostOptions, sent
         return JSON.stringify({ jsonrpc: '2.0', id: i, method, params, signer_auth: auth });
       }
     : undefined;
-  const common = { transport: 'ipc' as const, socket: stack.socket, pids, warmup: o.warmupMs, method: 'signer_signDigest', params: (i: number) => ({ keyId, digest: digestHex(i) }), maxRequests: 100_000, ...(body ? { body } : {}) };
+  let made = 0;
+  const params = (i: number) => {
+    made++;
+    return { keyId, digest: digestHex(i) };
+  };
+  const common = { transport: 'ipc' as const, socket: stack.socket, pids, warmup: o.warmupMs, method: 'signer_signDigest', params, maxRequests: 100_000, ...(body ? { body } : {}) };
   const at64 = await load({ ...common, concurrency: 64, seconds: o.seconds });
   const replayEntries = sent.within(['bench', 'bench-window'], DEFAULT_REQUEST_TTL_SECONDS);
   const windowEntries = sent.within(['bench-window'], o.windowSeconds);
   const at1 = await load({ ...common, concurrency: 1, seconds: o.latencySeconds });
-  return { round, config: c.name, at64, at1, clientSignUs: signed ? +(signUs / signed).toFixed(1) : 0, replayEntries, windowEntries };
+  const warmupRequests = Math.max(0, made - at64.n - at1.n);
+  return { round, config: c.name, at64, at1, clientSignUs: signed ? +(signUs / signed).toFixed(1) : 0, replayEntries, windowEntries, warmupRequests };
 }
 
 /** One request per configuration before measuring: a configuration that errors is a broken benchmark, not a number. */
@@ -199,10 +207,13 @@ const cpuOf = (r: LoadResult) => {
   };
 };
 
+/** Inclusive time of these (name@file) in the profiles: the engine, the request verifier, sealing, the parent's store. */
 const PROFILED_FUNCTIONS = [
-  'evaluate', 'effective', 'recordSigned', 'recordWindow', 'windowUsage', 'allowMismatch', 'denyMismatch',
-  'verify', 'requestDigest', 'canonicalBytes', 'admit', 'seal', 'sealJson', 'export', 'current',
-  'storeSealedState', 'putSealedState', 'signDecided', 'authenticate', 'handler', 'persist',
+  'signDecided@service.js', 'authenticate@service.js', 'evaluate@evaluate.js', 'allowMismatch@evaluate.js', 'denyMismatch@evaluate.js',
+  'recordSigned@evaluate.js', 'windowUsage@windows.js', 'recordWindow@windows.js', 'effective@gate.js', 'verify@verify-request.js',
+  'requestDigest@request.js', 'verify@principals.js', 'admit@replay-cache.js', 'export@replay-cache.js', 'seal@durable.js',
+  'current@durable.js', 'sealJson@sealed-state.js', 'canonicalJson@manifest-json.js', 'storeSealedState@sealed-state.js',
+  'putSealedState@keystore.js', 'persist@audit-persist.js', 'sign@methods.js',
 ];
 
 async function profileRun(c: 'C' | 'D', policyFile: string, signer: Principal, o: PolicyCostOptions): Promise<Record<string, unknown>> {
@@ -219,9 +230,12 @@ async function profileRun(c: 'C' | 'D', policyFile: string, signer: Principal, o
     await stack.stop();
   }
   const summary = (pid: number, thread: 'main' | 'others'): ProfileSummary[] => findProfile(profDir, pid, thread).map((f) => summarize(f, { top: 12, inclusive: PROFILED_FUNCTIONS }));
+  // Requests the profiled processes served: both measured points and their warm-ups (≤ 200 + ≤ 20).
+  const requests = point.at64.n + point.at1.n + point.warmupRequests;
   return {
     config: c,
-    note: 'separate stack run with --cpu-prof (slower than unprofiled); 64 IPC clients then 1; times are CPU samples of that whole run',
+    note: 'separate stack run with --cpu-prof (slower than unprofiled); 64 IPC clients then 1; times are CPU samples of that whole run (including start-up); µs per request = ms / requests',
+    requests,
     opsPerSecAt64: point.at64.opsPerSec,
     enclaveMain: summary(stack.pids.enclave, 'main'),
     parentMain: summary(stack.pids.parent, 'main'),
@@ -287,6 +301,12 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
     const ratios = mine.map((p) => p.at64.opsPerSec / byRound(p.round, 'A').at64.opsPerSec);
     const addedP50 = mine.map((p) => p.at1.p50Ms - byRound(p.round, 'A').at1.p50Ms);
     const costPct = r3((1 - median(ratios)) * 100);
+    // CPU of the whole path (client + parent + enclave) per signature against A of the same round:
+    // on a CPU-bound machine this is the throughput cost once the cores are the limit.
+    const totalCpu = (r: LoadResult) => cpuOf(r).parent + cpuOf(r).enclave + (r.cpuMsPerOp.client ?? 0);
+    const serverCpu = (r: LoadResult) => cpuOf(r).parent + cpuOf(r).enclave;
+    const cpuCostPct = r3((median(mine.map((p) => totalCpu(p.at64) / totalCpu(byRound(p.round, 'A').at64))) - 1) * 100);
+    const serverCpuCostPct = r3((median(mine.map((p) => serverCpu(p.at64) / serverCpu(byRound(p.round, 'A').at64))) - 1) * 100);
     const cpu = (f: (r: LoadResult) => number | null) => r3(median(mine.map((p) => f(p.at64) ?? Number.NaN)));
     return {
       config: name,
@@ -306,13 +326,16 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
       clientSignUsPerRequest: r3(median(mine.map((p) => p.clientSignUs))),
       throughputRatiosToA: ratios.map(r3),
       throughputCostVsAPct: name === 'A' ? 0 : costPct,
+      cpuPerSignatureCostVsAPct: { clientParentEnclave: name === 'A' ? 0 : cpuCostPct, parentEnclave: name === 'A' ? 0 : serverCpuCostPct },
       addedP50MsVsA: name === 'A' ? 0 : r3(median(addedP50)),
       targetUnder10Pct: name === 'A' ? null : costPct < 10,
       ...(name === 'D' ? { windowEntriesAt64: mine.map((p) => p.windowEntries), replayEntriesAt64: mine.map((p) => p.replayEntries) } : {}),
       ...(name === 'C' ? { replayEntriesAt64: mine.map((p) => p.replayEntries) } : {}),
     };
   });
-  for (const s of summary) o.log(`policy cost ${s.config}: ${s.opsPerSecAt64Ipc}/s at 64, p50 ${s.p50MsAt1Ipc} ms at 1; cost vs A ${s.throughputCostVsAPct} % (target < 10 %: ${s.targetUnder10Pct}); added p50 ${s.addedP50MsVsA} ms`);
+  for (const s of summary) {
+    o.log(`policy cost ${s.config}: ${s.opsPerSecAt64Ipc}/s at 64, p50 ${s.p50MsAt1Ipc} ms at 1; throughput cost vs A ${s.throughputCostVsAPct} % (target < 10 %: ${s.targetUnder10Pct}); CPU/sig vs A +${s.cpuPerSignatureCostVsAPct.clientParentEnclave} % (parent+enclave +${s.cpuPerSignatureCostVsAPct.parentEnclave} %); added p50 ${s.addedP50MsVsA} ms`);
+  }
   return {
     date: new Date().toISOString(),
     machine: { loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },

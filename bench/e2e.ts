@@ -28,8 +28,8 @@
  *        (writes bench/results/e2e.json)
  *        node dist/bench/e2e.js --sections policy-cost   (only the policy-cost section, ~2–3 min:
  *        bench/e2e-policy-cost.ts; its member `policyCost` is replaced, the rest of the file kept)
- *        --sections main,policy-cost (or --policy-cost) runs both; options --policy-cost-rounds 3
- *        --policy-cost-seconds 3 --policy-cost-latency-seconds 1.5 --policy-cost-rules 1000
+ *        --sections main,policy-cost (or --policy-cost) runs both; options --policy-cost-rounds 4
+ *        --policy-cost-seconds 2.5 --policy-cost-latency-seconds 1.5 --policy-cost-rules 1000
  *        --policy-cost-window-seconds 10 --policy-cost-profile yes|no
  */
 import { spawn } from 'node:child_process';
@@ -158,8 +158,8 @@ const OPTIONS = {
   // of the existing results file.
   sections: { type: 'string', default: 'main' },
   'policy-cost': { type: 'boolean', default: false },
-  'policy-cost-rounds': { type: 'string', default: '3' },
-  'policy-cost-seconds': { type: 'string', default: '3' },
+  'policy-cost-rounds': { type: 'string', default: '4' },
+  'policy-cost-seconds': { type: 'string', default: '2.5' },
   'policy-cost-latency-seconds': { type: 'string', default: '1.5' },
   'policy-cost-rules': { type: 'string', default: '1000' },
   'policy-cost-window-seconds': { type: 'string', default: '10' },
