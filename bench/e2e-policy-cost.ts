@@ -1,7 +1,7 @@
 /**
  * The policy-cost section of bench/e2e.ts (issue 9 "Proofs → Benchmark": the throughput cost of
  * the policy engine in bench:e2e, target under 10 %). Same run, same machine, configurations
- * alternated in short rounds (A B C D, then D C B A, …) so that load from other processes
+ * alternated in short rounds (A B C D A2, then A2 D C B A, …) so that load from other processes
  * falls on all of them:
  *
  *   A  `enclave-signer dev` as shipped: the permissive dev policy, unsigned requests (baseline);
@@ -14,7 +14,9 @@
  *      every request (its own CPU, reported separately; the throughput is what the client sees);
  *   D  the same stack and policy, signed as principal `bench-window`, whose rule (the one before
  *      the last) has a window: every signature counts in it, and the enclave seals its state
- *      (windows + replay cache) into a record the parent writes to SQLite before it answers.
+ *      (windows + replay cache) into a record the parent writes to SQLite before it answers;
+ *   A2 (control, default on) a second stack identical to A: how far two stacks of the same
+ *      configuration differ at this load, i.e. the noise floor of the comparisons above.
  *
  * For each: throughput at 64 IPC clients, p50 at 1 IPC client, CPU per signature of the parent
  * and the enclave (/proc), and the cost against A of the same round. Optionally (default on)
@@ -42,10 +44,15 @@ export interface PolicyCostOptions {
   windowSeconds: number;
   /** Profile C and D once each (separate stacks, after the measured rounds). */
   profile: boolean;
+  /**
+   * A2: a second dev stack identical to A, measured like the others. Its "cost" against A is
+   * the difference between two stacks of the same configuration: the noise floor of the rest.
+   */
+  control: boolean;
   log: (line: string) => void;
 }
 
-type ConfigName = 'A' | 'B' | 'C' | 'D';
+type ConfigName = 'A' | 'A2' | 'B' | 'C' | 'D';
 
 interface Principal {
   name: string;
@@ -257,16 +264,21 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
   for (const r of windowCost) o.log(`  window ${r.windowEntries} entries, replay ${r.replayEntries}: ${r.totalUs} µs/signature (authorize ${r.authorizeUs}, commit ${r.commitUs}, seal ${r.sealUs}; ${r.sealedBytes} B sealed)`);
 
   o.log(`policy cost: starting the dev stack (A) and the ${o.rules}-rule stack (B, C, D) …`);
-  const [stackA, stackP] = await Promise.all([startStack(join(o.dir, 'data-A')), startStack(join(o.dir, 'data-P'), { policy: policyFile })]);
+  const [stackA, stackP, stackA2] = await Promise.all([
+    startStack(join(o.dir, 'data-A')),
+    startStack(join(o.dir, 'data-P'), { policy: policyFile }),
+    o.control ? startStack(join(o.dir, 'data-A2')) : undefined,
+  ]);
   const points: Point[] = [];
   let profiles: Record<string, unknown>[] = [];
   try {
-    const [tA, tP] = await Promise.all([prepare(stackA), prepare(stackP)]);
+    const [tA, tP, tA2] = await Promise.all([prepare(stackA), prepare(stackP), stackA2 ? prepare(stackA2) : undefined]);
     const configs: Config[] = [
       { name: 'A', what: whatOf('A', o), target: tA },
       { name: 'B', what: whatOf('B', o), target: tP },
       { name: 'C', what: whatOf('C', o), target: tP, signer: bench },
       { name: 'D', what: whatOf('D', o), target: tP, signer: windowed },
+      ...(tA2 ? [{ name: 'A2' as const, what: whatOf('A2', o), target: tA2 }] : []),
     ];
     for (const c of configs) await check(c);
     const sent = new SentLog();
@@ -281,7 +293,7 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
       }
     }
   } finally {
-    await Promise.all([stackA.stop(), stackP.stop()]);
+    await Promise.all([stackA.stop(), stackP.stop(), stackA2?.stop()]);
   }
   if (o.profile) {
     o.log('policy cost: profiling C and D (--cpu-prof, separate stacks) …');
@@ -296,7 +308,8 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
 
   // Per configuration: medians over rounds; the cost against A is taken within each round.
   const byRound = (round: number, c: ConfigName) => points.find((p) => p.round === round && p.config === c)!;
-  const summary = (['A', 'B', 'C', 'D'] as const).map((name) => {
+  const names: ConfigName[] = o.control ? ['A', 'A2', 'B', 'C', 'D'] : ['A', 'B', 'C', 'D'];
+  const summary = names.map((name) => {
     const mine = points.filter((p) => p.config === name);
     const ratios = mine.map((p) => p.at64.opsPerSec / byRound(p.round, 'A').at64.opsPerSec);
     const addedP50 = mine.map((p) => p.at1.p50Ms - byRound(p.round, 'A').at1.p50Ms);
@@ -340,7 +353,7 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
     date: new Date().toISOString(),
     machine: { loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },
     method:
-      'configurations alternated in rounds (A B C D, D C B A, …) against two dev stacks started together (A: no --policy; B/C/D: one stack with --policy); per point a warm-up, then 64 IPC clients for `seconds`, then 1 IPC client for `latencySeconds`; cost vs A = 1 − median over rounds of (throughput / throughput of A in the same round); CPU from /proc (10 ms ticks). The client runs in the bench process on the same 2 cores: its signing CPU competes with the stack, as it would on a shared host',
+      'configurations alternated in rounds (A B C D A2, A2 D C B A, …) against dev stacks started together (A and the control A2: no --policy; B/C/D: one stack with --policy); per point a warm-up, then 64 IPC clients for `seconds`, then 1 IPC client for `latencySeconds`; cost vs A = 1 − median over rounds of (throughput / throughput of A in the same round); CPU from /proc (10 ms ticks). The client runs in the bench process on the same 2 cores: its signing CPU competes with the stack, as it would on a shared host',
     setup: {
       rules: o.rules,
       rounds: o.rounds,
@@ -368,6 +381,8 @@ function whatOf(name: ConfigName, o: PolicyCostOptions): string {
   switch (name) {
     case 'A':
       return 'dev stack, permissive dev policy, unsigned';
+    case 'A2':
+      return 'control: a second dev stack identical to A (its difference to A is the noise between stacks)';
     case 'B':
       return `${o.rules} rules (allowing rule last), unsigned (host)`;
     case 'C':

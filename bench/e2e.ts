@@ -30,7 +30,7 @@
  *        bench/e2e-policy-cost.ts; its member `policyCost` is replaced, the rest of the file kept)
  *        --sections main,policy-cost (or --policy-cost) runs both; options --policy-cost-rounds 4
  *        --policy-cost-seconds 2.5 --policy-cost-latency-seconds 1.5 --policy-cost-rules 1000
- *        --policy-cost-window-seconds 10 --policy-cost-profile yes|no
+ *        --policy-cost-window-seconds 10 --policy-cost-profile yes|no --policy-cost-control yes|no
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -164,6 +164,7 @@ const OPTIONS = {
   'policy-cost-rules': { type: 'string', default: '1000' },
   'policy-cost-window-seconds': { type: 'string', default: '10' },
   'policy-cost-profile': { type: 'string', default: 'yes' },
+  'policy-cost-control': { type: 'string', default: 'yes' },
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
@@ -189,6 +190,7 @@ async function main(): Promise<void> {
         rules: num(values['policy-cost-rules'], 10, 10_000),
         windowSeconds: num(values['policy-cost-window-seconds'], 1, 86_400),
         profile: values['policy-cost-profile'] !== 'no',
+        control: values['policy-cost-control'] !== 'no',
         log: (l) => process.stderr.write(`${l}\n`),
       });
       result = { ...result, policyCost };
