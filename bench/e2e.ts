@@ -26,11 +26,15 @@
  *
  * Usage: npm run bench:e2e [-- --seconds 3 --max 20000 --levels 1,8,64 --transports http,ipc]
  *        (writes bench/results/e2e.json)
+ *        node dist/bench/e2e.js --sections policy-cost   (only the policy-cost section, ~2–3 min:
+ *        bench/e2e-policy-cost.ts; its member `policyCost` is replaced, the rest of the file kept)
+ *        --sections main,policy-cost (or --policy-cost) runs both; options --policy-cost-rounds 4
+ *        --policy-cost-seconds 2.5 --policy-cost-latency-seconds 1.5 --policy-cost-rules 1000
+ *        --policy-cost-window-seconds 10 --policy-cost-profile yes|no --policy-cost-control yes|no
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
-import { connect, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { Agent } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -39,247 +43,10 @@ import { connectBridge, type BridgePeer } from '../common/bridge/index.js';
 import { loadOrCreateDevCa } from '../dev/ca/index.js';
 import { repoRoot } from '../dev/stack.js';
 import { secp } from '../enclave/signers/secp.js';
+import { httpClient, load, sleep, startStack, stats, type LoadResult, type Stats } from './e2e-harness.js';
+import { measurePolicyCost } from './e2e-policy-cost.js';
 import { measurePrimitives } from './primitives.js';
 
-
-interface Stats {
-  n: number;
-  seconds: number;
-  opsPerSec: number;
-  meanMs: number;
-  p50Ms: number;
-  p90Ms: number;
-  p99Ms: number;
-  maxMs: number;
-}
-
-function stats(latenciesMs: number[], seconds: number): Stats {
-  const s = Float64Array.from(latenciesMs).sort();
-  const q = (p: number) => +(s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? NaN).toFixed(3);
-  const sum = latenciesMs.reduce((a, b) => a + b, 0);
-  return {
-    n: s.length,
-    seconds: +seconds.toFixed(3),
-    opsPerSec: +(s.length / seconds).toFixed(1),
-    meanMs: +(sum / Math.max(1, s.length)).toFixed(3),
-    p50Ms: q(0.5),
-    p90Ms: q(0.9),
-    p99Ms: q(0.99),
-    maxMs: q(1),
-  };
-}
-
-// ------------------------------------------------------------ the dev stack
-
-interface Stack {
-  socket: string;
-  /** The dev process (parent, KMS emulator, pipe, enclave supervisor) and the enclave child. */
-  pids: { parent: number; enclave: number };
-  child: ChildProcess;
-  stop(): Promise<void>;
-}
-
-async function startStack(dataDir: string, profileDir?: string): Promise<Stack> {
-  const bin = join(repoRoot(), 'bin', 'enclave-signer.js');
-  // --profile DIR: V8 CPU profiles of the dev process, the enclave and its signing workers (one file per thread).
-  const prof = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
-  const child = spawn(process.execPath, [...prof, bin, 'dev', '--data-dir', dataDir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let tail = '';
-  child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  // Drained (the enclave logs one audit line per signature); only the tail is kept for errors.
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (tail = (tail + s).slice(-4000)));
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-      setTimeout(() => child.kill('SIGKILL'), 15_000).unref();
-    });
-  const deadline = Date.now() + 60_000;
-  let socket: string | undefined;
-  let enclavePid = 0;
-  while (!socket) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`enclave-signer dev did not start:\n${tail}`);
-    }
-    const line = stdout.split('\n').find((l) => l.startsWith('{'));
-    if (line) ({ socket, enclavePid } = JSON.parse(line) as { socket: string; enclavePid: number });
-    else await sleep(50);
-  }
-  while ((await get(socket, '/readyz').catch(() => 0)) !== 200) {
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`the signer did not become ready:\n${tail}`);
-    }
-    await sleep(100);
-  }
-  return { socket, pids: { parent: child.pid!, enclave: enclavePid }, child, stop };
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-function get(socketPath: string, path: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** CPU time (user + system) of one /proc stat file, in ms (USER_HZ is 100 on Linux: 10 ms resolution). */
-function cpuMsOfStat(path: string): number {
-  try {
-    const stat = readFileSync(path, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / 100;
-  } catch {
-    return NaN;
-  }
-}
-
-/** A process's CPU: its main thread (the event loop) and all its other threads (signing workers, V8/libuv helpers). */
-function cpuOf(pid: number): { main: number; others: number } {
-  const total = cpuMsOfStat(`/proc/${pid}/stat`);
-  const main = cpuMsOfStat(`/proc/${pid}/task/${pid}/stat`);
-  return { main, others: total - main };
-}
-
-/** CPU ms by process/thread name: client (this process), <proc>Main and <proc>Others for each watched pid. */
-type Cpu = Record<string, number>;
-
-function cpuSnapshot(pids: Record<string, number>): Cpu {
-  const u = process.cpuUsage();
-  const out: Cpu = { client: (u.user + u.system) / 1000 };
-  for (const [name, pid] of Object.entries(pids)) {
-    const c = cpuOf(pid);
-    out[`${name}Main`] = c.main;
-    out[`${name}Others`] = c.others;
-  }
-  return out;
-}
-
-// ------------------------------------------------------------ clients
-
-type Call = (body: string) => Promise<string>;
-
-/** HTTP over the Unix socket with keep-alive: one connection per concurrent client. */
-function httpClient(socketPath: string, agent: Agent): Call {
-  return (body) =>
-    new Promise((resolve, reject) => {
-      const req = request(
-        { socketPath, agent, method: 'POST', path: '/', headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
-        (res) => {
-          let text = '';
-          res.setEncoding('utf8');
-          res.on('data', (c: string) => (text += c));
-          res.on('end', () => resolve(text));
-        },
-      );
-      req.on('error', reject);
-      req.end(body);
-    });
-}
-
-/** Raw geth-style IPC: one connection, one request at a time, answers end with "\n". */
-async function ipcClient(socketPath: string): Promise<{ call: Call; close(): void }> {
-  const sock: Socket = await new Promise((resolve, reject) => {
-    const s = connect(socketPath, () => resolve(s));
-    s.once('error', reject);
-  });
-  sock.setEncoding('utf8');
-  let buf = '';
-  let waiting: ((s: string) => void) | undefined;
-  sock.on('data', (d: string) => {
-    buf += d;
-    const i = buf.indexOf('\n');
-    if (i >= 0 && waiting) {
-      const line = buf.slice(0, i);
-      buf = buf.slice(i + 1);
-      const w = waiting;
-      waiting = undefined;
-      w(line);
-    }
-  });
-  return {
-    call: (body) =>
-      new Promise((resolve, reject) => {
-        if (sock.destroyed) return reject(new Error('IPC connection closed'));
-        waiting = resolve;
-        sock.write(`${body}\n`);
-      }),
-    close: () => sock.destroy(),
-  };
-}
-
-interface LoadResult extends Stats {
-  transport: string;
-  method: string;
-  concurrency: number;
-  errors: number;
-  /** CPU milliseconds per request, by process and thread (enclaveOthers is mostly the signing workers). */
-  cpuMsPerOp: Cpu;
-}
-
-/**
- * `concurrency` clients, each sending its next request when the previous one
- * is answered, until `maxRequests` were sent or `seconds` passed. A warm-up
- * (not measured) runs first.
- */
-async function load(opts: { transport: 'http' | 'ipc'; socket: string; pids: Record<string, number>; warmup?: number; concurrency: number; method: string; params: (i: number) => unknown; seconds: number; maxRequests: number }): Promise<LoadResult> {
-  const { concurrency } = opts;
-  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
-  const ipcs = opts.transport === 'ipc' ? await Promise.all(Array.from({ length: concurrency }, () => ipcClient(opts.socket))) : [];
-  const callers: Call[] = opts.transport === 'http' ? Array.from({ length: concurrency }, () => httpClient(opts.socket, agent)) : ipcs.map((c) => c.call);
-  let next = 0;
-  let errors = 0;
-  const body = (i: number) => JSON.stringify({ jsonrpc: '2.0', id: i, method: opts.method, params: opts.params(i) });
-
-  const run = async (budget: number, until: number, record: number[] | undefined) => {
-    const worker = async (call: Call) => {
-      while (next < budget && performance.now() < until) {
-        const i = next++;
-        const t0 = performance.now();
-        const answer = await call(body(i));
-        const dt = performance.now() - t0;
-        if (!answer.includes('"result"')) errors++;
-        record?.push(dt);
-      }
-    };
-    await Promise.all(callers.map(worker));
-  };
-  try {
-    // Warm-up: connections opened, JIT warm, worker pools busy once.
-    await run(Math.min(200, Math.max(20, concurrency * 4)), performance.now() + (opts.warmup ?? 2_000), undefined);
-    next = 0;
-    errors = 0;
-    const latencies: number[] = [];
-    const c0 = cpuSnapshot(opts.pids);
-    const t0 = performance.now();
-    await run(opts.maxRequests, t0 + opts.seconds * 1000, latencies);
-    const seconds = (performance.now() - t0) / 1000;
-    const c1 = cpuSnapshot(opts.pids);
-    const cpuMsPerOp: Cpu = {};
-    for (const k of Object.keys(c1)) cpuMsPerOp[k] = +((c1[k]! - c0[k]!) / Math.max(1, latencies.length)).toFixed(4);
-    return {
-      transport: opts.transport === 'http' ? 'http-unix-keepalive' : 'ipc',
-      method: opts.method,
-      concurrency,
-      errors,
-      ...stats(latencies, seconds),
-      cpuMsPerOp,
-    };
-  } finally {
-    agent.destroy();
-    for (const c of ipcs) c.close();
-  }
-}
 
 /** Raw in-process signing (@noble/secp256k1 v3, the hot path's primitive) of the same kind of digest, one thread. */
 function rawSigning(seconds: number, maxOps: number): Stats & { cpuMsPerOp: number } {
@@ -378,18 +145,68 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+const OPTIONS = {
+  seconds: { type: 'string' },
+  max: { type: 'string', default: '50000' },
+  levels: { type: 'string', default: '1,8,64' },
+  transports: { type: 'string', default: 'ipc,http' },
+  quick: { type: 'boolean', default: false },
+  out: { type: 'string' },
+  profile: { type: 'string' },
+  // Which parts run: `main` (everything above: cold start, primitives, appliance vs hot wallet)
+  // and/or `policy-cost` (bench/e2e-policy-cost.ts). A part that does not run keeps its member
+  // of the existing results file.
+  sections: { type: 'string', default: 'main' },
+  'policy-cost': { type: 'boolean', default: false },
+  'policy-cost-rounds': { type: 'string', default: '4' },
+  'policy-cost-seconds': { type: 'string', default: '2.5' },
+  'policy-cost-latency-seconds': { type: 'string', default: '1.5' },
+  'policy-cost-rules': { type: 'string', default: '1000' },
+  'policy-cost-window-seconds': { type: 'string', default: '10' },
+  'policy-cost-profile': { type: 'string', default: 'yes' },
+  'policy-cost-control': { type: 'string', default: 'yes' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
+
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      seconds: { type: 'string' },
-      max: { type: 'string', default: '50000' },
-      levels: { type: 'string', default: '1,8,64' },
-      transports: { type: 'string', default: 'ipc,http' },
-      quick: { type: 'boolean', default: false },
-      out: { type: 'string' },
-      profile: { type: 'string' },
-    },
-  });
+  const { values } = parseArgs({ options: OPTIONS });
+  const sections = new Set(values.sections.split(',').map((x) => x.trim()));
+  if (values['policy-cost']) sections.add('policy-cost');
+  for (const x of sections) if (x !== 'main' && x !== 'policy-cost') throw new Error(`--sections: unknown section ${JSON.stringify(x)} (main, policy-cost)`);
+  const outPath = values.out ?? join(repoRoot(), 'bench', 'results', values.quick ? 'e2e-quick.json' : 'e2e.json');
+  const previous = existsSync(outPath) ? (JSON.parse(readFileSync(outPath, 'utf8')) as Record<string, unknown>) : undefined;
+  let result: Record<string, unknown> = sections.has('main') ? await mainSection(values) : (previous ?? { benchmark: 'e2e-signing' });
+  if (sections.has('policy-cost')) {
+    const num = (v: string, lo: number, hi: number) => Math.min(hi, Math.max(lo, Number(v)));
+    const dir = mkdtempSync(join(tmpdir(), 'es-bench-policy-cost-'));
+    try {
+      const policyCost = await measurePolicyCost({
+        dir,
+        rounds: num(values['policy-cost-rounds'], 1, 20),
+        seconds: num(values['policy-cost-seconds'], 0.5, 30),
+        latencySeconds: num(values['policy-cost-latency-seconds'], 0.5, 30),
+        warmupMs: 500,
+        rules: num(values['policy-cost-rules'], 10, 10_000),
+        windowSeconds: num(values['policy-cost-window-seconds'], 1, 86_400),
+        profile: values['policy-cost-profile'] !== 'no',
+        control: values['policy-cost-control'] !== 'no',
+        log: (l) => process.stderr.write(`${l}\n`),
+      });
+      result = { ...result, policyCost };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  } else if (previous?.policyCost !== undefined && result.policyCost === undefined) {
+    result = { ...result, policyCost: previous.policyCost };
+  }
+  mkdirSync(join(outPath, '..'), { recursive: true });
+  writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);
+  process.stderr.write(`wrote ${outPath}\n`);
+}
+
+/** Cold start, primitives and the appliance against the hot wallet (the default section). */
+async function mainSection(values: Values): Promise<Record<string, unknown>> {
   const quick = values.quick;
   const seconds = Math.min(30, Math.max(0.5, Number(values.seconds ?? (quick ? 1.5 : 4))));
   const maxRequests = Math.min(200_000, Math.max(100, Number(values.max)));
@@ -408,7 +225,7 @@ async function main(): Promise<void> {
   process.stderr.write(`primitives (${quick ? 1 : 4} s, alternating) …\n`);
   const primitives = measurePrimitives(quick ? 1 : 4, (n) => n.includes('ECDSA'));
 
-  const stack = await startStack(join(dir, 'data'), values.profile);
+  const stack = await startStack(join(dir, 'data'), { profileDir: values.profile });
   const hot = await startHotWallet(dir);
   try {
     const rpc = async (method: string, params: unknown) => {
@@ -501,10 +318,8 @@ async function main(): Promise<void> {
         coldStartFirstAttestMs: { target: 300, measured: cold.medianFirstAttestMs, met: cold.medianFirstAttestMs < 300 },
       },
     };
-    const outPath = values.out ?? join(repoRoot(), 'bench', 'results', quick ? 'e2e-quick.json' : 'e2e.json');
-    mkdirSync(join(outPath, '..'), { recursive: true });
-    writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);
-    process.stderr.write(`targets: ${JSON.stringify(result.targets)}\nwrote ${outPath}\n`);
+    process.stderr.write(`targets: ${JSON.stringify(result.targets)}\n`);
+    return result;
   } finally {
     await hot.stop();
     await stack.stop();
