@@ -48,7 +48,9 @@ function once(windowEntries: number, replayEntries: number, iterations: number):
   const approvals = createApprovalsGate(gate);
   const replay = new ReplayCache({ maxEntries: Math.max(65_536, replayEntries + 1) });
   for (let i = 0; i < replayEntries; i++) replay.admit('backend', `r${i.toString(36).padStart(10, '0')}`, now + 60, now);
-  const durable = createDurableState(gate, approvals, { replay: () => replay.export(now) });
+  // The replay cache is filled as a running enclave's would be; it is no longer sealed (durable.ts).
+  void replay;
+  const durable = createDurableState(gate, approvals);
   durable.attach(new Uint8Array(32).fill(7), randomUUID(), true);
   durable.restore(null);
   const keyId = randomUUID();

@@ -37,6 +37,7 @@ import { parseRecord } from '../common/audit/record.js';
 import { AuditTrail, withAuditRecord } from './audit/trail.js';
 import { createApprovalsGate } from './policy/approvals-gate.js';
 import { createDurableState } from './policy/durable.js';
+import { ruleById } from './policy/evaluate.js';
 import type { ApprovalRecord } from './auth/approvals.js';
 import { SealedStateError } from './auth/errors.js';
 import { PrincipalRegistry } from './auth/principals.js';
@@ -133,7 +134,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   // Who is asking (docs/principals.md): a request that carries signer_auth is verified against the
   // policy's principals, on the enclave's clock, for this policy's hash.
   const verifier = new RequestVerifier({ principals: new PrincipalRegistry(policy.policy.principals), audience: policy.hash, now: policy.now });
-  const durable = createDurableState(policy, approvals, { restartGuard: policy.policy.restartGuard?.when ?? 'off', replay: () => verifier.replayCache.export(policy.now()) });
+  const durable = createDurableState(policy, approvals, { restartGuard: policy.policy.restartGuard?.when ?? 'off' });
   approvals.restartGuard = { pending: () => durable.guardPending(), clear: () => durable.clearGuard() };
   const log = opts.log ?? (() => {});
   // Refuses to construct without a pinned CMK: an enclave that would take any CMK could adopt a host-made keyring.
@@ -342,7 +343,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       onlyKeys(p, ['record'], 'params');
       const first = !durable.restored;
       const out = durable.restore(p.record === null ? null : asRecord(p.record, 'record'));
-      if (first) verifier.restarted({ restartBarrier: out.restartBarrier, ...(out.replay ? { replay: out.replay } : {}) });
+      if (first) verifier.restarted({ restartBarrier: out.restartBarrier });
       if (out.unclean) log('sealed state: unclean restart (the previous enclave did not shut down cleanly, or its record was withheld)');
       return { record: out.record, unclean: out.unclean, restored: out.restored } as unknown as JsonLike;
     },
@@ -546,7 +547,8 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       if (ticket) policy.commit(ticket);
       if (approval) approvals.consumed(approval);
       // The new counters/approvals, sealed: the parent stores them before it releases the signature.
-      const changed = approval !== undefined || (ticket !== undefined && policy.policy.rules.some((r) => r.id === ticket!.decision.rule && r.window !== undefined));
+      const rule = ticket?.decision.rule;
+      const changed = approval !== undefined || (typeof rule === 'string' && ruleById(policy.policy, rule)?.window !== undefined);
       const sealed = changed ? durable.seal() : undefined;
       return { result: result as JsonLike, signer: facts, audit: [rec.bytes], ...(sealed ? { sealed: sealed as unknown as JsonLike } : {}) };
   }

@@ -142,9 +142,13 @@ export class SealedStateStore {
     return out;
   }
 
-  /** Seals a JSON value (canonical JSON, so equal states seal equal plaintexts). */
+  /**
+   * Seals a JSON value. Plain JSON.stringify, not canonical JSON: the record is authenticated by
+   * AES-GCM and nothing hashes or compares its text, and the canonical serialiser cost most of
+   * every seal (bench/policy-window-cost.ts). The value is validated member by member on unseal.
+   */
   sealJson(value: unknown): SealedRecord {
-    return this.seal(canonicalBytes(value));
+    return this.seal(new TextEncoder().encode(JSON.stringify(value)));
   }
 
   unsealJson(record: unknown): { sequence: number; value: unknown } {

@@ -22,7 +22,6 @@ import type { ApprovalsState } from '../auth/approvals.js';
 import { checkEnclaveState, clearRestartGuard, onBoot, type EnclaveState, type RestartGuard } from '../auth/enclave-state.js';
 import { SealedStateError } from '../auth/errors.js';
 import { SealedStateStore, type SealedRecord } from '../auth/sealed-state.js';
-import type { ReplayCacheState } from '../auth/replay-cache.js';
 import type { ApprovalsGate } from './approvals-gate.js';
 import type { PolicyGate } from './gate.js';
 
@@ -30,7 +29,7 @@ export interface DurableState {
   /** The keyring is in: derive the sealing key (the caller wipes its copy of the keyring key). */
   attach(keyringKey: Uint8Array, keyringId: string, newKeyring: boolean): void;
   /** Restores the parent's record (or none) once per enclave life; returns the record to store. */
-  restore(record: unknown): { record: SealedRecord; unclean: boolean; restored: boolean; restartBarrier: number | undefined; replay: ReplayCacheState | undefined };
+  restore(record: unknown): { record: SealedRecord; unclean: boolean; restored: boolean; restartBarrier: number | undefined };
   /** The new record after a state change, or undefined while no state was restored. */
   seal(): SealedRecord | undefined;
   /** A refused state (tampered, rolled back…): nothing signs until an operator resolves it. */
@@ -45,8 +44,6 @@ export interface DurableState {
 export interface DurableStateOptions {
   restartGuard?: RestartGuard;
   maxExpirySeconds?: number;
-  /** The request verifier's replay cache, sealed with the rest (it only matters after a clean restart). */
-  replay?: () => ReplayCacheState;
 }
 
 export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, opts: DurableStateOptions = {}): DurableState {
@@ -56,13 +53,16 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
   let refused: SealedStateError | undefined;
   const guard = opts.restartGuard ?? 'off';
 
+  // What is sealed. Only ever serialised (sealJson), so the live window state is not copied first.
+  // The replay cache is not sealed: it would matter only after a clean restart, which is never
+  // trusted (docs/principals.md, restart barrier), and at its size it would dominate every seal.
   const current = (): EnclaveState => {
     const a = approvals.export();
     return {
       ...state!,
-      windows: JSON.parse(JSON.stringify({ windows: gate.windows(), intents: a.intents })),
+      windows: { windows: gate.windows(), intents: a.intents } as unknown as EnclaveState['windows'],
       approvals: a.approvals,
-      replay: opts.replay ? opts.replay() : state!.replay,
+      replay: [],
       lifecycle: { ...state!.lifecycle, sealedAt: gate.now() },
     };
   };
@@ -78,7 +78,7 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
     },
     restore(record) {
       if (!store) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
-      if (state) return { record: store.sealJson(current()), unclean: false, restored: false, restartBarrier: undefined, replay: undefined };
+      if (state) return { record: store.sealJson(current()), unclean: false, restored: false, restartBarrier: undefined };
       let restored: EnclaveState | undefined;
       if (record !== null && record !== undefined) {
         try {
@@ -93,8 +93,7 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       if (w && w.windows !== undefined) gate.restoreWindows(w.windows);
       approvals.restore(boot.state.approvals as ApprovalsState, w?.intents ?? {});
       state = boot.state;
-      const replay = boot.unclean ? undefined : boot.state.replay;
-      return { record: store.sealJson(current()), unclean: boot.unclean, restored: restored !== undefined, restartBarrier: boot.restartBarrier, replay };
+      return { record: store.sealJson(current()), unclean: boot.unclean, restored: restored !== undefined, restartBarrier: boot.restartBarrier };
     },
     seal() {
       if (!store || !state) return undefined;

@@ -309,10 +309,19 @@ function withTrace(d: Decision, trace: RuleTrace[] | undefined): Decision {
   return d;
 }
 
+const byId = new WeakMap<CompiledPolicy, ReadonlyMap<string, CompiledRule>>();
+
+/** A rule by id (one map per compiled policy: this runs for every reservation on every decision). */
+export function ruleById(policy: CompiledPolicy, id: string): CompiledRule | undefined {
+  let m = byId.get(policy);
+  if (!m) byId.set(policy, (m = new Map(policy.rules.map((r) => [r.id, r]))));
+  return m.get(id);
+}
+
 /** The next window state after a signature was produced under `decision` (unchanged when the rule has no window). */
 export function recordSigned(policy: CompiledPolicy, state: WindowState, decision: Decision, intent: Intent, now: number): WindowState {
   if (decision.outcome !== 'signed' || decision.rule === null) return state;
-  const r = policy.rules.find((x) => x.id === decision.rule);
+  const r = ruleById(policy, decision.rule);
   if (!r?.window) return state;
   return recordWindow(state, r.id, windowKey(intent), { t: now, value: intentValueWei(intent).toString(), amount: ruleAmount(r, intent).toString() }, r.window.seconds);
 }
