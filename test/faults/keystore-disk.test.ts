@@ -28,7 +28,6 @@ import { join } from 'node:path';
 import { type Hex, verifyMessage } from 'viem';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { startParent } from '../../parent/main.js';
-import { waitFor } from '../../parent/test-helpers.js';
 import { parentConfig, resultDigestHex, rpc, startFaultStack, storedAudit, storedKeyIds, waitReadyAgain, type FaultStack } from './stack.js';
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
