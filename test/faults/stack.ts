@@ -166,7 +166,8 @@ export function writeFaultPolicy(dir: string, o: { windowSeconds: number; maxCou
       { id: 'blocklist', effect: 'deny', to: [BLOCKED] },
       { id: 'create', effect: 'allow', ops: ['signer_createKey'] },
       { id: 'eth-small', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [ALLOWED], maxValueWei: '1000000000000000000', window: { seconds: o.windowSeconds, maxCount: o.maxCount } },
-      { id: 'messages', effect: 'allow', ops: ['personal_sign', 'eth_sign', 'eth_signTypedData_v4', 'signer_signDigest', 'signer_signSchnorr', 'signer_signPsbt', 'signer_signAuthorization', 'signer_deriveKey'] },
+      { id: 'messages', effect: 'allow', ops: ['personal_sign', 'eth_sign', 'eth_signTypedData_v4', 'signer_signDigest', 'signer_signSchnorr', 'signer_signPsbt', 'signer_deriveKey'] },
+      { id: 'delegation', effect: 'allow', ops: ['signer_signAuthorization'], chainIds: [1], delegates: [ALLOWED] },
     ],
   };
   const policyFile = join(dir, 'policy.json');
