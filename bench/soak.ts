@@ -74,6 +74,8 @@ const ALLOWED = '0x70997970c51812dc3a010c7d01b50e0d17dc79c8';
 const BLOCKED = '0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc';
 const TREASURY = '0x90f79bf6eb2c4f870365e785982e1f101e93b906';
 const WINDOW = { seconds: 60, maxCount: 300 };
+/** Short, so approvals left pending by a flow a restart cut off expire instead of filling the book (256 per requester). */
+const APPROVAL_TTL_S = 300;
 
 // ------------------------------------------------------------ the policy: a window and a 2-of-3 approval rule
 
@@ -93,7 +95,7 @@ function writePolicy(dir: string): { file: string; keys: Record<Approver, Princi
     name: 'soak',
     principals,
     rules: [
-      { id: 'treasury', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [TREASURY], approvals: { threshold: 2, from: ['alice', 'bob', 'carol'], ttlSeconds: 3600 } },
+      { id: 'treasury', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [TREASURY], approvals: { threshold: 2, from: ['alice', 'bob', 'carol'], ttlSeconds: APPROVAL_TTL_S } },
       { id: 'blocklist', effect: 'deny', to: [BLOCKED] },
       { id: 'create', effect: 'allow', ops: ['signer_createKey'] },
       { id: 'eth-small', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [ALLOWED], maxValueWei: '1000000000000000000', window: WINDOW },
@@ -340,7 +342,7 @@ function duringRestart(inst: Instance, sentAt: number, at: number): 'inFlightAtK
 }
 const errCode = (e: RpcErr) => `${e.code} ${e.data?.code ?? ''}`.trim();
 
-function record(inst: Instance, op: string, sentAt: number, a: Answer, expect: Expect | 'approval'): void {
+function record(inst: Instance, op: string, sentAt: number, a: Answer, expect: Expect | 'approval-required' | 'approval-rejected'): void {
   const now = performance.now();
   const b = bucketOf(now);
   b.requests++;
@@ -364,7 +366,8 @@ function record(inst: Instance, op: string, sentAt: number, a: Answer, expect: E
     e &&
     ((expect === 'denied' && e.code === 4001 && e.data?.rule === 'blocklist') ||
       (expect === 'ok-or-window' && e.code === 4001 && e.data?.rule === 'eth-small') ||
-      (expect === 'approval' && (e.code === -32010 || e.code === -32011)));
+      (expect === 'approval-required' && e.code === -32010 && e.data?.code === 'APPROVAL_REQUIRED') ||
+      (expect === 'approval-rejected' && e.code === -32011 && e.data?.code === 'APPROVAL_REJECTED'));
   if (deliberate) {
     bump(outcomes, `${op}: ${errCode(e)}${e.data?.rule ? ` (${e.data.rule})` : ''}`);
     return;
@@ -389,27 +392,40 @@ async function setupKeys(inst: Instance): Promise<Keys> {
   return { address: key.address, keyId: key.keyId, seedId: seed.keyId, fingerprint: Number.parseInt(seed.fingerprint, 16), psbtPub: new Uint8Array(pub) };
 }
 
-/** The 2-of-3 flow: request → -32010 → alice and bob approve (or carol vetoes, 1 in 5) → resubmit. */
+/**
+ * The 2-of-3 flow: request → -32010 → each approver does what `enclave-signer approve` does
+ * (signer_getApproval, recompute the digest from the request shown, sign it) → resubmit → signed.
+ * One flow in five is vetoed by carol instead, and the resubmit is -32011 APPROVAL_REJECTED.
+ */
 async function approvalFlow(inst: Instance, k: Keys, approvers: Record<Approver, PrincipalKey>, audience: string): Promise<void> {
   const params = tx(k, TREASURY);
   let sentAt = performance.now();
   const first = await rpc(inst.socket, 'eth_signTransaction', params);
-  record(inst, 'approval: request', sentAt, first, 'approval');
+  record(inst, 'approval: request', sentAt, first, 'approval-required');
   const id = first.error?.code === -32010 ? first.error.data?.approvalId : undefined;
   if (!id) return;
   const veto = randomBytes(1)[0]! < 52;
   const who: Approver[] = veto ? ['carol'] : ['alice', 'bob'];
   for (const name of who) {
-    const digest = requestDigest(audience, 'eth_signTransaction', params);
+    sentAt = performance.now();
+    const shown = await rpc(inst.socket, 'signer_getApproval', { approvalId: id });
+    record(inst, 'approval: getApproval', sentAt, shown, 'ok');
+    const view = shown.result as { requestDigest: string; request: { method: string; params: unknown } } | undefined;
+    if (!view) return;
+    const digest = requestDigest(audience, view.request.method, view.request.params);
+    if (digest !== view.requestDigest) {
+      record(inst, 'approval: digest check', sentAt, { error: { code: 0, message: `approval ${id}: the shown request does not match its digest`, data: { code: 'SOAK_DIGEST_MISMATCH' } } }, 'ok');
+      return;
+    }
     const s = signApproval({ key: approvers[name], approver: name, approvalId: id, requestDigest: digest, decision: veto ? 'reject' : 'approve', webauthn: false });
     sentAt = performance.now();
     const a = await rpc(inst.socket, veto ? 'signer_reject' : 'signer_approve', { approvalId: id, approver: name, signature: s.signature });
-    record(inst, veto ? 'approval: veto' : 'approval: approve', sentAt, a, 'approval');
+    record(inst, veto ? 'approval: veto' : 'approval: approve', sentAt, a, 'ok');
     if (a.error) return;
   }
   sentAt = performance.now();
   const last = await rpc(inst.socket, 'eth_signTransaction', params);
-  record(inst, veto ? 'approval: resubmit after veto' : 'approval: resubmit', sentAt, last, veto ? 'approval' : 'ok');
+  record(inst, veto ? 'approval: resubmit after veto' : 'approval: resubmit', sentAt, last, veto ? 'approval-rejected' : 'ok');
 }
 
 function pick(): Op | 'approval' {
@@ -578,7 +594,7 @@ async function main(): Promise<void> {
       bench: 'soak',
       startedAt: started.toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, loadavg: loadavg(), node: process.version, shared: 'the machine was shared with other jobs; latencies include their load' },
-      config: { durationS: DURATION_S, clients: CLIENTS, instances: INSTANCES, restartEveryS: RESTART_S, restartSignal: 'SIGKILL (enclave process; the dev supervisor restarts it)', intervalS: INTERVAL_S, window: WINDOW, approvals: '2 of alice, bob, carol (1 in 5 flows vetoed by carol)', transport: 'JSON-RPC over HTTP keep-alive on the Unix signing socket' },
+      config: { durationS: DURATION_S, clients: CLIENTS, instances: INSTANCES, restartEveryS: RESTART_S, restartSignal: 'SIGKILL (enclave process; the dev supervisor restarts it)', intervalS: INTERVAL_S, window: WINDOW, approvals: `2 of alice, bob, carol, ttl ${APPROVAL_TTL_S} s (1 in 5 flows vetoed by carol)`, transport: 'JSON-RPC over HTTP keep-alive on the Unix signing socket' },
       elapsedS: +elapsedS.toFixed(1),
       requests: buckets.reduce((a, b) => a + b.requests, 0),
       signaturesReleased: released,
