@@ -17,7 +17,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseTransaction, type Hex } from 'viem';
 import { afterAll, describe, expect, it, vi } from 'vitest';
-import { ALLOWED, TREASURY, approveAs, resultDigestHex, rpc, startFaultStack, storedAudit, writeFaultPolicy, type Approvers, type FaultStack } from './stack.js';
+import { DEV_CREDENTIALS, type DevInfra } from '../../dev/stack.js';
+import { httpUnix, startParentCli, waitFor, waitReady, type ParentProcess } from '../e2e/dev-stack.js';
+import { ALLOWED, TREASURY, approveAs, resultDigestHex, rpc, startFaultStack, startInfra, storedAudit, writeFaultPolicy, type Approvers, type FaultStack } from './stack.js';
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
 
@@ -108,5 +110,78 @@ describe.skipIf(!LIBFAKETIME)('clock skew on the enclave (libfaketime)', () => {
     expect(released).toHaveLength(3);
     for (const s of released) expect(audit.signedResults.get(resultDigestHex(s))).toBe(1);
     expect(audit.report, JSON.stringify(audit.report.problems)).toMatchObject({ valid: true, gaps: [], forks: [] });
+  });
+});
+
+/**
+ * The host skews the parent's clock (the parent is the real CLI process under
+ * libfaketime; the enclave keeps real time). No decision uses the parent's
+ * clock, so a window stays full; the one thing the parent's clock does check —
+ * the attestation certificate's validity (~3 h leaves) — fails closed when the
+ * skew is larger than that.
+ */
+describe.skipIf(!LIBFAKETIME)("clock skew on the parent (the host's own clock)", () => {
+  const pdir = mkdtempSync(join(tmpdir(), 'es-fault-pclock-'));
+  const dataDir = join(pdir, 'data');
+  let infra: DevInfra | undefined;
+  let parent: ParentProcess | undefined;
+  afterAll(async () => {
+    await parent?.stop().catch(() => {});
+    await infra?.close();
+    rmSync(pdir, { recursive: true, force: true });
+  });
+
+  /** `enclave-signer parent` with FAKETIME for that process only (spawned synchronously inside startParentCli). */
+  function parentAt(faketime: string | undefined, socket: string): Promise<ParentProcess> {
+    const creds = join(pdir, 'creds.json');
+    writeFileSync(creds, JSON.stringify(DEV_CREDENTIALS), { mode: 0o600 });
+    const env = faketime ? { LD_PRELOAD: LIBFAKETIME!, FAKETIME: faketime, FAKETIME_DONT_FAKE_MONOTONIC: '1' } : {};
+    const saved = Object.keys(env).map((k) => [k, process.env[k]] as const);
+    Object.assign(process.env, env);
+    try {
+      return startParentCli({ dataDir }, { enclave: infra!.enclave.uri, socket: join(pdir, socket), keystore: infra!.paths.keystore, credentialsFile: creds, extra: ['--kms-key-id', infra!.cmkArn] });
+    } finally {
+      for (const [k, v] of saved) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    }
+  }
+
+  it('a parent clock 2 h ahead does not reopen a full 1-hour window (the enclave decides by its own clock)', async () => {
+    const policy = writeFaultPolicy(pdir, { windowSeconds: 3600, maxCount: 2, approvalTtlSeconds: 600 });
+    ({ infra } = await startInfra(dataDir, { policy: policy.policyFile }));
+    parent = await parentAt(undefined, 'p0.sock');
+    await waitReady(parent.socket, 45_000);
+    const address = (await rpc(parent.socket, 'signer_createKey', {})).result.address as string;
+    const send = (socket: string, nonce: number) => rpc(socket, 'eth_signTransaction', [{ ...tx(ALLOWED, nonce)[0], from: address }]);
+    expect((await send(parent.socket, 0)).error).toBeUndefined();
+    expect((await send(parent.socket, 1)).error).toBeUndefined();
+    expect((await send(parent.socket, 2)).error).toMatchObject({ code: 4001, data: { rule: 'eth-small' } });
+    await parent.stop();
+
+    parent = await parentAt('+2h', 'p1.sock');
+    await waitReady(parent.socket, 45_000);
+    const skewed = await send(parent.socket, 3);
+    expect(skewed.result).toBeUndefined();
+    expect(skewed.error).toMatchObject({ code: 4001, data: { code: 'POLICY_DENIED', rule: 'eth-small' } });
+    await parent.stop();
+    parent = undefined;
+  });
+
+  it('a parent clock a day ahead refuses the enclave (its attestation certificate is expired at that time): not ready, -32002 PARENT_NOT_ATTESTED', async () => {
+    const socket = join(pdir, 'p2.sock');
+    parent = await parentAt('+1d', 'p2.sock');
+    const reason = await waitFor(
+      'a failed attestation',
+      async () => {
+        const r = JSON.parse((await httpUnix(socket, { path: '/readyz' })).body) as { ready: boolean; reason?: string };
+        return !r.ready && /expired|not valid|validity|certificate/i.test(`${r.reason}`) ? String(r.reason) : undefined;
+      },
+      45_000,
+    );
+    expect(reason).toMatch(/^enclave not attested/);
+    const s = await rpc(socket, 'signer_createKey', {});
+    expect(s.error).toMatchObject({ code: -32002, data: { code: 'PARENT_NOT_ATTESTED' } });
   });
 });
