@@ -349,7 +349,8 @@ function record(inst: Instance, op: string, sentAt: number, a: Answer, expect: E
   b.latencies.push(now - sentAt);
   if (a.result !== undefined) {
     b.ok++;
-    if (op !== 'signer_createKey secp256k1' && op !== 'signer_createKey bip32-seed') released++;
+    // Answers of the signing methods (signer_deriveKey included: a policy-gated op); not key creation or the approval calls.
+    if (!/^(signer_createKey|approval: (getApproval|approve|veto))/.test(op)) released++;
     bump(outcomes, `${op}: ok`);
     return;
   }
