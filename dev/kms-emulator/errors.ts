@@ -26,6 +26,7 @@ export type KmsErrorType =
   | 'NotFoundException'
   | 'RequestEntityTooLargeException'
   | 'SerializationException'
+  | 'ThrottlingException'
   | 'UnknownOperationException'
   | 'UnrecognizedClientException'
   | 'UnsupportedOperationException'

@@ -6,6 +6,7 @@ export {
   DEFAULT_MAX_BODY_BYTES,
   type KmsEmulator,
   type KmsEmulatorOptions,
+  type KmsFaults,
   type KmsEmulatorCredential,
 } from './server.js';
 export { startKmsLocal, DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, DEFAULT_DATA_DIR, DEFAULT_CA_DIR, type KmsLocalConfig, type KmsLocalEndpoint, type RunningKmsLocal } from './local.js';

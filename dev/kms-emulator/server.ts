@@ -11,10 +11,10 @@
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { awsNitroRoot } from '../../attestation/roots.js';
 import type { TrustRoot } from '../../attestation/types.js';
-import { KmsEmulatorError, KmsError, isKmsError } from './errors.js';
+import { KmsEmulatorError, KmsError, isKmsError, type KmsErrorType } from './errors.js';
 import { OPERATIONS, sweepDeletedKeys, type Caller } from './operations.js';
 import { verifySigV4 } from './sigv4.js';
 import { presetKey, type PresetKey } from './operations.js';
@@ -58,6 +58,21 @@ export interface KmsEmulatorOptions {
   presetKeys?: PresetKey[];
 }
 
+/**
+ * Fault knobs for fault-injection tests (test/faults, docs/faults.md). The
+ * emulator is dev-only, so these never exist in front of a real KMS:
+ * - `delayMs`: every request is answered this much later (a slow KMS);
+ * - `refuse`: every authenticated request fails with this KMS error (a KMS
+ *   that throttles or breaks: ThrottlingException, KMSInternalException …);
+ * - `unreachable`: every TCP connection is dropped as soon as it opens, and
+ *   open ones are closed (KMS down or the route to it gone).
+ */
+export interface KmsFaults {
+  delayMs?: number;
+  refuse?: KmsErrorType;
+  unreachable?: boolean;
+}
+
 export interface KmsEmulator {
   /** e.g. https://127.0.0.1:43121 — pass as the SDK's `endpoint`. */
   url: string;
@@ -66,6 +81,10 @@ export interface KmsEmulator {
   accountId: string;
   /** The CA to trust, when the caller passed one in `tls.ca`. */
   caPem?: string;
+  /** Replaces the fault knobs (an empty object heals the emulator). */
+  setFaults(faults: KmsFaults): void;
+  /** Requests answered so far (all operations, errors included). */
+  readonly requests: number;
   close(): Promise<void>;
 }
 
@@ -169,6 +188,8 @@ export async function startKmsEmulator(opts: KmsEmulatorOptions): Promise<KmsEmu
   const credentials = opts.credentials.map((c) => ({ ...c }));
   const log = opts.log ?? (() => {});
   const store: StateStore = openStateStore(opts.dataDir, { region, accountId });
+  let faults: KmsFaults = {};
+  let requests = 0;
   try {
     for (const k of opts.presetKeys ?? []) presetKey(store, k, new Date());
   } catch (e) {
@@ -182,6 +203,7 @@ export async function startKmsEmulator(opts: KmsEmulatorOptions): Promise<KmsEmu
     let op = '-';
     let caller: Caller | undefined;
     const finish = (status: number, payload: unknown, errorType?: string, close = false): void => {
+      requests++;
       send(res, status, requestId, payload === undefined ? '' : JSON.stringify(payload), close);
       log(`kms-local ${op} ${status}${errorType ? ` ${errorType}` : ''} ${caller?.principalArn ?? '-'} ${(performance.now() - t0).toFixed(1)}ms`);
     };
@@ -197,6 +219,8 @@ export async function startKmsEmulator(opts: KmsEmulatorOptions): Promise<KmsEmu
         service: 'kms',
       });
       caller = { accessKeyId: signed.credential.accessKeyId, principalArn: signed.credential.principalArn };
+      if (faults.delayMs) await new Promise((r) => setTimeout(r, faults.delayMs));
+      if (faults.refuse) throw new KmsError(faults.refuse, `injected fault: the emulator refuses every request with ${faults.refuse}`, faults.refuse === 'ThrottlingException' ? {} : { status: 500 });
 
       const target = header(req, 'x-amz-target') ?? '';
       op = target.startsWith(TARGET_PREFIX) ? target.slice(TARGET_PREFIX.length) : target || '-';
@@ -240,6 +264,9 @@ export async function startKmsEmulator(opts: KmsEmulatorOptions): Promise<KmsEmu
       if (!res.headersSent) res.destroy();
     });
   });
+  server.on('connection', (socket: Socket) => {
+    if (faults.unreachable) socket.destroy();
+  });
   server.on('tlsClientError', () => {
     /* a client that fails the handshake is its own problem; keep serving */
   });
@@ -266,6 +293,13 @@ export async function startKmsEmulator(opts: KmsEmulatorOptions): Promise<KmsEmu
     region,
     accountId,
     ...(opts.tls.ca === undefined ? {} : { caPem: opts.tls.ca }),
+    setFaults(f: KmsFaults) {
+      faults = { ...f };
+      if (faults.unreachable) server.closeAllConnections();
+    },
+    get requests() {
+      return requests;
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
         server.close(() => resolve());
