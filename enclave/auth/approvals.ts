@@ -118,6 +118,9 @@ export class ApprovalBook {
     const now = this.#now();
     for (const r of this.#records.values()) {
       if (r.requestDigest !== req.requestDigest || r.rule !== req.rule || r.requester !== req.requester) continue;
+      // Restored from sealed state, which holds digests, not requests: the identical request just
+      // arrived (same digest), so approvers can be shown it again.
+      if (r.request === null && req.request !== undefined) r.request = { method: req.request.method, paramsJson: canonicalRequestJson(req.request.params === undefined ? null : req.request.params) };
       const s = approvalStatus(r, now);
       if (s === 'approved' || s === 'pending') return copy(r);
       if (s === 'rejected') throw new ApprovalError('APPROVAL_REJECTED', `request was rejected by ${r.rejectedBy}`, { approvalId: r.approvalId, hint: `a new approval can be requested after ${r.expiresAt}` });

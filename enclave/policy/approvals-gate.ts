@@ -98,11 +98,14 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
       intents.clear();
       for (const r of book.list()) if (Object.hasOwn(restoredIntents, r.approvalId)) intents.set(r.approvalId, restoredIntents[r.approvalId]);
     },
+    // What is sealed: the records without their requests and no decoded intents. Requests can be
+    // up to the signers' limits (a 512 KiB PSBT), and the sealed state travels with every
+    // window-limited or approval answer under the bridge's 1 MiB frame: a few large pending
+    // requests would otherwise block them all (test/faults/approval-book.test.ts). After a
+    // restart the requester's identical resubmission brings request and intent back.
     export() {
       const approvals = book.export();
-      const live: Record<string, unknown> = {};
-      for (const r of approvals.records) if (intents.has(r.approvalId)) live[r.approvalId] = intents.get(r.approvalId);
-      return { approvals, intents: live };
+      return { approvals: { ...approvals, records: approvals.records.map((r) => ({ ...r, request: null })) }, intents: {} };
     },
     authorize({ op, keyId, request, intent, principal }) {
       const d = gate.evaluate(intent, principal);

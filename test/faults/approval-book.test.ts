@@ -7,9 +7,10 @@
  * BRIDGE_RESULT_TOO_LARGE. Here the host needs no approver: a few pending
  * approvals for large messages are enough.
  *
- * Not fixed here (the approval book and the sealed state are enclave/auth/,
- * not this suite's). `it.fails` records the defect: it passes while the
- * defect is there, and fails — flip it to `it` — once the fix lands.
+ * Fixed: the sealed state holds the approvals' digests and votes, not their
+ * requests or decoded intents (enclave/policy/approvals-gate.ts `export`); the
+ * requester's identical resubmission brings them back after a restart. Run
+ * against the base code this test fails with -32000 BRIDGE_RESULT_TOO_LARGE.
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,7 +30,7 @@ afterAll(async () => {
 const tx = (from: string, to: string, nonce: number) => [{ from, to, value: '0x1', nonce: `0x${nonce.toString(16)}`, gas: '0x5208', maxFeePerGas: '0x3b9aca00', maxPriorityFeePerGas: '0x1', chainId: '0x1', type: '0x2' }];
 
 describe('finding (soak): the sealed approval book outgrows the bridge frame', () => {
-  it.fails('finding 1: pending approvals with large requests do not stop window-limited signing (today: -32000 BRIDGE_RESULT_TOO_LARGE)', async () => {
+  it('finding 1: pending approvals with large requests do not stop window-limited signing (was -32000 BRIDGE_RESULT_TOO_LARGE)', async () => {
     // The fault policy, plus: messages need 2 of 3 approvals (like a treasury's signed statements).
     const { policyFile } = writeFaultPolicy(dir, { windowSeconds: 3600, maxCount: 1000, approvalTtlSeconds: 3600 });
     const policy = JSON.parse(readFileSync(policyFile, 'utf8')) as { rules: Record<string, unknown>[] };

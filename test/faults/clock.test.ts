@@ -105,7 +105,7 @@ describe.skipIf(!LIBFAKETIME)('clock skew on the enclave (libfaketime)', () => {
 
   it('afterwards: every released signature has exactly one record and the chain verifies', async () => {
     await stack!.close();
-    const audit = storedAudit(stack!.keystore, stack!.infra.ca.trustRoot);
+    const audit = (await storedAudit(stack!.keystore, stack!.infra.ca.trustRoot));
     stack = undefined;
     expect(released).toHaveLength(3);
     for (const s of released) expect(audit.signedResults.get(resultDigestHex(s))).toBe(1);

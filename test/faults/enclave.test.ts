@@ -35,7 +35,7 @@ beforeAll(async () => {
   stack = await startFaultStack({ dataDir: join(dir, 'data'), parent: { requestTimeoutMs: DEADLINE_MS } });
   address = (await rpc(stack.socket, 'signer_createKey', {})).result.address;
   await rpc(stack.socket, 'signer_createKey', { kind: 'bip32-seed' });
-  keys = storedKeyIds(stack.keystore);
+  keys = (await storedKeyIds(stack.keystore));
 });
 afterAll(async () => {
   await stack?.close();
@@ -91,7 +91,7 @@ describe('enclave faults', () => {
     await waitFor(() => stack.infra.enclave.pid !== pid, 15_000, 'restarted');
     await waitReadyAgain(stack);
     await check(await burst(5, () => {}));
-    expect(storedKeyIds(stack.keystore)).toEqual(keys);
+    expect((await storedKeyIds(stack.keystore))).toEqual(keys);
   });
 
   it('SIGSTOP (hang) with requests in flight: each ends within the deadline with -32002 (or was signed before the stop); SIGCONT: it serves again without a restart', async () => {
@@ -122,9 +122,9 @@ describe('enclave faults', () => {
   });
 
   it('afterwards: no acknowledged key lost; every released signature has exactly one record; the stored chain verifies', async () => {
-    expect(storedKeyIds(stack.keystore)).toEqual(keys);
+    expect((await storedKeyIds(stack.keystore))).toEqual(keys);
     await stack.close();
-    const audit = storedAudit(stack.keystore, stack.infra.ca.trustRoot);
+    const audit = (await storedAudit(stack.keystore, stack.infra.ca.trustRoot));
     for (const s of released) expect(audit.signedResults.get(resultDigestHex(s))).toBe(1);
     // A killed enclave's records that no parent stored die with it (none was released); the next
     // life's hand-over continues from the stored head, so the stored chain has no gap and no fork.

@@ -80,7 +80,7 @@ describe.skipIf(!canMount)('keystore disk faults (tmpfs)', () => {
     stack = await startFaultStack({ dataDir: join(dir, 'data'), keystore: join(mnt, 'keystore.sqlite') });
     address = (await rpc(stack.socket, 'signer_createKey', {})).result.address;
     await rpc(stack.socket, 'signer_createKey', { kind: 'bip32-seed' });
-    acknowledged = storedKeyIds(stack.keystore);
+    acknowledged = (await storedKeyIds(stack.keystore));
 
     const filler = join(mnt, 'filler');
     fill(filler);
@@ -108,7 +108,7 @@ describe.skipIf(!canMount)('keystore disk faults (tmpfs)', () => {
     released.push(ok.result);
     const k3 = await rpc(stack.socket, 'signer_createKey', {});
     expect(k3.error).toBeUndefined();
-    acknowledged = storedKeyIds(stack.keystore);
+    acknowledged = (await storedKeyIds(stack.keystore));
     expect(acknowledged).toHaveLength(3);
   });
 
@@ -133,13 +133,13 @@ describe.skipIf(!canMount)('keystore disk faults (tmpfs)', () => {
     execFileSync('mount', ['-o', 'remount,rw', mnt]);
     await stack!.restartParent();
     await waitReadyAgain(stack!);
-    expect(storedKeyIds(stack!.keystore)).toEqual(acknowledged);
+    expect((await storedKeyIds(stack!.keystore))).toEqual(acknowledged);
     const text = 'rw again';
     const ok = await rpc(stack!.socket, 'personal_sign', [hex(text), address]);
     expect(await verifyMessage({ address: address as Hex, message: text, signature: ok.result })).toBe(true);
     released.push(ok.result);
     await stack!.close();
-    const audit = storedAudit(stack!.keystore, stack!.infra.ca.trustRoot);
+    const audit = (await storedAudit(stack!.keystore, stack!.infra.ca.trustRoot));
     stack = undefined;
     for (const s of released) expect(audit.signedResults.get(resultDigestHex(s))).toBe(1);
     expect(audit.report, JSON.stringify(audit.report.problems)).toMatchObject({ valid: true, gaps: [], forks: [] });

@@ -67,7 +67,7 @@ describe('KMS faults', () => {
   });
 
   it('unreachable mid-life: the unlocked enclave keeps signing; a new enclave life cannot unlock (-32002) until KMS is back; the same key signs again', async () => {
-    const keys = storedKeyIds(stack!.keystore);
+    const keys = (await storedKeyIds(stack!.keystore));
     stack!.infra.kms.setFaults({ unreachable: true });
     await signOk(address, 'KMS down, keyring already unlocked');
     const seen = stack!.logs.length;
@@ -80,7 +80,7 @@ describe('KMS faults', () => {
     stack!.infra.kms.setFaults({});
     await waitReadyAgain(stack!);
     await signOk(address, 'after the unlock');
-    expect(storedKeyIds(stack!.keystore)).toEqual(keys);
+    expect((await storedKeyIds(stack!.keystore))).toEqual(keys);
   });
 
   it('refusing (ThrottlingException) mid-life: -32002 with the KMS error in the reason; heals without a restart', async () => {
@@ -112,7 +112,7 @@ describe('KMS faults', () => {
     const keys = (await rpc(stack!.socket, 'signer_listKeys', {})).result as { address: string }[];
     expect(keys.map((k) => k.address)).toContain(address);
     await stack!.close();
-    const audit = storedAudit(stack!.keystore, stack!.infra.ca.trustRoot);
+    const audit = (await storedAudit(stack!.keystore, stack!.infra.ca.trustRoot));
     stack = undefined;
     expect(audit.report.valid, JSON.stringify(audit.report.problems ?? audit.report)).toBe(true);
     for (const s of released) expect(audit.signedResults.get(resultDigestHex(s))).toBe(1);

@@ -66,8 +66,8 @@ describe('parent killed between the enclave answer and the persist', () => {
     const address = (await rpc(socket, 'signer_createKey', {})).result.address as string;
     const warm = await rpc(socket, 'personal_sign', ['0x7761726d', address]);
     expect(warm.error).toBeUndefined();
-    const keys = storedKeyIds(keystore);
-    const before = storedAudit(keystore, infra.ca.trustRoot).bodies.length;
+    const keys = (await storedKeyIds(keystore));
+    const before = (await storedAudit(keystore, infra.ca.trustRoot)).bodies.length;
 
     // Hold the keystore's write lock: the parent can read, not write.
     const db = new Database(keystore);
@@ -92,14 +92,14 @@ describe('parent killed between the enclave answer and the persist', () => {
       db.exec('ROLLBACK');
       db.close();
     }
-    expect(storedAudit(keystore, infra.ca.trustRoot).bodies.length).toBe(before);
+    expect((await storedAudit(keystore, infra.ca.trustRoot)).bodies.length).toBe(before);
 
     // The next parent (same keystore, same enclave life): audit.open hands it the unfinished record.
     parent = await startParent(parentConfig(infra, join(dir, 'signer.sock'), keystore, logs));
     await waitFor(() => parent!.state().ready, 45_000, `ready (logs: ${logs.slice(-10).join(' | ')})`);
     expect(logs.join('\n')).toMatch(/audit: 1 unfinished record\(s\) seq \d+\.\.\d+ were decided by this enclave but never stored/);
     expect(logs.join('\n')).not.toMatch(/GAP/);
-    const after = storedAudit(keystore, infra.ca.trustRoot);
+    const after = (await storedAudit(keystore, infra.ca.trustRoot));
     expect(after.bodies.length).toBe(before + 1);
     expect(after.bodies.at(-1)).toMatchObject({ kind: 'sign', decision: 'allowed', op: 'personal_sign' });
     expect(after.report).toMatchObject({ valid: true, gaps: [], forks: [] });
@@ -108,10 +108,10 @@ describe('parent killed between the enclave answer and the persist', () => {
     const text = 'killed before persist';
     const again = await rpc(join(dir, 'signer.sock'), 'personal_sign', [`0x${Buffer.from(text).toString('hex')}`, address]);
     expect(await verifyMessage({ address: address as Hex, message: text, signature: again.result })).toBe(true);
-    expect(storedKeyIds(keystore)).toEqual(keys);
+    expect((await storedKeyIds(keystore))).toEqual(keys);
     await parent.close();
     parent = undefined;
-    const final = storedAudit(keystore, infra.ca.trustRoot);
+    const final = (await storedAudit(keystore, infra.ca.trustRoot));
     // personal_sign is deterministic (RFC 6979): the withheld and the released signature are the same bytes, and
     // both decisions are on the chain — one withheld (recovered after the kill), one released.
     expect(final.signedResults.get(resultDigestHex(again.result))).toBe(2);

@@ -197,13 +197,13 @@ export interface StoredAudit {
 }
 
 /** Reads the keystore's audit chain (read-only) and verifies it against the dev root. */
-export function storedAudit(keystore: string, root: TrustRoot): StoredAudit {
-  const ks = openKeystore(keystore, { readonly: true });
-  let recs: { bytes: Uint8Array; storedSeq: number }[];
+export async function storedAudit(keystore: string, root: TrustRoot): Promise<StoredAudit> {
+  const ks = await openKeystore(keystore, { readonly: true });
+  const recs: { bytes: Uint8Array; storedSeq: number }[] = [];
   try {
-    recs = [...ks.iterateAuditRecords()].map((r) => ({ bytes: r.record, storedSeq: r.seq }));
+    for await (const r of ks.iterateAuditRecords()) recs.push({ bytes: r.record, storedSeq: r.seq });
   } finally {
-    ks.close();
+    await ks.close();
   }
   const bodies = recs.map((r) => parseRecord(r.bytes).body);
   const signedResults = new Map<string, number>();
@@ -222,11 +222,11 @@ export function resultDigestHex(result: string): string {
 }
 
 /** The keys the keystore holds (signer_listKeys shape is not needed: ids are enough). */
-export function storedKeyIds(keystore: string): string[] {
-  const ks = openKeystore(keystore, { readonly: true });
+export async function storedKeyIds(keystore: string): Promise<string[]> {
+  const ks = await openKeystore(keystore, { readonly: true });
   try {
-    return ks.listKeys().map((k) => k.keyId).sort();
+    return (await ks.listKeys()).map((k) => k.keyId).sort();
   } finally {
-    ks.close();
+    await ks.close();
   }
 }
