@@ -6,6 +6,14 @@
  *
  * A window is sliding, not calendar-aligned: a request fits when the signed entries of the
  * last `seconds` plus this one stay within every limit.
+ *
+ * Bounded: a (rule, key) list longer than MAX_WINDOW_ENTRIES is compacted into at most
+ * WINDOW_BUCKETS buckets of seconds/WINDOW_BUCKETS each. A bucket sums its entries (count, value,
+ * amount exactly) and carries the time of its NEWEST entry, so it leaves the window only when
+ * its last signature does: older signatures in it count a little longer than their window
+ * (at most one bucket's span) — never shorter. Without this the state grew by one entry per
+ * signature, and the whole state is sealed and shipped under the bridge's 1 MiB frame with every
+ * windowed signature (docs/performance.md).
  */
 import { PolicyDocumentError } from './errors.js';
 
@@ -16,7 +24,14 @@ export interface WindowEntry {
   value: string;
   /** Rule unit: token base units (erc20) or satoshis (btc), decimal. */
   amount: string;
+  /** Signatures this entry stands for (a compacted bucket); absent: 1. */
+  n?: number;
 }
+
+/** A (rule, key) list longer than this is compacted. */
+export const MAX_WINDOW_ENTRIES = 256;
+/** Buckets per window after compaction. */
+export const WINDOW_BUCKETS = 64;
 
 export interface WindowState {
   version: 1;
@@ -48,6 +63,7 @@ export function checkWindowState(v: unknown): WindowState {
       if (!Array.isArray(list)) throw bad('malformed key entry');
       for (const e of list) {
         if (typeof e !== 'object' || e === null || !Number.isSafeInteger(e.t) || !DEC.test(e.value) || !DEC.test(e.amount)) throw bad('malformed entry');
+        if (e.n !== undefined && (!Number.isSafeInteger(e.n) || e.n < 1)) throw bad('malformed entry count');
       }
     }
   }
@@ -62,7 +78,7 @@ export function windowUsage(state: WindowState | undefined, ruleId: string, keyI
   // A full scan, not a break at the first old entry: a clock that stepped back must not hide entries.
   for (const e of list) {
     if (e.t <= since) continue;
-    u.count++;
+    u.count += e.n ?? 1;
     u.value += BigInt(e.value);
     u.amount += BigInt(e.amount);
   }
@@ -78,6 +94,24 @@ export function recordWindow(
   keepSeconds: number,
 ): WindowState {
   const old = state.rules[ruleId]?.[keyId] ?? [];
-  const list = [...old.filter((e) => e.t > entry.t - keepSeconds), entry];
+  let list = [...old.filter((e) => e.t > entry.t - keepSeconds), entry];
+  if (list.length > MAX_WINDOW_ENTRIES) list = compact(list, keepSeconds);
   return { version: 1, rules: { ...state.rules, [ruleId]: { ...state.rules[ruleId], [keyId]: list } } };
+}
+
+/** Sums entries into buckets of keepSeconds / WINDOW_BUCKETS, each timed by its newest entry (see the header). */
+export function compact(list: readonly WindowEntry[], keepSeconds: number): WindowEntry[] {
+  const span = Math.max(1, Math.ceil(keepSeconds / WINDOW_BUCKETS));
+  const buckets = new Map<number, { t: number; value: bigint; amount: bigint; n: number }>();
+  for (const e of list) {
+    const k = Math.floor(e.t / span);
+    const b = buckets.get(k);
+    if (b) {
+      b.t = Math.max(b.t, e.t);
+      b.value += BigInt(e.value);
+      b.amount += BigInt(e.amount);
+      b.n += e.n ?? 1;
+    } else buckets.set(k, { t: e.t, value: BigInt(e.value), amount: BigInt(e.amount), n: e.n ?? 1 });
+  }
+  return [...buckets.values()].sort((a, b) => a.t - b.t).map((b) => ({ t: b.t, value: b.value.toString(), amount: b.amount.toString(), n: b.n }));
 }
