@@ -71,8 +71,12 @@ export interface FuzzOptions {
 export interface FuzzResult {
   target: string;
   inputs: number;
+  /** Wall time of the mutation loop (seeds excluded). */
   ms: number;
   inputsPerSecond: number;
+  /** CPU time of this process over the loop: the number that does not depend on how loaded the machine is. */
+  cpuMs: number;
+  inputsPerCpuSecond: number;
   coverageGuided: boolean;
   /** Blocks of the covered scripts hit at least once. */
   blocks: number;
@@ -140,6 +144,7 @@ export function runTarget(target: FuzzTarget, opts: FuzzOptions): FuzzResult {
   let discovered = 0;
   let done = 0;
   const t0 = performance.now();
+  const cpu0 = process.cpuUsage();
   const pending: Uint8Array[] = [];
   while (done < opts.inputs && !stop()) {
     pending.length = 0;
@@ -179,11 +184,15 @@ export function runTarget(target: FuzzTarget, opts: FuzzOptions): FuzzResult {
     }
   }
   const ms = performance.now() - t0;
+  const cpu = process.cpuUsage(cpu0);
+  const cpuMs = (cpu.user + cpu.system) / 1000;
   return {
     target: target.name,
     inputs: done,
     ms: Math.round(ms),
     inputsPerSecond: Math.round((done / ms) * 1000),
+    cpuMs: Math.round(cpuMs),
+    inputsPerCpuSecond: Math.round((done / cpuMs) * 1000),
     coverageGuided: guided,
     blocks: cov?.size ?? 0,
     seedBlocks,

@@ -11,6 +11,7 @@
  * Exit status 1 when any finding was made.
  */
 import { writeFileSync } from 'node:fs';
+import { cpus, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { startCoverage } from './coverage.js';
 
@@ -28,6 +29,9 @@ const { values } = parseArgs({
 });
 
 const coverage = !values['no-coverage'];
+// Every refused input builds a typed error; deep stack traces would be most of the cost. A crasher
+// is saved as its input, and replaying it (a test, or --target X --inputs 1) shows the whole stack.
+Error.stackTraceLimit = 4;
 // Before the code under test is loaded, so V8 compiles it with block counters.
 if (coverage) startCoverage();
 const { runFuzzTarget } = await import('./session.js');
@@ -50,9 +54,10 @@ for (const name of names) {
   findings += r.findings.length;
   console.log(
     `${r.target.padEnd(12)} ${String(r.inputs).padStart(9)} inputs  ${String(r.inputsPerSecond).padStart(7)}/s  ${(r.ms / 1000).toFixed(1).padStart(6)} s  ` +
+      `cpu ${(r.cpuMs / 1000).toFixed(1).padStart(6)} s (${r.inputsPerCpuSecond}/cpu-s)  ` +
       `blocks ${r.seedBlocks}→${r.blocks}  corpus ${r.seeds}+${r.discovered}  replayed ${r.replayed}  findings ${r.findings.length}`,
   );
   for (const f of r.findings) console.log(`  ${f.kind}: ${f.message.split('\n')[0]}${f.saved ? `\n    saved ${f.saved}` : ''}\n    input ${Buffer.from(f.input).toString('hex').slice(0, 200)}`);
 }
-if (values.json) writeFileSync(values.json, `${JSON.stringify({ node: process.version, seed: Number(values.seed), coverageGuided: coverage, results: results.map(({ findings: fs, ...r }) => ({ ...r, findings: fs.map((f) => ({ kind: f.kind, message: f.message.split('\n')[0], input: Buffer.from(f.input).toString('hex') })) })) }, null, 2)}\n`);
+if (values.json) writeFileSync(values.json, `${JSON.stringify({ node: process.version, date: new Date().toISOString(), loadAverage: loadavg(), cpus: cpus().length, seed: Number(values.seed), coverageGuided: coverage, results: results.map(({ findings: fs, ...r }) => ({ ...r, findings: fs.map((f) => ({ kind: f.kind, message: f.message.split('\n')[0], input: Buffer.from(f.input).toString('hex') })) })) }, null, 2)}\n`);
 process.exit(findings > 0 ? 1 : 0);
