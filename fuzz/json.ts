@@ -68,9 +68,17 @@ export function wrongValue(rng: Rng): Json {
   }
 }
 
-/** Every node of `root` with the means to replace or delete it. */
-function nodes(root: Json): Array<{ get: () => Json; set: (v: Json) => void; del?: () => void; parent?: Json[] | { [k: string]: Json }; key?: string }> {
-  const out: ReturnType<typeof nodes> = [];
+interface Node {
+  get: () => Json;
+  set: (v: Json) => void;
+  del?: () => void;
+  parent?: Json[] | { [k: string]: Json };
+  key?: string;
+}
+
+/** Every node of `root` with the means to replace or delete it; `holder.v` is the (possibly replaced) root. */
+function nodes(root: Json): { list: Node[]; holder: { v: Json } } {
+  const out: Node[] = [];
   const holder = { v: root };
   out.push({ get: () => holder.v, set: (v) => (holder.v = v) });
   const walk = (v: Json, depth: number): void => {
@@ -88,9 +96,7 @@ function nodes(root: Json): Array<{ get: () => Json; set: (v: Json) => void; del
     }
   };
   walk(root, 0);
-  // the root replacement must be visible to the caller
-  (out as unknown as { holder: typeof holder }).holder = holder;
-  return out;
+  return { list: out, holder };
 }
 
 export const jsonMutator: Mutator = (x, rng) => {
@@ -100,8 +106,7 @@ export const jsonMutator: Mutator = (x, rng) => {
   } catch {
     return x;
   }
-  const ns = nodes(root);
-  const holder = (ns as unknown as { holder: { v: Json } }).holder;
+  const { list: ns, holder } = nodes(root);
   const n = ns[rng.below(ns.length)]!;
   const op = rng.below(8);
   if (op === 0 && n.del) n.del();
