@@ -117,7 +117,7 @@ describe('black-box fuzzing of enclave-signer dev', () => {
   };
 
   function account(body: { status: number; body: string }, sent: string): void {
-    stats.httpStatus[body.status] = (stats.httpStatus[body.status] ?? 0) + 1;
+    if (sent !== 'ipc') stats.httpStatus[body.status] = (stats.httpStatus[body.status] ?? 0) + 1;
     if (body.body === '') return;
     let v: unknown;
     try {
@@ -395,7 +395,11 @@ describe('black-box fuzzing of enclave-signer dev', () => {
         parent: { first: parent[0], max: Math.max(...parent), last: parent[parent.length - 1] },
         enclave: { first: enclave[0], max: Math.max(...enclave), last: enclave[enclave.length - 1] },
         samples: stats.rss.length,
+        // [seconds since start, parent KiB, enclave KiB]: the shape, not just the ends.
+        series: stats.rss.map((x) => [Math.round((x.t - t0) / 1000), x.parentKb, x.enclaveKb]),
       },
+      // State the fuzzed bodies legitimately created (valid signer_createKey bodies make keys): part of the RSS growth.
+      keysAtEnd: ((await call(stack.socket, 'signer_listKeys', {})) as unknown[]).length,
     };
     console.log(JSON.stringify(summary, null, 2));
     if (process.env.FUZZ_STACK_WRITE) {
