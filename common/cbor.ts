@@ -80,7 +80,9 @@ const DEFAULTS: Required<DecodeOptions> = {
 };
 
 const BREAK = Symbol('break');
-const td = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM: keep a leading U+FEFF. The default strips it, so "\uFEFFx" would decode as "x" —
+// two encodings, one value, and not the text that was sent (found by fuzzing: docs/fuzzing.md).
+const td = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const te = new TextEncoder();
 
 class Reader {
