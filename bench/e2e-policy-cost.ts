@@ -369,7 +369,7 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
     summary,
     points: points.map((p) => ({ round: p.round, config: p.config, at64: p.at64, at1: p.at1, clientSignUs: p.clientSignUs, replayEntries: p.replayEntries, windowEntries: p.windowEntries })),
     windowCostInProcess: {
-      what: 'µs per signature on the enclave main thread for a window rule, in process (bench/policy-window-cost.ts): authorize (evaluate incl. windowUsage), commit (recordWindow), seal (JSON clone + replay export + canonical JSON + AES-GCM); the parent then writes the sealed record to SQLite (synchronous=FULL) before it answers',
+      what: 'µs per signature on the enclave main thread for a window rule, in process (bench/policy-window-cost.ts): authorize (evaluate incl. windowUsage), commit (recordWindow), seal (plain JSON + AES-GCM of the state; the replay cache is not sealed); the parent then writes the sealed record to SQLite (synchronous=FULL) before it answers',
       rows: windowCost,
     },
     profiles,

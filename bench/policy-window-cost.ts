@@ -7,8 +7,9 @@
  *
  * Per signature the enclave: decides (evaluate: windowUsage scans every entry of the rule and
  * key, after effective() replayed every in-flight reservation), commits (recordWindow copies the
- * list), and seals the whole state (JSON clone of the windows, export of the replay cache,
- * canonical JSON, AES-256-GCM); the parent then writes that record to SQLite (not measured here).
+ * list, compacted past 256 entries), and seals the whole state (plain JSON of the windows and
+ * approvals, AES-256-GCM; the replay cache is no longer sealed); the parent then writes that
+ * record to SQLite (not measured here).
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
