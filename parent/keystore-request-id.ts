@@ -50,7 +50,9 @@ export function idempotentCreateKey(createKey: Method): Method {
       const k = await ctx.keystore.getKeyByRequestId(requestId);
       if (k) return check(k, rest);
     }
-    const p = createKey(rest, withRequestId(ctx, requestId));
+    // The params go on as the client sent them, requestId included: a signed request is forwarded
+    // to the enclave verbatim, and its signature covers the requestId too (docs/principals.md).
+    const p = createKey(params, withRequestId(ctx, requestId));
     inFlight.set(requestId, p);
     try {
       return await p;

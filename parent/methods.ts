@@ -191,7 +191,8 @@ const signature = (res: Record<string, unknown>) => hexField(res, 'signature', 6
 // ------------------------------------------------------------ signer_* methods
 
 const createKey: Method = async (params, ctx) => {
-  const p = named(params, ['kind', 'label']);
+  // requestId is read by the wrapper around this method (keystore-request-id.ts, installed in main.ts).
+  const p = named(params, ['kind', 'label', 'requestId']);
   const kind = readKeyKind(p.kind);
   const label = p.label === undefined ? undefined : readLabel(p.label);
   if (ctx.keystoreReadonly) {

@@ -113,6 +113,13 @@ describe('a signed principal gets what the policy grants it; the unauthenticated
     expect(bodies.some((b) => b.kind === 'key.create' && b.principal === 'backend')).toBe(true);
   });
 
+  it('a signed signer_createKey with a requestId creates one key; the identical retry answers the same key', async () => {
+    const params = { kind: 'secp256k1', requestId: 'principals-e2e-key-1' };
+    const first = ok(await signedCall('backend', 'signer_createKey', params)) as { keyId: string };
+    const again = ok(await signedCall('backend', 'signer_createKey', params)) as { keyId: string };
+    expect(again.keyId).toBe(first.keyId);
+  });
+
   it('a signed transaction must name its chain: the host cannot fill it in', async () => {
     const tx = { from: address, to: ALLOWED, value: '0x1', nonce: '0x1', gas: '0x5208', maxFeePerGas: '0x3b9aca00', maxPriorityFeePerGas: '0x1', type: '0x2' };
     const e = failed(await signedCall('backend', 'eth_signTransaction', [tx]));
