@@ -32,7 +32,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -42,6 +42,7 @@ import * as btc from '@scure/btc-signer';
 import { loadPrincipalKey, signApproval, type PrincipalKey } from '../common/auth/client-signer.js';
 import { requestDigest } from '../common/auth/request.js';
 import { repoRoot } from '../dev/stack.js';
+import { childProcesses } from './proc.js';
 
 // ------------------------------------------------------------ options
 
@@ -121,21 +122,6 @@ interface Instance {
   stop(): Promise<void>;
 }
 
-function childPids(pid: number): { pid: number; cmdline: string }[] {
-  const out: { pid: number; cmdline: string }[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push({ pid: Number(d), cmdline: readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ') });
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
-
 function rssMb(pid: number | undefined): number | null {
   if (pid === undefined) return null;
   try {
@@ -170,7 +156,7 @@ async function startInstances(n: number, dir: string, policyFile: string): Promi
     socket,
     dataDir,
     parentPid: child.pid!,
-    enclavePid: () => childPids(child.pid!).find((c) => / enclave /.test(c.cmdline))?.pid,
+    enclavePid: () => childProcesses(child.pid!).find((c) => / enclave /.test(c.cmdline))?.pid,
     async stop() {
       child.kill('SIGTERM');
       const t = setTimeout(() => child.kill('SIGKILL'), 20_000);

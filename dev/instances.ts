@@ -11,11 +11,12 @@
  * unlocks) the keyring; the others then unlock the same keyring record, each
  * through its own enclave's attested KMS call.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { SignerError } from '../common/errors.js';
 import { DEV_CREDENTIALS, repoRoot, type DevInfra } from './stack.js';
+import { superviseProcess } from './supervise.js';
 
 export interface ParentSupervisor {
   readonly instance: number;
@@ -41,41 +42,21 @@ function superviseParent(instance: number, args: string[], socket: string, log: 
   // The dev KMS credentials go to this child only (never on a command line).
   const env: NodeJS.ProcessEnv = { ...process.env, AWS_ACCESS_KEY_ID: DEV_CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: DEV_CREDENTIALS.secretAccessKey };
   delete env.AWS_SESSION_TOKEN;
-  let child: ChildProcess | undefined;
-  let stopping = false;
-  let restarts = 0;
-  const start = () => {
-    child = spawn(process.execPath, [bin, 'parent', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
-    child.stderr!.on('data', (b: Buffer) => {
-      for (const line of b.toString('utf8').split('\n')) if (line.trim()) log(line.replace(/^\[parent\] /, ''));
-    });
-    child.once('exit', (code, sig) => {
-      if (stopping) return;
-      restarts++;
-      const delay = Math.min(5000, 200 * restarts);
-      log(`parent exited (${sig ?? code}); restarting in ${delay} ms`);
-      setTimeout(() => !stopping && start(), delay).unref();
-    });
-  };
-  start();
+  const p = superviseProcess({
+    name: 'parent',
+    spawn: () => spawn(process.execPath, [bin, 'parent', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env }),
+    line: (l) => log(l.replace(/^\[parent\] /, '')),
+    log,
+    stopGraceMs: 5000,
+  });
   return {
     instance,
     socket,
     get pid() {
-      return child?.pid;
+      return p.pid;
     },
-    kill(signal = 'SIGKILL') {
-      child?.kill(signal);
-    },
-    stop() {
-      stopping = true;
-      return new Promise((res) => {
-        if (!child || child.exitCode !== null || child.signalCode !== null) return res();
-        child.once('exit', () => res());
-        child.kill('SIGTERM');
-        setTimeout(() => child?.kill('SIGKILL'), 5000).unref();
-      });
-    },
+    kill: (signal) => p.kill(signal),
+    stop: () => p.stop(),
   };
 }
 

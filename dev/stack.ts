@@ -10,7 +10,7 @@
  */
 import { CreateKeyCommand, DescribeKeyCommand, KMSClient, PutKeyPolicyCommand } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:https';
@@ -21,6 +21,7 @@ import { signManifest, type SignedManifest } from '../attestation/manifest-signa
 import { toHex } from '../common/bytes.js';
 import { SignerError } from '../common/errors.js';
 import { loadOrCreateDevCa, type DevCa } from './ca/index.js';
+import { superviseProcess } from './supervise.js';
 import { DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, startKmsEmulator, type KmsEmulator } from './kms-emulator/index.js';
 import { simulatedImagePcrs } from '../enclave/nsm/simulated.js';
 import { startKmsPipe, type KmsPipe } from '../parent/kms-pipe.js';
@@ -180,42 +181,22 @@ export interface EnclaveSupervisor {
 /** Runs the enclave as a child process and restarts it when it dies (as Nitro would after a crash). */
 export function superviseEnclave(args: string[], uri: string, log: (l: string) => void): EnclaveSupervisor {
   const bin = join(repoRoot(), 'bin', 'enclave-signer.js');
-  let child: ChildProcess | undefined;
-  let stopping = false;
-  let restarts = 0;
-  const start = () => {
-    // --cpu-prof* flags are passed on so `bench/e2e.ts --profile` profiles the enclave too; nothing else is.
-    const prof = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
-    child = spawn(process.execPath, [...prof, bin, 'enclave', ...args], { stdio: ['ignore', 'inherit', 'pipe'] });
-    child.stderr!.on('data', (b: Buffer) => {
-      for (const line of b.toString('utf8').split('\n')) if (line.trim()) log(line.replace(/^\[enclave\] /, 'enclave: '));
-    });
-    child.once('exit', (code, sig) => {
-      if (stopping) return;
-      restarts++;
-      const delay = Math.min(5000, 200 * restarts);
-      log(`enclave exited (${sig ?? code}); restarting in ${delay} ms`);
-      setTimeout(() => !stopping && start(), delay).unref();
-    });
-  };
-  start();
+  // --cpu-prof* flags are passed on so `bench/e2e.ts --profile` profiles the enclave too; nothing else is.
+  const prof = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
+  const p = superviseProcess({
+    name: 'enclave',
+    spawn: () => spawn(process.execPath, [...prof, bin, 'enclave', ...args], { stdio: ['ignore', 'inherit', 'pipe'] }),
+    line: (l) => log(l.replace(/^\[enclave\] /, 'enclave: ')),
+    log,
+    stopGraceMs: 3000,
+  });
   return {
     uri,
     get pid() {
-      return child?.pid;
+      return p.pid;
     },
-    kill(signal = 'SIGKILL') {
-      child?.kill(signal);
-    },
-    stop() {
-      stopping = true;
-      return new Promise((res) => {
-        if (!child || child.exitCode !== null || child.signalCode !== null) return res();
-        child.once('exit', () => res());
-        child.kill('SIGTERM');
-        setTimeout(() => child?.kill('SIGKILL'), 3000).unref();
-      });
-    },
+    kill: (signal) => p.kill(signal),
+    stop: () => p.stop(),
   };
 }
 

@@ -9,6 +9,7 @@
  * The walkers here are deliberately lenient and independent of the decoders
  * under test: they find structure in malformed input as far as it goes.
  */
+import { concatBytes } from '../common/bytes.js';
 import type { Rng } from './rng.js';
 
 export type Mutator = (input: Uint8Array, rng: Rng, ctx: MutationContext) => Uint8Array;
@@ -24,17 +25,6 @@ export interface MutationContext {
 const INTERESTING8 = [0x00, 0x01, 0x7f, 0x80, 0xff, 0x17, 0x18, 0x19, 0x1a, 0x1b, 0x1f, 0x20, 0x40, 0x60, 0x9f, 0xbf, 0xf6, 0xf7];
 const INTERESTING32 = [0, 1, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xffffffff, 0x00100000, 0x00100001];
 
-function concat(...parts: Uint8Array[]): Uint8Array {
-  let n = 0;
-  for (const p of parts) n += p.length;
-  const out = new Uint8Array(n);
-  let o = 0;
-  for (const p of parts) {
-    out.set(p, o);
-    o += p.length;
-  }
-  return out;
-}
 
 function copyWith(input: Uint8Array, pos: number, b: number): Uint8Array {
   const out = Uint8Array.from(input);
@@ -44,7 +34,7 @@ function copyWith(input: Uint8Array, pos: number, b: number): Uint8Array {
 
 /** Replaces input[from, to) with `repl`. */
 export function replaceRange(input: Uint8Array, from: number, to: number, repl: Uint8Array): Uint8Array {
-  return concat(input.subarray(0, from), repl, input.subarray(to));
+  return concatBytes(input.subarray(0, from), repl, input.subarray(to));
 }
 
 // ------------------------------------------------------------ generic havoc
@@ -62,7 +52,7 @@ const addByte: Mutator = (x, rng) => {
   return copyWith(x, p, (x[p]! + rng.below(35) - 17) & 0xff);
 };
 const interesting32: Mutator = (x, rng) => {
-  if (x.length < 4) return concat(x, rng.bytes(4));
+  if (x.length < 4) return concatBytes(x, rng.bytes(4));
   const p = rng.below(x.length - 3);
   const out = Uint8Array.from(x);
   new DataView(out.buffer).setUint32(p, rng.pick(INTERESTING32));
@@ -88,7 +78,7 @@ const duplicateChunk: Mutator = (x, rng) => {
 const truncate: Mutator = (x, rng) => x.subarray(0, rng.below(x.length + 1));
 const splice: Mutator = (x, rng, ctx) => {
   const y = ctx.other();
-  return concat(x.subarray(0, rng.below(x.length + 1)), y.subarray(rng.below(y.length + 1)));
+  return concatBytes(x.subarray(0, rng.below(x.length + 1)), y.subarray(rng.below(y.length + 1)));
 };
 const dictionary: Mutator = (x, rng, ctx) => {
   if (ctx.dict.length === 0) return x;
@@ -218,7 +208,7 @@ const cborWrap: Mutator = (x, rng) =>
     const pres = new Uint8Array(pre.length * depth);
     for (let i = 0; i < depth; i++) pres.set(pre, i * pre.length);
     const post = wrapper === 0x9f ? new Uint8Array(depth).fill(0xff) : new Uint8Array(0);
-    return concat(x.subarray(0, it.start), pres, x.subarray(it.start, it.end), post, x.subarray(it.end));
+    return concatBytes(x.subarray(0, it.start), pres, x.subarray(it.start, it.end), post, x.subarray(it.end));
   });
 const cborValue: Mutator = (x, rng) =>
   cborMutate(x, rng, (it) => {
@@ -351,7 +341,7 @@ export const DER: readonly Mutator[] = [derLength, derTag, derDelete, derDuplica
 
 /** Rewrites the u32 big-endian length of a frame: off by one, zero, the cap, past it, far past it. */
 export const frameHeader: Mutator = (x, rng) => {
-  if (x.length < 4) return concat(Uint8Array.of(0, 0, 0, rng.below(256)), x);
+  if (x.length < 4) return concatBytes(Uint8Array.of(0, 0, 0, rng.below(256)), x);
   const body = x.length - 4;
   const out = Uint8Array.from(x);
   const v = rng.pick([0, 1, body - 1, body + 1, body + 4, 0x100000, 0x100001, 0x1000000, 0x1000001, 0xffffffff]);

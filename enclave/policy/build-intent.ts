@@ -25,13 +25,15 @@ export interface KeyFacts extends PsbtKeyFacts {
   keyId?: string;
 }
 
-function field(request: Record<string, JsonLike>, name: string): JsonLike {
+/** A required member of a sign request (shared with parse-request.ts, which reads the same requests). */
+export function field(request: Record<string, JsonLike>, name: string): JsonLike {
   const v = request[name];
   if (v === undefined) throw invalidParams(name, 'is required');
   return v;
 }
 
-function optionalPath(request: Record<string, JsonLike>): string | null {
+/** The request's derivation path, normalised, or null. */
+export function optionalPath(request: Record<string, JsonLike>): string | null {
   return request.path === undefined ? null : formatDerivationPath(parseDerivationPath(request.path));
 }
 

@@ -9,9 +9,7 @@
  */
 import type { JsonLike } from '../../common/cbor-json.js';
 import type { SignOp } from '../../common/protocol/enclave-api.js';
-import { parseDerivationPath, formatDerivationPath } from '../signers/bip32.js';
 import { signDigest } from '../signers/ecdsa.js';
-import { invalidParams } from '../signers/errors.js';
 import { parseAuthorizationRequest, signParsedAuthorization } from '../signers/eth-authorization.js';
 import { readPersonalMessage, signMessageBytes } from '../signers/eth-message.js';
 import { parseEthTransaction, signParsedEthTransaction } from '../signers/eth-transaction.js';
@@ -20,6 +18,7 @@ import type { EntropySource } from '../signers/entropy.js';
 import { signSchnorr } from '../signers/schnorr.js';
 import { hexOf, readBytes, readBytes32 } from '../signers/validate.js';
 import type { Intent } from './intent.js';
+import { field, optionalPath } from './build-intent.js';
 import { transactionIntent } from './transaction-intent.js';
 import { typedDataIntent } from './typed-data-intent.js';
 
@@ -30,16 +29,6 @@ export interface ParsedRequest {
   intent: Intent;
   /** Signs the parsed value with `key` (the secp256k1 key or the derived child). */
   sign(key: Uint8Array): unknown;
-}
-
-function field(request: Record<string, JsonLike>, name: string): JsonLike {
-  const v = request[name];
-  if (v === undefined) throw invalidParams(name, 'is required');
-  return v;
-}
-
-function optionalPath(request: Record<string, JsonLike>): string | null {
-  return request.path === undefined ? null : formatDerivationPath(parseDerivationPath(request.path));
 }
 
 export function parseSignRequest(op: ParsedOp, request: Record<string, JsonLike>, keyId: string, entropy: EntropySource): ParsedRequest {

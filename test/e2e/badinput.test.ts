@@ -24,7 +24,8 @@ import { join } from 'node:path';
 import { recoverAddress, type Hex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEV_CREDENTIALS } from '../../dev/stack.js';
-import { call, childProcesses, httpUnix, ipcExchange, isAlive, rpc, startDevStack, startParentCli, waitFor, waitReady, type DevStack, type RpcAnswer } from './dev-stack.js';
+import { childProcesses } from '../../bench/proc.js';
+import { call, httpUnix, ipcExchange, isAlive, rpc, startDevStack, startParentCli, waitFor, waitReady, type DevStack, type RpcAnswer } from './dev-stack.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'es-e2e-bad-'));
 let stack: DevStack;

@@ -8,7 +8,7 @@
  * stdout and stderr are captured whole so tests can scan them for secrets.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { request } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -223,22 +223,6 @@ export function curl(args: string[]): Promise<{ stdout: string; stderr: string }
 
 // ------------------------------------------------------------ processes
 
-/** Child pids of `pid` (from /proc), with their command lines. */
-export function childProcesses(pid: number): { pid: number; cmdline: string }[] {
-  const out: { pid: number; cmdline: string }[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      // Field 4 (ppid) follows the parenthesised command name, which may contain spaces.
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push({ pid: Number(d), cmdline: readFileSync(`/proc/${d}/cmdline`, 'utf8').split('\0').join(' ') });
-    } catch {
-      // the process went away meanwhile
-    }
-  }
-  return out;
-}
 
 export function isAlive(pid: number): boolean {
   try {
