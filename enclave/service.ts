@@ -186,7 +186,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     durable.attach(shared, k.id, created); // derives the sealing key, wipes `shared`
     // Until the sealed state comes back the enclave cannot know whether it restarted cleanly: behind
     // the restart barrier, no request that may have been signed before this boot is accepted.
-    verifier.restarted({ restartBarrier: policy.now() + verifier.maxExpirySeconds });
+    verifier.setRestartBarrier(policy.now() + verifier.maxExpirySeconds);
     log(`keyring ${k.id} unlocked (CMK ${k.record.kmsKeyId})`);
     return k.id;
   }
@@ -343,7 +343,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       onlyKeys(p, ['record'], 'params');
       const first = !durable.restored;
       const out = durable.restore(p.record === null ? null : asRecord(p.record, 'record'));
-      if (first) verifier.restarted({ restartBarrier: out.restartBarrier });
+      if (first) verifier.setRestartBarrier(out.restartBarrier);
       if (out.unclean) log('sealed state: unclean restart (the previous enclave did not shut down cleanly, or its record was withheld)');
       return { record: out.record, unclean: out.unclean, restored: out.restored } as unknown as JsonLike;
     },

@@ -20,7 +20,7 @@
 import { AuthError } from '../../common/auth/errors.js';
 import { parseSignerAuth, requestDigest, requestSignatureMessage, checkAudience } from '../../common/auth/request.js';
 import { HOST_PRINCIPAL, type PrincipalRegistry } from './principals.js';
-import { ReplayCache, type ReplayCacheState } from './replay-cache.js';
+import { ReplayCache } from './replay-cache.js';
 
 /** Five minutes: the longest a signed request may be valid, which bounds the replay cache. */
 export const DEFAULT_MAX_EXPIRY_SECONDS = 300;
@@ -54,7 +54,7 @@ export interface RequestVerifierOptions {
 }
 
 export class RequestVerifier {
-  readonly #o: Required<Omit<RequestVerifierOptions, 'restartBarrier' | 'replayCache'>> & { restartBarrier: number | undefined; replayCache: ReplayCache };
+  readonly #o: Required<Omit<RequestVerifierOptions, 'restartBarrier'>> & { restartBarrier: number | undefined };
 
   constructor(o: RequestVerifierOptions) {
     checkAudience(o.audience);
@@ -72,22 +72,17 @@ export class RequestVerifier {
     return this.#o.replayCache;
   }
 
-  get restartBarrier(): number | undefined {
-    return this.#o.restartBarrier;
-  }
-
   get maxExpirySeconds(): number {
     return this.#o.maxExpirySeconds;
   }
 
   /**
-   * What the boot concluded from the sealed state (enclave/auth/enclave-state.ts onBoot): the
-   * barrier (undefined after a clean restart or for a new keyring) and, after a clean restart,
-   * the replay cache that was sealed with it.
+   * The restart barrier as the boot concluded it (enclave/auth/enclave-state.ts onBoot):
+   * undefined for a new keyring; otherwise requests expiring at or before it are refused. The
+   * replay cache is never restored from sealed state (no restart is trusted to have kept it).
    */
-  restarted(o: { restartBarrier: number | undefined; replay?: ReplayCacheState }): void {
-    this.#o.restartBarrier = o.restartBarrier;
-    if (o.replay !== undefined) this.#o.replayCache = ReplayCache.restore(o.replay, this.#o.now());
+  setRestartBarrier(barrier: number | undefined): void {
+    this.#o.restartBarrier = barrier;
   }
 
   /** Authenticates one request; `auth` is the raw `signer_auth` member (undefined when absent). */
