@@ -137,7 +137,7 @@ describe('enclave service', () => {
     expect(gate.windows().rules['hi-only']?.[keyId]).toHaveLength(1);
     // A request the signer would refuse never reaches a decision.
     expect((await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 7 } }))).code).toBe('SIGN_INVALID_PARAMS');
-    expect((await call(s, 'status', {})).policy).toEqual({ hash: gate.hash, name: 'messages', source: 'file' });
+    expect((await call(s, 'status', {})).policy).toEqual({ hash: gate.hash, name: 'messages', source: 'file', stateScope: 'instance' });
   });
 
   it('a deny rule names itself in data.rule', async () => {

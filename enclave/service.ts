@@ -134,7 +134,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   // Who is asking (docs/principals.md): a request that carries signer_auth is verified against the
   // policy's principals, on the enclave's clock, for this policy's hash.
   const verifier = new RequestVerifier({ principals: new PrincipalRegistry(policy.policy.principals), audience: policy.hash, now: policy.now });
-  const durable = createDurableState(policy, approvals, { restartGuard: policy.policy.restartGuard?.when ?? 'off' });
+  const durable = createDurableState(policy, approvals, { restartGuard: policy.policy.restartGuard?.when ?? 'off', scope: policy.policy.stateScope });
   approvals.restartGuard = { pending: () => durable.guardPending(), clear: () => durable.clearGuard() };
   const log = opts.log ?? (() => {});
   // Refuses to construct without a pinned CMK: an enclave that would take any CMK could adopt a host-made keyring.
@@ -301,12 +301,12 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     },
     async 'key.create'(p, ctx) {
       const signed = p.auth !== undefined;
-      onlyKeys(p, signed ? ['auth'] : ['kind'], 'params');
+      onlyKeys(p, signed ? ['auth', 'state'] : ['kind', 'state'], 'params');
       // A signed request is read from the params the principal signed; the host's `kind` is not asked.
       const who = signed ? authenticate(p.auth, 'signer_createKey') : undefined;
       const kind: KeyKind = who ? readKeyKind(named(who.params, ['kind', 'label', 'requestId']).kind) : asKind(p.kind);
       const principal = who?.request.principal ?? 'host';
-      stateReady();
+      stateReady(p.state);
       trail.log(); // no audit log, no decision
       const decision = { principal, op: 'signer_createKey', keyId: null, requestDigest: requestDigest('key.create', ctx?.raw ?? null) };
       // The policy first: a refused creation says so whatever the keyring's state.
@@ -321,12 +321,15 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         policy.release(ticket);
         if (approval) approvals.released(approval);
       };
+      const epoch = durable.epoch;
       if (!keyring) {
         release();
         throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
       }
       try {
         const out = await createKey(kind, keyring, principal);
+        // The approval this creation used was reserved against state since taken over: not counted.
+        if (approval && durable.epoch !== epoch) throw staleUnderRequest();
         policy.commit(ticket);
         if (!approval) return out;
         approvals.consumed(approval);
@@ -345,15 +348,18 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       const out = durable.restore(p.record === null ? null : asRecord(p.record, 'record'));
       if (first) verifier.setRestartBarrier(out.restartBarrier);
       if (out.unclean) log('sealed state: unclean restart (the previous enclave did not shut down cleanly, or its record was withheld)');
-      return { record: out.record, unclean: out.unclean, restored: out.restored } as unknown as JsonLike;
+      // Fleet scope: the parent stores the boot record by compare-and-swap too (sealedLineage).
+      return { record: out.record, unclean: out.unclean, restored: out.restored, scope: durable.scope, ...(durable.lineage ? { sealedLineage: durable.lineage } : {}) } as unknown as JsonLike;
     },
     // Quorum approvals (docs/principals.md): the view carries the request the digest covers and the intent decoded here.
     async 'approval.get'(p) {
-      onlyKeys(p, ['approvalId'], 'params');
+      onlyKeys(p, ['approvalId', 'state'], 'params');
+      if (p.state !== undefined) stateReady(p.state);
       return approvals.view(asString(p.approvalId, 'approvalId', 128)) as unknown as JsonLike;
     },
     async 'approval.list'(p) {
-      onlyKeys(p, [], 'params');
+      onlyKeys(p, ['state'], 'params');
+      if (p.state !== undefined) stateReady(p.state);
       return { approvals: approvals.list() } as unknown as JsonLike;
     },
     async 'approval.approve'(p) {
@@ -371,6 +377,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
    */
   function decideApproval(params: ReturnType<typeof approvalParams>, decision: 'approve' | 'reject'): JsonLike {
     durable.check();
+    if (params.state !== undefined) stateReady(params.state);
     trail.log();
     const view = approvals.approve(params, decision) as unknown as { requestDigest?: unknown; rule?: unknown; request?: { method?: unknown }; intent?: { keyId?: unknown } };
     const digest = typeof view.requestDigest === 'string' && /^[0-9a-f]{64}$/.test(view.requestDigest) ? new Uint8Array(Buffer.from(view.requestDigest, 'hex')) : null;
@@ -386,12 +393,38 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   /** A result with the sealed record of the state it changed (the parent stores it before answering). */
   function withSealed<T extends object>(result: T): T & { sealed?: unknown } {
     const sealed = durable.seal();
-    return sealed ? { ...result, sealed } : result;
+    return sealed ? { ...result, ...sealedMembers(sealed) } : result;
+  }
+
+  /** `sealed`, and in fleet scope `sealedLineage` (what the parent's compare-and-swap needs). */
+  function sealedMembers(sealed: unknown): { sealed: JsonLike; sealedLineage?: JsonLike } {
+    const lineage = durable.lineage;
+    return { sealed: sealed as JsonLike, ...(lineage ? { sealedLineage: lineage as unknown as JsonLike } : {}) };
+  }
+
+  /**
+   * Fleet scope: a request that now waits for approvals opened (or re-attached) an entry in the
+   * shared approval book, which other instances must see before an approver reaches them. The
+   * refusal carries the sealed record (`sealedState`, not shown to clients); the parent stores it
+   * before it relays the -32010. Per instance the book is sealed with the next state change.
+   */
+  function withPendingState<E extends Error>(e: E): E {
+    if (durable.scope !== 'fleet') return e;
+    const sealed = durable.seal();
+    if (sealed) Object.defineProperty(e, 'sealedState', { value: sealedMembers(sealed), enumerable: false });
+    return e;
+  }
+
+  /** Fleet scope: the state was taken over while this request held a reservation (docs/scale-out.md). */
+  function staleUnderRequest(): SealedStateError {
+    return new SealedStateError('SEALED_STATE_STALE', 'the fleet state changed while this request was decided: it was not counted and nothing is released', {
+      hint: 'retry: the request is decided again on the fleet\'s current counters',
+    });
   }
 
   function approvalParams(p: Record<string, unknown>) {
-    onlyKeys(p, ['approvalId', 'approver', 'signature', 'webauthn'], 'params');
-    const out: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string } } = {
+    onlyKeys(p, ['approvalId', 'approver', 'signature', 'webauthn', 'state'], 'params');
+    const out: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string }; state?: unknown } = {
       approvalId: asString(p.approvalId, 'approvalId', 128),
       approver: asString(p.approver, 'approver', 64),
       signature: asString(p.signature, 'signature', 512),
@@ -401,6 +434,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       onlyKeys(w, ['authenticatorData', 'clientDataJSON'], 'webauthn');
       out.webauthn = { authenticatorData: asString(w.authenticatorData, 'webauthn.authenticatorData', 4096), clientDataJSON: asString(w.clientDataJSON, 'webauthn.clientDataJSON', 4096) };
     }
+    if (p.state !== undefined) out.state = p.state;
     return out;
   }
 
@@ -414,7 +448,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   }
 
   function policyStatus() {
-    return { hash: policy.hash, name: policy.policy.name, source: policy.source };
+    return { hash: policy.hash, name: policy.policy.name, source: policy.source, stateScope: policy.policy.stateScope };
   }
 
   async function createKey(kind: KeyKind, keyring: Keyring, principal: string) {
@@ -442,9 +476,9 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
    * same parsed value; the window counts it only once the signature exists.
    */
   async function signDecided(p: Record<string, unknown>, ctx?: RequestContext) {
-      stateReady();
       const signed = p.auth !== undefined;
-      onlyKeys(p, signed ? ['key', 'auth'] : ['op', 'key', 'request'], 'params');
+      onlyKeys(p, signed ? ['key', 'auth', 'state'] : ['op', 'key', 'request', 'state'], 'params');
+      stateReady(p.state);
       const key = asKeyRecord(p.key);
       // Only the id, kind, keyring and blob of the host's record are used: the
       // blob's AAD binds the first three, the worker derives everything else.
@@ -487,6 +521,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       let signedBy = key.keyId;
       let ticket: Ticket | undefined;
       let approval: ApprovalRecord | undefined;
+      let epoch = durable.epoch;
       // A request that ends without a released signature gives back its window slot and approval.
       const release = () => {
         if (ticket) policy.release(ticket);
@@ -507,6 +542,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
               });
             }
             ({ ticket, approval } = approvals.authorize({ op, keyId: facts.keyId, request, intent, principal }));
+            epoch = durable.epoch;
           } catch (e) {
             audit({ op, keyId: facts.keyId, keyringId: facts.keyringId, decision: 'deny', reason: (e as Error).message });
             throw e;
@@ -528,6 +564,14 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         throw refusalRecorded(e, { principal, op, keyId: signedBy, requestDigest: digest });
       }
       const { result, facts } = outcome;
+      // The new counters/approvals change only for a window rule or an approval; those were decided
+      // on state that a fleet take-over (durable.handIn) may have replaced since: then not counted.
+      const rule = ticket?.decision.rule;
+      const changed = approval !== undefined || (typeof rule === 'string' && ruleById(policy.policy, rule)?.window !== undefined);
+      if (changed && durable.epoch !== epoch) {
+        release();
+        throw refusalRecorded(staleUnderRequest(), { principal, op, keyId: facts.keyId, requestDigest: digest });
+      }
       let rec;
       try {
         rec = trail.signed({ principal, op, keyId: facts.keyId, requestDigest: digest, rule: ticket?.decision.rule ?? null }, result);
@@ -543,14 +587,17 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
           throw new SignerError('AUDIT_UNAVAILABLE', 'the signature is withheld: its audit record could not be written', { cause: e });
         }
       }
+      if (changed && durable.epoch !== epoch) {
+        // Taken over while the record was flushed: recorded as signed, never released.
+        release();
+        throw withAuditRecord(staleUnderRequest(), rec);
+      }
       // Counted only now: the signature exists and its record is written.
       if (ticket) policy.commit(ticket);
       if (approval) approvals.consumed(approval);
       // The new counters/approvals, sealed: the parent stores them before it releases the signature.
-      const rule = ticket?.decision.rule;
-      const changed = approval !== undefined || (typeof rule === 'string' && ruleById(policy.policy, rule)?.window !== undefined);
       const sealed = changed ? durable.seal() : undefined;
-      return { result: result as JsonLike, signer: facts, audit: [rec.bytes], ...(sealed ? { sealed: sealed as unknown as JsonLike } : {}) };
+      return { result: result as JsonLike, signer: facts, audit: [rec.bytes], ...(sealed ? sealedMembers(sealed) : {}) };
   }
 
   /**
@@ -574,20 +621,22 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
    * sealed state — a host that skipped `state.restore` would otherwise get fresh window counters
    * and no restart guard.
    */
-  function stateReady(): void {
+  function stateReady(handed?: unknown): void {
     durable.check();
     if (keyring && !durable.restored) {
       throw new SealedStateError('SEALED_STATE_NOT_RESTORED', 'the sealed state of the keyring has not been handed back (state.restore): nothing is signed until it is', {
         hint: 'the parent restores it right after unlocking the keyring; restart the parent',
       });
     }
+    // Fleet scope: the store's record, when the parent saw that it is not this enclave's latest.
+    if (handed !== undefined) durable.handIn(handed);
   }
 
   /** Every refusal is a decision on the chain: pending (approval required) or denied, naming the deciding rule or `error:<CODE>`. */
   function refusalRecorded(e: unknown, d: { principal: string; op: string; keyId: string | null; requestDigest: Uint8Array }): Error {
     const code = (e as { code?: unknown }).code;
     const rule = (e as { wireData?: { rule?: unknown } }).wireData?.rule;
-    if (code === 'APPROVAL_REQUIRED' && typeof rule === 'string') return withAuditRecord(e as Error, trail.pending({ ...d, rule }));
+    if (code === 'APPROVAL_REQUIRED' && typeof rule === 'string') return withPendingState(withAuditRecord(e as Error, trail.pending({ ...d, rule })));
     return withAuditRecord(e as Error, trail.denied({ ...d, rule: typeof rule === 'string' ? rule : `error:${typeof code === 'string' ? code : 'INTERNAL'}` }));
   }
 

@@ -14,24 +14,35 @@ import { parseCheckpoint } from '../common/audit/checkpoint.js';
 import { buildReceipt } from '../common/audit/receipt.js';
 import { parseRecord } from '../common/audit/record.js';
 import { releasedResultDigest } from '../common/audit/result.js';
+import { cborToJson } from '../common/cbor-json.js';
 import { asRecord } from '../common/protocol/enclave-api.js';
 import { parsedRecord, type AuditPersister } from './audit-persist.js';
 import { ParentError, invalidParam } from './errors.js';
 import type { Gate } from './gate.js';
 import type { Keystore } from './keystore.js';
+import type { SealedStateSync } from './sealed-state.js';
 import { named, readHexBytes } from '../common/rpc/params.js';
 
 /** methods.ts's Method, restated here so the two modules do not import each other. */
 type Method = (params: unknown, ctx: { gate: Gate; keystore: Keystore; signal: AbortSignal }) => Promise<unknown>;
 
 /** Stores the record a refusal carries (data.audit). The refusal stands whatever happens here. */
-export async function persistRefusal(audit: AuditPersister, e: BridgeRemoteError): Promise<void> {
+export async function persistRefusal(audit: AuditPersister, e: BridgeRemoteError, sealed?: SealedStateSync, keyringId?: string): Promise<void> {
   const rec = e.data instanceof Map ? e.data.get('audit') : undefined;
-  if (!(rec instanceof Uint8Array)) return;
-  try {
-    await audit.persist([rec]);
-  } catch {
-    // the client gets the refusal anyway; the persister logged why the record is not stored
+  if (rec instanceof Uint8Array) {
+    try {
+      await audit.persist([rec]);
+    } catch {
+      // the client gets the refusal anyway; the persister logged why the record is not stored
+    }
+  }
+  // Fleet scope: a pending request opened an entry in the shared approval book. Stored before the
+  // -32010 is relayed, or the approvers would be sent to an approval no other instance knows
+  // (a lost swap throws PARENT_STATE_CONFLICT, and the request is decided again).
+  const state = e.data instanceof Map ? e.data.get('sealedState') : undefined;
+  if (state !== undefined && sealed && keyringId !== undefined) {
+    const v = cborToJson(state);
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) await sealed.store(keyringId, v as Record<string, unknown>);
   }
 }
 

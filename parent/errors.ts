@@ -18,6 +18,11 @@ export type ParentErrorCode =
   | 'PARENT_BAD_ENCLAVE_RESPONSE'
   /** The enclave's sealed state could not be stored: the answer it came with is withheld. */
   | 'PARENT_STATE_UNWRITABLE'
+  /**
+   * Fleet scope: another instance stored newer shared state first (compare-and-swap lost), so
+   * this answer is withheld; the request may be retried (docs/scale-out.md).
+   */
+  | 'PARENT_STATE_CONFLICT'
   /** The enclave signed with a key that is not the one asked for (the keystore record was tampered with). */
   | 'PARENT_SIGNER_MISMATCH'
   /** A request parameter is wrong (JSON-RPC -32602); `field` names it. */

@@ -25,7 +25,7 @@ import { MAX_FRAME_BYTES } from '../common/limits.js';
 import { asBytes, asRecord, type EnclaveMethod } from '../common/protocol/enclave-api.js';
 import { createAuditPersister, type AuditPersister } from './audit-persist.js';
 import { auditRecordsOf, handOverCredentials, openAudit, unlockOrCreateKeyring, type EnclaveCall } from './boot.js';
-import { restoreSealedState } from './sealed-state.js';
+import { createSealedStateSync, type SealedStateSync } from './sealed-state.js';
 import { joinFleet } from './keystore-fleet.js';
 import { refreshDelayMs } from './credentials.js';
 import type { ResolvedParentConfig } from './config.js';
@@ -77,6 +77,8 @@ export interface Gate {
   keyringId(): string | undefined;
   /** Persists audit records in seq order before a result is released (docs/audit.md). */
   readonly audit: AuditPersister;
+  /** The enclave's sealed state: where it is stored and, in fleet scope, handed in (sealed-state.ts). */
+  readonly sealed: SealedStateSync;
   close(): Promise<void>;
 }
 
@@ -147,6 +149,7 @@ export function startGate(deps: GateDeps): Gate {
   let lastFailure: Failure | undefined;
   const counters = { attestationsOk: 0, attestationsFailed: 0 };
   const audit = createAuditPersister({ keystore, log });
+  const sealed = createSealedStateSync(keystore, log);
 
   function setGate(state: GateStateName, detail?: { code: string; reason: string }, note?: string): void {
     if (gate.state === state && gate.reason === detail?.reason) return;
@@ -239,7 +242,7 @@ export function startGate(deps: GateDeps): Gate {
       if (session === s) audit.setFetch(async (fromSeq) => auditRecordsOf(asRecord(await send(s.peer, 'audit.records', { fromSeq }), 'audit.records result'), 'audit.records', 'records'));
       const out = await unlockOrCreateKeyring({ call: callOn(s), keystore, kmsKeyId: cfg.kmsKeyId, log, audit });
       // Durable limits: the enclave's counters and approvals come back before anything is served.
-      if (out.kind === 'unlocked') await restoreSealedState(callOn(s), keystore, out.keyringId, log);
+      if (out.kind === 'unlocked') await sealed.restore(callOn(s), out.keyringId);
       if (session !== s) return;
       if (out.kind === 'unlocked') setKeyring('unlocked', { keyringId: out.keyringId }, out.created ? 'created' : undefined);
       else setKeyring('absent', { code: 'PARENT_KEYRING_LOCKED', reason: out.reason });
@@ -343,6 +346,7 @@ export function startGate(deps: GateDeps): Gate {
 
   return {
     verifier,
+    sealed,
     snapshot() {
       const s = session;
       const out: GateSnapshot = {

@@ -177,6 +177,43 @@ describe.each(backends)('keystore contract: $name', (b) => {
     await c.close();
   });
 
+  it.skipIf(skip)('fleet state: one record per keyring, stored by compare-and-swap on the lineage or its base (docs/scale-out.md)', async () => {
+    const spec = await b.fresh();
+    const one = await openKeystore(spec, { instanceId: 'i1' });
+    const two = await openKeystore(spec, { instanceId: 'i2' });
+    const rec = (sequence: number, nonce: string) => ({ sequence, nonce, record: { sequence, nonce, c: nonce } });
+    const L1 = 'a'.repeat(32);
+    const L2 = 'b'.repeat(32);
+    const L3 = 'c'.repeat(32);
+    expect(await one.getFleetHead!('kr-1')).toBeUndefined();
+    // Empty store: the first lineage without a base is stored; a second one is not.
+    expect(await one.putFleetState!('kr-1', rec(1, 'n1'), { id: L1, base: null })).toBe('stored');
+    expect(await two.putFleetState!('kr-1', rec(1, 'm1'), { id: L2, base: null })).toBe('conflict');
+    // The same lineage moves on; a later seal stored first covers an earlier one.
+    expect(await one.putFleetState!('kr-1', rec(3, 'n3'), { id: L1, base: null })).toBe('stored');
+    expect(await one.putFleetState!('kr-1', rec(2, 'n2'), { id: L1, base: null })).toBe('covered');
+    // Another instance took the head over (base = n3) and stores; the old lineage is now refused.
+    expect(await two.putFleetState!('kr-1', rec(4, 'm4'), { id: L2, base: { sequence: 3, nonce: 'n3' } })).toBe('stored');
+    expect(await one.putFleetState!('kr-1', rec(4, 'n4'), { id: L1, base: null })).toBe('conflict');
+    // A base that is no longer the head (someone stored since) is refused.
+    expect(await one.putFleetState!('kr-1', rec(4, 'x4'), { id: L3, base: { sequence: 3, nonce: 'n3' } })).toBe('conflict');
+    expect(await one.getFleetHead!('kr-1')).toEqual({ sequence: 4, nonce: 'm4' });
+    expect(await two.getFleetState!('kr-1')).toEqual(rec(4, 'm4'));
+    // Keyrings are apart.
+    expect(await one.putFleetState!('kr-2', rec(9, 'z9'), { id: L3, base: null })).toBe('stored');
+    expect((await one.getFleetHead!('kr-1'))?.nonce).toBe('m4');
+    // Racing swaps from one base: exactly one wins. (Concurrently on PostgreSQL; one after another
+    // on SQLite, whose two connections here share one thread — a file serves one host's parent.)
+    const swap = (i: number) => (i % 2 ? one : two).putFleetState!('kr-1', rec(5, `r${i}`), { id: String(i).repeat(32), base: { sequence: 4, nonce: 'm4' } });
+    const racers: string[] = [];
+    if (spec.startsWith('postgres')) racers.push(...(await Promise.all(Array.from({ length: 8 }, (_, i) => swap(i)))));
+    else for (let i = 0; i < 8; i++) racers.push(await swap(i));
+    expect(racers.filter((r) => r === 'stored')).toHaveLength(1);
+    expect(racers.filter((r) => r === 'conflict')).toHaveLength(7);
+    await one.close();
+    await two.close();
+  });
+
   it.skipIf(skip)('several instances on one store: each has its own audit chain and sealed state; keys and keyring are shared', async () => {
     const spec = await b.fresh();
     const one = await openKeystore(spec, { instanceId: 'i1' });

@@ -122,6 +122,22 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 3,
+    name: 'fleet_state: one shared sealed record per keyring (policy stateScope "fleet")',
+    sql: () => [
+      // Stored by compare-and-swap on (lineage, sequence) or the base (sequence, nonce):
+      // parent/keystore.ts putFleetState, docs/scale-out.md "Limits across instances".
+      `CREATE TABLE fleet_state (
+        keyring_id TEXT PRIMARY KEY,
+        sequence BIGINT NOT NULL,
+        nonce TEXT NOT NULL,
+        lineage TEXT NOT NULL,
+        record TEXT NOT NULL,
+        stored_at TEXT NOT NULL
+      )`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

@@ -33,6 +33,19 @@ export interface FleetMember {
   manifestDigest: string;
 }
 
+/** Fleet scope: the run of seals a record belongs to and the stored record it continues (docs/scale-out.md). */
+export interface FleetLineage {
+  id: string;
+  base: { sequence: number; nonce: string } | null;
+}
+
+/** The shared sealed record of a keyring (fleet scope): its position and the ciphertext record. */
+export interface FleetRecord {
+  sequence: number;
+  nonce: string;
+  record: unknown;
+}
+
 export interface Keystore {
   /** Where it is (a file path, or the PostgreSQL URL without its password). */
   readonly path: string;
@@ -73,6 +86,16 @@ export interface Keystore {
   getSealedState?(keyringId: string): Promise<unknown>;
   /** Stores it durably before the caller releases the signature it came with. */
   putSealedState?(keyringId: string, sequence: number, record: unknown): Promise<void>;
+  /** Fleet scope: the position of the keyring's shared record (no ciphertext: read before every decision). */
+  getFleetHead?(keyringId: string): Promise<{ sequence: number; nonce: string } | undefined>;
+  getFleetState?(keyringId: string): Promise<FleetRecord | undefined>;
+  /**
+   * Fleet scope, compare-and-swap in one statement (docs/scale-out.md "Limits across instances"):
+   *   stored    the row held the lineage's base, or an older record of the same lineage;
+   *   covered   the row already holds a newer record of the same lineage (which includes this one);
+   *   conflict  anything else: another instance stored first — the caller withholds its answer.
+   */
+  putFleetState?(keyringId: string, r: FleetRecord, lineage: FleetLineage): Promise<'stored' | 'covered' | 'conflict'>;
   /**
    * Registers this instance in the fleet; refuses (KEYSTORE_FLEET_MISMATCH, naming both) when
    * another instance seen within `liveMs` serves a different policy or manifest.
@@ -289,6 +312,38 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
               );
             });
           },
+        }),
+    ...(readonly
+      ? {}
+      : {
+          getFleetHead: async (keyringId: string) => {
+            const row = await db.get<{ sequence: number | string; nonce: string }>('SELECT sequence, nonce FROM fleet_state WHERE keyring_id = ?', [keyringId]);
+            return row ? { sequence: Number(row.sequence), nonce: row.nonce } : undefined;
+          },
+          getFleetState: async (keyringId: string) => {
+            const row = await db.get<{ sequence: number | string; nonce: string; record: string }>('SELECT sequence, nonce, record FROM fleet_state WHERE keyring_id = ?', [keyringId]);
+            return row ? { sequence: Number(row.sequence), nonce: row.nonce, record: JSON.parse(row.record) as unknown } : undefined;
+          },
+          putFleetState: (keyringId: string, r: FleetRecord, lineage: FleetLineage) =>
+            db.tx(async (t) => {
+              const at = new Date().toISOString();
+              const text = JSON.stringify(r.record);
+              // One conditional UPDATE is the swap: PostgreSQL re-checks the WHERE on the row a
+              // concurrent writer committed (READ COMMITTED), SQLite has one writer at a time.
+              const base = lineage.base;
+              const changed = await t.run(
+                `UPDATE fleet_state SET sequence = ?, nonce = ?, lineage = ?, record = ?, stored_at = ?
+                 WHERE keyring_id = ? AND ((lineage = ? AND sequence < ?)${base ? ' OR (sequence = ? AND nonce = ?)' : ''})`,
+                [r.sequence, r.nonce, lineage.id, text, at, keyringId, lineage.id, r.sequence, ...(base ? [base.sequence, base.nonce] : [])],
+              );
+              if (changed === 1) return 'stored' as const;
+              if (base === null) {
+                const inserted = await t.run('INSERT INTO fleet_state (keyring_id, sequence, nonce, lineage, record, stored_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (keyring_id) DO NOTHING', [keyringId, r.sequence, r.nonce, lineage.id, text, at]);
+                if (inserted === 1) return 'stored' as const;
+              }
+              const row = await t.get<{ sequence: number | string; lineage: string }>('SELECT sequence, lineage FROM fleet_state WHERE keyring_id = ?', [keyringId]);
+              return row && row.lineage === lineage.id && Number(row.sequence) >= r.sequence ? ('covered' as const) : ('conflict' as const);
+            }),
         }),
     appendAuditRecords: (records) => withAudit(records, async () => undefined),
     auditHead: async () => {

@@ -18,7 +18,7 @@ import { checkKind, readSignCall, type SignMethod } from '../common/rpc/sign-cal
 import { ParentError, invalidParam } from './errors.js';
 import { reasonOf, type Gate } from './gate.js';
 import { KeystoreError, type Keystore, type StoredKey } from './keystore.js';
-import { storeSealedState } from './sealed-state.js';
+import { FLEET_ATTEMPTS, isStateConflict } from './sealed-state.js';
 import { named, positional, readAddress, readHexBytes, readKeyId, readKeyKind, readLabel } from '../common/rpc/params.js';
 
 export interface MethodContext {
@@ -133,12 +133,28 @@ async function sign(ctx: MethodContext, key: StoredKey, params: Record<string, u
   if (unlocked !== undefined && key.keyringId !== unlocked) {
     throw new ParentError('PARENT_KEYRING_LOCKED', `key ${key.keyId} belongs to keyring ${key.keyringId}, but keyring ${unlocked} is unlocked`);
   }
+  // Fleet scope: another instance may count first; a request the client did not sign is then
+  // decided again on the new head. A signed one is not (its id is spent: the client re-signs).
+  const attempts = ctx.auth === undefined ? FLEET_ATTEMPTS : 1;
+  for (let i = 1; ; i++) {
+    try {
+      return await signOnce(ctx, key, params);
+    } catch (e) {
+      if (!isStateConflict(e)) throw e;
+      ctx.gate.sealed.forget();
+      if (i >= attempts) throw e;
+    }
+  }
+}
+
+async function signOnce(ctx: MethodContext, key: StoredKey, params: Record<string, unknown>): Promise<Record<string, unknown>> {
   let res;
   try {
-    res = await ctx.gate.call('sign', params as Record<string, JsonLike>, { needKeyring: true, signal: ctx.signal });
+    const state = await ctx.gate.sealed.stateParam(key.keyringId);
+    res = await ctx.gate.call('sign', { ...params, ...state } as Record<string, JsonLike>, { needKeyring: true, signal: ctx.signal });
   } catch (e) {
     // A recorded refusal is stored before it is relayed (its record is part of the chain).
-    if (e instanceof BridgeRemoteError) await persistRefusal(ctx.gate.audit, e);
+    if (e instanceof BridgeRemoteError) await persistRefusal(ctx.gate.audit, e, ctx.gate.sealed, key.keyringId);
     throw e;
   }
   if (res === null || typeof res !== 'object' || Array.isArray(res) || res instanceof Uint8Array) throw badResponse('result object');
@@ -154,8 +170,7 @@ async function sign(ctx: MethodContext, key: StoredKey, params: Record<string, u
   }
   checkSigner(key, facts);
   // The enclave's new counters/approvals: stored before the signature leaves (no store, no signature).
-  const sealed = (res as Record<string, unknown>).sealed;
-  if (sealed !== undefined) await storeSealedState(ctx.keystore, key.keyringId, sealed);
+  await ctx.gate.sealed.store(key.keyringId, res as Record<string, unknown>);
   if (result === null || typeof result !== 'object' || Array.isArray(result) || result instanceof Uint8Array) throw badResponse('result object');
   const out = jsonSafe(result) as Record<string, unknown>;
   recordReleased(ctx.gate.audit, records, out);
@@ -201,20 +216,23 @@ const createKey: Method = async (params, ctx) => {
   // No client signal: once the enclave made the key, it is stored even if the client left.
   // A signed request goes as the client sent it: the enclave reads the kind from the signed params.
   const call = ctx.auth === undefined ? { kind } : { auth: { method: 'signer_createKey', params: (params ?? null) as JsonLike, signerAuth: ctx.auth as JsonLike } };
+  const ringId = ctx.gate.keyringId();
   let res;
   try {
-    res = await ctx.gate.call('key.create', call, { needKeyring: true });
+    const state = ringId === undefined ? {} : await ctx.gate.sealed.stateParam(ringId);
+    res = await ctx.gate.call('key.create', { ...call, ...state }, { needKeyring: true });
   } catch (e) {
     // A refusal (denied, or pending approvals) is a decision on the chain: stored before it is relayed.
-    if (e instanceof BridgeRemoteError) await persistRefusal(ctx.gate.audit, e);
+    if (e instanceof BridgeRemoteError) await persistRefusal(ctx.gate.audit, e, ctx.gate.sealed, ringId);
+    if (isStateConflict(e)) ctx.gate.sealed.forget();
     throw e;
   }
   let rec: KeyRecord;
   let records: Uint8Array[];
-  let sealed: unknown;
+  let sealed: Record<string, unknown> = {};
   try {
-    const { audit: _, sealed: s, ...key } = asRecord(res, 'key.create result');
-    sealed = s;
+    const { audit: _, sealed: s, sealedLineage: l, ...key } = asRecord(res, 'key.create result');
+    sealed = { sealed: s, sealedLineage: l };
     records = auditRecordsOf(asRecord(res, 'key.create result'), 'key.create');
     rec = asKeyRecord(key, 'key.create result');
   } catch (e) {
@@ -226,10 +244,18 @@ const createKey: Method = async (params, ctx) => {
   if (kind === 'secp256k1' && (rec.address === undefined || !/^0x[0-9a-fA-F]{40}$/.test(rec.address))) throw badResponse('address');
   if (kind === 'bip32-seed' && (rec.xpub === undefined || rec.fingerprint === undefined)) throw badResponse('xpub and fingerprint');
   if (await ctx.keystore.getKey(rec.keyId)) throw badResponse(`keyId (${rec.keyId} already exists)`);
+  // A creation that used an approval changed the enclave's state: stored before the key is, so a
+  // lost fleet swap (the approval counted elsewhere) never leaves a key made on a spent approval.
+  if (sealed.sealed !== undefined) {
+    try {
+      await ctx.gate.sealed.store(rec.keyringId, sealed);
+    } catch (e) {
+      if (isStateConflict(e)) ctx.gate.sealed.forget();
+      throw e;
+    }
+  }
   // The key and its audit record in one transaction: both are stored, or neither (and the client gets an error).
   const stored = await ctx.gate.audit.persist(records, (recs) => ctx.keystore.putKey(rec, label, recs));
-  // A creation that used an approval changed the enclave's state: stored before the key is reported.
-  if (sealed !== undefined) await storeSealedState(ctx.keystore, rec.keyringId, sealed);
   return publicKeyInfo(stored!);
 };
 
@@ -319,14 +345,20 @@ function approvalId(v: unknown): string {
   return v;
 }
 
+/** Fleet scope: the shared record for the enclave, when it may not hold the store's head. */
+async function fleetState(ctx: MethodContext): Promise<{ state?: JsonLike }> {
+  const ringId = ctx.gate.keyringId();
+  return ringId === undefined ? {} : ctx.gate.sealed.stateParam(ringId);
+}
+
 const getApproval: Method = async (params, ctx) => {
   const p = named(params, ['approvalId']);
-  return jsonSafe((await ctx.gate.call('approval.get', { approvalId: approvalId(p.approvalId) }, { needKeyring: false, signal: ctx.signal })) as JsonLike);
+  return jsonSafe((await ctx.gate.call('approval.get', { approvalId: approvalId(p.approvalId), ...(await fleetState(ctx)) }, { needKeyring: false, signal: ctx.signal })) as JsonLike);
 };
 
 const listApprovals: Method = async (params, ctx) => {
   named(params, []);
-  const r = asRecord(await ctx.gate.call('approval.list', {}, { needKeyring: false, signal: ctx.signal }), 'approval.list result');
+  const r = asRecord(await ctx.gate.call('approval.list', await fleetState(ctx), { needKeyring: false, signal: ctx.signal }), 'approval.list result');
   return jsonSafe((r.approvals ?? []) as JsonLike);
 };
 
@@ -342,14 +374,21 @@ function decideApproval(method: 'approval.approve' | 'approval.reject'): Method 
       const w = named(p.webauthn, ['authenticatorData', 'clientDataJSON']);
       out.webauthn = { authenticatorData: str(w.authenticatorData, 'webauthn.authenticatorData', 4096), clientDataJSON: str(w.clientDataJSON, 'webauthn.clientDataJSON', 4096) };
     }
-    const res = asRecord(await ctx.gate.call(method, out, { needKeyring: false, signal: ctx.signal }), `${method} result`);
+    let res;
+    try {
+      res = asRecord(await ctx.gate.call(method, { ...out, ...(await fleetState(ctx)) }, { needKeyring: false, signal: ctx.signal }), `${method} result`);
+    } catch (e) {
+      if (isStateConflict(e)) ctx.gate.sealed.forget();
+      throw e;
+    }
     // The approval's audit record is stored before the answer is released, like a signature's.
     await ctx.gate.audit.persist(auditRecordsOf(res, method));
-    const { sealed, audit: _audit, ...view } = res;
+    const { sealed, sealedLineage, audit: _audit, ...view } = res;
     const keyringId = ctx.gate.keyringId();
     if (sealed !== undefined) {
       if (keyringId === undefined) throw new ParentError('PARENT_KEYRING_LOCKED', 'no keyring is unlocked: the approval state cannot be stored');
-      await storeSealedState(ctx.keystore, keyringId, sealed);
+      // A lost fleet swap: the vote was not stored, so the approver is told to send it again.
+      await ctx.gate.sealed.store(keyringId, { sealed, sealedLineage });
     }
     return jsonSafe(view as JsonLike);
   };

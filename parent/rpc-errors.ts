@@ -44,6 +44,9 @@ const UNAVAILABLE_CODES = new Set([
   'SEALED_STATE_WRONG_KEYRING',
   'SEALED_STATE_KEY',
   'SEALED_STATE_NOT_RESTORED',
+  // Fleet scope (docs/scale-out.md): the shared state moved under the request; retry.
+  'SEALED_STATE_STALE',
+  'PARENT_STATE_CONFLICT',
 ]);
 
 const APPROVAL_REQUIRED_RPC = -32010;

@@ -26,6 +26,7 @@
  */
 import type { Duplex } from 'node:stream';
 import type { CborValue } from '../cbor.js';
+import { jsonToCbor } from '../cbor-json.js';
 import { isSignerError } from '../errors.js';
 import { BridgeError, BridgeRemoteError, asBridgeError, type BridgeErrorCode } from './errors.js';
 import { createFrameReader, encodeFrame, resolveMaxFrameBytes, type BadFrame, type FrameEvent } from './frame.js';
@@ -189,6 +190,10 @@ export function toWireError(e: unknown): WireError {
   // the parent persists it before it relays the refusal.
   const audit = (e as { auditRecord?: unknown }).auditRecord;
   if (audit instanceof Uint8Array && audit.length <= 64 * 1024) data.set('audit', audit);
+  // A refusal that changed the enclave's shared (fleet-scope) state carries the sealed record:
+  // ciphertext and its position only (docs/scale-out.md); the parent stores it before relaying.
+  const sealed = (e as { sealedState?: unknown }).sealedState;
+  if (sealed !== null && typeof sealed === 'object') data.set('sealedState', jsonToCbor(sealed));
   // Structured refusal details (the policy's deciding rule, an approval's id…): short
   // strings, integers, null and string lists only, never anything from a secret.
   const extra = (e as { wireData?: unknown }).wireData;

@@ -52,7 +52,15 @@ export type SealedStateErrorCode =
   /** The key handed in is not a 32-byte keyring key. */
   | 'SEALED_STATE_KEY'
   /** A keyring is unlocked but its sealed state was not handed back yet (state.restore): nothing is decided without it. */
-  | 'SEALED_STATE_NOT_RESTORED';
+  | 'SEALED_STATE_NOT_RESTORED'
+  /**
+   * Fleet scope: the record handed in is older than (or forks from) one this enclave was already
+   * handed, or the fleet state changed under a request in flight. Nothing was released for that
+   * request; it is safe to retry (the parent reads the store again).
+   */
+  | 'SEALED_STATE_STALE'
+  /** A request carried fleet state, but this enclave's policy keeps its state per instance. */
+  | 'SEALED_STATE_SCOPE';
 
 export class SealedStateError extends SignerError {
   override readonly code: SealedStateErrorCode;

@@ -143,6 +143,18 @@ export class SealedStateStore {
   }
 
   /**
+   * Fleet scope (docs/scale-out.md): continues from a record any enclave of the keyring sealed,
+   * which may be older than this enclave's own newest seal (that one lost the compare-and-swap
+   * and was never stored). Authenticates it like `unseal`; freshness is the caller's
+   * (enclave/policy/fleet-state.ts refuses anything older than what it was last handed).
+   */
+  adoptJson(record: unknown): { sequence: number; value: unknown } {
+    const out = unsealRecord(this.#key, this.#keyringId, record);
+    this.#highest = out.sequence;
+    return { sequence: out.sequence, value: this.#json(out.plaintext) };
+  }
+
+  /**
    * Seals a JSON value. Plain JSON.stringify, not canonical JSON: the record is authenticated by
    * AES-GCM and nothing hashes or compares its text, and the canonical serialiser cost most of
    * every seal (bench/policy-window-cost.ts). The value is validated member by member on unseal.
@@ -153,8 +165,12 @@ export class SealedStateStore {
 
   unsealJson(record: unknown): { sequence: number; value: unknown } {
     const { sequence, plaintext } = this.unseal(record);
+    return { sequence, value: this.#json(plaintext) };
+  }
+
+  #json(plaintext: Uint8Array): unknown {
     try {
-      return { sequence, value: JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plaintext)) as unknown };
+      return JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(plaintext)) as unknown;
     } catch (e) {
       // Authenticated but not JSON: we sealed it, so this is a bug or a key misuse; fail closed.
       throw new SealedStateError('SEALED_STATE_MALFORMED', 'sealed state decrypted to something that is not JSON', { cause: e });

@@ -41,6 +41,9 @@ export function intentJson(i: Intent): unknown {
   return JSON.parse(JSON.stringify(i, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)));
 }
 
+/** Fleet scope: a pending request up to this size (JSON) is sealed with the shared approval book. */
+export const SHARED_REQUEST_BYTES = 8 * 1024;
+
 /** The approval record's rule id for a request held by the restart guard (reserved in policies). */
 export const RESTART_GUARD_RULE = 'restart-guard';
 
@@ -56,8 +59,8 @@ export interface ApprovalsGate {
   restartGuard: RestartGuardState | undefined;
   /** Replaces the book with restored (sealed) state; the decoded intents are restored with it. */
   restore(state: ApprovalsState, intents: Record<string, unknown>): void;
-  /** The state to seal: the book and the decoded intents of its live records. */
-  export(): { approvals: ApprovalsState; intents: Record<string, unknown> };
+  /** The state to seal: the book, and in fleet scope (`shared`) the small requests and their intents. */
+  export(shared?: boolean): { approvals: ApprovalsState; intents: Record<string, unknown> };
   /**
    * Decides a request: a ticket to sign (and, if approvals were used, the record to consume
    * once signed), or throws POLICY_DENIED / APPROVAL_REQUIRED / APPROVAL_*.
@@ -103,9 +106,20 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
     // window-limited or approval answer under the bridge's 1 MiB frame: a few large pending
     // requests would otherwise block them all (test/faults/approval-book.test.ts). After a
     // restart the requester's identical resubmission brings request and intent back.
-    export() {
+    //
+    // Fleet scope (`shared`): an approver may reach any instance, which can only show what the
+    // shared record holds, so requests (and their intents) up to SHARED_REQUEST_BYTES travel with
+    // it; a larger one is shown on the instance it was made on, or after the identical resubmission.
+    export(shared = false) {
       const approvals = book.export();
-      return { approvals: { ...approvals, records: approvals.records.map((r) => ({ ...r, request: null })) }, intents: {} };
+      if (!shared) return { approvals: { ...approvals, records: approvals.records.map((r) => ({ ...r, request: null })) }, intents: {} };
+      const kept: Record<string, unknown> = {};
+      const records = approvals.records.map((r) => {
+        if (r.request === null || JSON.stringify(r.request).length > SHARED_REQUEST_BYTES) return { ...r, request: null };
+        if (intents.has(r.approvalId)) kept[r.approvalId] = intents.get(r.approvalId);
+        return r;
+      });
+      return { approvals: { ...approvals, records }, intents: kept };
     },
     authorize({ op, keyId, request, intent, principal }) {
       const d = gate.evaluate(intent, principal);

@@ -82,6 +82,13 @@ export interface CompiledPolicy {
   principals: ReadonlyMap<string, Principal>;
   rules: readonly CompiledRule[];
   restartGuard?: RestartGuardPolicy;
+  /**
+   * Where the durable state (windows, approvals) lives (docs/scale-out.md "Limits across
+   * instances"): "instance" (default) — each enclave keeps its own sealed sequence; "fleet" —
+   * every enclave of the keyring shares one sealed record, handed in with each request and
+   * stored by compare-and-swap, so a window is a window for the whole fleet.
+   */
+  stateScope: 'instance' | 'fleet';
   /** The document as parsed (what the hash covers). */
   document: JsonValue;
 }
@@ -447,7 +454,7 @@ function readRestartGuard(v: unknown, rules: readonly CompiledRule[], principals
 
 /** Validates and compiles a parsed JSON document. */
 export function compilePolicy(doc: unknown): CompiledPolicy {
-  const o = obj(doc, '', ['policyVersion', 'name', 'description', 'principals', 'rules', 'restartGuard'], ['policyVersion', 'name', 'rules']);
+  const o = obj(doc, '', ['policyVersion', 'name', 'description', 'principals', 'rules', 'restartGuard', 'stateScope'], ['policyVersion', 'name', 'rules']);
   if (o.policyVersion !== POLICY_VERSION) throw invalidPolicy('policyVersion', `unsupported version (this build reads ${POLICY_VERSION})`);
   const name = str(o.name, 'name', { max: 128 });
   const principals = new Map<string, Principal>();
@@ -470,7 +477,9 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
     ids.add(rule.id);
     return rule;
   });
-  const out: CompiledPolicy = { version: 1, name, principals, rules, document: doc as JsonValue };
+  if (o.stateScope !== undefined && o.stateScope !== 'instance' && o.stateScope !== 'fleet') throw invalidPolicy('stateScope', 'expected "instance" or "fleet"');
+  const stateScope = o.stateScope === 'fleet' ? 'fleet' : 'instance';
+  const out: CompiledPolicy = { version: 1, name, principals, rules, stateScope, document: doc as JsonValue };
   if (o.description !== undefined) out.description = str(o.description, 'description', { max: 4096 });
   if (o.restartGuard !== undefined) out.restartGuard = readRestartGuard(o.restartGuard, rules, principals);
   return out;

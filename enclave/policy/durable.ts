@@ -15,7 +15,15 @@
  *
  * The sealed plaintext is EnclaveState (enclave-state.ts) with `windows` holding
  * {windows, intents}: the window state and the decoded intents shown to approvers.
+ *
+ * Fleet scope (policy `stateScope: "fleet"`, docs/scale-out.md): every enclave of the keyring
+ * shares one record. The parent hands the store's record in with a request (`handIn`) whenever
+ * it is not the one this enclave last sealed; the enclave takes it over (./fleet-lineage.ts) and
+ * every seal names its lineage and base so the parent can store it by compare-and-swap. A take-
+ * over bumps `epoch`: a request that reserved its window slot or approval before it must not
+ * count it into the state it took over (it was decided on other counters) — it is refused.
  */
+import { randomBytes } from 'node:crypto';
 import { wipe } from '../../common/bytes.js';
 import { SignerError } from '../../common/errors.js';
 import type { ApprovalsState } from '../auth/approvals.js';
@@ -23,7 +31,17 @@ import { checkEnclaveState, clearRestartGuard, onBoot, type EnclaveState, type R
 import { SealedStateError } from '../auth/errors.js';
 import { SealedStateStore, type SealedRecord } from '../auth/sealed-state.js';
 import type { ApprovalsGate } from './approvals-gate.js';
+import { decideHandIn, refOf, type RecordRef } from './fleet-lineage.js';
 import type { PolicyGate } from './gate.js';
+import { emptyWindowState } from './windows.js';
+
+/** What the parent needs to store a fleet record by compare-and-swap (docs/scale-out.md). */
+export interface FleetLineage {
+  /** Random per take-over: the run of seals this enclave made since. */
+  id: string;
+  /** The stored record this lineage continues from (null: the store had none). */
+  base: RecordRef | null;
+}
 
 export interface DurableState {
   /** The keyring is in: derive the sealing key (the caller wipes its copy of the keyring key). */
@@ -39,12 +57,22 @@ export interface DurableState {
   guardPending(): boolean;
   /** An approved request of a guarded rule was signed: the guard is satisfied (sealed with the next record). */
   clearGuard(): void;
+  readonly scope: 'instance' | 'fleet';
+  /** Fleet scope: takes over the store's record when it is newer than what this enclave holds. */
+  handIn(record: unknown): void;
+  /** Bumped by every take-over: reservations made before it are not counted (fleet scope). */
+  readonly epoch: number;
+  /** Fleet scope: the lineage the last seal belongs to (sent with it); undefined per instance. */
+  readonly lineage: FleetLineage | undefined;
 }
 
 export interface DurableStateOptions {
   restartGuard?: RestartGuard;
   maxExpirySeconds?: number;
+  scope?: 'instance' | 'fleet';
 }
+
+const newLineage = (): string => randomBytes(16).toString('hex');
 
 export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, opts: DurableStateOptions = {}): DurableState {
   let store: SealedStateStore | undefined;
@@ -52,12 +80,24 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
   let state: EnclaveState | undefined;
   let refused: SealedStateError | undefined;
   const guard = opts.restartGuard ?? 'off';
+  const scope = opts.scope ?? 'instance';
+  // Fleet scope: the last record handed in (or restored), this enclave's newest seal, its lineage.
+  let floor: RecordRef | undefined;
+  let latest: RecordRef | undefined;
+  let lineage: FleetLineage | undefined;
+  let epoch = 0;
+
+  const sealNow = (): SealedRecord => {
+    const rec = store!.sealJson(current());
+    latest = { sequence: rec.sequence, nonce: rec.nonce };
+    return rec;
+  };
 
   // What is sealed. Only ever serialised (sealJson), so the live window state is not copied first.
   // The replay cache is not sealed: it would matter only after a clean restart, which is never
   // trusted (docs/principals.md, restart barrier), and at its size it would dominate every seal.
   const current = (): EnclaveState => {
-    const a = approvals.export();
+    const a = approvals.export(scope === 'fleet');
     return {
       ...state!,
       windows: { windows: gate.windows(), intents: a.intents } as unknown as EnclaveState['windows'],
@@ -78,7 +118,7 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
     },
     restore(record) {
       if (!store) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
-      if (state) return { record: store.sealJson(current()), unclean: false, restored: false, restartBarrier: undefined };
+      if (state) return { record: sealNow(), unclean: false, restored: false, restartBarrier: undefined };
       let restored: EnclaveState | undefined;
       if (record !== null && record !== undefined) {
         try {
@@ -93,11 +133,57 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       if (w && w.windows !== undefined) gate.restoreWindows(w.windows);
       approvals.restore(boot.state.approvals as ApprovalsState, w?.intents ?? {});
       state = boot.state;
-      return { record: store.sealJson(current()), unclean: boot.unclean, restored: restored !== undefined, restartBarrier: boot.restartBarrier };
+      if (scope === 'fleet') {
+        floor = restored === undefined ? undefined : refOf(record);
+        lineage = { id: newLineage(), base: floor ?? null };
+      }
+      return { record: sealNow(), unclean: boot.unclean, restored: restored !== undefined, restartBarrier: boot.restartBarrier };
     },
     seal() {
       if (!store || !state) return undefined;
-      return store.sealJson(current());
+      return sealNow();
+    },
+    scope,
+    get epoch() {
+      return epoch;
+    },
+    get lineage() {
+      return lineage;
+    },
+    handIn(record) {
+      if (scope !== 'fleet') {
+        throw new SealedStateError('SEALED_STATE_SCOPE', 'state: this enclave\'s policy keeps its sealed state per instance (stateScope "instance"); it takes no state with a request', {
+          hint: 'only a policy with "stateScope": "fleet" shares state between instances',
+        });
+      }
+      if (!store || !state) throw new SealedStateError('SEALED_STATE_NOT_RESTORED', 'the sealed state of the keyring has not been handed back (state.restore)');
+      const ref = refOf(record);
+      if (ref === undefined) throw new SealedStateError('SEALED_STATE_MALFORMED', 'state: not a sealed state record (it needs a positive "sequence" and a "nonce")');
+      const d = decideHandIn(ref, floor, latest);
+      if (d.kind === 'stale') {
+        throw new SealedStateError('SEALED_STATE_STALE', `state: ${d.why}; nothing was decided`, { hint: 'the parent reads the store again and retries' });
+      }
+      if (d.kind === 'same') {
+        if (!floor || ref.sequence > floor.sequence) floor = ref;
+        return;
+      }
+      // Authenticated first: a record that fails changes nothing here.
+      const taken = checkEnclaveState(store.adoptJson(record).value);
+      const w = taken.windows as { windows?: unknown; intents?: Record<string, unknown> } | null;
+      gate.restoreWindows(w && w.windows !== undefined && w.windows !== null ? w.windows : emptyWindowState());
+      approvals.restore(taken.approvals, w?.intents ?? {});
+      // Our own lifecycle (shutdown marker) stays: it is about this enclave's life. The restart
+      // guard is armed if it is armed in either: a record from an enclave that booted unclean —
+      // e.g. one a hostile host started on the side, with fresh counters and a sequence pushed
+      // past ours — must not reset the windows here without the guard's approvals
+      // (docs/scale-out.md, "What fleet scope does not stop").
+      if (taken.lifecycle.restartGuardPending && !state.lifecycle.restartGuardPending) {
+        state = { ...state, lifecycle: { ...state.lifecycle, restartGuardPending: true } };
+      }
+      epoch += 1;
+      floor = ref;
+      latest = ref;
+      lineage = { id: newLineage(), base: ref };
     },
     check() {
       if (refused) throw refused;

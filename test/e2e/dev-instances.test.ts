@@ -67,7 +67,7 @@ describe.skipIf(!PG_AVAILABLE)('enclave-signer dev --instances 3 on PostgreSQL',
     expect(rows.map((r) => r.instance_id)).toEqual(['1', '2', '3']);
     for (const r of rows) expect(r.first).toBe(0);
     const migrations = (await cluster!.sql(dbName, 'SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version);
-    expect(migrations).toEqual([1, 2]);
+    expect(migrations).toEqual([1, 2, 3]);
   });
 
   it('stopping dev stops every parent and enclave process', async () => {

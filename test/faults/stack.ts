@@ -149,7 +149,7 @@ export interface Approvers {
  * small transfers to ALLOWED under a count window, TREASURY needs 2 of
  * alice/bob/carol, BLOCKED is denied, and the other signing methods are allowed.
  */
-export function writeFaultPolicy(dir: string, o: { windowSeconds: number; maxCount: number; approvalTtlSeconds: number }): Approvers {
+export function writeFaultPolicy(dir: string, o: { windowSeconds: number; maxCount: number; approvalTtlSeconds: number; stateScope?: 'instance' | 'fleet' }): Approvers {
   const principals: Record<string, { alg: string; publicKey: string }> = {};
   const keys = {} as Approvers['keys'];
   for (const name of ['alice', 'bob', 'carol'] as const) {
@@ -160,6 +160,7 @@ export function writeFaultPolicy(dir: string, o: { windowSeconds: number; maxCou
   const policy = {
     policyVersion: 1,
     name: 'faults',
+    ...(o.stateScope ? { stateScope: o.stateScope } : {}),
     principals,
     rules: [
       { id: 'treasury', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [TREASURY], approvals: { threshold: 2, from: ['alice', 'bob', 'carol'], ttlSeconds: o.approvalTtlSeconds } },

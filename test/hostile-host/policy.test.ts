@@ -93,7 +93,10 @@ describe('hostile host vs the policy engine', () => {
     expect((await refusal(host(s, 'policy.set', { policy: { policyVersion: 1, name: 'open', rules: [{ id: 'all', effect: 'allow' }] } }))).code).toBe('METHOD_NOT_FOUND');
     expect((await refusal(host(s, 'status', { policy: 'x' }))).code).toBe('INVALID_PARAMS');
     expect((await refusal(host(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' }, policy: {} }))).code).toBe('INVALID_PARAMS');
-    expect((await host(s, 'status', {})).policy).toEqual({ hash: gate.hash, name: 'hostile-host', source: 'image' });
+    expect((await host(s, 'status', {})).policy).toEqual({ hash: gate.hash, name: 'hostile-host', source: 'image', stateScope: 'instance' });
+    // Nor where its counters live: shared (fleet) state is for a policy that says so; handed to this one, it is refused.
+    const fake = { v: 1, keyringId: 'x', sequence: 99, nonce: 'AAAAAAAAAAAAAAAA', ciphertext: 'AAAAAAAAAAAAAAAAAAAAAA' };
+    expect((await refusal(host(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' }, state: fake }))).code).toBe('SEALED_STATE_SCOPE');
   });
 
   it('finding P3: concurrent requests cannot overshoot a window, and refused or cancelled ones do not use it up', async () => {

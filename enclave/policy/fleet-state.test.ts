@@ -1,0 +1,169 @@
+/**
+ * Fleet scope, enclave side (durable.ts handIn, fleet-lineage.ts): two enclaves of one keyring
+ * share one sealed record. Each takes over what the other stored; a hostile host that hands an
+ * enclave an older record, a forked one or an altered one changes nothing it decides on.
+ */
+import { randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { createApprovalsGate } from './approvals-gate.js';
+import { createDurableState, type DurableState } from './durable.js';
+import { decideHandIn } from './fleet-lineage.js';
+import { createPolicyGate, type PolicyGate } from './gate.js';
+import type { Intent } from './intent.js';
+import { KEY_1, policy } from './test-fixtures.js';
+
+const KEYRING = new Uint8Array(randomBytes(32));
+const T0 = 1_800_000_000;
+const RULES = [{ id: 'msgs', effect: 'allow', ops: ['personal_sign'], window: { seconds: 3600, maxCount: 2 } }];
+const intent = { op: 'personal_sign', keyId: KEY_1, message: { length: 2, hex: '0x6869', text: 'hi' } } as unknown as Intent;
+
+const GUARD = { when: 'unclean', rules: ['msgs'], approvals: { threshold: 1, from: ['alice', 'bob'] } };
+
+function enclave(scope: 'fleet' | 'instance' = 'fleet', o: { guard?: boolean; newKeyring?: boolean } = {}): { gate: PolicyGate; durable: DurableState } {
+  const gate = createPolicyGate(policy(RULES, { stateScope: scope, ...(o.guard ? { restartGuard: GUARD } : {}) }), { source: 'file', now: () => T0 });
+  const durable = createDurableState(gate, createApprovalsGate(gate), { scope, ...(o.guard ? { restartGuard: 'unclean' as const } : {}) });
+  durable.attach(KEYRING.slice(), 'kr-1', o.newKeyring === true);
+  return { gate, durable };
+}
+
+/** Signs one message as the service does: reserve, count, seal. */
+function signOne(e: { gate: PolicyGate; durable: DurableState }) {
+  const t = e.gate.authorize(intent, 'host');
+  e.gate.commit(t);
+  return e.durable.seal()!;
+}
+
+const code = (f: () => unknown): string | undefined => {
+  try {
+    f();
+  } catch (err) {
+    return (err as { code?: string }).code;
+  }
+  return undefined;
+};
+
+describe('fleet scope: one window for two enclaves', () => {
+  it('each enclave takes over the record the other stored, so the window is shared', () => {
+    const one = enclave();
+    const two = enclave();
+    const boot = one.durable.restore(null).record;
+    two.durable.restore(boot);
+    expect(one.durable.lineage?.base).toBeNull();
+    expect(two.durable.lineage?.base).toEqual({ sequence: boot.sequence, nonce: boot.nonce });
+
+    const r1 = signOne(one);
+    two.durable.handIn(r1);
+    expect(two.durable.lineage?.base).toEqual({ sequence: r1.sequence, nonce: r1.nonce });
+    const r2 = signOne(two);
+    one.durable.handIn(r2);
+    // Two signed in the fleet: the third is refused on either enclave.
+    expect(code(() => one.gate.authorize(intent, 'host'))).toBe('POLICY_DENIED');
+    expect(code(() => two.gate.authorize(intent, 'host'))).toBe('POLICY_DENIED');
+  });
+
+  it('without the hand-in each enclave counts alone (what the parent\'s compare-and-swap then refuses to store)', () => {
+    const one = enclave();
+    const two = enclave();
+    two.durable.restore(one.durable.restore(null).record);
+    signOne(one);
+    signOne(one);
+    expect(code(() => two.gate.authorize(intent, 'host'))).toBeUndefined();
+  });
+
+  it('hostile host: an older record after a newer one is refused (SEALED_STATE_STALE) and changes nothing', () => {
+    const one = enclave();
+    const two = enclave();
+    two.durable.restore(one.durable.restore(null).record);
+    const r1 = signOne(one);
+    const r2 = signOne(one);
+    two.durable.handIn(r2);
+    expect(code(() => two.durable.handIn(r1))).toBe('SEALED_STATE_STALE');
+    expect(code(() => two.gate.authorize(intent, 'host'))).toBe('POLICY_DENIED');
+  });
+
+  it('hostile host: a second record for a sequence already handed in (a fork) is refused', () => {
+    const one = enclave();
+    const two = enclave();
+    const three = enclave();
+    const boot = one.durable.restore(null).record;
+    three.durable.restore(boot);
+    const a = signOne(one); // both continue from the boot record: two records for one sequence
+    const b = two.durable.restore(boot).record;
+    expect(a.sequence).toBe(b.sequence);
+    three.durable.handIn(a);
+    expect(code(() => three.durable.handIn(b))).toBe('SEALED_STATE_STALE');
+  });
+
+  it('hostile host: an altered or foreign record is refused and nothing is taken over', () => {
+    const one = enclave();
+    const two = enclave();
+    two.durable.restore(one.durable.restore(null).record);
+    const r1 = signOne(one);
+    const ct = r1.ciphertext;
+    const flipped = { ...r1, ciphertext: (ct[0] === 'A' ? 'B' : 'A') + ct.slice(1) };
+    const epoch = two.durable.epoch;
+    expect(code(() => two.durable.handIn(flipped))).toBe('SEALED_STATE_TAMPERED');
+    expect(code(() => two.durable.handIn({ ...r1, sequence: r1.sequence + 5 }))).toBe('SEALED_STATE_TAMPERED');
+    expect(code(() => two.durable.handIn({ nope: 1 }))).toBe('SEALED_STATE_MALFORMED');
+    expect(two.durable.epoch).toBe(epoch);
+    // Another keyring's record: refused as such.
+    const other = createDurableState(two.gate, createApprovalsGate(two.gate), { scope: 'fleet' });
+    other.attach(new Uint8Array(randomBytes(32)), 'kr-2', true);
+    other.restore(null);
+    for (let i = 0; i < 5; i++) other.seal();
+    expect(code(() => two.durable.handIn(other.seal()))).toBe('SEALED_STATE_WRONG_KEYRING');
+  });
+
+  it('a take-over bumps the epoch (reservations made before it are not counted by the service); the same record does not', () => {
+    const one = enclave();
+    const two = enclave();
+    two.durable.restore(one.durable.restore(null).record);
+    const r1 = signOne(one);
+    const e0 = two.durable.epoch;
+    two.durable.handIn(r1);
+    expect(two.durable.epoch).toBe(e0 + 1);
+    two.durable.handIn(r1);
+    expect(two.durable.epoch).toBe(e0 + 1);
+    // Its own newest seal handed back: nothing to take over.
+    const own = signOne(two);
+    two.durable.handIn(own);
+    expect(two.durable.epoch).toBe(e0 + 1);
+  });
+
+  it('hostile host: a record from an enclave it started on the side (fresh counters, sequence pushed past ours) arms the restart guard here', () => {
+    const one = enclave('fleet', { guard: true, newKeyring: true });
+    one.durable.restore(null);
+    signOne(one);
+    signOne(one);
+    expect(one.durable.guardPending()).toBe(false);
+    expect(code(() => one.gate.authorize(intent, 'host'))).toBe('POLICY_DENIED');
+    // The side enclave boots without the fleet's record (unclean), and seals until its sequence is ahead.
+    const side = enclave('fleet', { guard: true });
+    side.durable.restore(null);
+    for (let i = 0; i < 10; i++) side.durable.seal();
+    expect(side.durable.guardPending()).toBe(true);
+    one.durable.handIn(side.durable.seal());
+    // Its empty window is taken over (the host can do that), but not silently: the guard now holds
+    // the first request of the guarded rule for approval, as after an unclean restart.
+    expect(one.durable.guardPending()).toBe(true);
+  });
+
+  it('per instance (the default), a request carrying state is refused: SEALED_STATE_SCOPE', () => {
+    const one = enclave('instance');
+    const rec = one.durable.restore(null).record;
+    expect(one.durable.lineage).toBeUndefined();
+    expect(code(() => one.durable.handIn(rec))).toBe('SEALED_STATE_SCOPE');
+  });
+});
+
+describe('decideHandIn', () => {
+  const r = (sequence: number, nonce: string) => ({ sequence, nonce });
+  it('same, stale, fork and adopt', () => {
+    expect(decideHandIn(r(5, 'a'), r(5, 'a'), r(7, 'x')).kind).toBe('same');
+    expect(decideHandIn(r(7, 'x'), r(5, 'a'), r(7, 'x')).kind).toBe('same');
+    expect(decideHandIn(r(4, 'b'), r(5, 'a'), r(7, 'x')).kind).toBe('stale');
+    expect(decideHandIn(r(5, 'b'), r(5, 'a'), r(7, 'x')).kind).toBe('stale');
+    expect(decideHandIn(r(6, 'c'), r(5, 'a'), r(7, 'x')).kind).toBe('adopt');
+    expect(decideHandIn(r(1, 'c'), undefined, undefined).kind).toBe('adopt');
+  });
+});
