@@ -8,7 +8,12 @@
  * statement and each pool checkout have a deadline, so a stopped or
  * unreachable server turns into KEYSTORE_UNAVAILABLE (-32002) within a client's
  * deadline instead of a hang; the pool reconnects by itself once the server is
- * back (no restart of the appliance).
+ * back (no restart of the appliance). Each operation fails within
+ * connect_timeout_ms + query_timeout_ms, also when the server is black-holed
+ * (packets dropped, no answer and no refusal: test/faults/partition.test.ts):
+ * a transaction whose connection died is abandoned, not rolled back over it,
+ * and the server ends such an abandoned transaction by itself
+ * (idle_in_transaction_session_timeout), so its locks do not outlive it.
  *
  * Durability: a transaction resolves only after COMMIT returned, with the
  * server's synchronous_commit (default on): a key acknowledged to a client is
@@ -87,13 +92,16 @@ function mapError(what: string, e: unknown, describe: string): KeystoreError {
     return new KeystoreError('KEYSTORE_AUTH', `keystore ${what} failed: PostgreSQL refused the credentials for ${describe}`, { cause: e, hint: 'check the user and password in --keystore (and pg_hba.conf on the server)' });
   }
   if (code === '3D000') return new KeystoreError('KEYSTORE_NOT_FOUND', `keystore ${what} failed: the database in ${describe} does not exist`, { cause: e, hint: 'create it (createdb) or fix the database name' });
+  // 57014 is the server's own answer (statement_timeout: e.g. waiting for a lock another session holds):
+  // the server is there, so it is not reported as unreachable.
   const unreachable =
-    UNREACHABLE.has(code) ||
-    code.startsWith('08') ||
-    code === '57P01' ||
-    code === '57P02' ||
-    code === '57P03' ||
-    /timeout|terminated|Connection terminated|not queryable|ended/i.test(msg);
+    code !== '57014' &&
+    (UNREACHABLE.has(code) ||
+      code.startsWith('08') ||
+      code === '57P01' ||
+      code === '57P02' ||
+      code === '57P03' ||
+      /timeout|terminated|Connection terminated|not queryable|ended/i.test(msg));
   if (unreachable) {
     return new KeystoreError('KEYSTORE_UNAVAILABLE', `keystore ${what} failed: PostgreSQL unreachable (${code || 'no answer'})`, {
       cause: e,
@@ -101,7 +109,7 @@ function mapError(what: string, e: unknown, describe: string): KeystoreError {
     });
   }
   const hint =
-    code === '25006' ? 'the keystore is open read-only' : code === '53100' ? 'the database server\'s disk is full' : code === '57014' ? 'the statement took longer than query_timeout_ms' : undefined;
+    code === '25006' ? 'the keystore is open read-only' : code === '53100' ? 'the database server\'s disk is full' : code === '57014' ? 'the statement took longer than query_timeout_ms (the server cancelled it: slow, or waiting for a lock another session holds)' : undefined;
   return new KeystoreError('KEYSTORE_UNAVAILABLE', `keystore ${what} failed: PG_${code || 'ERROR'}`, hint === undefined ? { cause: e } : { cause: e, hint });
 }
 
@@ -129,6 +137,9 @@ export async function openPgDb(url: string, opts: PgOptions = {}): Promise<SqlDb
       connectionTimeoutMillis: own.connect_timeout_ms,
       query_timeout: own.query_timeout_ms,
       statement_timeout: own.query_timeout_ms,
+      // A transaction whose client vanished mid-way (a partition: its ROLLBACK never arrives) is ended by
+      // the server after this long idle, releasing its row locks — which another instance may be waiting on.
+      idle_in_transaction_session_timeout: own.query_timeout_ms,
       idleTimeoutMillis: 30_000,
       application_name: 'enclave-signer',
       types,
@@ -186,18 +197,33 @@ export async function openPgDb(url: string, opts: PgOptions = {}): Promise<SqlDb
         opts.log?.(`keystore: PostgreSQL connection lost in a transaction (${(e as { code?: string }).code ?? e.message})`);
       };
       client.on('error', onError);
+      // A statement that failed without the server's answer (query_timeout_ms passed, the connection
+      // broke) leaves the connection unusable: node-postgres still waits for that answer, so a
+      // ROLLBACK would only queue behind it and wait out a second query_timeout_ms — doubling the
+      // wait of a request behind a black-holed link. Such a connection is dropped instead; the
+      // server rolls the transaction back when the session ends (or idles past its timeout).
+      const q = async (sql: string, params?: unknown[]) => {
+        try {
+          return await client.query(sql, params);
+        } catch (e) {
+          if (!(e instanceof pg.DatabaseError)) broken = true;
+          throw e;
+        }
+      };
       try {
-        await client.query('BEGIN');
+        await q('BEGIN');
         // Schema changes and the fleet check: one at a time across every instance of the fleet.
-        if (o?.exclusive) await client.query('SELECT pg_advisory_xact_lock(7436210)');
-        const out = await fn(exec((sql, params) => client.query(sql, params), 'write'));
-        await client.query('COMMIT');
+        if (o?.exclusive) await q('SELECT pg_advisory_xact_lock(7436210)');
+        const out = await fn(exec((sql, params) => q(sql, params), 'write'));
+        await q('COMMIT');
         return out;
       } catch (e) {
-        try {
-          await client.query('ROLLBACK');
-        } catch {
-          broken = true;
+        if (!broken) {
+          try {
+            await client.query('ROLLBACK');
+          } catch {
+            broken = true;
+          }
         }
         throw mapError('write', e, describe);
       } finally {

@@ -10,6 +10,11 @@
  * needs its password (scram-sha-256), for the wrong-credentials tests.
  *
  * `stop()` always runs from the test's afterAll: nothing is left running.
+ *
+ * `tcp` (network fault tests): the server also listens on one TCP address, and
+ * with `netns` it runs inside that network namespace (`ip netns exec`), so it
+ * is reachable only through the test's own veth links. The unix socket stays
+ * the test's admin door (unix sockets are not bound to a network namespace).
  */
 import { execFile } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -40,6 +45,8 @@ export interface PgCluster {
   readonly dir: string;
   /** A connection URL for `db` over the unix socket (user postgres, trusted). */
   url(db: string, user?: string, password?: string): string;
+  /** `postgres://app@ADDRESS:PORT/db` over TCP (options.tcp; the password goes in PGPASSWORD or the URL). */
+  tcpUrl(db: string, password?: string): string;
   /** Creates a fresh database and returns its URL. */
   createDatabase(prefix?: string): Promise<string>;
   /** Runs SQL as the superuser in `db`. */
@@ -53,20 +60,40 @@ export interface PgCluster {
 
 let dbCounter = 0;
 
-export async function startPgCluster(): Promise<PgCluster> {
+export interface PgClusterOptions {
+  /**
+   * Listen on TCP as well, on `address` only (never a wildcard); `allow` is the
+   * CIDR that may log in over it, as `app` with its password (scram-sha-256).
+   */
+  tcp?: { address: string; port?: number; allow: string };
+  /** Run the server inside this network namespace (it must exist; `ip netns add`). */
+  netns?: string;
+}
+
+export async function startPgCluster(o: PgClusterOptions = {}): Promise<PgCluster> {
   const bin = findPgBin();
   if (!bin) throw new Error('PostgreSQL server binaries not found under /usr/lib/postgresql/*/bin (apt-get install postgresql)');
   const asRoot = process.getuid?.() === 0;
   const dir = mkdtempSync(join(tmpdir(), 'es-pg-'));
   const data = join(dir, 'data');
   if (asRoot) chownSync(dir, pgUid(), pgGid());
-  const exec = (cmd: string, args: string[]) =>
-    asRoot ? run('runuser', ['-u', 'postgres', '--', join(bin, cmd), ...args], { cwd: dir }) : run(join(bin, cmd), args, { cwd: dir });
+  if (o.tcp && (!/^\d{1,3}(\.\d{1,3}){3}$/.test(o.tcp.address) || !/^\d{1,3}(\.\d{1,3}){3}\/\d{1,2}$/.test(o.tcp.allow))) {
+    throw new Error(`startPgCluster: tcp.address must be one IPv4 address and tcp.allow an IPv4 CIDR, got ${JSON.stringify(o.tcp)}`);
+  }
+  if (o.netns !== undefined && !asRoot) throw new Error('startPgCluster: netns needs root (ip netns exec)');
+  // Only the server needs the namespace; `ip netns exec` execs the command, so pg_ctl's postmaster is born in it.
+  const inNs = (argv: string[]) => (o.netns === undefined ? argv : ['ip', 'netns', 'exec', o.netns, ...argv]);
+  const exec = (cmd: string, args: string[]) => {
+    const argv = inNs(asRoot ? ['runuser', '-u', 'postgres', '--', join(bin, cmd), ...args] : [join(bin, cmd), ...args]);
+    return run(argv[0]!, argv.slice(1), { cwd: dir });
+  };
   await exec('initdb', ['-D', data, '-U', 'postgres', '--auth-local=trust', '--auth-host=reject', '-E', 'UTF8', '--no-sync', '--locale=C']);
-  // Local socket only; `app` must show its password.
-  writeFileSync(join(data, 'pg_hba.conf'), 'local all app scram-sha-256\nlocal all all trust\n');
+  // Local socket for the test (trusted); `app` must show its password, over TCP too (and only `app` there).
+  const hba = `local all app scram-sha-256\nlocal all all trust\n${o.tcp ? `host all app ${o.tcp.allow} scram-sha-256\n` : ''}`;
+  writeFileSync(join(data, 'pg_hba.conf'), hba);
   if (asRoot) chownSync(join(data, 'pg_hba.conf'), pgUid(), pgGid());
-  const opts = `-k ${dir} -c listen_addresses='' -p 5432 -c max_connections=200 -c shared_buffers=16MB`;
+  const listen = o.tcp ? o.tcp.address : '';
+  const opts = `-k ${dir} -c listen_addresses='${listen}' -p ${o.tcp?.port ?? 5432} -c max_connections=200 -c shared_buffers=16MB`;
   const start = () => exec('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', join(dir, 'server.log'), '-o', opts]).then(() => undefined);
   const stopServer = async (mode: 'fast' | 'immediate' = 'fast') => {
     await exec('pg_ctl', ['stop', '-w', '-t', '60', '-D', data, '-m', mode]).catch(() => undefined);
@@ -90,9 +117,14 @@ export async function startPgCluster(): Promise<PgCluster> {
     rmSync(dir, { recursive: true, force: true });
     throw e;
   }
+  const tcpUrl = (db: string, password?: string) => {
+    if (!o.tcp) throw new Error('this cluster was started without tcp');
+    return `postgres://app${password === undefined ? '' : `:${encodeURIComponent(password)}`}@${o.tcp.address}:${o.tcp.port ?? 5432}/${db}`;
+  };
   return {
     dir,
     url,
+    tcpUrl,
     async createDatabase(prefix = 'ks') {
       const name = `${prefix}_${process.pid}_${++dbCounter}`;
       await sql('postgres', `CREATE DATABASE ${name} OWNER app`);

@@ -197,9 +197,9 @@ export interface StoredAudit {
   signedResults: Map<string, number>;
 }
 
-/** Reads the keystore's audit chain (read-only) and verifies it against the dev root. */
-export async function storedAudit(keystore: string, root: TrustRoot): Promise<StoredAudit> {
-  const ks = await openKeystore(keystore, { readonly: true });
+/** Reads the keystore's audit chain (read-only; one instance's, on a shared keystore) and verifies it against the dev root. */
+export async function storedAudit(keystore: string, root: TrustRoot, instanceId?: string): Promise<StoredAudit> {
+  const ks = await openKeystore(keystore, { readonly: true, ...(instanceId === undefined ? {} : { instanceId }) });
   const recs: { bytes: Uint8Array; storedSeq: number }[] = [];
   try {
     for await (const r of ks.iterateAuditRecords()) recs.push({ bytes: r.record, storedSeq: r.seq });
