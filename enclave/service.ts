@@ -328,12 +328,14 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       }
       try {
         const out = await createKey(kind, keyring, principal);
-        // The approval this creation used was reserved against state since taken over: not counted.
-        if (approval && durable.epoch !== epoch) throw staleUnderRequest();
+        // A window or an approval changes the durable state (sealed with the answer). Reserved
+        // against state since taken over (fleet scope): not counted.
+        const rule = ticket.decision.rule;
+        const changed = approval !== undefined || (typeof rule === 'string' && ruleById(policy.policy, rule)?.window !== undefined);
+        if (changed && durable.epoch !== epoch) throw staleUnderRequest();
         policy.commit(ticket);
-        if (!approval) return out;
-        approvals.consumed(approval);
-        return withSealed(out);
+        if (approval) approvals.consumed(approval);
+        return changed ? withSealed(out) : out;
       } finally {
         release();
       }

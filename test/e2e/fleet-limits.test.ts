@@ -18,6 +18,8 @@ import { ALLOWED, TREASURY, approveAs, writeFaultPolicy, type Approvers } from '
 import { call, rpc, startDevStack, waitReady, type DevStack } from './dev-stack.js';
 
 const WINDOW = 12;
+/** Key creations the policy allows per hour (a window on the signer_createKey rule). */
+const KEYS = 4;
 const dir = mkdtempSync(join(tmpdir(), 'es-fleet-limits-'));
 let cluster: PgCluster | undefined;
 let stack: (DevStack & { sockets?: string[] }) | undefined;
@@ -28,7 +30,7 @@ const tx = (from: string, to: string, nonce: number) => [{ from, to, value: '0x1
 
 beforeAll(async () => {
   if (!PG_AVAILABLE) return;
-  approvers = writeFaultPolicy(dir, { windowSeconds: 3600, maxCount: WINDOW, approvalTtlSeconds: 600, stateScope: 'fleet' });
+  approvers = writeFaultPolicy(dir, { windowSeconds: 3600, maxCount: WINDOW, approvalTtlSeconds: 600, stateScope: 'fleet', createMaxCount: KEYS });
   cluster = await startPgCluster();
   const url = await cluster.createDatabase('fleetlimits');
   dbName = url.split('/').pop()!.split('?')[0]!;
@@ -89,6 +91,28 @@ describe.skipIf(!PG_AVAILABLE)('fleet scope: one window and one approval book fo
     // The race in numbers (for the closing note / docs).
     console.log(`fleet race: ${JSON.stringify(Object.fromEntries(outcomes))}`);
   }, 120_000);
+
+  it(`a window on key creation is the fleet's too: 12 concurrent creations over three instances make ${KEYS - 1} more keys (one exists)`, async () => {
+    const socks = stack!.sockets!;
+    const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => rpc(socks[i % 3]!, 'signer_createKey', {})));
+    let made = answers.filter((a) => a.result).length;
+    for (const a of answers) if (a.error) expect(['4001 create', '-32002 PARENT_STATE_CONFLICT', '-32002 SEALED_STATE_STALE']).toContain(`${a.error.code} ${a.error.data?.rule ?? a.error.data?.code}`);
+    expect(made).toBeLessThanOrEqual(KEYS - 1);
+    // Creations that lost a race are not retried by the parent (the key is made before its state
+    // is stored): fill the rest one by one until every instance refuses.
+    for (let i = 0, refusals = 0; refusals < 3 && i < 12; i++) {
+      const a = await rpc(socks[i % 3]!, 'signer_createKey', {});
+      if (a.result) {
+        made++;
+        refusals = 0;
+      } else {
+        expect(a.error).toMatchObject({ code: 4001, data: { rule: 'create' } });
+        refusals++;
+      }
+    }
+    expect(made).toBe(KEYS - 1);
+    expect((await call(socks[1]!, 'signer_listKeys')).length).toBe(KEYS);
+  }, 60_000);
 
   it('an approval requested on instance 1 and given on instances 2 and 3 signs on instance 2, once for the fleet', async () => {
     const [one, two, three] = stack!.sockets!;

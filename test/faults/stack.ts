@@ -149,7 +149,7 @@ export interface Approvers {
  * small transfers to ALLOWED under a count window, TREASURY needs 2 of
  * alice/bob/carol, BLOCKED is denied, and the other signing methods are allowed.
  */
-export function writeFaultPolicy(dir: string, o: { windowSeconds: number; maxCount: number; approvalTtlSeconds: number; stateScope?: 'instance' | 'fleet' }): Approvers {
+export function writeFaultPolicy(dir: string, o: { windowSeconds: number; maxCount: number; approvalTtlSeconds: number; stateScope?: 'instance' | 'fleet'; createMaxCount?: number }): Approvers {
   const principals: Record<string, { alg: string; publicKey: string }> = {};
   const keys = {} as Approvers['keys'];
   for (const name of ['alice', 'bob', 'carol'] as const) {
@@ -165,7 +165,7 @@ export function writeFaultPolicy(dir: string, o: { windowSeconds: number; maxCou
     rules: [
       { id: 'treasury', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [TREASURY], approvals: { threshold: 2, from: ['alice', 'bob', 'carol'], ttlSeconds: o.approvalTtlSeconds } },
       { id: 'blocklist', effect: 'deny', to: [BLOCKED] },
-      { id: 'create', effect: 'allow', ops: ['signer_createKey'] },
+      { id: 'create', effect: 'allow', ops: ['signer_createKey'], ...(o.createMaxCount ? { window: { seconds: 3600, maxCount: o.createMaxCount } } : {}) },
       { id: 'eth-small', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [ALLOWED], maxValueWei: '1000000000000000000', window: { seconds: o.windowSeconds, maxCount: o.maxCount } },
       { id: 'messages', effect: 'allow', ops: ['personal_sign', 'eth_sign', 'eth_signTypedData_v4', 'signer_signDigest', 'signer_signSchnorr', 'signer_signPsbt', 'signer_deriveKey'] },
       { id: 'delegation', effect: 'allow', ops: ['signer_signAuthorization'], chainIds: [1], delegates: [ALLOWED] },
