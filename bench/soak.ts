@@ -19,14 +19,22 @@
  *              until its /readyz is 200 again, plus a grace second) are
  *              counted apart; every other error is `unexpected` (0 expected)
  *   end        the stack is stopped and `enclave-signer audit verify` checks
- *              each instance's keystore against the dev root
+ *              each instance's chain in the keystore against the dev root
  *
- * Instances: today one (`enclave-signer dev`: parent + KMS emulator in one
- * process, the enclave in a child). Clients and restarts already go round-robin
- * over a list of instances, so N instances plug in once `dev --instances N`
- * exists (one socket per instance: `<socket>.<i>`): only `startInstances` changes.
+ * Instances: one (`enclave-signer dev` on SQLite: parent + KMS emulator in one
+ * process, the enclave in a child), or N > 1: a throwaway PostgreSQL cluster
+ * (dev/pg-cluster.ts, unix socket only) and `enclave-signer dev --instances N
+ * --keystore <its URL>` — each instance its own parent and enclave process,
+ * socket `<socket>.<i>`. Client i talks to instance (i mod N) + 1; restarts go
+ * round-robin, one instance at a time; RSS, latency and the audit chain
+ * (`audit verify --instance-id i`) are per instance. Everything started is
+ * stopped and removed at the end, on a failure and on SIGINT/SIGTERM.
  *
- * Usage: npm run soak [-- --duration 600 --clients 64 --restart-every 120 --interval 60
+ * Windows are whatever the enclaves enforce (per instance in this build): a
+ * full window is a deliberate answer, never required, so the soak holds for
+ * per-instance and fleet-wide counters alike.
+ *
+ * Usage: npm run soak [-- --duration 600 --clients 64 --restart-every 120 --interval 60 --instances 1
  *                         --out bench/results/soak.json --check]
  * --check exits 1 on any unexpected error or an audit chain that does not verify (CI).
  */
@@ -42,6 +50,7 @@ import * as btc from '@scure/btc-signer';
 import { loadPrincipalKey, signApproval, type PrincipalKey } from '../common/auth/client-signer.js';
 import { requestDigest } from '../common/auth/request.js';
 import { repoRoot } from '../dev/stack.js';
+import { startPgCluster } from '../dev/pg-cluster.js';
 import { childProcesses } from './proc.js';
 
 // ------------------------------------------------------------ options
@@ -67,6 +76,8 @@ const CLIENTS = Math.floor(num('clients', argv.clients, 1));
 const RESTART_S = num('restart-every', argv['restart-every'], 0); // 0: never
 const INTERVAL_S = num('interval', argv.interval, 1);
 const INSTANCES = Math.floor(num('instances', argv.instances, 1));
+if (INSTANCES > 16) throw new Error('--instances must be 1..16 (enclave-signer dev runs at most 16)');
+if (CLIENTS < INSTANCES) throw new Error(`--clients (${CLIENTS}) must be at least --instances (${INSTANCES}): each instance needs a client`);
 const REPO = repoRoot();
 const BIN = join(REPO, 'bin', 'enclave-signer.js');
 const OUT = argv.out ?? join(REPO, 'bench', 'results', 'soak.json');
@@ -114,12 +125,24 @@ function writePolicy(dir: string): { file: string; keys: Record<Approver, Princi
 interface Instance {
   index: number;
   socket: string;
-  dataDir: string;
-  /** The process that runs the parent (in dev also the KMS emulator, pipe and supervisor). */
-  parentPid: number;
+  /** The instance's parent process (with one instance: the dev process, which also runs the KMS emulator and pipe). */
+  parentPid(): number | undefined;
   /** The current enclave process (the supervisor restarts it under a new pid). */
   enclavePid(): number | undefined;
-  stop(): Promise<void>;
+}
+
+/** What the soak runs against: the instances, and how to verify their audit chains once stopped. */
+interface Fleet {
+  instances: Instance[];
+  /** The `enclave-signer dev` process; with several instances it runs only the KMS emulator, pipe and supervisors. */
+  devPid: number;
+  /** How the keystore is named in the results (never the URL: it names a temp directory). */
+  keystoreKind: string;
+  /** `audit verify` arguments for an instance's chain (the keystore must still be reachable). */
+  auditArgs(inst: Instance): string[];
+  auditCommand: string;
+  /** Stops `enclave-signer dev` (every parent and enclave with it); PostgreSQL stays up for the audit. */
+  stopDev(): Promise<void>;
 }
 
 function rssMb(pid: number | undefined): number | null {
@@ -132,40 +155,97 @@ function rssMb(pid: number | undefined): number | null {
   }
 }
 
-/** `enclave-signer dev` (one instance). N instances: `dev --instances N` (issue 13 §2) replaces this function only. */
-async function startInstances(n: number, dir: string, policyFile: string): Promise<Instance[]> {
-  if (n !== 1) throw new Error('--instances > 1 needs `enclave-signer dev --instances N` (issue 13 §2), which this build does not have yet');
-  const dataDir = join(dir, 'data-1');
-  const child: ChildProcess = spawn(process.execPath, [BIN, 'dev', '--data-dir', dataDir, '--json', '--policy', policyFile], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * Cleanup steps, run in reverse order at the end, on a failure and on SIGINT/SIGTERM, so no dev
+ * process, PostgreSQL server or temp directory outlives the soak. Each runs once.
+ */
+const cleanups: { name: string; run: () => Promise<void> | void }[] = [];
+function onCleanup(name: string, run: () => Promise<void> | void): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  const once = () => (done ??= Promise.resolve().then(run));
+  cleanups.push({ name, run: once });
+  return once;
+}
+async function cleanupAll(): Promise<void> {
+  for (const c of cleanups.splice(0).reverse()) {
+    try {
+      await c.run();
+    } catch (e) {
+      process.stderr.write(`soak: cleanup (${c.name}) failed: ${(e as Error).message}\n`);
+    }
+  }
+}
+
+/** `enclave-signer dev` with the soak policy: one instance on SQLite, or `--instances N` on a throwaway PostgreSQL. */
+async function startFleet(n: number, dir: string, policyFile: string): Promise<Fleet> {
+  const dataDir = join(dir, 'data');
+  let keystoreUrl: string | undefined;
+  if (n > 1) {
+    // Several instances share one keystore, which must be PostgreSQL: a cluster of our own, on a unix socket only.
+    // Not under `dir`: as root the server runs as the postgres user, who cannot enter a root-only 0700 directory.
+    const cluster = await startPgCluster();
+    onCleanup('PostgreSQL cluster', () => cluster.stop());
+    keystoreUrl = await cluster.createDatabase('soak');
+  }
+  const args = [BIN, 'dev', '--data-dir', dataDir, '--json', '--policy', policyFile, ...(keystoreUrl ? ['--instances', String(n), '--keystore', keystoreUrl] : [])];
+  const child: ChildProcess = spawn(process.execPath, args, { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderrTail = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
   child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderrTail = (stderrTail + s).slice(-8000)));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const deadline = Date.now() + 90_000;
-  let socket: string | undefined;
-  while (!socket) {
-    if (child.exitCode !== null) throw new Error(`enclave-signer dev exited: ${stderrTail}`);
+  const stopDev = onCleanup('enclave-signer dev', async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const t = setTimeout(() => {
+      // dev stops its parents and enclaves on SIGTERM; if it hangs, they would outlive a SIGKILL of dev alone.
+      for (const c of childProcesses(child.pid!)) {
+        try {
+          process.kill(c.pid, 'SIGKILL');
+        } catch {
+          // gone meanwhile
+        }
+      }
+      child.kill('SIGKILL');
+    }, 20_000);
+    await exited;
+    clearTimeout(t);
+  });
+  // Instance 1 starts (and makes the keyring) before the others: allow for each.
+  const deadline = Date.now() + 90_000 * n;
+  let sockets: string[] | undefined;
+  while (!sockets) {
+    if (child.exitCode !== null) throw new Error(`enclave-signer dev exited (${child.exitCode}): ${stderrTail}`);
     if (Date.now() > deadline) throw new Error(`enclave-signer dev did not start: ${stderrTail}`);
     const line = stdout.split('\n').find((l) => l.startsWith('{'));
-    if (line) socket = (JSON.parse(line) as { socket: string }).socket;
+    if (line) sockets = (JSON.parse(line) as { sockets: string[] }).sockets;
     else await sleep(100);
   }
-  const inst: Instance = {
-    index: 1,
-    socket,
-    dataDir,
-    parentPid: child.pid!,
-    enclavePid: () => childProcesses(child.pid!).find((c) => / enclave /.test(c.cmdline))?.pid,
-    async stop() {
-      child.kill('SIGTERM');
-      const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(t);
-    },
+  if (sockets.length !== n) throw new Error(`enclave-signer dev serves ${sockets.length} sockets, not ${n}`);
+  const devPid = child.pid!;
+  // The processes are found by their command lines among dev's children, at each use: the
+  // supervisors start a new process (new pid) after each kill.
+  const devChild = (re: RegExp) => childProcesses(devPid).find((c) => re.test(c.cmdline))?.pid;
+  const instances: Instance[] = sockets.map((socket, k) => {
+    const i = k + 1;
+    if (n === 1) return { index: i, socket, parentPid: () => devPid, enclavePid: () => devChild(/ enclave .*enclave\.sock( |$)/) };
+    return { index: i, socket, parentPid: () => devChild(new RegExp(` parent .*--instance-id ${i}( |$)`)), enclavePid: () => devChild(new RegExp(` enclave .*enclave\\.${i}\\.sock( |$)`)) };
+  });
+  for (const inst of instances) await waitReady(inst, 90_000);
+  const root = join(dataDir, 'dev-ca', 'root.pem');
+  return {
+    instances,
+    devPid,
+    keystoreKind: keystoreUrl ? 'PostgreSQL (a throwaway cluster on a unix socket, shared by the instances)' : 'SQLite (<data>/keystore.sqlite)',
+    auditArgs: (inst) =>
+      keystoreUrl
+        ? ['audit', 'verify', '--keystore', keystoreUrl, '--instance-id', String(inst.index), '--root', root, '--json']
+        : ['audit', 'verify', '--keystore', join(dataDir, 'keystore.sqlite'), '--root', root, '--json'],
+    auditCommand: keystoreUrl
+      ? 'enclave-signer audit verify --keystore postgres://… --instance-id <i> --root <data>/dev-ca/root.pem --json'
+      : 'enclave-signer audit verify --keystore <data>/keystore.sqlite --root <data>/dev-ca/root.pem --json',
+    stopDev,
   };
-  await waitReady(inst, 90_000);
-  return [inst];
 }
 
 // ------------------------------------------------------------ JSON-RPC over the socket
@@ -299,27 +379,44 @@ const TOTAL_WEIGHT = OPS.reduce((a, o) => a + o.weight, 0) + APPROVAL_WEIGHT;
 
 // ------------------------------------------------------------ bookkeeping
 
-interface Bucket {
+interface Tally {
   latencies: number[];
   requests: number;
   ok: number;
 }
+/** One interval: every instance together, and each apart. */
+interface Bucket extends Tally {
+  byInstance: Map<number, Tally>;
+}
 const buckets: Bucket[] = [];
 const outcomes = new Map<string, number>(); // "<op>: <outcome>"
 const unexpected = new Map<string, { count: number; example: string }>();
+/** Unexpected errors by instance: a restart of one instance must not cost the others anything. */
+const unexpectedAt = new Map<number, number>();
 /** -32002 answers at a restart: for requests in flight at the kill, and for requests sent while it restarted. */
 const restartErrors = { inFlightAtKill: new Map<string, number>(), sentWhileRestarting: new Map<string, number>() };
 let released = 0;
 let t0 = 0;
 const restarting = new Map<number, { from: number; until: number | undefined }[]>(); // instance → windows
 
-function bucketOf(now: number): Bucket {
+function talliesOf(now: number, instance: number): Tally[] {
   // Answers that arrive after the end (the last requests in flight) count in the last interval.
   const i = Math.min(Math.floor((now - t0) / (INTERVAL_S * 1000)), Math.max(0, Math.ceil(DURATION_S / INTERVAL_S) - 1));
-  while (buckets.length <= i) buckets.push({ latencies: [], requests: 0, ok: 0 });
-  return buckets[i]!;
+  while (buckets.length <= i) buckets.push({ latencies: [], requests: 0, ok: 0, byInstance: new Map() });
+  const b = buckets[i]!;
+  let mine = b.byInstance.get(instance);
+  if (!mine) b.byInstance.set(instance, (mine = { latencies: [], requests: 0, ok: 0 }));
+  return [b, mine];
 }
 const bump = (m: Map<string, number>, k: string) => m.set(k, (m.get(k) ?? 0) + 1);
+/** Outcomes by instance too: e.g. how many window-rule transfers each enclave signed (windows are counted per instance in this build). */
+const outcomesAt = new Map<number, Map<string, number>>();
+function outcome(inst: Instance, k: string): void {
+  bump(outcomes, k);
+  let m = outcomesAt.get(inst.index);
+  if (!m) outcomesAt.set(inst.index, (m = new Map()));
+  bump(m, k);
+}
 const GRACE_MS = 1_000;
 const BACKOFF_MS = 250;
 function duringRestart(inst: Instance, sentAt: number, at: number): 'inFlightAtKill' | 'sentWhileRestarting' | undefined {
@@ -330,14 +427,16 @@ const errCode = (e: RpcErr) => `${e.code} ${e.data?.code ?? ''}`.trim();
 
 function record(inst: Instance, op: string, sentAt: number, a: Answer, expect: Expect | 'approval-required' | 'approval-rejected'): void {
   const now = performance.now();
-  const b = bucketOf(now);
-  b.requests++;
-  b.latencies.push(now - sentAt);
+  const tallies = talliesOf(now, inst.index);
+  for (const t of tallies) {
+    t.requests++;
+    t.latencies.push(now - sentAt);
+  }
   if (a.result !== undefined) {
-    b.ok++;
+    for (const t of tallies) t.ok++;
     // Answers of the signing methods (signer_deriveKey included: a policy-gated op); not key creation or the approval calls.
     if (!/^(signer_createKey|approval: (getApproval|approve|veto))/.test(op)) released++;
-    bump(outcomes, `${op}: ok`);
+    outcome(inst, `${op}: ok`);
     return;
   }
   const e = a.error;
@@ -346,7 +445,7 @@ function record(inst: Instance, op: string, sentAt: number, a: Answer, expect: E
   const restart = isUnavailable ? duringRestart(inst, sentAt, now) : undefined;
   if (restart) {
     bump(restartErrors[restart], what);
-    bump(outcomes, `${op}: -32002 at a restart`);
+    outcome(inst, `${op}: -32002 at a restart`);
     return;
   }
   const deliberate =
@@ -356,13 +455,14 @@ function record(inst: Instance, op: string, sentAt: number, a: Answer, expect: E
       (expect === 'approval-required' && e.code === -32010 && e.data?.code === 'APPROVAL_REQUIRED') ||
       (expect === 'approval-rejected' && e.code === -32011 && e.data?.code === 'APPROVAL_REJECTED'));
   if (deliberate) {
-    bump(outcomes, `${op}: ${errCode(e)}${e.data?.rule ? ` (${e.data.rule})` : ''}`);
+    outcome(inst, `${op}: ${errCode(e)}${e.data?.rule ? ` (${e.data.rule})` : ''}`);
     return;
   }
-  const u = unexpected.get(what) ?? { count: 0, example: `${op}: ${e ? e.message : a.transport}`.slice(0, 300) };
+  unexpectedAt.set(inst.index, (unexpectedAt.get(inst.index) ?? 0) + 1);
+  const u = unexpected.get(what) ?? { count: 0, example: `instance ${inst.index}, ${op}: ${e ? e.message : a.transport}`.slice(0, 300) };
   u.count++;
   unexpected.set(what, u);
-  bump(outcomes, `${op}: UNEXPECTED ${what}`);
+  outcome(inst, `${op}: UNEXPECTED ${what}`);
 }
 
 // ------------------------------------------------------------ clients
@@ -483,10 +583,12 @@ interface Sample {
   enclaveRssMb: number | null;
 }
 const samples: Sample[] = [];
-function sample(instances: Instance[]): void {
-  for (const inst of instances) {
-    samples.push({ t: Math.round((performance.now() - t0) / 1000), instance: inst.index, parentRssMb: rssMb(inst.parentPid), enclaveRssMb: rssMb(inst.enclavePid()) });
-  }
+/** With several instances: the dev process itself (KMS emulator, KMS pipe, the supervisors). */
+const devSamples: { t: number; rssMb: number | null }[] = [];
+function sample(fleet: Fleet): void {
+  const t = Math.round((performance.now() - t0) / 1000);
+  for (const inst of fleet.instances) samples.push({ t, instance: inst.index, parentRssMb: rssMb(inst.parentPid()), enclaveRssMb: rssMb(inst.enclavePid()) });
+  if (fleet.instances.length > 1) devSamples.push({ t, rssMb: rssMb(fleet.devPid) });
 }
 
 function pct(sorted: Float64Array, p: number): number {
@@ -504,113 +606,157 @@ function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 async function main(): Promise<void> {
   if (!existsSync(join(REPO, 'dist', 'cli', 'dev.js'))) throw new Error('run `npm run build` first (npm run soak does)');
   const dir = mkdtempSync(join(tmpdir(), 'es-soak-'));
+  // Registered first, so it runs last: after dev and PostgreSQL (whose directory is inside) are stopped.
+  onCleanup('temp directory', () => rmSync(dir, { recursive: true, force: true }));
   const policy = writePolicy(dir);
   const started = new Date();
-  process.stderr.write(`soak: ${CLIENTS} clients × ${DURATION_S} s, ${INSTANCES} instance(s), enclave restart every ${RESTART_S || '∞'} s, interval ${INTERVAL_S} s\n`);
-  const instances = await startInstances(INSTANCES, dir, policy.file);
-  let stopped = false;
-  try {
-    const keys = await Promise.all(instances.map(setupKeys));
-    const audiences = await Promise.all(
-      instances.map(async (inst) => {
-        const s = await rpc(inst.socket, 'signer_status');
-        return String((s.result as { policy: { hash: string } }).policy.hash);
-      }),
-    );
-    t0 = performance.now();
-    const until = t0 + DURATION_S * 1000;
-    sample(instances);
-    const sampler = setInterval(() => sample(instances), INTERVAL_S * 1000);
-    const restarts = restarter(instances, until);
-    await Promise.all(Array.from({ length: CLIENTS }, (_, i) => client(i, instances, keys, policy.keys, audiences, until)));
-    clearInterval(sampler);
-    sample(instances);
-    const restartLog = await restarts;
-    const elapsedS = (performance.now() - t0) / 1000;
+  process.stderr.write(`soak: ${CLIENTS} clients × ${DURATION_S} s, ${INSTANCES} instance(s), an enclave restarted every ${RESTART_S || '∞'} s, interval ${INTERVAL_S} s\n`);
+  const fleet = await startFleet(INSTANCES, dir, policy.file);
+  const instances = fleet.instances;
+  const keys = await Promise.all(instances.map(setupKeys));
+  const audiences = await Promise.all(
+    instances.map(async (inst) => {
+      const s = await rpc(inst.socket, 'signer_status');
+      return String((s.result as { policy: { hash: string } }).policy.hash);
+    }),
+  );
+  t0 = performance.now();
+  const until = t0 + DURATION_S * 1000;
+  sample(fleet);
+  const sampler = setInterval(() => sample(fleet), INTERVAL_S * 1000);
+  const restarts = restarter(instances, until);
+  await Promise.all(Array.from({ length: CLIENTS }, (_, i) => client(i, instances, keys, policy.keys, audiences, until)));
+  clearInterval(sampler);
+  sample(fleet);
+  const restartLog = await restarts;
+  const elapsedS = (performance.now() - t0) / 1000;
 
-    for (const a of agents.values()) a.destroy();
-    for (const inst of instances) await inst.stop();
-    stopped = true;
+  for (const a of agents.values()) a.destroy();
+  await fleet.stopDev();
 
-    const audits = [];
-    for (const inst of instances) {
-      const t = performance.now();
-      const v = await cli(['audit', 'verify', '--keystore', join(inst.dataDir, 'keystore.sqlite'), '--root', join(inst.dataDir, 'dev-ca', 'root.pem'), '--json']);
-      let report: { valid?: boolean; records?: number; gaps?: unknown[]; forks?: unknown[]; enclaves?: unknown[]; problemCount?: number } = {};
-      try {
-        report = JSON.parse(v.stdout);
-      } catch {
-        // reported below as exit code and stderr
-      }
-      audits.push({
-        instance: inst.index,
-        command: 'enclave-signer audit verify --keystore <data>/keystore.sqlite --root <data>/dev-ca/root.pem --json',
-        exitCode: v.code,
-        valid: report.valid === true,
-        records: report.records ?? null,
-        enclaveLives: Array.isArray(report.enclaves) ? report.enclaves.length : null,
-        gaps: report.gaps ?? null,
-        forks: report.forks ?? null,
-        problemCount: report.problemCount ?? null,
-        verifySeconds: +((performance.now() - t) / 1000).toFixed(1),
-        ...(v.code !== 0 ? { stderr: v.stderr.slice(-2000) } : {}),
-      });
+  // Each instance's chain, from the keystore the stack left (PostgreSQL is still up for this).
+  const audits = [];
+  for (const inst of instances) {
+    const t = performance.now();
+    const v = await cli(fleet.auditArgs(inst));
+    let report: { valid?: boolean; records?: number; gaps?: unknown[]; forks?: unknown[]; enclaves?: unknown[]; problemCount?: number } = {};
+    try {
+      report = JSON.parse(v.stdout);
+    } catch {
+      // reported below as exit code and stderr
     }
-
-    const perInterval = buckets.map((b, i) => {
-      const s = Float64Array.from(b.latencies).sort();
-      const from = i * INTERVAL_S;
-      const inWindow = samples.filter((x) => x.t >= from && x.t <= from + INTERVAL_S);
-      // The last sample of the interval that found the process (an enclave being restarted has no pid for a moment).
-      const last = { parentRssMb: inWindow.findLast((x) => x.parentRssMb !== null)?.parentRssMb, enclaveRssMb: inWindow.findLast((x) => x.enclaveRssMb !== null)?.enclaveRssMb };
-      return {
-        fromS: from,
-        requests: b.requests,
-        ok: b.ok,
-        perSecond: +(b.requests / INTERVAL_S).toFixed(1),
-        p50Ms: pct(s, 0.5),
-        p99Ms: pct(s, 0.99),
-        p999Ms: pct(s, 0.999),
-        maxMs: +(s[s.length - 1] ?? Number.NaN).toFixed(2),
-        parentRssMb: last.parentRssMb ?? null,
-        enclaveRssMb: last.enclaveRssMb ?? null,
-      };
+    audits.push({
+      instance: inst.index,
+      command: fleet.auditCommand,
+      exitCode: v.code,
+      valid: report.valid === true,
+      records: report.records ?? null,
+      enclaveLives: Array.isArray(report.enclaves) ? report.enclaves.length : null,
+      gaps: report.gaps ?? null,
+      forks: report.forks ?? null,
+      problemCount: report.problemCount ?? null,
+      verifySeconds: +((performance.now() - t) / 1000).toFixed(1),
+      ...(v.code !== 0 ? { stderr: v.stderr.slice(-2000) } : {}),
     });
-    const unexpectedTotal = [...unexpected.values()].reduce((a, u) => a + u.count, 0);
-    const result = {
-      bench: 'soak',
-      startedAt: started.toISOString(),
-      machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, loadavg: loadavg(), node: process.version, shared: 'the machine was shared with other jobs; latencies include their load' },
-      config: { durationS: DURATION_S, clients: CLIENTS, instances: INSTANCES, restartEveryS: RESTART_S, restartSignal: 'SIGKILL (enclave process; the dev supervisor restarts it)', intervalS: INTERVAL_S, window: WINDOW, approvals: `2 of alice, bob, carol, ttl ${APPROVAL_TTL_S} s (1 in 5 flows vetoed by carol)`, transport: 'JSON-RPC over HTTP keep-alive on the Unix signing socket' },
-      elapsedS: +elapsedS.toFixed(1),
-      requests: buckets.reduce((a, b) => a + b.requests, 0),
-      signaturesReleased: released,
-      errors: {
-        unexpectedTotal,
-        unexpected: Object.fromEntries(unexpected),
-        atRestart: { inFlightAtKill: Object.fromEntries(restartErrors.inFlightAtKill), sentWhileRestarting: Object.fromEntries(restartErrors.sentWhileRestarting) },
-        note: `-32002 (or a dropped socket) between an enclave kill and /readyz 200 again (+1 s) counts as at a restart: for requests in flight at the kill, or sent while the instance restarted (clients back off ${BACKOFF_MS} ms after a -32002, as a custody client's retry policy would); deliberate policy answers are under outcomes`,
-      },
-      outcomes: Object.fromEntries([...outcomes].sort()),
-      restarts: restartLog,
-      perInterval,
-      rssSamples: samples,
-      audit: audits,
-      pass: unexpectedTotal === 0 && audits.every((a) => a.valid && a.exitCode === 0),
-    };
-    mkdirSync(dirname(OUT), { recursive: true });
-    writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
-    process.stderr.write(
-      `soak: ${result.requests} requests in ${result.elapsedS} s, ${released} signatures, ${unexpectedTotal} unexpected errors, ${[...restartErrors.inFlightAtKill.values()].reduce((a, b) => a + b, 0)} in flight at a kill + ${[...restartErrors.sentWhileRestarting.values()].reduce((a, b) => a + b, 0)} sent while restarting (${restartLog.length} restarts); audit ${audits.map((a) => (a.valid ? `valid (${a.records} records)` : 'INVALID')).join(', ')}\n`,
-    );
-    for (const p of perInterval) process.stderr.write(`  t=${p.fromS}s  ${p.perSecond}/s  p50 ${p.p50Ms} p99 ${p.p99Ms} p99.9 ${p.p999Ms} ms  rss parent ${p.parentRssMb} MB enclave ${p.enclaveRssMb} MB\n`);
-    if (unexpectedTotal) process.stderr.write(`unexpected: ${JSON.stringify(result.errors.unexpected, null, 2)}\n`);
-    process.stderr.write(`wrote ${OUT}\n`);
-    if (argv.check && !result.pass) process.exitCode = 1;
-    rmSync(dir, { recursive: true, force: true });
-  } finally {
-    if (!stopped) for (const inst of instances) await inst.stop().catch(() => {});
   }
+
+  const latencies = (t: Tally | undefined) => {
+    const s = Float64Array.from(t?.latencies ?? []).sort();
+    return { p50Ms: pct(s, 0.5), p99Ms: pct(s, 0.99), p999Ms: pct(s, 0.999), maxMs: +(s[s.length - 1] ?? Number.NaN).toFixed(2) };
+  };
+  const perInterval = buckets.map((b, i) => {
+    const from = i * INTERVAL_S;
+    const inWindow = <T extends { t: number }>(xs: T[]) => xs.filter((x) => x.t >= from && x.t <= from + INTERVAL_S);
+    return {
+      fromS: from,
+      requests: b.requests,
+      ok: b.ok,
+      perSecond: +(b.requests / INTERVAL_S).toFixed(1),
+      ...latencies(b),
+      ...(instances.length > 1 ? { devRssMb: inWindow(devSamples).findLast((x) => x.rssMb !== null)?.rssMb ?? null } : {}),
+      instances: instances.map((inst) => {
+        const mine = inWindow(samples).filter((x) => x.instance === inst.index);
+        const t = b.byInstance.get(inst.index);
+        const { p50Ms, p99Ms, p999Ms } = latencies(t);
+        return {
+          instance: inst.index,
+          requests: t?.requests ?? 0,
+          ok: t?.ok ?? 0,
+          p50Ms,
+          p99Ms,
+          p999Ms,
+          // The last sample of the interval that found the process (an enclave being restarted has no pid for a moment).
+          parentRssMb: mine.findLast((x) => x.parentRssMb !== null)?.parentRssMb ?? null,
+          enclaveRssMb: mine.findLast((x) => x.enclaveRssMb !== null)?.enclaveRssMb ?? null,
+        };
+      }),
+    };
+  });
+  const unexpectedTotal = [...unexpected.values()].reduce((a, u) => a + u.count, 0);
+  const unexpectedByInstance = Object.fromEntries(instances.map((inst) => [inst.index, unexpectedAt.get(inst.index) ?? 0]));
+  const result = {
+    bench: 'soak',
+    startedAt: started.toISOString(),
+    machine: { cpus: cpus().length, model: cpus()[0]?.model ?? null, loadavg: loadavg(), node: process.version, shared: 'the machine was shared with other jobs; latencies include their load' },
+    config: {
+      durationS: DURATION_S,
+      clients: CLIENTS,
+      instances: INSTANCES,
+      keystore: fleet.keystoreKind,
+      spread: 'client i talks to instance (i mod N) + 1 only',
+      restartEveryS: RESTART_S,
+      restartSignal: 'SIGKILL to one instance’s enclave process at a time, round-robin (the dev supervisor restarts it)',
+      intervalS: INTERVAL_S,
+      window: { ...WINDOW, counted: 'by each enclave (per instance) in this build; the soak accepts a full window as a deliberate answer either way' },
+      approvals: `2 of alice, bob, carol, ttl ${APPROVAL_TTL_S} s (1 in 5 flows vetoed by carol); each flow on one instance`,
+      transport: 'JSON-RPC over HTTP keep-alive on the Unix signing sockets',
+    },
+    elapsedS: +elapsedS.toFixed(1),
+    requests: buckets.reduce((a, b) => a + b.requests, 0),
+    signaturesReleased: released,
+    errors: {
+      unexpectedTotal,
+      unexpectedByInstance,
+      unexpected: Object.fromEntries(unexpected),
+      atRestart: { inFlightAtKill: Object.fromEntries(restartErrors.inFlightAtKill), sentWhileRestarting: Object.fromEntries(restartErrors.sentWhileRestarting) },
+      note: `-32002 (or a dropped socket) on the instance being restarted, between its enclave's kill and its /readyz 200 again (+1 s), counts as at a restart: for requests in flight at the kill, or sent while it restarted (clients back off ${BACKOFF_MS} ms after a -32002, as a custody client's retry policy would); the same answer from any other instance is unexpected; deliberate policy answers are under outcomes`,
+    },
+    outcomes: Object.fromEntries([...outcomes].sort()),
+    ...(instances.length > 1 ? { outcomesByInstance: Object.fromEntries(instances.map((inst) => [inst.index, Object.fromEntries([...(outcomesAt.get(inst.index) ?? [])].sort())])) } : {}),
+    restarts: restartLog,
+    perInterval,
+    rssSamples: samples,
+    ...(instances.length > 1 ? { devRssSamples: devSamples } : {}),
+    audit: audits,
+    pass: unexpectedTotal === 0 && audits.every((a) => a.valid && a.exitCode === 0),
+  };
+  mkdirSync(dirname(OUT), { recursive: true });
+  writeFileSync(OUT, `${JSON.stringify(result, null, 2)}\n`);
+  const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+  process.stderr.write(
+    `soak: ${result.requests} requests in ${result.elapsedS} s, ${released} signatures, ${unexpectedTotal} unexpected errors, ${sum(restartErrors.inFlightAtKill)} in flight at a kill + ${sum(restartErrors.sentWhileRestarting)} sent while restarting (${restartLog.length} restarts); audit ${audits.map((a) => `${instances.length > 1 ? `[${a.instance}] ` : ''}${a.valid ? `valid (${a.records} records)` : 'INVALID'}`).join(', ')}\n`,
+  );
+  for (const p of perInterval) {
+    const rss = p.instances.map((x) => `${instances.length > 1 ? `[${x.instance}] ` : ''}parent ${x.parentRssMb} enclave ${x.enclaveRssMb}`).join(', ');
+    process.stderr.write(`  t=${p.fromS}s  ${p.perSecond}/s  p50 ${p.p50Ms} p99 ${p.p99Ms} p99.9 ${p.p999Ms} ms  rss MB ${rss}${'devRssMb' in p ? `, dev ${p.devRssMb}` : ''}\n`);
+  }
+  if (unexpectedTotal) process.stderr.write(`unexpected: ${JSON.stringify(result.errors.unexpected, null, 2)}\n`);
+  process.stderr.write(`wrote ${OUT}\n`);
+  if (argv.check && !result.pass) process.exitCode = 1;
 }
 
-await main();
+// Ctrl-C or a CI timeout: stop dev and PostgreSQL and remove the temp directory before exiting.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`soak: ${sig}: stopping\n`);
+    void cleanupAll().finally(() => process.exit(130));
+  });
+}
+try {
+  await main();
+} catch (e) {
+  process.stderr.write(`soak failed: ${(e as Error).stack ?? e}\n`);
+  process.exitCode = 1;
+} finally {
+  await cleanupAll();
+}
