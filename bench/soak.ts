@@ -62,6 +62,7 @@ const { values: argv } = parseArgs({
     'restart-every': { type: 'string', default: '120' },
     interval: { type: 'string', default: '60' },
     instances: { type: 'string', default: '1' },
+    'state-scope': { type: 'string', default: 'instance' },
     out: { type: 'string' },
     check: { type: 'boolean', default: false },
   },
@@ -72,6 +73,9 @@ const num = (name: string, v: string | undefined, min: number): number => {
   return n;
 };
 const DURATION_S = num('duration', argv.duration, 5);
+if (argv['state-scope'] !== 'instance' && argv['state-scope'] !== 'fleet') throw new Error('--state-scope must be "instance" or "fleet"');
+/** The soak policy's stateScope (docs/scale-out.md): "fleet" shares windows and approvals between the instances. */
+const STATE_SCOPE = argv['state-scope'];
 const CLIENTS = Math.floor(num('clients', argv.clients, 1));
 const RESTART_S = num('restart-every', argv['restart-every'], 0); // 0: never
 const INTERVAL_S = num('interval', argv.interval, 1);
@@ -105,6 +109,7 @@ function writePolicy(dir: string): { file: string; keys: Record<Approver, Princi
   const policy = {
     policyVersion: 1,
     name: 'soak',
+    stateScope: STATE_SCOPE,
     principals,
     rules: [
       { id: 'treasury', effect: 'allow', ops: ['eth_signTransaction'], chainIds: [1], to: [TREASURY], approvals: { threshold: 2, from: ['alice', 'bob', 'carol'], ttlSeconds: APPROVAL_TTL_S } },
@@ -391,6 +396,8 @@ interface Bucket extends Tally {
 const buckets: Bucket[] = [];
 const outcomes = new Map<string, number>(); // "<op>: <outcome>"
 const unexpected = new Map<string, { count: number; example: string }>();
+/** Fleet scope only: -32002 PARENT_STATE_CONFLICT / SEALED_STATE_STALE answers, by operation. */
+const fleetConflicts = new Map<string, number>();
 /** Unexpected errors by instance: a restart of one instance must not cost the others anything. */
 const unexpectedAt = new Map<number, number>();
 /** -32002 answers at a restart: for requests in flight at the kill, and for requests sent while it restarted. */
@@ -456,6 +463,13 @@ function record(inst: Instance, op: string, sentAt: number, a: Answer, expect: E
       (expect === 'approval-rejected' && e.code === -32011 && e.data?.code === 'APPROVAL_REJECTED'));
   if (deliberate) {
     outcome(inst, `${op}: ${errCode(e)}${e.data?.rule ? ` (${e.data.rule})` : ''}`);
+    return;
+  }
+  // Fleet scope: another instance changed the shared counters first and the parent's retries ran
+  // out. A documented "retry" answer (nothing was released), counted apart, never hidden.
+  if (STATE_SCOPE === 'fleet' && e && e.code === -32002 && (e.data?.code === 'PARENT_STATE_CONFLICT' || e.data?.code === 'SEALED_STATE_STALE')) {
+    bump(fleetConflicts, `${op}: ${e.data.code}`);
+    outcome(inst, `${op}: -32002 fleet conflict (retry)`);
     return;
   }
   unexpectedAt.set(inst.index, (unexpectedAt.get(inst.index) ?? 0) + 1);
@@ -707,7 +721,8 @@ async function main(): Promise<void> {
       restartEveryS: RESTART_S,
       restartSignal: 'SIGKILL to one instance’s enclave process at a time, round-robin (the dev supervisor restarts it)',
       intervalS: INTERVAL_S,
-      window: { ...WINDOW, counted: 'by each enclave (per instance) in this build; the soak accepts a full window as a deliberate answer either way' },
+      window: { ...WINDOW, counted: STATE_SCOPE === 'fleet' ? 'for the fleet (stateScope "fleet": one shared sealed record per keyring)' : 'by each enclave (stateScope "instance", the default); the soak accepts a full window as a deliberate answer either way' },
+      stateScope: STATE_SCOPE,
       approvals: `2 of alice, bob, carol, ttl ${APPROVAL_TTL_S} s (1 in 5 flows vetoed by carol); each flow on one instance`,
       transport: 'JSON-RPC over HTTP keep-alive on the Unix signing sockets',
     },
@@ -719,6 +734,7 @@ async function main(): Promise<void> {
       unexpectedByInstance,
       unexpected: Object.fromEntries(unexpected),
       atRestart: { inFlightAtKill: Object.fromEntries(restartErrors.inFlightAtKill), sentWhileRestarting: Object.fromEntries(restartErrors.sentWhileRestarting) },
+      ...(STATE_SCOPE === 'fleet' ? { fleetConflicts: Object.fromEntries(fleetConflicts) } : {}),
       note: `-32002 (or a dropped socket) on the instance being restarted, between its enclave's kill and its /readyz 200 again (+1 s), counts as at a restart: for requests in flight at the kill, or sent while it restarted (clients back off ${BACKOFF_MS} ms after a -32002, as a custody client's retry policy would); the same answer from any other instance is unexpected; deliberate policy answers are under outcomes`,
     },
     outcomes: Object.fromEntries([...outcomes].sort()),

@@ -18,7 +18,7 @@ import { checkKind, readSignCall, type SignMethod } from '../common/rpc/sign-cal
 import { ParentError, invalidParam } from './errors.js';
 import { reasonOf, type Gate } from './gate.js';
 import { KeystoreError, type Keystore, type StoredKey } from './keystore.js';
-import { FLEET_ATTEMPTS, isStateConflict } from './sealed-state.js';
+import { FLEET_ATTEMPTS, fleetBackoff, isStateConflict } from './sealed-state.js';
 import { named, positional, readAddress, readHexBytes, readKeyId, readKeyKind, readLabel } from '../common/rpc/params.js';
 
 export interface MethodContext {
@@ -143,6 +143,7 @@ async function sign(ctx: MethodContext, key: StoredKey, params: Record<string, u
       if (!isStateConflict(e)) throw e;
       ctx.gate.sealed.forget();
       if (i >= attempts) throw e;
+      await fleetBackoff(i + 1);
     }
   }
 }
@@ -374,24 +375,33 @@ function decideApproval(method: 'approval.approve' | 'approval.reject'): Method 
       const w = named(p.webauthn, ['authenticatorData', 'clientDataJSON']);
       out.webauthn = { authenticatorData: str(w.authenticatorData, 'webauthn.authenticatorData', 4096), clientDataJSON: str(w.clientDataJSON, 'webauthn.clientDataJSON', 4096) };
     }
-    let res;
-    try {
-      res = asRecord(await ctx.gate.call(method, { ...out, ...(await fleetState(ctx)) }, { needKeyring: false, signal: ctx.signal }), `${method} result`);
-    } catch (e) {
-      if (isStateConflict(e)) ctx.gate.sealed.forget();
-      throw e;
+    // Fleet scope: a vote that lost the swap was not stored; the same signed vote is presented
+    // again on the fleet's new head (it is the approver's signature over id, decision and digest:
+    // counting it once more changes nothing).
+    for (let i = 1; ; i++) {
+      try {
+        return await decideOnce(ctx, method, out);
+      } catch (e) {
+        if (!isStateConflict(e)) throw e;
+        ctx.gate.sealed.forget();
+        if (i >= FLEET_ATTEMPTS) throw e;
+        await fleetBackoff(i + 1);
+      }
     }
-    // The approval's audit record is stored before the answer is released, like a signature's.
-    await ctx.gate.audit.persist(auditRecordsOf(res, method));
-    const { sealed, sealedLineage, audit: _audit, ...view } = res;
-    const keyringId = ctx.gate.keyringId();
-    if (sealed !== undefined) {
-      if (keyringId === undefined) throw new ParentError('PARENT_KEYRING_LOCKED', 'no keyring is unlocked: the approval state cannot be stored');
-      // A lost fleet swap: the vote was not stored, so the approver is told to send it again.
-      await ctx.gate.sealed.store(keyringId, { sealed, sealedLineage });
-    }
-    return jsonSafe(view as JsonLike);
   };
+}
+
+async function decideOnce(ctx: MethodContext, method: 'approval.approve' | 'approval.reject', out: Record<string, unknown>): Promise<unknown> {
+  const res = asRecord(await ctx.gate.call(method, { ...out, ...(await fleetState(ctx)) }, { needKeyring: false, signal: ctx.signal }), `${method} result`);
+  // The approval's audit record is stored before the answer is released, like a signature's.
+  await ctx.gate.audit.persist(auditRecordsOf(res, method));
+  const { sealed, sealedLineage, audit: _audit, ...view } = res;
+  const keyringId = ctx.gate.keyringId();
+  if (sealed !== undefined) {
+    if (keyringId === undefined) throw new ParentError('PARENT_KEYRING_LOCKED', 'no keyring is unlocked: the approval state cannot be stored');
+    await ctx.gate.sealed.store(keyringId, { sealed, sealedLineage });
+  }
+  return jsonSafe(view as JsonLike);
 }
 
 export const METHODS: ReadonlyMap<string, Method> = new Map<string, Method>([

@@ -69,7 +69,16 @@ export interface SealedStateSync {
 }
 
 /** How often a request the client did not sign is decided again after losing the fleet swap. */
-export const FLEET_ATTEMPTS = 4;
+export const FLEET_ATTEMPTS = 6;
+
+/**
+ * Before attempt `n` (2, 3, …): a short random pause, growing with n, so instances that keep
+ * losing to each other stop colliding in lockstep.
+ */
+export function fleetBackoff(n: number): Promise<void> {
+  const ms = Math.random() * 4 * (n - 1);
+  return new Promise((r) => setTimeout(r, ms));
+}
 
 /** A fleet-scope race lost by this instance (retryable: nothing was released). */
 export function isStateConflict(e: unknown): boolean {

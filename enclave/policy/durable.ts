@@ -87,11 +87,19 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
   let lineage: FleetLineage | undefined;
   let epoch = 0;
 
+  /** Fleet scope: the seals of the current lineage (nonce → sequence), bounded; cleared by a take-over. */
+  const ownSeals = new Map<string, number>();
+  const OWN_SEALS = 4096;
   const sealNow = (): SealedRecord => {
     const rec = store!.sealJson(current());
     latest = { sequence: rec.sequence, nonce: rec.nonce };
+    if (scope === 'fleet') {
+      ownSeals.set(rec.nonce, rec.sequence);
+      if (ownSeals.size > OWN_SEALS) ownSeals.delete(ownSeals.keys().next().value as string);
+    }
     return rec;
   };
+  const isOwn = (r: RecordRef) => ownSeals.get(r.nonce) === r.sequence;
 
   // What is sealed. Only ever serialised (sealJson), so the live window state is not copied first.
   // The replay cache is not sealed: it would matter only after a clean restart, which is never
@@ -136,6 +144,7 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       if (scope === 'fleet') {
         floor = restored === undefined ? undefined : refOf(record);
         lineage = { id: newLineage(), base: floor ?? null };
+        ownSeals.clear();
       }
       return { record: sealNow(), unclean: boot.unclean, restored: restored !== undefined, restartBarrier: boot.restartBarrier };
     },
@@ -159,7 +168,7 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       if (!store || !state) throw new SealedStateError('SEALED_STATE_NOT_RESTORED', 'the sealed state of the keyring has not been handed back (state.restore)');
       const ref = refOf(record);
       if (ref === undefined) throw new SealedStateError('SEALED_STATE_MALFORMED', 'state: not a sealed state record (it needs a positive "sequence" and a "nonce")');
-      const d = decideHandIn(ref, floor, latest);
+      const d = decideHandIn(ref, floor, latest, isOwn);
       if (d.kind === 'stale') {
         throw new SealedStateError('SEALED_STATE_STALE', `state: ${d.why}; nothing was decided`, { hint: 'the parent reads the store again and retries' });
       }
@@ -184,6 +193,7 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       floor = ref;
       latest = ref;
       lineage = { id: newLineage(), base: ref };
+      ownSeals.clear();
     },
     check() {
       if (refused) throw refused;

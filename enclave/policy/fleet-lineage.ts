@@ -17,7 +17,8 @@
  *   stale  older than the floor, or at the floor's sequence but another record
  *          (a fork: only a host that rewrote the store shows two records for one
  *          sequence) — refused for this request, retryable;
- *   same   the floor itself or the enclave's own latest seal — nothing to do;
+ *   same   the floor itself, or one of the enclave's own seals in its current lineage — its state
+ *          already includes it: nothing to do;
  *   adopt  anything newer — unseal it and continue from it (a new lineage).
  */
 export interface RecordRef {
@@ -27,8 +28,12 @@ export interface RecordRef {
 
 export type HandIn = { kind: 'stale'; why: string } | { kind: 'same' } | { kind: 'adopt' };
 
-export function decideHandIn(handed: RecordRef, floor: RecordRef | undefined, latest: RecordRef | undefined): HandIn {
+export function decideHandIn(handed: RecordRef, floor: RecordRef | undefined, latest: RecordRef | undefined, own?: (r: RecordRef) => boolean): HandIn {
   if (latest && handed.sequence === latest.sequence && handed.nonce === latest.nonce) return { kind: 'same' };
+  // One of this lineage's own seals (older than the latest): the enclave's state already includes
+  // it and everything sealed since. Taking it over would drop those later changes — among them
+  // approvals whose -32010 the parent may already have relayed.
+  if (own?.(handed)) return { kind: 'same' };
   if (floor) {
     if (handed.sequence === floor.sequence && handed.nonce === floor.nonce) return { kind: 'same' };
     if (handed.sequence < floor.sequence) return { kind: 'stale', why: `record ${handed.sequence} is older than record ${floor.sequence}, which this enclave was already handed` };

@@ -148,6 +148,17 @@ describe('fleet scope: one window for two enclaves', () => {
     expect(one.durable.guardPending()).toBe(true);
   });
 
+  it('its own earlier seal handed back (a parent that forgot what it saw) is not taken over: what was sealed since stays', () => {
+    const one = enclave();
+    one.durable.restore(null);
+    const first = signOne(one);
+    signOne(one); // the window (2) is now full in this enclave
+    const e0 = one.durable.epoch;
+    one.durable.handIn(first);
+    expect(one.durable.epoch).toBe(e0);
+    expect(code(() => one.gate.authorize(intent, 'host'))).toBe('POLICY_DENIED');
+  });
+
   it('per instance (the default), a request carrying state is refused: SEALED_STATE_SCOPE', () => {
     const one = enclave('instance');
     const rec = one.durable.restore(null).record;
