@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { type Hex, verifyMessage } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PG_AVAILABLE, startPgCluster, type PgCluster } from '../test/pg-cluster.js';
-import { rpc, startRig, type Rig } from './test-helpers.js';
+import { rpc, startRig, within, type Rig } from './test-helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'es-pg-fault-'));
 let cluster: PgCluster | undefined;
@@ -29,19 +29,7 @@ afterAll(async () => {
 const CLIENT_DEADLINE_MS = 20_000;
 const CLIENTS = 8;
 
-type Answer = Awaited<ReturnType<typeof rpc>> | 'hung';
-async function ask(socket: string, method: string, params: unknown): Promise<{ a: Answer; ms: number }> {
-  const t0 = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const a = await Promise.race([
-    rpc(socket, method, params),
-    new Promise<'hung'>((r) => {
-      timer = setTimeout(() => r('hung'), CLIENT_DEADLINE_MS);
-    }),
-  ]);
-  clearTimeout(timer);
-  return { a, ms: performance.now() - t0 };
-}
+const ask = (socket: string, method: string, params: unknown) => within(rpc(socket, method, params), CLIENT_DEADLINE_MS);
 
 describe.skipIf(!PG_AVAILABLE)('fault: PostgreSQL stopped and restarted under load', () => {
   it('clients get -32002 within their deadline while it is down, the same parent recovers, no acknowledged key is lost, nothing is made or signed twice', async () => {

@@ -18,7 +18,7 @@ import { checkKind, readSignCall, type SignMethod } from '../common/rpc/sign-cal
 import { ParentError, invalidParam } from './errors.js';
 import { reasonOf, type Gate } from './gate.js';
 import { KeystoreError, type Keystore, type StoredKey } from './keystore.js';
-import { FLEET_ATTEMPTS, fleetBackoff, isStateConflict } from './sealed-state.js';
+import { FLEET_ATTEMPTS, isStateConflict } from './sealed-state.js';
 import { named, positional, readAddress, readHexBytes, readKeyId, readKeyKind, readLabel } from '../common/rpc/params.js';
 
 export interface MethodContext {
@@ -135,17 +135,7 @@ async function sign(ctx: MethodContext, key: StoredKey, params: Record<string, u
   }
   // Fleet scope: another instance may count first; a request the client did not sign is then
   // decided again on the new head. A signed one is not (its id is spent: the client re-signs).
-  const attempts = ctx.auth === undefined ? FLEET_ATTEMPTS : 1;
-  for (let i = 1; ; i++) {
-    try {
-      return await signOnce(ctx, key, params);
-    } catch (e) {
-      if (!isStateConflict(e)) throw e;
-      ctx.gate.sealed.forget();
-      if (i >= attempts) throw e;
-      await fleetBackoff(i + 1);
-    }
-  }
+  return ctx.gate.sealed.retry(ctx.auth === undefined ? FLEET_ATTEMPTS : 1, () => signOnce(ctx, key, params));
 }
 
 async function signOnce(ctx: MethodContext, key: StoredKey, params: Record<string, unknown>): Promise<Record<string, unknown>> {
@@ -378,16 +368,7 @@ function decideApproval(method: 'approval.approve' | 'approval.reject'): Method 
     // Fleet scope: a vote that lost the swap was not stored; the same signed vote is presented
     // again on the fleet's new head (it is the approver's signature over id, decision and digest:
     // counting it once more changes nothing).
-    for (let i = 1; ; i++) {
-      try {
-        return await decideOnce(ctx, method, out);
-      } catch (e) {
-        if (!isStateConflict(e)) throw e;
-        ctx.gate.sealed.forget();
-        if (i >= FLEET_ATTEMPTS) throw e;
-        await fleetBackoff(i + 1);
-      }
-    }
+    return ctx.gate.sealed.retry(FLEET_ATTEMPTS, () => decideOnce(ctx, method, out));
   };
 }
 

@@ -66,6 +66,11 @@ export interface SealedStateSync {
   store(keyringId: string, answer: Record<string, unknown>): Promise<void>;
   /** The enclave refused the state it was handed as stale: hand the head in again next time. */
   forget(): void;
+  /**
+   * Runs `attempt` up to `attempts` times while it loses a fleet-scope race (isStateConflict),
+   * handing the new head in each time, after a short jittered pause. Other errors go through.
+   */
+  retry<T>(attempts: number, attempt: () => Promise<T>): Promise<T>;
 }
 
 /** How often a request the client did not sign is decided again after losing the fleet swap. */
@@ -236,6 +241,18 @@ export function createSealedStateSync(keystore: Keystore, log: (l: string) => vo
     },
     forget() {
       seen.clear();
+    },
+    async retry(attempts, attempt) {
+      for (let i = 1; ; i++) {
+        try {
+          return await attempt();
+        } catch (e) {
+          if (!isStateConflict(e)) throw e;
+          seen.clear();
+          if (i >= attempts) throw e;
+          await fleetBackoff(i + 1);
+        }
+      }
     },
     async store(keyringId, answer) {
       const record = answer.sealed;

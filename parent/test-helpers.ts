@@ -406,3 +406,20 @@ export async function startRig(o: RigOptions): Promise<Rig> {
     },
   };
 }
+
+/**
+ * A client with its own deadline (fault tests): the answer, or 'hung' when it did not come within
+ * `deadlineMs`, and how long it took.
+ */
+export async function within<T>(request: Promise<T>, deadlineMs: number): Promise<{ a: T | 'hung'; ms: number }> {
+  const t0 = performance.now();
+  let timer: NodeJS.Timeout | undefined;
+  const a = await Promise.race([
+    request,
+    new Promise<'hung'>((r) => {
+      timer = setTimeout(() => r('hung'), deadlineMs);
+    }),
+  ]);
+  clearTimeout(timer);
+  return { a, ms: performance.now() - t0 };
+}

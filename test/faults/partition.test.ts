@@ -37,6 +37,7 @@ import { assertBuilt, rpc, waitFor } from '../e2e/dev-stack.js';
 import { APP_PASSWORD, PG_AVAILABLE, startPgCluster, type PgCluster } from '../pg-cluster.js';
 import { startHostParent, type HostParent } from './host-parent.js';
 import { createPartitionNet, NETNS_AVAILABLE, type PartitionNet } from './netns.js';
+import { within } from '../../parent/test-helpers.js';
 import { resultDigestHex, storedAudit, storedKeyIds } from './stack.js';
 
 vi.setConfig({ testTimeout: 150_000, hookTimeout: 150_000 });
@@ -104,18 +105,7 @@ afterAll(async () => {
 type Answer = Awaited<ReturnType<typeof rpc>>;
 type Phase = 'before' | 'partition' | 'healed';
 
-async function ask(socket: string, method: string, params: unknown): Promise<{ a: Answer | 'hung'; ms: number }> {
-  const t0 = performance.now();
-  let timer: NodeJS.Timeout | undefined;
-  const a = await Promise.race([
-    rpc(socket, method, params),
-    new Promise<'hung'>((r) => {
-      timer = setTimeout(() => r('hung'), CLIENT_DEADLINE_MS);
-    }),
-  ]);
-  clearTimeout(timer);
-  return { a, ms: performance.now() - t0 };
-}
+const ask = (socket: string, method: string, params: unknown) => within(rpc(socket, method, params), CLIENT_DEADLINE_MS);
 
 describe.skipIf(!RUN)('fault: network partition between an instance and the PostgreSQL host', () => {
   it('black-holed host 2: its clients get -32002 within their deadline, host 1 keeps signing, nothing is released unrecorded; healed, host 2 serves again without a restart', async () => {
