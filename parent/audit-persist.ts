@@ -16,7 +16,7 @@
  *   never gets that result. The records stay pending and are retried.
  * - a key change (key.create) is written in the same transaction as its record.
  */
-import { parseRecord, type ParsedRecord } from '../common/audit/record.js';
+import { parseRecord, parseRecordOnce, type ParsedRecord } from '../common/audit/record.js';
 import { isSignerError } from '../common/errors.js';
 import { ParentError } from './errors.js';
 import type { Keystore } from './keystore.js';
@@ -89,18 +89,12 @@ function refusal(entry: Entry, message: string, e: unknown): unknown {
 }
 
 /**
- * One parse per record on the release path (the persister, the receipt index and
- * the inline receipt all need its seq, hash and digests). Keyed by the bytes
- * object the enclave's answer decoded into; nothing in the parent mutates it.
+ * One parse per record on the release path (the persister, the keystore, the receipt index and
+ * the inline receipt all need its seq, hash and digests): common/audit/record.ts parseRecordOnce,
+ * keyed by the bytes object the enclave's answer decoded into.
  */
-const parsedCache = new WeakMap<Uint8Array, ParsedRecord>();
 export function parsedRecord(bytes: Uint8Array): ParsedRecord {
-  let p = parsedCache.get(bytes);
-  if (!p) {
-    p = parseRecord(bytes);
-    parsedCache.set(bytes, p);
-  }
-  return p;
+  return parseRecordOnce(bytes);
 }
 
 const keyOf = (bytes: Uint8Array): string => Buffer.from(parsedRecord(bytes).body.auditKey).toString('hex');
