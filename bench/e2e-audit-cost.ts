@@ -143,6 +143,7 @@ function runSummary(t: Target) {
   const cpu = cpuPerSig(t.at64);
   return {
     opsPerSecAt64Ipc: throughput(t.at64),
+    p50MsAt64Ipc: r2(median(t.at64.map((p) => p.p50Ms))),
     p50MsAt1Ipc: r2(median(t.at1.map((p) => p.p50Ms))),
     opsPerSecAt1Ipc: throughput(t.at1),
     errors: [...t.at64, ...t.at1].reduce((a, p) => a + p.errors, 0),
