@@ -31,7 +31,7 @@
  *        --sections main,policy-cost (or --policy-cost) runs both; options --policy-cost-rounds 4
  *        --policy-cost-seconds 2.5 --policy-cost-latency-seconds 1.5 --policy-cost-rules 1000
  *        --policy-cost-window-seconds 10 --policy-cost-profile yes|no --policy-cost-control yes|no
- *        node dist/bench/e2e.js --sections audit-cost   (only the audit-cost section, ~1.5 min:
+ *        node dist/bench/e2e.js --sections audit-cost   (only the audit-cost section, ~40 s:
  *        bench/e2e-audit-cost.ts; its member `auditCost` is replaced, the rest of the file kept);
  *        options --audit-cost-rounds 2 --audit-cost-seconds 4 --audit-cost-latency-seconds 2
  */
