@@ -96,3 +96,101 @@ export function summarize(file: string, opts: { top?: number; inclusive?: readon
     inclusive: frames(incl),
   };
 }
+
+/** A named group of functions: `name@file.js` (one function) or `*@file.js` (every function of that file). */
+export interface Category {
+  name: string;
+  match: readonly string[];
+}
+
+export interface Attribution {
+  file: string;
+  /** Profiled wall time inside the windows, and the part of it the thread was not idle, ms. */
+  wallMs: number;
+  busyMs: number;
+  /** Samples in the garbage collector (not attributed to any category: their cause is not on the stack). */
+  gcMs: number;
+  /** Per category: sampled ms, and share of busyMs. */
+  categories: Frame[];
+  /** All categories together. */
+  matchedMs: number;
+  matchedPct: number;
+  /** The functions that cost the most inside matched samples (self time). */
+  topSelfMatched: Frame[];
+}
+
+/**
+ * Splits one `.cpuprofile` by category, counting only samples inside `windows` (CLOCK_MONOTONIC
+ * µs, the clock V8 stamps samples with). A sample belongs to the category of the deepest frame on
+ * its stack that matches one (so a hash inside the record writer counts as hashing, and the
+ * writer's own work as the writer's); a sample with no matching frame belongs to none. Functions
+ * that V8 inlined are charged to the function they were inlined into.
+ */
+export function attribute(file: string, opts: { windows: readonly { startUs: number; endUs: number }[]; categories: readonly Category[] }): Attribution {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const exact = new Map<string, string>();
+  const wholeFile = new Map<string, string>();
+  for (const c of opts.categories) {
+    for (const m of c.match) {
+      const [fn, f] = m.split('@') as [string, string];
+      if (fn === '*') wholeFile.set(f, c.name);
+      else exact.set(m, c.name);
+    }
+  }
+  /** The category of a node's deepest matching frame, memoised per node (stacks share prefixes). */
+  const memo = new Map<number, string | null>();
+  const categoryOf = (id: number): string | null => {
+    const hit = memo.get(id);
+    if (hit !== undefined) return hit;
+    const cf = byId.get(id)!.callFrame;
+    const f = cf.url ? basename(cf.url) : '';
+    const mine = exact.get(`${cf.functionName}@${f}`) ?? wholeFile.get(f);
+    const up = parent.get(id);
+    const out = mine ?? (up === undefined ? null : categoryOf(up));
+    memo.set(id, out);
+    return out;
+  };
+  const inWindow = (t: number) => opts.windows.some((w) => t >= w.startUs && t <= w.endUs);
+  const cats = new Map<string, number>();
+  const selfMatched = new Map<string, number>();
+  let wall = 0;
+  let busy = 0;
+  let gc = 0;
+  let t = p.startTime;
+  for (let i = 0; i < p.samples.length; i++) {
+    t += p.timeDeltas[i] ?? 0;
+    if (!inWindow(t)) continue;
+    const dt = (p.timeDeltas[i + 1] ?? 0) / 1000;
+    wall += dt;
+    const node = byId.get(p.samples[i]!);
+    if (!node) continue;
+    const fn = node.callFrame.functionName;
+    if (fn === '(idle)') continue;
+    busy += dt;
+    if (fn === '(garbage collector)') {
+      gc += dt;
+      continue;
+    }
+    const c = categoryOf(node.id);
+    if (c === null) continue;
+    cats.set(c, (cats.get(c) ?? 0) + dt);
+    const name = frameName(node);
+    selfMatched.set(name, (selfMatched.get(name) ?? 0) + dt);
+  }
+  const frames = (m: Map<string, number>) =>
+    [...m.entries()].sort((a, b) => b[1] - a[1]).map(([frame, ms]) => ({ frame, ms: +ms.toFixed(1), pct: +((100 * ms) / Math.max(busy, 1e-9)).toFixed(2) }));
+  const matched = [...cats.values()].reduce((a, b) => a + b, 0);
+  return {
+    file: basename(file),
+    wallMs: +wall.toFixed(1),
+    busyMs: +busy.toFixed(1),
+    gcMs: +gc.toFixed(1),
+    categories: frames(cats),
+    matchedMs: +matched.toFixed(1),
+    matchedPct: +((100 * matched) / Math.max(busy, 1e-9)).toFixed(2),
+    topSelfMatched: frames(selfMatched).slice(0, 10),
+  };
+}

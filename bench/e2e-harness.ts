@@ -90,6 +90,11 @@ export async function startStack(dataDir: string, opts: { profileDir?: string | 
   return { socket, pids: { parent: child.pid!, enclave: enclavePid }, child, stop };
 }
 
+/** CLOCK_MONOTONIC in µs (process.hrtime), the time base of V8's CPU profiles in every process on this host. */
+export function monotonicUs(): number {
+  return Number(process.hrtime.bigint() / 1000n);
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -216,6 +221,11 @@ export async function load(opts: {
   maxRequests: number;
   /** The whole request body for request i (e.g. a signed request); default: {jsonrpc, id, method, params}. */
   body?: (i: number, method: string, params: unknown) => string;
+  /**
+   * Told the measured window (after the warm-up) on CLOCK_MONOTONIC in µs, the clock V8 stamps
+   * `--cpu-prof` samples with: lets a profile be cut to exactly the measured requests.
+   */
+  onMeasured?: (window: { startUs: number; endUs: number }) => void;
 }): Promise<LoadResult> {
   const { concurrency } = opts;
   const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
@@ -245,10 +255,13 @@ export async function load(opts: {
     errors = 0;
     const latencies: number[] = [];
     const c0 = cpuSnapshot(opts.pids);
+    const m0 = monotonicUs();
     const t0 = performance.now();
     await run(opts.maxRequests, t0 + opts.seconds * 1000, latencies);
     const seconds = (performance.now() - t0) / 1000;
+    const m1 = monotonicUs();
     const c1 = cpuSnapshot(opts.pids);
+    opts.onMeasured?.({ startUs: m0, endUs: m1 });
     const cpuMsPerOp: Cpu = {};
     for (const k of Object.keys(c1)) cpuMsPerOp[k] = +((c1[k]! - c0[k]!) / Math.max(1, latencies.length)).toFixed(4);
     return {

@@ -31,6 +31,9 @@
  *        --sections main,policy-cost (or --policy-cost) runs both; options --policy-cost-rounds 4
  *        --policy-cost-seconds 2.5 --policy-cost-latency-seconds 1.5 --policy-cost-rules 1000
  *        --policy-cost-window-seconds 10 --policy-cost-profile yes|no --policy-cost-control yes|no
+ *        node dist/bench/e2e.js --sections audit-cost   (only the audit-cost section, ~40 s:
+ *        bench/e2e-audit-cost.ts; its member `auditCost` is replaced, the rest of the file kept);
+ *        options --audit-cost-rounds 2 --audit-cost-seconds 4 --audit-cost-latency-seconds 2
  */
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,6 +47,7 @@ import { loadOrCreateDevCa } from '../dev/ca/index.js';
 import { repoRoot } from '../dev/stack.js';
 import { secp } from '../enclave/signers/secp.js';
 import { httpClient, load, sleep, startStack, stats, type LoadResult, type Stats } from './e2e-harness.js';
+import { measureAuditCost } from './e2e-audit-cost.js';
 import { measurePolicyCost } from './e2e-policy-cost.js';
 import { measurePrimitives } from './primitives.js';
 
@@ -153,9 +157,9 @@ const OPTIONS = {
   quick: { type: 'boolean', default: false },
   out: { type: 'string' },
   profile: { type: 'string' },
-  // Which parts run: `main` (everything above: cold start, primitives, appliance vs hot wallet)
-  // and/or `policy-cost` (bench/e2e-policy-cost.ts). A part that does not run keeps its member
-  // of the existing results file.
+  // Which parts run: `main` (everything above: cold start, primitives, appliance vs hot wallet),
+  // `policy-cost` (bench/e2e-policy-cost.ts), `audit-cost` (bench/e2e-audit-cost.ts). A part that
+  // does not run keeps its member of the existing results file.
   sections: { type: 'string', default: 'main' },
   'policy-cost': { type: 'boolean', default: false },
   'policy-cost-rounds': { type: 'string', default: '4' },
@@ -165,7 +169,12 @@ const OPTIONS = {
   'policy-cost-window-seconds': { type: 'string', default: '10' },
   'policy-cost-profile': { type: 'string', default: 'yes' },
   'policy-cost-control': { type: 'string', default: 'yes' },
+  'audit-cost-rounds': { type: 'string', default: '2' },
+  'audit-cost-seconds': { type: 'string', default: '4' },
+  'audit-cost-latency-seconds': { type: 'string', default: '2' },
 } as const;
+
+const SECTIONS = ['main', 'policy-cost', 'audit-cost'];
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 
@@ -173,12 +182,16 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: OPTIONS });
   const sections = new Set(values.sections.split(',').map((x) => x.trim()));
   if (values['policy-cost']) sections.add('policy-cost');
-  for (const x of sections) if (x !== 'main' && x !== 'policy-cost') throw new Error(`--sections: unknown section ${JSON.stringify(x)} (main, policy-cost)`);
+  for (const x of sections) if (!SECTIONS.includes(x)) throw new Error(`--sections: unknown section ${JSON.stringify(x)} (${SECTIONS.join(', ')})`);
+  const num = (v: string, lo: number, hi: number) => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isFinite(n)) throw new Error(`expected a number from ${lo} to ${hi}, got ${JSON.stringify(v)}`);
+    return Math.min(hi, Math.max(lo, n));
+  };
   const outPath = values.out ?? join(repoRoot(), 'bench', 'results', values.quick ? 'e2e-quick.json' : 'e2e.json');
   const previous = existsSync(outPath) ? (JSON.parse(readFileSync(outPath, 'utf8')) as Record<string, unknown>) : undefined;
   let result: Record<string, unknown> = sections.has('main') ? await mainSection(values) : (previous ?? { benchmark: 'e2e-signing' });
   if (sections.has('policy-cost')) {
-    const num = (v: string, lo: number, hi: number) => Math.min(hi, Math.max(lo, Number(v)));
     const dir = mkdtempSync(join(tmpdir(), 'es-bench-policy-cost-'));
     try {
       const policyCost = await measurePolicyCost({
@@ -199,6 +212,24 @@ async function main(): Promise<void> {
     }
   } else if (previous?.policyCost !== undefined && result.policyCost === undefined) {
     result = { ...result, policyCost: previous.policyCost };
+  }
+  if (sections.has('audit-cost')) {
+    const dir = mkdtempSync(join(tmpdir(), 'es-bench-audit-cost-'));
+    try {
+      const auditCost = await measureAuditCost({
+        dir,
+        rounds: num(values['audit-cost-rounds'], 1, 10),
+        seconds: num(values['audit-cost-seconds'], 0.5, 30),
+        latencySeconds: num(values['audit-cost-latency-seconds'], 0.5, 30),
+        warmupMs: 500,
+        log: (l) => process.stderr.write(`${l}\n`),
+      });
+      result = { ...result, auditCost };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  } else if (previous?.auditCost !== undefined && result.auditCost === undefined) {
+    result = { ...result, auditCost: previous.auditCost };
   }
   mkdirSync(join(outPath, '..'), { recursive: true });
   writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);

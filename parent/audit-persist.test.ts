@@ -102,4 +102,83 @@ describe('audit persistence', () => {
     p.close();
     await ks.close();
   });
+
+  describe('group commit', () => {
+    const turn = () => new Promise<void>((r) => setImmediate(r));
+    /** A real keystore that records how many records each audit transaction carried. */
+    const counted = async (name: string) => {
+      const path = join(dir, name);
+      const ks = await openKeystore(path);
+      const log = await AuditLog.open({ nsm });
+      await ks.appendAuditRecords([log.handover.bytes]);
+      const groups: number[] = [];
+      let broken = false;
+      const store = {
+        ...ks,
+        appendAuditRecords: (r: readonly Uint8Array[]) => {
+          groups.push(r.length);
+          return broken ? Promise.reject(new Error('disk full')) : ks.appendAuditRecords(r);
+        },
+      };
+      return { path, ks, log, groups, store, breakIt: () => (broken = true) };
+    };
+
+    it('while enclave calls are still to answer, their records join one transaction; nothing is released before it is durable', async () => {
+      const { path, ks, log, groups, store } = await counted('group.db');
+      let onTheirWay = 3;
+      // A delay no test waits out: only the last record arriving can start the write.
+      const p = createAuditPersister({ keystore: store, log: () => {}, awaiting: () => onTheirWay, commitDelayMs: 600_000 });
+      const released: number[] = [];
+      const waits: Promise<unknown>[] = [];
+      for (let n = 1; n <= 3; n++) {
+        onTheirWay--;
+        waits.push(p.persist([sign(log, n)]).then(() => released.push(n)));
+        await turn();
+        await turn();
+        if (n < 3) {
+          expect(released).toEqual([]); // waiting for the others: not durable, so not released
+          expect(await seqs(path)).toEqual([0]);
+        }
+      }
+      await Promise.all(waits);
+      expect(groups).toEqual([3]);
+      expect(released.sort()).toEqual([1, 2, 3]);
+      expect(await seqs(path)).toEqual([0, 1, 2, 3]);
+      p.close();
+      await ks.close();
+    });
+
+    it('with nothing else on its way a record is written at once, and a call that never answers delays the write by commitDelayMs at most', async () => {
+      const { path, ks, log, groups, store } = await counted('alone.db');
+      let onTheirWay = 0;
+      const p = createAuditPersister({ keystore: store, log: () => {}, awaiting: () => onTheirWay, commitDelayMs: 600_000 });
+      await p.persist([sign(log, 1)]); // would hang for 10 minutes if it waited
+      const q = createAuditPersister({ keystore: store, log: () => {}, awaiting: () => onTheirWay, commitDelayMs: 20 });
+      await q.resync();
+      onTheirWay = 5; // calls that never answer
+      await q.persist([sign(log, 2)]);
+      expect(groups).toEqual([1, 1]);
+      expect(await seqs(path)).toEqual([0, 1, 2]);
+      p.close();
+      q.close();
+      await ks.close();
+    });
+
+    it('a group whose write fails withholds every result in it (fail closed)', async () => {
+      const { path, ks, log, store, breakIt } = await counted('group-fail.db');
+      let onTheirWay = 2;
+      const p = createAuditPersister({ keystore: store, log: () => {}, awaiting: () => onTheirWay, commitDelayMs: 600_000 });
+      breakIt();
+      onTheirWay--;
+      const first = p.persist([sign(log, 1)]);
+      await turn();
+      onTheirWay--;
+      const second = p.persist([sign(log, 2)]);
+      await expect(first).rejects.toMatchObject({ code: 'PARENT_AUDIT_UNAVAILABLE' });
+      await expect(second).rejects.toMatchObject({ code: 'PARENT_AUDIT_UNAVAILABLE' });
+      expect(await seqs(path)).toEqual([0]);
+      p.close();
+      await ks.close();
+    });
+  });
 });

@@ -148,7 +148,9 @@ export function startGate(deps: GateDeps): Gate {
   let keyring: GateSnapshot['keyring'] = { state: 'locked', since: now() };
   let lastFailure: Failure | undefined;
   const counters = { attestationsOk: 0, attestationsFailed: 0 };
-  const audit = createAuditPersister({ keystore, log });
+  /** Enclave calls sent and not answered yet: the audit persister's group commit waits for their records. */
+  let enclaveCalls = 0;
+  const audit = createAuditPersister({ keystore, log, awaiting: () => enclaveCalls });
   const sealed = createSealedStateSync(keystore, log);
 
   function setGate(state: GateStateName, detail?: { code: string; reason: string }, note?: string): void {
@@ -378,7 +380,12 @@ export function startGate(deps: GateDeps): Gate {
       if (opts.needKeyring && keyring.state !== 'unlocked') {
         throw new ParentError('PARENT_KEYRING_LOCKED', `keyring not unlocked: ${keyring.state}${keyring.reason ? `: ${keyring.reason}` : ''}`);
       }
-      return send(s.peer, method, params, opts);
+      enclaveCalls++;
+      try {
+        return await send(s.peer, method, params, opts);
+      } finally {
+        enclaveCalls--;
+      }
     },
     audit,
     async close() {

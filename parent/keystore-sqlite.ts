@@ -93,7 +93,8 @@ export function openSqliteDb(path: string, opts: { readonly?: boolean } = {}): S
     get: (sql, params) => serial(() => outside.get(sql, params)),
     run: (sql, params) => serial(() => outside.run(sql, params)),
     tx: (fn) =>
-      serial(async () => {
+      // Named so CPU profiles can tell BEGIN/COMMIT (with its fsync) apart (bench/e2e-audit-cost.ts).
+      serial(async function transaction() {
         try {
           db.exec('BEGIN IMMEDIATE');
         } catch (e) {

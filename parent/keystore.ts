@@ -14,7 +14,7 @@
  * instance id (--instance-id).
  */
 import type { KeyKind, KeyRecord, KeyringRecordWire } from '../common/protocol/enclave-api.js';
-import { parseRecord } from '../common/audit/record.js';
+import { parseRecordOnce } from '../common/audit/record.js';
 import { checkReadable, migrate } from './keystore-migrations.js';
 import { isPostgresUrl, openPgDb } from './keystore-pg.js';
 import { KeystoreError, type SqlDb, type SqlExec } from './keystore-sql.js';
@@ -192,7 +192,8 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
     records.map((bytes) => {
       let r;
       try {
-        r = parseRecord(bytes);
+        // The persister parsed these very bytes already (parseRecordOnce checks they are unchanged).
+        r = parseRecordOnce(bytes);
       } catch (e) {
         throw new KeystoreError('KEYSTORE_AUDIT_RECORD', `not an audit record: ${(e as Error).message}`, { cause: e });
       }
@@ -205,12 +206,20 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
     if (!hasAudit || !hasInstance) throw new KeystoreError('KEYSTORE_READONLY', 'this keystore has no audit table (opened read-only)');
     const at = new Date().toISOString();
     for (const r of rows) {
+      // One statement for a new seq (the hot path); the stored row is read only when the seq is taken.
+      const inserted = await t.run('INSERT INTO audit_records (instance_id, seq, audit_key, hash, record, stored_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, seq) DO NOTHING', [
+        instanceId,
+        r.seq,
+        r.auditKey,
+        r.hash,
+        r.bytes,
+        at,
+      ]);
+      if (inserted === 1) continue;
       const existing = await t.get<{ record: Buffer }>(`SELECT record FROM audit_records WHERE ${mine}seq = ?`, [...mineArgs, r.seq]);
-      if (existing) {
-        if (Buffer.from(existing.record).equals(r.bytes)) continue;
-        throw new KeystoreError('KEYSTORE_AUDIT_CONFLICT', `audit seq ${r.seq} is already stored with different bytes: the enclave continued from a head other than the stored one`);
-      }
-      await t.run('INSERT INTO audit_records (instance_id, seq, audit_key, hash, record, stored_at) VALUES (?, ?, ?, ?, ?, ?)', [instanceId, r.seq, r.auditKey, r.hash, r.bytes, at]);
+      if (existing && Buffer.from(existing.record).equals(r.bytes)) continue;
+      if (!existing) throw new KeystoreError('KEYSTORE_AUDIT_CONFLICT', `audit seq ${r.seq} was not stored and no row holds it`);
+      throw new KeystoreError('KEYSTORE_AUDIT_CONFLICT', `audit seq ${r.seq} is already stored with different bytes: the enclave continued from a head other than the stored one`);
     }
   };
   /** Hand-overs open an audit key: remembered for the inline receipt once committed. */
@@ -222,7 +231,7 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
   const withAudit = async <T>(audit: readonly Uint8Array[] | undefined, fn: (t: SqlExec) => Promise<T>): Promise<T> => {
     const rows = auditRows(audit ?? []);
     if (readonly) throw new KeystoreError('KEYSTORE_UNAVAILABLE', 'keystore write failed: opened read-only', { hint: 'the keystore is open read-only (--keystore-readonly)' });
-    const out = await db.tx(async (t) => {
+    const out = await db.tx(async function changeWithRecords(t) {
       const o = await fn(t);
       await insertAudit(t, rows);
       return o;

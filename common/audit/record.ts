@@ -141,7 +141,8 @@ function checkText(name: string, v: unknown, nullable: boolean, where: Where): v
   if (v === null && nullable) return;
   if (typeof v !== 'string') throw malformed(`${name} must be a text string${nullable ? ' or null' : ''}`, where);
   if (v.length === 0) throw malformed(`${name} must not be empty`, where);
-  if (te.encode(v).length > MAX_TEXT_BYTES) throw malformed(`${name} is longer than ${MAX_TEXT_BYTES} bytes`, where);
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: short strings (all of them in practice) need no encoding.
+  if (v.length * 3 > MAX_TEXT_BYTES && te.encode(v).length > MAX_TEXT_BYTES) throw malformed(`${name} is longer than ${MAX_TEXT_BYTES} bytes`, where);
 }
 
 function checkDigest(name: string, v: unknown, required: boolean, where: Where, len = DIGEST_BYTES): void {
@@ -203,6 +204,11 @@ export function validateBody(b: AuditRecordBody, where: Where = {}): void {
 /** The canonical payload bytes. Validates first: the writer can never emit what the reader refuses. */
 export function encodeRecordBody(b: AuditRecordBody): Uint8Array {
   validateBody(b, { seq: b.seq });
+  return encodeValidated(b);
+}
+
+/** The encoding alone, for a body validateBody has just accepted. */
+function encodeValidated(b: AuditRecordBody): Uint8Array {
   const m = new Map<CborKey, CborValue>();
   m.set(0, b.version);
   m.set(1, 'record');
@@ -237,7 +243,7 @@ export function decodeRecordBody(payload: Uint8Array, where: Where = {}): AuditR
   validateBody(b, w);
   // Integers and lengths are minimal (decoder) and keys ordered (above); floats
   // that read as integers are the one remaining alias, caught by re-encoding.
-  if (!bytesEqual(encodeRecordBody(b), payload)) throw malformed('payload is not in canonical form', w);
+  if (!bytesEqual(encodeValidated(b), payload)) throw malformed('payload is not in canonical form', w);
   return b;
 }
 
@@ -246,6 +252,24 @@ export function parseRecord(bytes: Uint8Array, where: Where = {}): ParsedRecord 
   const env = parseEnvelope(bytes, where);
   const body = decodeRecordBody(env.payload, where);
   return { body, bytes, payload: env.payload, signature: env.signature, hash: sha256(env.payload) };
+}
+
+/**
+ * Records this process has parsed, by the bytes object they were parsed from, with a copy of
+ * those bytes. The parent parses each record on the release path in several places (the
+ * persister, the keystore, the receipt index, the inline receipt); one parse serves them all. A
+ * hit needs the same object with the same content, so bytes changed in place after their parse
+ * are parsed again — never answered from a stale parse. Failures are not remembered.
+ */
+const parsedOnce = new WeakMap<Uint8Array, { copy: Uint8Array; record: ParsedRecord }>();
+
+/** parseRecord, once per bytes object (see above). The result is shared: callers must not modify it. */
+export function parseRecordOnce(bytes: Uint8Array): ParsedRecord {
+  const hit = bytes instanceof Uint8Array ? parsedOnce.get(bytes) : undefined;
+  if (hit && bytesEqual(hit.copy, bytes)) return hit.record;
+  const record = parseRecord(bytes);
+  parsedOnce.set(bytes, { copy: Uint8Array.from(bytes), record });
+  return record;
 }
 
 /** True when the record's signature verifies under the key it names. */
