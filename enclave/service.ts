@@ -597,8 +597,14 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       // Counted only now: the signature exists and its record is written.
       if (ticket) policy.commit(ticket);
       if (approval) approvals.consumed(approval);
-      // The new counters/approvals, sealed: the parent stores them before it releases the signature.
-      const sealed = changed ? durable.seal() : undefined;
+      // The new counters/approvals, sealed — one seal for every signature committed in this turn of
+      // the event loop — and stored by the parent before it releases the signature.
+      if (!changed) return { result: result as JsonLike, signer: facts, audit: [rec.bytes] };
+      const committedIn = durable.epoch;
+      const sealed = await durable.sealSoon();
+      // Fleet scope: a take-over between the commit and the seal replaced the state this signature
+      // was counted in; the record would not include it, so it is not released.
+      if (durable.epoch !== committedIn) throw withAuditRecord(staleUnderRequest(), rec);
       return { result: result as JsonLike, signer: facts, audit: [rec.bytes], ...(sealed ? sealedMembers(sealed) : {}) };
   }
 

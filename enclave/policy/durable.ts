@@ -50,6 +50,12 @@ export interface DurableState {
   restore(record: unknown): { record: SealedRecord; unclean: boolean; restored: boolean; restartBarrier: number | undefined };
   /** The new record after a state change, or undefined while no state was restored. */
   seal(): SealedRecord | undefined;
+  /**
+   * The same, shared by every caller in one turn of the event loop: one seal (one serialisation,
+   * one AES-GCM pass) covers every change committed before it. Each caller has committed its
+   * change before it asks, and the seal runs after the last caller of the turn asked.
+   */
+  sealSoon(): Promise<SealedRecord | undefined>;
   /** A refused state (tampered, rolled back…): nothing signs until an operator resolves it. */
   check(): void;
   readonly restored: boolean;
@@ -100,6 +106,8 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
     return rec;
   };
   const isOwn = (r: RecordRef) => ownSeals.get(r.nonce) === r.sequence;
+  /** The seal the callers of this event-loop turn share (sealSoon). */
+  let batch: Promise<SealedRecord> | undefined;
 
   // What is sealed. Only ever serialised (sealJson), so the live window state is not copied first.
   // The replay cache is not sealed: it would matter only after a clean restart, which is never
@@ -151,6 +159,20 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
     seal() {
       if (!store || !state) return undefined;
       return sealNow();
+    },
+    sealSoon() {
+      if (!store || !state) return Promise.resolve(undefined);
+      batch ??= new Promise<SealedRecord>((resolve, reject) => {
+        setImmediate(() => {
+          batch = undefined;
+          try {
+            resolve(sealNow());
+          } catch (e) {
+            reject(e);
+          }
+        });
+      });
+      return batch;
     },
     scope,
     get epoch() {

@@ -167,6 +167,29 @@ describe('fleet scope: one window for two enclaves', () => {
   });
 });
 
+describe('sealSoon: one seal per event-loop turn', () => {
+  it('every change committed in the turn is in the one record the callers share; the next turn seals anew', async () => {
+    for (const scope of ['instance', 'fleet'] as const) {
+      const one = enclave(scope);
+      const boot = one.durable.restore(null).record;
+      const t1 = one.gate.authorize(intent, 'host');
+      one.gate.commit(t1);
+      const a = one.durable.sealSoon();
+      const t2 = one.gate.authorize(intent, 'host');
+      one.gate.commit(t2);
+      const b = one.durable.sealSoon();
+      const [ra, rb] = await Promise.all([a, b]);
+      expect(ra).toBe(rb);
+      expect(ra!.sequence).toBe(boot.sequence + 1);
+      // The shared record holds both signatures: an enclave restored from it has a full window (2).
+      const two = enclave(scope);
+      two.durable.restore(ra);
+      expect(code(() => two.gate.authorize(intent, 'host'))).toBe('POLICY_DENIED');
+      expect((await one.durable.sealSoon())!.sequence).toBe(boot.sequence + 2);
+    }
+  });
+});
+
 describe('decideHandIn', () => {
   const r = (sequence: number, nonce: string) => ({ sequence, nonce });
   it('same, stale, fork and adopt', () => {
