@@ -102,16 +102,27 @@ export async function handOverCredentials(call: EnclaveCall, provider: Credentia
 
 export async function unlockOrCreateKeyring(d: BootDeps): Promise<BootOutcome> {
   const record = await d.keystore.activeKeyring();
-  if (record) {
-    const res = asRecord(await d.call('keyring.unlock', { record }), 'keyring.unlock result');
-    if (res.keyringId !== record.keyringId) {
-      throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `keyring.unlock answered keyring ${JSON.stringify(String(res.keyringId).slice(0, 64))}, expected ${record.keyringId}`);
-    }
-    const audit = auditRecordsOf(res, 'keyring.unlock');
-    // An enclave that already held this keyring (a reconnect) made no new decision: no record.
-    if (audit.length > 0) await d.audit.persist(audit);
-    return { kind: 'unlocked', keyringId: record.keyringId, created: false };
+  if (record) return unlock(d, record);
+  // No keyring yet. Instances of a fleet starting together each see none: the one that gets the
+  // store's lock first makes and stores it, the others find it under the lock and unlock it.
+  return d.keystore.exclusively(async () => {
+    const made = await d.keystore.activeKeyring();
+    return made ? unlock(d, made) : createKeyring(d);
+  });
+}
+
+async function unlock(d: BootDeps, record: KeyringRecordWire): Promise<BootOutcome> {
+  const res = asRecord(await d.call('keyring.unlock', { record }), 'keyring.unlock result');
+  if (res.keyringId !== record.keyringId) {
+    throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `keyring.unlock answered keyring ${JSON.stringify(String(res.keyringId).slice(0, 64))}, expected ${record.keyringId}`);
   }
+  const audit = auditRecordsOf(res, 'keyring.unlock');
+  // An enclave that already held this keyring (a reconnect) made no new decision: no record.
+  if (audit.length > 0) await d.audit.persist(audit);
+  return { kind: 'unlocked', keyringId: record.keyringId, created: false };
+}
+
+async function createKeyring(d: BootDeps): Promise<BootOutcome> {
   const held = await currentKeyring(d.call);
   if (held) {
     await store(d, held);

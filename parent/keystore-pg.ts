@@ -231,6 +231,38 @@ export async function openPgDb(url: string, opts: PgOptions = {}): Promise<SqlDb
         client.release(broken);
       }
     },
+    async exclusively(fn) {
+      let client: pg.PoolClient;
+      try {
+        client = await pool.connect();
+      } catch (e) {
+        throw mapError('write', e, describe);
+      }
+      let broken = false;
+      const onError = () => {
+        broken = true;
+      };
+      client.on('error', onError);
+      try {
+        try {
+          await client.query('SELECT pg_advisory_lock(7436211)');
+        } catch (e) {
+          broken = true;
+          throw mapError('write', e, describe);
+        }
+        try {
+          return await fn();
+        } finally {
+          await client.query('SELECT pg_advisory_unlock(7436211)').catch(() => {
+            broken = true;
+          });
+        }
+      } finally {
+        client.removeListener('error', onError);
+        // A connection whose unlock did not go through is dropped: the session ending releases it.
+        client.release(broken);
+      }
+    },
     columns: async (table) =>
       (await outside.all<{ column_name: string }>('SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position', [table])).map(
         (r) => r.column_name,

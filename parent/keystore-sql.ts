@@ -34,6 +34,13 @@ export interface SqlDb extends SqlExec {
    * the fleet check).
    */
   tx<T>(fn: (t: SqlExec) => Promise<T>, opts?: { exclusive?: boolean }): Promise<T>;
+  /**
+   * Runs `fn` while holding a lock every instance of the fleet shares (PostgreSQL: a session-level
+   * advisory lock on a connection of its own, so a long `fn` — a KMS call — is not an idle
+   * transaction; released when `fn` ends or the session dies). SQLite serves one host: `fn` runs.
+   * Waiting for the lock is bounded by the driver's query timeout (KEYSTORE_UNAVAILABLE).
+   */
+  exclusively<T>(fn: () => Promise<T>): Promise<T>;
   /** The columns of `table` (empty when it does not exist). */
   columns(table: string): Promise<string[]>;
   close(): Promise<void>;

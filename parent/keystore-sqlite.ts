@@ -112,6 +112,7 @@ export function openSqliteDb(path: string, opts: { readonly?: boolean } = {}): S
           writing = false;
         }
       }),
+    exclusively: (fn) => fn(),
     columns: async (table) => {
       try {
         return (db.prepare(`PRAGMA table_info(${JSON.stringify(table)})`).all() as { name: string }[]).map((r) => r.name);

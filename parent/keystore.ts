@@ -101,6 +101,11 @@ export interface Keystore {
    * another instance seen within `liveMs` serves a different policy or manifest.
    */
   joinFleet(m: FleetMember, liveMs: number): Promise<void>;
+  /**
+   * Runs `fn` under a lock all instances on this store share (docs/scale-out.md): the first boot
+   * of a fleet makes one keyring, however many instances start at once.
+   */
+  exclusively<T>(fn: () => Promise<T>): Promise<T>;
   /** Refreshes this instance's fleet entry (its liveness). */
   touchFleet(): Promise<void>;
   close(): Promise<void>;
@@ -389,6 +394,7 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
       return rec;
     },
     cachedAuditKeyFirstRecord: (key) => firstRecords.get(Buffer.from(key).toString('hex')),
+    exclusively: (fn) => db.exclusively(fn),
     joinFleet: async (m, liveMs) => {
       if (readonly) return;
       await db.tx(

@@ -64,6 +64,23 @@ describe.each(backends)('signer_createKey requestId ($name)', (b) => {
 });
 
 describe.skipIf(!PG_AVAILABLE)('several instances on one PostgreSQL keystore (fake enclaves)', () => {
+  it('finding: instances starting together on an empty store each made a keyring (keys of one could not sign on the other); now the first makes it under the store\'s lock and the others unlock it', async () => {
+    const keystore = await cluster!.createDatabase();
+    const ca = createDevCa();
+    const m = devManifest();
+    const manifest = { signed: m.signed, trustedKeys: [m.publicKeyPem] };
+    const started = await Promise.all(['host-a', 'host-b', 'host-c'].map((instanceId) => startRig({ dir, enclave: { ca }, parent: { keystore, instanceId, manifest } })));
+    rigs.push(...started);
+    const rings = await Promise.all(started.map(async (r) => (await rpc(r.socket, 'signer_status')).result.keyring.keyringId as string));
+    expect(new Set(rings).size).toBe(1);
+    expect((await cluster!.sql(keystore.split('/').pop()!.split('?')[0]!, 'SELECT COUNT(*)::int AS n FROM keyrings')).rows[0].n).toBe(1);
+    expect(started.map((r) => r.enclave!.calls.get('keyring.create') ?? 0).reduce((a, b) => a + b, 0)).toBe(1);
+    // A key made on one is under the keyring every instance holds (the fake enclaves cannot sign
+    // each other's blobs; test/e2e/dev-instances.test.ts signs across real enclaves).
+    const k = await rpc(started[0]!.socket, 'signer_createKey', {});
+    expect(k.result.keyringId).toBe(rings[0]);
+  });
+
   it('signer_status names the instance that answered; a requestId used on one instance returns the same key on another', async () => {
     const keystore = await cluster!.createDatabase();
     const ca = createDevCa();
