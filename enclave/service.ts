@@ -330,8 +330,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         const out = await createKey(kind, keyring, principal);
         // A window or an approval changes the durable state (sealed with the answer). Reserved
         // against state since taken over (fleet scope): not counted.
-        const rule = ticket.decision.rule;
-        const changed = approval !== undefined || (typeof rule === 'string' && ruleById(policy.policy, rule)?.window !== undefined);
+        const changed = changesState(ticket, approval);
         if (changed && durable.epoch !== epoch) throw staleUnderRequest();
         policy.commit(ticket);
         if (approval) approvals.consumed(approval);
@@ -415,6 +414,12 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     const sealed = durable.seal();
     if (sealed) Object.defineProperty(e, 'sealedState', { value: sealedMembers(sealed), enumerable: false });
     return e;
+  }
+
+  /** Whether a decision changes the durable state once counted: it used an approval, or its rule has a window. */
+  function changesState(ticket: Ticket | undefined, approval: ApprovalRecord | undefined): boolean {
+    const rule = ticket?.decision.rule;
+    return approval !== undefined || (typeof rule === 'string' && ruleById(policy.policy, rule)?.window !== undefined);
   }
 
   /** Fleet scope: the state was taken over while this request held a reservation (docs/scale-out.md). */
@@ -568,8 +573,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       const { result, facts } = outcome;
       // The new counters/approvals change only for a window rule or an approval; those were decided
       // on state that a fleet take-over (durable.handIn) may have replaced since: then not counted.
-      const rule = ticket?.decision.rule;
-      const changed = approval !== undefined || (typeof rule === 'string' && ruleById(policy.policy, rule)?.window !== undefined);
+      const changed = changesState(ticket, approval);
       if (changed && durable.epoch !== epoch) {
         release();
         throw refusalRecorded(staleUnderRequest(), { principal, op, keyId: facts.keyId, requestDigest: digest });

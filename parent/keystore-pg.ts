@@ -177,92 +177,88 @@ export async function openPgDb(url: string, opts: PgOptions = {}): Promise<SqlDb
   });
   const outside = exec((sql, params) => pool.query(sql, params), 'read');
 
+  /**
+   * A pooled connection of its own, for a transaction or a session lock. A connection the server
+   * drops while checked out (shutdown, failover) emits 'error': without a listener that would crash
+   * the parent; its next query fails instead. One marked broken is dropped, not reused.
+   */
+  const withConnection = async <T>(during: string, fn: (c: { client: pg.PoolClient; broken: boolean }) => Promise<T>): Promise<T> => {
+    let client: pg.PoolClient;
+    try {
+      client = await pool.connect();
+    } catch (e) {
+      throw mapError('write', e, describe);
+    }
+    const c = { client, broken: false };
+    const onError = (e: Error) => {
+      c.broken = true;
+      opts.log?.(`keystore: PostgreSQL connection lost ${during} (${(e as { code?: string }).code ?? e.message})`);
+    };
+    client.on('error', onError);
+    try {
+      return await fn(c);
+    } finally {
+      client.removeListener('error', onError);
+      client.release(c.broken);
+    }
+  };
+
   const db: SqlDb = {
     dialect: 'postgres',
     describe,
     readonly,
     ...outside,
-    async tx(fn, o) {
-      let client: pg.PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (e) {
-        throw mapError('write', e, describe);
-      }
-      let broken = false;
-      // A checked-out connection the server drops (shutdown, failover) emits 'error': without a
-      // listener that would crash the parent. The transaction's next query fails instead.
-      const onError = (e: Error) => {
-        broken = true;
-        opts.log?.(`keystore: PostgreSQL connection lost in a transaction (${(e as { code?: string }).code ?? e.message})`);
-      };
-      client.on('error', onError);
-      // A statement that failed without the server's answer (query_timeout_ms passed, the connection
-      // broke) leaves the connection unusable: node-postgres still waits for that answer, so a
-      // ROLLBACK would only queue behind it and wait out a second query_timeout_ms — doubling the
-      // wait of a request behind a black-holed link. Such a connection is dropped instead; the
-      // server rolls the transaction back when the session ends (or idles past its timeout).
-      const q = async (sql: string, params?: unknown[]) => {
-        try {
-          return await client.query(sql, params);
-        } catch (e) {
-          if (!(e instanceof pg.DatabaseError)) broken = true;
-          throw e;
-        }
-      };
-      try {
-        await q('BEGIN');
-        // Schema changes and the fleet check: one at a time across every instance of the fleet.
-        if (o?.exclusive) await q('SELECT pg_advisory_xact_lock(7436210)');
-        const out = await fn(exec((sql, params) => q(sql, params), 'write'));
-        await q('COMMIT');
-        return out;
-      } catch (e) {
-        if (!broken) {
+    tx: (fn, o) =>
+      withConnection('in a transaction', async (c) => {
+        // A statement that failed without the server's answer (query_timeout_ms passed, the connection
+        // broke) leaves the connection unusable: node-postgres still waits for that answer, so a
+        // ROLLBACK would only queue behind it and wait out a second query_timeout_ms — doubling the
+        // wait of a request behind a black-holed link. Such a connection is dropped instead; the
+        // server rolls the transaction back when the session ends (or idles past its timeout).
+        const q = async (sql: string, params?: unknown[]) => {
           try {
-            await client.query('ROLLBACK');
-          } catch {
-            broken = true;
+            return await c.client.query(sql, params);
+          } catch (e) {
+            if (!(e instanceof pg.DatabaseError)) c.broken = true;
+            throw e;
           }
-        }
-        throw mapError('write', e, describe);
-      } finally {
-        client.removeListener('error', onError);
-        client.release(broken);
-      }
-    },
-    async exclusively(fn) {
-      let client: pg.PoolClient;
-      try {
-        client = await pool.connect();
-      } catch (e) {
-        throw mapError('write', e, describe);
-      }
-      let broken = false;
-      const onError = () => {
-        broken = true;
-      };
-      client.on('error', onError);
-      try {
+        };
         try {
-          await client.query('SELECT pg_advisory_lock(7436211)');
+          await q('BEGIN');
+          // Schema changes and the fleet check: one at a time across every instance of the fleet.
+          if (o?.exclusive) await q('SELECT pg_advisory_xact_lock(7436210)');
+          const out = await fn(exec((sql, params) => q(sql, params), 'write'));
+          await q('COMMIT');
+          return out;
         } catch (e) {
-          broken = true;
+          if (!c.broken) {
+            try {
+              await c.client.query('ROLLBACK');
+            } catch {
+              c.broken = true;
+            }
+          }
+          throw mapError('write', e, describe);
+        }
+      }),
+    exclusively: (fn) =>
+      withConnection('holding the keyring lock', async (c) => {
+        try {
+          await c.client.query('SELECT pg_advisory_lock(7436211)');
+        } catch (e) {
+          // A wait cut short by query_timeout_ms may still be granted later: drop the session.
+          c.broken = true;
           throw mapError('write', e, describe);
         }
         try {
           return await fn();
         } finally {
-          await client.query('SELECT pg_advisory_unlock(7436211)').catch(() => {
-            broken = true;
+          // A connection whose unlock did not go through is dropped: the session ending releases it.
+          await c.client.query('SELECT pg_advisory_unlock(7436211)').catch(() => {
+            c.broken = true;
           });
         }
-      } finally {
-        client.removeListener('error', onError);
-        // A connection whose unlock did not go through is dropped: the session ending releases it.
-        client.release(broken);
-      }
-    },
+      }),
     columns: async (table) =>
       (await outside.all<{ column_name: string }>('SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ? ORDER BY ordinal_position', [table])).map(
         (r) => r.column_name,

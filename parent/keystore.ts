@@ -310,7 +310,8 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
     getKeyByAddress: (a) => one(`SELECT ${KEY_COLUMNS} FROM keys WHERE lower(address) = lower(?)`, [a]),
     listKeys: async () => (await db.all<KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys ORDER BY created_at, key_id`)).map(fromRow),
     countKeys: async () => Number((await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM keys'))?.n ?? 0),
-    // A read-only keystore stores no sealed state: answers that carry some are withheld (fail closed).
+    // A read-only keystore stores no sealed state, per instance or shared: answers that carry some
+    // are withheld (fail closed).
     ...(readonly
       ? {}
       : {
@@ -326,10 +327,7 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
               );
             });
           },
-        }),
-    ...(readonly
-      ? {}
-      : {
+          // Fleet scope: the keyring's one shared record (docs/scale-out.md).
           getFleetHead: async (keyringId: string) => {
             const row = await db.get<{ sequence: number | string; nonce: string }>('SELECT sequence, nonce FROM fleet_state WHERE keyring_id = ?', [keyringId]);
             return row ? { sequence: Number(row.sequence), nonce: row.nonce } : undefined;

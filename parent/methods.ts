@@ -235,16 +235,9 @@ const createKey: Method = async (params, ctx) => {
   if (kind === 'secp256k1' && (rec.address === undefined || !/^0x[0-9a-fA-F]{40}$/.test(rec.address))) throw badResponse('address');
   if (kind === 'bip32-seed' && (rec.xpub === undefined || rec.fingerprint === undefined)) throw badResponse('xpub and fingerprint');
   if (await ctx.keystore.getKey(rec.keyId)) throw badResponse(`keyId (${rec.keyId} already exists)`);
-  // A creation that used an approval changed the enclave's state: stored before the key is, so a
+  // A creation that used an approval or a window changed the enclave's state: stored before the key is, so a
   // lost fleet swap (the approval counted elsewhere) never leaves a key made on a spent approval.
-  if (sealed.sealed !== undefined) {
-    try {
-      await ctx.gate.sealed.store(rec.keyringId, sealed);
-    } catch (e) {
-      if (isStateConflict(e)) ctx.gate.sealed.forget();
-      throw e;
-    }
-  }
+  await ctx.gate.sealed.store(rec.keyringId, sealed);
   // The key and its audit record in one transaction: both are stored, or neither (and the client gets an error).
   const stored = await ctx.gate.audit.persist(records, (recs) => ctx.keystore.putKey(rec, label, recs));
   return publicKeyInfo(stored!);

@@ -146,7 +146,7 @@ export class SealedStateStore {
    * Fleet scope (docs/scale-out.md): continues from a record any enclave of the keyring sealed,
    * which may be older than this enclave's own newest seal (that one lost the compare-and-swap
    * and was never stored). Authenticates it like `unseal`; freshness is the caller's
-   * (enclave/policy/fleet-state.ts refuses anything older than what it was last handed).
+   * (enclave/policy/fleet-lineage.ts refuses anything older than what it was last handed).
    */
   adoptJson(record: unknown): { sequence: number; value: unknown } {
     const out = unsealRecord(this.#key, this.#keyringId, record);

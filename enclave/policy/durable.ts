@@ -87,18 +87,19 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
   let refused: SealedStateError | undefined;
   const guard = opts.restartGuard ?? 'off';
   const scope = opts.scope ?? 'instance';
-  // Fleet scope: the last record handed in (or restored), this enclave's newest seal, its lineage.
+  // Fleet scope: the last record handed in (or restored), and the lineage of this enclave's seals.
   let floor: RecordRef | undefined;
-  let latest: RecordRef | undefined;
   let lineage: FleetLineage | undefined;
   let epoch = 0;
 
-  /** Fleet scope: the seals of the current lineage (nonce → sequence), bounded; cleared by a take-over. */
+  /**
+   * Fleet scope: the seals of the current lineage (nonce → sequence), newest last, bounded (the
+   * oldest go first); cleared by a take-over, whose record is then the floor.
+   */
   const ownSeals = new Map<string, number>();
   const OWN_SEALS = 4096;
   const sealNow = (): SealedRecord => {
     const rec = store!.sealJson(current());
-    latest = { sequence: rec.sequence, nonce: rec.nonce };
     if (scope === 'fleet') {
       ownSeals.set(rec.nonce, rec.sequence);
       if (ownSeals.size > OWN_SEALS) ownSeals.delete(ownSeals.keys().next().value as string);
@@ -190,7 +191,7 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       if (!store || !state) throw new SealedStateError('SEALED_STATE_NOT_RESTORED', 'the sealed state of the keyring has not been handed back (state.restore)');
       const ref = refOf(record);
       if (ref === undefined) throw new SealedStateError('SEALED_STATE_MALFORMED', 'state: not a sealed state record (it needs a positive "sequence" and a "nonce")');
-      const d = decideHandIn(ref, floor, latest, isOwn);
+      const d = decideHandIn(ref, floor, isOwn);
       if (d.kind === 'stale') {
         throw new SealedStateError('SEALED_STATE_STALE', `state: ${d.why}; nothing was decided`, { hint: 'the parent reads the store again and retries' });
       }
@@ -213,7 +214,6 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       }
       epoch += 1;
       floor = ref;
-      latest = ref;
       lineage = { id: newLineage(), base: ref };
       ownSeals.clear();
     },

@@ -13,7 +13,8 @@
  * seal covers an earlier one that arrives after it.
  *
  * The decision here is pure: given what the enclave was last handed (`floor`)
- * and what it last sealed (`latest`), a handed-in record is
+ * and whether a record is one of its own seals in its current lineage (`own`,
+ * its newest seal included), a handed-in record is
  *   stale  older than the floor, or at the floor's sequence but another record
  *          (a fork: only a host that rewrote the store shows two records for one
  *          sequence) — refused for this request, retryable;
@@ -28,12 +29,11 @@ export interface RecordRef {
 
 export type HandIn = { kind: 'stale'; why: string } | { kind: 'same' } | { kind: 'adopt' };
 
-export function decideHandIn(handed: RecordRef, floor: RecordRef | undefined, latest: RecordRef | undefined, own?: (r: RecordRef) => boolean): HandIn {
-  if (latest && handed.sequence === latest.sequence && handed.nonce === latest.nonce) return { kind: 'same' };
-  // One of this lineage's own seals (older than the latest): the enclave's state already includes
-  // it and everything sealed since. Taking it over would drop those later changes — among them
-  // approvals whose -32010 the parent may already have relayed.
-  if (own?.(handed)) return { kind: 'same' };
+export function decideHandIn(handed: RecordRef, floor: RecordRef | undefined, own: (r: RecordRef) => boolean): HandIn {
+  // One of this lineage's own seals: the enclave's state already includes it and everything sealed
+  // since. Taking an older one over would drop those later changes — among them approvals whose
+  // -32010 the parent may already have relayed.
+  if (own(handed)) return { kind: 'same' };
   if (floor) {
     if (handed.sequence === floor.sequence && handed.nonce === floor.nonce) return { kind: 'same' };
     if (handed.sequence < floor.sequence) return { kind: 'stale', why: `record ${handed.sequence} is older than record ${floor.sequence}, which this enclave was already handed` };

@@ -193,11 +193,14 @@ describe('sealSoon: one seal per event-loop turn', () => {
 describe('decideHandIn', () => {
   const r = (sequence: number, nonce: string) => ({ sequence, nonce });
   it('same, stale, fork and adopt', () => {
-    expect(decideHandIn(r(5, 'a'), r(5, 'a'), r(7, 'x')).kind).toBe('same');
-    expect(decideHandIn(r(7, 'x'), r(5, 'a'), r(7, 'x')).kind).toBe('same');
-    expect(decideHandIn(r(4, 'b'), r(5, 'a'), r(7, 'x')).kind).toBe('stale');
-    expect(decideHandIn(r(5, 'b'), r(5, 'a'), r(7, 'x')).kind).toBe('stale');
-    expect(decideHandIn(r(6, 'c'), r(5, 'a'), r(7, 'x')).kind).toBe('adopt');
-    expect(decideHandIn(r(1, 'c'), undefined, undefined).kind).toBe('adopt');
+    // The enclave's own seals: 6/'w' and its newest, 7/'x'.
+    const own = (x: { sequence: number; nonce: string }) => (x.sequence === 6 && x.nonce === 'w') || (x.sequence === 7 && x.nonce === 'x');
+    expect(decideHandIn(r(5, 'a'), r(5, 'a'), own).kind).toBe('same');
+    expect(decideHandIn(r(7, 'x'), r(5, 'a'), own).kind).toBe('same');
+    expect(decideHandIn(r(6, 'w'), r(5, 'a'), own).kind).toBe('same');
+    expect(decideHandIn(r(4, 'b'), r(5, 'a'), own).kind).toBe('stale');
+    expect(decideHandIn(r(5, 'b'), r(5, 'a'), own).kind).toBe('stale');
+    expect(decideHandIn(r(6, 'c'), r(5, 'a'), own).kind).toBe('adopt');
+    expect(decideHandIn(r(1, 'c'), undefined, () => false).kind).toBe('adopt');
   });
 });
