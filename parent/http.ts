@@ -23,6 +23,8 @@ export interface HttpHandlerOptions {
   metrics: () => string;
   /** When set (TCP listener), the Host header must be one of these (lowercase). */
   allowedHosts?: ReadonlySet<string>;
+  /** How long a refused request's upload may stall before we answer and close. Default 5 s. */
+  drainIdleMs?: number;
 }
 
 function send(res: ServerResponse, status: number, body: string, type = 'application/json', extra: Record<string, string> = {}): void {
@@ -37,16 +39,25 @@ function sendJson(res: ServerResponse, status: number, v: unknown, extra: Record
 
 /** Most of a refused body we read (and discard) so the client can read our answer. */
 const DRAIN_LIMIT = 16 * 1024 * 1024;
-const DRAIN_MS = 5_000;
+const DRAIN_IDLE_MS = 5_000;
 
 /**
  * Answers with an error and closes the connection. The rest of the body is
- * read and discarded first (never buffered; at most DRAIN_LIMIT bytes or
- * DRAIN_MS), because a client still writing its body into a closed socket
- * gets EPIPE instead of our answer.
+ * read and discarded first (never buffered; at most DRAIN_LIMIT bytes),
+ * because a client still writing its body into a closed socket gets EPIPE
+ * instead of our answer.
+ *
+ * The drain ends early only when the upload stalls: no byte for `idleMs`.
+ * That is checked when the timer fires, one event-loop turn late on purpose:
+ * after a stall of our own (GC, a synchronous fsync, a starved CPU) the
+ * timers phase runs before the poll phase, so bytes the client sent
+ * meanwhile are still unread when the timer fires; setImmediate runs after
+ * that poll phase and sees them. A slow upload that keeps moving is bounded
+ * by DRAIN_LIMIT and the connection's request deadline instead.
  */
-function refuse(req: IncomingMessage, res: ServerResponse, status: number, code: number, message: string): void {
+function refuse(req: IncomingMessage, res: ServerResponse, status: number, code: number, message: string, idleMs: number): void {
   let answered = false;
+  let timer: NodeJS.Timeout | undefined;
   const answer = () => {
     if (answered) return;
     answered = true;
@@ -62,9 +73,13 @@ function refuse(req: IncomingMessage, res: ServerResponse, status: number, code:
       req.socket.destroy();
     }
   };
-  const timer = setTimeout(answer, DRAIN_MS);
-  timer.unref();
+  const arm = () => {
+    const seen = drained;
+    timer = setTimeout(() => setImmediate(() => (answered ? undefined : drained > seen ? arm() : answer())), idleMs);
+    timer.unref();
+  };
   if (req.complete) return answer();
+  arm();
   req.on('data', discard);
   req.once('end', answer);
   req.once('error', answer);
@@ -78,6 +93,7 @@ function isJsonContentType(v: string | undefined): boolean {
 }
 
 export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessage, res: ServerResponse) => void {
+  const drainIdleMs = opts.drainIdleMs ?? DRAIN_IDLE_MS;
   return (req, res) => {
     if (opts.allowedHosts && !opts.allowedHosts.has((req.headers.host ?? '').toLowerCase())) {
       return sendJson(res, 403, { error: 'forbidden: the Host header must name this loopback listener' });
@@ -95,11 +111,11 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
     if (path !== '/') return sendJson(res, 404, { error: 'not found: POST / for JSON-RPC; GET /healthz, /readyz, /metrics' });
     if (req.method !== 'POST') return sendJson(res, 405, { error: 'method not allowed: JSON-RPC is POST /' }, { allow: 'POST' });
     if (!isJsonContentType(req.headers['content-type'])) {
-      return refuse(req, res, 415, RPC.INVALID_REQUEST, 'invalid request: Content-Type must be application/json');
+      return refuse(req, res, 415, RPC.INVALID_REQUEST, 'invalid request: Content-Type must be application/json', drainIdleMs);
     }
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > opts.maxBodyBytes) {
-      return refuse(req, res, 413, RPC.INVALID_REQUEST, `invalid request: body larger than ${opts.maxBodyBytes} bytes`);
+      return refuse(req, res, 413, RPC.INVALID_REQUEST, `invalid request: body larger than ${opts.maxBodyBytes} bytes`, drainIdleMs);
     }
 
     const gone = new AbortController();
@@ -116,7 +132,7 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
       if (size > opts.maxBodyBytes) {
         over = true;
         chunks.length = 0;
-        refuse(req, res, 413, RPC.INVALID_REQUEST, `invalid request: body larger than ${opts.maxBodyBytes} bytes`);
+        refuse(req, res, 413, RPC.INVALID_REQUEST, `invalid request: body larger than ${opts.maxBodyBytes} bytes`, drainIdleMs);
         return;
       }
       chunks.push(c);
