@@ -209,6 +209,41 @@ export function encodeRecordBody(b: AuditRecordBody): Uint8Array {
 
 /** The encoding alone, for a body validateBody has just accepted. */
 function encodeValidated(b: AuditRecordBody): Uint8Array {
+  // The same bytes as encodeCbor of the map {0: version, 1: "record", 2…16: fields} (a test holds
+  // the two together), written in place: the enclave encodes one per decision.
+  const values: Array<number | Uint8Array | null> = [b.version, te.encode('record')];
+  let size = 1;
+  for (let i = 0; i < FIELDS.length; i++) {
+    if (i > 1) {
+      const v = b[FIELDS[i] as Exclude<(typeof FIELDS)[number], 'type'>];
+      values.push(typeof v === 'string' ? te.encode(v) : v);
+    }
+    const v = values[i]!;
+    size += 1 + (v === null ? 1 : typeof v === 'number' ? headSize(v) : headSize(v.length) + v.length);
+  }
+  const out = new Uint8Array(size);
+  out[0] = 0xa0 + FIELDS.length;
+  let at = 1;
+  for (let i = 0; i < FIELDS.length; i++) {
+    out[at++] = i;
+    const v = values[i]!;
+    if (v === null) out[at++] = 0xf6;
+    else if (typeof v === 'number') at = writeHead(out, at, 0, v);
+    else {
+      // Text fields are strings in the body, bytes fields Uint8Array: the major type follows the field.
+      at = writeHead(out, at, TEXT_FIELDS.has(i) ? 3 : 2, v.length);
+      out.set(v, at);
+      at += v.length;
+    }
+  }
+  return out;
+}
+
+/**
+ * The same encoding through the general CBOR encoder: the generic decoding path's canonical check,
+ * and the reference encodeValidated is tested against.
+ */
+export function encodeViaMap(b: AuditRecordBody): Uint8Array {
   const m = new Map<CborKey, CborValue>();
   m.set(0, b.version);
   m.set(1, 'record');
@@ -216,8 +251,121 @@ function encodeValidated(b: AuditRecordBody): Uint8Array {
   return encodeCbor(m);
 }
 
+/** Keys whose values are text strings (the others are unsigned integers or byte strings). */
+const TEXT_FIELDS = new Set([1, 6, 7, 8, 9, 10, 12]);
+
+function headSize(n: number): number {
+  return n < 24 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : n < 0x100000000 ? 5 : 9;
+}
+
+/** A CBOR head with the minimal argument (n is a safe unsigned integer). */
+function writeHead(out: Uint8Array, at: number, major: number, n: number): number {
+  const m = major << 5;
+  if (n < 24) {
+    out[at] = m | n;
+    return at + 1;
+  }
+  const width = n < 0x100 ? 1 : n < 0x10000 ? 2 : n < 0x100000000 ? 4 : 8;
+  out[at] = m | (width === 1 ? 24 : width === 2 ? 25 : width === 4 ? 26 : 27);
+  for (let i = width; i >= 1; i--) {
+    out[at + i] = n % 256;
+    n = Math.floor(n / 256);
+  }
+  return at + 1 + width;
+}
+
 /** Decodes and validates a payload; refuses non-canonical bytes. */
 export function decodeRecordBody(payload: Uint8Array, where: Where = {}): AuditRecordBody {
+  const fast = readCanonicalBody(payload);
+  if (fast !== undefined) {
+    validateBody(fast, withSeq(where, fast.seq));
+    return fast;
+  }
+  return decodeRecordBodyGeneric(payload, where);
+}
+
+/** Error context: the record's seq once it reads as one. */
+function withSeq(where: Where, seq: unknown): Where {
+  return typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 ? { ...where, seq } : where;
+}
+
+// --- The fast path -------------------------------------------------------------------------
+//
+// Every record on the release path is parsed by the parent (persister, keystore, receipt), and
+// every record of a chain by the verifier. The generic path decodes any CBOR into a Map, then
+// re-encodes the body to prove the bytes canonical: two general codecs per record. This reader
+// is scoped to exactly one shape — the map header for 17 entries, keys 0…16 as single bytes in
+// order, and values that are only a minimal unsigned integer, a byte or text string with a
+// minimal definite length, or null — and to the end of the payload. Bytes in that shape are
+// canonical by construction, so they need no re-encoding. On the first byte outside it, it gives
+// up (undefined) and the generic path decides, with its own error messages: the fast path never
+// accepts what the generic path refuses, and never refuses anything itself.
+
+const MAP_OF_17 = 0xa0 + 17;
+const NULL = 0xf6;
+/** Text decoding as common/cbor.ts does it (fatal, BOM kept), so both paths read the same string. */
+const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+/** The fast path gives up on this (any CBOR value outside its shape, or bytes it cannot read). */
+const OUT_OF_SHAPE = Symbol('out of shape');
+
+/** Head argument of major types 0/2/3: minimal, definite, at most 2^53 − 1; else OUT_OF_SHAPE. */
+function readArgument(b: Uint8Array, at: number, ai: number): { v: number; next: number } | typeof OUT_OF_SHAPE {
+  if (ai < 24) return { v: ai, next: at };
+  const n = ai === 24 ? 1 : ai === 25 ? 2 : ai === 26 ? 4 : ai === 27 ? 8 : 0;
+  if (n === 0 || at + n > b.length) return OUT_OF_SHAPE;
+  let v = 0;
+  for (let i = 0; i < n; i++) v = v * 256 + b[at + i]!;
+  // Minimal: each width only for values the next smaller one cannot hold.
+  const min = n === 1 ? 24 : n === 2 ? 0x100 : n === 4 ? 0x10000 : 0x100000000;
+  if (v < min || !Number.isSafeInteger(v)) return OUT_OF_SHAPE;
+  return { v, next: at + n };
+}
+
+function readCanonicalBody(b: Uint8Array): AuditRecordBody | undefined {
+  if (b.length === 0 || b[0] !== MAP_OF_17) return undefined;
+  const values: Array<number | string | Uint8Array | null> = [];
+  let at = 1;
+  for (let key = 0; key < FIELDS.length; key++) {
+    if (b[at] !== key) return undefined;
+    at++;
+    if (at >= b.length) return undefined;
+    const ib = b[at++]!;
+    if (ib === NULL) {
+      values.push(null);
+      continue;
+    }
+    const major = ib >> 5;
+    if (major !== 0 && major !== 2 && major !== 3) return undefined;
+    const arg = readArgument(b, at, ib & 0x1f);
+    if (arg === OUT_OF_SHAPE) return undefined;
+    at = arg.next;
+    if (major === 0) {
+      values.push(arg.v);
+      continue;
+    }
+    if (at + arg.v > b.length) return undefined;
+    const bytes = b.subarray(at, at + arg.v);
+    at += arg.v;
+    if (major === 2) values.push(bytes.slice()); // a copy: values never alias the input
+    else {
+      try {
+        values.push(utf8.decode(bytes));
+      } catch {
+        return undefined;
+      }
+    }
+  }
+  if (at !== b.length || values[0] !== AUDIT_RECORD_VERSION || values[1] !== 'record') return undefined;
+  const body = {} as Record<string, unknown>;
+  for (let i = 0; i < FIELDS.length; i++) if (i !== 1) body[FIELDS[i]!] = values[i];
+  return body as unknown as AuditRecordBody;
+}
+
+/**
+ * The generic path: any CBOR, then shape, validation, and a re-encoding to prove it canonical.
+ * Exported as the reference the fast path is tested against (record-fast-path.test.ts).
+ */
+export function decodeRecordBodyGeneric(payload: Uint8Array, where: Where = {}): AuditRecordBody {
   let v: CborValue;
   try {
     v = decodeCbor(payload, { allowIndefinite: false, maxDepth: 2, maxItems: 64 });
@@ -237,13 +385,12 @@ export function decodeRecordBody(payload: Uint8Array, where: Where = {}): AuditR
   FIELDS.forEach((f, i) => {
     if (f !== 'type') body[f] = v.get(i);
   });
-  const seqv = body.seq;
-  const w = { ...where, ...(typeof seqv === 'number' && Number.isSafeInteger(seqv) && seqv >= 0 ? { seq: seqv } : {}) };
+  const w = withSeq(where, body.seq);
   const b = body as unknown as AuditRecordBody;
   validateBody(b, w);
   // Integers and lengths are minimal (decoder) and keys ordered (above); floats
   // that read as integers are the one remaining alias, caught by re-encoding.
-  if (!bytesEqual(encodeValidated(b), payload)) throw malformed('payload is not in canonical form', w);
+  if (!bytesEqual(encodeViaMap(b), payload)) throw malformed('payload is not in canonical form', w);
   return b;
 }
 
