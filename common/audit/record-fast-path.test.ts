@@ -9,7 +9,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { buildChain } from '../../test/audit-chain.js';
-import { encodeCbor, type CborKey, type CborValue } from '../cbor.js';
+import { encodeCbor, type CborValue } from '../cbor.js';
 import { parseEnvelope } from './envelope.js';
 import { decodeRecordBody, decodeRecordBodyGeneric, encodeRecordBody, encodeViaMap, type AuditRecordBody } from './record.js';
 
