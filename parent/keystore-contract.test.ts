@@ -79,6 +79,24 @@ describe.each(backends)('keystore contract: $name', (b) => {
     await ks.close();
   });
 
+  it.skipIf(skip)('a group of 100 (statements of 64, 32 and 4 rows): stored seqs among them are checked one by one; a fork stores nothing of its group', async () => {
+    const { records } = await buildChain(120);
+    const other = await buildChain(120);
+    const ks = await openKeystore(await b.fresh());
+    await ks.appendAuditRecords(records.slice(0, 10));
+    // Seqs 5..9 are stored already with the same bytes (a retry): no-ops, the rest go in.
+    await ks.appendAuditRecords(records.slice(5, 105));
+    expect(await ks.countAuditRecords()).toBe(105);
+    // A retried group whose seq 102 comes from another chain (a fork), inside a 16-row statement
+    // that also carries new seqs: refused, naming the seq, and the group's new rows are not kept.
+    const forked = [...records.slice(100, 102), other.records[102]!, ...records.slice(103, 121)];
+    await expect(ks.appendAuditRecords(forked)).rejects.toMatchObject({ code: 'KEYSTORE_AUDIT_CONFLICT', message: expect.stringContaining('seq 102') });
+    expect(await ks.countAuditRecords()).toBe(105);
+    await ks.appendAuditRecords(records.slice(105));
+    expect((await collect(ks.iterateAuditRecords())).every((r) => Buffer.from(r.record).equals(Buffer.from(records[r.seq]!)))).toBe(true);
+    await ks.close();
+  });
+
   it.skipIf(skip)('records changed in place after the persister parsed them are parsed again: the stored hash is of the stored bytes; bytes that no longer parse are refused', async () => {
     // The keystore reuses the persister's parse of the same bytes object (parseRecordOnce); a
     // parse remembered without its content would store one record's bytes under another's hash.

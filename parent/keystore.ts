@@ -179,6 +179,18 @@ function fromRow(r: KeyRow): StoredKey {
   return k;
 }
 
+/** INSERT of n audit rows, ignoring seqs already stored (the caller checks those). */
+const insertAuditSqlBySize = new Map<number, string>();
+function insertAuditSql(n: number): string {
+  let sql = insertAuditSqlBySize.get(n);
+  if (!sql) {
+    const values = Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?)').join(', ');
+    sql = `INSERT INTO audit_records (instance_id, seq, audit_key, hash, record, stored_at) VALUES ${values} ON CONFLICT (instance_id, seq) DO NOTHING`;
+    insertAuditSqlBySize.set(n, sql);
+  }
+  return sql;
+}
+
 const KEY_COLUMNS = 'key_id, kind, keyring_id, public_key, address, xpub, fingerprint, blob, label, created_at';
 // Small pages: a damaged store fails at the page it is reached (audit verify names the seq), not at the start.
 const PAGE = 100;
@@ -205,26 +217,30 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
       return { seq: r.body.seq, kind: r.body.kind, auditKey: Buffer.from(r.body.auditKey), hash: Buffer.from(r.hash), bytes: Buffer.from(bytes) };
     });
 
-  /** Inserts inside the caller's transaction. The same bytes again are a no-op (a retried persist); other bytes at a stored seq are a conflict. */
+  /**
+   * Inserts inside the caller's transaction. The same bytes again are a no-op (a retried
+   * persist); other bytes at a stored seq are a conflict. Rows go in multi-row statements of
+   * 64, 32, …, 1 rows (seven statement shapes to prepare, one statement per ~6 rows of a typical
+   * group instead of one per row); the stored rows are read only when a statement inserted fewer
+   * rows than it carried.
+   */
   const insertAudit = async (t: SqlExec, rows: ReturnType<typeof auditRows>): Promise<void> => {
     if (rows.length === 0) return;
     if (!hasAudit || !hasInstance) throw new KeystoreError('KEYSTORE_READONLY', 'this keystore has no audit table (opened read-only)');
     const at = new Date().toISOString();
-    for (const r of rows) {
-      // One statement for a new seq (the hot path); the stored row is read only when the seq is taken.
-      const inserted = await t.run('INSERT INTO audit_records (instance_id, seq, audit_key, hash, record, stored_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id, seq) DO NOTHING', [
-        instanceId,
-        r.seq,
-        r.auditKey,
-        r.hash,
-        r.bytes,
-        at,
-      ]);
-      if (inserted === 1) continue;
-      const existing = await t.get<{ record: Buffer }>(`SELECT record FROM audit_records WHERE ${mine}seq = ?`, [...mineArgs, r.seq]);
-      if (existing && Buffer.from(existing.record).equals(r.bytes)) continue;
-      if (!existing) throw new KeystoreError('KEYSTORE_AUDIT_CONFLICT', `audit seq ${r.seq} was not stored and no row holds it`);
-      throw new KeystoreError('KEYSTORE_AUDIT_CONFLICT', `audit seq ${r.seq} is already stored with different bytes: the enclave continued from a head other than the stored one`);
+    for (let i = 0; i < rows.length; ) {
+      let n = 64;
+      while (n > rows.length - i) n >>= 1;
+      const chunk = rows.slice(i, i + n);
+      i += n;
+      const inserted = await t.run(insertAuditSql(n), chunk.flatMap((r) => [instanceId, r.seq, r.auditKey, r.hash, r.bytes, at]));
+      if (inserted === n) continue;
+      for (const r of chunk) {
+        const existing = await t.get<{ record: Buffer }>(`SELECT record FROM audit_records WHERE ${mine}seq = ?`, [...mineArgs, r.seq]);
+        if (existing && Buffer.from(existing.record).equals(r.bytes)) continue;
+        if (!existing) throw new KeystoreError('KEYSTORE_AUDIT_CONFLICT', `audit seq ${r.seq} was not stored and no row holds it`);
+        throw new KeystoreError('KEYSTORE_AUDIT_CONFLICT', `audit seq ${r.seq} is already stored with different bytes: the enclave continued from a head other than the stored one`);
+      }
     }
   };
   /** Hand-overs open an audit key: remembered for the inline receipt once committed. */

@@ -101,9 +101,12 @@ export class AuditTrail {
     return { records: this.since(shownSeq === undefined ? 0 : shownSeq + 1), auditKey: log.auditKey, opened: false, headSeq: log.head().seq };
   }
 
-  /** Records this enclave still holds with seq ≥ from (at most `limit`). */
+  /** Records this enclave still holds with seq ≥ from (at most `limit`): the last RECENT_RECORDS. */
   since(from: number, limit = RECENT_RECORDS): SignedRecord[] {
-    return this.#recent.filter((r) => r.seq >= from).slice(0, limit);
+    return this.#recent
+      .slice(-RECENT_RECORDS)
+      .filter((r) => r.seq >= from)
+      .slice(0, limit);
   }
 
   /** Appends one decision; throws (and nothing moves) when it cannot be recorded. */
@@ -151,7 +154,9 @@ export class AuditTrail {
 
   #keep(r: SignedRecord): void {
     this.#recent.push(r);
-    if (this.#recent.length > RECENT_RECORDS) this.#recent.splice(0, this.#recent.length - RECENT_RECORDS);
+    // Trimmed in one move per RECENT_RECORDS appends, not one per append (a 4,096-slot shift
+    // on every decision); since() answers from the last RECENT_RECORDS only.
+    if (this.#recent.length >= 2 * RECENT_RECORDS) this.#recent.splice(0, this.#recent.length - RECENT_RECORDS);
   }
 
   close(): void {
