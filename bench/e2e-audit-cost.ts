@@ -10,8 +10,8 @@
  *   - each profile is cut to the measured windows of the profiled stack (the harness reports
  *     them on CLOCK_MONOTONIC, V8's sample clock) and its samples are split by the audit
  *     functions on their stack (bench/cpuprofile.ts `attribute`): in the enclave, building and
- *     encoding the record, SHA-256, the audit key's Ed25519 signature, the trail's buffer and the
- *     legacy stderr audit line; in the parent, the persister, the keystore's parse and row
+ *     encoding the record, SHA-256, the audit key's Ed25519 signature and the trail's buffer
+ *     (the legacy stderr audit line is gone); in the parent, the persister, the keystore's parse and row
  *     writes, BEGIN/COMMIT (its fsync) and the receipt index;
  *   - a thread's audit share of its busy samples × that thread's CPU per signature from /proc
  *     = audit CPU per signature. Summed over the enclave and the parent and divided by their
@@ -48,7 +48,6 @@ export interface AuditCostOptions {
 
 /** The relay of the enclave's console by the dev process: exists only on the dev stack. */
 const DEV_RELAY = 'dev relay of the enclave console (dev stack only)';
-const LEGACY_LINE = 'legacy stderr audit line (JSON line, batched write)';
 const COMMIT = 'SQLite BEGIN/COMMIT (fsync wait included)';
 
 /**
@@ -63,7 +62,6 @@ export const ENCLAVE_CATEGORIES: readonly Category[] = [
   { name: 'result digest (which bytes)', match: ['releasedResultDigest@result.js'] },
   { name: 'trail bookkeeping (recent-records buffer)', match: ['#keep@trail.js', 'since@trail.js'] },
   { name: 'record building (head, time, fields)', match: ['#write@log.js', 'append@log.js', 'append@trail.js', 'signed@trail.js', 'denied@trail.js', 'pending@trail.js', 'log@trail.js'] },
-  { name: LEGACY_LINE, match: ['record@service.js', 'audit@main.js', 'auditFields@main.js', '*@audit-lines.js'] },
 ];
 
 export const PARENT_CATEGORIES: readonly Category[] = [
@@ -201,10 +199,9 @@ function attributeAll(profDir: string, pids: Stack['pids'], windows: Window[]): 
  * sampling thread in a profiled run) run no JavaScript and get no share.
  */
 function perSignature(t: Threads, cpu: ReturnType<typeof cpuPerSig>) {
-  const chain = (n: string) => n !== DEV_RELAY && n !== LEGACY_LINE;
+  const chain = (n: string) => n !== DEV_RELAY;
   const us = (share: number, ms: number) => r1(share * ms * 1000);
   const enclaveChainUs = us(shareOf(t.enclaveMain, chain), cpu.enclaveMain) + us(shareOf(t.enclaveWorkers, chain), cpu.enclaveOthers);
-  const legacyLineUs = us(shareOf(t.enclaveMain, (n) => n === LEGACY_LINE), cpu.enclaveMain);
   const parentChainUs = us(shareOf(t.parentMain, chain), cpu.parentMain);
   const commitUs = us(shareOf(t.parentMain, (n) => n === COMMIT), cpu.parentMain);
   const devRelayUs = us(shareOf(t.parentMain, (n) => n === DEV_RELAY), cpu.parentMain);
@@ -216,7 +213,6 @@ function perSignature(t: Threads, cpu: ReturnType<typeof cpuPerSig>) {
     enclaveMainByCategoryUs: byCategory(t.enclaveMain, cpu.enclaveMain),
     parentMainByCategoryUs: byCategory(t.parentMain, cpu.parentMain),
     enclaveAuditChainUs: r1(enclaveChainUs),
-    enclaveLegacyAuditLineUs: legacyLineUs,
     parentAuditChainUs: parentChainUs,
     parentCommitUs: commitUs,
     devRelayOfAuditLinesUs: devRelayUs,
@@ -226,8 +222,8 @@ function perSignature(t: Threads, cpu: ReturnType<typeof cpuPerSig>) {
     auditChainSharePct: pct(enclaveChainUs + parentChainUs),
     /** Without BEGIN/COMMIT, whose samples include time blocked in fsync (not CPU). */
     auditChainSharePctWithoutCommit: pct(enclaveChainUs + parentChainUs - commitUs),
-    /** Plus the legacy stderr line and the dev process relaying it: everything audit on the dev stack. */
-    allAuditOnDevStackSharePct: pct(enclaveChainUs + parentChainUs + legacyLineUs + devRelayUs),
+    /** Plus the dev process relaying the enclave's console (the stderr audit line is gone: ~0). */
+    allAuditOnDevStackSharePct: pct(enclaveChainUs + parentChainUs + devRelayUs),
   };
 }
 
@@ -365,7 +361,7 @@ export async function measureAuditCost(o: AuditCostOptions): Promise<Record<stri
   o.log(`audit cost: best CPU estimate: chain ${bestEstimate.auditChainUs} µs of ${bestEstimate.serverCpuUs} µs = ${bestEstimate.auditChainSharePct} % (commit ${commitCpuUsPerTransaction} µs CPU per transaction ÷ ${batching.recordsPerTransaction} records)`);
   const load1 = loadavg();
   o.log(
-    `audit cost: chain ${measured.auditChainUs} µs of ${measured.serverCpuUs} µs server CPU per signature = ${measured.auditChainSharePct} % (enclave ${measured.enclaveAuditChainUs}, parent ${measured.parentAuditChainUs} of which BEGIN/COMMIT ${measured.parentCommitUs}); without COMMIT ${measured.auditChainSharePctWithoutCommit} %; with the legacy line and the dev relay ${measured.allAuditOnDevStackSharePct} %`,
+    `audit cost: chain ${measured.auditChainUs} µs of ${measured.serverCpuUs} µs server CPU per signature = ${measured.auditChainSharePct} % (enclave ${measured.enclaveAuditChainUs}, parent ${measured.parentAuditChainUs} of which BEGIN/COMMIT ${measured.parentCommitUs}); without COMMIT ${measured.auditChainSharePctWithoutCommit} %; with the dev relay of the console ${measured.allAuditOnDevStackSharePct} %`,
   );
   o.log(`audit cost at 1 client (profiled): p50 ${latencyAt1.p50Ms} ms; BEGIN/COMMIT ${latencyAt1.commitWallUsPerSignature} µs wall per signature`);
   o.log(`audit cost: on the unprofiled stack's CPU: chain ${estimated.auditChainUs} of ${estimated.serverCpuUs} µs = ${estimated.auditChainSharePct} %`);

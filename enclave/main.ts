@@ -9,13 +9,12 @@ import { SignerError } from '../common/errors.js';
 import { MAX_FRAME_BYTES } from '../common/limits.js';
 import type { SignOp } from '../common/protocol/enclave-api.js';
 import { connect } from '../common/transport/index.js';
-import { batchedLines } from './audit-lines.js';
 import { pinnedKeys } from './config.js';
 import type { Nsm } from './nsm/nsm.js';
 import { createPolicyGate } from './policy/gate.js';
 import type { LoadedPolicy } from './policy/load.js';
 import type { PolicyOp } from './policy/intent.js';
-import { createEnclaveService, type AuditEvent, type EnclaveService } from './service.js';
+import { createEnclaveService, type EnclaveService } from './service.js';
 import { createWorkerPool } from './worker-pool.js';
 
 export const NSM_DEVICE = '/dev/nsm';
@@ -54,8 +53,6 @@ export async function chooseNsm(mode: 'auto' | 'hardware' | 'simulated', simulat
 
 export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> {
   const log = cfg.log ?? ((l: string) => process.stderr.write(`[enclave] ${l}\n`));
-  // On stderr, audit lines are batched (one write per event-loop turn); a caller's own log gets each line as it comes.
-  const lines = cfg.log ? undefined : batchedLines((chunk) => process.stderr.write(chunk));
   // Checked before any worker starts: no pinned CMK, no enclave (enclave/config.ts).
   const pinned = pinnedKeys(cfg.kms.allowedKeyArns);
   log(`pinned CMK(s): ${pinned.arns.join(', ')}`);
@@ -73,13 +70,6 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
       ...(cfg.kms.caPem ? { ca: cfg.kms.caPem } : {}),
       allowedKeyArns: cfg.kms.allowedKeyArns,
     },
-    // One JSON object per line: no field can break out of it (ids are UUIDs anyway, reasons are escaped).
-    audit: (e) => {
-      const line = `audit ${JSON.stringify(auditFields(e))}`;
-      if (lines) lines.push(`[enclave] ${line}`);
-      else log(line);
-    },
-    ...(lines ? { auditFlushed: lines.flushed } : {}),
     log,
   });
   let server: BridgeServer;
@@ -100,11 +90,6 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
       cfg.nsm.close();
     },
   };
-}
-
-/** The audit event as a flat record with a fixed field order (the real audit chain replaces this sink). */
-export function auditFields(e: AuditEvent): Record<string, string> {
-  return { op: e.op, keyId: e.keyId, keyringId: e.keyringId, decision: e.decision, ...(e.reason !== undefined ? { reason: e.reason } : {}) };
 }
 
 export function readPem(path: string | undefined): string | undefined {

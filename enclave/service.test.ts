@@ -4,8 +4,11 @@
  * caller's nonce. Uses the real worker pool and the simulated NSM.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { AuditError } from '../common/audit/errors.js';
+import { AuditTrail } from './audit/trail.js';
 import { cborToJson, jsonToCbor } from '../common/cbor-json.js';
+import { parseRecord } from '../common/audit/record.js';
 import { verifyMessage } from 'viem';
 import { verifyAttestation } from '../attestation/verify.js';
 import { createDevCa, type DevCa } from '../dev/ca/index.js';
@@ -22,8 +25,7 @@ const spyGate = (hook: (intent: Intent) => void): PolicyGate => {
 };
 import type { Intent, PolicyOp } from './policy/intent.js';
 import { wrapKey } from './kms/wrapped-key.js';
-import { batchedLines } from './audit-lines.js';
-import { createEnclaveService, type AuditEvent, type EnclaveService } from './service.js';
+import { createEnclaveService, type EnclaveService } from './service.js';
 import { addressFromPrivateKey } from './signers/index.js';
 import { createWorkerPool, type WorkerPool } from './worker-pool.js';
 
@@ -32,14 +34,13 @@ let ca: DevCa;
 const services: EnclaveService[] = [];
 
 /** A service whose worker holds a keyring (as after keyring.unlock) and one wrapped key. */
-function service(policy: PolicyGate, audit?: (e: AuditEvent) => void, pool: WorkerPool = createWorkerPool(1)): EnclaveService {
+function service(policy: PolicyGate, pool: WorkerPool = createWorkerPool(1)): EnclaveService {
   pool.setKeyring(KEYRING_ID, ringKey);
   const s = createEnclaveService({
     nsm: createSimulatedNsm({ ca }),
     pool,
     policy,
     kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS in this test')), allowedKeyArns: [PINNED] },
-    ...(audit ? { audit } : {}),
   });
   services.push(s);
   // As the parent's boot does: the audit log opens before any decision (docs/audit.md).
@@ -147,42 +148,6 @@ describe('enclave service', () => {
     expect(e.message).toMatch(/^denied by rule no-messages/);
   });
 
-  it('does not sign when the audit record cannot be written', async () => {
-    const s = service(devGate(), () => {
-      throw new Error('disk full');
-    });
-    const e = await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }));
-    expect(e.code).toBe('AUDIT_UNAVAILABLE');
-  });
-
-  it('a batched audit sink: the signature waits for the write, and is withheld when the write fails', async () => {
-    const pool = createWorkerPool(1);
-    pool.setKeyring(KEYRING_ID, ringKey);
-    let written = 0;
-    let fail = false;
-    const lines = batchedLines(() => {
-      if (fail) throw new Error('EPIPE');
-      written++;
-    });
-    const s = createEnclaveService({
-      nsm: createSimulatedNsm({ ca }),
-      pool,
-      policy: devGate(),
-      kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS')), allowedKeyArns: [PINNED] },
-      audit: (e) => lines.push(JSON.stringify(e)),
-      auditFlushed: lines.flushed,
-    });
-    services.push(s);
-    opened.set(s, s.handler('audit.open', jsonToCbor({}), { signal: new AbortController().signal, id: 0 }));
-    const ok = await call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } });
-    expect(written).toBe(1);
-    expect((ok.result as { signature: string }).signature).toMatch(/^0x[0-9a-f]{130}$/);
-    fail = true;
-    const e = await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }));
-    expect(e.code).toBe('AUDIT_UNAVAILABLE');
-    expect(JSON.stringify(e)).not.toMatch(/0x[0-9a-f]{130}/);
-  });
-
   it('without an unlocked keyring nothing signs and no key can be created', async () => {
     const pool = createWorkerPool(1);
     const s = createEnclaveService({ nsm: createSimulatedNsm({ ca }), pool, policy: devGate(), kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS')), allowedKeyArns: [PINNED] } });
@@ -220,33 +185,57 @@ describe('enclave service', () => {
     expect((await failure(call(s, 'sign', { op: 'personal_sign', key: { ...key, keyringId: 'kr"x' }, request: { message: 'hi' } }))).message).toMatch(/^key\.keyringId/);
   });
 
-  it('finding 7: "allow" is recorded only after the blob authenticated; a blob that does not open gets no allow', async () => {
-    const events: AuditEvent[] = [];
-    const s = service(devGate(), (e) => events.push(e));
-    await opened.get(s);
+  it('finding 7: "allowed" is recorded only after the blob authenticated; a blob that does not open is recorded denied', async () => {
+    const s = service(devGate());
     const other = randomUUID(); // the blob is bound to keyId, not to this id
     const e = await failure(call(s, 'sign', { op: 'personal_sign', key: { ...key, keyId: other }, request: { message: 'hi' } }));
     expect(e.code).toBe('WRAPPED_KEY_INVALID');
-    expect(events).toEqual([]);
+    expect(await signRecords(s)).toEqual([{ decision: 'denied', keyId: other, rule: 'error:WRAPPED_KEY_INVALID' }]);
     await call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } });
-    expect(events).toEqual([{ op: 'personal_sign', keyId, keyringId: KEYRING_ID, decision: 'allow' }]);
+    expect((await signRecords(s))[1]).toMatchObject({ decision: 'allowed', keyId });
   });
 
-  it('finding 5: a cancelled or expired request never signs and is never recorded "allow"', async () => {
-    const events: AuditEvent[] = [];
-    const s = service(devGate(), (e) => events.push(e));
+  it('finding 5: a cancelled or expired request never signs and is never recorded "allowed"', async () => {
+    const s = service(devGate());
     const params = jsonToCbor({ op: 'personal_sign', key, request: { message: 'hi' } });
     await opened.get(s);
     const aborted = await failure(s.handler('sign', params, { signal: AbortSignal.abort(), id: 1 }));
     expect(aborted.code).toBe('JOB_CANCELLED');
     const expired = await failure(s.handler('sign', params, { signal: new AbortController().signal, deadline: Date.now() - 1, id: 2 }));
     expect(expired.code).toBe('JOB_DEADLINE_EXCEEDED');
-    // Cancelled while the policy decides: the unwrapped key is dropped, nothing is signed or recorded.
+    expect((await signRecords(s)).map((r) => r.decision)).not.toContain('allowed');
+    // Cancelled while the policy decides: the unwrapped key is dropped, nothing is signed.
     const ac = new AbortController();
-    const s2 = service(spyGate(() => ac.abort()), (e) => events.push(e));
+    const s2 = service(spyGate(() => ac.abort()));
     await opened.get(s2);
     const mid = await failure(s2.handler('sign', params, { signal: ac.signal, id: 3 }));
     expect(mid.code).toBe('JOB_CANCELLED');
-    expect(events).toEqual([]);
+    expect((await signRecords(s2)).map((r) => r.decision)).not.toContain('allowed');
+  });
+
+  it('a signature whose audit record cannot be written is not released (AUDIT_UNAVAILABLE)', async () => {
+    const s = service(devGate());
+    await call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } });
+    // The one fault injected in this file: the chain refuses the next record (a closed audit key,
+    // a record that does not validate). The worker has signed by then; nothing may leave.
+    const refuse = vi.spyOn(AuditTrail.prototype, 'signed').mockImplementationOnce(() => {
+      throw new AuditError('AUDIT_KEY_CLOSED', 'the audit log is closed: no decision can be recorded');
+    });
+    const e = await failure(call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } }));
+    refuse.mockRestore();
+    expect(e.code).toBe('AUDIT_UNAVAILABLE');
+    expect(e.message).toMatch(/audit record could not be written, so the signature is not released/);
+    expect(JSON.stringify(e)).not.toMatch(/0x[0-9a-f]{130}/);
+    // Nothing stays held: the next request signs.
+    expect((await call(s, 'sign', { op: 'personal_sign', key, request: { message: 'hi' } })).result).toMatchObject({ signature: expect.stringMatching(/^0x[0-9a-f]{130}$/) });
   });
 });
+
+/** The sign records of a service's chain so far: decision, key id and rule. */
+async function signRecords(s: EnclaveService): Promise<Array<{ decision: string; keyId: string | null; rule: string | null }>> {
+  const out = (await s.handler('audit.records', jsonToCbor({ fromSeq: 0 }), { signal: new AbortController().signal, id: 9 })) as Map<string, unknown>;
+  return (out.get('records') as Uint8Array[])
+    .map((bytes) => parseRecord(bytes).body)
+    .filter((b) => b.kind === 'sign')
+    .map((b) => ({ decision: b.decision, keyId: b.keyId, rule: b.rule }));
+}

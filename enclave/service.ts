@@ -63,32 +63,11 @@ export interface EnclaveServiceOptions {
     allowedKeyArns: readonly string[];
   };
   /**
-   * Called with every signing decision. "allow" is recorded only after the key
-   * blob authenticated and the policy allowed, right before the signing step
-   * (never for a cancelled or expired job); if it throws, nothing is signed.
-   */
-  audit?: (event: AuditEvent) => void;
-  /**
-   * When the audit sink writes asynchronously (batched, enclave/audit-lines.ts): resolves once
-   * every event handed to `audit` so far is written. A signature is released only after it
-   * resolves; if it rejects, the signature is withheld (AUDIT_UNAVAILABLE).
-   */
-  auditFlushed?: () => Promise<void>;
-  /**
    * Hash of the policy in force, bound into attestation user_data and every
    * audit record (docs/audit.md). Default: the hash of the loaded policy.
    */
   policyHash?: Uint8Array | null;
   log?: (line: string) => void;
-}
-
-/** A signing decision. Every field is validated (ids are UUIDs, op is a known op); `reason` is the enclave's own text. */
-export interface AuditEvent {
-  op: SignOp;
-  keyId: string;
-  keyringId: string;
-  decision: 'allow' | 'deny';
-  reason?: string;
 }
 
 /** What the bridge tells a handler about its request. */
@@ -198,15 +177,6 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   const recorded = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string, principal = 'host') => [
     trail.append({ kind, decision: 'done', principal, op: kind, keyId }).bytes,
   ];
-
-  /** A deny record that cannot be written changes nothing: the request is refused anyway. */
-  const audit = (e: AuditEvent) => {
-    try {
-      opts.audit?.(e);
-    } catch {
-      // the refusal stands
-    }
-  };
 
   const methods: Record<string, (p: Record<string, unknown>, ctx?: RequestContext) => Promise<unknown>> = {
     ...auditMethods(trail),
@@ -541,29 +511,14 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         ...(ctx?.deadline !== undefined ? { deadline: ctx.deadline } : {}),
         authorize: (facts, intent) => {
           signedBy = facts.keyId;
-          try {
-            // The address a signed request names is checked against the key's own (derived from the unwrapped secret).
-            if (keyRef && 'address' in keyRef && facts.address?.toLowerCase() !== keyRef.address.toLowerCase()) {
-              throw new SignerError('SIGN_KEY_MISMATCH', `${keyRef.field}: the signed request names ${keyRef.address}, the host handed over the key of ${facts.address ?? 'no address'}`, {
-                hint: 'the host substituted the key: nothing was signed',
-              });
-            }
-            ({ ticket, approval } = approvals.authorize({ op, keyId: facts.keyId, request, intent, principal }));
-            epoch = durable.epoch;
-          } catch (e) {
-            audit({ op, keyId: facts.keyId, keyringId: facts.keyringId, decision: 'deny', reason: (e as Error).message });
-            throw e;
+          // The address a signed request names is checked against the key's own (derived from the unwrapped secret).
+          if (keyRef && 'address' in keyRef && facts.address?.toLowerCase() !== keyRef.address.toLowerCase()) {
+            throw new SignerError('SIGN_KEY_MISMATCH', `${keyRef.field}: the signed request names ${keyRef.address}, the host handed over the key of ${facts.address ?? 'no address'}`, {
+              hint: 'the host substituted the key: nothing was signed',
+            });
           }
-        },
-        // Called after the key authenticated and the policy allowed, right before the signing
-        // step and never for a cancelled or expired job. An audit sink that fails stops the
-        // signature (fail closed).
-        record: (facts) => {
-          try {
-            opts.audit?.({ op, keyId: facts.keyId, keyringId: facts.keyringId, decision: 'allow' });
-          } catch (e) {
-            throw new SignerError('AUDIT_UNAVAILABLE', 'denied: the audit record could not be written', { cause: e });
-          }
+          ({ ticket, approval } = approvals.authorize({ op, keyId: facts.keyId, request, intent, principal }));
+          epoch = durable.epoch;
         },
       });
       } catch (e) {
@@ -584,19 +539,6 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       } catch (e) {
         release();
         throw new SignerError('AUDIT_UNAVAILABLE', 'denied: the audit record could not be written, so the signature is not released', { cause: e });
-      }
-      if (opts.auditFlushed) {
-        try {
-          await opts.auditFlushed();
-        } catch (e) {
-          release();
-          throw new SignerError('AUDIT_UNAVAILABLE', 'the signature is withheld: its audit record could not be written', { cause: e });
-        }
-      }
-      if (changed && durable.epoch !== epoch) {
-        // Taken over while the record was flushed: recorded as signed, never released.
-        release();
-        throw withAuditRecord(staleUnderRequest(), rec);
       }
       // Counted only now: the signature exists and its record is written.
       if (ticket) policy.commit(ticket);
