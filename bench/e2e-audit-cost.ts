@@ -220,6 +220,11 @@ function perSignature(t: Threads, cpu: ReturnType<typeof cpuPerSig>) {
     serverCpuUs: serverUs,
     /** The headline: the chain (enclave + parent) as a share of the server's CPU per signature. */
     auditChainSharePct: pct(enclaveChainUs + parentChainUs),
+    /**
+     * The chain's share of the enclave's own CPU (main + workers). On Nitro the enclave has its
+     * own vCPUs and they bound the signing rate; the parent's part runs on the host's cores.
+     */
+    enclaveChainShareOfEnclavePct: r2((100 * enclaveChainUs) / Math.max(1e-9, (cpu.enclaveMain + cpu.enclaveOthers) * 1000)),
     /** Without BEGIN/COMMIT, whose samples include time blocked in fsync (not CPU). */
     auditChainSharePctWithoutCommit: pct(enclaveChainUs + parentChainUs - commitUs),
     /** Plus the dev process relaying the enclave's console (the stderr audit line is gone: ~0). */
@@ -361,7 +366,7 @@ export async function measureAuditCost(o: AuditCostOptions): Promise<Record<stri
   o.log(`audit cost: best CPU estimate: chain ${bestEstimate.auditChainUs} µs of ${bestEstimate.serverCpuUs} µs = ${bestEstimate.auditChainSharePct} % (commit ${commitCpuUsPerTransaction} µs CPU per transaction ÷ ${batching.recordsPerTransaction} records)`);
   const load1 = loadavg();
   o.log(
-    `audit cost: chain ${measured.auditChainUs} µs of ${measured.serverCpuUs} µs server CPU per signature = ${measured.auditChainSharePct} % (enclave ${measured.enclaveAuditChainUs}, parent ${measured.parentAuditChainUs} of which BEGIN/COMMIT ${measured.parentCommitUs}); without COMMIT ${measured.auditChainSharePctWithoutCommit} %; with the dev relay of the console ${measured.allAuditOnDevStackSharePct} %`,
+    `audit cost: chain ${measured.auditChainUs} µs of ${measured.serverCpuUs} µs server CPU per signature = ${measured.auditChainSharePct} % (enclave ${measured.enclaveAuditChainUs}, parent ${measured.parentAuditChainUs} of which BEGIN/COMMIT ${measured.parentCommitUs}); without COMMIT ${measured.auditChainSharePctWithoutCommit} %; with the dev relay of the console ${measured.allAuditOnDevStackSharePct} %; of the enclave's own CPU ${measured.enclaveChainShareOfEnclavePct} %`,
   );
   o.log(`audit cost at 1 client (profiled): p50 ${latencyAt1.p50Ms} ms; BEGIN/COMMIT ${latencyAt1.commitWallUsPerSignature} µs wall per signature`);
   o.log(`audit cost: on the unprofiled stack's CPU: chain ${estimated.auditChainUs} of ${estimated.serverCpuUs} µs = ${estimated.auditChainSharePct} %`);

@@ -33,4 +33,14 @@ describe('parseRecordOnce', () => {
     expect(() => parseRecordOnce('not bytes' as unknown as Uint8Array)).toThrow(expect.objectContaining({ code: 'AUDIT_MALFORMED' }));
     log.close();
   });
+
+  it('bytes that cannot remember their parse (not extensible) are parsed every time, with the same result', async () => {
+    const { log, records } = await buildChain(1);
+    const rec = Object.preventExtensions(Uint8Array.from(records[1]!));
+    const a = parseRecordOnce(rec);
+    const b = parseRecordOnce(rec);
+    expect(b).not.toBe(a);
+    expect(b.body).toEqual(a.body);
+    log.close();
+  });
 });
