@@ -6,11 +6,13 @@
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { commands, scriptLines } from './shell-script.js';
 
-export const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
+const aboveThisFolder = resolve(fileURLToPath(new URL('..', import.meta.url)));
+/** The repository, whether this module runs from build/ or compiled, from dist/build/ (bench/e2e.ts). */
+export const REPO_ROOT = basename(aboveThisFolder) === 'dist' ? dirname(aboveThisFolder) : aboveThisFolder;
 
 export interface ImageBundle {
   /** Entry point as build-eif.sh bundles it by default (its $ENTRY default resolved). */
