@@ -73,6 +73,10 @@ function alive(pid: number): boolean {
 /** One POST; resolves with the status and body, or with an error description (unanswered). */
 function post(body: Uint8Array): Promise<{ status: number; body: string } | { error: string }> {
   return new Promise((resolve) => {
+    // For a body left unanswered: how long it ran and how much of it went out (the one flake seen
+    // in CI was a client EPIPE on a refused 1.1 MB body; parent/http-refuse.test.ts).
+    const t0 = performance.now();
+    const where = () => `after ${(performance.now() - t0).toFixed(0)} ms; ${req.socket?.bytesWritten ?? 0} bytes on the socket for a ${body.length}-byte body`;
     const req = request(
       { socketPath: stack.socket, method: 'POST', path: '/', agent, headers: { 'content-type': 'application/json', 'content-length': body.length }, timeout: 60_000 },
       (res) => {
@@ -83,7 +87,7 @@ function post(body: Uint8Array): Promise<{ status: number; body: string } | { er
       },
     );
     req.on('timeout', () => req.destroy(new Error('no answer within 60 s')));
-    req.on('error', (e) => resolve({ error: e.message }));
+    req.on('error', (e) => resolve({ error: `${e.message} (${where()})` }));
     req.end(body);
   });
 }
