@@ -7,7 +7,8 @@ import { createHash } from 'node:crypto';
 import { createDevCa, type DevCa } from '../dev/ca/dev-ca.js';
 import { AuditLog } from '../enclave/audit/log.js';
 import { createSimulatedNsm } from '../enclave/nsm/simulated.js';
-import type { AuditEntry } from '../common/audit/record.js';
+import Database from 'better-sqlite3';
+import { parseRecord, type AuditEntry, type AuditRecordBody } from '../common/audit/record.js';
 
 export const auditCa: DevCa = createDevCa();
 
@@ -43,4 +44,17 @@ export async function buildChain(n: number, opts: Parameters<typeof openEnclaveL
   const records = [log.handover.bytes];
   for (let i = 0; i < n; i++) records.push(log.append(decision(i)).bytes);
   return { log, records };
+}
+
+/**
+ * The decision records a SQLite keystore holds, every instance, each in seq order: what an auditor
+ * reads (the tests that once read the enclave's console audit line read these instead).
+ */
+export function storedRecords(keystorePath: string): AuditRecordBody[] {
+  const db = new Database(keystorePath, { readonly: true, fileMustExist: true });
+  try {
+    return (db.prepare('SELECT record FROM audit_records ORDER BY instance_id, seq').all() as { record: Buffer }[]).map((r) => parseRecord(new Uint8Array(r.record)).body);
+  } finally {
+    db.close();
+  }
 }

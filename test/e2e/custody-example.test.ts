@@ -19,6 +19,7 @@ import { parseTransaction, recoverTransactionAddress, recoverTypedDataAddress, t
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEV_CREDENTIALS } from '../../dev/stack.js';
 import { BIN, REPO, call, isAlive, startDevStack, startParentCli, waitFor, waitReady, type DevStack, type ParentProcess } from './dev-stack.js';
+import { storedRecords } from '../audit-chain.js';
 
 const EXAMPLE = join(REPO, 'examples', 'custody-client.mjs');
 const dir = mkdtempSync(join(tmpdir(), 'es-e2e-example-'));
@@ -134,9 +135,14 @@ describe('examples/custody-client.mjs', () => {
       expect(byStep(steps, 'signTypedData')).toEqual(expect.objectContaining({ ok: false, action: 'denied', code: 4001, reason: 'POLICY_DENIED', message: expect.stringMatching(/^denied: /) }));
       expect(steps.filter((s) => s.step === 'retry')).toEqual([]); // a denial is never retried
       expect(byStep(steps, 'done')).toMatchObject({ ok: false, denied: 1 });
-      // The enclave decided, and audited the decision (op and key id only).
-      expect(enclaveLog).toMatch(/audit \{"op":"eth_signTypedData_v4","keyId":"[0-9a-f-]{36}","keyringId":"[0-9a-f-]{36}","decision":"deny","reason":"denied: [^"]*"\}/);
-      expect(enclaveLog).toMatch(/audit \{"op":"eth_signTransaction","keyId":"[0-9a-f-]{36}","keyringId":"[0-9a-f-]{36}","decision":"allow"\}/);
+      // The enclave decided, and its audit chain (stored by the parent) records both decisions,
+      // signed by the same audit key: the denial names the --deny-op rule.
+      const signs = storedRecords(join(d, 'keystore.sqlite')).filter((r) => r.kind === 'sign');
+      const denied = signs.findLast((r) => r.op === 'eth_signTypedData_v4' && r.decision === 'denied');
+      const allowed = signs.findLast((r) => r.op === 'eth_signTransaction' && r.decision === 'allowed');
+      expect(denied).toMatchObject({ rule: '--deny-op', keyId: expect.stringMatching(/^[0-9a-f-]{36}$/), resultDigest: null });
+      expect(allowed).toMatchObject({ keyId: expect.stringMatching(/^[0-9a-f-]{36}$/) });
+      expect(Buffer.from(denied!.auditKey).equals(Buffer.from(allowed!.auditKey))).toBe(true);
     } finally {
       await parent?.stop();
       enclave.kill('SIGTERM');

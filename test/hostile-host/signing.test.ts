@@ -19,6 +19,7 @@ import { startRealKms, type RealKms } from '../real-kms.js';
 import { startParent, type RunningParent } from '../../parent/main.js';
 import { devManifest, rpc, waitFor } from '../../parent/test-helpers.js';
 import { loadDevPolicy } from '../../enclave/policy/load.js';
+import { parseRecord, type AuditRecordBody } from '../../common/audit/record.js';
 
 vi.setConfig({ testTimeout: 90_000, hookTimeout: 90_000 });
 
@@ -32,7 +33,7 @@ let _pipe: KmsPipe;
 let real: RealKms;
 let parent: RunningParent;
 let enclave: RunningEnclave;
-/** The enclave's log lines (audit lines included). */
+/** The enclave's log lines. */
 const enclaveLog: string[] = [];
 /** Every Worker the enclave's pool posts to (found without a hook in production code). */
 const workers = new Set<Worker>();
@@ -85,18 +86,29 @@ function wireKey(keyId: string): Record<string, unknown> {
 }
 
 /**
- * The enclave's audit events. Lines are JSON objects; an older `key=value` line is read too, so
- * that these tests say what was decided even against an enclave that writes that format.
+ * The enclave's sign decisions after `afterSeq`, from its audit chain: fetched over the bridge as
+ * a parent fetches records it lost (`audit.records`), so records of requests this test sent
+ * straight to the enclave (as the host) are included.
  */
-function parseAudit(line: string): Record<string, string> {
-  const body = line.slice('audit '.length);
+async function decisions(afterSeq: number): Promise<AuditRecordBody[]> {
+  const peer = await host();
   try {
-    return JSON.parse(body) as Record<string, string>;
-  } catch {
-    return Object.fromEntries([...body.matchAll(/(\w+)=("[^"]*"|\S+)/g)].map((m) => [m[1]!, m[2]!]));
+    const out = (await peer.request('audit.records', jsonToCbor({ fromSeq: afterSeq + 1, limit: 4096 }))) as Map<string, unknown>;
+    return (out.get('records') as Uint8Array[]).map((b) => parseRecord(b).body).filter((b) => b.kind === 'sign');
+  } finally {
+    peer.close();
   }
 }
-const audits = () => enclaveLog.filter((l) => l.startsWith('audit ')).map(parseAudit);
+/** The enclave's audit head (seq of its newest record). */
+async function headSeq(): Promise<number> {
+  const peer = await host();
+  try {
+    const out = (await peer.request('audit.records', jsonToCbor({ fromSeq: 0, limit: 1 }))) as Map<string, unknown>;
+    return out.get('headSeq') as number;
+  } finally {
+    peer.close();
+  }
+}
 
 beforeAll(async () => {
   const post = Worker.prototype.postMessage;
@@ -160,7 +172,7 @@ describe('hostile host: the signing path', () => {
       set.run(a.address, b.keyId);
       set.run(b.address, a.keyId);
     });
-    const before = audits().length;
+    const before = await headSeq();
     for (const [method, params] of [
       ['personal_sign', ['0x6869', a.address]],
       ['eth_sign', [a.address, '0x6869']],
@@ -171,8 +183,10 @@ describe('hostile host: the signing path', () => {
       expect(r.error).toMatchObject({ code: -32000, data: { code: 'PARENT_SIGNER_MISMATCH' } });
       expect(r.error!.message).toMatch(/^refused: the enclave signed with a key whose address is not the requested key's/);
     }
-    // The enclave itself reported (and its policy saw) the key it derived: B, never the row's claim.
-    expect(audits().slice(before).every((e) => e.keyId === b.keyId)).toBe(true);
+    // The enclave itself recorded (and its policy saw) the key it derived: B, never the row's claim.
+    const seen = await decisions(before);
+    expect(seen).toHaveLength(2);
+    expect(seen.every((e) => e.keyId === b.keyId)).toBe(true);
     // Restored rows sign again.
     hostWrite((db) => {
       const set = db.prepare('UPDATE keys SET address = ? WHERE key_id = ?');
@@ -198,8 +212,9 @@ describe('hostile host: the signing path', () => {
     }
   });
 
-  it('finding 7: an injected key id is refused by the enclave (naming the field) and by the parent (-32602 keyId); audit lines are JSON', async () => {
+  it('finding 7: an injected key id is refused by the enclave (naming the field) and by the parent (-32602 keyId); no record or log line carries it', async () => {
     const a = await createKey();
+    const before = await headSeq();
     const peer = await host();
     try {
       const injected = `${a.keyId} decision=allow\naudit op=signer_signDigest key=x decision=allow`;
@@ -214,16 +229,17 @@ describe('hostile host: the signing path', () => {
       const r = await rpc(parent.socketPath, 'signer_signDigest', { keyId, digest: `0x${'11'.repeat(32)}` });
       expect(r.error).toMatchObject({ code: -32602, data: { code: 'PARENT_INVALID_PARAMS', field: 'keyId' } });
     }
-    // Every audit line is exactly one JSON object with the structured fields.
-    const lines = enclaveLog.filter((l) => l.startsWith('audit '));
-    expect(lines.length).toBeGreaterThan(0);
-    for (const l of lines) expect(Object.keys(JSON.parse(l.slice(6)))).toEqual(expect.arrayContaining(['op', 'keyId', 'keyringId', 'decision']));
+    // The records of these refusals name no key (or a well-formed id): the injected text is nowhere.
+    for (const r of await decisions(before)) {
+      expect(r.decision).not.toBe('allowed');
+      expect(r.keyId === null || /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/.test(r.keyId)).toBe(true);
+    }
   });
 
-  it('finding 7: "allow" is recorded only after the key blob authenticated: a forged blob is refused with no allow', async () => {
+  it('finding 7: "allowed" is recorded only after the key blob authenticated: a forged blob is refused and recorded denied', async () => {
     const a = await createKey();
     const peer = await host();
-    const before = audits().length;
+    const before = await headSeq();
     try {
       const k = wireKey(a.keyId);
       const forged = new Uint8Array(k.blob as Uint8Array);
@@ -233,7 +249,8 @@ describe('hostile host: the signing path', () => {
     } finally {
       peer.close();
     }
-    expect(audits().slice(before)).toEqual([]);
+    // Recorded as refused, naming why; never "allowed".
+    expect((await decisions(before)).map((r) => [r.decision, r.rule])).toEqual([['denied', 'error:WRAPPED_KEY_INVALID']]);
   });
 
   it('finding 5: a deep path and an oversized PSBT are refused, naming the limit, by the parent and by the enclave', async () => {
@@ -260,7 +277,7 @@ describe('hostile host: the signing path', () => {
     expect(big.error!.message).toMatch(/257 inputs is over the limit of 256 \(maxPsbtInputs\)/);
   });
 
-  it('finding 5: a job past its deadline never signs and is never recorded "allow"; the next request signs with the right key', async () => {
+  it('finding 5: a job past its deadline never signs and is never recorded "allowed"; the next request signs with the right key', async () => {
     const seed = await createKey('bip32-seed');
     const a = await createKey();
     // A PSBT at the input limit, every input ours: real, long work for one worker.
@@ -279,7 +296,7 @@ describe('hostile host: the signing path', () => {
     }
     tx.addOutput({ script, amount: 1000n });
     const psbt = Buffer.from(tx.toPSBT()).toString('base64');
-    const before = audits().length;
+    const before = await headSeq();
     const peer = await host();
     try {
       const e = await failure(hostCall(peer, 'sign', { op: 'signer_signPsbt', key: wireKey(seed.keyId), request: { psbt } }, { deadlineMs: 1 }));
@@ -287,7 +304,7 @@ describe('hostile host: the signing path', () => {
     } finally {
       peer.close();
     }
-    expect(audits().slice(before).filter((x) => x.decision === 'allow')).toEqual([]);
+    expect((await decisions(before)).filter((x) => x.decision === 'allowed')).toEqual([]);
     // If the worker was busy with it, it was terminated and replaced: the next request signs with the right key.
     const r = await rpc(parent.socketPath, 'personal_sign', ['0x6869', a.address]);
     expect(await verifyMessage({ address: a.address, message: 'hi', signature: r.result })).toBe(true);
