@@ -15,7 +15,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Dispatcher } from './dispatch.js';
 import { createHttpHandler } from './http.js';
 
-const IDLE_MS = 300;
+// Long enough that a client process starved by a loaded CI box does not look stalled.
+const IDLE_MS = 1_000;
 const MAX = 1024 * 1024;
 const DECLARED = MAX + 64 * 1024;
 const head = (n: number) => `POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${n}\r\n\r\n`;
@@ -61,11 +62,11 @@ describe('refused uploads are drained until they stop moving', () => {
     let answeredAt = 0;
     s.once('data', () => (answeredAt = performance.now()));
     s.write(head(DECLARED));
-    // 64 KiB every IDLE_MS/3: the whole upload takes about six idle periods.
-    const piece = Buffer.alloc(64 * 1024, 0x61);
+    // 128 KiB every IDLE_MS/2: the whole upload takes more than four idle periods.
+    const piece = Buffer.alloc(128 * 1024, 0x61);
     let lastWriteAt = 0;
     for (let sent = 0; sent < DECLARED && !s.destroyed; sent += piece.length) {
-      await new Promise((r) => setTimeout(r, IDLE_MS / 3));
+      await new Promise((r) => setTimeout(r, IDLE_MS / 2));
       s.write(piece.subarray(0, Math.min(piece.length, DECLARED - sent)));
       lastWriteAt = performance.now();
     }
