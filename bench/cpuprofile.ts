@@ -44,6 +44,15 @@ function frameName(n: ProfileNode): string {
 }
 
 /** `node --cpu-prof` names files CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile; tid 0 is the main thread. */
+/** A `.cpuprofile` with its nodes by id and each node's parent id (the stack of a sample is its parent chain). */
+function loadProfile(file: string): { p: Profile; byId: Map<number, ProfileNode>; parent: Map<number, number> } {
+  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
+  const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  return { p, byId, parent };
+}
+
 export function findProfile(dir: string, pid: number, thread: 'main' | 'others'): string[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.cpuprofile'))
@@ -55,10 +64,7 @@ export function findProfile(dir: string, pid: number, thread: 'main' | 'others')
 }
 
 export function summarize(file: string, opts: { top?: number; inclusive?: readonly string[] } = {}): ProfileSummary {
-  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const { p, byId, parent } = loadProfile(file);
   const self = new Map<string, number>();
   const incl = new Map<string, number>();
   const wanted = new Set(opts.inclusive ?? []);
@@ -127,10 +133,7 @@ export interface Attribution {
  * that V8 inlined are charged to the function they were inlined into.
  */
 export function attribute(file: string, opts: { windows: readonly { startUs: number; endUs: number }[]; categories: readonly Category[] }): Attribution {
-  const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
-  const byId = new Map(p.nodes.map((n) => [n.id, n]));
-  const parent = new Map<number, number>();
-  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const { p, byId, parent } = loadProfile(file);
   const exact = new Map<string, string>();
   const wholeFile = new Map<string, string>();
   for (const c of opts.categories) {

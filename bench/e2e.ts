@@ -148,10 +148,8 @@ async function coldStart(args: (sock: string) => string[], sock: string): Promis
 
 const COLD_ARN = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-0000000000c0';
 
-/** The dev command: `enclave-signer enclave --nsm simulated` (unbundled modules, the CLI). */
-function devCommand(dir: string): (sock: string) => string[] {
-  const ca = join(dir, 'cold-ca');
-  loadOrCreateDevCa(ca);
+/** The dev command: `enclave-signer enclave --nsm simulated` (unbundled modules, the CLI); `ca` is a dev CA directory. */
+function devCommand(dir: string, ca: string): (sock: string) => string[] {
   const bin = join(repoRoot(), 'bin', 'enclave-signer.js');
   return (sock) => [bin, 'enclave', '--listen', `unix:${sock}`, '--nsm', 'simulated', '--dev-ca', ca, '--kms-key-arn', COLD_ARN, '--kms-pipe', `unix:${join(dir, 'no-pipe.sock')}`];
 }
@@ -161,9 +159,7 @@ function devCommand(dir: string): (sock: string) => string[] {
  * build-eif.sh's own esbuild commands into enclave.mjs + worker.mjs, beside an enclave-config.json
  * and a policy.json, as in /app.
  */
-async function imageCommand(dir: string): Promise<(sock: string) => string[]> {
-  const ca = join(dir, 'cold-ca');
-  loadOrCreateDevCa(ca);
+async function imageCommand(dir: string, ca: string): Promise<(sock: string) => string[]> {
   const app = join(dir, 'app');
   mkdirSync(app, { recursive: true });
   const [main, worker] = imageBundles();
@@ -226,53 +222,54 @@ async function main(): Promise<void> {
   const previous = existsSync(outPath) ? (JSON.parse(readFileSync(outPath, 'utf8')) as Record<string, unknown>) : undefined;
   let result: Record<string, unknown> = sections.has('main') ? await mainSection(values) : (previous ?? { benchmark: 'e2e-signing' });
   if (sections.has('policy-cost')) {
-    const dir = mkdtempSync(join(tmpdir(), 'es-bench-policy-cost-'));
-    try {
-      const policyCost = await measurePolicyCost({
+    // The default 1,000-rule run is `policyCost`; another rule count gets its own member
+    // (`policyCost10Rules`), so both stay in the file.
+    const rules = num(values['policy-cost-rules'], 10, 10_000);
+    const policyCost = await inTempDir('es-bench-policy-cost-', (dir) =>
+      measurePolicyCost({
         dir,
         rounds: num(values['policy-cost-rounds'], 1, 20),
         seconds: num(values['policy-cost-seconds'], 0.5, 30),
         latencySeconds: num(values['policy-cost-latency-seconds'], 0.5, 30),
         warmupMs: 500,
-        rules: num(values['policy-cost-rules'], 10, 10_000),
+        rules,
         windowSeconds: num(values['policy-cost-window-seconds'], 1, 86_400),
         profile: values['policy-cost-profile'] !== 'no',
         control: values['policy-cost-control'] !== 'no',
         log: (l) => process.stderr.write(`${l}\n`),
-      });
-      // The default 1,000-rule run is `policyCost`; another rule count gets its own member
-      // (`policyCost10Rules`), so both stay in the file.
-      const rules = num(values['policy-cost-rules'], 10, 10_000);
-      result = { ...result, [rules === 1000 ? 'policyCost' : `policyCost${rules}Rules`]: policyCost };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  } else if (previous?.policyCost !== undefined && result.policyCost === undefined) {
-    result = { ...result, policyCost: previous.policyCost };
+      }),
+    );
+    result = { ...result, [rules === 1000 ? 'policyCost' : `policyCost${rules}Rules`]: policyCost };
   }
   if (sections.has('audit-cost')) {
-    const dir = mkdtempSync(join(tmpdir(), 'es-bench-audit-cost-'));
-    try {
-      const auditCost = await measureAuditCost({
+    const auditCost = await inTempDir('es-bench-audit-cost-', (dir) =>
+      measureAuditCost({
         dir,
         rounds: num(values['audit-cost-rounds'], 1, 10),
         seconds: num(values['audit-cost-seconds'], 0.5, 30),
         latencySeconds: num(values['audit-cost-latency-seconds'], 0.5, 30),
         warmupMs: 500,
         log: (l) => process.stderr.write(`${l}\n`),
-      });
-      result = { ...result, auditCost };
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
-  } else if (previous?.auditCost !== undefined && result.auditCost === undefined) {
-    result = { ...result, auditCost: previous.auditCost };
+      }),
+    );
+    result = { ...result, auditCost };
   }
-  // Members of the previous file that this run did not produce are kept (other rule counts).
+  // Members of the previous file that this run did not produce are kept (the sections that did
+  // not run, other rule counts).
   for (const [k, v] of Object.entries(previous ?? {})) if (!(k in result)) result[k] = v;
   mkdirSync(join(outPath, '..'), { recursive: true });
   writeFileSync(outPath, `${JSON.stringify(result, null, 2)}\n`);
   process.stderr.write(`wrote ${outPath}\n`);
+}
+
+/** Runs `fn` in a fresh temporary directory, removed afterwards. */
+async function inTempDir<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  try {
+    return await fn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Cold start, primitives and the appliance against the hot wallet (the default section). */
@@ -289,8 +286,10 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
   // Cold start of the image's program (bundled, as the enclave runs it) and of the dev command,
   // alternated, 3 runs each (1 with --quick).
   process.stderr.write(`cold start (${quick ? 1 : 3}× each: the image's bundle, the dev command) …\n`);
-  const image = await imageCommand(dir);
-  const dev = devCommand(dir);
+  const ca = join(dir, 'cold-ca');
+  loadOrCreateDevCa(ca);
+  const image = await imageCommand(dir, ca);
+  const dev = devCommand(dir, ca);
   const imageRuns: ColdStart[] = [];
   const devRuns: ColdStart[] = [];
   for (let i = 0; i < (quick ? 1 : 3); i++) {

@@ -86,29 +86,23 @@ function wireKey(keyId: string): Record<string, unknown> {
 }
 
 /**
- * The enclave's sign decisions after `afterSeq`, from its audit chain: fetched over the bridge as
- * a parent fetches records it lost (`audit.records`), so records of requests this test sent
- * straight to the enclave (as the host) are included.
+ * The enclave's audit records from `fromSeq` on and its head: fetched over the bridge as a parent
+ * fetches records it lost (`audit.records`), so records of requests this test sent straight to
+ * the enclave (as the host) are included.
  */
-async function decisions(afterSeq: number): Promise<AuditRecordBody[]> {
+async function enclaveRecords(fromSeq: number, limit: number): Promise<{ records: AuditRecordBody[]; headSeq: number }> {
   const peer = await host();
   try {
-    const out = (await peer.request('audit.records', jsonToCbor({ fromSeq: afterSeq + 1, limit: 4096 }))) as Map<string, unknown>;
-    return (out.get('records') as Uint8Array[]).map((b) => parseRecord(b).body).filter((b) => b.kind === 'sign');
+    const out = (await peer.request('audit.records', jsonToCbor({ fromSeq, limit }))) as Map<string, unknown>;
+    return { records: (out.get('records') as Uint8Array[]).map((b) => parseRecord(b).body), headSeq: out.get('headSeq') as number };
   } finally {
     peer.close();
   }
 }
+/** The enclave's sign decisions after `afterSeq`. */
+const decisions = async (afterSeq: number) => (await enclaveRecords(afterSeq + 1, 4096)).records.filter((b) => b.kind === 'sign');
 /** The enclave's audit head (seq of its newest record). */
-async function headSeq(): Promise<number> {
-  const peer = await host();
-  try {
-    const out = (await peer.request('audit.records', jsonToCbor({ fromSeq: 0, limit: 1 }))) as Map<string, unknown>;
-    return out.get('headSeq') as number;
-  } finally {
-    peer.close();
-  }
-}
+const headSeq = async () => (await enclaveRecords(0, 1)).headSeq;
 
 beforeAll(async () => {
   const post = Worker.prototype.postMessage;
