@@ -127,6 +127,58 @@ describe('CBOR properties', () => {
     );
   });
 
+  it('writes text as exactly the UTF-8 TextEncoder gives (ASCII written in place, anything else encoded; a lone surrogate is U+FFFD)', () => {
+    const te = new TextEncoder();
+    const head3 = (n: number) => (n < 24 ? [0x60 | n] : n <= 0xff ? [0x78, n] : [0x79, n >> 8, n & 0xff]);
+    fc.assert(
+      fc.property(fc.oneof(fc.string({ unit: 'binary', maxLength: 300 }), fc.string({ unit: 'grapheme-ascii', maxLength: 300 }), fc.string({ maxLength: 300 })), (s) => {
+        const utf8 = te.encode(s);
+        expect(Buffer.from(encodeCbor(s)).equals(Buffer.from([...head3(utf8.length), ...utf8]))).toBe(true);
+      }),
+      { numRuns: 2000 },
+    );
+    expect(Buffer.from(encodeCbor('a\ud800b')).toString('hex')).toBe('65' + '61efbfbd62');
+  });
+
+  it('reads text exactly as a fatal TextDecoder does, on both sides of the short-ASCII shortcut (BOM kept, bad UTF-8 refused)', () => {
+    const td = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+    const check = (b: Uint8Array) => {
+      const framed = Uint8Array.from([...(b.length < 24 ? [0x60 | b.length] : [0x78, b.length]), ...b]);
+      let want: string | undefined;
+      try {
+        want = td.decode(b);
+      } catch {
+        want = undefined;
+      }
+      if (want === undefined) expect(() => decodeCbor(framed)).toThrow(expect.objectContaining({ code: 'CBOR_BAD_UTF8' }));
+      else expect(decodeCbor(framed)).toBe(want);
+    };
+    fc.assert(
+      fc.property(fc.oneof(fc.uint8Array({ maxLength: 80 }), fc.uint8Array({ maxLength: 80, max: 0x7f }), fc.string({ unit: 'binary', maxLength: 40 }).map((t) => new TextEncoder().encode(t).slice(0, 80))), (b) => check(b)),
+      { numRuns: 3000 },
+    );
+    for (const n of [63, 64, 65]) check(new Uint8Array(n).fill(0x41));
+    check(Uint8Array.of(0xef, 0xbb, 0xbf, 0x41));
+  });
+
+  it('grows its buffer without losing or moving a byte, whatever crosses the boundary (a head, a string, raw bytes)', () => {
+    const te = new TextEncoder();
+    for (const base of [250, 506, 1018, 4090]) {
+      for (let n = base - 8; n <= base + 8; n++) {
+        const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 7 + n) & 0xff);
+        const text = 'é'.repeat(n % 5) + 'x'.repeat(n % 29);
+        const v: CborValue = [bytes, text, 2 ** 40 + n, new Map<string, CborValue>([['k', -n]])];
+        const out = encodeCbor(v);
+        expect(decodeCbor(out)).toEqual(v);
+        const ref = Buffer.concat([Buffer.from([0x84]), Buffer.from(encodeCbor(bytes)), Buffer.from(encodeCbor(text)), Buffer.from(encodeCbor(2 ** 40 + n)), Buffer.from(encodeCbor(new Map([['k', -n]])))]);
+        expect(Buffer.from(out).equals(ref)).toBe(true);
+        const headOf = (len: number) => (len < 24 ? 1 : len <= 0xff ? 2 : 3);
+        const t = te.encode(text).length;
+        expect(out.length).toBe(1 + headOf(n) + n + headOf(t) + t + 9 + 3 + headOf(n - 1));
+      }
+    }
+  });
+
   it('writes preferred (shortest) encodings', () => {
     expect(Buffer.from(encodeCbor(new Map([[1, -35]]))).toString('hex')).toBe('a1013822');
     expect(Buffer.from(encodeCbor(new IndefiniteMap([['a', 1]]))).toString('hex')).toBe('bf616101ff');

@@ -85,8 +85,12 @@ const BREAK = Symbol('break');
 const td = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 const te = new TextEncoder();
 
+/** Short all-ASCII text (keys, ids, method names) skips TextDecoder: every byte is valid UTF-8 as it is. */
+const ASCII_FAST_MAX = 64;
+
 class Reader {
   pos = 0;
+  #dv: DataView | undefined;
   constructor(
     readonly buf: Uint8Array,
     readonly opts: Required<DecodeOptions>,
@@ -115,7 +119,7 @@ class Reader {
   /** Reads the argument of an initial byte; returns number, bigint, or -1 for indefinite. */
   arg(ai: number, start: number): number | bigint {
     if (ai < 24) return ai;
-    const dv = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    const dv = (this.#dv ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength));
     let v: number | bigint;
     switch (ai) {
       case 24:
@@ -200,6 +204,16 @@ class Reader {
           bytes = this.take(n);
         }
         if (major === 2) return new Uint8Array(bytes); // copy: results never alias the input
+        if (bytes.length <= ASCII_FAST_MAX) {
+          let ascii = true;
+          for (let i = 0; i < bytes.length; i++) {
+            if (bytes[i]! > 0x7f) {
+              ascii = false;
+              break;
+            }
+          }
+          if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
+        }
         try {
           return td.decode(bytes);
         } catch {
@@ -343,14 +357,42 @@ export interface EncodeOptions {
 /** Marks a map to be written indefinite-length regardless of EncodeOptions. */
 export class IndefiniteMap extends Map<CborKey, CborValue> {}
 
+/**
+ * Writes into one buffer that doubles when full: a bridge frame is one allocation (plus the
+ * copy out), not one small array per head and per string. Text that is all ASCII (every
+ * key and most values on the bridge) is written char by char; anything else goes through
+ * TextEncoder, so a lone surrogate still becomes U+FFFD exactly as before.
+ */
 class Writer {
-  chunks: Uint8Array[] = [];
+  buf = new Uint8Array(256);
+  view = new DataView(this.buf.buffer);
   size = 0;
   constructor(readonly opts: EncodeOptions) {}
 
+  /** Makes room for `n` more bytes and returns where they go. */
+  room(n: number): number {
+    const at = this.size;
+    if (at + n > this.buf.length) {
+      let cap = this.buf.length * 2;
+      while (cap < at + n) cap *= 2;
+      const grown = new Uint8Array(cap);
+      grown.set(this.buf.subarray(0, at));
+      this.buf = grown;
+      this.view = new DataView(grown.buffer);
+    }
+    this.size = at + n;
+    return at;
+  }
+
+  // room() may replace this.buf: take the offset before touching the buffer.
+  byte(b: number): void {
+    const at = this.room(1);
+    this.buf[at] = b;
+  }
+
   push(b: Uint8Array): void {
-    this.chunks.push(b);
-    this.size += b.length;
+    const at = this.room(b.length);
+    this.buf.set(b, at);
   }
 
   head(major: number, n: number | bigint): void {
@@ -358,47 +400,72 @@ class Writer {
     if (typeof n === 'bigint') {
       if (n < 0n || n > 0xffffffffffffffffn) throw new CborError('CBOR_ENCODE_RANGE', 'integer out of CBOR range', this.size);
       if (n <= BigInt(Number.MAX_SAFE_INTEGER)) return this.head(major, Number(n));
-      const b = new Uint8Array(9);
-      b[0] = m | 27;
-      new DataView(b.buffer).setBigUint64(1, n);
-      return this.push(b);
+      const at = this.room(9);
+      this.buf[at] = m | 27;
+      this.view.setBigUint64(at + 1, n);
+      return;
     }
-    if (n < 24) return this.push(Uint8Array.of(m | n));
-    if (n <= 0xff) return this.push(Uint8Array.of(m | 24, n));
-    if (n <= 0xffff) return this.push(Uint8Array.of(m | 25, n >> 8, n & 0xff));
+    if (n < 24) return this.byte(m | n);
+    if (n <= 0xff) {
+      const at = this.room(2);
+      this.buf[at] = m | 24;
+      this.buf[at + 1] = n;
+      return;
+    }
+    if (n <= 0xffff) {
+      const at = this.room(3);
+      this.buf[at] = m | 25;
+      this.view.setUint16(at + 1, n);
+      return;
+    }
     if (n <= 0xffffffff) {
-      const b = new Uint8Array(5);
-      b[0] = m | 26;
-      new DataView(b.buffer).setUint32(1, n);
+      const at = this.room(5);
+      this.buf[at] = m | 26;
+      this.view.setUint32(at + 1, n);
+      return;
+    }
+    const at = this.room(9);
+    this.buf[at] = m | 27;
+    this.view.setBigUint64(at + 1, BigInt(n));
+  }
+
+  text(v: string): void {
+    const n = v.length;
+    let ascii = true;
+    for (let i = 0; i < n; i++) {
+      if (v.charCodeAt(i) > 0x7f) {
+        ascii = false;
+        break;
+      }
+    }
+    if (!ascii) {
+      const b = te.encode(v);
+      this.head(3, b.length);
       return this.push(b);
     }
-    const b = new Uint8Array(9);
-    b[0] = m | 27;
-    new DataView(b.buffer).setBigUint64(1, BigInt(n));
-    this.push(b);
+    this.head(3, n);
+    const at = this.room(n);
+    const buf = this.buf;
+    for (let i = 0; i < n; i++) buf[at + i] = v.charCodeAt(i);
   }
 
   value(v: CborValue, depth = 0): void {
     if (this.opts.maxDepth !== undefined && depth > this.opts.maxDepth) {
       throw new CborError('CBOR_TOO_DEEP', `nesting deeper than ${this.opts.maxDepth} levels`, this.size);
     }
-    if (v === false) return this.push(Uint8Array.of(0xf4));
-    if (v === true) return this.push(Uint8Array.of(0xf5));
-    if (v === null) return this.push(Uint8Array.of(0xf6));
-    if (v === undefined) return this.push(Uint8Array.of(0xf7));
+    if (v === false) return this.byte(0xf4);
+    if (v === true) return this.byte(0xf5);
+    if (v === null) return this.byte(0xf6);
+    if (v === undefined) return this.byte(0xf7);
     if (typeof v === 'number') {
       if (Number.isInteger(v)) return v >= 0 ? this.head(0, v) : this.head(1, -1 - v);
-      const b = new Uint8Array(9);
-      b[0] = 0xfb;
-      new DataView(b.buffer).setFloat64(1, v);
-      return this.push(b);
+      const at = this.room(9);
+      this.buf[at] = 0xfb;
+      this.view.setFloat64(at + 1, v);
+      return;
     }
     if (typeof v === 'bigint') return v >= 0n ? this.head(0, v) : this.head(1, -1n - v);
-    if (typeof v === 'string') {
-      const b = te.encode(v);
-      this.head(3, b.length);
-      return this.push(b);
-    }
+    if (typeof v === 'string') return this.text(v);
     if (v instanceof Uint8Array) {
       this.head(2, v.length);
       return this.push(v);
@@ -412,13 +479,13 @@ class Writer {
     if (v instanceof Map) {
       this.items(v.size, 'map');
       const indefinite = v instanceof IndefiniteMap || this.opts.indefiniteMaps === true;
-      if (indefinite) this.push(Uint8Array.of(0xbf));
+      if (indefinite) this.byte(0xbf);
       else this.head(5, v.size);
       for (const [k, x] of v) {
         this.value(k, depth + 1);
         this.value(x, depth + 1);
       }
-      if (indefinite) this.push(Uint8Array.of(0xff));
+      if (indefinite) this.byte(0xff);
       return;
     }
     if (v instanceof CborTag) {
@@ -435,13 +502,7 @@ class Writer {
   }
 
   result(): Uint8Array {
-    const out = new Uint8Array(this.size);
-    let o = 0;
-    for (const c of this.chunks) {
-      out.set(c, o);
-      o += c.length;
-    }
-    return out;
+    return this.buf.slice(0, this.size);
   }
 }
 

@@ -8,7 +8,7 @@
  *   signer_auditCheckpoint { nonce? } — an enclave-signed statement of the head,
  *                                      with a document binding the audit key.
  */
-import { bytesEqual, toHex } from '../common/bytes.js';
+import { toHex } from '../common/bytes.js';
 import type { BridgeRemoteError } from '../common/bridge/index.js';
 import { parseCheckpoint } from '../common/audit/checkpoint.js';
 import { buildReceipt } from '../common/audit/receipt.js';
@@ -46,16 +46,16 @@ export async function persistRefusal(audit: AuditPersister, e: BridgeRemoteError
   }
 }
 
-/** Remembers which record released `result`, so signer_getReceipt can find it. */
-export function recordReleased(audit: AuditPersister, records: readonly Uint8Array[], result: unknown): void {
-  try {
-    const digest = releasedResultDigest(result);
-    for (const r of records) {
-      const p = parsedRecord(r);
-      if (p.body.resultDigest && bytesEqual(p.body.resultDigest, digest)) audit.noteResult(toHex(digest), p.body.seq);
-    }
-  } catch {
-    // a result without a digestible form has no receipt
+/**
+ * Remembers which record released a result, so signer_getReceipt can find it: indexed by the
+ * record's own `resultDigest`. signer_getReceipt digests the result its caller holds
+ * (releasedResultDigest) and finds only a record that names that digest, so the parent need not
+ * digest every result it releases (a hex parse and a SHA-256 per signature).
+ */
+export function recordReleased(audit: AuditPersister, records: readonly Uint8Array[]): void {
+  for (const r of records) {
+    const p = parsedRecord(r);
+    if (p.body.resultDigest) audit.noteResult(toHex(p.body.resultDigest), p.body.seq);
   }
 }
 

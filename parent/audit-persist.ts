@@ -82,12 +82,25 @@ export interface AuditPersisterOptions {
    * soon. While it is above 0, a write waits up to `commitDelayMs` for them. Default: none.
    */
   awaiting?: () => number;
-  /** The longest a write waits for records still on their way (group commit). Default 2 ms. */
+  /** The longest a write waits for records still on their way (group commit). Default DEFAULT_COMMIT_DELAY_MS. */
   commitDelayMs?: number;
 }
 
-/** A group this large is written without waiting for more. */
-const MAX_GROUP = 256;
+/**
+ * Group commit. A commit's fsync costs the parent ~0.2 ms of CPU (bench:e2e audit-cost, in
+ * process) whatever the group's size, so a write waits for records still on their way — but
+ * only while other enclave calls are still to answer, and never longer than it has to:
+ *
+ * - it starts at once when nothing else is on its way (one client: no added latency; a small
+ *   closed-loop load closes its group when every client is waiting for it);
+ * - it starts when the group reaches GROUP_TARGET records (a fast enclave fills it in a few
+ *   ms: beyond ~32 the commit's share per record is already under ~6 µs);
+ * - otherwise after DEFAULT_COMMIT_DELAY_MS from its first record. At 64 IPC clients on the
+ *   2-vCPU box (~1,500 signatures/s, p50 ~40 ms of queueing) 2 ms gave ~7 records per
+ *   transaction, 6 ms ~14, 10 ms ~20: the commit's CPU per signature went ~30 → ~15 → ~10 µs.
+ */
+const GROUP_TARGET = 32;
+export const DEFAULT_COMMIT_DELAY_MS = 10;
 
 function unavailable(message: string, cause?: unknown): ParentError {
   const why = isSignerError(cause) && cause.hint ? `${cause.hint}; ` : '';
@@ -124,7 +137,7 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
   let retryTimer: NodeJS.Timeout | undefined;
   let closed = false;
   const awaiting = o.awaiting ?? (() => 0);
-  const commitDelayMs = o.commitDelayMs ?? 2;
+  const commitDelayMs = o.commitDelayMs ?? DEFAULT_COMMIT_DELAY_MS;
   let flushQueued = false;
   let queuedAt = 0;
   let delayTimer: NodeJS.Timeout | undefined;
@@ -132,13 +145,13 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
    * Group commit: records that arrive in the same turn of the event loop go in one transaction,
    * and while other enclave calls are still to answer, the write waits (at most commitDelayMs
    * from the first queued record) for their records too. Each fsync costs the parent's main
-   * thread CPU (bench:e2e audit-cost: ~0.25 ms per transaction); at 64 clients the answers come
-   * about one per millisecond, so per-turn groups alone held ~3 records.
+   * thread CPU (bench:e2e audit-cost: ~0.2 ms per transaction); at 64 clients the answers come
+   * about one per 0.7 ms, so per-turn groups alone held ~3 records (DEFAULT_COMMIT_DELAY_MS).
    */
   const queueFlush = () => {
     if (flushQueued) {
       // Waiting for more: the last one on its way arrived (or the group is full), write now.
-      if (delayTimer && (awaiting() === 0 || pending.size >= MAX_GROUP)) {
+      if (delayTimer && (awaiting() === 0 || pending.size >= GROUP_TARGET)) {
         clearTimeout(delayTimer);
         delayTimer = undefined;
         setImmediate(startFlush);
@@ -152,7 +165,7 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
   function startFlush(): void {
     if (!flushQueued) return;
     const left = commitDelayMs - (performance.now() - queuedAt);
-    if (left > 0 && !closed && awaiting() > 0 && pending.size < MAX_GROUP) {
+    if (left > 0 && !closed && awaiting() > 0 && pending.size < GROUP_TARGET) {
       delayTimer ??= setTimeout(() => {
         delayTimer = undefined;
         startFlush();

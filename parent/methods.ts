@@ -164,7 +164,7 @@ async function signOnce(ctx: MethodContext, key: StoredKey, params: Record<strin
   await ctx.gate.sealed.store(key.keyringId, res as Record<string, unknown>);
   if (result === null || typeof result !== 'object' || Array.isArray(result) || result instanceof Uint8Array) throw badResponse('result object');
   const out = jsonSafe(result) as Record<string, unknown>;
-  recordReleased(ctx.gate.audit, records, out);
+  recordReleased(ctx.gate.audit, records);
   for (const r of records) ctx.released?.(r);
   return out;
 }
