@@ -164,6 +164,23 @@ describe('audit persistence', () => {
       await ks.close();
     });
 
+    it('a group that reaches 32 records is written without waiting for the delay or for calls still on their way', async () => {
+      const { path, ks, log, groups, store } = await counted('target.db');
+      const onTheirWay = 100; // many calls still to answer, and a delay no test waits out
+      const p = createAuditPersister({ keystore: store, log: () => {}, awaiting: () => onTheirWay, commitDelayMs: 600_000 });
+      const waits: Promise<unknown>[] = [];
+      for (let n = 1; n <= 31; n++) waits.push(p.persist([sign(log, n)]));
+      await turn();
+      await turn();
+      expect(groups).toEqual([]); // 31: still waiting for more
+      waits.push(p.persist([sign(log, 32)]));
+      await Promise.all(waits); // the 32nd starts the write
+      expect(groups).toEqual([32]);
+      expect(await seqs(path)).toEqual(Array.from({ length: 33 }, (_, i) => i));
+      p.close();
+      await ks.close();
+    });
+
     it('a group whose write fails withholds every result in it (fail closed)', async () => {
       const { path, ks, log, store, breakIt } = await counted('group-fail.db');
       let onTheirWay = 2;
