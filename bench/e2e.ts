@@ -142,7 +142,13 @@ async function coldStart(args: (sock: string) => string[], sock: string): Promis
     peer.close();
     return { listeningMs: +listeningMs.toFixed(1), firstAttestMs: +firstAttestMs.toFixed(1), firstStatusMs: +firstStatusMs.toFixed(1) };
   } finally {
+    // Wait until it is gone: a program still shutting down (its RSA key generation, its workers)
+    // would take the cores from the next run's start-up.
+    const gone = child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise<void>((r) => child.once('exit', () => r()));
     child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
+    await gone;
+    clearTimeout(timer);
   }
 }
 
