@@ -78,6 +78,26 @@ const REQUESTS: [string, PolicyOp, Record<string, JsonLike>][] = [
   ['unknown call (refused by default)', 'eth_signTransaction', tx({ to: '0x9999999999999999999999999999999999999999', data: '0xdeadbeef' })],
 ];
 
+/**
+ * A custody policy partitioned by client: each rule names its client (principal) and the key it
+ * governs, a tenth of them deny a key. The request is the last client's signer_signDigest on its
+ * own key, so every rule names the op: the engine's index by caller and key
+ * (enclave/policy/rule-index.ts) leaves it one or two rules to check instead of all of them.
+ */
+const CLIENTS = 20;
+const keyOf = (i: number) => `${i.toString(16).padStart(8, '0')}-0000-4000-8000-00000000c11e`;
+function clientRules(n: number): unknown[] {
+  return Array.from({ length: n }, (_, i) =>
+    i % 10 === 0 && i < n - 1
+      ? { id: `k${i}`, effect: 'deny', ops: ['signer_signDigest', 'personal_sign'], keys: [keyOf(i)] }
+      : { id: `k${i}`, effect: 'allow', ops: ['signer_signDigest', 'personal_sign'], principals: [`client${i % CLIENTS}`], keys: [keyOf(i)] },
+  );
+}
+function clientPolicyOf(n: number): CompiledPolicy {
+  const principals = Object.fromEntries(Array.from({ length: CLIENTS }, (_, c) => [`client${c}`, { alg: 'ed25519', publicKey: PEM }]));
+  return compilePolicy({ policyVersion: 1, name: `bench-clients-${n}`, principals, rules: clientRules(n) });
+}
+
 function measure(fn: () => void, ms: number): { meanUs: number; iterations: number } {
   for (let i = 0; i < 200; i++) fn();
   let n = 0;
@@ -115,12 +135,29 @@ for (const n of [10, 100, 1000]) {
 }
 console.log('intent build (the signer parse, paid anyway):', build);
 
+const perClient: Record<string, unknown>[] = [];
+for (const n of [10, 100, 1000]) {
+  const p = clientPolicyOf(n);
+  const last = n - 1;
+  const intent: Intent = { op: 'signer_signDigest', keyId: keyOf(last), digest: `0x${'11'.repeat(32)}`, path: null };
+  const ctx = { principal: `client${last % CLIENTS}`, now: 1_800_000_000 };
+  const d = evaluate(p, intent, ctx);
+  const other = evaluate(p, { ...intent, keyId: keyOf(last - 1) }, ctx);
+  const r = { rules: n, outcome: d.outcome, rule: d.rule, meanUs: measure(() => evaluate(p, intent, ctx), 400).meanUs, anotherClientsKey: { outcome: other.outcome, meanUs: measure(() => evaluate(p, { ...intent, keyId: keyOf(last - 1) }, ctx), 400).meanUs } };
+  perClient.push(r);
+  console.log(`${String(n).padStart(5)} rules by client and key: ${r.meanUs} µs (${d.outcome} by ${d.rule}); another client's key: ${r.anotherClientsKey.meanUs} µs (${other.outcome})`);
+}
+
 const out = {
   benchmark: 'policy-evaluation',
   date: new Date().toISOString(),
   machine: { cpus: cpus().length, model: cpus()[0]?.model ?? 'unknown', node: process.version },
   method: 'evaluate() on prebuilt intents; each request is decided by one of the last ten rules or by the default, so every rule that can match its op is checked; mean over ≥ 400 ms per cell after warm-up',
   results,
+  byClientAndKey: {
+    method: `${CLIENTS} clients; rule i allows signer_signDigest and personal_sign for client i mod ${CLIENTS} on key i (a tenth deny key i instead); the request is the last client's signer_signDigest on the last key, and the same client on the key before it (refused by default)`,
+    results: perClient,
+  },
   intentBuildUs: build,
   durationMs: Math.round(performance.now() - started),
 };

@@ -28,6 +28,7 @@ import {
   type PolicyOp,
   type TransactionIntent,
 } from './intent.js';
+import { candidateRules } from './rule-index.js';
 import { recordWindow, windowUsage, type WindowState } from './windows.js';
 
 export interface EvaluationContext {
@@ -232,35 +233,12 @@ function windowMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext): str
   return null;
 }
 
-/**
- * Rules that can match an op, in document order, split by effect: the signing path scans only
- * these (a rule whose `ops` exclude the op never matches, so skipping it changes nothing).
- * Cached per compiled policy; `explain` scans every rule so its trace is complete.
- */
-const INDEX = new WeakMap<CompiledPolicy, Map<PolicyOp, { deny: CompiledRule[]; allow: CompiledRule[] }>>();
-
-function rulesFor(policy: CompiledPolicy, op: PolicyOp): { deny: readonly CompiledRule[]; allow: readonly CompiledRule[] } {
-  let byOp = INDEX.get(policy);
-  if (!byOp) {
-    byOp = new Map();
-    INDEX.set(policy, byOp);
-  }
-  let entry = byOp.get(op);
-  if (!entry) {
-    entry = {
-      deny: policy.rules.filter((r) => r.effect === 'deny' && (!r.ops || r.ops.has(op))),
-      allow: policy.rules.filter((r) => r.effect === 'allow' && (r.ops ? r.ops.has(op) : !RAW_OPS.includes(op))),
-    };
-    byOp.set(op, entry);
-  }
-  return entry;
-}
-
 export function evaluate(policy: CompiledPolicy, intent: Intent, ctx: EvaluationContext): Decision {
   const trace: RuleTrace[] | undefined = ctx.explain ? [] : undefined;
   let cp: string[] | undefined;
   const counterparties = (): string[] => (cp ??= intentCounterparties(intent));
-  const scan = ctx.explain ? { deny: policy.rules, allow: policy.rules } : rulesFor(policy, intent.op);
+  // The signing path scans only the rules that can apply to this op, caller and key (rule-index.ts).
+  const scan = ctx.explain ? { deny: policy.rules, allow: policy.rules } : candidateRules(policy, intent.op, ctx.principal, intent.keyId?.toLowerCase());
   for (const r of scan.deny) {
     if (r.effect !== 'deny') continue;
     const why = denyMismatch(r, intent, ctx, counterparties);

@@ -322,3 +322,35 @@ describe('property: the evaluator never allows what the policy does not', () => 
     );
   });
 });
+
+describe('property: the rule index (rule-index.ts) skips only rules that cannot match', () => {
+  const bigPolicyArb = fc.integer({ min: 5, max: 40 }).chain((n) => fc.tuple(...Array.from({ length: n }, (_, i) => ruleArb(i))));
+  const requestArb = fc.record({ intent: intentArb, principal: fc.constantFrom(...PRINCIPAL_NAMES), approvals: fc.subarray(['alice', 'bob', 'carol']), windows: windowsArb });
+  const upper = (i: Intent): Intent => (i.keyId === undefined ? i : { ...i, keyId: i.keyId.toUpperCase() });
+
+  it('decides what the full scan decides (explain: every rule), with the same rule, reason and approvals, on one policy for many callers and keys', () => {
+    let compared = 0;
+    let decidedByRule = 0;
+    fc.assert(
+      fc.property(bigPolicyArb, fc.array(requestArb, { minLength: 20, maxLength: 20 }), (rules, requests) => {
+        // Random rules are often impossible (a policy error): keep the ones that compile alone.
+        const valid = rules.filter((r) => tryCompile({ policyVersion: 1, name: 'p', principals: PRINCIPALS, rules: [r] }) !== undefined);
+        const p = tryCompile({ policyVersion: 1, name: 'p', principals: PRINCIPALS, rules: valid });
+        if (!p) return;
+        for (const [n, r] of requests.entries()) {
+          // Key ids are matched case-insensitively: every other request names its key in upper case.
+          const intent = n % 2 === 0 ? r.intent : upper(r.intent);
+          const ctx = { principal: r.principal, approvals: r.approvals, now: NOW, windows: r.windows };
+          const { trace: _trace, ...full } = evaluate(p, intent, { ...ctx, explain: true });
+          const indexed = evaluate(p, intent, ctx);
+          expect(indexed).toEqual(full);
+          compared++;
+          if (full.rule !== null) decidedByRule++;
+        }
+      }),
+      { numRuns: 300, seed: 0x1de7 },
+    );
+    expect(compared).toBeGreaterThan(2000);
+    expect(decidedByRule).toBeGreaterThan(300);
+  });
+});
