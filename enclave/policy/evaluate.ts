@@ -25,7 +25,6 @@ import {
   RAW_OPS,
   type DecodedCall,
   type Intent,
-  type PolicyOp,
   type TransactionIntent,
 } from './intent.js';
 import { candidateRules } from './rule-index.js';
