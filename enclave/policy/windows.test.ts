@@ -44,4 +44,20 @@ describe('window compaction', () => {
     expect(Math.max(...once.map((e) => e.t))).toBe(T0 + 299);
     expect(once.reduce((a, e) => a + (e.n ?? 1), 0)).toBe(300);
   });
+
+  it('signatures in the same second share one entry, with the same usage as one entry each', () => {
+    let merged = emptyWindowState();
+    const apart: WindowState = { version: 1, rules: { r: { k: [] } } };
+    for (let i = 0; i < 200; i++) {
+      const e = { t: T0 + Math.floor(i / 50), value: String(i), amount: String(2 * i) };
+      merged = recordWindow(merged, 'r', 'k', e, 10);
+      apart.rules.r!.k!.push(e);
+    }
+    expect(merged.rules.r!.k!.map((e) => [e.t, e.n])).toEqual([[T0, 50], [T0 + 1, 50], [T0 + 2, 50], [T0 + 3, 50]]);
+    for (const now of [T0, T0 + 3, T0 + 9, T0 + 10, T0 + 11, T0 + 13, T0 + 14]) expect(windowUsage(merged, 'r', 'k', 10, now)).toEqual(windowUsage(apart, 'r', 'k', 10, now));
+    // A clock that stepped back: not merged into a newer entry, and still counted.
+    const back = recordWindow(merged, 'r', 'k', { t: T0 + 1, value: '1', amount: '0' }, 10);
+    expect(back.rules.r!.k!.length).toBe(5);
+    expect(windowUsage(back, 'r', 'k', 10, T0 + 5).count).toBe(201);
+  });
 });

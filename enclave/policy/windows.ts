@@ -7,7 +7,8 @@
  * A window is sliding, not calendar-aligned: a request fits when the signed entries of the
  * last `seconds` plus this one stay within every limit.
  *
- * Bounded: a (rule, key) list longer than MAX_WINDOW_ENTRIES is compacted into at most
+ * Bounded: signatures in the same second share one entry (exact: times are whole seconds), and
+ * a (rule, key) list longer than MAX_WINDOW_ENTRIES is compacted into at most
  * WINDOW_BUCKETS buckets of seconds/WINDOW_BUCKETS each. A bucket sums its entries (count, value,
  * amount exactly) and carries the time of its NEWEST entry, so it leaves the window only when
  * its last signature does: older signatures in it count a little longer than their window
@@ -94,7 +95,14 @@ export function recordWindow(
   keepSeconds: number,
 ): WindowState {
   const old = state.rules[ruleId]?.[keyId] ?? [];
-  let list = [...old.filter((e) => e.t > entry.t - keepSeconds), entry];
+  let list = old.filter((e) => e.t > entry.t - keepSeconds);
+  const last = list.at(-1);
+  if (last !== undefined && last.t === entry.t) {
+    // Same second as the newest entry: summed into it. Exact, since times are whole seconds and
+    // windowUsage only sums what is newer than a second boundary: a busy key keeps at most one
+    // entry per second of its window instead of one per signature, and the sealed state with it.
+    list[list.length - 1] = { t: last.t, value: (BigInt(last.value) + BigInt(entry.value)).toString(), amount: (BigInt(last.amount) + BigInt(entry.amount)).toString(), n: (last.n ?? 1) + (entry.n ?? 1) };
+  } else list.push(entry);
   if (list.length > MAX_WINDOW_ENTRIES) list = compact(list, keepSeconds);
   return { version: 1, rules: { ...state.rules, [ruleId]: { ...state.rules[ruleId], [keyId]: list } } };
 }
