@@ -97,7 +97,7 @@ export interface AuditPersisterOptions {
  *   ms: beyond ~32 the commit's share per record is already under ~6 µs);
  * - otherwise after DEFAULT_COMMIT_DELAY_MS from its first record. At 64 IPC clients on the
  *   2-vCPU box (~1,500 signatures/s, p50 ~40 ms of queueing) 2 ms gave ~7 records per
- *   transaction, 6 ms ~14, 10 ms ~20: the commit's CPU per signature went ~30 → ~15 → ~10 µs.
+ *   transaction, 6 ms ~14, 10 ms ~22: the commit's CPU per signature went ~27 → ~13 → ~9 µs.
  */
 const GROUP_TARGET = 32;
 export const DEFAULT_COMMIT_DELAY_MS = 10;
