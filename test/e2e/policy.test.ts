@@ -13,8 +13,7 @@ import { JsonRpcProvider } from 'ethers';
 import { createClient, http, parseTransaction, recoverTransactionAddress, walletActions, type Hex } from 'viem';
 import { mainnet } from 'viem/chains';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import Database from 'better-sqlite3';
-import { parseRecord } from '../../common/audit/record.js';
+import { storedRecords } from '../audit-chain.js';
 import { decodeCbor } from '../../common/cbor.js';
 import { parseAttestation } from '../../attestation/index.js';
 import { BIN, REPO, call, rpc, startDevStack, type DevStack } from './dev-stack.js';
@@ -172,13 +171,7 @@ describe('quorum approvals through the CLI (2 of alice, bob, carol)', () => {
 
     // Every decision of the flow is on the audit chain the parent stored (docs/audit.md): the policy
     // load, the pending request, alice's and bob's approvals, carol's veto and the signature, with the rule.
-    const db = new Database(join(dir, 'data', 'keystore.sqlite'), { readonly: true });
-    let bodies: ReturnType<typeof parseRecord>['body'][];
-    try {
-      bodies = (db.prepare('SELECT record FROM audit_records ORDER BY seq').all() as { record: Uint8Array }[]).map((r) => parseRecord(new Uint8Array(r.record)).body);
-    } finally {
-      db.close();
-    }
+    const bodies = storedRecords(join(dir, 'data', 'keystore.sqlite'));
     const kinds = bodies.map((b) => `${b.kind}/${b.decision}${b.principal && b.principal !== 'host' ? `/${b.principal}` : ''}${b.rule ? `/${b.rule}` : ''}`);
     expect(kinds).toContain('policy.load/done');
     expect(kinds).toContain('sign/pending/treasury');

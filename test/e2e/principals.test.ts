@@ -14,10 +14,9 @@ import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
+import { storedRecords } from '../audit-chain.js';
 import { parseTransaction, recoverMessageAddress, type Hex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseRecord } from '../../common/audit/record.js';
 import { loadPrincipalKey, signRequest } from '../../common/auth/client-signer.js';
 import { socketRpc } from '../../cli/socket-rpc.js';
 import { BIN, REPO, call, rpc, startDevStack, type DevStack } from './dev-stack.js';
@@ -75,14 +74,7 @@ function signedBody(name: string, method: string, params: unknown, o: { ttlSecon
   return { jsonrpc: '2.0', id: 7, method, params, signer_auth: auth };
 }
 const send = (body: Record<string, unknown>) => socketRpc(stack.socket, body);
-const records = () => {
-  const db = new Database(join(dir, 'data', 'keystore.sqlite'), { readonly: true });
-  try {
-    return (db.prepare('SELECT record FROM audit_records ORDER BY seq').all() as { record: Uint8Array }[]).map((r) => parseRecord(new Uint8Array(r.record)).body);
-  } finally {
-    db.close();
-  }
-};
+const records = () => storedRecords(join(dir, 'data', 'keystore.sqlite'));
 
 beforeAll(async () => {
   stack = await startDevStack({ dataDir: join(dir, 'data'), args: ['--policy', policyFile] });
