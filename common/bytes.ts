@@ -41,3 +41,20 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
 export function wipe(...bufs: (Uint8Array | undefined | null)[]): void {
   for (const b of bufs) if (b) b.fill(0);
 }
+
+const te = new TextEncoder();
+
+/**
+ * Text on its way into an encoding: the string itself when it is all ASCII (its length is then
+ * its UTF-8 length, and writeAscii writes it in place), else its UTF-8 bytes from TextEncoder
+ * (a lone surrogate becomes U+FFFD). Ids, kinds and method names skip an allocation.
+ */
+export function asciiOrUtf8(s: string): string | Uint8Array {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) > 0x7f) return te.encode(s);
+  return s;
+}
+
+/** Writes an all-ASCII string (asciiOrUtf8 returned it as a string) into `out` at `at`, a byte per char. */
+export function writeAscii(out: Uint8Array, at: number, s: string): void {
+  for (let i = 0; i < s.length; i++) out[at + i] = s.charCodeAt(i);
+}

@@ -22,6 +22,7 @@
  * major type 0/1, so a conforming peer never sends one. Map keys must be
  * integers (major 0/1) or text (major 3) — never floats.
  */
+import { asciiOrUtf8, writeAscii } from './bytes.js';
 import { SignerError } from './errors.js';
 import { DEFAULT_CBOR_DEPTH, MAX_CBOR_ITEMS } from './limits.js';
 
@@ -83,7 +84,6 @@ const BREAK = Symbol('break');
 // ignoreBOM: keep a leading U+FEFF. The default strips it, so "\uFEFFx" would decode as "x" —
 // two encodings, one value, and not the text that was sent (found by fuzzing: docs/fuzzing.md).
 const td = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
-const te = new TextEncoder();
 
 /** Short all-ASCII text (keys, ids, method names) skips TextDecoder: every byte is valid UTF-8 as it is. */
 const ASCII_FAST_MAX = 64;
@@ -430,23 +430,11 @@ class Writer {
   }
 
   text(v: string): void {
-    const n = v.length;
-    let ascii = true;
-    for (let i = 0; i < n; i++) {
-      if (v.charCodeAt(i) > 0x7f) {
-        ascii = false;
-        break;
-      }
-    }
-    if (!ascii) {
-      const b = te.encode(v);
-      this.head(3, b.length);
-      return this.push(b);
-    }
-    this.head(3, n);
-    const at = this.room(n);
-    const buf = this.buf;
-    for (let i = 0; i < n; i++) buf[at + i] = v.charCodeAt(i);
+    const t = asciiOrUtf8(v);
+    this.head(3, t.length);
+    if (typeof t !== 'string') return this.push(t);
+    const at = this.room(t.length);
+    writeAscii(this.buf, at, t);
   }
 
   value(v: CborValue, depth = 0): void {

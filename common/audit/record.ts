@@ -29,7 +29,7 @@
  * Only digests, ids and public keys go in: no field can carry key material.
  */
 import { hash } from 'node:crypto';
-import { bytesEqual } from '../bytes.js';
+import { asciiOrUtf8, bytesEqual, writeAscii } from '../bytes.js';
 import { decodeCbor, encodeCbor, type CborKey, type CborValue } from '../cbor.js';
 import { AuditError } from './errors.js';
 import { ED25519_PUBLIC_KEY_BYTES, parseEnvelope, verifyEnvelope } from './envelope.js';
@@ -215,12 +215,6 @@ export function encodeRecordBody(b: AuditRecordBody): Uint8Array {
 
 const RECORD_TYPE = te.encode('record');
 
-/** The string itself when it is all ASCII (its length is its UTF-8 length), else its UTF-8 bytes. */
-function asciiOrUtf8(v: string): string | Uint8Array {
-  for (let i = 0; i < v.length; i++) if (v.charCodeAt(i) > 0x7f) return te.encode(v);
-  return v;
-}
-
 /** The encoding alone, for a body validateBody has just accepted. */
 function encodeValidated(b: AuditRecordBody): Uint8Array {
   // The same bytes as encodeCbor of the map {0: version, 1: "record", 2…16: fields} (a test holds
@@ -247,7 +241,7 @@ function encodeValidated(b: AuditRecordBody): Uint8Array {
     else {
       // Text fields are strings in the body, bytes fields Uint8Array: the major type follows the field.
       at = writeHead(out, at, TEXT_FIELDS.has(i) ? 3 : 2, v.length);
-      if (typeof v === 'string') for (let c = 0; c < v.length; c++) out[at + c] = v.charCodeAt(c);
+      if (typeof v === 'string') writeAscii(out, at, v);
       else out.set(v, at);
       at += v.length;
     }
