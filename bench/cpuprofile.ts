@@ -43,7 +43,6 @@ function frameName(n: ProfileNode): string {
   return file ? `${f.functionName || '(anonymous)'} ${file}:${f.lineNumber + 1}` : f.functionName || '(anonymous)';
 }
 
-/** `node --cpu-prof` names files CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile; tid 0 is the main thread. */
 /** A `.cpuprofile` with its nodes by id and each node's parent id (the stack of a sample is its parent chain). */
 function loadProfile(file: string): { p: Profile; byId: Map<number, ProfileNode>; parent: Map<number, number> } {
   const p = JSON.parse(readFileSync(file, 'utf8')) as Profile;
@@ -53,6 +52,7 @@ function loadProfile(file: string): { p: Profile; byId: Map<number, ProfileNode>
   return { p, byId, parent };
 }
 
+/** `node --cpu-prof` names files CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile; tid 0 is the main thread. */
 export function findProfile(dir: string, pid: number, thread: 'main' | 'others'): string[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.cpuprofile'))
