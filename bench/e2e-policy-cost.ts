@@ -15,6 +15,10 @@
  *   D  the same stack and policy, signed as principal `bench-window`, whose rule (the one before
  *      the last) has a window: every signature counts in it, and the enclave seals its state
  *      (windows + replay cache) into a record the parent writes to SQLite before it answers;
+ *   E  as C, but the principal opened a session once (signer_openSession, docs/principals.md
+ *      "Sessions") and each request carries an HMAC-SHA256 under the session key instead of a
+ *      signature: the enclave checks the MAC and the session's sequence window;
+ *   F  as D (the window rule), authenticated by a session like E;
  *   A2 (control, default on) a second stack identical to A: how far two stacks of the same
  *      configuration differ at this load, i.e. the noise floor of the comparisons above.
  *
@@ -29,6 +33,8 @@ import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { DEFAULT_REQUEST_TTL_SECONDS, signRequest, type PrincipalKey } from '../common/auth/client-signer.js';
+import { requestDigest, toBase64Url } from '../common/auth/request.js';
+import { deriveSessionKey, newX25519KeyPair, OPEN_SESSION_METHOD, parseOpenSessionAnswer, sessionAuth } from '../common/auth/session.js';
 import { findProfile, summarize, type ProfileSummary } from './cpuprofile.js';
 import { httpClient, load, startStack, type LoadResult, type Stack } from './e2e-harness.js';
 import { measureWindowCost, type WindowCostRow } from './policy-window-cost.js';
@@ -52,7 +58,7 @@ export interface PolicyCostOptions {
   log: (line: string) => void;
 }
 
-type ConfigName = 'A' | 'A2' | 'B' | 'C' | 'D';
+type ConfigName = 'A' | 'A2' | 'B' | 'C' | 'D' | 'E' | 'F';
 
 interface Principal {
   name: string;
@@ -87,7 +93,8 @@ export function policyDocument(n: number, principals: Principal[], windowSeconds
     policyVersion: 1,
     name: `bench-policy-cost-${n}`,
     description: 'bench/e2e-policy-cost.ts: every rule is a candidate for signer_signDigest; the allowing rules come last',
-    principals: Object.fromEntries(principals.map((p) => [p.name, { alg: 'ed25519', publicKey: p.publicKeyPem }])),
+    // Sessions allowed (a day at most) so E and F can open one; C and D still sign every request.
+    principals: Object.fromEntries(principals.map((p) => [p.name, { alg: 'ed25519', publicKey: p.publicKeyPem, sessions: { maxSeconds: 86_400 } }])),
     rules,
   };
 }
@@ -135,6 +142,49 @@ interface Config {
   what: string;
   target: Target;
   signer?: Principal;
+  /** E, F: requests are MAC'd in this session of `signer` instead of signed. */
+  session?: OpenSession;
+}
+
+interface OpenSession {
+  session: string;
+  key: Uint8Array;
+  seq: number;
+}
+
+/** Opens a session as `p` the way enclave-signer/client does (client/session.ts), over one raw request. */
+async function openSession(t: Target, p: Principal): Promise<OpenSession> {
+  const eph = newX25519KeyPair();
+  const params = { clientPublicKey: toBase64Url(eph.publicKey) };
+  const signed = signRequest({ key: p.key, principal: p.name, audience: t.policyHash, method: OPEN_SESSION_METHOD, params });
+  const a = JSON.parse(await httpClient(t.stack.socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method: OPEN_SESSION_METHOD, params, signer_auth: signed.auth })));
+  if (!a.result) throw new Error(`signer_openSession as ${p.name}: ${JSON.stringify(a.error)}`);
+  const answer = parseOpenSessionAnswer(a.result, p.name);
+  const key = deriveSessionKey({
+    privateKey: eph.privateKey,
+    peerPublicKey: answer.enclavePublicKey,
+    openRequestDigest: signed.requestDigest,
+    principal: p.name,
+    session: answer.session,
+    clientPublicKey: eph.publicKey,
+    enclavePublicKey: answer.enclavePublicKey,
+  });
+  return { session: answer.session, key, seq: 0 };
+}
+
+/** The signer_auth of one request: a signature (C, D) or a session MAC (E, F). */
+function authOf(c: Config, method: string, params: unknown): unknown {
+  const p = c.signer!;
+  if (!c.session) return signRequest({ key: p.key, principal: p.name, audience: c.target.policyHash, method, params }).auth;
+  const s = c.session;
+  s.seq += 1;
+  return sessionAuth(s.key, {
+    requestDigest: requestDigest(c.target.policyHash, method, params),
+    principal: p.name,
+    session: s.session,
+    seq: s.seq,
+    expiresAt: Math.floor(Date.now() / 1000) + DEFAULT_REQUEST_TTL_SECONDS,
+  });
 }
 
 interface Point {
@@ -163,17 +213,17 @@ function median(xs: number[]): number {
 const r3 = (x: number) => +x.toFixed(3);
 
 async function measurePoint(c: Config, round: number, o: PolicyCostOptions, sent: SentLog): Promise<Point> {
-  const { stack, keyId, policyHash } = c.target;
+  const { stack, keyId } = c.target;
   const pids = { parent: stack.pids.parent, enclave: stack.pids.enclave };
   let signUs = 0;
   let signed = 0;
   const body = c.signer
     ? (i: number, method: string, params: unknown) => {
         const t0 = performance.now();
-        const { auth } = signRequest({ key: c.signer!.key, principal: c.signer!.name, audience: policyHash, method, params });
+        const auth = authOf(c, method, params);
         signUs += (performance.now() - t0) * 1000;
         signed++;
-        sent.add(c.signer!.name);
+        sent.add(c.session ? `${c.signer!.name}:session` : c.signer!.name); // a session request takes no replay-cache entry
         return JSON.stringify({ jsonrpc: '2.0', id: i, method, params, signer_auth: auth });
       }
     : undefined;
@@ -185,7 +235,7 @@ async function measurePoint(c: Config, round: number, o: PolicyCostOptions, sent
   const common = { transport: 'ipc' as const, socket: stack.socket, pids, warmup: o.warmupMs, method: 'signer_signDigest', params, maxRequests: 100_000, ...(body ? { body } : {}) };
   const at64 = await load({ ...common, concurrency: 64, seconds: o.seconds });
   const replayEntries = sent.within(['bench', 'bench-window'], DEFAULT_REQUEST_TTL_SECONDS);
-  const windowEntries = sent.within(['bench-window'], o.windowSeconds);
+  const windowEntries = sent.within(['bench-window', 'bench-window:session'], o.windowSeconds);
   const at1 = await load({ ...common, concurrency: 1, seconds: o.latencySeconds });
   const warmupRequests = Math.max(0, made - at64.n - at1.n);
   return { round, config: c.name, at64, at1, clientSignUs: signed ? +(signUs / signed).toFixed(1) : 0, replayEntries, windowEntries, warmupRequests };
@@ -193,11 +243,11 @@ async function measurePoint(c: Config, round: number, o: PolicyCostOptions, sent
 
 /** One request per configuration before measuring: a configuration that errors is a broken benchmark, not a number. */
 async function check(c: Config): Promise<void> {
-  const { stack, keyId, policyHash } = c.target;
+  const { stack, keyId } = c.target;
   const method = 'signer_signDigest';
   const params = { keyId, digest: digestHex(0) };
   const req: Record<string, unknown> = { jsonrpc: '2.0', id: 1, method, params };
-  if (c.signer) req.signer_auth = signRequest({ key: c.signer.key, principal: c.signer.name, audience: policyHash, method, params }).auth;
+  if (c.signer) req.signer_auth = authOf(c, method, params);
   const a = JSON.parse(await httpClient(stack.socket, new Agent())(JSON.stringify(req)));
   if (!a.result) throw new Error(`configuration ${c.name} (${c.what}) does not sign: ${JSON.stringify(a.error)}`);
 }
@@ -278,6 +328,8 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
       { name: 'B', what: whatOf('B', o), target: tP },
       { name: 'C', what: whatOf('C', o), target: tP, signer: bench },
       { name: 'D', what: whatOf('D', o), target: tP, signer: windowed },
+      { name: 'E', what: whatOf('E', o), target: tP, signer: bench, session: await openSession(tP, bench) },
+      { name: 'F', what: whatOf('F', o), target: tP, signer: windowed, session: await openSession(tP, windowed) },
       ...(tA2 ? [{ name: 'A2' as const, what: whatOf('A2', o), target: tA2 }] : []),
     ];
     for (const c of configs) await check(c);
@@ -288,7 +340,7 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
         const p = await measurePoint(c, round, o, sent);
         points.push(p);
         o.log(
-          `  round ${round} ${c.name}: ×64 ${p.at64.opsPerSec}/s (errors ${p.at64.errors}), ×1 p50 ${p.at1.p50Ms} ms | CPU ms/sig enclave ${cpuOf(p.at64).enclave} (main ${p.at64.cpuMsPerOp.enclaveMain}), parent ${cpuOf(p.at64).parent}, client ${p.at64.cpuMsPerOp.client}${c.signer ? ` (signing ${p.clientSignUs} µs)` : ''}${c.name === 'D' ? ` | window ≈${p.windowEntries}, replay ≈${p.replayEntries}` : ''}`,
+          `  round ${round} ${c.name}: ×64 ${p.at64.opsPerSec}/s (errors ${p.at64.errors}), ×1 p50 ${p.at1.p50Ms} ms | CPU ms/sig enclave ${cpuOf(p.at64).enclave} (main ${p.at64.cpuMsPerOp.enclaveMain}), parent ${cpuOf(p.at64).parent}, client ${p.at64.cpuMsPerOp.client}${c.signer ? ` (signing ${p.clientSignUs} µs)` : ''}${c.name === 'D' || c.name === 'F' ? ` | window ≈${p.windowEntries}, replay ≈${p.replayEntries}` : ''}`,
         );
       }
     }
@@ -308,7 +360,7 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
 
   // Per configuration: medians over rounds; the cost against A is taken within each round.
   const byRound = (round: number, c: ConfigName) => points.find((p) => p.round === round && p.config === c)!;
-  const names: ConfigName[] = o.control ? ['A', 'A2', 'B', 'C', 'D'] : ['A', 'B', 'C', 'D'];
+  const names: ConfigName[] = o.control ? ['A', 'A2', 'B', 'C', 'D', 'E', 'F'] : ['A', 'B', 'C', 'D', 'E', 'F'];
   const summary = names.map((name) => {
     const mine = points.filter((p) => p.config === name);
     const ratios = mine.map((p) => p.at64.opsPerSec / byRound(p.round, 'A').at64.opsPerSec);
@@ -353,7 +405,7 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
     date: new Date().toISOString(),
     machine: { loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },
     method:
-      'configurations alternated in rounds (A B C D A2, A2 D C B A, …) against dev stacks started together (A and the control A2: no --policy; B/C/D: one stack with --policy); per point a warm-up, then 64 IPC clients for `seconds`, then 1 IPC client for `latencySeconds`; cost vs A = 1 − median over rounds of (throughput / throughput of A in the same round); CPU from /proc (10 ms ticks). The client runs in the bench process on the same 2 cores: its signing CPU competes with the stack, as it would on a shared host',
+      'configurations alternated in rounds (A B C D E F A2, A2 F E D C B A, …) against dev stacks started together (A and the control A2: no --policy; B/C/D: one stack with --policy); per point a warm-up, then 64 IPC clients for `seconds`, then 1 IPC client for `latencySeconds`; cost vs A = 1 − median over rounds of (throughput / throughput of A in the same round); CPU from /proc (10 ms ticks). The client runs in the bench process on the same 2 cores: its signing CPU competes with the stack, as it would on a shared host',
     setup: {
       rules: o.rules,
       rounds: o.rounds,
@@ -387,6 +439,10 @@ function whatOf(name: ConfigName, o: PolicyCostOptions): string {
       return `${o.rules} rules (allowing rule last), unsigned (host)`;
     case 'C':
       return `${o.rules} rules, signed as Ed25519 principal (client signs each request)`;
+    case 'E':
+      return `${o.rules} rules, Ed25519 principal authenticated by a session (one signed signer_openSession, then an HMAC per request)`;
+    case 'F':
+      return `${o.rules} rules, session-authenticated (as E), window rule (${o.windowSeconds} s) counted and sealed per signature`;
     default:
       return `${o.rules} rules, signed, window rule (${o.windowSeconds} s) counted and sealed per signature`;
   }

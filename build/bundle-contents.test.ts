@@ -108,11 +108,13 @@ describe('enclave image bundles (build-eif.sh step 4)', () => {
 
   // 1.15 MB since issues 9 and 10: the bundle now carries what decides inside the enclave — the
   // policy engine with its typed intents, approvals, sealed state and the audit chain (about 170 KB
-  // bundled) — and since issue 11 @noble/secp256k1 v3 (~25 KB). The AWS SDK alone was 600 KB over
-  // the old budget when not tree-shaken, so this still catches an SDK regression.
-  it('the enclave bundle stays lean: the AWS SDK is tree-shaken (under 1.15 MB in all; it was 1.5 MB)', () => {
+  // bundled) — and since issue 11 @noble/secp256k1 v3 (~25 KB). 1.17 MB since principal sessions
+  // (1,141,269 → 1,156,762 bytes: the session table, its wire format and the session.open
+  // method). The AWS SDK alone was 600 KB over the old budget when not tree-shaken, so this still
+  // catches an SDK regression.
+  it('the enclave bundle stays lean: the AWS SDK is tree-shaken (under 1.17 MB in all; it was 1.5 MB)', () => {
     const b = built.get('/app/enclave.mjs')!;
-    expect(b.bytes).toBeLessThan(1_150_000);
+    expect(b.bytes).toBeLessThan(1_170_000);
   });
 });
 

@@ -24,11 +24,20 @@
  * enclave's restart barrier — the enclave refused it before doing anything,
  * so sending it again cannot sign twice.
  *
+ * Session: with `session: true` (or `{ ttlSeconds }`) and a principal, the principal's key signs
+ * one signer_openSession and later requests carry an HMAC under the session key (./session.ts):
+ * the policy must allow the principal sessions. A request refused because the enclave no longer
+ * knows the session (restart, expiry) is sent once more under a new session — refused before
+ * anything was done, like AUTH_BEFORE_RESTART.
+ *
  * Errors: a JSON-RPC error answer is an EnclaveSignerRpcError (code, message,
  * data: code, hint, field, rule); -32010 is its subclass ApprovalRequiredError.
  */
 import { randomBytes } from 'node:crypto';
 import { SIGNER_AUTH_MEMBER } from '../common/auth/request.js';
+import { DEFAULT_REQUEST_TTL_SECONDS } from '../common/auth/client-signer.js';
+import { OPEN_SESSION_METHOD } from '../common/auth/session.js';
+import { ClientSession, isSessionGone, type SessionOptions } from './session.js';
 import { readApprovalView, signApprovalOf, waitForApproval, type ApprovalView, type WaitForApprovalOptions } from './approvals.js';
 import { EnclaveSignerConnectionError, rpcErrorOf, type EnclaveSignerRpcError } from './errors.js';
 import { audienceResolver, loadPrincipal, MAX_REQUEST_TTL_SECONDS, signerAuth, type LoadedPrincipal, type PrincipalCredentials } from './principal.js';
@@ -52,6 +61,11 @@ export type SignerClientOptions = SignerEndpoint & {
    * client asks `signer_status` once and caches the answer.
    */
   policyHash?: string;
+  /**
+   * Authenticate requests with a session MAC instead of a signature each (needs `principal`, and a
+   * policy that gives the principal `sessions`; docs/principals.md "Sessions").
+   */
+  session?: boolean | SessionOptions;
 };
 
 /** Methods safe to resend: they change nothing and return the same answer (or a fresh equivalent). */
@@ -146,15 +160,25 @@ function transportFor(o: SignerEndpoint): Transport {
 /** The JSON-RPC code of an authentication refusal (docs/principals.md). */
 export const AUTH_RPC_CODE = 4100;
 
-/** When a 4100 AUTH_BEFORE_RESTART may be re-signed: once, to an expiry the enclave would accept from us now. */
-function restartExpiry(e: EnclaveSignerRpcError): number | undefined {
+/** A barrier this many seconds past what we would sign now is waited out rather than refused. */
+const RESTART_WAIT_SECONDS = 5;
+
+/**
+ * When a 4100 AUTH_BEFORE_RESTART may be re-signed: once, to an expiry the enclave would accept
+ * from us — now, or after a wait of at most RESTART_WAIT_SECONDS (right after an unclean restart
+ * the barrier is the enclave's boot + its longest expiry, one second past what we sign at once).
+ */
+async function restartExpiry(e: EnclaveSignerRpcError): Promise<number | undefined> {
   if (e.code !== AUTH_RPC_CODE || e.data?.code !== 'AUTH_BEFORE_RESTART') return undefined;
   const after = e.data.expiresAfter;
   if (typeof after !== 'number' || !Number.isSafeInteger(after)) return undefined;
   // The answer comes through the host. An expiry beyond what the enclave accepts now would hand the
   // host a signed request it could hold and submit later (when the enclave's clock catches up): never.
   const now = Math.floor(Date.now() / 1000);
-  if (after + 1 <= now || after + 1 > now + MAX_REQUEST_TTL_SECONDS) return undefined;
+  if (after + 1 <= now) return undefined;
+  const early = after + 1 - (now + MAX_REQUEST_TTL_SECONDS);
+  if (early > RESTART_WAIT_SECONDS) return undefined;
+  if (early > 0) await new Promise((r) => setTimeout(r, early * 1000 + 50));
   return after + 1;
 }
 
@@ -166,6 +190,23 @@ export function createSignerClient(options: SignerClientOptions): SignerClient {
   // Ids unique across clients and processes, so a retry is recognisably the same request.
   const prefix = randomBytes(6).toString('hex');
   let counter = 0;
+  if (options.session && !principal) throw new TypeError('enclave-signer client: session needs a principal (the session is opened with its key)');
+  const session =
+    options.session && principal
+      ? new ClientSession(principal, () => audience(), openSession, options.session === true ? {} : options.session)
+      : undefined;
+
+  async function openSession(params: unknown, auth: unknown): Promise<unknown> {
+    for (let resigned = false; ; resigned = true) {
+      const res = await transport.send({ jsonrpc: '2.0', id: `${prefix}-${++counter}`, method: OPEN_SESSION_METHOD, params, [SIGNER_AUTH_MEMBER]: auth }, timeoutMs);
+      if (res.error === undefined) return res.result;
+      const err = rpcErrorOf(OPEN_SESSION_METHOD, res.error);
+      // The opening is a signed request like any other: re-signed once past a restart barrier.
+      const after = resigned || !principal ? undefined : await restartExpiry(err);
+      if (after === undefined || !principal) throw err;
+      auth = signerAuth(principal, await audience(), OPEN_SESSION_METHOD, params, after);
+    }
+  }
 
   async function send<T>(method: string, params: unknown, sign: boolean): Promise<T> {
     const id = `${prefix}-${++counter}`;
@@ -175,8 +216,12 @@ export function createSignerClient(options: SignerClientOptions): SignerClient {
     for (let i = 1; ; i++) {
       const req: RpcRequest = { jsonrpc: '2.0', id, method };
       if (params !== undefined) req.params = params;
-      // A fresh signature (new request id) per attempt: a resent signer_auth is AUTH_REPLAYED by design.
-      if (sign && principal) req[SIGNER_AUTH_MEMBER] = signerAuth(principal, await audience(), method, params, expiresAt);
+      // A fresh signature (new request id) or sequence number per attempt: a resent signer_auth is AUTH_REPLAYED by design.
+      if (sign && principal) {
+        req[SIGNER_AUTH_MEMBER] = session
+          ? await session.auth(method, params, expiresAt ?? Math.floor(Date.now() / 1000) + DEFAULT_REQUEST_TTL_SECONDS)
+          : signerAuth(principal, await audience(), method, params, expiresAt);
+      }
       let res;
       try {
         res = await transport.send(req, timeoutMs);
@@ -189,7 +234,14 @@ export function createSignerClient(options: SignerClientOptions): SignerClient {
       }
       if (res.error !== undefined) {
         const err = rpcErrorOf(method, res.error);
-        const after = sign && principal && !resigned ? restartExpiry(err) : undefined;
+        if (session && !resigned && err.code === AUTH_RPC_CODE && isSessionGone(err.data?.code)) {
+          const gone = (req[SIGNER_AUTH_MEMBER] as { session?: unknown }).session;
+          if (typeof gone === 'string') session.forget(gone);
+          resigned = true;
+          i--;
+          continue;
+        }
+        const after = sign && principal && !resigned && !session ? await restartExpiry(err) : undefined;
         if (after !== undefined) {
           resigned = true;
           expiresAt = after;
@@ -239,7 +291,10 @@ export function createSignerClient(options: SignerClientOptions): SignerClient {
     reject: (approvalId, approver) => decide(approvalId, approver, 'reject'),
     waitForApproval: (approvalId, o) => waitForApproval(() => getApproval(approvalId), approvalId, o),
     policyHash: () => audience(),
-    close: () => transport.close(),
+    close: () => {
+      session?.close();
+      transport.close();
+    },
   };
 }
 

@@ -29,7 +29,7 @@ import {
   type TypedDataDomain,
   type TypedDataField,
 } from 'ethers';
-import { createSignerClient, type SignerClient, type SignerEndpoint } from './client.js';
+import { createSignerClient, type SignerClient, type SignerClientOptions, type SignerEndpoint } from './client.js';
 import { checkSignedTransaction, checkSigner } from './check.js';
 import type { PrincipalCredentials } from './principal.js';
 import { EnclaveSignerRpcError } from './errors.js';
@@ -45,6 +45,8 @@ export type EnclaveSignerOptions = (SignerEndpoint | { /** Use this client inste
   principal?: PrincipalCredentials;
   /** The enclave's policy hash, the audience of signed requests (recommended with `principal`: pins it). */
   policyHash?: string;
+  /** With `principal`: one signed signer_openSession, then a MAC per request (docs/principals.md "Sessions"). Ignored with `client`. */
+  session?: SignerClientOptions['session'];
   timeoutMs?: number;
 };
 

@@ -29,8 +29,10 @@ export interface StandInHooks {
   drop?: { method: string; n: number };
   /** Shows approvers another request than the one waiting. */
   lieOnGetApproval?: boolean;
-  /** Answers this error to the first request of a method instead of handling it (a forged refusal). */
-  forge?: { method: string; error: unknown };
+  /** Answers this error to the first `times` (default 1) requests of a method instead of handling them (a forged refusal). */
+  forge?: { method: string; error: unknown; times?: number };
+  /** Edits the answer to signer_openSession (a host in the middle of the opening). */
+  editOpenAnswer?: (answer: Record<string, unknown>) => void;
   /** signer_status reports this policy hash instead of the real one (a lying host). */
   statusHash?: string;
   /** The verifier's restart barrier (Unix seconds). */
@@ -46,7 +48,7 @@ export interface StandIn {
 }
 
 /**
- * Methods: signer_status, the four approval methods, personal_sign (allowed
+ * Methods: signer_status, signer_openSession, the four approval methods, personal_sign (allowed
  * only to `backend`: else 4001 rule backend-messages), eth_signTransaction
  * (2 of alice, bob, carol: rule treasury), anything else answers
  * { principal } after verification.
@@ -57,7 +59,7 @@ export async function standInSigner(registry: PrincipalRegistry, hooks: StandInH
   const book = new ApprovalBook({ principals: registry, now });
   const seen: Body[] = [];
   const dropped = new Map<string, number>();
-  let forged = false;
+  let forged = 0;
 
   const handle = (b: Body): unknown => {
     const p = b.params as Record<string, string> | undefined;
@@ -79,6 +81,11 @@ export async function standInSigner(registry: PrincipalRegistry, hooks: StandInH
       }
     }
     hooks.mutate?.(b);
+    if (b.method === 'signer_openSession') {
+      const answer = { ...verifier.openSession(b.params, b.signer_auth).opened } as Record<string, unknown>;
+      hooks.editOpenAnswer?.(answer);
+      return answer;
+    }
     const a = verifier.verify(b.method, b.params, b.signer_auth);
     if (b.method === 'personal_sign') {
       if (a.principal !== 'backend') throw { code: 4001, message: 'denied: rule backend-messages', data: { code: 'POLICY_DENIED', rule: 'backend-messages' } };
@@ -121,8 +128,8 @@ export async function standInSigner(registry: PrincipalRegistry, hooks: StandInH
           return;
         }
         let answer: Record<string, unknown>;
-        if (hooks.forge?.method === b.method && !forged) {
-          forged = true;
+        if (hooks.forge?.method === b.method && forged < (hooks.forge.times ?? 1)) {
+          forged++;
           answer = { error: hooks.forge.error };
         } else {
           try {

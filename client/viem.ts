@@ -33,7 +33,7 @@ import { toAccount } from 'viem/accounts';
 import { recoverAuthorizationAddress } from 'viem/utils';
 import { checkSignedTransaction, checkSigner } from './check.js';
 import type { PrincipalCredentials } from './principal.js';
-import { createSignerClient, type SignerClient, type SignerEndpoint } from './client.js';
+import { createSignerClient, type SignerClient, type SignerClientOptions, type SignerEndpoint } from './client.js';
 import { EnclaveSignerRpcError, type EnclaveSignerErrorData } from './errors.js';
 
 export type EnclaveAccountOptions = (SignerEndpoint | { /** Use this client instead of opening one (shares its connection). */ client: SignerClient }) & {
@@ -47,6 +47,8 @@ export type EnclaveAccountOptions = (SignerEndpoint | { /** Use this client inst
   principal?: PrincipalCredentials;
   /** The enclave's policy hash, the audience of signed requests (recommended with `principal`: pins it). */
   policyHash?: string;
+  /** With `principal`: one signed signer_openSession, then a MAC per request (docs/principals.md "Sessions"). Ignored with `client`. */
+  session?: SignerClientOptions['session'];
   /** Deadline of one call. Default 30 s. */
   timeoutMs?: number;
 };

@@ -42,6 +42,7 @@ import type { ApprovalRecord } from './auth/approvals.js';
 import { SealedStateError } from './auth/errors.js';
 import { PrincipalRegistry } from './auth/principals.js';
 import { RequestVerifier, type AuthenticatedRequest } from './auth/verify-request.js';
+import { OPEN_SESSION_METHOD } from '../common/auth/session.js';
 import { checkKind, isSignMethod, readSignCall, type KeyRef } from '../common/rpc/sign-call.js';
 import { named, readKeyKind } from '../common/rpc/params.js';
 import type { PolicyGate, Ticket } from './policy/gate.js';
@@ -333,6 +334,34 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       if (p.state !== undefined) stateReady(p.state);
       return { approvals: approvals.list() } as unknown as JsonLike;
     },
+    // Sessions (docs/principals.md "Sessions"): opened by a principal's signature, on the chain
+    // like every decision. The answer holds the enclave's public half only; the key stays here.
+    async 'session.open'(p, ctx) {
+      onlyKeys(p, ['auth'], 'params');
+      trail.log(); // no audit log, no decision
+      const digest = requestDigest('session.open', ctx?.raw ?? null);
+      let principal = 'host';
+      let opened;
+      try {
+        const a = asRecord(p.auth, 'auth');
+        onlyKeys(a, ['method', 'params', 'signerAuth'], 'auth');
+        if (a.method !== OPEN_SESSION_METHOD) throw new SignerError('INVALID_PARAMS', `auth.method: session.open carries ${OPEN_SESSION_METHOD} only`);
+        const out = verifier.openSession(a.params, a.signerAuth);
+        principal = out.request.principal;
+        opened = out.opened;
+      } catch (e) {
+        const code = (e as { code?: unknown }).code;
+        throw withAuditRecord(e as Error, trail.sessionRefused(principal, digest, `error:${typeof code === 'string' ? code : 'INTERNAL'}`));
+      }
+      let rec;
+      try {
+        rec = trail.sessionOpened(principal, digest);
+      } catch (e) {
+        verifier.sessions.end(opened.session);
+        throw new SignerError('AUDIT_UNAVAILABLE', 'denied: the session could not be recorded, so it is not opened', { cause: e });
+      }
+      return { ...opened, audit: [rec.bytes] } as unknown as JsonLike;
+    },
     async 'approval.approve'(p) {
       return decideApproval(approvalParams(p), 'approve');
     },
@@ -604,6 +633,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     handler,
     async close() {
       trail.close();
+      verifier.sessions.close();
       keyring?.destroy();
       keyring = undefined;
       closed = true;

@@ -329,6 +329,25 @@ function approvalId(v: unknown): string {
   return v;
 }
 
+/**
+ * signer_openSession (docs/principals.md "Sessions"): forwarded as the client sent it — the
+ * enclave verifies the principal's signature and keeps the session key; this parent sees the
+ * public halves only. The opening's audit record is stored before the answer is released.
+ */
+const openSession: Method = async (params, ctx) => {
+  const auth = { method: 'signer_openSession', params: (params ?? null) as JsonLike, ...(ctx.auth !== undefined ? { signerAuth: ctx.auth as JsonLike } : {}) };
+  let res;
+  try {
+    res = asRecord(await ctx.gate.call('session.open', { auth }, { needKeyring: false, signal: ctx.signal }), 'session.open result');
+  } catch (e) {
+    if (e instanceof BridgeRemoteError) await persistRefusal(ctx.gate.audit, e, ctx.gate.sealed, ctx.gate.keyringId());
+    throw e;
+  }
+  await ctx.gate.audit.persist(auditRecordsOf(res, 'session.open'));
+  const { audit: _audit, ...answer } = res;
+  return jsonSafe(answer as JsonLike);
+};
+
 /** Fleet scope: the shared record for the enclave, when it may not hold the store's head. */
 async function fleetState(ctx: MethodContext): Promise<{ state?: JsonLike }> {
   const ringId = ctx.gate.keyringId();
@@ -399,4 +418,5 @@ export const METHODS: ReadonlyMap<string, Method> = new Map<string, Method>([
   ['signer_listApprovals', listApprovals],
   ['signer_approve', decideApproval('approval.approve')],
   ['signer_reject', decideApproval('approval.reject')],
+  ['signer_openSession', openSession],
 ]);

@@ -42,7 +42,7 @@ export const MAX_TEXT_BYTES = 256;
 /** Largest attestation document a hand-over may carry (attestation/verify.ts MAX_DOCUMENT_BYTES). */
 export const MAX_ATTESTATION_BYTES = 16 * 1024;
 
-export const AUDIT_KINDS = ['handover', 'key.create', 'sign', 'approval', 'keyring.create', 'keyring.unlock', 'keyring.rotate', 'policy.load'] as const;
+export const AUDIT_KINDS = ['handover', 'key.create', 'sign', 'approval', 'keyring.create', 'keyring.unlock', 'keyring.rotate', 'policy.load', 'session.open'] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 export const AUDIT_DECISIONS = ['allowed', 'denied', 'pending', 'approved', 'rejected', 'done'] as const;
 export type AuditDecision = (typeof AUDIT_DECISIONS)[number];
@@ -57,6 +57,8 @@ const DECISIONS_OF: Record<AuditKind, readonly AuditDecision[]> = {
   'keyring.unlock': ['done', 'denied'],
   'keyring.rotate': ['done', 'denied'],
   'policy.load': ['done', 'denied'],
+  // A principal's signer_openSession: requestDigest is the open request's; the session key is never recorded.
+  'session.open': ['done', 'denied'],
 };
 
 /** What a decision says; the chain fields (seq, prev, time, auditKey) are added by the log. */
@@ -200,7 +202,7 @@ export function validateBody(b: AuditRecordBody, where: Where = {}): void {
   mustBeNull('prevAuditKey', b.prevAuditKey, 'outside a hand-over', where);
   mustBeNull('attestation', b.attestation, 'outside a hand-over', where);
   if (b.seq === 0) throw malformed('a chain starts with a hand-over record', where);
-  if (b.kind === 'sign' || b.kind === 'approval') checkDigest('requestDigest', b.requestDigest, true, where);
+  if (b.kind === 'sign' || b.kind === 'approval' || b.kind === 'session.open') checkDigest('requestDigest', b.requestDigest, true, where);
   if (b.kind === 'sign' && b.decision === 'allowed') checkDigest('resultDigest', b.resultDigest, true, where);
   else mustBeNull('resultDigest', b.resultDigest, `unless a signature was released (kind sign, decision allowed)`, where);
   if (b.kind === 'policy.load') checkDigest('policyHash', b.policyHash, true, where);

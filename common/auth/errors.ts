@@ -23,7 +23,13 @@ export type AuthErrorCode =
   /** The request may have been issued before the enclave restarted (restart barrier). */
   | 'AUTH_BEFORE_RESTART'
   /** The replay cache is full of live entries; refusing is the only safe answer. */
-  | 'AUTH_REPLAY_CACHE_FULL';
+  | 'AUTH_REPLAY_CACHE_FULL'
+  /** No open session of this principal has this id (never opened, ended, or the enclave restarted). */
+  | 'AUTH_SESSION_UNKNOWN'
+  /** The session's lifetime is over. */
+  | 'AUTH_SESSION_EXPIRED'
+  /** The policy does not let this principal open sessions (its `sessions` member is absent). */
+  | 'AUTH_SESSIONS_NOT_ALLOWED';
 
 export class AuthError extends SignerError {
   override readonly code: AuthErrorCode;

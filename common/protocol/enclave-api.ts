@@ -157,10 +157,18 @@ export interface EnclaveMethods {
   /** An approver's signature over the approval message; the enclave verifies it with the key from its policy. */
   'approval.approve': { params: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string } }; result: JsonLike };
   'approval.reject': { params: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string } }; result: JsonLike };
+  /**
+   * A principal's signed signer_openSession, as the client sent it (docs/principals.md "Sessions").
+   * The answer is the session's public half and the opening's audit record; the key never leaves.
+   */
+  'session.open': {
+    params: { auth: { method: 'signer_openSession'; params: JsonLike; signerAuth?: JsonLike } };
+    result: { session: string; enclavePublicKey: string; expiresAt: number; principal: string; audit: Uint8Array[] };
+  };
 }
 
 export type EnclaveMethod = keyof EnclaveMethods;
-export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'keyring.current', 'key.create', 'sign', 'audit.open', 'audit.records', 'audit.checkpoint', 'approval.get', 'approval.list', 'approval.approve', 'approval.reject', 'state.restore'];
+export const ENCLAVE_METHODS: readonly EnclaveMethod[] = ['attest', 'status', 'credentials.set', 'keyring.create', 'keyring.unlock', 'keyring.current', 'key.create', 'sign', 'audit.open', 'audit.records', 'audit.checkpoint', 'approval.get', 'approval.list', 'approval.approve', 'approval.reject', 'state.restore', 'session.open'];
 
 // ------------------------------------------------------------------ guards
 

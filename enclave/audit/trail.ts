@@ -147,6 +147,19 @@ export class AuditTrail {
     }
   }
 
+  /** A principal opened a session (kind session.open, done), or its open request was refused (denied, `error:<CODE>`; never throws). */
+  sessionOpened(principal: string, requestDigest: Uint8Array): SignedRecord {
+    return this.append({ kind: 'session.open', decision: 'done', principal, op: 'signer_openSession', requestDigest });
+  }
+
+  sessionRefused(principal: string, requestDigest: Uint8Array, rule: string): SignedRecord | undefined {
+    try {
+      return this.append({ kind: 'session.open', decision: 'denied', principal, op: 'signer_openSession', requestDigest, rule: rule.slice(0, 256) });
+    } catch {
+      return undefined;
+    }
+  }
+
   /** An approver's approval or veto that the enclave verified and counted. */
   approval(decision: 'approved' | 'rejected', approver: string, e: { op: string | null; keyId: string | null; requestDigest: Uint8Array | null; rule: string | null }): SignedRecord {
     return this.append({ kind: 'approval', decision, principal: approver, ...e });

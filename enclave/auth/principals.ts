@@ -21,11 +21,14 @@ export interface PrincipalEntry {
   alg: PrincipalAlg;
   /** A node KeyObject (the policy engine's compiled form) or SPKI PEM text (the document's form). */
   publicKey: KeyObject | string;
+  /** Present when the policy lets the principal open sessions (./sessions.ts). */
+  sessions?: { maxSeconds: number };
 }
 
 interface Registered {
   alg: PrincipalAlg;
   key: KeyObject;
+  sessionMaxSeconds: number | undefined;
 }
 
 export class PrincipalRegistry {
@@ -38,7 +41,7 @@ export class PrincipalRegistry {
       if (name === HOST_PRINCIPAL) throw new AuthError('AUTH_MALFORMED', '"host" is the unauthenticated caller and cannot have a key');
       const key = typeof p.publicKey === 'string' ? createPublicKey({ key: p.publicKey, format: 'pem' }) : p.publicKey;
       if (key.type !== 'public' || principalAlgOf(key) !== p.alg) throw new AuthError('AUTH_MALFORMED', `principal ${name}: the key is not an ${p.alg} public key`);
-      this.#byName.set(name, { alg: p.alg, key });
+      this.#byName.set(name, { alg: p.alg, key, sessionMaxSeconds: p.sessions?.maxSeconds });
     }
   }
 
@@ -55,6 +58,16 @@ export class PrincipalRegistry {
     const p = this.#byName.get(name);
     if (!p) throw new AuthError('AUTH_UNKNOWN_PRINCIPAL', `unknown principal ${JSON.stringify(name.slice(0, 64))}`, { hint: 'principals are declared in the enclave policy (docs/policy.md)' });
     return p.alg;
+  }
+
+  /** The longest session the policy lets `name` open; throws AUTH_SESSIONS_NOT_ALLOWED when it may open none. */
+  sessionMaxSeconds(name: string): number {
+    this.require(name);
+    const max = this.#byName.get(name)!.sessionMaxSeconds;
+    if (max === undefined) {
+      throw new AuthError('AUTH_SESSIONS_NOT_ALLOWED', `the policy does not let ${name} open sessions`, { hint: 'sign every request, or give the principal "sessions": { "maxSeconds": N } in the policy (docs/policy.md)' });
+    }
+    return max;
   }
 
   /**

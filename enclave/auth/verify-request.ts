@@ -16,11 +16,18 @@
  *      params after signing fail);
  *   6. replay cache → AUTH_REPLAYED. Only a request that passed 1–5 enters
  *      the cache, so a forged request cannot burn a legitimate request id.
+ *
+ * A request authenticated by a session (`signer_auth` with `session`, ./sessions.ts) takes the
+ * same steps 1–4, then the session's MAC over the same digest (5) and its sequence window (6)
+ * instead of the replay cache. The restart barrier does not apply to it: a session exists only
+ * in the enclave life that opened it, so nothing MAC'd can come from before a restart.
  */
 import { AuthError } from '../../common/auth/errors.js';
 import { parseSignerAuth, requestDigest, requestSignatureMessage, checkAudience } from '../../common/auth/request.js';
+import { isSessionAuth, OPEN_SESSION_METHOD, parseOpenSessionParams, parseSessionAuth } from '../../common/auth/session.js';
 import { HOST_PRINCIPAL, type PrincipalRegistry } from './principals.js';
 import { ReplayCache } from './replay-cache.js';
+import { SessionTable, type OpenedSession } from './sessions.js';
 
 /** Five minutes: the longest a signed request may be valid, which bounds the replay cache. */
 export const DEFAULT_MAX_EXPIRY_SECONDS = 300;
@@ -33,6 +40,8 @@ export interface AuthenticatedRequest {
   requestDigest: string;
   requestId?: string;
   expiresAt?: number;
+  /** The session whose MAC authenticated the request (absent: a signature did). */
+  session?: string;
 }
 
 export interface RequestVerifierOptions {
@@ -43,6 +52,7 @@ export interface RequestVerifierOptions {
   now: () => number;
   maxExpirySeconds?: number;
   replayCache?: ReplayCache;
+  sessions?: SessionTable;
   /**
    * Unix seconds. Requests whose expiry is at or before it are refused
    * (AUTH_BEFORE_RESTART). Set it to boot time + maxExpirySeconds when the
@@ -64,12 +74,17 @@ export class RequestVerifier {
       now: o.now,
       maxExpirySeconds: o.maxExpirySeconds ?? DEFAULT_MAX_EXPIRY_SECONDS,
       replayCache: o.replayCache ?? new ReplayCache(),
+      sessions: o.sessions ?? new SessionTable(),
       restartBarrier: o.restartBarrier,
     };
   }
 
   get replayCache(): ReplayCache {
     return this.#o.replayCache;
+  }
+
+  get sessions(): SessionTable {
+    return this.#o.sessions;
   }
 
   get maxExpirySeconds(): number {
@@ -89,29 +104,58 @@ export class RequestVerifier {
   verify(method: string, params: unknown, auth: unknown): AuthenticatedRequest {
     const digest = requestDigest(this.#o.audience, method, params);
     if (auth === undefined) return { principal: HOST_PRINCIPAL, authenticated: false, requestDigest: digest };
+    if (isSessionAuth(auth)) {
+      const s = parseSessionAuth(auth);
+      const now = this.#fresh(s.principal, s.expiresAt, false);
+      this.#o.sessions.verify(s, digest, now);
+      return { principal: s.principal, authenticated: true, requestDigest: digest, requestId: `${s.session}.${s.seq}`, expiresAt: s.expiresAt, session: s.session };
+    }
     const a = parseSignerAuth(auth);
-    if (a.principal === HOST_PRINCIPAL) throw new AuthError('AUTH_UNKNOWN_PRINCIPAL', '"host" is the unauthenticated caller; it cannot sign requests');
-    this.#o.principals.require(a.principal);
-    const now = this.#o.now();
-    if (!Number.isSafeInteger(now)) throw new AuthError('AUTH_EXPIRED', 'the enclave clock is unavailable; refusing signed requests');
-    if (a.expiresAt <= now) throw new AuthError('AUTH_EXPIRED', `request expired at ${a.expiresAt} (enclave time ${now})`, { hint: 'sign a new request; check the client clock' });
-    // Right after a restart the limit is at least barrier + 1, so a request signed to expire just
-    // past the barrier (data.expiresAfter + 1) is acceptable at once, even in the boot's own second.
-    const latest = Math.max(now + this.#o.maxExpirySeconds, this.#o.restartBarrier === undefined ? 0 : this.#o.restartBarrier + 1);
-    if (a.expiresAt > latest) {
-      throw new AuthError('AUTH_EXPIRY_TOO_FAR', `request expires ${a.expiresAt - now}s from now; the limit is ${latest - now}s`, { hint: 'use a shorter expiry; check the client clock' });
-    }
-    if (this.#o.restartBarrier !== undefined && a.expiresAt <= this.#o.restartBarrier) {
-      throw new AuthError('AUTH_BEFORE_RESTART', 'the enclave restarted and refuses requests that may have been signed before it', {
-        hint: `sign a new request expiring after ${this.#o.restartBarrier} (data.expiresAfter)`,
-        expiresAfter: this.#o.restartBarrier,
-      });
-    }
+    const now = this.#fresh(a.principal, a.expiresAt, true);
     const message = requestSignatureMessage({ requestDigest: digest, principal: a.principal, requestId: a.requestId, expiresAt: a.expiresAt });
     if (!this.#o.principals.verify(a.principal, message, a.signature, a.webauthn)) {
       throw new AuthError('AUTH_BAD_SIGNATURE', `the signature of ${a.principal} does not cover this request`, { hint: 'the request was altered after signing, or signed for another policy or with another key' });
     }
     this.#o.replayCache.admit(a.principal, a.requestId, a.expiresAt, now);
     return { principal: a.principal, authenticated: true, requestDigest: digest, requestId: a.requestId, expiresAt: a.expiresAt };
+  }
+
+  /**
+   * signer_openSession (./sessions.ts): `auth` must be a signature (a session cannot open another),
+   * by a principal the policy lets open sessions. Returns the session's public half and who opened it.
+   */
+  openSession(params: unknown, auth: unknown): { opened: OpenedSession; request: AuthenticatedRequest } {
+    if (auth === undefined) throw new AuthError('AUTH_MALFORMED', 'signer_openSession must be signed by a principal (signer_auth)', { hint: 'the unauthenticated host has no sessions' });
+    if (isSessionAuth(auth)) throw new AuthError('AUTH_MALFORMED', 'signer_openSession must carry a signature, not a session MAC', { hint: 'a session is opened only by the principal\'s key' });
+    const request = this.verify(OPEN_SESSION_METHOD, params, auth);
+    const maxSeconds = this.#o.principals.sessionMaxSeconds(request.principal);
+    const p = parseOpenSessionParams(params);
+    const ttl = p.ttlSeconds ?? maxSeconds;
+    if (ttl > maxSeconds) throw new AuthError('AUTH_MALFORMED', `signer_openSession: ttlSeconds ${ttl} is more than the ${maxSeconds} s the policy allows ${request.principal}`, { hint: 'ask for a shorter session' });
+    const now = this.#o.now();
+    const opened = this.#o.sessions.open({ principal: request.principal, clientPublicKey: p.clientPublicKey, openRequestDigest: request.requestDigest, expiresAt: now + ttl, now });
+    return { opened, request };
+  }
+
+  /** Steps 3 and 4: a declared principal, and an expiry the enclave's clock accepts. Returns now. */
+  #fresh(principal: string, expiresAt: number, barrier: boolean): number {
+    if (principal === HOST_PRINCIPAL) throw new AuthError('AUTH_UNKNOWN_PRINCIPAL', '"host" is the unauthenticated caller; it cannot sign requests');
+    this.#o.principals.require(principal);
+    const now = this.#o.now();
+    if (!Number.isSafeInteger(now)) throw new AuthError('AUTH_EXPIRED', 'the enclave clock is unavailable; refusing signed requests');
+    if (expiresAt <= now) throw new AuthError('AUTH_EXPIRED', `request expired at ${expiresAt} (enclave time ${now})`, { hint: 'sign a new request; check the client clock' });
+    // Right after a restart the limit is at least barrier + 1, so a request signed to expire just
+    // past the barrier (data.expiresAfter + 1) is acceptable at once, even in the boot's own second.
+    const latest = Math.max(now + this.#o.maxExpirySeconds, this.#o.restartBarrier === undefined ? 0 : this.#o.restartBarrier + 1);
+    if (expiresAt > latest) {
+      throw new AuthError('AUTH_EXPIRY_TOO_FAR', `request expires ${expiresAt - now}s from now; the limit is ${latest - now}s`, { hint: 'use a shorter expiry; check the client clock' });
+    }
+    if (barrier && this.#o.restartBarrier !== undefined && expiresAt <= this.#o.restartBarrier) {
+      throw new AuthError('AUTH_BEFORE_RESTART', 'the enclave restarted and refuses requests that may have been signed before it', {
+        hint: `sign a new request expiring after ${this.#o.restartBarrier} (data.expiresAfter)`,
+        expiresAfter: this.#o.restartBarrier,
+      });
+    }
+    return now;
   }
 }

@@ -31,6 +31,12 @@ describe('policy document validation', () => {
     expect(p.principals.get('alice')?.alg).toBe('ecdsa-p256');
   });
 
+  it('a principal may be given sessions of at most maxSeconds; without the member it has none', () => {
+    const p = compilePolicy(base([], { principals: { ...PRINCIPALS, bob: { ...PRINCIPALS.bob, sessions: { maxSeconds: 900 } } } }));
+    expect(p.principals.get('bob')?.sessions).toEqual({ maxSeconds: 900 });
+    expect(p.principals.get('alice')?.sessions).toBeUndefined();
+  });
+
   const bad: [string, unknown, string, RegExp?][] = [
     ['not an object', [], ''],
     ['unknown top-level field', { ...base([]), extra: 1 }, 'extra', /unknown field/],
@@ -88,6 +94,10 @@ describe('policy document validation', () => {
     ['principal key of the wrong type', base([], { principals: { a: { alg: 'ed25519', publicKey: PRINCIPALS.alice.publicKey } } }), 'principals.a.publicKey', /not an ed25519/],
     ['principal named host', base([], { principals: { host: PRINCIPALS.bob } }), 'principals.host'],
     ['unknown principal field', base([], { principals: { a: { ...PRINCIPALS.bob, role: 'x' } } }), 'principals.a.role', /unknown field/],
+    ['sessions without maxSeconds', base([], { principals: { a: { ...PRINCIPALS.bob, sessions: {} } } }), 'principals.a.sessions.maxSeconds', /required/],
+    ['sessions longer than a day', base([], { principals: { a: { ...PRINCIPALS.bob, sessions: { maxSeconds: 86401 } } } }), 'principals.a.sessions.maxSeconds', /at most 86400/],
+    ['sessions of zero seconds', base([], { principals: { a: { ...PRINCIPALS.bob, sessions: { maxSeconds: 0 } } } }), 'principals.a.sessions.maxSeconds', /positive integer/],
+    ['unknown sessions field', base([], { principals: { a: { ...PRINCIPALS.bob, sessions: { maxSeconds: 60, renew: true } } } }), 'principals.a.sessions.renew', /unknown field/],
   ];
   it.each(bad)('refuses %s, naming %s', (_name, doc, path, msg) => {
     const e = failure(doc);

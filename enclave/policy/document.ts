@@ -10,6 +10,7 @@
  */
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { parseStrictJsonBytes, type JsonValue } from '../../attestation/manifest-json.js';
+import { MAX_SESSION_SECONDS } from '../../common/auth/session.js';
 import { SignerError } from '../../common/errors.js';
 import { readAddress } from '../signers/eth-address.js';
 import type { Hex } from '../signers/validate.js';
@@ -30,6 +31,11 @@ export interface Principal {
   name: string;
   alg: PrincipalAlg;
   publicKey: KeyObject;
+  /**
+   * Present: the principal may open sessions (docs/principals.md "Sessions") of at most
+   * maxSeconds; absent: every request of this principal carries its own signature.
+   */
+  sessions?: { maxSeconds: number };
 }
 
 export type Erc20Function = 'transfer' | 'approve' | 'transferFrom' | 'mint' | 'burn';
@@ -184,7 +190,7 @@ const TYPE_NAME = /^[A-Za-z0-9_$:]{1,128}$/;
 // ── principals ───────────────────────────────────────────────────────────────
 
 function readPrincipal(name: string, v: unknown, path: string): Principal {
-  const o = obj(v, path, ['alg', 'publicKey', 'description'], ['alg', 'publicKey']);
+  const o = obj(v, path, ['alg', 'publicKey', 'description', 'sessions'], ['alg', 'publicKey']);
   if (o.alg !== 'ed25519' && o.alg !== 'ecdsa-p256') throw invalidPolicy(join(path, 'alg'), 'expected "ed25519" or "ecdsa-p256"');
   if (o.description !== undefined) str(o.description, join(path, 'description'), { max: 1024 });
   const pem = str(o.publicKey, join(path, 'publicKey'), { max: 4096 });
@@ -199,7 +205,11 @@ function readPrincipal(name: string, v: unknown, path: string): Principal {
       ? key.asymmetricKeyType === 'ed25519'
       : key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
   if (!ok) throw invalidPolicy(join(path, 'publicKey'), `the key is not an ${o.alg} public key`);
-  return { name, alg: o.alg, publicKey: key };
+  if (o.sessions === undefined) return { name, alg: o.alg, publicKey: key };
+  // Opt-in per principal, so an auditor sees which callers may trade a signature per request for a
+  // session key (a bearer secret for its lifetime) — and for how long at most.
+  const s = obj(o.sessions, join(path, 'sessions'), ['maxSeconds'], ['maxSeconds']);
+  return { name, alg: o.alg, publicKey: key, sessions: { maxSeconds: posInt(s.maxSeconds, join(join(path, 'sessions'), 'maxSeconds'), MAX_SESSION_SECONDS) } };
 }
 
 // ── rules ────────────────────────────────────────────────────────────────────

@@ -12,7 +12,7 @@
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { PrincipalKey } from '../../common/auth/client-signer.js';
 import { testPrincipals } from '../../enclave/auth/test-helpers.js';
-import type { PrincipalRegistry } from '../../enclave/auth/principals.js';
+import { PrincipalRegistry } from '../../enclave/auth/principals.js';
 import { createSignerClient, type SignerClient } from '../../client/client.js';
 import { ApprovalRequiredError, EnclaveSignerRpcError } from '../../client/errors.js';
 import { MAX_REQUEST_TTL_SECONDS } from '../../client/principal.js';
@@ -21,7 +21,10 @@ import { POLICY_HASH, standInSigner, type StandIn, type StandInHooks } from '../
 let keys: Record<'backend' | 'alice' | 'bob' | 'carol' | 'outsider', PrincipalKey>;
 let registry: PrincipalRegistry;
 beforeAll(() => {
-  ({ keys, registry } = testPrincipals());
+  const t = testPrincipals();
+  keys = t.keys;
+  // backend may open sessions (client/session.ts); the others sign every request.
+  registry = new PrincipalRegistry({ ...t.document, backend: { ...t.document.backend!, sessions: { maxSeconds: 600 } } });
 });
 
 let stand: StandIn | undefined;
@@ -95,5 +98,33 @@ describe('hostile host vs the client’s principal signing and approval helpers'
     const e = await client().signTransaction(TX).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(EnclaveSignerRpcError);
     expect(e).not.toBeInstanceOf(ApprovalRequiredError);
+  });
+
+  it('finding 6: a host that forges AUTH_SESSION_UNKNOWN on every request gets one new session per request, then the refusal — no loop of signatures', async () => {
+    const s = await setup({ forge: { method: 'personal_sign', error: { code: 4100, message: 'unauthorized', data: { code: 'AUTH_SESSION_UNKNOWN' } }, times: 100 } });
+    const c = client({ principal: backend(), policyHash: POLICY_HASH, session: true });
+    for (let i = 0; i < 3; i++) {
+      await expect(c.personalSign(`0x${'11'.repeat(20)}`, '0x6869')).rejects.toMatchObject({ code: 4100, data: { code: 'AUTH_SESSION_UNKNOWN' } });
+    }
+    expect(s.seen.filter((b) => b.method === 'personal_sign')).toHaveLength(6);
+    // One opening at first, then one per request the host claimed the session was gone for (at most one each).
+    expect(s.seen.filter((b) => b.method === 'signer_openSession').length).toBeLessThanOrEqual(4);
+  });
+
+  it('finding 7: an opening answer that names another principal is refused by the client (it would MAC as someone else)', async () => {
+    await setup({ editOpenAnswer: (a) => (a.principal = 'alice') });
+    const e = await client({ principal: backend(), policyHash: POLICY_HASH, session: true })
+      .personalSign(`0x${'11'.repeat(20)}`, '0x6869')
+      .catch((x: unknown) => x);
+    expect(e).toMatchObject({ code: 'AUTH_MALFORMED' });
+  });
+
+  it('sessions through the stand-in: one signed opening, then MACs the enclave’s verifier accepts; a forged AUTH_SESSION_UNKNOWN makes the client reopen once and succeed', async () => {
+    const s = await setup({ forge: { method: 'personal_sign', error: { code: 4100, message: 'unauthorized', data: { code: 'AUTH_SESSION_UNKNOWN' } }, times: 1 } });
+    const c = client({ principal: backend(), policyHash: POLICY_HASH, session: true });
+    expect(await c.personalSign(`0x${'11'.repeat(20)}`, '0x6869')).toEqual({ principal: 'backend' });
+    expect(await c.personalSign(`0x${'11'.repeat(20)}`, '0x6869')).toEqual({ principal: 'backend' });
+    expect(s.seen.filter((b) => b.method === 'signer_openSession')).toHaveLength(2);
+    for (const b of s.seen.filter((x) => x.method === 'personal_sign')) expect(b.signer_auth).toHaveProperty('mac');
   });
 });
