@@ -46,6 +46,13 @@ export interface PolicyCostOptions {
   seconds: number;
   latencySeconds: number;
   warmupMs: number;
+  /**
+   * Seconds of unmeasured 64-client load per configuration before the first round (default 4).
+   * A dev stack serves its first few seconds at ~60 % of its warm rate (JIT, allocation
+   * warm-up); without this, A — one point per round on its own stack — was measured colder than
+   * B…F, which share one stack and warm it five times as fast, and the costs read too low.
+   */
+  stackWarmupSeconds?: number;
   rules: number;
   windowSeconds: number;
   /** Profile C and D once each (separate stacks, after the measured rounds). */
@@ -333,6 +340,9 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
       ...(tA2 ? [{ name: 'A2' as const, what: whatOf('A2', o), target: tA2 }] : []),
     ];
     for (const c of configs) await check(c);
+    const warm = o.stackWarmupSeconds ?? 4;
+    o.log(`policy cost: warming every configuration (${warm} s at 64 IPC clients each, not measured) …`);
+    for (const c of configs) await measurePoint(c, -1, { ...o, seconds: warm, latencySeconds: 0.2 }, new SentLog());
     const sent = new SentLog();
     for (let round = 0; round < o.rounds; round++) {
       const order = round % 2 === 0 ? configs : [...configs].reverse();
@@ -405,13 +415,14 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
     date: new Date().toISOString(),
     machine: { loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },
     method:
-      'configurations alternated in rounds (A B C D E F A2, A2 F E D C B A, …) against dev stacks started together (A and the control A2: no --policy; B/C/D: one stack with --policy); per point a warm-up, then 64 IPC clients for `seconds`, then 1 IPC client for `latencySeconds`; cost vs A = 1 − median over rounds of (throughput / throughput of A in the same round); CPU from /proc (10 ms ticks). The client runs in the bench process on the same 2 cores: its signing CPU competes with the stack, as it would on a shared host',
+      'configurations alternated in rounds (A B C D E F A2, A2 F E D C B A, …) against dev stacks started together (A and the control A2: no --policy; B…F: one stack with --policy); first every configuration is warmed (stackWarmupSeconds of unmeasured load each), then per point a warm-up, then 64 IPC clients for `seconds`, then 1 IPC client for `latencySeconds`; cost vs A = 1 − median over rounds of (throughput / throughput of A in the same round); CPU from /proc (10 ms ticks). The client runs in the bench process on the same 2 cores: its signing CPU competes with the stack, as it would on a shared host',
     setup: {
       rules: o.rules,
       rounds: o.rounds,
       secondsAt64: o.seconds,
       secondsAt1: o.latencySeconds,
       warmupMs: o.warmupMs,
+      stackWarmupSeconds: o.stackWarmupSeconds ?? 4,
       windowSeconds: o.windowSeconds,
       requestTtlSeconds: DEFAULT_REQUEST_TTL_SECONDS,
       op: 'signer_signDigest, secp256k1 key, 32-byte digest, IPC (geth-style) on the Unix socket',

@@ -40,6 +40,11 @@ export interface EvaluationContext {
   /** Unix seconds. */
   now: number;
   windows?: WindowState;
+  /**
+   * Signatures already allowed under a window rule and still in flight (./gate.ts): they count
+   * against the window as if committed, so concurrent requests cannot overrun it together.
+   */
+  reserved?: (ruleId: string, key: string) => Iterable<WindowReservation> | undefined;
   /** Collect a per-rule trace (policy explain); off on the signing path. */
   explain?: boolean;
 }
@@ -223,7 +228,18 @@ function windowKey(i: Intent): string {
 function windowMismatch(r: CompiledRule, i: Intent, ctx: EvaluationContext): string | null {
   const w = r.window;
   if (!w) return null;
-  const u = windowUsage(ctx.windows, r.id, windowKey(i), w.seconds, ctx.now);
+  const key = windowKey(i);
+  const u = windowUsage(ctx.windows, r.id, key, w.seconds, ctx.now);
+  // In-flight reservations, counted exactly as recordSigned would commit them (same cut-off as windowUsage).
+  const inFlight = ctx.reserved?.(r.id, key);
+  if (inFlight) {
+    for (const e of inFlight) {
+      if (e.t <= ctx.now - w.seconds) continue;
+      u.count += 1;
+      u.value += e.value;
+      u.amount += e.amount;
+    }
+  }
   if (w.maxCount !== undefined && u.count + 1 > w.maxCount) return `window: ${u.count} of ${w.maxCount} signatures used in ${w.seconds}s`;
   const v = intentValueWei(i);
   if (w.maxValueWei !== undefined && u.value + v > w.maxValueWei) return `window: ${u.value} + ${v} wei exceeds ${w.maxValueWei} per ${w.seconds}s`;
@@ -296,6 +312,23 @@ export function ruleById(policy: CompiledPolicy, id: string): CompiledRule | und
 }
 
 /** The next window state after a signature was produced under `decision` (unchanged when the rule has no window). */
+/** What a signature allowed under a window rule will add to the window (recordSigned), while it is in flight. */
+export interface WindowReservation {
+  ruleId: string;
+  key: string;
+  t: number;
+  value: bigint;
+  amount: bigint;
+}
+
+/** The reservation a signed decision holds in its rule's window, or undefined (no window rule). */
+export function windowReservation(policy: CompiledPolicy, decision: Decision, intent: Intent, now: number): WindowReservation | undefined {
+  if (decision.outcome !== 'signed' || decision.rule === null) return undefined;
+  const r = ruleById(policy, decision.rule);
+  if (!r?.window) return undefined;
+  return { ruleId: r.id, key: windowKey(intent), t: now, value: intentValueWei(intent), amount: ruleAmount(r, intent) };
+}
+
 export function recordSigned(policy: CompiledPolicy, state: WindowState, decision: Decision, intent: Intent, now: number): WindowState {
   if (decision.outcome !== 'signed' || decision.rule === null) return state;
   const r = ruleById(policy, decision.rule);

@@ -10,7 +10,7 @@
  */
 import { SignerError } from '../../common/errors.js';
 import type { CompiledPolicy } from './document.js';
-import { evaluate, recordSigned, type Decision } from './evaluate.js';
+import { evaluate, recordSigned, windowReservation, type Decision, type WindowReservation } from './evaluate.js';
 import type { Intent, PolicyOp } from './intent.js';
 import { policyHash } from './policy-hash.js';
 import { checkWindowState, emptyWindowState, type WindowState } from './windows.js';
@@ -65,18 +65,26 @@ export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions
   const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
   let committed: WindowState = emptyWindowState();
   const reserved = new Set<Ticket>();
-
-  /** Committed state plus every in-flight reservation. */
-  const effective = (): WindowState => {
-    let w = committed;
-    for (const t of reserved) w = recordSigned(policy, w, t.decision, t.intent, t.now);
-    return w;
+  // In-flight window reservations by rule and key: a decision adds the ones of its own rule and
+  // key to the committed usage (evaluate.ts windowMismatch) instead of replaying every
+  // reservation into a copy of the state (that cost ~0.4 µs per request in flight, per decision).
+  const held = new Map<Ticket, WindowReservation>();
+  const byWindow = new Map<string, Set<WindowReservation>>();
+  const slot = (ruleId: string, key: string) => `${ruleId}\u0000${key}`;
+  const reservedIn = (ruleId: string, key: string) => byWindow.get(slot(ruleId, key));
+  const drop = (t: Ticket) => {
+    const r = held.get(t);
+    if (!r) return;
+    held.delete(t);
+    const set = byWindow.get(slot(r.ruleId, r.key));
+    set?.delete(r);
+    if (set?.size === 0) byWindow.delete(slot(r.ruleId, r.key));
   };
 
   const decide = (intent: Intent, principal: string, approvals?: { approvedBy: readonly string[]; rejectedBy: readonly string[] }, now = clock()): Decision => {
     if (deny.has(intent.op)) return { outcome: 'refused', rule: '--deny-op', reason: `denied: ${intent.op} is disabled by the enclave's policy` };
     try {
-      return evaluate(policy, intent, { principal, now, windows: effective(), ...(approvals ? { approvals: approvals.approvedBy, rejections: approvals.rejectedBy } : {}) });
+      return evaluate(policy, intent, { principal, now, windows: committed, reserved: reservedIn, ...(approvals ? { approvals: approvals.approvedBy, rejections: approvals.rejectedBy } : {}) });
     } catch (e) {
       throw new PolicyDeniedError('POLICY_UNAVAILABLE', 'denied: the signing policy could not be evaluated', null, { cause: e });
     }
@@ -94,6 +102,14 @@ export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions
       if (d.outcome === 'signed') {
         const t: Ticket = { decision: d, intent, now, principal };
         reserved.add(t);
+        const r = windowReservation(policy, d, intent, now);
+        if (r) {
+          held.set(t, r);
+          const k = slot(r.ruleId, r.key);
+          let set = byWindow.get(k);
+          if (!set) byWindow.set(k, (set = new Set()));
+          set.add(r);
+        }
         return t;
       }
       if (d.outcome === 'pending') {
@@ -104,10 +120,12 @@ export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions
     },
     commit(t) {
       if (!reserved.delete(t)) return;
+      drop(t);
       committed = recordSigned(policy, committed, t.decision, t.intent, t.now);
     },
     release(t) {
       reserved.delete(t);
+      drop(t);
     },
     windows: () => committed,
     restoreWindows(state) {
