@@ -9,13 +9,14 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Transaction } from 'ethers';
 import { recoverMessageAddress, type Hex } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ipcExchange, startDevStack, type DevStack } from '../test/e2e/dev-stack.js';
+import { ipcRelay } from '../test/e2e/ipc-relay.js';
 import { createSignerClient, type SignerClient } from './client.js';
 import { EnclaveSignerRpcError } from './errors.js';
 import { EnclaveSigner } from './ethers.js';
@@ -40,28 +41,6 @@ const POLICY = {
     { id: 'backend-payments', effect: 'allow', ops: ['eth_signTransaction'], principals: ['backend'], chainIds: [1], to: [ALLOWED], maxValueWei: '1000000000000000000' },
   ],
 };
-
-/** The hostile host in the middle: relays IPC lines to the real socket, after `edit`; keeps every request it saw. */
-async function relay(target: string, path: string, edit: (req: Record<string, unknown>) => void): Promise<{ server: Server; seen: Record<string, unknown>[] }> {
-  const seen: Record<string, unknown>[] = [];
-  const server = createServer((s: Socket) => {
-    let buf = '';
-    s.setEncoding('utf8').on('data', async (c: string) => {
-      buf += c;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const req = JSON.parse(buf.slice(0, nl)) as Record<string, unknown>;
-        buf = buf.slice(nl + 1);
-        seen.push(structuredClone(req));
-        edit(req);
-        const { answers } = await ipcExchange(target, `${JSON.stringify(req)}\n`, 1);
-        s.write(`${JSON.stringify(answers[0])}\n`);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(path, r));
-  return { server, seen };
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'es-e2e-principal-'));
 let stack: DevStack;
@@ -106,7 +85,7 @@ describe('signed principals end to end', () => {
   });
 
   it('a host that alters the params of a signed request is refused: 4100 AUTH_BAD_SIGNATURE', async () => {
-    const r = await relay(stack.socket, join(dir, 'alter.sock'), (req) => {
+    const r = await ipcRelay(stack.socket, join(dir, 'alter.sock'), (req) => {
       if (req.method === 'personal_sign') (req.params as string[])[0] = '0x6576696c'; // "evil"
     });
     servers.push(r.server);
@@ -118,7 +97,7 @@ describe('signed principals end to end', () => {
   });
 
   it('a host that replays a signed request is refused: 4100 AUTH_REPLAYED', async () => {
-    const r = await relay(stack.socket, join(dir, 'replay.sock'), () => {});
+    const r = await ipcRelay(stack.socket, join(dir, 'replay.sock'), () => {});
     servers.push(r.server);
     const c = createSignerClient({ socket: join(dir, 'replay.sock'), principal: BACKEND });
     expect(await c.personalSign(address, '0x6869')).toMatch(/^0x[0-9a-f]{130}$/);

@@ -9,7 +9,7 @@
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { recoverMessageAddress, type Hex } from 'viem';
@@ -18,6 +18,7 @@ import { toBase64Url } from '../common/auth/request.js';
 import { newX25519KeyPair } from '../common/auth/session.js';
 import { storedRecords } from '../test/audit-chain.js';
 import { ipcExchange, startDevStack, type DevStack } from '../test/e2e/dev-stack.js';
+import { ipcRelay, type RelayedBody as Body } from '../test/e2e/ipc-relay.js';
 import { createSignerClient, type SignerClient } from './client.js';
 import { enclaveAccount } from './viem.js';
 
@@ -44,32 +45,6 @@ const POLICY = {
   ],
 };
 
-type Body = Record<string, unknown> & { method?: string; signer_auth?: Record<string, unknown> };
-
-/** The hostile host in the middle: relays IPC lines to the real socket, after `edit` (request) and `answer` (reply). */
-async function relay(target: string, path: string, edit: (req: Body) => void, answer: (req: Body, res: Record<string, unknown>) => void = () => {}): Promise<{ server: Server; seen: Body[] }> {
-  const seen: Body[] = [];
-  const server = createServer((s: Socket) => {
-    let buf = '';
-    s.setEncoding('utf8').on('data', async (c: string) => {
-      buf += c;
-      let nl: number;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const req = JSON.parse(buf.slice(0, nl)) as Body;
-        buf = buf.slice(nl + 1);
-        seen.push(structuredClone(req));
-        edit(req);
-        const { answers } = await ipcExchange(target, `${JSON.stringify(req)}\n`, 1);
-        const res = answers[0] as Record<string, unknown>;
-        answer(req, res);
-        s.write(`${JSON.stringify(res)}\n`);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(path, r));
-  return { server, seen };
-}
-
 const dir = mkdtempSync(join(tmpdir(), 'es-e2e-session-'));
 const policyFile = join(dir, 'policy.json');
 let stack: DevStack;
@@ -80,7 +55,7 @@ const clients: SignerClient[] = [];
 const tx = (nonce: number) => ({ from: address, to: ALLOWED, value: '0x38d7ea4c68000', nonce: `0x${nonce.toString(16)}`, gas: '0x5208', maxFeePerGas: '0x3b9aca00', maxPriorityFeePerGas: '0x1', chainId: '0x1', type: '0x2' });
 
 async function through(edit: (req: Body) => void, answer?: (req: Body, res: Record<string, unknown>) => void, name = `r${servers.length}.sock`) {
-  const r = await relay(stack.socket, join(dir, name), edit, answer);
+  const r = await ipcRelay(stack.socket, join(dir, name), edit, answer);
   servers.push(r.server);
   const c = createSignerClient({ socket: join(dir, name), principal: BACKEND, session: true });
   clients.push(c);
