@@ -99,6 +99,8 @@ describe('principal sessions end to end', () => {
     const rec = storedRecords(join(dir, 'data', 'keystore.sqlite'));
     expect(rec.filter((r) => r.kind === 'session.open' && r.decision === 'done').map((r) => r.principal)).toEqual(['backend']);
     expect(rec.filter((r) => r.kind === 'sign' && r.decision === 'allowed' && r.principal === 'backend')).toHaveLength(6);
+    // signer_status counts the open sessions (never shows an id or a key).
+    expect(((await host.status()).enclave as { sessions: unknown }).sessions).toEqual({ open: 1 });
   });
 
   it('viem: the adapter’s session option signs through a session', async () => {

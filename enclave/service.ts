@@ -205,6 +205,8 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         policy: policyStatus(),
         // The restart guard (docs/principals.md): armed after a restart until an approved request of a guarded rule signs.
         restartGuard: { when: policy.policy.restartGuard?.when ?? 'off', pending: durable.guardPending() },
+        // Principal sessions open in this enclave life (docs/principals.md "Sessions"): a count, never an id or key.
+        sessions: { open: verifier.sessions.size },
       };
     },
     async 'credentials.set'(p) {

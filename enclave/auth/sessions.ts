@@ -55,6 +55,7 @@ export class SessionTable {
     this.#max = opts.maxPerPrincipal ?? DEFAULT_SESSIONS_PER_PRINCIPAL;
   }
 
+  /** Sessions open now (expired ones still count until the next opening or use sweeps them). */
   get size(): number {
     return this.#byId.size;
   }
