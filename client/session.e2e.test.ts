@@ -103,6 +103,13 @@ describe('principal sessions end to end', () => {
     expect(((await host.status()).enclave as { sessions: unknown }).sessions).toEqual({ open: 1 });
   });
 
+  it('64 concurrent requests in one session: one opening, every request signed (out-of-order arrival within the window)', async () => {
+    const { client, seen } = await through(() => {});
+    const sigs = await Promise.all(Array.from({ length: 64 }, (_, i) => client.personalSign(address, `0x${(i + 1).toString(16).padStart(2, '0')}`)));
+    expect(new Set(sigs).size).toBe(64);
+    expect(seen.filter((b) => b.method === 'signer_openSession')).toHaveLength(1);
+  });
+
   it('viem: the adapter’s session option signs through a session', async () => {
     const account = enclaveAccount({ socket: stack.socket, address, principal: BACKEND, session: { ttlSeconds: 120 } });
     const signature = await account.signMessage({ message: 'via viem' });
