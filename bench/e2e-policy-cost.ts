@@ -274,7 +274,7 @@ const cpuOf = (r: LoadResult) => {
 /** Inclusive time of these (name@file) in the profiles: the engine, the request verifier, sealing, the parent's store. */
 const PROFILED_FUNCTIONS = [
   'signDecided@service.js', 'authenticate@service.js', 'evaluate@evaluate.js', 'allowMismatch@evaluate.js', 'denyMismatch@evaluate.js',
-  'recordSigned@evaluate.js', 'windowUsage@windows.js', 'recordWindow@windows.js', 'effective@gate.js', 'verify@verify-request.js',
+  'recordSigned@evaluate.js', 'windowUsage@windows.js', 'recordWindow@windows.js', 'recordReservation@evaluate.js', 'verify@verify-request.js',
   'requestDigest@request.js', 'verify@principals.js', 'admit@replay-cache.js', 'export@replay-cache.js', 'seal@durable.js',
   'current@durable.js', 'sealJson@sealed-state.js', 'canonicalJson@manifest-json.js', 'storeSealedState@sealed-state.js',
   'putSealedState@keystore.js', 'persist@audit-persist.js', 'sign@methods.js',

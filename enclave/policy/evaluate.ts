@@ -311,11 +311,12 @@ export function ruleById(policy: CompiledPolicy, id: string): CompiledRule | und
   return m.get(id);
 }
 
-/** The next window state after a signature was produced under `decision` (unchanged when the rule has no window). */
-/** What a signature allowed under a window rule will add to the window (recordSigned), while it is in flight. */
+/** What a signature allowed under a window rule adds to that window: held while in flight (gate.ts), then committed. */
 export interface WindowReservation {
   ruleId: string;
   key: string;
+  /** The rule's window length: how long the entry is kept once committed. */
+  seconds: number;
   t: number;
   value: bigint;
   amount: bigint;
@@ -326,14 +327,18 @@ export function windowReservation(policy: CompiledPolicy, decision: Decision, in
   if (decision.outcome !== 'signed' || decision.rule === null) return undefined;
   const r = ruleById(policy, decision.rule);
   if (!r?.window) return undefined;
-  return { ruleId: r.id, key: windowKey(intent), t: now, value: intentValueWei(intent), amount: ruleAmount(r, intent) };
+  return { ruleId: r.id, key: windowKey(intent), seconds: r.window.seconds, t: now, value: intentValueWei(intent), amount: ruleAmount(r, intent) };
 }
 
+/** The next window state with a reservation's signature counted in it. */
+export function recordReservation(state: WindowState, r: WindowReservation): WindowState {
+  return recordWindow(state, r.ruleId, r.key, { t: r.t, value: r.value.toString(), amount: r.amount.toString() }, r.seconds);
+}
+
+/** The next window state after a signature was produced under `decision` (unchanged when the rule has no window). */
 export function recordSigned(policy: CompiledPolicy, state: WindowState, decision: Decision, intent: Intent, now: number): WindowState {
-  if (decision.outcome !== 'signed' || decision.rule === null) return state;
-  const r = ruleById(policy, decision.rule);
-  if (!r?.window) return state;
-  return recordWindow(state, r.id, windowKey(intent), { t: now, value: intentValueWei(intent).toString(), amount: ruleAmount(r, intent).toString() }, r.window.seconds);
+  const r = windowReservation(policy, decision, intent, now);
+  return r ? recordReservation(state, r) : state;
 }
 
 type Erc20Call = Extract<DecodedCall, { amount: bigint }>;

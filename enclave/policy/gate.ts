@@ -10,7 +10,7 @@
  */
 import { SignerError } from '../../common/errors.js';
 import type { CompiledPolicy } from './document.js';
-import { evaluate, recordSigned, windowReservation, type Decision, type WindowReservation } from './evaluate.js';
+import { evaluate, recordReservation, windowReservation, type Decision, type WindowReservation } from './evaluate.js';
 import type { Intent, PolicyOp } from './intent.js';
 import { policyHash } from './policy-hash.js';
 import { checkWindowState, emptyWindowState, type WindowState } from './windows.js';
@@ -120,8 +120,10 @@ export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions
     },
     commit(t) {
       if (!reserved.delete(t)) return;
+      // The reservation made at the decision is what is counted (a ticket without one changes no window).
+      const r = held.get(t);
       drop(t);
-      committed = recordSigned(policy, committed, t.decision, t.intent, t.now);
+      if (r) committed = recordReservation(committed, r);
     },
     release(t) {
       reserved.delete(t);
