@@ -108,6 +108,12 @@ function parseParams(params: CborValue): Record<string, unknown> {
   return asRecord(cborToJson(params), 'params');
 }
 
+/** The `rule` an audit record gives a refusal that no policy rule decided: `error:<CODE>`. */
+function errorRule(e: unknown): string {
+  const code = (e as { code?: unknown }).code;
+  return `error:${typeof code === 'string' ? code : 'INTERNAL'}`;
+}
+
 export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveService {
   const { nsm, pool, policy } = opts;
   const approvals = createApprovalsGate(policy);
@@ -255,10 +261,9 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         try {
           k = await unlockKeyring(await kms(), record, pinned);
         } catch (e) {
-          const code = (e as { code?: unknown }).code;
           let rec;
           try {
-            rec = trail.append({ kind: 'keyring.unlock', decision: 'denied', principal: 'host', op: 'keyring.unlock', keyId: record.keyringId, rule: `error:${typeof code === 'string' ? code : 'INTERNAL'}` });
+            rec = trail.append({ kind: 'keyring.unlock', decision: 'denied', principal: 'host', op: 'keyring.unlock', keyId: record.keyringId, rule: errorRule(e) });
           } catch {
             // the refusal stands
           }
@@ -352,8 +357,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
         principal = out.request.principal;
         opened = out.opened;
       } catch (e) {
-        const code = (e as { code?: unknown }).code;
-        throw withAuditRecord(e as Error, trail.sessionRefused(principal, digest, `error:${typeof code === 'string' ? code : 'INTERNAL'}`));
+        throw withAuditRecord(e as Error, trail.sessionRefused(principal, digest, errorRule(e)));
       }
       let rec;
       try {
@@ -518,8 +522,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
           keyRef = call.key;
           principal = who.request.principal;
         } catch (e) {
-          const code = (e as { code?: unknown }).code;
-          throw withAuditRecord(e as Error, trail.denied({ principal: who?.request.principal ?? 'host', op: who?.method ?? 'sign', keyId: key.keyId, requestDigest: digest, rule: `error:${typeof code === 'string' ? code : 'INTERNAL'}` }));
+          throw withAuditRecord(e as Error, trail.denied({ principal: who?.request.principal ?? 'host', op: who?.method ?? 'sign', keyId: key.keyId, requestDigest: digest, rule: errorRule(e) }));
         }
       } else {
         op = asSignOp(p.op);
@@ -622,7 +625,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     const code = (e as { code?: unknown }).code;
     const rule = (e as { wireData?: { rule?: unknown } }).wireData?.rule;
     if (code === 'APPROVAL_REQUIRED' && typeof rule === 'string') return withPendingState(withAuditRecord(e as Error, trail.pending({ ...d, rule })));
-    return withAuditRecord(e as Error, trail.denied({ ...d, rule: typeof rule === 'string' ? rule : `error:${typeof code === 'string' ? code : 'INTERNAL'}` }));
+    return withAuditRecord(e as Error, trail.denied({ ...d, rule: typeof rule === 'string' ? rule : errorRule(e) }));
   }
 
   const handler: BridgeHandler = async (method, params, ctx) => {
