@@ -32,9 +32,9 @@ import { Agent } from 'node:http';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { DEFAULT_REQUEST_TTL_SECONDS, signRequest, type PrincipalKey } from '../common/auth/client-signer.js';
-import { requestDigest, toBase64Url } from '../common/auth/request.js';
-import { deriveSessionKey, newX25519KeyPair, OPEN_SESSION_METHOD, parseOpenSessionAnswer, sessionAuth } from '../common/auth/session.js';
+import { beginSession, DEFAULT_REQUEST_TTL_SECONDS, signRequest, type PrincipalKey } from '../common/auth/client-signer.js';
+import { requestDigest } from '../common/auth/request.js';
+import { OPEN_SESSION_METHOD, sessionAuth } from '../common/auth/session.js';
 import { findProfile, summarize, type ProfileSummary } from './cpuprofile.js';
 import { httpClient, load, startStack, type LoadResult, type Stack } from './e2e-harness.js';
 import { measureWindowCost, type WindowCostRow } from './policy-window-cost.js';
@@ -159,24 +159,13 @@ interface OpenSession {
   seq: number;
 }
 
-/** Opens a session as `p` the way enclave-signer/client does (client/session.ts), over one raw request. */
+/** Opens a session as `p` with the client's opening (common/auth/client-signer.ts beginSession), over one raw request. */
 async function openSession(t: Target, p: Principal): Promise<OpenSession> {
-  const eph = newX25519KeyPair();
-  const params = { clientPublicKey: toBase64Url(eph.publicKey) };
-  const signed = signRequest({ key: p.key, principal: p.name, audience: t.policyHash, method: OPEN_SESSION_METHOD, params });
-  const a = JSON.parse(await httpClient(t.stack.socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method: OPEN_SESSION_METHOD, params, signer_auth: signed.auth })));
+  const opening = beginSession({ key: p.key, principal: p.name, audience: t.policyHash });
+  const a = JSON.parse(await httpClient(t.stack.socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method: OPEN_SESSION_METHOD, params: opening.params, signer_auth: opening.auth })));
   if (!a.result) throw new Error(`signer_openSession as ${p.name}: ${JSON.stringify(a.error)}`);
-  const answer = parseOpenSessionAnswer(a.result, p.name);
-  const key = deriveSessionKey({
-    privateKey: eph.privateKey,
-    peerPublicKey: answer.enclavePublicKey,
-    openRequestDigest: signed.requestDigest,
-    principal: p.name,
-    session: answer.session,
-    clientPublicKey: eph.publicKey,
-    enclavePublicKey: answer.enclavePublicKey,
-  });
-  return { session: answer.session, key, seq: 0 };
+  const { session, key } = opening.finish(a.result);
+  return { session, key, seq: 0 };
 }
 
 /** The signer_auth of one request: a signature (C, D) or a session MAC (E, F). */

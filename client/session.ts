@@ -9,17 +9,10 @@
  * under a new session. The key lives in this object only, and is wiped when a session is replaced
  * and on close().
  */
-import { requestDigest } from '../common/auth/request.js';
-import {
-  deriveSessionKey,
-  newX25519KeyPair,
-  OPEN_SESSION_METHOD,
-  parseOpenSessionAnswer,
-  sessionAuth,
-  type SessionAuth,
-} from '../common/auth/session.js';
-import { toBase64Url, type SignerAuth } from '../common/auth/request.js';
-import { signerAuth, type LoadedPrincipal } from './principal.js';
+import { beginSession } from '../common/auth/client-signer.js';
+import { requestDigest, type SignerAuth } from '../common/auth/request.js';
+import { sessionAuth, type SessionAuth } from '../common/auth/session.js';
+import type { LoadedPrincipal } from './principal.js';
 
 /** A session that has at most this many seconds left is replaced before the next request. */
 const RENEW_BEFORE_SECONDS = 60;
@@ -111,20 +104,7 @@ export class ClientSession {
   }
 
   async #openNew(): Promise<Open> {
-    const audience = await this.#audience();
-    const eph = newX25519KeyPair();
-    const params = { clientPublicKey: toBase64Url(eph.publicKey), ...(this.#ttl !== undefined ? { ttlSeconds: this.#ttl } : {}) };
-    const auth = signerAuth(this.#principal, audience, OPEN_SESSION_METHOD, params);
-    const answer = parseOpenSessionAnswer(await this.#open(params, auth), this.#principal.name);
-    const key = deriveSessionKey({
-      privateKey: eph.privateKey,
-      peerPublicKey: answer.enclavePublicKey,
-      openRequestDigest: requestDigest(audience, OPEN_SESSION_METHOD, params),
-      principal: this.#principal.name,
-      session: answer.session,
-      clientPublicKey: eph.publicKey,
-      enclavePublicKey: answer.enclavePublicKey,
-    });
-    return { session: answer.session, key, expiresAt: answer.expiresAt, seq: 0 };
+    const opening = beginSession({ key: this.#principal.key, principal: this.#principal.name, audience: await this.#audience(), ...(this.#ttl !== undefined ? { ttlSeconds: this.#ttl } : {}) });
+    return { ...opening.finish(await this.#open(opening.params, opening.auth)), seq: 0 };
   }
 }

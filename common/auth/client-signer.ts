@@ -16,6 +16,7 @@ import {
   type SignerAuth,
   type WebAuthnAssertion,
 } from './request.js';
+import { deriveSessionKey, newX25519KeyPair, OPEN_SESSION_METHOD, parseOpenSessionAnswer } from './session.js';
 
 export type PrincipalAlg = 'ed25519' | 'ecdsa-p256';
 
@@ -119,4 +120,37 @@ export function signApproval(input: { key: PrincipalKey; approver: string; appro
   const message = approvalMessage({ approvalId: input.approvalId, approver: input.approver, decision: input.decision, requestDigest: input.requestDigest });
   if (input.webauthn) return webauthnSign(input.key, message, input.webauthn);
   return { signature: toBase64Url(signMessage(input.key, message)) };
+}
+
+/**
+ * The caller's half of opening a session (./session.ts): a fresh X25519 key pair, the
+ * signer_openSession params and their signed `signer_auth`, and `finish`, which reads the
+ * enclave's answer and derives the session key (the caller owns and wipes it). A re-signed
+ * opening (AUTH_BEFORE_RESTART) keeps the same params, so `finish` still applies.
+ */
+export function beginSession(input: { key: PrincipalKey; principal: string; audience: string; ttlSeconds?: number }): {
+  params: { clientPublicKey: string; ttlSeconds?: number };
+  auth: SignerAuth;
+  finish(answer: unknown): { session: string; key: Uint8Array; expiresAt: number };
+} {
+  const eph = newX25519KeyPair();
+  const params = { clientPublicKey: toBase64Url(eph.publicKey), ...(input.ttlSeconds !== undefined ? { ttlSeconds: input.ttlSeconds } : {}) };
+  const signed = signRequest({ key: input.key, principal: input.principal, audience: input.audience, method: OPEN_SESSION_METHOD, params });
+  return {
+    params,
+    auth: signed.auth,
+    finish(answer) {
+      const a = parseOpenSessionAnswer(answer, input.principal);
+      const key = deriveSessionKey({
+        privateKey: eph.privateKey,
+        peerPublicKey: a.enclavePublicKey,
+        openRequestDigest: signed.requestDigest,
+        principal: input.principal,
+        session: a.session,
+        clientPublicKey: eph.publicKey,
+        enclavePublicKey: a.enclavePublicKey,
+      });
+      return { session: a.session, key, expiresAt: a.expiresAt };
+    },
+  };
 }

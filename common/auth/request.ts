@@ -80,9 +80,13 @@ export interface SignerAuth {
   webauthn?: WebAuthnAssertion;
 }
 
-function malformed(message: string): AuthError {
-  return new AuthError('AUTH_MALFORMED', `malformed signer_auth: ${message}`, { hint: 'see docs/principals.md for the envelope' });
+const ENVELOPE_HINT = 'see docs/principals.md for the envelope';
+
+/** AUTH_MALFORMED about a `signer_auth` (either form: the session form passes its own hint). */
+function malformed(message: string, hint = ENVELOPE_HINT): AuthError {
+  return new AuthError('AUTH_MALFORMED', `malformed signer_auth: ${message}`, { hint });
 }
+export { malformed as malformedAuth };
 
 function sha256Hex(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -131,12 +135,23 @@ export function fromBase64Url(s: string, what: string, maxBytes: number): Uint8A
   return b;
 }
 
-function isPlainObject(v: unknown): v is Record<string, unknown> {
+export function isPlainObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
-function onlyMembers(o: Record<string, unknown>, allowed: readonly string[], what: string): void {
-  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw malformed(`unknown member ${JSON.stringify(k.slice(0, 32))} in ${what}`);
+export function onlyMembers(o: Record<string, unknown>, allowed: readonly string[], what: string, hint = ENVELOPE_HINT): void {
+  for (const k of Object.keys(o)) if (!allowed.includes(k)) throw malformed(`unknown member ${JSON.stringify(k.slice(0, 32))} in ${what}`, hint);
+}
+
+/** `principal` and `expiresAt`, which both envelope forms carry and check alike. */
+export function envelopePrincipal(v: unknown, hint = ENVELOPE_HINT): string {
+  if (typeof v !== 'string' || !PRINCIPAL_NAME_RE.test(v)) throw malformed('"principal" must be a principal name (letters, digits, _ . -; at most 64)', hint);
+  return v;
+}
+
+export function envelopeExpiry(v: unknown, hint = ENVELOPE_HINT): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v <= 0) throw malformed('"expiresAt" must be a positive integer (Unix seconds)', hint);
+  return v;
 }
 
 /** Checks the shape of a `signer_auth` value (no cryptography: that is the enclave verifier's job). */
@@ -144,12 +159,12 @@ export function parseSignerAuth(v: unknown): SignerAuth {
   if (!isPlainObject(v)) throw malformed('expected an object');
   onlyMembers(v, ['v', 'principal', 'requestId', 'expiresAt', 'signature', 'webauthn'], 'signer_auth');
   if (v.v !== SIGNER_AUTH_VERSION) throw malformed(`"v" must be ${SIGNER_AUTH_VERSION}`);
-  if (typeof v.principal !== 'string' || !PRINCIPAL_NAME_RE.test(v.principal)) throw malformed('"principal" must be a principal name (letters, digits, _ . -; at most 64)');
+  const principal = envelopePrincipal(v.principal);
   if (typeof v.requestId !== 'string' || !REQUEST_ID_RE.test(v.requestId)) throw malformed('"requestId" must be 8 to 128 characters of A-Z a-z 0-9 _ -');
-  if (typeof v.expiresAt !== 'number' || !Number.isSafeInteger(v.expiresAt) || v.expiresAt <= 0) throw malformed('"expiresAt" must be a positive integer (Unix seconds)');
+  const expiresAt = envelopeExpiry(v.expiresAt);
   if (typeof v.signature !== 'string') throw malformed('"signature" must be a base64url string');
   fromBase64Url(v.signature, '"signature"', 160);
-  const out: SignerAuth = { v: 1, principal: v.principal, requestId: v.requestId, expiresAt: v.expiresAt, signature: v.signature };
+  const out: SignerAuth = { v: 1, principal, requestId: v.requestId, expiresAt, signature: v.signature };
   if (v.webauthn !== undefined) out.webauthn = parseWebAuthn(v.webauthn);
   return out;
 }

@@ -48,7 +48,7 @@
 import { createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
 import { canonicalRequestBytes } from './canonical.js';
 import { AuthError } from './errors.js';
-import { fromBase64Url, PRINCIPAL_NAME_RE, SIGNER_AUTH_VERSION, toBase64Url } from './request.js';
+import { envelopeExpiry, envelopePrincipal, fromBase64Url, isPlainObject, malformedAuth, onlyMembers, SIGNER_AUTH_VERSION, toBase64Url } from './request.js';
 
 export const SESSION_KEY_DOMAIN = 'enclave-signer/session/v1';
 export const REQUEST_MAC_DOMAIN = 'enclave-signer/request-mac/v1';
@@ -86,13 +86,8 @@ export interface OpenSessionAnswer {
   principal: string;
 }
 
-function malformed(message: string): AuthError {
-  return new AuthError('AUTH_MALFORMED', `malformed signer_auth: ${message}`, { hint: 'see docs/principals.md "Sessions" for the envelope' });
-}
-
-function isPlainObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
+const SESSION_HINT = 'see docs/principals.md "Sessions" for the envelope';
+const malformed = (message: string) => malformedAuth(message, SESSION_HINT);
 
 /** True when a `signer_auth` value is the session form (it carries `session`): the verifier branches on it. */
 export function isSessionAuth(v: unknown): boolean {
@@ -102,18 +97,16 @@ export function isSessionAuth(v: unknown): boolean {
 /** Checks the shape of a session `signer_auth` (no cryptography: that is the enclave's session table). */
 export function parseSessionAuth(v: unknown): SessionAuth {
   if (!isPlainObject(v)) throw malformed('expected an object');
-  for (const k of Object.keys(v)) {
-    if (!['v', 'principal', 'session', 'seq', 'expiresAt', 'mac'].includes(k)) throw malformed(`unknown member ${JSON.stringify(k.slice(0, 32))} in a session signer_auth`);
-  }
+  onlyMembers(v, ['v', 'principal', 'session', 'seq', 'expiresAt', 'mac'], 'a session signer_auth', SESSION_HINT);
   if (v.v !== SIGNER_AUTH_VERSION) throw malformed(`"v" must be ${SIGNER_AUTH_VERSION}`);
-  if (typeof v.principal !== 'string' || !PRINCIPAL_NAME_RE.test(v.principal)) throw malformed('"principal" must be a principal name (letters, digits, _ . -; at most 64)');
+  const principal = envelopePrincipal(v.principal, SESSION_HINT);
   if (typeof v.session !== 'string' || !SESSION_ID_RE.test(v.session)) throw malformed('"session" must be a session id (22 base64url characters, from signer_openSession)');
   fromBase64Url(v.session, '"session"', SESSION_ID_BYTES);
   if (typeof v.seq !== 'number' || !Number.isSafeInteger(v.seq) || v.seq < 1) throw malformed('"seq" must be a positive integer (the caller\'s counter within the session)');
-  if (typeof v.expiresAt !== 'number' || !Number.isSafeInteger(v.expiresAt) || v.expiresAt <= 0) throw malformed('"expiresAt" must be a positive integer (Unix seconds)');
+  const expiresAt = envelopeExpiry(v.expiresAt, SESSION_HINT);
   if (typeof v.mac !== 'string') throw malformed('"mac" must be a base64url string');
   if (fromBase64Url(v.mac, '"mac"', 32).length !== 32) throw malformed('"mac" must be 32 bytes (HMAC-SHA256)');
-  return { v: 1, principal: v.principal, session: v.session, seq: v.seq, expiresAt: v.expiresAt, mac: v.mac };
+  return { v: 1, principal, session: v.session, seq: v.seq, expiresAt, mac: v.mac };
 }
 
 function invalidOpen(field: string, message: string): AuthError {
