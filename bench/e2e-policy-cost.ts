@@ -55,8 +55,8 @@ export interface PolicyCostOptions {
   stackWarmupSeconds?: number;
   rules: number;
   windowSeconds: number;
-  /** Profile C and D once each (separate stacks, after the measured rounds). */
-  profile: boolean;
+  /** Configurations to profile once each (separate stacks, after the measured rounds); default C and D. */
+  profile: ReadonlyArray<'B' | 'C' | 'D' | 'E' | 'F'>;
   /**
    * A2: a second dev stack identical to A, measured like the others. Its "cost" against A is
    * the difference between two stacks of the same configuration: the noise floor of the rest.
@@ -269,14 +269,14 @@ const PROFILED_FUNCTIONS = [
   'putSealedState@keystore.js', 'persist@audit-persist.js', 'sign@methods.js',
 ];
 
-async function profileRun(c: 'C' | 'D', policyFile: string, signer: Principal, o: PolicyCostOptions): Promise<Record<string, unknown>> {
+async function profileRun(c: 'B' | 'C' | 'D' | 'E' | 'F', policyFile: string, signer: Principal | undefined, o: PolicyCostOptions): Promise<Record<string, unknown>> {
   const profDir = join(o.dir, `profile-${c}`);
   mkdirSync(profDir, { recursive: true });
   const stack = await startStack(join(o.dir, `data-prof-${c}`), { policy: policyFile, profileDir: profDir });
   let point: Point;
   try {
     const target = await prepare(stack);
-    const cfg: Config = { name: c, what: `profiled ${c}`, target, signer };
+    const cfg: Config = { name: c, what: `profiled ${c}`, target, ...(signer ? { signer } : {}), ...(signer && (c === 'E' || c === 'F') ? { session: await openSession(target, signer) } : {}) };
     await check(cfg);
     point = await measurePoint(cfg, -1, { ...o, seconds: Math.max(o.seconds, 4) }, new SentLog());
   } finally {
@@ -316,7 +316,7 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
     o.control ? startStack(join(o.dir, 'data-A2')) : undefined,
   ]);
   const points: Point[] = [];
-  let profiles: Record<string, unknown>[] = [];
+  const profiles: Record<string, unknown>[] = [];
   try {
     const [tA, tP, tA2] = await Promise.all([prepare(stackA), prepare(stackP), stackA2 ? prepare(stackA2) : undefined]);
     const configs: Config[] = [
@@ -346,11 +346,11 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
   } finally {
     await Promise.all([stackA.stop(), stackP.stop(), stackA2?.stop()]);
   }
-  if (o.profile) {
-    o.log('policy cost: profiling C and D (--cpu-prof, separate stacks) …');
+  if (o.profile.length > 0) {
+    o.log(`policy cost: profiling ${o.profile.join(', ')} (--cpu-prof, separate stacks) …`);
     // A profile that cannot be taken is reported, not fatal: the measured rounds stand on their own.
-    const tryProfile = (c: 'C' | 'D', p: Principal) => profileRun(c, policyFile, p, o).catch((e: unknown) => ({ config: c, error: (e as Error).message }));
-    profiles = [await tryProfile('C', bench), await tryProfile('D', windowed)];
+    const signerOf = { B: undefined, C: bench, D: windowed, E: bench, F: windowed } as const;
+    for (const c of o.profile) profiles.push(await profileRun(c, policyFile, signerOf[c], o).catch((e: unknown) => ({ config: c, error: (e as Error).message })));
     for (const p of profiles) {
       const main = (p.enclaveMain as ProfileSummary[] | undefined)?.[0];
       if (main) o.log(`  ${p.config} enclave main: ${main.topSelf.slice(0, 6).map((f) => `${f.frame} ${f.pct}%`).join(' | ')}`);

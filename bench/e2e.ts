@@ -30,7 +30,7 @@
  *        bench/e2e-policy-cost.ts; its member `policyCost` is replaced, the rest of the file kept)
  *        --sections main,policy-cost (or --policy-cost) runs both; options --policy-cost-rounds 4
  *        --policy-cost-seconds 2.5 --policy-cost-latency-seconds 1.5 --policy-cost-rules 1000
- *        --policy-cost-window-seconds 10 --policy-cost-profile yes|no --policy-cost-control yes|no
+ *        --policy-cost-window-seconds 10 --policy-cost-profile yes|no|B,E,… --policy-cost-control yes|no
  *        node dist/bench/e2e.js --sections audit-cost   (only the audit-cost section, ~40 s:
  *        bench/e2e-audit-cost.ts; its member `auditCost` is replaced, the rest of the file kept);
  *        options --audit-cost-rounds 2 --audit-cost-seconds 4 --audit-cost-latency-seconds 2
@@ -212,6 +212,15 @@ const OPTIONS = {
 
 const SECTIONS = ['main', 'policy-cost', 'audit-cost'];
 
+/** --policy-cost-profile: yes (C and D), no, or a list of configurations (B,C,D,E,F). */
+function profiledConfigs(v: string): Array<'B' | 'C' | 'D' | 'E' | 'F'> {
+  if (v === 'yes') return ['C', 'D'];
+  if (v === 'no') return [];
+  const out = v.split(',').map((x) => x.trim());
+  for (const c of out) if (!['B', 'C', 'D', 'E', 'F'].includes(c)) throw new Error(`--policy-cost-profile: expected yes, no or a list of B, C, D, E, F; got ${JSON.stringify(c)}`);
+  return out as Array<'B' | 'C' | 'D' | 'E' | 'F'>;
+}
+
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
 
 async function main(): Promise<void> {
@@ -240,7 +249,7 @@ async function main(): Promise<void> {
         warmupMs: 500,
         rules,
         windowSeconds: num(values['policy-cost-window-seconds'], 1, 86_400),
-        profile: values['policy-cost-profile'] !== 'no',
+        profile: profiledConfigs(values['policy-cost-profile']),
         control: values['policy-cost-control'] !== 'no',
         log: (l) => process.stderr.write(`${l}\n`),
       }),

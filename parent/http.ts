@@ -42,10 +42,19 @@ const DRAIN_LIMIT = 16 * 1024 * 1024;
 const DRAIN_IDLE_MS = 5_000;
 
 /**
- * Answers with an error and closes the connection. The rest of the body is
- * read and discarded first (never buffered; at most DRAIN_LIMIT bytes),
- * because a client still writing its body into a closed socket gets EPIPE
- * instead of our answer.
+ * Answers a refused request with an error. The rest of the body is read and
+ * discarded first (never buffered; at most DRAIN_LIMIT bytes), because a
+ * client still writing its body into a closed socket gets EPIPE instead of
+ * our answer.
+ *
+ * Once the body has been read to its end the request's framing is intact,
+ * so the connection stays open (keep-alive) like after any other answer.
+ * Closing it there raced the client: node's HTTP client finishes a request
+ * with one more (empty) write after the body, and when that write met a
+ * socket we had just closed the client reported EPIPE and never read the
+ * 413 (the black-box fuzz test lost one answer in a few runs that way). The
+ * connection is closed only when the drain is abandoned: the body went on
+ * past DRAIN_LIMIT, the upload stalled, or the request stream failed.
  *
  * The drain ends early only when the upload stalls: no byte for `idleMs`.
  * That is checked when the timer fires, one event-loop turn late on purpose:
@@ -58,31 +67,32 @@ const DRAIN_IDLE_MS = 5_000;
 function refuse(req: IncomingMessage, res: ServerResponse, status: number, code: number, message: string, idleMs: number): void {
   let answered = false;
   let timer: NodeJS.Timeout | undefined;
-  const answer = () => {
+  /** `close`: the body was not read to its end, so the connection cannot carry another request. */
+  const answer = (close: boolean) => {
     if (answered) return;
     answered = true;
     clearTimeout(timer);
     req.removeListener('data', discard);
-    sendJson(res, status, errorResponse(null, code, message), { connection: 'close' });
+    sendJson(res, status, errorResponse(null, code, message), close ? { connection: 'close' } : {});
   };
   let drained = 0;
   const discard = (c: Buffer) => {
     drained += c.length;
     if (drained > DRAIN_LIMIT) {
-      answer();
+      answer(true);
       req.socket.destroy();
     }
   };
   const arm = () => {
     const seen = drained;
-    timer = setTimeout(() => setImmediate(() => (answered ? undefined : drained > seen ? arm() : answer())), idleMs);
+    timer = setTimeout(() => setImmediate(() => (answered ? undefined : drained > seen ? arm() : answer(true))), idleMs);
     timer.unref();
   };
-  if (req.complete) return answer();
+  if (req.complete) return answer(false);
   arm();
   req.on('data', discard);
-  req.once('end', answer);
-  req.once('error', answer);
+  req.once('end', () => answer(false));
+  req.once('error', () => answer(true));
   req.resume();
 }
 
