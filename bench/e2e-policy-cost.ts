@@ -267,6 +267,8 @@ const PROFILED_FUNCTIONS = [
   'requestDigest@request.js', 'verify@principals.js', 'admit@replay-cache.js', 'export@replay-cache.js', 'seal@durable.js',
   'current@durable.js', 'sealJson@sealed-state.js', 'canonicalJson@manifest-json.js', 'storeSealedState@sealed-state.js',
   'putSealedState@keystore.js', 'persist@audit-persist.js', 'sign@methods.js',
+  'verify@sessions.js', 'parseSessionAuth@session.js', 'requestMac@session.js', 'readSignCall@sign-call.js', 'parseParams@service.js',
+  'cborToJson@cbor-json.js', 'requestDigest@digest.js', 'canonicalRequestJson@canonical.js',
 ];
 
 async function profileRun(c: 'B' | 'C' | 'D' | 'E' | 'F', policyFile: string, signer: Principal | undefined, o: PolicyCostOptions): Promise<Record<string, unknown>> {

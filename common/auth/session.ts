@@ -48,7 +48,7 @@
 import { createHmac, createPublicKey, diffieHellman, generateKeyPairSync, hkdfSync, type KeyObject } from 'node:crypto';
 import { canonicalRequestBytes } from './canonical.js';
 import { AuthError } from './errors.js';
-import { envelopeExpiry, envelopePrincipal, fromBase64Url, isPlainObject, malformedAuth, onlyMembers, SIGNER_AUTH_VERSION, toBase64Url } from './request.js';
+import { envelopeExpiry, envelopePrincipal, fromBase64Url, isPlainObject, malformedAuth, onlyMembers, PRINCIPAL_NAME_RE, SIGNER_AUTH_VERSION, toBase64Url } from './request.js';
 
 export const SESSION_KEY_DOMAIN = 'enclave-signer/session/v1';
 export const REQUEST_MAC_DOMAIN = 'enclave-signer/request-mac/v1';
@@ -193,13 +193,26 @@ export function deriveSessionKey(i: {
   }
 }
 
+/**
+ * The mac message: canonical JSON of the six members. Every request in a session computes it on
+ * both sides, so the members the envelope parsers accept (a principal name, a session id, a hex
+ * digest, safe integers: all ASCII that JSON writes as is) are written straight into the
+ * canonical layout — keys in sorted order, no whitespace — and anything else goes through the
+ * general canonicalizer. session.test.ts checks that both give the same bytes.
+ */
 export function requestMacMessage(m: { requestDigest: string; principal: string; session: string; seq: number; expiresAt: number }): Uint8Array {
+  if (PRINCIPAL_NAME_RE.test(m.principal) && SESSION_ID_RE.test(m.session) && HEX64_RE.test(m.requestDigest) && Number.isSafeInteger(m.seq) && Number.isSafeInteger(m.expiresAt)) {
+    return Buffer.from(
+      `{"domain":"${REQUEST_MAC_DOMAIN}","expiresAt":${m.expiresAt},"principal":"${m.principal}","requestDigest":"${m.requestDigest}","seq":${m.seq},"session":"${m.session}"}`,
+      'latin1',
+    );
+  }
   return canonicalRequestBytes({ domain: REQUEST_MAC_DOMAIN, expiresAt: m.expiresAt, principal: m.principal, requestDigest: m.requestDigest, seq: m.seq, session: m.session });
 }
 
 /** HMAC-SHA256 of the mac message (32 bytes). */
 export function requestMac(key: Uint8Array, m: { requestDigest: string; principal: string; session: string; seq: number; expiresAt: number }): Uint8Array {
-  return new Uint8Array(createHmac('sha256', key).update(requestMacMessage(m)).digest());
+  return createHmac('sha256', key).update(requestMacMessage(m)).digest();
 }
 
 /** The `signer_auth` member of one request in a session. */
