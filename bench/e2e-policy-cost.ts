@@ -365,6 +365,9 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
   const summary = names.map((name) => {
     const mine = points.filter((p) => p.config === name);
     const ratios = mine.map((p) => p.at64.opsPerSec / byRound(p.round, 'A').at64.opsPerSec);
+    // Against B too: the same stack and policy, unsigned — what authentication itself costs, free
+    // of the difference between two stacks that A against B shows (docs/performance.md).
+    const ratiosToB = mine.map((p) => p.at64.opsPerSec / byRound(p.round, 'B').at64.opsPerSec);
     const addedP50 = mine.map((p) => p.at1.p50Ms - byRound(p.round, 'A').at1.p50Ms);
     const costPct = r3((1 - median(ratios)) * 100);
     // CPU of the whole path (client + parent + enclave) per signature against A of the same round:
@@ -392,6 +395,8 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
       clientSignUsPerRequest: r3(median(mine.map((p) => p.clientSignUs))),
       throughputRatiosToA: ratios.map(r3),
       throughputCostVsAPct: name === 'A' ? 0 : costPct,
+      throughputRatiosToB: ratiosToB.map(r3),
+      throughputCostVsBPct: r3((1 - median(ratiosToB)) * 100),
       cpuPerSignatureCostVsAPct: { clientParentEnclave: name === 'A' ? 0 : cpuCostPct, parentEnclave: name === 'A' ? 0 : serverCpuCostPct },
       addedP50MsVsA: name === 'A' ? 0 : r3(median(addedP50)),
       targetUnder10Pct: name === 'A' ? null : costPct < 10,
@@ -400,13 +405,13 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
     };
   });
   for (const s of summary) {
-    o.log(`policy cost ${s.config}: ${s.opsPerSecAt64Ipc}/s at 64, p50 ${s.p50MsAt1Ipc} ms at 1; throughput cost vs A ${s.throughputCostVsAPct} % (target < 10 %: ${s.targetUnder10Pct}); CPU/sig vs A +${s.cpuPerSignatureCostVsAPct.clientParentEnclave} % (parent+enclave +${s.cpuPerSignatureCostVsAPct.parentEnclave} %); added p50 ${s.addedP50MsVsA} ms`);
+    o.log(`policy cost ${s.config}: ${s.opsPerSecAt64Ipc}/s at 64, p50 ${s.p50MsAt1Ipc} ms at 1; throughput cost vs A ${s.throughputCostVsAPct} % (target < 10 %: ${s.targetUnder10Pct}), vs B ${s.throughputCostVsBPct} %; CPU/sig vs A +${s.cpuPerSignatureCostVsAPct.clientParentEnclave} % (parent+enclave +${s.cpuPerSignatureCostVsAPct.parentEnclave} %); added p50 ${s.addedP50MsVsA} ms`);
   }
   return {
     date: new Date().toISOString(),
     machine: { loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },
     method:
-      'configurations alternated in rounds (A B C D E F A2, A2 F E D C B A, …) against dev stacks started together (A and the control A2: no --policy; B…F: one stack with --policy); first every configuration is warmed (stackWarmupSeconds of unmeasured load each), then per point a warm-up, then 64 IPC clients for `seconds`, then 1 IPC client for `latencySeconds`; cost vs A = 1 − median over rounds of (throughput / throughput of A in the same round); CPU from /proc (10 ms ticks). The client runs in the bench process on the same 2 cores: its signing CPU competes with the stack, as it would on a shared host',
+      'configurations alternated in rounds (A B C D E F A2, A2 F E D C B A, …) against dev stacks started together (A and the control A2: no --policy; B…F: one stack with --policy); first every configuration is warmed (stackWarmupSeconds of unmeasured load each), then per point a warm-up, then 64 IPC clients for `seconds`, then 1 IPC client for `latencySeconds`; cost vs A = 1 − median over rounds of (throughput / throughput of A in the same round), and likewise vs B (same stack and policy, unsigned); CPU from /proc (10 ms ticks). The client runs in the bench process on the same 2 cores: its signing CPU competes with the stack, as it would on a shared host',
     setup: {
       rules: o.rules,
       rounds: o.rounds,

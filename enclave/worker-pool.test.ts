@@ -1,7 +1,8 @@
 /**
  * The signing pool with real worker threads: the two-step job (facts, then
- * signing only if allowed), deadlines and cancellation, and replacement
- * workers that still hold the keyring key.
+ * signing only if allowed), deadlines and cancellation, replacement workers
+ * that still hold the keyring key, and pipelining (a worker prepares the next
+ * job while the last one is decided; one job's cancellation fails no other).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
@@ -92,35 +93,7 @@ describe('worker pool', () => {
 
   it('finding 5: a job cancelled while its worker signs is stopped by replacing the worker; the replacement signs with the right key', async () => {
     const { pool, job } = setup();
-    // A seed key and a PSBT at the input limit, every input ours: seconds of real work for one worker.
-    const seed = new Uint8Array(32).fill(5);
-    const seedId = randomUUID();
-    const master = HDKey.fromMasterSeed(seed);
-    const child = master.derive('m/0/0');
-    const script = btc.p2wpkh(child.publicKey!).script;
-    const tx = new btc.Transaction();
-    for (let i = 0; i < SIGNER_LIMITS.maxPsbtInputs; i++) {
-      tx.addInput({
-        txid: new Uint8Array(32).fill(2).map((x, j) => (j === 0 ? i & 0xff : j === 1 ? i >> 8 : x)),
-        index: 0,
-        witnessUtxo: { script, amount: 10_000n },
-        bip32Derivation: [[child.publicKey!, { fingerprint: master.fingerprint, path: [0, 0] }]],
-      });
-    }
-    tx.addOutput({ script, amount: 1000n });
-    // The same keyring for both keys (the pool holds one keyring).
-    const ring2 = new Uint8Array(randomBytes(32));
-    pool.setKeyring(KEYRING, ring2);
-    const seedJob: SignJob = {
-      op: 'signer_signPsbt',
-      keyId: seedId,
-      kind: 'bip32-seed',
-      keyringId: KEYRING,
-      blob: wrapKey(ring2, { keyringId: KEYRING, keyId: seedId, kind: 'bip32-seed' }, seed),
-      request: { psbt: Buffer.from(tx.toPSBT()).toString('base64') },
-    };
-    const keyJob: SignJob = { ...job, blob: wrapKey(ring2, { keyringId: KEYRING, keyId: job.keyId, kind: 'secp256k1' }, secret) };
-    ring2.fill(0);
+    const { seedJob, keyJob } = heavy(pool, job);
     const ac = new AbortController();
     const spawned = pool.spawned;
     const steps: string[] = [];
@@ -138,4 +111,97 @@ describe('worker pool', () => {
     expect(pool.spawned).toBe(spawned + 1);
     await signs(pool, keyJob);
   });
+
+  it('pipelining: the worker prepares the next job while the first one is being decided', async () => {
+    const { pool, job } = setup();
+    const steps: string[] = [];
+    let allowFirst!: () => void;
+    const first = pool.run(job, {
+      authorize: () => {
+        steps.push('authorize 1');
+        return new Promise<void>((r) => (allowFirst = r));
+      },
+    });
+    const second = pool.run(job, {
+      authorize: () => {
+        steps.push('authorize 2');
+        allowFirst(); // the second job's facts came while the first still waited for its decision
+      },
+    });
+    const [a, b] = await Promise.all([first, second]);
+    expect(steps).toEqual(['authorize 1', 'authorize 2']);
+    for (const { result } of [a, b]) expect(await verifyMessage({ address, message: 'hi', signature: (result as { signature: `0x${string}` }).signature })).toBe(true);
+  });
+
+  it('pipelining: cancelling a job whose worker also holds another job fails the cancelled job only', async () => {
+    const { pool, job } = setup();
+    const { seedJob, keyJob } = heavy(pool, job);
+    const ac = new AbortController();
+    const spawned = pool.spawned;
+    // The seed job is signing (seconds) when it is cancelled; the key job shares its worker.
+    const cancelled = pool.run(seedJob, { signal: ac.signal, record: () => setImmediate(() => ac.abort()) }).catch((x: Error) => x);
+    const other = pool.run(keyJob);
+    expect(await cancelled).toMatchObject({ code: 'JOB_CANCELLED' });
+    const { result, facts } = await other;
+    expect(facts.address).toBe(address);
+    expect(await verifyMessage({ address, message: 'hi', signature: (result as { signature: `0x${string}` }).signature })).toBe(true);
+    expect(pool.spawned).toBe(spawned); // nobody's worker was terminated
+  });
+
+  it('pipelining: a worker left busy only with cancelled jobs is replaced, and the replacement signs with the right key', async () => {
+    const { pool, job } = setup();
+    const { seedJob, keyJob } = heavy(pool, job);
+    const ac = new AbortController();
+    const spawned = pool.spawned;
+    const cancelled = pool.run(seedJob, { signal: ac.signal, record: () => setImmediate(() => ac.abort()) }).catch((x: Error) => x);
+    // The key job's facts arrive while the seed job signs; it is refused once the seed job is cancelled.
+    const refused = pool
+      .run(keyJob, {
+        authorize: async () => {
+          await cancelled;
+          throw Object.assign(new Error('denied: no'), { code: 'POLICY_DENIED' });
+        },
+      })
+      .catch((x: Error) => x);
+    expect(await cancelled).toMatchObject({ code: 'JOB_CANCELLED' });
+    expect(await refused).toMatchObject({ code: 'POLICY_DENIED' });
+    await replaced(pool, spawned);
+    expect(pool.spawned).toBe(spawned + 1);
+    await signs(pool, keyJob);
+  });
 });
+
+/**
+ * A seed key and a PSBT at the input limit, every input ours: seconds of real work for one worker
+ * (`seedJob`), and `job`'s key under the same new keyring (`keyJob`; the pool holds one keyring).
+ */
+function heavy(pool: WorkerPool, job: SignJob): { seedJob: SignJob; keyJob: SignJob } {
+  const seed = new Uint8Array(32).fill(5);
+  const seedId = randomUUID();
+  const master = HDKey.fromMasterSeed(seed);
+  const child = master.derive('m/0/0');
+  const script = btc.p2wpkh(child.publicKey!).script;
+  const tx = new btc.Transaction();
+  for (let i = 0; i < SIGNER_LIMITS.maxPsbtInputs; i++) {
+    tx.addInput({
+      txid: new Uint8Array(32).fill(2).map((x, j) => (j === 0 ? i & 0xff : j === 1 ? i >> 8 : x)),
+      index: 0,
+      witnessUtxo: { script, amount: 10_000n },
+      bip32Derivation: [[child.publicKey!, { fingerprint: master.fingerprint, path: [0, 0] }]],
+    });
+  }
+  tx.addOutput({ script, amount: 1000n });
+  const ring2 = new Uint8Array(randomBytes(32));
+  pool.setKeyring(KEYRING, ring2);
+  const seedJob: SignJob = {
+    op: 'signer_signPsbt',
+    keyId: seedId,
+    kind: 'bip32-seed',
+    keyringId: KEYRING,
+    blob: wrapKey(ring2, { keyringId: KEYRING, keyId: seedId, kind: 'bip32-seed' }, seed),
+    request: { psbt: Buffer.from(tx.toPSBT()).toString('base64') },
+  };
+  const keyJob: SignJob = { ...job, blob: wrapKey(ring2, { keyringId: KEYRING, keyId: job.keyId, kind: 'secp256k1' }, secret) };
+  ring2.fill(0);
+  return { seedJob, keyJob };
+}
