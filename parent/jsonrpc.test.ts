@@ -3,6 +3,7 @@
  * MAX_JSON_PARAMS_DEPTH): exactly at the limit passes, one more level is
  * -32602 for that request only, naming the field.
  */
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { MAX_BRIDGE_CBOR_DEPTH, MAX_JSON_PARAMS_DEPTH } from '../common/limits.js';
 import { findTooDeep, parsePayload, RPC } from './jsonrpc.js';
@@ -57,5 +58,30 @@ describe('JSON-RPC params nesting (finding 2)', () => {
     expect(p).toMatchObject({ kind: 'single', item: { ok: false, response: { error: { code: RPC.INVALID_PARAMS } } } });
     expect(findTooDeep({ 'a b': [[1]] }, 2, 'params')).toBe('params["a b"][0][0]');
     expect(findTooDeep({ 'a b': [[1]] }, 3, 'params')).toBeUndefined();
+  });
+
+  it('findTooDeep names the same path as a plain recursive walk, on random JSON and limits', () => {
+    const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
+    const reference = (v: unknown, limit: number, path: string, depth = 0): string | undefined => {
+      if (depth > limit) return path;
+      if (Array.isArray(v)) {
+        for (let i = 0; i < v.length; i++) {
+          const p = reference(v[i], limit, `${path}[${i}]`, depth + 1);
+          if (p !== undefined) return p;
+        }
+      } else if (typeof v === 'object' && v !== null) {
+        for (const [k, x] of Object.entries(v)) {
+          const p = reference(x, limit, IDENT.test(k) ? `${path}.${k.slice(0, 64)}` : `${path}[${JSON.stringify(k.slice(0, 64))}]`, depth + 1);
+          if (p !== undefined) return p;
+        }
+      }
+      return undefined;
+    };
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 8 }), fc.integer({ min: 0, max: 8 }), (v, limit) => {
+        expect(findTooDeep(v, limit, 'params')).toBe(reference(v, limit, 'params'));
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

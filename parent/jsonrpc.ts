@@ -67,20 +67,30 @@ const IDENT = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
 /**
  * The path of the first value nested deeper than `limit` (the root at depth
- * 0), or undefined. Recursion stops at limit + 1, so any input is safe.
+ * 0), or undefined. Recursion stops at limit + 1, so any input is safe. The
+ * path is built only on the way back from a value that is too deep: every
+ * request's params pass through here, and almost none are.
  */
 export function findTooDeep(v: unknown, limit: number, path: string, depth = 0): string | undefined {
-  if (depth > limit) return path;
+  const trail = tooDeep(v, limit, depth);
+  return trail === undefined ? undefined : path + trail.reverse().join('');
+}
+
+/** The path segments (innermost first) to the first value deeper than `limit`. */
+function tooDeep(v: unknown, limit: number, depth: number): string[] | undefined {
+  if (depth > limit) return [];
+  if (typeof v !== 'object' || v === null) return undefined;
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
-      const p = findTooDeep(v[i], limit, `${path}[${i}]`, depth + 1);
-      if (p !== undefined) return p;
+      const t = tooDeep(v[i], limit, depth + 1);
+      if (t !== undefined) return (t.push(`[${i}]`), t);
     }
-  } else if (typeof v === 'object' && v !== null) {
-    for (const [k, x] of Object.entries(v)) {
-      const p = findTooDeep(x, limit, IDENT.test(k) ? `${path}.${k.slice(0, 64)}` : `${path}[${JSON.stringify(k.slice(0, 64))}]`, depth + 1);
-      if (p !== undefined) return p;
-    }
+    return undefined;
+  }
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    const t = tooDeep(o[k], limit, depth + 1);
+    if (t !== undefined) return (t.push(IDENT.test(k) ? `.${k.slice(0, 64)}` : `[${JSON.stringify(k.slice(0, 64))}]`), t);
   }
   return undefined;
 }
