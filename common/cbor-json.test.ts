@@ -35,3 +35,18 @@ describe(`cbor-json nesting: ${MAX_BRIDGE_CBOR_DEPTH} converts, ${MAX_BRIDGE_CBO
     }
   });
 });
+
+describe('cborToJson: map keys that name Object.prototype members', () => {
+  it('"__proto__" becomes an own property and never the prototype; others are plain own properties', () => {
+    const frame = decodeCbor(encodeCbor(new Map<string, unknown>([['__proto__', new Map([['polluted', 1]])], ['constructor', 'c'], ['toString', 2], ['a', 3]]) as never));
+    const o = cborToJson(frame) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(o)).toBe(Object.prototype);
+    expect(Object.keys(o)).toEqual(['__proto__', 'constructor', 'toString', 'a']);
+    expect(Object.getOwnPropertyDescriptor(o, '__proto__')?.value).toEqual({ polluted: 1 });
+    expect((o as { polluted?: unknown }).polluted).toBeUndefined();
+    expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+    expect(o.constructor).toBe('c');
+    expect(o.toString).toBe(2);
+    expect(JSON.stringify(o)).toBe('{"__proto__":{"polluted":1},"constructor":"c","toString":2,"a":3}');
+  });
+});

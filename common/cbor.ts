@@ -201,6 +201,23 @@ class Reader {
             o += c.length;
           }
         } else {
+          if (major === 3 && n <= ASCII_FAST_MAX) {
+            // Short text read in place (no view of the input made): keys, ids, hex values.
+            this.need(n);
+            const b = this.buf;
+            const end = this.pos + n;
+            let t = '';
+            let i = this.pos;
+            for (; i < end; i++) {
+              const c = b[i]!;
+              if (c > 0x7f) break;
+              t += String.fromCharCode(c);
+            }
+            if (i === end) {
+              this.pos = end;
+              return t;
+            }
+          }
           bytes = this.take(n);
         }
         if (major === 2) return new Uint8Array(bytes); // copy: results never alias the input
@@ -240,28 +257,18 @@ class Reader {
       case 5: {
         const n = this.length(ai, start, 'map');
         const out = new Map<CborKey, CborValue>();
-        const put = (kstart: number, k: CborValue) => {
-          // By major type, not by JS type: a float key (1.0 or 1.5) is refused too.
-          const kmajor = this.buf[kstart]! >> 5;
-          if ((kmajor !== 0 && kmajor !== 1 && kmajor !== 3) || (typeof k !== 'string' && typeof k !== 'number' && typeof k !== 'bigint')) {
-            this.fail('CBOR_BAD_KEY', 'map key must be an integer or text string', kstart);
-          }
-          if (out.has(k)) this.fail('CBOR_DUPLICATE_KEY', `duplicate map key ${JSON.stringify(String(k))}`, kstart);
-          if (out.size >= this.opts.maxItems) this.fail('CBOR_TOO_LARGE', `map larger than ${this.opts.maxItems}`, start);
-          out.set(k, this.value(depth + 1));
-        };
         if (n === -1) {
           if (!this.opts.allowIndefinite) this.fail('CBOR_BAD_INDEFINITE', 'indefinite-length map not allowed', start);
           for (;;) {
             const kstart = this.pos;
             const k = this.item(depth + 1);
             if (k === BREAK) break;
-            put(kstart, k);
+            this.put(out, kstart, k, depth, start);
           }
         } else {
           for (let i = 0; i < n; i++) {
             const kstart = this.pos;
-            put(kstart, this.value(depth + 1));
+            this.put(out, kstart, this.value(depth + 1), depth, start);
           }
         }
         return out;
@@ -301,6 +308,18 @@ class Reader {
         return this.fail('CBOR_UNSUPPORTED_SIMPLE', `unsupported simple value (additional info ${ai})`, start);
       }
     }
+  }
+
+  /** One map entry: its key (read from `kstart`) checked, then its value read. */
+  put(out: Map<CborKey, CborValue>, kstart: number, k: CborValue, depth: number, start: number): void {
+    // By major type, not by JS type: a float key (1.0 or 1.5) is refused too.
+    const kmajor = this.buf[kstart]! >> 5;
+    if ((kmajor !== 0 && kmajor !== 1 && kmajor !== 3) || (typeof k !== 'string' && typeof k !== 'number' && typeof k !== 'bigint')) {
+      this.fail('CBOR_BAD_KEY', 'map key must be an integer or text string', kstart);
+    }
+    if (out.has(k)) this.fail('CBOR_DUPLICATE_KEY', `duplicate map key ${JSON.stringify(String(k))}`, kstart);
+    if (out.size >= this.opts.maxItems) this.fail('CBOR_TOO_LARGE', `map larger than ${this.opts.maxItems}`, start);
+    out.set(k, this.value(depth + 1));
   }
 
   value(depth: number): CborValue {
@@ -362,12 +381,38 @@ export class IndefiniteMap extends Map<CborKey, CborValue> {}
  * copy out), not one small array per head and per string. Text that is all ASCII (every
  * key and most values on the bridge) is written char by char; anything else goes through
  * TextEncoder, so a lone surrogate still becomes U+FFFD exactly as before.
+ *
+ * The buffer is a scratch area kept between calls (encodeCbor is synchronous, and a nested
+ * call gets a fresh one): allocating and growing it on every frame was a quarter of the
+ * encoder's time. What a call wrote is zeroed before it returns, so no frame's bytes stay
+ * behind in it.
  */
+const firstScratch = new Uint8Array(4096);
+let scratch: { buf: Uint8Array; view: DataView } | undefined = { buf: firstScratch, view: new DataView(firstScratch.buffer) };
+/** The scratch area is given back only up to this size; a larger one (a big frame) is dropped. */
+const SCRATCH_KEEP = 64 * 1024;
+
 class Writer {
-  buf = new Uint8Array(256);
-  view = new DataView(this.buf.buffer);
+  buf: Uint8Array;
+  view: DataView;
   size = 0;
-  constructor(readonly opts: EncodeOptions) {}
+  constructor(readonly opts: EncodeOptions) {
+    const s = scratch;
+    scratch = undefined;
+    if (s) {
+      this.buf = s.buf;
+      this.view = s.view;
+    } else {
+      this.buf = new Uint8Array(256);
+      this.view = new DataView(this.buf.buffer);
+    }
+  }
+
+  /** Zeroes what was written and gives the buffer back for the next call. */
+  recycle(): void {
+    this.buf.fill(0, 0, this.size);
+    if (this.buf.length <= SCRATCH_KEEP) scratch = { buf: this.buf, view: this.view };
+  }
 
   /** Makes room for `n` more bytes and returns where they go. */
   room(n: number): number {
@@ -497,6 +542,10 @@ class Writer {
 /** Encodes in preferred (shortest) form; map entries keep insertion order. */
 export function encodeCbor(v: CborValue, opts: EncodeOptions = {}): Uint8Array {
   const w = new Writer(opts);
-  w.value(v);
-  return w.result();
+  try {
+    w.value(v);
+    return w.result();
+  } finally {
+    w.recycle();
+  }
 }
