@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { canonicalRequestBytes, canonicalRequestJson } from './canonical.js';
+import { requestDigest } from './request.js';
 import { REQUEST_MAC_DOMAIN, requestMacMessage } from './session.js';
 
 function reference(v: unknown): string {
@@ -51,6 +52,14 @@ describe('canonical request JSON', () => {
     expect(() => canonicalRequestJson({ ['\uDC00']: 1 })).toThrow(/lone surrogate/);
     expect(() => canonicalRequestJson(['\uD83D'])).toThrow(/lone surrogate/);
     expect(canonicalRequestJson({ a: '\uD83D\uDE00' })).toBe('{"a":"\uD83D\uDE00"}');
+  });
+});
+
+describe('the request digest', () => {
+  it('is SHA-256 of the UTF-8 bytes of the canonical JSON (known answer, computed outside node)', () => {
+    // python3: hashlib.sha256(json_text.encode('utf-8')).hexdigest(), the JSON written out by hand
+    const params = ['h\u00e9llo \u2713 \u{1F600}', '0x70997970C51812dc3A010C7d01b50e0d17dc79C8'];
+    expect(requestDigest('ab'.repeat(32), 'personal_sign', params)).toBe('9fe52cf32699766bf6b02c733f691139fe5f7164940dadcf33db9f954bb83df3');
   });
 });
 

@@ -47,7 +47,7 @@
  * JSON-RPC request object (docs/json-rpc.md, docs/principals.md).
  */
 import { createHash } from 'node:crypto';
-import { canonicalRequestBytes } from './canonical.js';
+import { canonicalRequestBytes, canonicalRequestJson } from './canonical.js';
 import { AuthError } from './errors.js';
 
 export const REQUEST_DOMAIN = 'enclave-signer/request/v1';
@@ -88,8 +88,9 @@ function malformed(message: string, hint = ENVELOPE_HINT): AuthError {
 }
 export { malformed as malformedAuth };
 
-function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
+/** SHA-256 of the UTF-8 bytes of `text`, hex (the hash encodes the string itself: no copy of it first). */
+function sha256HexOfText(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
 function canonical(v: unknown, _what: string): Uint8Array {
@@ -105,7 +106,7 @@ export function checkAudience(audience: string): string {
 export function requestDigest(audience: string, method: string, params: unknown): string {
   checkAudience(audience);
   if (typeof method !== 'string' || method.length === 0) throw malformed('method must be a non-empty string');
-  return sha256Hex(canonical({ domain: REQUEST_DOMAIN, audience, method, params: params === undefined ? null : params }, 'these params'));
+  return sha256HexOfText(canonicalRequestJson({ domain: REQUEST_DOMAIN, audience, method, params: params === undefined ? null : params }));
 }
 
 export function requestSignatureMessage(m: { requestDigest: string; principal: string; requestId: string; expiresAt: number }): Uint8Array {
