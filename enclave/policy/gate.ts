@@ -64,21 +64,23 @@ export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions
   const deny = new Set(opts.denyOps ?? []);
   const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
   let committed: WindowState = emptyWindowState();
-  const reserved = new Set<Ticket>();
+  /** Tickets in flight, each with the window reservation it holds (undefined: its rule has no window). */
+  const open = new Map<Ticket, WindowReservation | undefined>();
   // In-flight window reservations by rule and key: a decision adds the ones of its own rule and
   // key to the committed usage (evaluate.ts windowMismatch) instead of replaying every
   // reservation into a copy of the state (that cost ~0.4 µs per request in flight, per decision).
-  const held = new Map<Ticket, WindowReservation>();
   const byWindow = new Map<string, Set<WindowReservation>>();
   const slot = (ruleId: string, key: string) => `${ruleId}\u0000${key}`;
   const reservedIn = (ruleId: string, key: string) => byWindow.get(slot(ruleId, key));
-  const drop = (t: Ticket) => {
-    const r = held.get(t);
-    if (!r) return;
-    held.delete(t);
+  /** Ends a ticket's flight; returns its reservation, or undefined (no window, or not in flight). */
+  const close = (t: Ticket): WindowReservation | undefined => {
+    const r = open.get(t);
+    open.delete(t);
+    if (!r) return undefined;
     const set = byWindow.get(slot(r.ruleId, r.key));
     set?.delete(r);
     if (set?.size === 0) byWindow.delete(slot(r.ruleId, r.key));
+    return r;
   };
 
   const decide = (intent: Intent, principal: string, approvals?: { approvedBy: readonly string[]; rejectedBy: readonly string[] }, now = clock()): Decision => {
@@ -101,10 +103,9 @@ export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions
       const d = decide(intent, principal, approvals, now);
       if (d.outcome === 'signed') {
         const t: Ticket = { decision: d, intent, now, principal };
-        reserved.add(t);
         const r = windowReservation(policy, d, intent, now);
+        open.set(t, r);
         if (r) {
-          held.set(t, r);
           const k = slot(r.ruleId, r.key);
           let set = byWindow.get(k);
           if (!set) byWindow.set(k, (set = new Set()));
@@ -119,15 +120,13 @@ export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions
       throw new PolicyDeniedError('POLICY_DENIED', msg, d.rule);
     },
     commit(t) {
-      if (!reserved.delete(t)) return;
-      // The reservation made at the decision is what is counted (a ticket without one changes no window).
-      const r = held.get(t);
-      drop(t);
+      // The reservation made at the decision is what is counted (a ticket without one changes no
+      // window; one already committed or released is no longer open and counts nothing).
+      const r = close(t);
       if (r) committed = recordReservation(committed, r);
     },
     release(t) {
-      reserved.delete(t);
-      drop(t);
+      close(t);
     },
     windows: () => committed,
     restoreWindows(state) {
