@@ -221,16 +221,6 @@ class Reader {
           bytes = this.take(n);
         }
         if (major === 2) return new Uint8Array(bytes); // copy: results never alias the input
-        if (bytes.length <= ASCII_FAST_MAX) {
-          let ascii = true;
-          for (let i = 0; i < bytes.length; i++) {
-            if (bytes[i]! > 0x7f) {
-              ascii = false;
-              break;
-            }
-          }
-          if (ascii) return String.fromCharCode.apply(null, bytes as unknown as number[]);
-        }
         try {
           return td.decode(bytes);
         } catch {

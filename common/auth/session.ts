@@ -198,7 +198,7 @@ export function deriveSessionKey(i: {
  * both sides, so the members the envelope parsers accept (a principal name, a session id, a hex
  * digest, safe integers: all ASCII that JSON writes as is) are written straight into the
  * canonical layout — keys in sorted order, no whitespace — and anything else goes through the
- * general canonicalizer. session.test.ts checks that both give the same bytes.
+ * general canonicalizer. canonical.test.ts checks that both give the same bytes.
  */
 export function requestMacMessage(m: { requestDigest: string; principal: string; session: string; seq: number; expiresAt: number }): Uint8Array {
   if (PRINCIPAL_NAME_RE.test(m.principal) && SESSION_ID_RE.test(m.session) && HEX64_RE.test(m.requestDigest) && Number.isSafeInteger(m.seq) && Number.isSafeInteger(m.expiresAt)) {
