@@ -83,14 +83,20 @@ function tooDeep(v: unknown, limit: number, depth: number): string[] | undefined
   if (Array.isArray(v)) {
     for (let i = 0; i < v.length; i++) {
       const t = tooDeep(v[i], limit, depth + 1);
-      if (t !== undefined) return (t.push(`[${i}]`), t);
+      if (t !== undefined) {
+        t.push(`[${i}]`);
+        return t;
+      }
     }
     return undefined;
   }
   const o = v as Record<string, unknown>;
   for (const k of Object.keys(o)) {
     const t = tooDeep(o[k], limit, depth + 1);
-    if (t !== undefined) return (t.push(IDENT.test(k) ? `.${k.slice(0, 64)}` : `[${JSON.stringify(k.slice(0, 64))}]`), t);
+    if (t !== undefined) {
+      t.push(IDENT.test(k) ? `.${k.slice(0, 64)}` : `[${JSON.stringify(k.slice(0, 64))}]`);
+      return t;
+    }
   }
   return undefined;
 }
