@@ -129,6 +129,7 @@ interface Slot {
   dead: boolean;
 }
 
+const crashed = () => new WorkerError('WORKER_CRASHED', 'the signing worker stopped; request not completed');
 const cancelled = () => new WorkerError('JOB_CANCELLED', 'the request was cancelled before it was signed; nothing was signed');
 const expired = () => new WorkerError('JOB_DEADLINE_EXCEEDED', 'the request ran out of time before it was signed; nothing was signed');
 
@@ -157,7 +158,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     const onDeath = () => {
       if (slot.dead) return;
       slot.dead = true;
-      for (const j of slot.jobs.splice(0)) settle(j, new WorkerError('WORKER_CRASHED', 'the signing worker stopped; request not completed'));
+      for (const j of slot.jobs.splice(0)) settle(j, crashed());
       if (!closed) {
         slots[index] = spawn(index);
         pump();
@@ -195,7 +196,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
 
   /** Terminates the worker and starts its replacement; jobs still live on it fail. */
   function replace(s: Slot): void {
-    for (const o of s.jobs.splice(0)) settle(o, new WorkerError('WORKER_CRASHED', 'the signing worker stopped; request not completed'));
+    for (const o of s.jobs.splice(0)) settle(o, crashed());
     s.dead = true; // its exit is expected: the replacement starts now
     void s.worker.terminate();
     if (!closed) {
