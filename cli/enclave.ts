@@ -32,6 +32,8 @@ Options:
   --kms-endpoint URL   KMS endpoint (default https://kms.<region>.amazonaws.com)
   --kms-ca FILE        extra trust anchor PEM for the KMS endpoint (dev emulator only)
   --workers N          signing worker threads (default: one per vCPU)
+  --inline-signing on|off  sign on the main thread when every worker is idle (default on:
+                       saves four thread hand-offs per request at low load; docs/enclave.md)
   --policy FILE        the signing policy (docs/policy.md); invalid → refuse to start. Without it,
                        --nsm simulated runs the permissive dev policy (DEV MODE); otherwise the
                        enclave refuses to start (the production image reads its measured /app/policy.json)
@@ -51,6 +53,7 @@ const SPEC = {
   'kms-endpoint': { type: 'string' },
   'kms-ca': { type: 'string' },
   workers: { type: 'string' },
+  'inline-signing': { type: 'string' },
   'deny-op': { type: 'string', multiple: true },
   policy: { type: 'string' },
 } as const;
@@ -68,6 +71,8 @@ export async function enclave(argv: string[], io: Io): Promise<number> {
     if (mode === 'simulated' && !f['dev-ca']) throw new UsageError('--nsm simulated needs --dev-ca DIR');
     const workers = f.workers === undefined ? undefined : Number(f.workers);
     if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 256)) throw new UsageError('--workers must be 1..256');
+    const inline = f['inline-signing'];
+    if (inline !== undefined && inline !== 'on' && inline !== 'off') throw new UsageError('--inline-signing must be on or off');
     for (const op of f['deny-op']) if (!SIGN_OPS.includes(op as SignOp)) throw new UsageError(`--deny-op: unknown operation ${op}`);
     if (f['kms-key-arn'].length > 0 && f['enclave-config']) throw new UsageError('pass either --kms-key-arn or --enclave-config, not both');
     if (f['kms-key-arn'].length === 0 && !f['enclave-config']) {
@@ -110,6 +115,7 @@ export async function enclave(argv: string[], io: Io): Promise<number> {
         allowedKeyArns: pinned.kms.allowedKeyArns,
       },
       ...(workers ? { workers } : {}),
+      ...(inline ? { inline: inline === 'on' } : {}),
       policy,
       denyOps: f['deny-op'] as SignOp[],
       log,

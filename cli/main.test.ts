@@ -74,6 +74,19 @@ describe('enclave-signer (top level)', () => {
     expect((await run(['attest', 'frob'])).stderr).toMatch(/unknown command 'attest frob'/);
   });
 
+  it('enclave: a bad --workers or --inline-signing is a usage error (exit 2) naming the flag, before anything starts', async () => {
+    const arn = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000001';
+    for (const [flag, value, message] of [
+      ['--workers', '0', '--workers must be 1..256'],
+      ['--inline-signing', 'yes', '--inline-signing must be on or off'],
+    ] as const) {
+      const r = await run(['enclave', '--kms-key-arn', arn, flag, value]);
+      expect(r.code, flag).toBe(2);
+      expect(r.stderr, flag).toContain(message);
+    }
+    expect((await run(['enclave', '--help'])).stdout).toContain('--inline-signing on|off');
+  });
+
   it('dispatches kms inspect to its module', async () => {
     expect(moduleAvailable('./kms-inspect.js')).toBe(true);
     const r = await run(['kms', 'inspect', '--help']);

@@ -26,6 +26,8 @@ export interface EnclaveConfig {
   /** allowedKeyArns: the CMKs pinned in measured configuration (enclave/config.ts); required, non-empty. */
   kms: { region: string; pipe: string; endpoint?: string; caPem?: string; allowedKeyArns: readonly string[] };
   workers?: number;
+  /** Sign on the main thread when the signing pool is idle (enclave/worker-pool.ts "Inline"). Default true. */
+  inline?: boolean;
   /** The policy loaded at boot (enclave/policy/load.ts): from the measured image, --policy FILE, or the dev default. */
   policy: LoadedPolicy;
   denyOps?: SignOp[];
@@ -58,7 +60,7 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
   log(`pinned CMK(s): ${pinned.arns.join(', ')}`);
   const gate = createPolicyGate(cfg.policy.policy, { source: cfg.policy.source, denyOps: (cfg.denyOps ?? []) as PolicyOp[] });
   log(`policy ${JSON.stringify(gate.policy.name)} sha256 ${gate.hash} (source: ${gate.source})`);
-  const pool = createWorkerPool(cfg.workers);
+  const pool = createWorkerPool({ ...(cfg.workers !== undefined ? { size: cfg.workers } : {}), inline: cfg.inline !== false });
   const service = createEnclaveService({
     nsm: cfg.nsm,
     pool,
@@ -80,7 +82,7 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
     await service.close();
     throw e;
   }
-  log(`serving the enclave API on ${server.uri} (nsm: ${cfg.nsm.kind}, ${pool.size} signing workers)`);
+  log(`serving the enclave API on ${server.uri} (nsm: ${cfg.nsm.kind}, ${pool.size} signing workers${cfg.inline === false ? '' : ', inline when idle'})`);
   return {
     uri: server.uri,
     service,

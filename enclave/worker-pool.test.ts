@@ -24,7 +24,7 @@ const KEYRING = randomUUID();
 const secret = new Uint8Array(32).fill(9);
 const address = addressFromPrivateKey(secret);
 
-function setup(): { pool: WorkerPool; job: SignJob; workers: Set<Worker> } {
+function setup(o: { inline?: boolean } = {}): { pool: WorkerPool; job: SignJob; workers: Set<Worker> } {
   // Finds the pool's Worker objects without a hook in production code: every worker gets a postMessage.
   const workers = new Set<Worker>();
   const post = Worker.prototype.postMessage;
@@ -32,7 +32,7 @@ function setup(): { pool: WorkerPool; job: SignJob; workers: Set<Worker> } {
     workers.add(this);
     return post.apply(this, args);
   };
-  const pool = createWorkerPool(1);
+  const pool = createWorkerPool({ size: 1, inline: o.inline === true });
   pools.push(pool);
   const ringKey = new Uint8Array(randomBytes(32));
   const keyId = randomUUID();
@@ -168,6 +168,105 @@ describe('worker pool', () => {
     await replaced(pool, spawned);
     expect(pool.spawned).toBe(spawned + 1);
     await signs(pool, keyJob);
+  });
+
+  describe('inline (a job that finds the whole pool idle runs on the calling thread)', () => {
+    /** Counts the jobs handed to workers from now on (a worker job starts with a `job` message). */
+    function countWorkerJobs(): { readonly n: number; stop(): void } {
+      const post = Worker.prototype.postMessage;
+      let n = 0;
+      Worker.prototype.postMessage = function (this: Worker, ...args: Parameters<Worker['postMessage']>) {
+        if ((args[0] as { t?: string }).t === 'job') n++;
+        return post.apply(this, args);
+      };
+      return {
+        get n() {
+          return n;
+        },
+        stop: () => {
+          Worker.prototype.postMessage = post;
+        },
+      };
+    }
+
+    it('signs on the calling thread, with the same facts, refusals and signatures as a worker', async () => {
+      const { pool, job } = setup({ inline: true });
+      const jobs = countWorkerJobs();
+      try {
+        await signs(pool, job);
+        const e = await pool.run(job, { authorize: () => Promise.reject(Object.assign(new Error('denied: no'), { code: 'POLICY_DENIED' })) }).catch((x: Error) => x);
+        expect(e).toMatchObject({ code: 'POLICY_DENIED' });
+        await signs(pool, job);
+        expect(jobs.n).toBe(0);
+      } finally {
+        jobs.stop();
+      }
+      // Without the option every job goes to a worker (the control for the count above).
+      const plain = setup();
+      const viaWorkers = countWorkerJobs();
+      try {
+        await signs(plain.pool, plain.job);
+        expect(viaWorkers.n).toBe(1);
+      } finally {
+        viaWorkers.stop();
+      }
+    });
+
+    it('a blob changed after a key was cached never signs inline (the cache binds the exact blob bytes)', async () => {
+      const { pool, job } = setup({ inline: true });
+      await signs(pool, job); // cached now, on the calling thread
+      const tampered = { ...job, blob: Uint8Array.from(job.blob, (b, i) => (i === job.blob.length - 1 ? b ^ 1 : b)) };
+      await expect(pool.run(tampered)).rejects.toMatchObject({ code: 'WRAPPED_KEY_INVALID' });
+      await expect(pool.run({ ...job, keyId: randomUUID() })).rejects.toMatchObject({ code: 'WRAPPED_KEY_INVALID' });
+      await expect(pool.run({ ...job, keyringId: randomUUID() })).rejects.toMatchObject({ code: 'KEYRING_MISMATCH' });
+      pool.lock();
+      await expect(pool.run(job)).rejects.toMatchObject({ code: 'KEYRING_LOCKED' });
+    });
+
+    it('while an inline job waits for its decision, the next job goes to a worker; cancelling the inline job signs nothing', async () => {
+      const { pool, job } = setup({ inline: true });
+      await signs(pool, job);
+      const jobs = countWorkerJobs();
+      try {
+        const ac = new AbortController();
+        let decided = false;
+        const first = pool
+          .run(job, {
+            signal: ac.signal,
+            authorize: async () => {
+              const { result } = await pool.run(job); // a worker job, while this one decides
+              expect(await verifyMessage({ address, message: 'hi', signature: (result as { signature: `0x${string}` }).signature })).toBe(true);
+              ac.abort();
+              decided = true;
+            },
+            record: () => {
+              throw new Error('a cancelled job must not reach its record');
+            },
+          })
+          .catch((x: Error) => x);
+        expect(await first).toMatchObject({ code: 'JOB_CANCELLED' });
+        expect(decided).toBe(true);
+        expect(jobs.n).toBe(1);
+      } finally {
+        jobs.stop();
+      }
+      await signs(pool, job); // idle again: inline again
+    });
+
+    it('an inline job past its deadline while it is decided never signs', async () => {
+      const { pool, job } = setup({ inline: true });
+      const steps: string[] = [];
+      const e = await pool
+        .run(job, {
+          deadline: Date.now() + 200,
+          authorize: () => new Promise<void>((r) => setTimeout(r, 400)),
+          record: () => steps.push('record'),
+        })
+        .catch((x: Error) => x);
+      expect(e).toMatchObject({ code: 'JOB_DEADLINE_EXCEEDED' });
+      expect(steps).toEqual([]);
+      await signs(pool, job);
+    });
   });
 });
 

@@ -1,0 +1,143 @@
+/**
+ * The two steps of a signing job, whichever thread runs them: a signing
+ * worker (worker.ts) or, when the pool runs a job inline, the enclave's main
+ * thread (worker-pool.ts, "Inline"). One implementation, so both paths
+ * authenticate, cache, parse and sign identically.
+ *
+ *   1. prepare(id, job): unwrap the blob — AES-GCM authenticates key id, kind
+ *      and keyring — or find that exact blob in the key cache, derive the
+ *      key's public facts from the secret, parse the request once into its
+ *      typed intent, and keep the prepared operation under `id`. Nothing is
+ *      signed yet.
+ *   2. sign(id) once the enclave's policy allowed it and the decision was
+ *      recorded: sign what prepare parsed, then wipe it; or abort(id): wipe.
+ *
+ * Holds its own copy of the keyring key (wiped on a new keyring, on lock and
+ * on close) and the key cache (key-cache.ts). Errors are SignerErrors; what
+ * leaves the thread is failureOf(e): a code and a message, never a stack or
+ * bytes of the request.
+ */
+import { wipe } from '../common/bytes.js';
+import { isSignerError, SignerError } from '../common/errors.js';
+import type { JsonLike } from '../common/cbor-json.js';
+import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
+import { createKeyCache, DEFAULT_KEY_CACHE, type KeyCacheOptions } from './key-cache.js';
+import { unwrapKey } from './kms/wrapped-key.js';
+import type { Intent } from './policy/intent.js';
+import { keyFacts, prepareOperation, type PreparedOperation } from './operations.js';
+
+/** A signing job: the op, the key's wrapped record (id, kind and keyring bound by the blob's AAD) and the request. */
+export interface SignJob {
+  op: SignOp;
+  keyId: string;
+  kind: KeyKind;
+  keyringId: string;
+  blob: Uint8Array;
+  request: Record<string, JsonLike>;
+}
+
+/** The key cache's bounds (the pool passes them to every worker and to its inline signer). */
+export interface JobSignerConfig {
+  keyCache?: Pick<KeyCacheOptions, 'maxEntries' | 'ttlMs'>;
+}
+
+export interface JobFailure {
+  code: string;
+  message: string;
+  field?: string;
+}
+
+export interface JobSigner {
+  /** Takes ownership of `key` (wiped when replaced, on lock and on close); drops every cached key. */
+  setKeyring(keyringId: string, key: Uint8Array): void;
+  /** Wipes the keyring key, the key cache and every prepared job. */
+  lock(): void;
+  /** lock() and stop the cache's sweep timer. */
+  close(): void;
+  /** Step 1; throws (nothing kept) if the key does not authenticate, the job expired or the request does not parse. */
+  prepare(id: number, job: SignJob, deadline: number): { facts: SignerFacts; intent: Intent };
+  /** Step 2: signs the job prepared under `id` (unless past its deadline) and wipes it, signed or not. */
+  sign(id: number): unknown;
+  /** Wipes the job prepared under `id`, if any. */
+  abort(id: number): void;
+}
+
+export function jobExpired(): SignerError {
+  return new SignerError('JOB_DEADLINE_EXCEEDED', 'the request ran out of time before it was signed; nothing was signed');
+}
+
+/** The code and message of a SignerError; anything else is INTERNAL with a fixed message (no stack, no bytes). */
+export function failureOf(e: unknown): JobFailure {
+  if (isSignerError(e)) {
+    const j = e.toJSON() as { code: string; message: string; field?: string };
+    return j.field === undefined ? { code: j.code, message: j.message } : { code: j.code, message: j.message, field: j.field };
+  }
+  return { code: 'INTERNAL', message: 'signing failed with an internal error' };
+}
+
+export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
+  let keyring: { id: string; key: Uint8Array } | undefined;
+  const cache = createKeyCache({ ...DEFAULT_KEY_CACHE, ...(config.keyCache ?? {}) });
+  /** Jobs whose key authenticated and that wait for the enclave's decision. */
+  const pending = new Map<number, { prepared: PreparedOperation; deadline: number }>();
+
+  const forget = (id: number): void => {
+    const p = pending.get(id);
+    pending.delete(id);
+    p?.prepared.wipe();
+  };
+  const lock = (): void => {
+    if (keyring) wipe(keyring.key);
+    keyring = undefined;
+    cache.clear();
+    for (const id of [...pending.keys()]) forget(id);
+  };
+
+  return {
+    setKeyring(keyringId, key) {
+      if (keyring) wipe(keyring.key);
+      cache.clear();
+      keyring = { id: keyringId, key };
+    },
+    lock,
+    close() {
+      lock();
+      cache.close();
+    },
+    prepare(id, job, deadline) {
+      if (!keyring) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
+      if (job.keyringId !== keyring.id) throw new SignerError('KEYRING_MISMATCH', `key ${job.keyId} belongs to keyring ${job.keyringId}, not the unlocked ${keyring.id}`);
+      let secret: Uint8Array | undefined;
+      let uncached: Uint8Array | undefined;
+      try {
+        if (Date.now() >= deadline) throw jobExpired();
+        const meta = { keyringId: keyring.id, keyId: job.keyId, kind: job.kind };
+        // The keyring id was checked above; the slot binds it again with the id, kind and exact blob bytes.
+        const slot = cache.slot(keyring.id, job.keyId, job.kind, job.blob);
+        let hit = cache.get(slot);
+        if (!hit) {
+          secret = unwrapKey(keyring.key, meta, job.blob);
+          hit = cache.put(slot, secret, keyFacts(meta, secret));
+          if (!cache.enabled) uncached = hit.secret;
+        }
+        const prepared = prepareOperation(job.op, meta, hit.secret, job.request, hit.facts);
+        pending.set(id, { prepared, deadline });
+        return { facts: prepared.facts, intent: prepared.intent };
+      } finally {
+        // prepareOperation keeps its own copy of what it needs; the cache keeps its own
+        wipe(secret, uncached);
+      }
+    },
+    sign(id) {
+      const p = pending.get(id);
+      if (!p) throw new SignerError('INTERNAL', 'no prepared job with this id');
+      try {
+        if (Date.now() >= p.deadline) throw jobExpired();
+        return p.prepared.sign();
+      } finally {
+        forget(id);
+      }
+    },
+    abort: forget,
+  };
+}
