@@ -72,6 +72,14 @@ export const BRIDGE_ENVELOPE_DEPTH = 8;
 export const MAX_JSON_PARAMS_DEPTH = MAX_BRIDGE_CBOR_DEPTH - BRIDGE_ENVELOPE_DEPTH;
 
 /**
+ * Deepest nesting of a request's `signer_auth` member the parent forwards (the member at depth
+ * 0). Both envelope forms (docs/principals.md) nest 2 levels at most (`webauthn`'s strings);
+ * deeper is refused as AUTH_MALFORMED naming the field, before anything is forwarded, like
+ * params that nest too deep.
+ */
+export const MAX_SIGNER_AUTH_DEPTH = 4;
+
+/**
  * Default largest HTTP body / IPC message of the signing socket (the parent's
  * `maxBodyBytes`, configurable). A request that fits still has to fit one
  * bridge frame once encoded as CBOR, which can be larger than its JSON (a

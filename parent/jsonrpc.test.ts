@@ -5,7 +5,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { MAX_BRIDGE_CBOR_DEPTH, MAX_JSON_PARAMS_DEPTH } from '../common/limits.js';
+import { MAX_BRIDGE_CBOR_DEPTH, MAX_JSON_PARAMS_DEPTH, MAX_SIGNER_AUTH_DEPTH } from '../common/limits.js';
 import { findTooDeep, parsePayload, RPC } from './jsonrpc.js';
 
 /** `levels` objects around 1 under params[0]: the 1 is at depth `levels + 1` (params is depth 0). */
@@ -42,6 +42,32 @@ describe('JSON-RPC params nesting (finding 2)', () => {
         data: { code: 'PARENT_INVALID_PARAMS', field, hint: expect.stringContaining('at most') },
       },
     });
+  });
+
+  it(`refuses a signer_auth nested deeper than ${MAX_SIGNER_AUTH_DEPTH} levels as AUTH_MALFORMED (4100) naming the field; both envelope forms pass`, () => {
+    const withAuth = (auth: unknown) => `{"jsonrpc":"2.0","id":7,"method":"signer_signDigest","params":{},"signer_auth":${JSON.stringify(auth)}}`;
+    let deep: unknown = 'x';
+    for (let i = 0; i < MAX_SIGNER_AUTH_DEPTH + 1; i++) deep = { a: deep };
+    const p = parsePayload(withAuth({ v: 1, webauthn: deep }), 10);
+    const item = (p as Extract<typeof p, { kind: 'single' }>).item;
+    const field = `signer_auth.webauthn${'.a'.repeat(MAX_SIGNER_AUTH_DEPTH)}`;
+    expect(!item.ok && item.response).toEqual({
+      jsonrpc: '2.0',
+      id: 7,
+      error: {
+        code: 4100,
+        message: `unauthorized: malformed signer_auth: ${field}: nested deeper than ${MAX_SIGNER_AUTH_DEPTH} levels`,
+        data: { code: 'AUTH_MALFORMED', field, hint: expect.stringContaining('docs/principals.md') },
+      },
+    });
+    // The signature form with a WebAuthn assertion (the deepest legitimate shape) and the session form.
+    for (const ok of [
+      { v: 1, principal: 'alice', requestId: 'abcdefgh', expiresAt: 1, signature: 'AA', webauthn: { authenticatorData: 'AA', clientDataJSON: 'AA' } },
+      { v: 1, principal: 'alice', session: 'AAAAAAAAAAAAAAAAAAAAAA', seq: 1, expiresAt: 1, mac: 'AA' },
+    ]) {
+      const q = parsePayload(withAuth(ok), 10);
+      expect(q).toMatchObject({ kind: 'single', item: { ok: true, request: { auth: ok } } });
+    }
   });
 
   it('in a batch, only the too-deep request fails', () => {

@@ -9,7 +9,7 @@
  * naming the field — the enclave could not read it once wrapped into a
  * bridge frame, and must never be sent it (issue 8, finding 2).
  */
-import { MAX_JSON_PARAMS_DEPTH } from '../common/limits.js';
+import { MAX_JSON_PARAMS_DEPTH, MAX_SIGNER_AUTH_DEPTH } from '../common/limits.js';
 
 export const RPC = {
   PARSE_ERROR: -32700,
@@ -25,6 +25,8 @@ export const RPC = {
   LIMIT_EXCEEDED: -32005,
   /** EIP-1193 "user rejected": the enclave's policy denied the request. */
   DENIED: 4001,
+  /** EIP-1193 "unauthorized": a signed request was not accepted (docs/principals.md). */
+  UNAUTHORIZED: 4100,
 } as const;
 
 export type RpcId = string | number | null;
@@ -140,6 +142,18 @@ export function parseRequestObject(v: unknown): RpcItem {
         code: 'PARENT_INVALID_PARAMS',
         field: deep,
         hint: `params may nest at most ${MAX_JSON_PARAMS_DEPTH} levels (docs/json-rpc.md, Limits)`,
+      }),
+    };
+  }
+  const deepAuth = Object.hasOwn(v, 'signer_auth') ? findTooDeep(v.signer_auth, MAX_SIGNER_AUTH_DEPTH, 'signer_auth') : undefined;
+  if (deepAuth !== undefined) {
+    // The code and words the enclave uses for a malformed envelope (docs/principals.md).
+    return {
+      ok: false,
+      response: errorResponse(id, RPC.UNAUTHORIZED, `unauthorized: malformed signer_auth: ${deepAuth}: nested deeper than ${MAX_SIGNER_AUTH_DEPTH} levels`, {
+        code: 'AUTH_MALFORMED',
+        field: deepAuth,
+        hint: 'see docs/principals.md for the envelope',
       }),
     };
   }

@@ -56,7 +56,7 @@ const APPROVAL_RPC = -32011;
 const REMOTE_DATA_KEYS = ['rule', 'approvalId', 'requestDigest', 'threshold', 'approvers', 'expiresAt', 'expiresAfter'] as const;
 
 /** EIP-1193 "Unauthorized": a signed request the enclave did not accept (docs/principals.md). */
-const AUTH_RPC = 4100;
+const AUTH_RPC = RPC.UNAUTHORIZED;
 
 const BUSY_CODES = new Set(['PARENT_BUSY', 'BRIDGE_BUSY']);
 
