@@ -13,7 +13,7 @@ import * as btc from '@scure/btc-signer';
 import { wrapKey } from './kms/wrapped-key.js';
 import { SIGNER_LIMITS } from './signers/limits.js';
 import { addressFromPrivateKey } from './signers/index.js';
-import { createWorkerPool, type SignJob, type WorkerPool } from './worker-pool.js';
+import { createWorkerPool, INLINE_BACKOFF_MS, type SignJob, type WorkerPool } from './worker-pool.js';
 
 const pools: WorkerPool[] = [];
 afterAll(async () => {
@@ -223,7 +223,7 @@ describe('worker pool', () => {
       await expect(pool.run(job)).rejects.toMatchObject({ code: 'KEYRING_LOCKED' });
     });
 
-    it('while an inline job waits for its decision, the next job goes to a worker; cancelling the inline job signs nothing', async () => {
+    it('while an inline job waits for its decision, the next job goes to a worker, and inline backs off; cancelling the inline job signs nothing', async () => {
       const { pool, job } = setup({ inline: true });
       await signs(pool, job);
       const jobs = countWorkerJobs();
@@ -247,10 +247,18 @@ describe('worker pool', () => {
         expect(await first).toMatchObject({ code: 'JOB_CANCELLED' });
         expect(decided).toBe(true);
         expect(jobs.n).toBe(1);
+        // Another job arrived while one ran inline: once the pool has seen it (the check runs after
+        // the I/O that follows an inline job), for INLINE_BACKOFF_MS every job goes to a worker ...
+        await new Promise((r) => setImmediate(r));
+        await signs(pool, job);
+        expect(jobs.n).toBe(2);
+        // ... then an idle pool signs inline again.
+        await new Promise((r) => setTimeout(r, INLINE_BACKOFF_MS + 20));
+        await signs(pool, job);
+        expect(jobs.n).toBe(2);
       } finally {
         jobs.stop();
       }
-      await signs(pool, job); // idle again: inline again
     });
 
     it('an inline job past its deadline while it is decided never signs', async () => {
