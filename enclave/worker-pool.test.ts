@@ -13,7 +13,7 @@ import * as btc from '@scure/btc-signer';
 import { wrapKey } from './kms/wrapped-key.js';
 import { SIGNER_LIMITS } from './signers/limits.js';
 import { addressFromPrivateKey } from './signers/index.js';
-import { createWorkerPool, INLINE_BACKOFF_MS, type SignJob, type WorkerPool } from './worker-pool.js';
+import { createWorkerPool, INLINE_BACKOFF_MS, inlineable, type SignJob, type WorkerPool } from './worker-pool.js';
 
 const pools: WorkerPool[] = [];
 afterAll(async () => {
@@ -171,6 +171,9 @@ describe('worker pool', () => {
   });
 
   describe('inline (a job that finds the whole pool idle runs on the calling thread)', () => {
+    /** Lets the pool's back-off check after an inline job run (it waits for the I/O after the job). */
+    const tick = () => new Promise((r) => setImmediate(r));
+
     /** Counts the jobs handed to workers from now on (a worker job starts with a `job` message). */
     function countWorkerJobs(): { readonly n: number; stop(): void } {
       const post = Worker.prototype.postMessage;
@@ -194,8 +197,10 @@ describe('worker pool', () => {
       const jobs = countWorkerJobs();
       try {
         await signs(pool, job);
+        await tick(); // a job that comes before the inline job's back-off check goes to a worker
         const e = await pool.run(job, { authorize: () => Promise.reject(Object.assign(new Error('denied: no'), { code: 'POLICY_DENIED' })) }).catch((x: Error) => x);
         expect(e).toMatchObject({ code: 'POLICY_DENIED' });
+        await tick();
         await signs(pool, job);
         expect(jobs.n).toBe(0);
       } finally {
@@ -226,6 +231,7 @@ describe('worker pool', () => {
     it('while an inline job waits for its decision, the next job goes to a worker, and inline backs off; cancelling the inline job signs nothing', async () => {
       const { pool, job } = setup({ inline: true });
       await signs(pool, job);
+      await tick();
       const jobs = countWorkerJobs();
       try {
         const ac = new AbortController();
@@ -249,7 +255,7 @@ describe('worker pool', () => {
         expect(jobs.n).toBe(1);
         // Another job arrived while one ran inline: once the pool has seen it (the check runs after
         // the I/O that follows an inline job), for INLINE_BACKOFF_MS every job goes to a worker ...
-        await new Promise((r) => setImmediate(r));
+        await tick();
         await signs(pool, job);
         expect(jobs.n).toBe(2);
         // ... then an idle pool signs inline again.
@@ -258,6 +264,47 @@ describe('worker pool', () => {
         expect(jobs.n).toBe(2);
       } finally {
         jobs.stop();
+      }
+    });
+
+    it('only cheap jobs run inline: a seed key, a PSBT or a long message goes to a worker', async () => {
+      const { pool, job } = setup({ inline: true });
+      const { seedJob, keyJob } = heavy(pool, job);
+      expect(inlineable(keyJob)).toBe(true);
+      expect(inlineable(seedJob)).toBe(false);
+      expect(inlineable({ ...keyJob, request: { message: 'x'.repeat(5000) } })).toBe(false);
+      expect(inlineable({ ...keyJob, request: { message: Array.from({ length: 5000 }, () => 1) as unknown as string } })).toBe(false);
+      const jobs = countWorkerJobs();
+      try {
+        const long = await pool.run({ ...keyJob, request: { message: 'x'.repeat(5000) } });
+        expect(await verifyMessage({ address, message: 'x'.repeat(5000), signature: (long.result as { signature: `0x${string}` }).signature })).toBe(true);
+        expect(jobs.n).toBe(1);
+        await tick();
+        await signs(pool, keyJob);
+        expect(jobs.n).toBe(1); // a short message on an idle pool: inline
+      } finally {
+        jobs.stop();
+      }
+    });
+
+    it('close, lock or a failing record while an inline job is decided: nothing is signed', async () => {
+      for (const when of ['close', 'lock', 'record'] as const) {
+        const { pool, job } = setup({ inline: true });
+        let recorded = false;
+        const e = await pool
+          .run(job, {
+            authorize: async () => {
+              if (when === 'close') await pool.close();
+              if (when === 'lock') pool.lock();
+            },
+            record: () => {
+              if (when === 'record') throw Object.assign(new Error('the audit log is closed'), { code: 'AUDIT_UNAVAILABLE' });
+              recorded = true;
+            },
+          })
+          .catch((x: Error) => x);
+        expect(e, when).toMatchObject({ code: when === 'close' ? 'WORKER_CLOSED' : when === 'lock' ? 'INTERNAL' : 'AUDIT_UNAVAILABLE' });
+        expect(recorded, when).toBe(when === 'lock');
       }
     });
 

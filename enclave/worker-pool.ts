@@ -15,9 +15,13 @@
  * worker keeps every prepared job by id and signs only the one a `go` names,
  * so what is signed is unchanged; at most `depth` prepared keys wait per worker.
  *
- * Inline (option `inline`, on in the enclave): a job that arrives while the
- * whole pool is idle — no job queued, on a worker or inline — runs on the
- * calling (main) thread instead, through the same two steps (job-signer.ts).
+ * Inline (option `inline`, on in the enclave): a cheap job (a secp256k1 key,
+ * a small request: inlineable()) that arrives while the whole pool is idle —
+ * no job queued, on a worker or inline — runs on the calling (main) thread
+ * instead, through the same two steps (job-signer.ts). Only cheap ones: the
+ * thread is blocked while it signs, so a PSBT, a seed key's derivation or a
+ * large message would hold every other request (and the job's own deadline,
+ * which is checked again after the signature) for milliseconds.
  * At low load that saves the four thread hand-offs of a worker job (job,
  * facts, go, done), each of which wakes a sleeping thread: at one client
  * the added p50 falls by about a fifth (docs/performance.md). While it waits
@@ -25,9 +29,10 @@
  * pool is never idle and every job runs on a worker. In between (a few
  * clients) the pool is often idle for a moment, but a job signed inline
  * blocks the main thread for the whole signature while other requests
- * arrive (8 clients: 7 % fewer signatures/s), so inline backs off: when
- * another job arrived while an inline job ran (or in the I/O right after
- * it), no job runs inline for the next INLINE_BACKOFF_MS. The main thread then
+ * arrive (8 clients: 7 % fewer signatures/s), so inline backs off: a job
+ * arriving while an inline job runs, or in the I/O processed right after it,
+ * goes to a worker, and then no job runs inline for the next
+ * INLINE_BACKOFF_MS. The main thread then
  * holds a key cache of its own (the same bounds and wiping as a worker's)
  * beside the keyring copy the pool keeps for replacement workers.
  *
@@ -68,6 +73,31 @@ export class WorkerError extends SignerError {
 
 /** After an inline job met another job's arrival, how long every job goes to a worker (see "Inline"). */
 export const INLINE_BACKOFF_MS = 100;
+
+/** Characters of strings (and values) a request may hold to be signed inline: a digest, a short message or transaction. */
+const INLINE_MAX_REQUEST = 4096;
+
+/**
+ * Whether a job is cheap enough to sign on the main thread: a secp256k1 key (no BIP32
+ * derivation, no PSBT) and a request whose strings add up to at most INLINE_MAX_REQUEST
+ * characters (hashing a long message, calldata or typed data stays on a worker).
+ */
+export function inlineable(job: SignJob): boolean {
+  if (job.kind !== 'secp256k1') return false;
+  let budget = INLINE_MAX_REQUEST;
+  const stack: unknown[] = [job.request];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') budget -= v.length;
+    else if (typeof v === 'object' && v !== null) {
+      const items = Array.isArray(v) ? v : Object.values(v);
+      budget -= items.length;
+      for (const x of items) stack.push(x);
+    } else budget -= 1;
+    if (budget < 0) return false;
+  }
+  return true;
+}
 
 /** Longest a job may take in the enclave, whatever deadline the (untrusted) parent sent. */
 export const MAX_JOB_MS = 30_000;
@@ -180,6 +210,10 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   /** Jobs submitted so far, and the time (Date.now()) before which no job runs inline. */
   let arrivals = 0;
   let inlineOffUntil = 0;
+  /** From the end of an inline job until its back-off check has run (see endInline). */
+  let inlineSettling = false;
+  /** `arrivals` when the inline job started (itself included). */
+  let inlineSeen = 0;
 
   const keyringMsg = (): WorkerIn | undefined => (keyring ? { t: 'keyring', keyringId: keyring.id, key: keyring.key } : undefined);
 
@@ -253,9 +287,12 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   function stop(j: Job, err: Error): void {
     if (j.settled) return;
     if (j === inlineJob) {
-      // Only ever stopped while its decision is pending (its other steps are synchronous).
+      // Only ever stopped while its decision is pending (its other steps are synchronous): the
+      // prepared key is wiped now, and the pool does not wait for a decision that may never come.
       settle(j, err);
       inlineSigner!.abort(j.id);
+      endInline(j);
+      pump();
       return;
     }
     switch (j.phase) {
@@ -323,17 +360,34 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     j.slot!.worker.postMessage({ t: 'go', id: j.id } satisfies WorkerIn);
   }
 
-  /** Whether a job arriving now runs inline: the option is on and nothing else is in flight. */
-  function idle(): boolean {
-    if (inlineSigner === undefined || inlineJob !== undefined || queue.length > 0 || !slots.every((s) => s.jobs.length === 0)) return false;
-    return Date.now() >= inlineOffUntil;
+  /** Whether `job` runs inline: the option is on, the job is cheap and nothing else is in flight. */
+  function runsInline(job: SignJob): boolean {
+    if (inlineSigner === undefined || inlineJob !== undefined || inlineSettling) return false;
+    if (queue.length > 0 || !slots.every((s) => s.jobs.length === 0)) return false;
+    return Date.now() >= inlineOffUntil && inlineable(job);
+  }
+
+  /**
+   * The inline job `j` is over (settled, or stopped while decided). Jobs that arrive in the I/O
+   * that waited while this thread signed go to workers; once that I/O has run, any arrival since
+   * `j` started means the pool is wanted: back off.
+   */
+  function endInline(j: Job): void {
+    if (inlineJob !== j) return;
+    inlineJob = undefined;
+    inlineSettling = true;
+    const seen = inlineSeen;
+    setImmediate(() => {
+      inlineSettling = false;
+      if (arrivals !== seen) inlineOffUntil = Date.now() + INLINE_BACKOFF_MS;
+    });
   }
 
   /** Runs `j` on this thread: the two steps of a worker job, with no hand-off between them. */
   async function runInline(j: Job): Promise<void> {
     const signer = inlineSigner!;
     inlineJob = j;
-    const seen = arrivals;
+    inlineSeen = arrivals;
     j.phase = 'preparing';
     try {
       let prepared: ReturnType<JobSigner['prepare']>;
@@ -365,15 +419,14 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       } catch (e) {
         return settle(j, asWorkerError(e));
       }
+      // A worker's job whose deadline passes while it signs is stopped by its timer; this
+      // thread's timer could not run, so the deadline is checked here: the signature is dropped.
+      if (Date.now() >= j.msg.deadline) return settle(j, expired());
       settle(j, { result, facts: prepared.facts });
     } finally {
       signer.abort(j.id); // whatever was prepared and not signed is wiped (sign wipes its own)
-      inlineJob = undefined;
+      endInline(j);
       pump();
-      // After the I/O that waited while this thread signed: did anyone else want the pool?
-      setImmediate(() => {
-        if (arrivals !== seen) inlineOffUntil = Date.now() + INLINE_BACKOFF_MS;
-      });
     }
   }
 
@@ -431,7 +484,11 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
           j.onAbort = () => stop(j, cancelled());
           opts.signal.addEventListener('abort', j.onAbort, { once: true });
         }
-        if (idle()) return void runInline(j);
+        if (runsInline(job)) {
+          // runInline settles the job on every path; this only keeps a bug from becoming an unhandled rejection.
+          runInline(j).catch((e: unknown) => settle(j, e instanceof Error ? e : new WorkerError('INTERNAL', 'signing failed with an internal error')));
+          return;
+        }
         queue.push(j);
         pump();
       });

@@ -73,7 +73,10 @@ function handle(msg: WorkerIn): WorkerOut | undefined {
       }
     }
   } catch (e) {
-    return 'id' in msg ? { t: 'fail', id: msg.id, error: failureOf(e) } : undefined;
+    // A job's failure goes back to the pool; anything else (keyring, lock, close) that throws
+    // ends this worker, and the pool replaces it, as before.
+    if (!('id' in msg)) throw e;
+    return { t: 'fail', id: msg.id, error: failureOf(e) };
   }
 }
 
