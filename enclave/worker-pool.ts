@@ -24,7 +24,7 @@
  * which is checked again after the signature) for milliseconds.
  * At low load that saves the four thread hand-offs of a worker job (job,
  * facts, go, done), each of which wakes a sleeping thread: at one client
- * the added p50 falls by about a fifth (docs/performance.md). While it waits
+ * the p50 falls by 0.12–0.27 ms (docs/performance.md, "Session 9"). While it waits
  * for its decision, other jobs go to the workers as usual; under load the
  * pool is never idle and every job runs on a worker. In between (a few
  * clients) the pool is often idle for a moment, but a job signed inline
