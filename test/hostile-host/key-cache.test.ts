@@ -4,17 +4,30 @@
  * (and so sits unwrapped in a worker's cache), a changed blob, the blob under
  * another key id, kind or keyring must fail exactly as it fails with no cache
  * at all. Real worker threads (dist/enclave/worker.js), one per pool, so the
- * second request meets the first one's cache entry.
+ * second request meets the first one's cache entry; and the same again with
+ * inline signing on (enclave/worker-pool.ts "Inline"), where a cheap job on an
+ * idle pool is unwrapped, cached and signed by the main thread's own cache.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { verifyMessage } from 'viem';
-import { afterAll, describe, expect, it } from 'vitest';
+import { Worker } from 'node:worker_threads';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wrapKey } from '../../enclave/kms/wrapped-key.js';
 import { addressFromPrivateKey } from '../../enclave/signers/index.js';
 import { createWorkerPool, type SignJob, type WorkerPool } from '../../enclave/worker-pool.js';
 
 const pools: WorkerPool[] = [];
+/** Jobs handed to a worker so far (a worker job starts with a `job` message). */
+let workerJobs = 0;
+const post = Worker.prototype.postMessage;
+beforeAll(() => {
+  Worker.prototype.postMessage = function (this: Worker, ...args: Parameters<Worker['postMessage']>) {
+    if ((args[0] as { t?: string }).t === 'job') workerJobs++;
+    return post.apply(this, args);
+  };
+});
 afterAll(async () => {
+  Worker.prototype.postMessage = post;
   for (const p of pools) await p.close();
 });
 
@@ -23,8 +36,12 @@ const ringKey = new Uint8Array(randomBytes(32));
 const secret = new Uint8Array(32).fill(7);
 const address = addressFromPrivateKey(secret);
 
+let inline = false;
+/** Before each request in inline mode: lets the pool's back-off check after the last inline job run, so the next one is inline too. */
+const turn = () => (inline ? new Promise((r) => setImmediate(r)) : Promise.resolve());
+
 function pool(cached: boolean): WorkerPool {
-  const p = createWorkerPool({ size: 1, ...(cached ? {} : { keyCache: { maxEntries: 0, ttlMs: 0 } }) });
+  const p = createWorkerPool({ size: 1, inline, ...(cached ? {} : { keyCache: { maxEntries: 0, ttlMs: 0 } }) });
   p.setKeyring(RING, ringKey);
   pools.push(p);
   return p;
@@ -35,13 +52,18 @@ function job(keyId: string, blob: Uint8Array, over: Partial<SignJob> = {}): Sign
 }
 
 async function signs(p: WorkerPool, j: SignJob): Promise<void> {
+  await turn();
+  const before = workerJobs;
   const { result, facts } = await p.run(j);
+  // Inline mode: the job ran on this thread (its cache), not on a worker.
+  expect(workerJobs - before).toBe(inline ? 0 : 1);
   expect(facts.address).toBe(address);
   expect(await verifyMessage({ address, message: 'hi', signature: (result as { signature: `0x${string}` }).signature })).toBe(true);
 }
 
 /** The error of a job as the caller sees it (code and message), or 'signed'. */
 async function outcome(p: WorkerPool, j: SignJob): Promise<string> {
+  await turn();
   try {
     await p.run(j);
     return 'signed';
@@ -65,7 +87,14 @@ async function sameAsUncached(first: SignJob, attack: SignJob): Promise<string> 
   return withCache;
 }
 
-describe('hostile host: the signing workers key cache', () => {
+describe.each([
+  ['on signing workers', false],
+  ['inline on the main thread', true],
+] as const)('hostile host: the key cache, %s', (_where, inlineMode) => {
+  beforeAll(() => {
+    inline = inlineMode;
+  });
+
   it('a blob tampered after a cached success fails exactly as without the cache', async () => {
     const keyId = randomUUID();
     const blob = wrapKey(ringKey, { keyringId: RING, keyId, kind: 'secp256k1' }, secret);
