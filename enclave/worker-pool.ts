@@ -56,7 +56,7 @@ import { wipe } from '../common/bytes.js';
 import { SignerError } from '../common/errors.js';
 import type { SignerFacts, } from '../common/protocol/enclave-api.js';
 import type { Intent } from './policy/intent.js';
-import { createJobSigner, failureOf, type JobSigner } from './job-signer.js';
+import { createJobSigner, failureOf, jobExpired, type JobSigner } from './job-signer.js';
 import type { SignJob, WorkerConfig, WorkerIn, WorkerOut } from './worker.js';
 
 export class WorkerError extends SignerError {
@@ -183,12 +183,14 @@ interface Slot {
 
 const crashed = () => new WorkerError('WORKER_CRASHED', 'the signing worker stopped; request not completed');
 const cancelled = () => new WorkerError('JOB_CANCELLED', 'the request was cancelled before it was signed; nothing was signed');
-const expired = () => new WorkerError('JOB_DEADLINE_EXCEEDED', 'the request ran out of time before it was signed; nothing was signed');
 /** What a worker's `fail` answer becomes, for the same failure on the inline path. */
 const asWorkerError = (e: unknown): WorkerError => {
   const f = failureOf(e);
   return new WorkerError(f.code, f.message, f.field);
 };
+/** The same words as a worker's own deadline refusal (job-signer.ts). */
+const expired = () => asWorkerError(jobExpired());
+const poolClosed = () => new WorkerError('WORKER_CLOSED', 'the signing pool is shut down');
 
 export function createWorkerPool(options: number | WorkerPoolOptions = {}): WorkerPool {
   const o: WorkerPoolOptions = typeof options === 'number' ? { size: options } : options;
@@ -207,13 +209,12 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   /** The calling thread's signer for inline jobs, and the inline job running (at most one). */
   const inlineSigner: JobSigner | undefined = o.inline ? createJobSigner(config) : undefined;
   let inlineJob: Job | undefined;
-  /** Jobs submitted so far, and the time (Date.now()) before which no job runs inline. */
-  let arrivals = 0;
+  /** The time (Date.now()) before which no job runs inline. */
   let inlineOffUntil = 0;
   /** From the end of an inline job until its back-off check has run (see endInline). */
   let inlineSettling = false;
-  /** `arrivals` when the inline job started (itself included). */
-  let inlineSeen = 0;
+  /** Another job arrived since the inline job started, or while its back-off check waited. */
+  let inlineContended = false;
 
   const keyringMsg = (): WorkerIn | undefined => (keyring ? { t: 'keyring', keyringId: keyring.id, key: keyring.key } : undefined);
 
@@ -332,32 +333,45 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     }
   }
 
-  async function decide(j: Job, facts: SignerFacts, intent: Intent): Promise<void> {
+  /** A prepared job's signing step, on a worker or inline: `go` signs, `drop` wipes what was prepared. */
+  interface Step {
+    go(): void;
+    drop(): void;
+  }
+
+  /** A worker job's step: the worker is told to sign, or to wipe. */
+  const onWorker = (j: Job): Step => ({
+    go: () => j.slot!.worker.postMessage({ t: 'go', id: j.id } satisfies WorkerIn),
+    drop: () => j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn),
+  });
+
+  /** The decision on a prepared job, for both paths: authorize, the stop checks, record, then the step. */
+  async function decide(j: Job, facts: SignerFacts, intent: Intent, step: Step): Promise<void> {
     j.phase = 'deciding';
     j.facts = facts;
     try {
       await j.opts.authorize?.(facts, intent);
     } catch (e) {
       if (j.settled) return;
-      j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn);
+      step.drop();
       settle(j, e as Error);
       release(j);
       return;
     }
-    if (j.settled) return; // cancelled or expired while the policy decided: abort already sent
+    if (j.settled) return; // cancelled or expired while the policy decided: already wiped
     if (j.opts.signal?.aborted) return stop(j, cancelled());
     if (Date.now() >= j.msg.deadline) return stop(j, expired());
-    // Same tick as the `go` below: nothing can cancel between the record and the signing step.
+    // Same tick as the step below: nothing can cancel between the record and the signing step.
     try {
       j.opts.record?.(facts, intent);
     } catch (e) {
-      j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn);
+      step.drop();
       settle(j, e as Error);
       release(j);
       return;
     }
     j.phase = 'signing';
-    j.slot!.worker.postMessage({ t: 'go', id: j.id } satisfies WorkerIn);
+    step.go();
   }
 
   /** Whether `job` runs inline: the option is on, the job is cheap and nothing else is in flight. */
@@ -376,10 +390,10 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     if (inlineJob !== j) return;
     inlineJob = undefined;
     inlineSettling = true;
-    const seen = inlineSeen;
     setImmediate(() => {
       inlineSettling = false;
-      if (arrivals !== seen) inlineOffUntil = Date.now() + INLINE_BACKOFF_MS;
+      if (inlineContended) inlineOffUntil = Date.now() + INLINE_BACKOFF_MS;
+      inlineContended = false;
     });
   }
 
@@ -387,7 +401,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   async function runInline(j: Job): Promise<void> {
     const signer = inlineSigner!;
     inlineJob = j;
-    inlineSeen = arrivals;
+    inlineContended = false;
     j.phase = 'preparing';
     try {
       let prepared: ReturnType<JobSigner['prepare']>;
@@ -396,33 +410,21 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       } catch (e) {
         return settle(j, asWorkerError(e));
       }
-      j.phase = 'deciding';
-      j.facts = prepared.facts;
-      try {
-        await j.opts.authorize?.(prepared.facts, prepared.intent);
-      } catch (e) {
-        return settle(j, e as Error);
-      }
-      if (j.settled) return; // cancelled or expired while the policy decided (stop wiped it)
-      if (j.opts.signal?.aborted) return settle(j, cancelled());
-      if (Date.now() >= j.msg.deadline) return settle(j, expired());
-      try {
-        j.opts.record?.(prepared.facts, prepared.intent);
-      } catch (e) {
-        return settle(j, e as Error);
-      }
-      // Same tick as the record: nothing can cancel in between.
-      j.phase = 'signing';
-      let result: unknown;
-      try {
-        result = signer.sign(j.id);
-      } catch (e) {
-        return settle(j, asWorkerError(e));
-      }
-      // A worker's job whose deadline passes while it signs is stopped by its timer; this
-      // thread's timer could not run, so the deadline is checked here: the signature is dropped.
-      if (Date.now() >= j.msg.deadline) return settle(j, expired());
-      settle(j, { result, facts: prepared.facts });
+      await decide(j, prepared.facts, prepared.intent, {
+        go: () => {
+          let result: unknown;
+          try {
+            result = signer.sign(j.id);
+          } catch (e) {
+            return settle(j, asWorkerError(e));
+          }
+          // A worker's job whose deadline passes while it signs is stopped by its timer; this
+          // thread's timer could not run, so the deadline is checked here: the signature is dropped.
+          if (Date.now() >= j.msg.deadline) return settle(j, expired());
+          settle(j, { result, facts: prepared.facts });
+        },
+        drop: () => signer.abort(j.id),
+      });
     } finally {
       signer.abort(j.id); // whatever was prepared and not signed is wiped (sign wipes its own)
       endInline(j);
@@ -440,7 +442,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       return;
     }
     if (m.t === 'facts') {
-      void decide(j, m.facts, m.intent);
+      void decide(j, m.facts, m.intent, onWorker(j));
       pump(); // the worker may prepare the next job while this one is decided
       return;
     }
@@ -469,13 +471,13 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       inlineSigner?.lock();
     },
     run(job, opts = {}) {
-      if (closed) return Promise.reject(new WorkerError('WORKER_CLOSED', 'the signing pool is shut down'));
+      if (closed) return Promise.reject(poolClosed());
       if (opts.signal?.aborted) return Promise.reject(cancelled());
       const now = Date.now();
       const deadline = Math.min(opts.deadline ?? Infinity, now + maxJobMs);
       if (now >= deadline) return Promise.reject(expired());
       const id = nextId++;
-      arrivals++;
+      if (inlineJob !== undefined || inlineSettling) inlineContended = true;
       return new Promise<SignOutcome>((resolve, reject) => {
         const j: Job = { id, msg: { t: 'job', id, ...job, deadline }, opts, phase: 'queued', settled: false, resolve, reject };
         j.timer = setTimeout(() => stop(j, expired()), deadline - now);
@@ -486,7 +488,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
         }
         if (runsInline(job)) {
           // runInline settles the job on every path; this only keeps a bug from becoming an unhandled rejection.
-          runInline(j).catch((e: unknown) => settle(j, e instanceof Error ? e : new WorkerError('INTERNAL', 'signing failed with an internal error')));
+          runInline(j).catch((e: unknown) => settle(j, asWorkerError(e)));
           return;
         }
         queue.push(j);
@@ -495,8 +497,8 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     },
     async close() {
       closed = true;
-      for (const j of queue.splice(0)) settle(j, new WorkerError('WORKER_CLOSED', 'the signing pool is shut down'));
-      if (inlineJob) stop(inlineJob, new WorkerError('WORKER_CLOSED', 'the signing pool is shut down'));
+      for (const j of queue.splice(0)) settle(j, poolClosed());
+      if (inlineJob) stop(inlineJob, poolClosed());
       inlineSigner?.close();
       if (keyring) wipe(keyring.key);
       keyring = undefined;
