@@ -5,7 +5,7 @@
  * job while the last one is decided; one job's cancellation fails no other).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { verifyMessage } from 'viem';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HDKey } from '@scure/bip32';
@@ -13,6 +13,7 @@ import * as btc from '@scure/btc-signer';
 import { wrapKey } from './kms/wrapped-key.js';
 import { SIGNER_LIMITS } from './signers/limits.js';
 import { addressFromPrivateKey } from './signers/index.js';
+import { watchWorkers } from './worker-test-helpers.js';
 import { createWorkerPool, INLINE_BACKOFF_MS, inlineable, type SignJob, type WorkerPool } from './worker-pool.js';
 
 const pools: WorkerPool[] = [];
@@ -25,13 +26,7 @@ const secret = new Uint8Array(32).fill(9);
 const address = addressFromPrivateKey(secret);
 
 function setup(o: { inline?: boolean } = {}): { pool: WorkerPool; job: SignJob; workers: Set<Worker> } {
-  // Finds the pool's Worker objects without a hook in production code: every worker gets a postMessage.
-  const workers = new Set<Worker>();
-  const post = Worker.prototype.postMessage;
-  Worker.prototype.postMessage = function (this: Worker, ...args: Parameters<Worker['postMessage']>) {
-    workers.add(this);
-    return post.apply(this, args);
-  };
+  const watch = watchWorkers();
   const pool = createWorkerPool({ size: 1, inline: o.inline === true });
   pools.push(pool);
   const ringKey = new Uint8Array(randomBytes(32));
@@ -39,8 +34,8 @@ function setup(o: { inline?: boolean } = {}): { pool: WorkerPool; job: SignJob; 
   const blob = wrapKey(ringKey, { keyringId: KEYRING, keyId, kind: 'secp256k1' }, secret);
   pool.setKeyring(KEYRING, ringKey);
   ringKey.fill(0); // what the service does with its copy right after setKeyring
-  Worker.prototype.postMessage = post;
-  return { pool, job: { op: 'personal_sign', keyId, kind: 'secp256k1', keyringId: KEYRING, blob, request: { message: 'hi' } }, workers };
+  watch.stop();
+  return { pool, job: { op: 'personal_sign', keyId, kind: 'secp256k1', keyringId: KEYRING, blob, request: { message: 'hi' } }, workers: watch.workers };
 }
 
 async function signs(pool: WorkerPool, job: SignJob): Promise<void> {
@@ -174,27 +169,9 @@ describe('worker pool', () => {
     /** Lets the pool's back-off check after an inline job run (it waits for the I/O after the job). */
     const tick = () => new Promise((r) => setImmediate(r));
 
-    /** Counts the jobs handed to workers from now on (a worker job starts with a `job` message). */
-    function countWorkerJobs(): { readonly n: number; stop(): void } {
-      const post = Worker.prototype.postMessage;
-      let n = 0;
-      Worker.prototype.postMessage = function (this: Worker, ...args: Parameters<Worker['postMessage']>) {
-        if ((args[0] as { t?: string }).t === 'job') n++;
-        return post.apply(this, args);
-      };
-      return {
-        get n() {
-          return n;
-        },
-        stop: () => {
-          Worker.prototype.postMessage = post;
-        },
-      };
-    }
-
     it('signs on the calling thread, with the same facts, refusals and signatures as a worker', async () => {
       const { pool, job } = setup({ inline: true });
-      const jobs = countWorkerJobs();
+      const jobs = watchWorkers();
       try {
         await signs(pool, job);
         await tick(); // a job that comes before the inline job's back-off check goes to a worker
@@ -202,16 +179,16 @@ describe('worker pool', () => {
         expect(e).toMatchObject({ code: 'POLICY_DENIED' });
         await tick();
         await signs(pool, job);
-        expect(jobs.n).toBe(0);
+        expect(jobs.jobs).toBe(0);
       } finally {
         jobs.stop();
       }
       // Without the option every job goes to a worker (the control for the count above).
       const plain = setup();
-      const viaWorkers = countWorkerJobs();
+      const viaWorkers = watchWorkers();
       try {
         await signs(plain.pool, plain.job);
-        expect(viaWorkers.n).toBe(1);
+        expect(viaWorkers.jobs).toBe(1);
       } finally {
         viaWorkers.stop();
       }
@@ -232,7 +209,7 @@ describe('worker pool', () => {
       const { pool, job } = setup({ inline: true });
       await signs(pool, job);
       await tick();
-      const jobs = countWorkerJobs();
+      const jobs = watchWorkers();
       try {
         const ac = new AbortController();
         let decided = false;
@@ -252,16 +229,16 @@ describe('worker pool', () => {
           .catch((x: Error) => x);
         expect(await first).toMatchObject({ code: 'JOB_CANCELLED' });
         expect(decided).toBe(true);
-        expect(jobs.n).toBe(1);
+        expect(jobs.jobs).toBe(1);
         // Another job arrived while one ran inline: once the pool has seen it (the check runs after
         // the I/O that follows an inline job), for INLINE_BACKOFF_MS every job goes to a worker ...
         await tick();
         await signs(pool, job);
-        expect(jobs.n).toBe(2);
+        expect(jobs.jobs).toBe(2);
         // ... then an idle pool signs inline again.
         await new Promise((r) => setTimeout(r, INLINE_BACKOFF_MS + 20));
         await signs(pool, job);
-        expect(jobs.n).toBe(2);
+        expect(jobs.jobs).toBe(2);
       } finally {
         jobs.stop();
       }
@@ -274,14 +251,14 @@ describe('worker pool', () => {
       expect(inlineable(seedJob)).toBe(false);
       expect(inlineable({ ...keyJob, request: { message: 'x'.repeat(5000) } })).toBe(false);
       expect(inlineable({ ...keyJob, request: { message: Array.from({ length: 5000 }, () => 1) as unknown as string } })).toBe(false);
-      const jobs = countWorkerJobs();
+      const jobs = watchWorkers();
       try {
         const long = await pool.run({ ...keyJob, request: { message: 'x'.repeat(5000) } });
         expect(await verifyMessage({ address, message: 'x'.repeat(5000), signature: (long.result as { signature: `0x${string}` }).signature })).toBe(true);
-        expect(jobs.n).toBe(1);
+        expect(jobs.jobs).toBe(1);
         await tick();
         await signs(pool, keyJob);
-        expect(jobs.n).toBe(1); // a short message on an idle pool: inline
+        expect(jobs.jobs).toBe(1); // a short message on an idle pool: inline
       } finally {
         jobs.stop();
       }

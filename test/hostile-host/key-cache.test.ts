@@ -10,24 +10,20 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { verifyMessage } from 'viem';
-import { Worker } from 'node:worker_threads';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { wrapKey } from '../../enclave/kms/wrapped-key.js';
 import { addressFromPrivateKey } from '../../enclave/signers/index.js';
 import { createWorkerPool, type SignJob, type WorkerPool } from '../../enclave/worker-pool.js';
+import { watchWorkers, type WorkerWatch } from '../../enclave/worker-test-helpers.js';
 
 const pools: WorkerPool[] = [];
-/** Jobs handed to a worker so far (a worker job starts with a `job` message). */
-let workerJobs = 0;
-const post = Worker.prototype.postMessage;
+/** Counts the jobs handed to a worker (a job run inline posts nothing). */
+let watch: WorkerWatch;
 beforeAll(() => {
-  Worker.prototype.postMessage = function (this: Worker, ...args: Parameters<Worker['postMessage']>) {
-    if ((args[0] as { t?: string }).t === 'job') workerJobs++;
-    return post.apply(this, args);
-  };
+  watch = watchWorkers();
 });
 afterAll(async () => {
-  Worker.prototype.postMessage = post;
+  watch.stop();
   for (const p of pools) await p.close();
 });
 
@@ -53,10 +49,10 @@ function job(keyId: string, blob: Uint8Array, over: Partial<SignJob> = {}): Sign
 
 async function signs(p: WorkerPool, j: SignJob): Promise<void> {
   await turn();
-  const before = workerJobs;
+  const before = watch.jobs;
   const { result, facts } = await p.run(j);
   // Inline mode: the job ran on this thread (its cache), not on a worker.
-  expect(workerJobs - before).toBe(inline ? 0 : 1);
+  expect(watch.jobs - before).toBe(inline ? 0 : 1);
   expect(facts.address).toBe(address);
   expect(await verifyMessage({ address, message: 'hi', signature: (result as { signature: `0x${string}` }).signature })).toBe(true);
 }

@@ -5,7 +5,6 @@ import Database from 'better-sqlite3';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Worker } from 'node:worker_threads';
 import { type Hex, verifyMessage } from 'viem';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectBridge, type BridgePeer } from '../../common/bridge/index.js';
@@ -13,6 +12,7 @@ import { cborToJson, jsonToCbor } from '../../common/cbor-json.js';
 import { createDevCa, type DevCa } from '../../dev/ca/index.js';
 import type { KmsEmulator } from '../../dev/kms-emulator/index.js';
 import { startEnclave, type RunningEnclave } from '../../enclave/main.js';
+import { watchWorkers, type WorkerWatch } from '../../enclave/worker-test-helpers.js';
 import { createSimulatedNsm, simulatedImagePcrs } from '../../enclave/nsm/simulated.js';
 import type { KmsPipe } from '../../parent/kms-pipe.js';
 import { startRealKms, type RealKms } from '../real-kms.js';
@@ -36,7 +36,7 @@ let enclave: RunningEnclave;
 /** The enclave's log lines. */
 const enclaveLog: string[] = [];
 /** Every Worker the enclave's pool posts to (found without a hook in production code). */
-const workers = new Set<Worker>();
+let watch: WorkerWatch;
 const keystorePath = () => join(dir, 'keystore.db');
 
 async function host(): Promise<BridgePeer> {
@@ -105,11 +105,7 @@ const decisions = async (afterSeq: number) => (await enclaveRecords(afterSeq + 1
 const headSeq = async () => (await enclaveRecords(0, 1)).headSeq;
 
 beforeAll(async () => {
-  const post = Worker.prototype.postMessage;
-  Worker.prototype.postMessage = function (this: Worker, ...args: Parameters<Worker['postMessage']>) {
-    workers.add(this);
-    return post.apply(this, args);
-  };
+  watch = watchWorkers();
   dir = mkdtempSync(join(tmpdir(), 'es-hostile-signing-'));
   ca = createDevCa();
   real = await startRealKms({ dir, ca, image: IMAGE, credentials: CREDS, description: 'hostile host' });
@@ -138,9 +134,7 @@ beforeAll(async () => {
     reconnect: { minMs: 50, maxMs: 300 },
     log: (l) => logs.push(l),
   });
-  restorePost = () => {
-    Worker.prototype.postMessage = post;
-  };
+  restorePost = watch.stop;
   await waitFor(() => parent.state().ready, 60_000, `ready (logs: ${logs.join(' | ')})`);
 });
 
@@ -312,7 +306,7 @@ describe('hostile host: the signing path', () => {
     const a = await createKey();
     const first = await rpc(parent.socketPath, 'personal_sign', ['0x6869', a.address]);
     expect(await verifyMessage({ address: a.address, message: 'hi', signature: first.result })).toBe(true);
-    const known = new Set(workers);
+    const known = new Set(watch.workers);
     for (const w of known) await w.terminate(); // every worker the enclave has dies
     for (let i = 0; i < 3; i++) {
       const r = await rpc(parent.socketPath, 'personal_sign', [`0x686${i}`, a.address]);
