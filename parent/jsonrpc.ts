@@ -124,7 +124,8 @@ function validId(v: unknown): v is RpcId {
 export function parseRequestObject(v: unknown): RpcItem {
   if (!isObject(v)) return { ok: false, response: errorResponse(null, RPC.INVALID_REQUEST, 'invalid request: expected a JSON-RPC request object') };
   const id: RpcId = Object.hasOwn(v, 'id') && validId(v.id) ? v.id : null;
-  const invalid = (why: string): RpcItem => ({ ok: false, response: errorResponse(id, RPC.INVALID_REQUEST, `invalid request: ${why}`) });
+  const refuse = (code: number, message: string, data?: unknown): RpcItem => ({ ok: false, response: errorResponse(id, code, message, data) });
+  const invalid = (why: string): RpcItem => refuse(RPC.INVALID_REQUEST, `invalid request: ${why}`);
   for (const k of Object.keys(v)) if (!MEMBERS.has(k)) return invalid(`unknown member ${JSON.stringify(k.slice(0, 32))}`);
   if (v.jsonrpc !== '2.0') return invalid('"jsonrpc" must be "2.0"');
   if (typeof v.method !== 'string' || v.method.length === 0) return invalid('"method" must be a non-empty string');
@@ -136,26 +137,20 @@ export function parseRequestObject(v: unknown): RpcItem {
   if (Object.hasOwn(v, 'receipt') && typeof v.receipt !== 'boolean') return invalid('"receipt" must be true or false');
   const deep = findTooDeep(v.params, MAX_JSON_PARAMS_DEPTH, 'params');
   if (deep !== undefined) {
-    return {
-      ok: false,
-      response: errorResponse(id, RPC.INVALID_PARAMS, `invalid params: ${deep}: nested deeper than ${MAX_JSON_PARAMS_DEPTH} levels`, {
-        code: 'PARENT_INVALID_PARAMS',
-        field: deep,
-        hint: `params may nest at most ${MAX_JSON_PARAMS_DEPTH} levels (docs/json-rpc.md, Limits)`,
-      }),
-    };
+    return refuse(RPC.INVALID_PARAMS, `invalid params: ${deep}: nested deeper than ${MAX_JSON_PARAMS_DEPTH} levels`, {
+      code: 'PARENT_INVALID_PARAMS',
+      field: deep,
+      hint: `params may nest at most ${MAX_JSON_PARAMS_DEPTH} levels (docs/json-rpc.md, Limits)`,
+    });
   }
   const deepAuth = Object.hasOwn(v, 'signer_auth') ? findTooDeep(v.signer_auth, MAX_SIGNER_AUTH_DEPTH, 'signer_auth') : undefined;
   if (deepAuth !== undefined) {
     // The code and words the enclave uses for a malformed envelope (docs/principals.md).
-    return {
-      ok: false,
-      response: errorResponse(id, RPC.UNAUTHORIZED, `unauthorized: malformed signer_auth: ${deepAuth}: nested deeper than ${MAX_SIGNER_AUTH_DEPTH} levels`, {
-        code: 'AUTH_MALFORMED',
-        field: deepAuth,
-        hint: 'see docs/principals.md for the envelope',
-      }),
-    };
+    return refuse(RPC.UNAUTHORIZED, `unauthorized: malformed signer_auth: ${deepAuth}: nested deeper than ${MAX_SIGNER_AUTH_DEPTH} levels`, {
+      code: 'AUTH_MALFORMED',
+      field: deepAuth,
+      hint: 'see docs/principals.md for the envelope',
+    });
   }
   const request: RpcRequest = { method: v.method, params: v.params };
   if (Object.hasOwn(v, 'id')) request.id = v.id as RpcId;
