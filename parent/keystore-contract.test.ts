@@ -222,6 +222,33 @@ describe.each(backends)('keystore contract: $name', (b) => {
     await c.close();
   });
 
+  it.skipIf(skip)('a key found by id is served from memory afterwards (rows never change); a key not found is looked up again, so one another instance adds is seen', async () => {
+    const spec = await b.fresh();
+    const { records } = await buildChain(0);
+    const a = await openKeystore(spec);
+    const other = await openKeystore(spec, { instanceId: 'other' });
+    await a.putKeyring(keyring);
+    await a.appendAuditRecords(records);
+    // Not there yet: undefined, and the miss is not remembered.
+    expect(await a.getKey('k2')).toBeUndefined();
+    await other.putKey(key('k2'), 'from another instance');
+    const found = await a.getKey('k2');
+    expect(found).toMatchObject({ keyId: 'k2', label: 'from another instance' });
+    // Served from memory: a row edited behind the keystore's back (the product never does) is not
+    // read again. What the parent then sends the enclave is the row as it was first read.
+    const raw = await b.raw(spec);
+    await raw.run("UPDATE keys SET label = 'edited' WHERE key_id = ?", ['k2']);
+    expect((await a.getKey('k2'))?.label).toBe('from another instance');
+    expect((await other.getKey('k2'))?.label).toBe('edited'); // a handle that had not read it sees the store
+    // Callers own what they get: changing it does not change the next answer.
+    found!.label = 'changed by a caller';
+    (await a.getKey('k2'))!.keyringId = 'changed too';
+    expect(await a.getKey('k2')).toMatchObject({ label: 'from another instance', keyringId: 'kr-1' });
+    await raw.close();
+    await a.close();
+    await other.close();
+  });
+
   it.skipIf(skip)('fleet state: one record per keyring, stored by compare-and-swap on the lineage or its base (docs/scale-out.md)', async () => {
     const spec = await b.fresh();
     const one = await openKeystore(spec, { instanceId: 'i1' });

@@ -19,6 +19,7 @@ import { checkReadable, migrate } from './keystore-migrations.js';
 import { isPostgresUrl, openPgDb } from './keystore-pg.js';
 import { KeystoreError, type SqlDb, type SqlExec } from './keystore-sql.js';
 import { openSqliteDb } from './keystore-sqlite.js';
+import { KeyRowCache } from './key-row-cache.js';
 
 export { KeystoreError } from './keystore-sql.js';
 
@@ -191,6 +192,7 @@ function insertAuditSql(n: number): string {
   return sql;
 }
 
+
 const KEY_COLUMNS = 'key_id, kind, keyring_id, public_key, address, xpub, fingerprint, blob, label, created_at';
 // Small pages: a damaged store fails at the page it is reached (audit verify names the seq), not at the start.
 const PAGE = 100;
@@ -265,6 +267,7 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
     const r = await db.get<KeyRow>(sql, args);
     return r ? fromRow(r) : undefined;
   };
+  const byId = new KeyRowCache<StoredKey>();
 
   const ks: Keystore = {
     path: db.describe,
@@ -322,7 +325,13 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
         return { ...k, label: label ?? null, createdAt };
       }),
     getKeyByRequestId: (id) => one(`SELECT ${KEY_COLUMNS.split(', ').map((c) => `k.${c}`).join(', ')} FROM key_requests r JOIN keys k ON k.key_id = r.key_id WHERE r.request_id = ?`, [id]),
-    getKey: (id) => one(`SELECT ${KEY_COLUMNS} FROM keys WHERE key_id = ?`, [id]),
+    getKey: async (id) => {
+      const hit = byId.get(id);
+      if (hit) return hit;
+      const k = await one(`SELECT ${KEY_COLUMNS} FROM keys WHERE key_id = ?`, [id]);
+      if (k) byId.put(k);
+      return k;
+    },
     getKeyByAddress: (a) => one(`SELECT ${KEY_COLUMNS} FROM keys WHERE lower(address) = lower(?)`, [a]),
     listKeys: async () => (await db.all<KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys ORDER BY created_at, key_id`)).map(fromRow),
     countKeys: async () => Number((await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM keys'))?.n ?? 0),
