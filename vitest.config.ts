@@ -4,7 +4,7 @@ import { defineConfig } from 'vitest/config';
 // are *.system.test.ts and run via `npm run test:vm`/`test:system`.
 export default defineConfig({
   test: {
-    include: ['{attestation,enclave,parent,common,cli,client,dev,test,build,native}/**/*.test.ts'],
+    include: ['{attestation,enclave,parent,common,cli,client,dev,test,build,native,bench}/**/*.test.ts'],
     exclude: ['**/*.system.test.ts', 'node_modules/**', 'dist/**'],
     testTimeout: 60_000,
     hookTimeout: 60_000,

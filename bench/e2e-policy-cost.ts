@@ -37,6 +37,7 @@ import { requestDigest } from '../common/auth/request.js';
 import { OPEN_SESSION_METHOD, sessionAuth } from '../common/auth/session.js';
 import { findProfile, summarize, type ProfileSummary } from './cpuprofile.js';
 import { httpClient, load, startStack, type LoadResult, type Stack } from './e2e-harness.js';
+import { medianInterval } from './median-interval.js';
 import { measureWindowCost, type WindowCostRow } from './policy-window-cost.js';
 
 export interface PolicyCostOptions {
@@ -62,6 +63,12 @@ export interface PolicyCostOptions {
    * the difference between two stacks of the same configuration: the noise floor of the rest.
    */
   control: boolean;
+  /**
+   * Which of C…F run besides A and B (default all four). A run of fewer configurations gives
+   * each more rounds in the same time: `--policy-cost-configs E --policy-cost-rounds 16` is the
+   * focused A/B/E(/A2) run whose medians docs/performance.md quotes with their intervals.
+   */
+  configs?: ReadonlyArray<'C' | 'D' | 'E' | 'F'>;
   log: (line: string) => void;
 }
 
@@ -208,6 +215,12 @@ function median(xs: number[]): number {
 
 const r3 = (x: number) => +x.toFixed(3);
 
+/** The interval of a cost in % (1 − ratio) from the interval of the ratios (the ends swap). */
+function costInterval(ratios: readonly number[]): { lo: number; hi: number; confidence: number } | null {
+  const i = medianInterval(ratios);
+  return i && { lo: r3((1 - i.hi) * 100), hi: r3((1 - i.lo) * 100), confidence: i.confidence };
+}
+
 async function measurePoint(c: Config, round: number, o: PolicyCostOptions, sent: SentLog): Promise<Point> {
   const { stack, keyId } = c.target;
   const pids = { parent: stack.pids.parent, enclave: stack.pids.enclave };
@@ -299,6 +312,7 @@ async function profileRun(c: 'B' | 'C' | 'D' | 'E' | 'F', policyFile: string, si
 
 export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<string, unknown>> {
   const started = performance.now();
+  const chosen = o.configs ?? ['C', 'D', 'E', 'F'];
   const load0 = loadavg();
   const bench = ed25519('bench');
   const windowed = ed25519('bench-window');
@@ -321,13 +335,14 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
   const profiles: Record<string, unknown>[] = [];
   try {
     const [tA, tP, tA2] = await Promise.all([prepare(stackA), prepare(stackP), stackA2 ? prepare(stackA2) : undefined]);
+    const wanted = (c: 'C' | 'D' | 'E' | 'F') => chosen.includes(c);
     const configs: Config[] = [
       { name: 'A', what: whatOf('A', o), target: tA },
       { name: 'B', what: whatOf('B', o), target: tP },
-      { name: 'C', what: whatOf('C', o), target: tP, signer: bench },
-      { name: 'D', what: whatOf('D', o), target: tP, signer: windowed },
-      { name: 'E', what: whatOf('E', o), target: tP, signer: bench, session: await openSession(tP, bench) },
-      { name: 'F', what: whatOf('F', o), target: tP, signer: windowed, session: await openSession(tP, windowed) },
+      ...(wanted('C') ? [{ name: 'C' as const, what: whatOf('C', o), target: tP, signer: bench }] : []),
+      ...(wanted('D') ? [{ name: 'D' as const, what: whatOf('D', o), target: tP, signer: windowed }] : []),
+      ...(wanted('E') ? [{ name: 'E' as const, what: whatOf('E', o), target: tP, signer: bench, session: await openSession(tP, bench) }] : []),
+      ...(wanted('F') ? [{ name: 'F' as const, what: whatOf('F', o), target: tP, signer: windowed, session: await openSession(tP, windowed) }] : []),
       ...(tA2 ? [{ name: 'A2' as const, what: whatOf('A2', o), target: tA2 }] : []),
     ];
     for (const c of configs) await check(c);
@@ -361,7 +376,7 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
 
   // Per configuration: medians over rounds; the cost against A is taken within each round.
   const byRound = (round: number, c: ConfigName) => points.find((p) => p.round === round && p.config === c)!;
-  const names: ConfigName[] = o.control ? ['A', 'A2', 'B', 'C', 'D', 'E', 'F'] : ['A', 'B', 'C', 'D', 'E', 'F'];
+  const names: ConfigName[] = [...(o.control ? (['A', 'A2', 'B'] as const) : (['A', 'B'] as const)), ...chosen];
   const summary = names.map((name) => {
     const mine = points.filter((p) => p.config === name);
     const ratios = mine.map((p) => p.at64.opsPerSec / byRound(p.round, 'A').at64.opsPerSec);
@@ -395,26 +410,34 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
       clientSignUsPerRequest: r3(median(mine.map((p) => p.clientSignUs))),
       throughputRatiosToA: ratios.map(r3),
       throughputCostVsAPct: name === 'A' ? 0 : costPct,
+      throughputCostVsAPctInterval: name === 'A' ? null : costInterval(ratios),
       throughputRatiosToB: ratiosToB.map(r3),
       throughputCostVsBPct: r3((1 - median(ratiosToB)) * 100),
+      throughputCostVsBPctInterval: name === 'B' ? null : costInterval(ratiosToB),
       cpuPerSignatureCostVsAPct: { clientParentEnclave: name === 'A' ? 0 : cpuCostPct, parentEnclave: name === 'A' ? 0 : serverCpuCostPct },
       addedP50MsVsA: name === 'A' ? 0 : r3(median(addedP50)),
       targetUnder10Pct: name === 'A' ? null : costPct < 10,
+      // Against B at the stated confidence: true when the whole interval is under 10 %, false when
+      // it is all at or above, null when the rounds cannot tell (the interval straddles 10 %).
+      underTenPctVsBDecided: name === 'A' || name === 'B' ? null : decided(costInterval(ratiosToB)),
       ...(name === 'D' ? { windowEntriesAt64: mine.map((p) => p.windowEntries), replayEntriesAt64: mine.map((p) => p.replayEntries) } : {}),
       ...(name === 'C' ? { replayEntriesAt64: mine.map((p) => p.replayEntries) } : {}),
     };
   });
+  const span = (i: { lo: number; hi: number; confidence: number } | null) => (i ? ` [${i.lo}, ${i.hi}] at ${Math.round(i.confidence * 1000) / 10} %` : '');
   for (const s of summary) {
-    o.log(`policy cost ${s.config}: ${s.opsPerSecAt64Ipc}/s at 64, p50 ${s.p50MsAt1Ipc} ms at 1; throughput cost vs A ${s.throughputCostVsAPct} % (target < 10 %: ${s.targetUnder10Pct}), vs B ${s.throughputCostVsBPct} %; CPU/sig vs A +${s.cpuPerSignatureCostVsAPct.clientParentEnclave} % (parent+enclave +${s.cpuPerSignatureCostVsAPct.parentEnclave} %); added p50 ${s.addedP50MsVsA} ms`);
+    o.log(`policy cost ${s.config}: ${s.opsPerSecAt64Ipc}/s at 64, p50 ${s.p50MsAt1Ipc} ms at 1; throughput cost vs A ${s.throughputCostVsAPct} %${span(s.throughputCostVsAPctInterval)} (target < 10 %: ${s.targetUnder10Pct}), vs B ${s.throughputCostVsBPct} %${span(s.throughputCostVsBPctInterval)}; CPU/sig vs A +${s.cpuPerSignatureCostVsAPct.clientParentEnclave} % (parent+enclave +${s.cpuPerSignatureCostVsAPct.parentEnclave} %); added p50 ${s.addedP50MsVsA} ms`);
   }
   return {
     date: new Date().toISOString(),
     machine: { loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },
     method:
-      'configurations alternated in rounds (A B C D E F A2, A2 F E D C B A, …) against dev stacks started together (A and the control A2: no --policy; B…F: one stack with --policy); first every configuration is warmed (stackWarmupSeconds of unmeasured load each), then per point a warm-up, then 64 IPC clients for `seconds`, then 1 IPC client for `latencySeconds`; cost vs A = 1 − median over rounds of (throughput / throughput of A in the same round), and likewise vs B (same stack and policy, unsigned); CPU from /proc (10 ms ticks). The client runs in the bench process on the same 2 cores: its signing CPU competes with the stack, as it would on a shared host',
+      'configurations alternated in rounds (A B C D E F A2, A2 F E D C B A, …; `configs` names which of C…F ran) against dev stacks started together (A and the control A2: no --policy; B…F: one stack with --policy); first every configuration is warmed (stackWarmupSeconds of unmeasured load each), then per point a warm-up, then 64 IPC clients for `seconds`, then 1 IPC client for `latencySeconds`; cost vs A = 1 − median over rounds of (throughput / throughput of A in the same round), and likewise vs B (same stack and policy, unsigned); CPU from /proc (10 ms ticks). The client runs in the bench process on the same 2 cores: its signing CPU competes with the stack, as it would on a shared host',
     setup: {
       rules: o.rules,
       rounds: o.rounds,
+      configs: chosen,
+      intervals: 'throughputCost…Interval: the sign-test interval of the median over rounds (distribution-free; `confidence` is its coverage)',
       secondsAt64: o.seconds,
       secondsAt1: o.latencySeconds,
       warmupMs: o.warmupMs,
@@ -434,6 +457,12 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
     profiles,
     durationSeconds: +((performance.now() - started) / 1000).toFixed(1),
   };
+}
+
+function decided(i: { lo: number; hi: number } | null): boolean | null {
+  if (!i) return null;
+  if (i.hi < 10) return true;
+  return i.lo >= 10 ? false : null;
 }
 
 function whatOf(name: ConfigName, o: PolicyCostOptions): string {

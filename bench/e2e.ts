@@ -31,6 +31,7 @@
  *        --sections main,policy-cost (or --policy-cost) runs both; options --policy-cost-rounds 4
  *        --policy-cost-seconds 2.5 --policy-cost-latency-seconds 1.5 --policy-cost-rules 1000
  *        --policy-cost-window-seconds 10 --policy-cost-profile yes|no|B,E,… --policy-cost-control yes|no
+ *        --policy-cost-configs C,D,E,F (which of C…F run besides A and B)
  *        node dist/bench/e2e.js --sections audit-cost   (only the audit-cost section, ~40 s:
  *        bench/e2e-audit-cost.ts; its member `auditCost` is replaced, the rest of the file kept);
  *        options --audit-cost-rounds 2 --audit-cost-seconds 4 --audit-cost-latency-seconds 2
@@ -205,6 +206,7 @@ const OPTIONS = {
   'policy-cost-window-seconds': { type: 'string', default: '10' },
   'policy-cost-profile': { type: 'string', default: 'yes' },
   'policy-cost-control': { type: 'string', default: 'yes' },
+  'policy-cost-configs': { type: 'string', default: 'C,D,E,F' },
   'audit-cost-rounds': { type: 'string', default: '2' },
   'audit-cost-seconds': { type: 'string', default: '4' },
   'audit-cost-latency-seconds': { type: 'string', default: '2' },
@@ -219,6 +221,13 @@ function profiledConfigs(v: string): Array<'B' | 'C' | 'D' | 'E' | 'F'> {
   const out = v.split(',').map((x) => x.trim());
   for (const c of out) if (!['B', 'C', 'D', 'E', 'F'].includes(c)) throw new Error(`--policy-cost-profile: expected yes, no or a list of B, C, D, E, F; got ${JSON.stringify(c)}`);
   return out as Array<'B' | 'C' | 'D' | 'E' | 'F'>;
+}
+
+/** --policy-cost-configs: which of C, D, E, F run besides A and B. */
+function measuredConfigs(v: string): Array<'C' | 'D' | 'E' | 'F'> {
+  const out = v.split(',').map((x) => x.trim()).filter((x) => x !== '');
+  for (const c of out) if (!['C', 'D', 'E', 'F'].includes(c)) throw new Error(`--policy-cost-configs: expected a list of C, D, E, F; got ${JSON.stringify(c)}`);
+  return [...new Set(out)] as Array<'C' | 'D' | 'E' | 'F'>;
 }
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'];
@@ -243,7 +252,7 @@ async function main(): Promise<void> {
     const policyCost = await inTempDir('es-bench-policy-cost-', (dir) =>
       measurePolicyCost({
         dir,
-        rounds: num(values['policy-cost-rounds'], 1, 20),
+        rounds: num(values['policy-cost-rounds'], 1, 40),
         seconds: num(values['policy-cost-seconds'], 0.5, 30),
         latencySeconds: num(values['policy-cost-latency-seconds'], 0.5, 30),
         warmupMs: 500,
@@ -251,6 +260,7 @@ async function main(): Promise<void> {
         windowSeconds: num(values['policy-cost-window-seconds'], 1, 86_400),
         profile: profiledConfigs(values['policy-cost-profile']),
         control: values['policy-cost-control'] !== 'no',
+        configs: measuredConfigs(values['policy-cost-configs']),
         log: (l) => process.stderr.write(`${l}\n`),
       }),
     );
