@@ -6,8 +6,9 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { createHash } from 'node:crypto';
 import { canonicalRequestBytes, canonicalRequestJson } from './canonical.js';
-import { requestDigest } from './request.js';
+import { REQUEST_DOMAIN, requestDigest } from './request.js';
 import { REQUEST_MAC_DOMAIN, requestMacMessage } from './session.js';
 
 function reference(v: unknown): string {
@@ -60,6 +61,21 @@ describe('the request digest', () => {
     // python3: hashlib.sha256(json_text.encode('utf-8')).hexdigest(), the JSON written out by hand
     const params = ['h\u00e9llo \u2713 \u{1F600}', '0x70997970C51812dc3A010C7d01b50e0d17dc79C8'];
     expect(requestDigest('ab'.repeat(32), 'personal_sign', params)).toBe('9fe52cf32699766bf6b02c733f691139fe5f7164940dadcf33db9f954bb83df3');
+  });
+
+  it('the written-out layout is the canonical JSON of { domain, audience, method, params } for any method and params', () => {
+    const audience = fc.stringMatching(/^[0-9a-f]{64}$/);
+    const method = fc.string({ minLength: 1, maxLength: 40 }).filter((m) => m.isWellFormed());
+    fc.assert(
+      fc.property(audience, method, json, (a, m, params) => {
+        const general = createHash('sha256').update(reference({ domain: REQUEST_DOMAIN, audience: a, method: m, params }), 'utf8').digest('hex');
+        expect(requestDigest(a, m, params)).toBe(general);
+      }),
+      { numRuns: 1000 },
+    );
+    // Absent params are null, as in the general form.
+    const a = 'cd'.repeat(32);
+    expect(requestDigest(a, 'm', undefined)).toBe(createHash('sha256').update(reference({ domain: REQUEST_DOMAIN, audience: a, method: 'm', params: null })).digest('hex'));
   });
 });
 

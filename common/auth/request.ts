@@ -46,7 +46,7 @@
  * On the wire the envelope is a top-level `signer_auth` member of the
  * JSON-RPC request object (docs/json-rpc.md, docs/principals.md).
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { canonicalRequestBytes, canonicalRequestJson } from './canonical.js';
 import { AuthError } from './errors.js';
 
@@ -88,9 +88,9 @@ function malformed(message: string, hint = ENVELOPE_HINT): AuthError {
 }
 export { malformed as malformedAuth };
 
-/** SHA-256 of the UTF-8 bytes of `text`, hex (the hash encodes the string itself: no copy of it first). */
+/** SHA-256 of the UTF-8 bytes of `text`, hex (one-shot: the hash encodes the string itself, no hash object). */
 function sha256HexOfText(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 function canonical(v: unknown, _what: string): Uint8Array {
@@ -102,11 +102,19 @@ export function checkAudience(audience: string): string {
   return audience;
 }
 
-/** The request digest (hex): what an approval approves and a request signature covers. */
+/**
+ * The request digest (hex): what an approval approves and a request signature covers.
+ * SHA-256 of canonicalRequestJson({ domain, audience, method, params }), written out here with
+ * the four members in their sorted order (audience, domain, method, params): the audience is
+ * checked to be 64 hex characters and the domain is ASCII, so both are written as they are, and
+ * only the method and params go through the canonicalizer. Every authenticated request computes
+ * this on both sides; canonical.test.ts checks it against the general form.
+ */
 export function requestDigest(audience: string, method: string, params: unknown): string {
   checkAudience(audience);
   if (typeof method !== 'string' || method.length === 0) throw malformed('method must be a non-empty string');
-  return sha256HexOfText(canonicalRequestJson({ domain: REQUEST_DOMAIN, audience, method, params: params === undefined ? null : params }));
+  const p = canonicalRequestJson(params === undefined ? null : params);
+  return sha256HexOfText(`{"audience":"${audience}","domain":"${REQUEST_DOMAIN}","method":${canonicalRequestJson(method)},"params":${p}}`);
 }
 
 export function requestSignatureMessage(m: { requestDigest: string; principal: string; requestId: string; expiresAt: number }): Uint8Array {

@@ -63,6 +63,15 @@ export const MAX_SESSION_SECONDS = 86_400;
 
 const SESSION_ID_RE = /^[A-Za-z0-9_-]{22}$/;
 const HEX64_RE = /^[0-9a-f]{64}$/;
+/*
+ * Canonical base64url of exactly 16 and 32 bytes, by shape: the last character's unused low bits
+ * (4 of a 16-byte value's 22nd character, 2 of a 32-byte value's 43rd) must be zero, which leaves
+ * A Q g w, and every fourth character from A. A string of this shape decodes to exactly that many
+ * bytes and re-encodes to itself, so every request in a session skips the decode-and-compare of
+ * fromBase64Url; anything else still goes through it and gets its error.
+ */
+const CANONICAL_SESSION_ID_RE = /^[A-Za-z0-9_-]{21}[AQgw]$/;
+const CANONICAL_MAC_RE = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
 
 /** The `signer_auth` member of a request authenticated by a session. */
 export interface SessionAuth {
@@ -101,11 +110,11 @@ export function parseSessionAuth(v: unknown): SessionAuth {
   if (v.v !== SIGNER_AUTH_VERSION) throw malformed(`"v" must be ${SIGNER_AUTH_VERSION}`);
   const principal = envelopePrincipal(v.principal, SESSION_HINT);
   if (typeof v.session !== 'string' || !SESSION_ID_RE.test(v.session)) throw malformed('"session" must be a session id (22 base64url characters, from signer_openSession)');
-  fromBase64Url(v.session, '"session"', SESSION_ID_BYTES);
+  if (!CANONICAL_SESSION_ID_RE.test(v.session)) fromBase64Url(v.session, '"session"', SESSION_ID_BYTES);
   if (typeof v.seq !== 'number' || !Number.isSafeInteger(v.seq) || v.seq < 1) throw malformed('"seq" must be a positive integer (the caller\'s counter within the session)');
   const expiresAt = envelopeExpiry(v.expiresAt, SESSION_HINT);
   if (typeof v.mac !== 'string') throw malformed('"mac" must be a base64url string');
-  if (fromBase64Url(v.mac, '"mac"', 32).length !== 32) throw malformed('"mac" must be 32 bytes (HMAC-SHA256)');
+  if (!CANONICAL_MAC_RE.test(v.mac) && fromBase64Url(v.mac, '"mac"', 32).length !== 32) throw malformed('"mac" must be 32 bytes (HMAC-SHA256)');
   return { v: 1, principal, session: v.session, seq: v.seq, expiresAt, mac: v.mac };
 }
 
@@ -201,18 +210,25 @@ export function deriveSessionKey(i: {
  * general canonicalizer. canonical.test.ts checks that both give the same bytes.
  */
 export function requestMacMessage(m: { requestDigest: string; principal: string; session: string; seq: number; expiresAt: number }): Uint8Array {
-  if (PRINCIPAL_NAME_RE.test(m.principal) && SESSION_ID_RE.test(m.session) && HEX64_RE.test(m.requestDigest) && Number.isSafeInteger(m.seq) && Number.isSafeInteger(m.expiresAt)) {
-    return Buffer.from(
-      `{"domain":"${REQUEST_MAC_DOMAIN}","expiresAt":${m.expiresAt},"principal":"${m.principal}","requestDigest":"${m.requestDigest}","seq":${m.seq},"session":"${m.session}"}`,
-      'latin1',
-    );
-  }
+  const text = directMacText(m);
+  if (text !== undefined) return Buffer.from(text, 'latin1');
   return canonicalRequestBytes({ domain: REQUEST_MAC_DOMAIN, expiresAt: m.expiresAt, principal: m.principal, requestDigest: m.requestDigest, seq: m.seq, session: m.session });
+}
+
+/** The mac message written out directly (ASCII), or undefined when a member needs the general canonicalizer. */
+function directMacText(m: { requestDigest: string; principal: string; session: string; seq: number; expiresAt: number }): string | undefined {
+  if (PRINCIPAL_NAME_RE.test(m.principal) && SESSION_ID_RE.test(m.session) && HEX64_RE.test(m.requestDigest) && Number.isSafeInteger(m.seq) && Number.isSafeInteger(m.expiresAt)) {
+    return `{"domain":"${REQUEST_MAC_DOMAIN}","expiresAt":${m.expiresAt},"principal":"${m.principal}","requestDigest":"${m.requestDigest}","seq":${m.seq},"session":"${m.session}"}`;
+  }
+  return undefined;
 }
 
 /** HMAC-SHA256 of the mac message (32 bytes). */
 export function requestMac(key: Uint8Array, m: { requestDigest: string; principal: string; session: string; seq: number; expiresAt: number }): Uint8Array {
-  return createHmac('sha256', key).update(requestMacMessage(m)).digest();
+  // The ASCII text goes to the HMAC as it is (latin1 = its bytes), without a Buffer of it first.
+  const text = directMacText(m);
+  const h = createHmac('sha256', key);
+  return (text === undefined ? h.update(requestMacMessage(m)) : h.update(text, 'latin1')).digest();
 }
 
 /** The `signer_auth` member of one request in a session. */
