@@ -264,7 +264,11 @@ async function main(): Promise<void> {
         log: (l) => process.stderr.write(`${l}\n`),
       }),
     );
-    result = { ...result, [rules === 1000 ? 'policyCost' : `policyCost${rules}Rules`]: policyCost };
+    // A run of fewer configurations (--policy-cost-configs) is a focused one: its own member
+    // (`policyCostOnlyE`, `policyCost10RulesOnlyE`), so it does not replace the full run's.
+    const configs = measuredConfigs(values['policy-cost-configs']);
+    const only = configs.length === 4 ? '' : `Only${configs.join('')}`;
+    result = { ...result, [`${rules === 1000 ? 'policyCost' : `policyCost${rules}Rules`}${only}`]: policyCost };
   }
   if (sections.has('audit-cost')) {
     const auditCost = await inTempDir('es-bench-audit-cost-', (dir) =>
