@@ -192,7 +192,6 @@ function insertAuditSql(n: number): string {
   return sql;
 }
 
-
 const KEY_COLUMNS = 'key_id, kind, keyring_id, public_key, address, xpub, fingerprint, blob, label, created_at';
 // Small pages: a damaged store fails at the page it is reached (audit verify names the seq), not at the start.
 const PAGE = 100;
