@@ -385,6 +385,7 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
     const ratiosToB = mine.map((p) => p.at64.opsPerSec / byRound(p.round, 'B').at64.opsPerSec);
     const addedP50 = mine.map((p) => p.at1.p50Ms - byRound(p.round, 'A').at1.p50Ms);
     const costPct = r3((1 - median(ratios)) * 100);
+    const vsBInterval = name === 'B' ? null : costInterval(ratiosToB);
     // CPU of the whole path (client + parent + enclave) per signature against A of the same round:
     // on a CPU-bound machine this is the throughput cost once the cores are the limit.
     const totalCpu = (r: LoadResult) => cpuOf(r).parent + cpuOf(r).enclave + (r.cpuMsPerOp.client ?? 0);
@@ -413,13 +414,13 @@ export async function measurePolicyCost(o: PolicyCostOptions): Promise<Record<st
       throughputCostVsAPctInterval: name === 'A' ? null : costInterval(ratios),
       throughputRatiosToB: ratiosToB.map(r3),
       throughputCostVsBPct: r3((1 - median(ratiosToB)) * 100),
-      throughputCostVsBPctInterval: name === 'B' ? null : costInterval(ratiosToB),
+      throughputCostVsBPctInterval: vsBInterval,
       cpuPerSignatureCostVsAPct: { clientParentEnclave: name === 'A' ? 0 : cpuCostPct, parentEnclave: name === 'A' ? 0 : serverCpuCostPct },
       addedP50MsVsA: name === 'A' ? 0 : r3(median(addedP50)),
       targetUnder10Pct: name === 'A' ? null : costPct < 10,
       // Against B at the stated confidence: true when the whole interval is under 10 %, false when
       // it is all at or above, null when the rounds cannot tell (the interval straddles 10 %).
-      underTenPctVsBDecided: name === 'A' || name === 'B' ? null : decided(costInterval(ratiosToB)),
+      underTenPctVsBDecided: name === 'A' || name === 'B' ? null : decided(vsBInterval),
       ...(name === 'D' ? { windowEntriesAt64: mine.map((p) => p.windowEntries), replayEntriesAt64: mine.map((p) => p.replayEntries) } : {}),
       ...(name === 'C' ? { replayEntriesAt64: mine.map((p) => p.replayEntries) } : {}),
     };

@@ -249,6 +249,7 @@ async function main(): Promise<void> {
     // The default 1,000-rule run is `policyCost`; another rule count gets its own member
     // (`policyCost10Rules`), so both stay in the file.
     const rules = num(values['policy-cost-rules'], 10, 10_000);
+    const configs = measuredConfigs(values['policy-cost-configs']);
     const policyCost = await inTempDir('es-bench-policy-cost-', (dir) =>
       measurePolicyCost({
         dir,
@@ -260,13 +261,12 @@ async function main(): Promise<void> {
         windowSeconds: num(values['policy-cost-window-seconds'], 1, 86_400),
         profile: profiledConfigs(values['policy-cost-profile']),
         control: values['policy-cost-control'] !== 'no',
-        configs: measuredConfigs(values['policy-cost-configs']),
+        configs,
         log: (l) => process.stderr.write(`${l}\n`),
       }),
     );
     // A run of fewer configurations (--policy-cost-configs) is a focused one: its own member
     // (`policyCostOnlyE`, `policyCost10RulesOnlyE`), so it does not replace the full run's.
-    const configs = measuredConfigs(values['policy-cost-configs']);
     const only = configs.length === 4 ? '' : `Only${configs.join('')}`;
     result = { ...result, [`${rules === 1000 ? 'policyCost' : `policyCost${rules}Rules`}${only}`]: policyCost };
   }

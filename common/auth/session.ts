@@ -211,7 +211,11 @@ export function deriveSessionKey(i: {
  */
 export function requestMacMessage(m: { requestDigest: string; principal: string; session: string; seq: number; expiresAt: number }): Uint8Array {
   const text = directMacText(m);
-  if (text !== undefined) return Buffer.from(text, 'latin1');
+  return text === undefined ? generalMacMessage(m) : Buffer.from(text, 'latin1');
+}
+
+/** The mac message through the general canonicalizer (members outside the direct layout's shapes). */
+function generalMacMessage(m: { requestDigest: string; principal: string; session: string; seq: number; expiresAt: number }): Uint8Array {
   return canonicalRequestBytes({ domain: REQUEST_MAC_DOMAIN, expiresAt: m.expiresAt, principal: m.principal, requestDigest: m.requestDigest, seq: m.seq, session: m.session });
 }
 
@@ -228,7 +232,7 @@ export function requestMac(key: Uint8Array, m: { requestDigest: string; principa
   // The ASCII text goes to the HMAC as it is (latin1 = its bytes), without a Buffer of it first.
   const text = directMacText(m);
   const h = createHmac('sha256', key);
-  return (text === undefined ? h.update(requestMacMessage(m)) : h.update(text, 'latin1')).digest();
+  return (text === undefined ? h.update(generalMacMessage(m)) : h.update(text, 'latin1')).digest();
 }
 
 /** The `signer_auth` member of one request in a session. */
