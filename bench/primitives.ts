@@ -3,7 +3,10 @@
  * alternating short loops so load from other processes hits them alike:
  *
  *   @noble/curves v2     secp256k1.sign(digest, key, { prehash: false })  (the old hot path)
- *   @noble/secp256k1 v3  secp.sign(digest, key, { prehash: false })      (the hot path now)
+ *   @noble/secp256k1 v3  secp.sign(digest, key, { prehash: false }) with its hashes from
+ *                        node:crypto (the hot path now, enclave/signers/secp.ts) and, as
+ *                        noble's README sets them and the hot wallet uses them, from
+ *                        @noble/hashes
  *   node:crypto          OpenSSL ECDSA on secp256k1, native, random k    (reference only)
  *
  * The native libsecp256k1 binding (npm `secp256k1`) is not installed on the
@@ -20,6 +23,8 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { schnorr as curvesSchnorr, secp256k1 as curves } from '@noble/curves/secp256k1.js';
+import { hmac } from '@noble/hashes/hmac.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import { secp } from '../enclave/signers/secp.js';
 
 export interface Rate {
@@ -30,7 +35,14 @@ export interface Rate {
   n: number;
 }
 
-type Candidate = { name: string; op: (i: number) => void };
+/** `enter` runs before each of the candidate's loops (the secp256k1 v3 variants swap its hash functions). */
+type Candidate = { name: string; op: (i: number) => void; enter?: () => void };
+
+/** The enclave's hash functions (node:crypto), as enclave/signers/secp.ts set them on import. */
+const enclaveHashes = { hmacSha256: secp.hashes.hmacSha256, sha256: secp.hashes.sha256 };
+/** The hash functions noble's README sets (@noble/hashes), as the hot wallet does. */
+const readmeHashes = { hmacSha256: (k: Uint8Array, m: Uint8Array) => hmac(sha256, k, m), sha256 };
+const useHashes = (h: typeof enclaveHashes) => () => Object.assign(secp.hashes, h);
 
 function candidates(): Candidate[] {
   const key = curves.utils.randomSecretKey();
@@ -43,12 +55,17 @@ function candidates(): Candidate[] {
   const pk = createPrivateKey(privateKey.export({ format: 'pem', type: 'pkcs8' }));
   return [
     { name: '@noble/curves v2 ECDSA sign', op: (i) => curves.sign(digest(i), key, { prehash: false, format: 'recovered' }) },
-    { name: '@noble/secp256k1 v3 ECDSA sign', op: (i) => secp.sign(digest(i), key, { prehash: false, format: 'recovered' }) },
+    { name: '@noble/secp256k1 v3 ECDSA sign', op: (i) => secp.sign(digest(i), key, { prehash: false, format: 'recovered' }), enter: useHashes(enclaveHashes) },
+    {
+      name: '@noble/secp256k1 v3 ECDSA sign, @noble/hashes HMAC (its README, the hot wallet)',
+      op: (i) => secp.sign(digest(i), key, { prehash: false, format: 'recovered' }),
+      enter: useHashes(readmeHashes),
+    },
     { name: 'node:crypto (OpenSSL, native) ECDSA sign', op: (i) => nodeSign(null, digest(i), { key: pk, dsaEncoding: 'ieee-p1363' }) },
     { name: '@noble/curves v2 getPublicKey', op: () => curves.getPublicKey(key, true) },
     { name: '@noble/secp256k1 v3 getPublicKey', op: () => secp.getPublicKey(key, true) },
     { name: '@noble/curves v2 BIP340 sign', op: (i) => curvesSchnorr.sign(digest(i), key, d) },
-    { name: '@noble/secp256k1 v3 BIP340 sign', op: (i) => secp.schnorr.sign(digest(i), key, d) },
+    { name: '@noble/secp256k1 v3 BIP340 sign', op: (i) => secp.schnorr.sign(digest(i), key, d), enter: useHashes(enclaveHashes) },
   ];
 }
 
@@ -56,12 +73,24 @@ function candidates(): Candidate[] {
 export function measurePrimitives(seconds: number, only?: (name: string) => boolean): Rate[] {
   const cs = candidates().filter((c) => !only || only(c.name));
   const acc = cs.map(() => ({ n: 0, ms: 0, cpu: 0 }));
-  for (const c of cs) for (let i = 0; i < 20; i++) c.op(i); // warm-up
+  try {
+    return loops(cs, acc, seconds);
+  } finally {
+    useHashes(enclaveHashes)();
+  }
+}
+
+function loops(cs: Candidate[], acc: { n: number; ms: number; cpu: number }[], seconds: number): Rate[] {
+  for (const c of cs) {
+    c.enter?.();
+    for (let i = 0; i < 20; i++) c.op(i); // warm-up
+  }
   const until = performance.now() + seconds * 1000;
   let i = 0;
   while (performance.now() < until) {
     for (const [k, c] of cs.entries()) {
       const a = acc[k]!;
+      c.enter?.();
       const c0 = process.cpuUsage();
       const t0 = performance.now();
       const stop = t0 + 100;
