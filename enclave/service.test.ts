@@ -28,6 +28,9 @@ import { wrapKey } from './kms/wrapped-key.js';
 import { createEnclaveService, type EnclaveService } from './service.js';
 import { addressFromPrivateKey } from './signers/index.js';
 import { createWorkerPool, type WorkerPool } from './worker-pool.js';
+import { requestContext as ctxOf } from '../common/bridge/test-helpers.js';
+import type { BridgeRequestContext } from '../common/bridge/index.js';
+import { CancellationSource } from '../common/cancellation.js';
 
 const PINNED = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000001';
 let ca: DevCa;
@@ -44,7 +47,7 @@ function service(policy: PolicyGate, pool: WorkerPool = createWorkerPool(1)): En
   });
   services.push(s);
   // As the parent's boot does: the audit log opens before any decision (docs/audit.md).
-  opened.set(s, s.handler('audit.open', jsonToCbor({}), { signal: new AbortController().signal, id: 0 }));
+  opened.set(s, s.handler('audit.open', jsonToCbor({}), ctxOf(0)));
   return s;
 }
 
@@ -52,7 +55,7 @@ const opened = new WeakMap<EnclaveService, Promise<unknown>>();
 
 async function call(s: EnclaveService, method: string, params: unknown) {
   await opened.get(s);
-  return cborToJson(await s.handler(method, jsonToCbor(params), { signal: new AbortController().signal, id: 1 })) as Record<string, unknown>;
+  return cborToJson(await s.handler(method, jsonToCbor(params), ctxOf(1))) as Record<string, unknown>;
 }
 
 async function failure(p: Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -199,18 +202,39 @@ describe('enclave service', () => {
     const s = service(devGate());
     const params = jsonToCbor({ op: 'personal_sign', key, request: { message: 'hi' } });
     await opened.get(s);
-    const aborted = await failure(s.handler('sign', params, { signal: AbortSignal.abort(), id: 1 }));
+    const aborted = await failure(s.handler('sign', params, ctxOf(1, AbortSignal.abort())));
     expect(aborted.code).toBe('JOB_CANCELLED');
-    const expired = await failure(s.handler('sign', params, { signal: new AbortController().signal, deadline: Date.now() - 1, id: 2 }));
+    const expired = await failure(s.handler('sign', params, ctxOf(2, new AbortController().signal, Date.now() - 1)));
     expect(expired.code).toBe('JOB_DEADLINE_EXCEEDED');
     expect((await signRecords(s)).map((r) => r.decision)).not.toContain('allowed');
     // Cancelled while the policy decides: the unwrapped key is dropped, nothing is signed.
     const ac = new AbortController();
     const s2 = service(spyGate(() => ac.abort()));
     await opened.get(s2);
-    const mid = await failure(s2.handler('sign', params, { signal: ac.signal, id: 3 }));
+    const mid = await failure(s2.handler('sign', params, ctxOf(3, ac.signal)));
     expect(mid.code).toBe('JOB_CANCELLED');
     expect((await signRecords(s2)).map((r) => r.decision)).not.toContain('allowed');
+  });
+
+  it('signing never makes the AbortSignal the bridge creates on demand; a cancellation still stops a request', async () => {
+    const s = service(devGate());
+    await opened.get(s);
+    const params = jsonToCbor({ op: 'personal_sign', key, request: { message: 'hi' } });
+    let made = 0;
+    const ctx = (id: number, cancellation: CancellationSource): BridgeRequestContext => ({
+      cancellation,
+      get signal() {
+        made++;
+        return cancellation.signal;
+      },
+      id,
+    });
+    const signed = cborToJson(await s.handler('sign', params, ctx(1, new CancellationSource()))) as { result: { signature: `0x${string}` } };
+    expect(await verifyMessage({ address: addressFromPrivateKey(secret), message: 'hi', signature: signed.result.signature })).toBe(true);
+    const cancelled = new CancellationSource();
+    cancelled.abort(new Error('the parent cancelled'));
+    expect((await failure(s.handler('sign', params, ctx(2, cancelled)))).code).toBe('JOB_CANCELLED');
+    expect(made).toBe(0);
   });
 
   it('a signature whose audit record cannot be written is not released (AUDIT_UNAVAILABLE)', async () => {
@@ -233,7 +257,7 @@ describe('enclave service', () => {
 
 /** The sign records of a service's chain so far: decision, key id and rule. */
 async function signRecords(s: EnclaveService): Promise<Array<{ decision: string; keyId: string | null; rule: string | null }>> {
-  const out = (await s.handler('audit.records', jsonToCbor({ fromSeq: 0 }), { signal: new AbortController().signal, id: 9 })) as Map<string, unknown>;
+  const out = (await s.handler('audit.records', jsonToCbor({ fromSeq: 0 }), ctxOf(9))) as Map<string, unknown>;
   return (out.get('records') as Uint8Array[])
     .map((bytes) => parseRecord(bytes).body)
     .filter((b) => b.kind === 'sign')

@@ -11,6 +11,7 @@ import { concatBytes, toHex, wipe } from '../common/bytes.js';
 import { encodeCbor, type CborKey, type CborValue } from '../common/cbor.js';
 import { cborToJson, jsonToCbor, type JsonLike } from '../common/cbor-json.js';
 import { SignerError } from '../common/errors.js';
+import type { Cancellation } from '../common/cancellation.js';
 import {
   asBytes,
   asKeyRecord,
@@ -73,7 +74,7 @@ export interface EnclaveServiceOptions {
 
 /** What the bridge tells a handler about its request. */
 interface RequestContext {
-  signal?: AbortSignal;
+  cancellation?: Cancellation;
   deadline?: number;
   /** The params exactly as decoded from the bridge frame (the audit record's requestDigest). */
   raw?: CborValue;
@@ -541,7 +542,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
       let outcome;
       try {
         outcome = await pool.run(job, {
-        ...(ctx?.signal ? { signal: ctx.signal } : {}),
+        ...(ctx?.cancellation ? { cancellation: ctx.cancellation } : {}),
         ...(ctx?.deadline !== undefined ? { deadline: ctx.deadline } : {}),
         authorize: (facts, intent) => {
           signedBy = facts.keyId;
@@ -631,7 +632,11 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   const handler: BridgeHandler = async (method, params, ctx) => {
     const fn = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (!fn) throw new SignerError('METHOD_NOT_FOUND', `the enclave has no method ${JSON.stringify(method)}`);
-    return jsonToCbor((await fn(parseParams(params), { ...ctx, raw: params })) as JsonLike);
+    // Named members, not a spread: spreading would read ctx.signal, which makes the AbortSignal
+    // the bridge only creates on demand (common/cancellation.ts).
+    const rc: RequestContext = { cancellation: ctx.cancellation, raw: params };
+    if (ctx.deadline !== undefined) rc.deadline = ctx.deadline;
+    return jsonToCbor((await fn(parseParams(params), rc)) as JsonLike);
   };
 
   return {

@@ -15,6 +15,7 @@ import { SIGNER_LIMITS } from './signers/limits.js';
 import { addressFromPrivateKey } from './signers/index.js';
 import { watchWorkers } from './worker-test-helpers.js';
 import { createWorkerPool, INLINE_BACKOFF_MS, inlineable, type SignJob, type WorkerPool } from './worker-pool.js';
+import { CancellationSource, cancellationOf } from '../common/cancellation.js';
 
 const pools: WorkerPool[] = [];
 afterAll(async () => {
@@ -79,7 +80,7 @@ describe('worker pool', () => {
 
   it('finding 5: an already-cancelled or expired job is refused before it reaches a worker', async () => {
     const { pool, job } = setup();
-    await expect(pool.run(job, { signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'JOB_CANCELLED' });
+    await expect(pool.run(job, { cancellation: cancellationOf(AbortSignal.abort()) })).rejects.toMatchObject({ code: 'JOB_CANCELLED' });
     await expect(pool.run(job, { deadline: Date.now() })).rejects.toMatchObject({ code: 'JOB_DEADLINE_EXCEEDED' });
     const spawned = pool.spawned;
     await signs(pool, job);
@@ -89,12 +90,12 @@ describe('worker pool', () => {
   it('finding 5: a job cancelled while its worker signs is stopped by replacing the worker; the replacement signs with the right key', async () => {
     const { pool, job } = setup();
     const { seedJob, keyJob } = heavy(pool, job);
-    const ac = new AbortController();
+    const ac = new CancellationSource();
     const spawned = pool.spawned;
     const steps: string[] = [];
     const e = await pool
       .run(seedJob, {
-        signal: ac.signal,
+        cancellation: ac,
         record: () => {
           steps.push('record');
           setImmediate(() => ac.abort()); // the worker has just been told to sign
@@ -131,10 +132,10 @@ describe('worker pool', () => {
   it('pipelining: cancelling a job whose worker also holds another job fails the cancelled job only', async () => {
     const { pool, job } = setup();
     const { seedJob, keyJob } = heavy(pool, job);
-    const ac = new AbortController();
+    const ac = new CancellationSource();
     const spawned = pool.spawned;
     // The seed job is signing (seconds) when it is cancelled; the key job shares its worker.
-    const cancelled = pool.run(seedJob, { signal: ac.signal, record: () => setImmediate(() => ac.abort()) }).catch((x: Error) => x);
+    const cancelled = pool.run(seedJob, { cancellation: ac, record: () => setImmediate(() => ac.abort()) }).catch((x: Error) => x);
     const other = pool.run(keyJob);
     expect(await cancelled).toMatchObject({ code: 'JOB_CANCELLED' });
     const { result, facts } = await other;
@@ -146,9 +147,9 @@ describe('worker pool', () => {
   it('pipelining: a worker left busy only with cancelled jobs is replaced, and the replacement signs with the right key', async () => {
     const { pool, job } = setup();
     const { seedJob, keyJob } = heavy(pool, job);
-    const ac = new AbortController();
+    const ac = new CancellationSource();
     const spawned = pool.spawned;
-    const cancelled = pool.run(seedJob, { signal: ac.signal, record: () => setImmediate(() => ac.abort()) }).catch((x: Error) => x);
+    const cancelled = pool.run(seedJob, { cancellation: ac, record: () => setImmediate(() => ac.abort()) }).catch((x: Error) => x);
     // The key job's facts arrive while the seed job signs; it is refused once the seed job is cancelled.
     const refused = pool
       .run(keyJob, {
@@ -211,11 +212,11 @@ describe('worker pool', () => {
       await tick();
       const jobs = watchWorkers();
       try {
-        const ac = new AbortController();
+        const ac = new CancellationSource();
         let decided = false;
         const first = pool
           .run(job, {
-            signal: ac.signal,
+            cancellation: ac,
             authorize: async () => {
               const { result } = await pool.run(job); // a worker job, while this one decides
               expect(await verifyMessage({ address, message: 'hi', signature: (result as { signature: `0x${string}` }).signature })).toBe(true);

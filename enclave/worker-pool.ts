@@ -53,6 +53,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { wipe } from '../common/bytes.js';
+import type { Cancellation } from '../common/cancellation.js';
 import { SignerError } from '../common/errors.js';
 import type { SignerFacts, } from '../common/protocol/enclave-api.js';
 import type { Intent } from './policy/intent.js';
@@ -106,8 +107,11 @@ export const MAX_JOB_MS = 30_000;
 export type { SignJob } from './worker.js';
 
 export interface RunOptions {
-  /** Aborted when the parent cancels the request (or the bridge's deadline passes). */
-  signal?: AbortSignal;
+  /**
+   * Cancelled when the parent cancels the request (or the bridge's deadline passes). Not an
+   * AbortSignal: common/cancellation.ts says why; cancellationOf() wraps one.
+   */
+  cancellation?: Cancellation;
   /** Absolute deadline, Date.now() ms; capped at now + the pool's maxJobMs. */
   deadline?: number;
   /** The policy decision on facts and the intent derived inside the worker; throws to refuse. */
@@ -168,7 +172,8 @@ interface Job {
   facts?: SignerFacts;
   settled: boolean;
   timer?: NodeJS.Timeout;
-  onAbort?: () => void;
+  /** Unregisters the job's cancellation callback. */
+  offAbort?: () => void;
   resolve: (v: SignOutcome) => void;
   reject: (e: Error) => void;
 }
@@ -246,7 +251,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     if (j.settled) return;
     j.settled = true;
     if (j.timer) clearTimeout(j.timer);
-    if (j.onAbort) j.opts.signal?.removeEventListener('abort', j.onAbort);
+    j.offAbort?.();
     if (outcome instanceof Error) j.reject(outcome);
     else j.resolve(outcome);
   }
@@ -359,7 +364,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       return;
     }
     if (j.settled) return; // cancelled or expired while the policy decided: already wiped
-    if (j.opts.signal?.aborted) return stop(j, cancelled());
+    if (j.opts.cancellation?.aborted) return stop(j, cancelled());
     if (Date.now() >= j.msg.deadline) return stop(j, expired());
     // Same tick as the step below: nothing can cancel between the record and the signing step.
     try {
@@ -472,7 +477,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     },
     run(job, opts = {}) {
       if (closed) return Promise.reject(poolClosed());
-      if (opts.signal?.aborted) return Promise.reject(cancelled());
+      if (opts.cancellation?.aborted) return Promise.reject(cancelled());
       const now = Date.now();
       const deadline = Math.min(opts.deadline ?? Infinity, now + maxJobMs);
       if (now >= deadline) return Promise.reject(expired());
@@ -482,10 +487,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
         const j: Job = { id, msg: { t: 'job', id, ...job, deadline }, opts, phase: 'queued', settled: false, resolve, reject };
         j.timer = setTimeout(() => stop(j, expired()), deadline - now);
         j.timer.unref();
-        if (opts.signal) {
-          j.onAbort = () => stop(j, cancelled());
-          opts.signal.addEventListener('abort', j.onAbort, { once: true });
-        }
+        if (opts.cancellation) j.offAbort = opts.cancellation.onAbort(() => stop(j, cancelled()));
         if (runsInline(job)) {
           // runInline settles the job on every path; this only keeps a bug from becoming an unhandled rejection.
           runInline(j).catch((e: unknown) => settle(j, asWorkerError(e)));

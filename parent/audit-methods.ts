@@ -22,9 +22,10 @@ import type { Gate } from './gate.js';
 import type { Keystore } from './keystore.js';
 import type { SealedStateSync } from './sealed-state.js';
 import { named, readHexBytes } from '../common/rpc/params.js';
+import type { Cancellation } from '../common/cancellation.js';
 
 /** methods.ts's Method, restated here so the two modules do not import each other. */
-type Method = (params: unknown, ctx: { gate: Gate; keystore: Keystore; signal: AbortSignal }) => Promise<unknown>;
+type Method = (params: unknown, ctx: { gate: Gate; keystore: Keystore; cancellation: Cancellation }) => Promise<unknown>;
 
 /** Stores the record a refusal carries (data.audit). The refusal stands whatever happens here. */
 export async function persistRefusal(audit: AuditPersister, e: BridgeRemoteError, sealed?: SealedStateSync, keyringId?: string): Promise<void> {
@@ -94,7 +95,7 @@ export function receiptFor(keystore: Pick<Keystore, 'cachedAuditKeyFirstRecord'>
 const checkpoint: Method = async (params, ctx) => {
   const p = named(params, ['nonce']);
   const nonce = p.nonce === undefined ? undefined : Buffer.from(readHexBytes(p.nonce, 'nonce', { min: 16, max: 64 }).slice(2), 'hex');
-  const res = asRecord(await ctx.gate.call('audit.checkpoint', nonce ? { nonce } : {}, { needKeyring: false, signal: ctx.signal }), 'audit.checkpoint result');
+  const res = asRecord(await ctx.gate.call('audit.checkpoint', nonce ? { nonce } : {}, { needKeyring: false, cancellation: ctx.cancellation }), 'audit.checkpoint result');
   const cp = res.checkpoint;
   const doc = res.attestation;
   if (!(cp instanceof Uint8Array) || !(doc instanceof Uint8Array)) throw new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', 'audit.checkpoint: no checkpoint or attestation');

@@ -14,10 +14,11 @@ import { toRpcError } from './rpc-errors.js';
 import { toHex } from '../common/bytes.js';
 import { receiptFor } from './audit-methods.js';
 import { parsedRecord } from './audit-persist.js';
+import type { Cancellation } from '../common/cancellation.js';
 
 export interface DispatcherOptions {
   methods: ReadonlyMap<string, Method>;
-  context: Omit<MethodContext, 'signal'>;
+  context: Omit<MethodContext, 'cancellation'>;
   metrics: Metrics;
   maxBatch: number;
   /** Requests executing at once across all connections; beyond it: -32005. */
@@ -31,7 +32,7 @@ export interface Dispatcher {
    * (notifications only). `meta.receipts` collects `<seq>.<hash hex>` of every
    * audit record whose result the answer releases (the X-Enclave-Signer-Receipt header).
    */
-  handle(payload: Uint8Array | string, signal: AbortSignal, meta?: { receipts: string[] }): Promise<string | undefined>;
+  handle(payload: Uint8Array | string, cancellation: Cancellation, meta?: { receipts: string[] }): Promise<string | undefined>;
   readonly inFlight: number;
 }
 
@@ -39,7 +40,7 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
   const { methods, metrics } = opts;
   let inFlight = 0;
 
-  async function run(item: RpcItem, signal: AbortSignal, meta?: { receipts: string[] }): Promise<RpcResponse | undefined> {
+  async function run(item: RpcItem, cancellation: Cancellation, meta?: { receipts: string[] }): Promise<RpcResponse | undefined> {
     const t0 = performance.now();
     const seconds = () => (performance.now() - t0) / 1000;
     if (!item.ok) {
@@ -66,7 +67,7 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
     try {
       const released: Uint8Array[] = [];
       const auth = item.request.auth === undefined ? {} : { auth: item.request.auth };
-      const result = await method(params, { ...opts.context, signal, released: (r) => released.push(r), ...auth });
+      const result = await method(params, { ...opts.context, cancellation, released: (r) => released.push(r), ...auth });
       metrics.observe(name, 'ok', seconds());
       return withReceipt(resultResponse(id, result), released, item.request.receipt === true, meta);
     } catch (e) {
@@ -101,18 +102,18 @@ export function createDispatcher(opts: DispatcherOptions): Dispatcher {
     get inFlight() {
       return inFlight;
     },
-    async handle(payload, signal, meta) {
+    async handle(payload, cancellation, meta) {
       const parsed = parsePayload(payload, opts.maxBatch);
       switch (parsed.kind) {
         case 'invalid':
           metrics.observe('invalid', 'invalid_request', 0);
           return JSON.stringify(parsed.response);
         case 'single': {
-          const r = await run(parsed.item, signal, meta);
+          const r = await run(parsed.item, cancellation, meta);
           return r === undefined ? undefined : JSON.stringify(r);
         }
         case 'batch': {
-          const all = await Promise.all(parsed.items.map((i) => run(i, signal, meta)));
+          const all = await Promise.all(parsed.items.map((i) => run(i, cancellation, meta)));
           const answers = all.filter((r): r is RpcResponse => r !== undefined);
           return answers.length === 0 ? undefined : JSON.stringify(answers);
         }

@@ -55,7 +55,7 @@ function forward(node: Downstream, name: string): Method {
     const list = params === undefined ? [] : params;
     if (!Array.isArray(list)) throw invalidParam('params', `expected an array, got ${describe(params)}`);
     if (list.length > MAX_FORWARDED_PARAMS) throw invalidParam('params', `${name} takes at most ${MAX_FORWARDED_PARAMS} params, got ${list.length}`);
-    return node.call(name, list, ctx.signal);
+    return node.call(name, list, ctx.cancellation.signal);
   };
 }
 

@@ -13,6 +13,7 @@ import { RPC } from './jsonrpc.js';
 import type { Method, MethodContext } from './methods.js';
 import { toRpcError } from './rpc-errors.js';
 import { transactionHash } from './send-transaction.js';
+import { CancellationSource } from '../common/cancellation.js';
 
 type Mode = 'ok' | 'slow' | 'garbage' | 'huge' | 'redirect' | 'http502' | 'refuse-raw' | 'slow-raw' | 'wrong-id' | 'deny-4001';
 let mode: Mode = 'ok';
@@ -105,7 +106,7 @@ function countingSigner(): { sign: Method; signed: unknown[] } {
 
 function ctx(): MethodContext {
   const key = { keyId: 'k', kind: 'secp256k1', address: '0x1111111111111111111111111111111111111111' };
-  return { keystore: { getKeyByAddress: () => key } as never, gate: {} as never, keystoreReadonly: false, chainId: 31337, signal: new AbortController().signal };
+  return { keystore: { getKeyByAddress: () => key } as never, gate: {} as never, keystoreReadonly: false, chainId: 31337, cancellation: new CancellationSource() };
 }
 
 function sendTx(nodeApi: Downstream, sign: Method): Method {

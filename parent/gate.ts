@@ -33,6 +33,7 @@ import { startEnclaveLink, type EnclaveLink } from './enclave-link.js';
 import { ParentError, invalidParam } from './errors.js';
 import type { Keystore } from './keystore.js';
 import type { EnclaveAttestation, EnclaveVerifier } from './verify-enclave.js';
+import type { Cancellation } from '../common/cancellation.js';
 
 export type GateStateName = 'connecting' | 'attesting' | 'ready' | 'failed';
 export type KeyringStateName = 'locked' | 'unlocking' | 'unlocked' | 'absent' | 'failed';
@@ -60,8 +61,8 @@ export interface GateSnapshot {
 }
 
 export interface CallOptions {
-  /** Aborted when the client goes away: the request is cancelled in the enclave too. */
-  signal?: AbortSignal;
+  /** Cancelled when the client goes away: the request is cancelled in the enclave too. */
+  cancellation?: Cancellation;
   /** Refuse unless a keyring is unlocked (every key operation). */
   needKeyring: boolean;
   deadlineMs?: number;
@@ -189,7 +190,7 @@ export function startGate(deps: GateDeps): Gate {
     s.timers.add(t);
   }
 
-  async function send(peer: BridgePeer, method: EnclaveMethod, params: Record<string, unknown>, opts: { signal?: AbortSignal; deadlineMs?: number } = {}): Promise<JsonLike> {
+  async function send(peer: BridgePeer, method: EnclaveMethod, params: Record<string, unknown>, opts: { cancellation?: Cancellation; deadlineMs?: number } = {}): Promise<JsonLike> {
     let body;
     try {
       body = jsonToCbor(params);
@@ -200,7 +201,7 @@ export function startGate(deps: GateDeps): Gate {
     try {
       res = await peer.request(method, body, {
         deadlineMs: opts.deadlineMs ?? cfg.requestTimeoutMs,
-        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.cancellation ? { cancellation: opts.cancellation } : {}),
       });
     } catch (e) {
       throw mapBridgeError(e, method);

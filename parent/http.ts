@@ -14,6 +14,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from './dispatch.js';
 import { RPC, errorResponse } from './jsonrpc.js';
+import { CancellationSource } from '../common/cancellation.js';
 
 export interface HttpHandlerOptions {
   dispatcher: Dispatcher;
@@ -128,7 +129,7 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
       return refuse(req, res, 413, RPC.INVALID_REQUEST, `invalid request: body larger than ${opts.maxBodyBytes} bytes`, drainIdleMs);
     }
 
-    const gone = new AbortController();
+    const gone = new CancellationSource();
     res.once('close', () => {
       if (!res.writableFinished) gone.abort(new Error('client disconnected'));
     });
@@ -153,7 +154,7 @@ export function createHttpHandler(opts: HttpHandlerOptions): (req: IncomingMessa
       const body = Buffer.concat(chunks);
       chunks.length = 0;
       const meta = { receipts: [] as string[] };
-      opts.dispatcher.handle(body, gone.signal, meta).then(
+      opts.dispatcher.handle(body, gone, meta).then(
         (answer) => {
           if (answer === undefined) {
             if (!res.headersSent && !res.destroyed) {

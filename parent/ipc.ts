@@ -22,10 +22,11 @@ import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createJsonStreamSplitter } from './json-stream.js';
 import { RPC, errorResponse } from './jsonrpc.js';
+import { CancellationSource, type Cancellation } from '../common/cancellation.js';
 
 export interface IpcOptions {
   /** Handles one message; resolves with the serialized answer, or undefined for notifications only. */
-  handle(message: Buffer, signal: AbortSignal): Promise<string | undefined>;
+  handle(message: Buffer, cancellation: Cancellation): Promise<string | undefined>;
   maxMessageBytes: number;
   /** Default 64. */
   maxPending?: number;
@@ -46,7 +47,8 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
   const maxWriteBuffer = opts.maxWriteBufferBytes ?? 8 * 1024 * 1024;
   const messageTimeoutMs = opts.messageTimeoutMs ?? 30_000;
   const splitter = createJsonStreamSplitter(opts.maxMessageBytes);
-  const gone = new AbortController();
+  // One per connection; requests register on it without an EventTarget listener each (common/cancellation.ts).
+  const gone = new CancellationSource();
   let pending = 0;
   let ending = false; // no more requests will be read (client ended, or we are closing)
   let paused = false;
@@ -126,7 +128,7 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
     for (const v of values) {
       pending++;
       opts.onRequestStart?.();
-      opts.handle(v, gone.signal).then(
+      opts.handle(v, gone).then(
         (answer) => {
           if (answer !== undefined) write(answer);
         },

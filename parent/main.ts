@@ -151,7 +151,7 @@ function listen(cfg: ResolvedParentConfig, { keystore, gate, dispatcher, metrics
     ...(cfg.http ? { http: cfg.http } : {}),
     unixHttpHandler: createHttpHandler(handlerOpts),
     tcpHttpHandler: (allowedHosts) => createHttpHandler({ ...handlerOpts, allowedHosts }),
-    ipcHandle: (message, signal) => dispatcher.handle(message, signal),
+    ipcHandle: (message, cancellation) => dispatcher.handle(message, cancellation),
     maxBodyBytes: cfg.maxBodyBytes,
     limits: cfg.connectionLimits,
   });

@@ -20,6 +20,7 @@ import { reasonOf, type Gate } from './gate.js';
 import { KeystoreError, type Keystore, type StoredKey } from './keystore.js';
 import { FLEET_ATTEMPTS, isStateConflict } from './sealed-state.js';
 import { named, positional, readAddress, readHexBytes, readKeyId, readKeyKind, readLabel } from '../common/rpc/params.js';
+import type { Cancellation } from '../common/cancellation.js';
 
 export interface MethodContext {
   gate: Gate;
@@ -28,7 +29,7 @@ export interface MethodContext {
   /** The configured chain id (--chain-id), checked by eth_signTransaction (chain-id.ts); none: every transaction names its own. */
   chainId?: number;
   /** Aborted when the client disconnects. */
-  signal: AbortSignal;
+  cancellation: Cancellation;
   /** Told the stored audit record of a released result (inline receipts: docs/json-rpc.md). */
   released?: (record: Uint8Array) => void;
   /** The request's `signer_auth` member, when the client signed it as a principal (docs/principals.md). */
@@ -142,7 +143,7 @@ async function signOnce(ctx: MethodContext, key: StoredKey, params: Record<strin
   let res;
   try {
     const state = await ctx.gate.sealed.stateParam(key.keyringId);
-    res = await ctx.gate.call('sign', { ...params, ...state } as Record<string, JsonLike>, { needKeyring: true, signal: ctx.signal });
+    res = await ctx.gate.call('sign', { ...params, ...state } as Record<string, JsonLike>, { needKeyring: true, cancellation: ctx.cancellation });
   } catch (e) {
     // A recorded refusal is stored before it is relayed (its record is part of the chain).
     if (e instanceof BridgeRemoteError) await persistRefusal(ctx.gate.audit, e, ctx.gate.sealed, key.keyringId);
@@ -260,7 +261,7 @@ const attest: Method = async (params, ctx) => {
   if (p.userData !== undefined) {
     throw invalidParam('userData', 'the enclave owns user_data: it carries the audit key binding (docs/audit.md); choose only the nonce');
   }
-  const res = await ctx.gate.call('attest', { nonce }, { needKeyring: false, signal: ctx.signal });
+  const res = await ctx.gate.call('attest', { nonce }, { needKeyring: false, cancellation: ctx.cancellation });
   const document = (res as Record<string, unknown> | null)?.document;
   if (!(document instanceof Uint8Array)) throw badResponse('document');
   const out: Record<string, unknown> = { document: Buffer.from(document).toString('base64') };
@@ -286,7 +287,7 @@ const status: Method = async (params, ctx) => {
   let enclave: unknown = null;
   if (s.gate.state === 'ready') {
     try {
-      const r = await ctx.gate.call('status', {}, { needKeyring: false, signal: ctx.signal, deadlineMs: 5_000 });
+      const r = await ctx.gate.call('status', {}, { needKeyring: false, cancellation: ctx.cancellation, deadlineMs: 5_000 });
       enclave = jsonSafe(asRecord(r, 'status result') as JsonLike);
     } catch (e) {
       enclave = { error: reasonOf(e).reason };
@@ -338,7 +339,7 @@ const openSession: Method = async (params, ctx) => {
   const auth = { method: 'signer_openSession', params: (params ?? null) as JsonLike, ...(ctx.auth !== undefined ? { signerAuth: ctx.auth as JsonLike } : {}) };
   let res;
   try {
-    res = asRecord(await ctx.gate.call('session.open', { auth }, { needKeyring: false, signal: ctx.signal }), 'session.open result');
+    res = asRecord(await ctx.gate.call('session.open', { auth }, { needKeyring: false, cancellation: ctx.cancellation }), 'session.open result');
   } catch (e) {
     if (e instanceof BridgeRemoteError) await persistRefusal(ctx.gate.audit, e, ctx.gate.sealed, ctx.gate.keyringId());
     throw e;
@@ -356,12 +357,12 @@ async function fleetState(ctx: MethodContext): Promise<{ state?: JsonLike }> {
 
 const getApproval: Method = async (params, ctx) => {
   const p = named(params, ['approvalId']);
-  return jsonSafe((await ctx.gate.call('approval.get', { approvalId: approvalId(p.approvalId), ...(await fleetState(ctx)) }, { needKeyring: false, signal: ctx.signal })) as JsonLike);
+  return jsonSafe((await ctx.gate.call('approval.get', { approvalId: approvalId(p.approvalId), ...(await fleetState(ctx)) }, { needKeyring: false, cancellation: ctx.cancellation })) as JsonLike);
 };
 
 const listApprovals: Method = async (params, ctx) => {
   named(params, []);
-  const r = asRecord(await ctx.gate.call('approval.list', await fleetState(ctx), { needKeyring: false, signal: ctx.signal }), 'approval.list result');
+  const r = asRecord(await ctx.gate.call('approval.list', await fleetState(ctx), { needKeyring: false, cancellation: ctx.cancellation }), 'approval.list result');
   return jsonSafe((r.approvals ?? []) as JsonLike);
 };
 
@@ -385,7 +386,7 @@ function decideApproval(method: 'approval.approve' | 'approval.reject'): Method 
 }
 
 async function decideOnce(ctx: MethodContext, method: 'approval.approve' | 'approval.reject', out: Record<string, unknown>): Promise<unknown> {
-  const res = asRecord(await ctx.gate.call(method, { ...out, ...(await fleetState(ctx)) }, { needKeyring: false, signal: ctx.signal }), `${method} result`);
+  const res = asRecord(await ctx.gate.call(method, { ...out, ...(await fleetState(ctx)) }, { needKeyring: false, cancellation: ctx.cancellation }), `${method} result`);
   // The approval's audit record is stored before the answer is released, like a signature's.
   await ctx.gate.audit.persist(auditRecordsOf(res, method));
   const { sealed, sealedLineage, audit: _audit, ...view } = res;

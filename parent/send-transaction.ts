@@ -120,7 +120,7 @@ export function sendTransactionMethod(deps: SendTransactionDeps): Method {
     const key = await ctx.keystore.getKeyByAddress(from);
     if (!key || key.kind !== 'secp256k1') throw invalidParam('from', 'no secp256k1 key with this address in the keystore', 'eth_accounts lists the addresses');
     const tx: Record<string, unknown> = { ...given0 };
-    const signal = ctx.signal;
+    const signal = ctx.cancellation.signal;
     await fillFees(tx, node, signal);
     await fillGas(tx, node, signal);
 

@@ -18,6 +18,7 @@ import { createConnectionTracker, guardHttpConnection, httpRequestStarted, type 
 import { ParentError } from './errors.js';
 import { serveIpc } from './ipc.js';
 import { RPC, errorResponse } from './jsonrpc.js';
+import type { Cancellation } from '../common/cancellation.js';
 
 export interface SigningServerOptions {
   socketPath: string;
@@ -28,7 +29,7 @@ export interface SigningServerOptions {
   /** The HTTP handler for the TCP listener, given the allowed Host header values. */
   tcpHttpHandler: (allowedHosts: ReadonlySet<string>) => (req: IncomingMessage, res: ServerResponse) => void;
   /** IPC message handler (see ipc.ts). */
-  ipcHandle: (message: Buffer, signal: AbortSignal) => Promise<string | undefined>;
+  ipcHandle: (message: Buffer, cancellation: Cancellation) => Promise<string | undefined>;
   maxBodyBytes: number;
   /** Connections at once per listener. Default 1024. Same as `limits.maxConnections`. */
   maxConnections?: number;

@@ -208,7 +208,7 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
   let cancelled = 0;
   const handler: BridgeHandler = async (method, params: CborValue, ctx) => {
     calls.set(method, (calls.get(method) ?? 0) + 1);
-    ctx.signal.addEventListener('abort', () => cancelled++, { once: true });
+    ctx.cancellation.onAbort(() => cancelled++);
     const fn = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (!fn) throw new SignerError('METHOD_NOT_FOUND', `the enclave has no method ${JSON.stringify(method)}`);
     return jsonToCbor(await fn(asRecord(cborToJson(params), 'params')));

@@ -11,6 +11,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { concatBytes } from '../bytes.js';
 import type { CborKey, CborValue } from '../cbor.js';
 import { SignerError } from '../errors.js';
+import { CancellationSource } from '../cancellation.js';
 import { connect, listen, type TransportListener } from '../transport/index.js';
 import { connectBridge } from './client.js';
 import { BridgeError, BridgeRemoteError } from './errors.js';
@@ -350,6 +351,30 @@ describe.each(transports)('bridge over %s', (_name, mkUri) => {
     expect(e.code).toBe('BRIDGE_CANCELLED');
     expect(((await aborted.promise) as BridgeError).code).toBe('BRIDGE_CANCELLED');
     expect((await rejection(c.request('x', null, { signal: AbortSignal.abort() }))).code).toBe('BRIDGE_CANCELLED');
+  });
+
+  it('the handler hears a cancel through ctx.cancellation, and a signal first read after it starts aborted; the client also takes a Cancellation', async () => {
+    const started = deferred();
+    const heard = deferred<unknown>();
+    let ctxSeen: BridgeRequestContext | undefined;
+    const { srv } = await server(async (_m, _p, ctx) => {
+      ctxSeen = ctx;
+      ctx.cancellation.onAbort(() => heard.resolve(ctx.cancellation.reason));
+      started.resolve();
+      return new Promise<CborValue>(() => {});
+    });
+    const c = await client(srv.uri);
+    const cancel = new CancellationSource();
+    const p = c.request('hang', null, { cancellation: cancel });
+    await started.promise;
+    cancel.abort(new Error('user gave up'));
+    expect((await rejection(p)).code).toBe('BRIDGE_CANCELLED');
+    expect(((await heard.promise) as BridgeError).code).toBe('BRIDGE_CANCELLED');
+    expect(ctxSeen!.signal.aborted).toBe(true);
+    expect((ctxSeen!.signal.reason as BridgeError).code).toBe('BRIDGE_CANCELLED');
+    const done = new CancellationSource();
+    done.abort();
+    expect((await rejection(c.request('x', null, { cancellation: done }))).code).toBe('BRIDGE_CANCELLED');
   });
 
   it('never sends a response for a cancelled id', async () => {

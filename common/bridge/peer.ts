@@ -27,6 +27,7 @@
 import type { Duplex } from 'node:stream';
 import type { CborValue } from '../cbor.js';
 import { jsonToCbor } from '../cbor-json.js';
+import { CancellationSource, cancellationOf, type Cancellation } from '../cancellation.js';
 import { isSignerError } from '../errors.js';
 import { BridgeError, BridgeRemoteError, asBridgeError, type BridgeErrorCode } from './errors.js';
 import { createFrameReader, encodeFrame, resolveMaxFrameBytes, type BadFrame, type FrameEvent } from './frame.js';
@@ -50,8 +51,13 @@ import {
 } from './messages.js';
 
 export interface BridgeRequestContext {
-  /** Aborted when the peer cancels, the deadline passes, or the connection drops; `reason` is a BridgeError. */
-  signal: AbortSignal;
+  /**
+   * Cancelled when the peer cancels, the deadline passes, or the connection drops; `reason` is a
+   * BridgeError. The hot path's form (common/cancellation.ts: no EventTarget per request).
+   */
+  readonly cancellation: Cancellation;
+  /** The same as an AbortSignal, for code that needs one; made on first access. */
+  readonly signal: AbortSignal;
   /** Absolute deadline on this side's clock (Date.now() ms), when the request carried one. */
   deadline?: number;
   /** The request id, for logs. */
@@ -116,6 +122,8 @@ export interface RequestOptions {
   deadlineMs?: number;
   /** Aborting it rejects the request with BRIDGE_CANCELLED and cancels it on the peer. */
   signal?: AbortSignal;
+  /** The same as `signal`, in the form that costs no EventTarget listener per request (common/cancellation.ts). */
+  cancellation?: Cancellation;
 }
 
 export interface BridgePeer {
@@ -209,6 +217,9 @@ export function toWireError(e: unknown): WireError {
   return out;
 }
 
+/** The detach of a request made without a cancellation. */
+const notAttached = (): void => {};
+
 interface Pending {
   resolve: (v: CborValue) => void;
   reject: (e: unknown) => void;
@@ -217,7 +228,7 @@ interface Pending {
 }
 
 interface InFlight {
-  ac: AbortController;
+  cancel: CancellationSource;
   timer: NodeJS.Timeout | undefined;
 }
 
@@ -330,7 +341,7 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
     const abortReason = new BridgeError('BRIDGE_DISCONNECTED', `connection closed: ${reason.message}`, { cause: reason });
     for (const f of inflight.values()) {
       clearTimeout(f.timer);
-      f.ac.abort(abortReason);
+      f.cancel.abort(abortReason);
     }
     inflight.clear();
     backlog = [];
@@ -471,10 +482,16 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
       return sendError(id, { code: 'BRIDGE_BUSY', message: `more than ${maxInFlight} requests in flight on this connection` });
     }
 
-    const entry: InFlight = { ac: new AbortController(), timer: undefined };
+    const entry: InFlight = { cancel: new CancellationSource(), timer: undefined };
     inflight.set(id, entry);
     running++;
-    const ctx: BridgeRequestContext = { signal: entry.ac.signal, id };
+    const ctx: BridgeRequestContext = {
+      cancellation: entry.cancel,
+      get signal() {
+        return entry.cancel.signal;
+      },
+      id,
+    };
     if (msg.deadline !== undefined) {
       const budget = msg.deadline;
       ctx.deadline = Date.now() + budget;
@@ -482,7 +499,7 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
         if (inflight.get(id) !== entry) return;
         inflight.delete(id);
         const e = new BridgeError('BRIDGE_TIMEOUT', `deadline of ${budget} ms passed before the handler finished`);
-        entry.ac.abort(e);
+        entry.cancel.abort(e);
         sendError(id, { code: e.code, message: e.message });
       }, budget);
     }
@@ -527,7 +544,7 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
     if (!entry) return; // already answered: the cancel crossed our response on the wire
     inflight.delete(id);
     clearTimeout(entry.timer);
-    entry.ac.abort(new BridgeError('BRIDGE_CANCELLED', 'request cancelled by the peer'));
+    entry.cancel.abort(new BridgeError('BRIDGE_CANCELLED', 'request cancelled by the peer'));
   }
 
   // ------------------------------------------------------------ client half
@@ -560,8 +577,8 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
       if (!isValidMethod(method)) return reject(new BridgeError('BRIDGE_BAD_ARGUMENT', `invalid method name ${JSON.stringify(String(method).slice(0, 64))}`));
       const deadlineMs = ropts.deadlineMs ?? defaultDeadlineMs;
       if (!isValidDeadline(deadlineMs)) return reject(new BridgeError('BRIDGE_BAD_ARGUMENT', `deadlineMs must be an integer in 1..${MAX_DEADLINE_MS}`));
-      const signal = ropts.signal;
-      if (signal?.aborted) return reject(new BridgeError('BRIDGE_CANCELLED', 'request cancelled before it was sent', { cause: signal.reason }));
+      const cancel = ropts.cancellation ?? (ropts.signal ? cancellationOf(ropts.signal) : undefined);
+      if (cancel?.aborted) return reject(new BridgeError('BRIDGE_CANCELLED', 'request cancelled before it was sent', { cause: cancel.reason }));
 
       const id = nextId++;
       let frame: Uint8Array;
@@ -580,15 +597,15 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
         // `state` may have changed since the request was made; re-read it.
         if (isOpen()) send({ t: 'cancel', id });
       };
-      const onAbort = () => abandon(new BridgeError('BRIDGE_CANCELLED', 'request cancelled by the caller', { cause: signal?.reason }));
+      const onAbort = () => abandon(new BridgeError('BRIDGE_CANCELLED', 'request cancelled by the caller', { cause: cancel?.reason }));
       const entry: Pending = {
         resolve,
         reject,
         timer: setTimeout(() => abandon(new BridgeError('BRIDGE_TIMEOUT', `no response to "${method}" within ${deadlineMs} ms`)), deadlineMs),
-        detach: () => signal?.removeEventListener('abort', onAbort),
+        detach: notAttached,
       };
       pending.set(id, entry);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (cancel) entry.detach = cancel.onAbort(onAbort);
       writeFrame(frame);
     });
   }

@@ -24,6 +24,7 @@ import { requestDigest } from '../../common/auth/request.js';
 import { testPrincipals } from '../../enclave/auth/test-helpers.js';
 import { createApprovalsGate } from '../../enclave/policy/approvals-gate.js';
 import { createDurableState } from '../../enclave/policy/durable.js';
+import { requestContext } from '../../common/bridge/test-helpers.js';
 
 const PINNED = 'arn:aws:kms:us-east-1:111122223333:key/00000000-0000-4000-8000-000000000001';
 const KEYRING_ID = randomUUID();
@@ -58,12 +59,12 @@ function enclave(gate: PolicyGate = createPolicyGate(compilePolicy(POLICY), { so
   const s = createEnclaveService({ nsm: createSimulatedNsm({ ca }), pool, policy: gate, kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS')), allowedKeyArns: [PINNED] } });
   services.push(s);
   // As the parent's boot does: the audit log opens first (no decision without it, docs/audit.md).
-  opened.set(s, s.handler('audit.open', jsonToCbor({}), { signal: new AbortController().signal, id: 0 }));
+  opened.set(s, s.handler('audit.open', jsonToCbor({}), requestContext(0)));
   return { s, gate };
 }
 const opened = new WeakMap<EnclaveService, Promise<unknown>>();
 
-const host = async (s: EnclaveService, method: string, params: unknown, signal = new AbortController().signal) => (await opened.get(s), cborToJson(await s.handler(method, jsonToCbor(params), { signal, id: 1 })) as Record<string, unknown>);
+const host = async (s: EnclaveService, method: string, params: unknown, signal = new AbortController().signal) => (await opened.get(s), cborToJson(await s.handler(method, jsonToCbor(params), requestContext(1, signal))) as Record<string, unknown>);
 const refusal = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a refusal'); }, (e: unknown) => e as { code: string; message: string });
 const tx = (to: string, value: number, data?: string) => ({ tx: { type: '0x2', chainId: '0x1', nonce: '0x0', gas: '0x5208', maxFeePerGas: '0x1', maxPriorityFeePerGas: '0x1', to, value: `0x${value.toString(16)}`, ...(data ? { data } : {}) } });
 
