@@ -10,8 +10,8 @@
  * They are OpenSSL's, through node:crypto, not @noble/hashes (what noble's
  * README sets): RFC 6979's HMAC-DRBG calls HMAC-SHA256 four times per
  * signature, and OpenSSL's one-shot HMAC takes half the time of the JS one,
- * about 10 µs (4 %) of every ECDSA signature on this machine; BIP340's tagged
- * hashes are SHA-256 too. The output cannot differ — SHA-256 is SHA-256 — and
+ * 2–10 µs (1–4 %) of every ECDSA signature on this machine (docs/performance.md,
+ * "Session 11"). The output cannot differ — SHA-256 is SHA-256 — and
  * secp.test.ts checks both functions against @noble/hashes and the RFC 4231
  * vectors, and primitive.test.ts every signature against @noble/curves.
  * Secret hygiene is unchanged: noble treats the DRBG's state the same
