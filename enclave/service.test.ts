@@ -221,11 +221,20 @@ describe('enclave service', () => {
     await opened.get(s);
     const params = jsonToCbor({ op: 'personal_sign', key, request: { message: 'hi' } });
     let made = 0;
-    const ctx = (id: number, cancellation: CancellationSource): BridgeRequestContext => ({
-      cancellation,
-      get signal() {
-        made++;
-        return cancellation.signal;
+    // The source as the bridge hands it over, counting every read of its on-demand AbortSignal.
+    const ctx = (id: number, source: CancellationSource): BridgeRequestContext => ({
+      cancellation: {
+        get aborted() {
+          return source.aborted;
+        },
+        get reason() {
+          return source.reason;
+        },
+        onAbort: (fn) => source.onAbort(fn),
+        get signal() {
+          made++;
+          return source.signal;
+        },
       },
       id,
     });

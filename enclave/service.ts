@@ -632,11 +632,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   const handler: BridgeHandler = async (method, params, ctx) => {
     const fn = Object.hasOwn(methods, method) ? methods[method] : undefined;
     if (!fn) throw new SignerError('METHOD_NOT_FOUND', `the enclave has no method ${JSON.stringify(method)}`);
-    // Named members, not a spread: spreading would read ctx.signal, which makes the AbortSignal
-    // the bridge only creates on demand (common/cancellation.ts).
-    const rc: RequestContext = { cancellation: ctx.cancellation, raw: params };
-    if (ctx.deadline !== undefined) rc.deadline = ctx.deadline;
-    return jsonToCbor((await fn(parseParams(params), rc)) as JsonLike);
+    return jsonToCbor((await fn(parseParams(params), { ...ctx, raw: params })) as JsonLike);
   };
 
   return {

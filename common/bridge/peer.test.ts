@@ -281,7 +281,7 @@ describe.each(transports)('bridge over %s', (_name, mkUri) => {
   it('a deadline expiry rejects with BRIDGE_TIMEOUT, sends cancel, and aborts the handler', async () => {
     const aborted = deferred<unknown>();
     const { srv } = await server(async (_m, _p, ctx) => {
-      ctx.signal.addEventListener('abort', () => aborted.resolve(ctx.signal.reason));
+      ctx.cancellation.signal.addEventListener('abort', () => aborted.resolve(ctx.cancellation.signal.reason));
       return new Promise<CborValue>(() => {}); // never answers on its own
     });
     const c = await client(srv.uri);
@@ -320,7 +320,7 @@ describe.each(transports)('bridge over %s', (_name, mkUri) => {
     let ctxSeen: BridgeRequestContext | undefined;
     const { srv } = await server(async (_m, _p, ctx) => {
       ctxSeen = ctx;
-      ctx.signal.addEventListener('abort', () => aborted.resolve(ctx.signal.reason));
+      ctx.cancellation.signal.addEventListener('abort', () => aborted.resolve(ctx.cancellation.signal.reason));
       return new Promise<CborValue>(() => {});
     });
     const r = await raw(srv.uri);
@@ -338,7 +338,7 @@ describe.each(transports)('bridge over %s', (_name, mkUri) => {
     const started = deferred();
     const aborted = deferred<unknown>();
     const { srv } = await server(async (_m, _p, ctx) => {
-      ctx.signal.addEventListener('abort', () => aborted.resolve(ctx.signal.reason));
+      ctx.cancellation.signal.addEventListener('abort', () => aborted.resolve(ctx.cancellation.signal.reason));
       started.resolve();
       return new Promise<CborValue>(() => {});
     });
@@ -370,8 +370,8 @@ describe.each(transports)('bridge over %s', (_name, mkUri) => {
     cancel.abort(new Error('user gave up'));
     expect((await rejection(p)).code).toBe('BRIDGE_CANCELLED');
     expect(((await heard.promise) as BridgeError).code).toBe('BRIDGE_CANCELLED');
-    expect(ctxSeen!.signal.aborted).toBe(true);
-    expect((ctxSeen!.signal.reason as BridgeError).code).toBe('BRIDGE_CANCELLED');
+    expect(ctxSeen!.cancellation.signal.aborted).toBe(true);
+    expect((ctxSeen!.cancellation.signal.reason as BridgeError).code).toBe('BRIDGE_CANCELLED');
     const done = new CancellationSource();
     done.abort();
     expect((await rejection(c.request('x', null, { cancellation: done }))).code).toBe('BRIDGE_CANCELLED');
@@ -382,7 +382,7 @@ describe.each(transports)('bridge over %s', (_name, mkUri) => {
     const finish = deferred();
     const { srv } = await server(async (method, _p, ctx) => {
       if (method === 'ping') return 'pong';
-      ctx.signal.addEventListener('abort', () => aborted.resolve());
+      ctx.cancellation.signal.addEventListener('abort', () => aborted.resolve());
       await finish.promise; // ignores the abort and answers anyway
       return 'should never reach the wire';
     });
@@ -408,7 +408,7 @@ describe.each(transports)('bridge over %s', (_name, mkUri) => {
     const started = deferred();
     const aborted = deferred<unknown>();
     const { srv } = await server(async (_m, _p, ctx) => {
-      ctx.signal.addEventListener('abort', () => aborted.resolve(ctx.signal.reason));
+      ctx.cancellation.signal.addEventListener('abort', () => aborted.resolve(ctx.cancellation.signal.reason));
       started.resolve();
       return new Promise<CborValue>(() => {});
     });

@@ -53,11 +53,10 @@ import {
 export interface BridgeRequestContext {
   /**
    * Cancelled when the peer cancels, the deadline passes, or the connection drops; `reason` is a
-   * BridgeError. The hot path's form (common/cancellation.ts: no EventTarget per request).
+   * BridgeError. No EventTarget per request (common/cancellation.ts); code that needs an
+   * AbortSignal reads `cancellation.signal`, which is made on first use.
    */
   readonly cancellation: Cancellation;
-  /** The same as an AbortSignal, for code that needs one; made on first access. */
-  readonly signal: AbortSignal;
   /** Absolute deadline on this side's clock (Date.now() ms), when the request carried one. */
   deadline?: number;
   /** The request id, for logs. */
@@ -485,13 +484,7 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
     const entry: InFlight = { cancel: new CancellationSource(), timer: undefined };
     inflight.set(id, entry);
     running++;
-    const ctx: BridgeRequestContext = {
-      cancellation: entry.cancel,
-      get signal() {
-        return entry.cancel.signal;
-      },
-      id,
-    };
+    const ctx: BridgeRequestContext = { cancellation: entry.cancel, id };
     if (msg.deadline !== undefined) {
       const budget = msg.deadline;
       ctx.deadline = Date.now() + budget;

@@ -4,5 +4,5 @@ import type { BridgeRequestContext } from './peer.js';
 
 /** Request `id`, cancelled when `signal` aborts; `deadline` is absolute (Date.now() ms). */
 export function requestContext(id: number, signal: AbortSignal = new AbortController().signal, deadline?: number): BridgeRequestContext {
-  return { cancellation: cancellationOf(signal), signal, id, ...(deadline === undefined ? {} : { deadline }) };
+  return { cancellation: cancellationOf(signal), id, ...(deadline === undefined ? {} : { deadline }) };
 }
