@@ -23,6 +23,7 @@ import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
 import { createKeyCache, DEFAULT_KEY_CACHE, type KeyCacheOptions } from './key-cache.js';
 import { unwrapKey } from './kms/wrapped-key.js';
+import { ChurnMap } from '../common/churn-map.js';
 import type { Intent } from './policy/intent.js';
 import { keyFacts, prepareOperation, type PreparedOperation } from './operations.js';
 
@@ -79,7 +80,8 @@ export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
   let keyring: { id: string; key: Uint8Array } | undefined;
   const cache = createKeyCache({ ...DEFAULT_KEY_CACHE, ...(config.keyCache ?? {}) });
   /** Jobs whose key authenticated and that wait for the enclave's decision. */
-  const pending = new Map<number, { prepared: PreparedOperation; deadline: number }>();
+  // A job comes and goes per signature: not a plain Map (common/churn-map.ts says why).
+  const pending = new ChurnMap<number, { prepared: PreparedOperation; deadline: number }>();
 
   const forget = (id: number): void => {
     const p = pending.get(id);

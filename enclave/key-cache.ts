@@ -22,6 +22,7 @@
 import { createHash } from 'node:crypto';
 import { wipe } from '../common/bytes.js';
 import type { KeyKind, SignerFacts } from '../common/protocol/enclave-api.js';
+import { ChurnMap } from '../common/churn-map.js';
 
 export interface KeyCacheOptions {
   /** Entries kept at most (least recently used goes first); 0 disables the cache. */
@@ -67,8 +68,9 @@ export interface KeyCache {
 export function createKeyCache(o: KeyCacheOptions): KeyCache {
   const now = o.now ?? Date.now;
   const enabled = o.maxEntries > 0 && o.ttlMs > 0;
-  // Map iteration order is insertion order: re-inserting on use makes the first entry the LRU.
-  const entries = new Map<string, Entry>();
+  // Insertion order: re-inserting on use makes the first entry the LRU. A ChurnMap, not a Map:
+  // every use re-inserts (common/churn-map.ts says why).
+  const entries = new ChurnMap<string, Entry>();
   const drop = (k: string, e: Entry) => {
     entries.delete(k);
     wipe(e.secret);
@@ -110,7 +112,7 @@ export function createKeyCache(o: KeyCacheOptions): KeyCache {
       if (old) drop(slot, old);
       entries.set(slot, e);
       while (entries.size > o.maxEntries) {
-        const [k, lru] = entries.entries().next().value as [string, Entry];
+        const [k, lru] = entries.first()!;
         drop(k, lru);
       }
       return e;

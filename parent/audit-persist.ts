@@ -22,6 +22,7 @@
  */
 import { parseRecord, parseRecordOnce, type ParsedRecord } from '../common/audit/record.js';
 import { isSignerError } from '../common/errors.js';
+import { ChurnMap } from '../common/churn-map.js';
 import { ParentError } from './errors.js';
 import type { Keystore } from './keystore.js';
 
@@ -131,7 +132,8 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
   const { keystore, log } = o;
   const waitMs = o.waitMs ?? 30_000;
   const gapFetchMs = o.gapFetchMs ?? 250;
-  const pending = new Map<number, Pending>();
+  // Records come and go with every answer: not a plain Map (common/churn-map.ts says why).
+  const pending = new ChurnMap<number, Pending>();
   let fetch: FetchRecords | undefined;
   let gapTimer: NodeJS.Timeout | undefined;
   let retryTimer: NodeJS.Timeout | undefined;

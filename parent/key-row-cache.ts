@@ -13,10 +13,13 @@
  * Bounded (least recently used out first), so a caller cycling through many keys costs memory
  * for `max` rows at most; each row is public data and ciphertext only.
  */
+import { ChurnMap } from '../common/churn-map.js';
+
 export const KEY_ROW_CACHE_ENTRIES = 4096;
 
 export class KeyRowCache<K extends { keyId: string }> {
-  readonly #rows = new Map<string, K>();
+  /** Re-inserted on every use: a ChurnMap, not a Map (common/churn-map.ts says why). */
+  readonly #rows = new ChurnMap<string, K>();
   readonly #max: number;
 
   constructor(max = KEY_ROW_CACHE_ENTRIES) {
@@ -41,6 +44,6 @@ export class KeyRowCache<K extends { keyId: string }> {
   put(k: K): void {
     this.#rows.delete(k.keyId);
     this.#rows.set(k.keyId, { ...k });
-    if (this.#rows.size > this.#max) this.#rows.delete(this.#rows.keys().next().value!);
+    if (this.#rows.size > this.#max) this.#rows.delete(this.#rows.first()![0]);
   }
 }

@@ -29,6 +29,7 @@ import type { CborValue } from '../cbor.js';
 import { jsonToCbor } from '../cbor-json.js';
 import { CancellationSource, cancellationOf, type Cancellation } from '../cancellation.js';
 import { isSignerError } from '../errors.js';
+import { ChurnMap } from '../churn-map.js';
 import { BridgeError, BridgeRemoteError, asBridgeError, type BridgeErrorCode } from './errors.js';
 import { createFrameReader, encodeFrame, resolveMaxFrameBytes, type BadFrame, type FrameEvent } from './frame.js';
 import {
@@ -263,8 +264,9 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
   let info: BridgePeerInfo | undefined;
   let closeReason: BridgeError | undefined;
   let nextId = 1;
-  const pending = new Map<number, Pending>();
-  const inflight = new Map<number, InFlight>();
+  // Not plain Maps: requests come and go thousands of times a second (common/churn-map.ts says why).
+  const pending = new ChurnMap<number, Pending>();
+  const inflight = new ChurnMap<number, InFlight>();
   let running = 0;
   let corked = false;
   let readPaused = false;
@@ -296,13 +298,20 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
     stream.uncork();
   }
 
-  /** Writes one frame. Frames written in the same tick go out in one syscall (cork/uncork). */
+  /**
+   * Writes one frame. Frames written in the same turn of the event loop go out in one syscall:
+   * the stream is corked at the first and uncorked in the turn's check phase (setImmediate),
+   * after the I/O callbacks that ran in it. Uncorking at the end of each callback (nextTick) wrote
+   * once per answer, because answers complete one per callback (a worker's message, a timer);
+   * at 64 clients that was a syscall and a wake-up of the other side per answer
+   * (docs/performance.md, "Session 12"). A lone frame still leaves in the turn it was written.
+   */
   function writeFrame(frame: Uint8Array): void {
     if (state === 'closed' || stream.destroyed || !stream.writable) return;
     if (!corked) {
       corked = true;
       stream.cork();
-      process.nextTick(uncork);
+      setImmediate(uncork);
     }
     stream.write(frame);
     // Flow control for the serving side: a peer that sends requests but does
