@@ -14,6 +14,7 @@ import { evaluate, recordReservation, windowReservation, type Decision, type Win
 import type { Intent, PolicyOp } from './intent.js';
 import { policyHash } from './policy-hash.js';
 import { checkWindowState, emptyWindowState, type WindowState } from './windows.js';
+import { ChurnMap } from '../../common/churn-map.js';
 
 /** Where the policy came from: reported in the log and in `signer_status`. */
 export type PolicySource = 'image' | 'file' | 'dev-default';
@@ -64,8 +65,11 @@ export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions
   const deny = new Set(opts.denyOps ?? []);
   const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
   let committed: WindowState = emptyWindowState();
-  /** Tickets in flight, each with the window reservation it holds (undefined: its rule has no window). */
-  const open = new Map<Ticket, WindowReservation | undefined>();
+  /**
+   * Tickets in flight, each with the window reservation it holds (undefined: its rule has no
+   * window). One in and out per signature: a ChurnMap, not a Map (common/churn-map.ts says why).
+   */
+  const open = new ChurnMap<Ticket, WindowReservation | undefined>();
   // In-flight window reservations by rule and key: a decision adds the ones of its own rule and
   // key to the committed usage (evaluate.ts windowMismatch) instead of replaying every
   // reservation into a copy of the state (that cost ~0.4 µs per request in flight, per decision).
