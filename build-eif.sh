@@ -232,7 +232,8 @@ chmod 0644 "$STAGE/rootfs/app/policy.json"
 echo "  /app/policy.json: policy sha256 $POLICY_HASH (signer_status policy.hash)"
 INPUTS+=(--input "policy-sha256=$POLICY_HASH")
 # Production defaults: hardware NSM (refuses to start without /dev/nsm), bridge on vsock 5000, KMS pipe at the parent (CID 3) port 8000.
-printf '%s\n' /bin/node /app/enclave.mjs --listen vsock://4294967295:5000 --nsm auto --kms-pipe vsock://3:8000 > "$STAGE/cmd"
+# V8 options between node and the program: enclave/node-flags.ts says why (dockerfile.test.ts checks they match).
+printf '%s\n' /bin/node --min-semi-space-size=16 /app/enclave.mjs --listen vsock://4294967295:5000 --nsm auto --kms-pipe vsock://3:8000 > "$STAGE/cmd"
 # HOME: there is no /etc/passwd, and libraries such as the AWS SDK call os.homedir().
 printf '%s\n' PATH=/bin HOME=/ NODE_ENV=production ENCLAVE_SIGNER_NATIVE_ADDON=/app/native/enclave_native.node > "$STAGE/env"
 if [[ $(id -u) == 0 ]] && command -v chroot >/dev/null; then

@@ -53,6 +53,7 @@ import { httpClient, load, sleep, startStack, stats, type LoadResult, type Stats
 import { measureAuditCost } from './e2e-audit-cost.js';
 import { measurePolicyCost } from './e2e-policy-cost.js';
 import { measurePrimitives } from './primitives.js';
+import { ENCLAVE_NODE_FLAGS } from '../enclave/node-flags.js';
 
 
 /** Raw in-process signing (@noble/secp256k1 v3, the hot path's primitive) of the same kind of digest, one thread. */
@@ -122,7 +123,7 @@ interface ColdStart {
 
 /**
  * Time from process start to bridge listening and to the first attest/status answers (simulated
- * NSM, unix bridge) of the program `args` starts; its first argument after node is the program.
+ * NSM, unix bridge) of the program `args` starts; node's options (if any), then the program.
  * `sock` is the bridge socket it was told to listen on.
  */
 async function coldStart(args: (sock: string) => string[], sock: string): Promise<ColdStart> {
@@ -174,7 +175,8 @@ async function imageCommand(dir: string, ca: string): Promise<(sock: string) => 
   await runImageBundle(worker!, join(app, 'worker.mjs'));
   writeFileSync(join(app, 'enclave-config.json'), JSON.stringify(enclaveConfigFor([COLD_ARN])));
   writeFileSync(join(app, 'policy.json'), JSON.stringify({ policyVersion: 1, name: 'cold-start', rules: [{ id: 'all', effect: 'allow' }] }));
-  return (sock) => [join(app, 'enclave.mjs'), `unix:${sock}`, `unix:${join(dir, 'no-pipe.sock')}`, ca, join(app, 'enclave-config.json'), join(app, 'policy.json')];
+  // node's options as in the image's cmd (enclave/node-flags.ts), then the program.
+  return (sock) => [...ENCLAVE_NODE_FLAGS, join(app, 'enclave.mjs'), `unix:${sock}`, `unix:${join(dir, 'no-pipe.sock')}`, ca, join(app, 'enclave-config.json'), join(app, 'policy.json')];
 }
 
 function coldSummary(runs: ColdStart[]) {

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { commands, scriptLines, shellWords } from './shell-script.js';
+import { ENCLAVE_NODE_FLAGS } from '../enclave/node-flags.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const read = (p: string) => readFileSync(ROOT + p, 'utf8');
@@ -281,7 +282,8 @@ describe('Dockerfile.enclave', () => {
     expect([...f.esbuild.keys()].sort()).toEqual(['enclave/image-main.ts', 'enclave/worker.ts']);
     expect(f.esbuild.get('enclave/image-main.ts')).toContain('--outfile=/app/enclave.mjs');
     expect(f.esbuild.get('enclave/worker.ts')).toContain('--outfile=/app/worker.mjs');
-    expect(f.cmd.slice(0, 2)).toEqual(['/bin/node', '/app/enclave.mjs']);
+    // node, the V8 options the enclave runs with (enclave/node-flags.ts, also used by the dev stack), the program.
+    expect(f.cmd.slice(0, 2 + ENCLAVE_NODE_FLAGS.length)).toEqual(['/bin/node', ...ENCLAVE_NODE_FLAGS, '/app/enclave.mjs']);
     expect(f.env[0]).toBe('PATH=/bin');
     expect(f.addonDir).toBe('/app/native/');
   });

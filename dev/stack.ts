@@ -23,6 +23,7 @@ import { SignerError } from '../common/errors.js';
 import { loadOrCreateDevCa, type DevCa } from './ca/index.js';
 import { superviseProcess } from './supervise.js';
 import { DEV_ACCESS_KEY_ID, DEV_SECRET_ACCESS_KEY, startKmsEmulator, type KmsEmulator } from './kms-emulator/index.js';
+import { ENCLAVE_NODE_FLAGS } from '../enclave/node-flags.js';
 import { simulatedImagePcrs } from '../enclave/nsm/simulated.js';
 import { startKmsPipe, type KmsPipe } from '../parent/kms-pipe.js';
 
@@ -185,7 +186,8 @@ export function superviseEnclave(args: string[], uri: string, log: (l: string) =
   const prof = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
   const p = superviseProcess({
     name: 'enclave',
-    spawn: () => spawn(process.execPath, [...prof, bin, 'enclave', ...args], { stdio: ['ignore', 'inherit', 'pipe'] }),
+    // With the image's V8 options (enclave/node-flags.ts), so the dev enclave's collector behaves as the image's.
+    spawn: () => spawn(process.execPath, [...ENCLAVE_NODE_FLAGS, ...prof, bin, 'enclave', ...args], { stdio: ['ignore', 'inherit', 'pipe'] }),
     line: (l) => log(l.replace(/^\[enclave\] /, 'enclave: ')),
     log,
     stopGraceMs: 3000,

@@ -44,6 +44,7 @@ import {
 } from './appliance-assets.js';
 import type { ApplianceConfig, ApplianceResult, RttStats } from './guest/appliance-harness.js';
 import { REPO_ROOT, VM_CACHE, bootGuest, vmAssets, type BootResult, type VmAssets } from './harness.js';
+import { ENCLAVE_NODE_FLAGS } from '../../enclave/node-flags.js';
 
 const work = join(VM_CACHE, `appliance-${process.pid}`);
 const PROGRESS = 'APPLIANCE-PROGRESS ';
@@ -183,12 +184,12 @@ describe('the appliance in a QEMU guest, booted from the real EIF', () => {
     expect(r.cmk).toBe(VM_CMK_ARN);
     // The image's own entry, started by its cmd unchanged: past its configuration, it refuses to run without /dev/nsm.
     expect(r.imageCmd).toEqual(facts.cmd);
-    expect(facts.cmd.slice(0, 2)).toEqual(['/bin/node', '/app/enclave.mjs']);
+    expect(facts.cmd.slice(0, 2 + ENCLAVE_NODE_FLAGS.length)).toEqual(['/bin/node', ...ENCLAVE_NODE_FLAGS, '/app/enclave.mjs']);
     expect(r.imageEntry?.code, r.imageEntry?.lines.join('\n')).toBe(1);
     expect(r.imageEntry?.lines.join('\n')).toMatch(/refusing to start: NSM_UNAVAILABLE/);
     expect(r.imageEntry?.lines.join('\n')).not.toMatch(/ENCLAVE_CONFIG/);
     // The appliance's enclave: the dev command (simulated NSM) with the image's cmd flags and its measured configuration.
-    expect(r.enclaveArgv.slice(0, 2)).toEqual(['/bin/node', '/vmtest/enclave-dev.mjs']);
+    expect(r.enclaveArgv.slice(0, 2 + ENCLAVE_NODE_FLAGS.length)).toEqual(['/bin/node', ...ENCLAVE_NODE_FLAGS, '/vmtest/enclave-dev.mjs']);
     const flag = (f: string) => r.enclaveArgv[r.enclaveArgv.indexOf(f) + 1];
     expect(flag('--listen')).toBe('vsock://4294967295:5000');
     expect(flag('--nsm')).toBe('simulated');

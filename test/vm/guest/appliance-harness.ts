@@ -15,7 +15,7 @@
  *                                                                      the image's node, addon and measured
  *                                                                      /app/enclave-config.json)
  *
- * The image's own entry (/bin/node /app/enclave.mjs, its cmd unchanged) is run
+ * The image's own entry (/bin/node, its V8 options, /app/enclave.mjs: its cmd unchanged) is run
  * first: it reads the pinned CMK from its measured configuration and refuses
  * to start without the hardware NSM, which the guest does not have.
  *
@@ -396,7 +396,14 @@ async function main(): Promise<ApplianceResult> {
     mark('imageEntry', `exit ${exit.code ?? exit.signal}`);
 
     // The appliance's enclave: the dev command (simulated NSM) with the image's cmd flags and its measured configuration.
-    const devEnclave = (flags: [string, string][]) => ['/bin/node', '/vmtest/enclave-dev.mjs', ...withFlags(imageCmd.slice(2), [...flags, ['--enclave-config', '/app/enclave-config.json']])];
+    // The image's cmd is /bin/node, node's options, /app/enclave.mjs, the program's flags: the dev program
+    // runs with the same node options and the same program flags.
+    const program = imageCmd.indexOf('/app/enclave.mjs');
+    const devEnclave = (flags: [string, string][]) => [
+      ...imageCmd.slice(0, program),
+      '/vmtest/enclave-dev.mjs',
+      ...withFlags(imageCmd.slice(program + 1), [...flags, ['--enclave-config', '/app/enclave-config.json']]),
+    ];
     const argvA = devEnclave([['--listen', 'vsock://4294967295:5000'], ...common]);
     result.enclaveArgv = argvA;
     let enclaveA = spawnEnclave('enclave', argvA, imageEnv);
