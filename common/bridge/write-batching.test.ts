@@ -56,8 +56,15 @@ afterEach(() => {
 describe('bridge writes', () => {
   it('answers completed in separate callbacks of one event-loop turn leave in one write', async () => {
     const [enclaveSide, parentSide] = streamPair();
-    // Each answer completes in its own timer callback; the eight timers expire in the same turn.
-    const handler = (_method: string, params: CborValue) => new Promise<CborValue>((r) => setTimeout(() => r(params), 5));
+    // Each answer completes in its own timer callback, and the eight timers expire in the same turn:
+    // they are set together, in one synchronous loop (one loop time, one expiry), once all eight
+    // requests are being handled (however the requests were split across reads).
+    const waiting: (() => void)[] = [];
+    const handler = (_method: string, params: CborValue) =>
+      new Promise<CborValue>((r) => {
+        waiting.push(() => r(params));
+        if (waiting.length === 8) for (const done of waiting.splice(0)) setTimeout(done, 1);
+      });
     const enclave = createBridgePeer(enclaveSide.stream, { role: 'enclave', handler });
     const parent = createBridgePeer(parentSide.stream, { role: 'parent' });
     peers.push(enclave, parent);
