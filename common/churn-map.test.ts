@@ -1,8 +1,8 @@
 /**
  * ChurnMap: a Map's behaviour (order included) across renewals, snapshot
- * iteration, and the reason it exists — with a plain Map as the control, in
- * the same process: once a Map's table is in the old generation, entries it
- * deleted stay alive (and get promoted) until a full collection.
+ * iteration, and the reason it exists — with a plain Map as the control, each
+ * in a fresh child process: once a Map's table is in the old generation,
+ * entries it deleted stay alive (and get promoted) until a full collection.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';

@@ -10,9 +10,9 @@
  * back only as objects survive, which the request path now rarely does
  * (common/churn-map.ts). So after every idle moment the enclave ran a burst with
  * a 1 MB young generation: three times the scavenges, each with the same
- * survivors to copy. A floor of 16 MB (V8's own ceiling on 64-bit) keeps it
- * sized for load; it applies to the signing workers too. Measured on two vCPUs,
- * 64 IPC clients, 3.5 s bursts alternated with other stacks' bursts
+ * survivors to copy. A floor of 16 MB (the size it grows to under load here:
+ * ~13.5 MB allocated between scavenges) keeps it sized for load; it applies to
+ * the signing workers too. Measured on two vCPUs, 64 IPC clients, 3.5 s bursts alternated with other stacks' bursts
  * (docs/performance.md, "Session 12"): the longer the idle gap before a burst,
  * the larger the gain — ~7–10 s gaps: +3.6 to +7.5 % signatures/s and the main
  * thread's CPU per signature −9 to −11 %, every round; ~3.5 s gaps: +0.9 %
