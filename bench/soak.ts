@@ -148,6 +148,12 @@ interface Fleet {
   auditCommand: string;
   /** Stops `enclave-signer dev` (every parent and enclave with it); PostgreSQL stays up for the audit. */
   stopDev(): Promise<void>;
+  /**
+   * The dev processes' log lines that explain an error (the parent's "rpc: … internal error: <name>",
+   * the audit persister's lines), the last 400: printed when the soak saw an unexpected error, which
+   * otherwise reaches the client only as -32603 "internal error".
+   */
+  diagnostics(): string[];
 }
 
 function rssMb(pid: number | undefined): number | null {
@@ -197,7 +203,15 @@ async function startFleet(n: number, dir: string, policyFile: string): Promise<F
   let stdout = '';
   let stderrTail = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));
-  child.stderr!.setEncoding('utf8').on('data', (s: string) => (stderrTail = (stderrTail + s).slice(-8000)));
+  const diagnostics: string[] = [];
+  let partial = '';
+  child.stderr!.setEncoding('utf8').on('data', (s: string) => {
+    stderrTail = (stderrTail + s).slice(-8000);
+    const lines = (partial + s).split('\n');
+    partial = lines.pop()!.slice(-4000);
+    for (const l of lines) if (/internal error|\baudit: |\bwarn|\berror\b/i.test(l)) diagnostics.push(l.slice(0, 1000));
+    if (diagnostics.length > 400) diagnostics.splice(0, diagnostics.length - 400);
+  });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const stopDev = onCleanup('enclave-signer dev', async () => {
     if (child.exitCode !== null || child.signalCode !== null) return;
@@ -250,6 +264,7 @@ async function startFleet(n: number, dir: string, policyFile: string): Promise<F
       ? 'enclave-signer audit verify --keystore postgres://… --instance-id <i> --root <data>/dev-ca/root.pem --json'
       : 'enclave-signer audit verify --keystore <data>/keystore.sqlite --root <data>/dev-ca/root.pem --json',
     stopDev,
+    diagnostics: () => diagnostics,
   };
 }
 
@@ -756,7 +771,10 @@ async function main(): Promise<void> {
     const rss = p.instances.map((x) => `${instances.length > 1 ? `[${x.instance}] ` : ''}parent ${x.parentRssMb} enclave ${x.enclaveRssMb}`).join(', ');
     process.stderr.write(`  t=${p.fromS}s  ${p.perSecond}/s  p50 ${p.p50Ms} p99 ${p.p99Ms} p99.9 ${p.p999Ms} ms  rss MB ${rss}${'devRssMb' in p ? `, dev ${p.devRssMb}` : ''}\n`);
   }
-  if (unexpectedTotal) process.stderr.write(`unexpected: ${JSON.stringify(result.errors.unexpected, null, 2)}\n`);
+  if (unexpectedTotal) {
+    process.stderr.write(`unexpected: ${JSON.stringify(result.errors.unexpected, null, 2)}\n`);
+    process.stderr.write(`the dev processes' diagnostic log lines (last ${fleet.diagnostics().length}):\n${fleet.diagnostics().map((l) => `  ${l}`).join('\n')}\n`);
+  }
   process.stderr.write(`wrote ${OUT}\n`);
   if (argv.check && !result.pass) process.exitCode = 1;
 }

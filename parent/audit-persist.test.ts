@@ -103,6 +103,47 @@ describe('audit persistence', () => {
     await ks.close();
   });
 
+  it('a key change whose record was fetched back and is being written when its answer arrives still runs (the key is stored, its result returned)', async () => {
+    // The soak's "signer_createKey: internal error": the answer to key.create waited on the fleet's
+    // sealed-state store past gapFetchMs, its record was fetched back and batched as a plain record,
+    // and the answer attached to it while that batch was being written. The batch's completion
+    // settled the request without running the change: no key stored, and `undefined` returned.
+    const path = join(dir, 'fetched-change.db');
+    const ks = await openKeystore(path);
+    const log = await AuditLog.open({ nsm });
+    await ks.appendAuditRecords([log.handover.bytes]);
+    let writing!: () => void;
+    const started = new Promise<void>((r) => (writing = r));
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    const store = {
+      ...ks,
+      appendAuditRecords: async (r: readonly Uint8Array[]) => {
+        writing();
+        await held;
+        return ks.appendAuditRecords(r);
+      },
+    };
+    const p = createAuditPersister({ keystore: store, log: () => {}, gapFetchMs: 10 });
+    const created = log.append({ kind: 'key.create', decision: 'done', principal: 'host', op: 'key.create', keyId: 'k1' }).bytes;
+    const later = p.persist([sign(log, 2)]);
+    p.setFetch(async (from) => (from === 1 ? [created] : []));
+    await started; // the fetched record and seq 2 are in the write now
+    let ran = 0;
+    const key = p.persist([created], async (recs) => {
+      ran++;
+      await ks.appendAuditRecords(recs);
+      return 'stored';
+    });
+    release();
+    expect(await key).toBe('stored');
+    await later;
+    expect(ran).toBe(1);
+    expect(await seqs(path)).toEqual([0, 1, 2]);
+    p.close();
+    await ks.close();
+  });
+
   describe('group commit', () => {
     const turn = () => new Promise<void>((r) => setImmediate(r));
     /** A real keystore that records how many records each audit transaction carried. */

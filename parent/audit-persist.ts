@@ -249,7 +249,17 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
         failed(batch, e);
         return false;
       }
+      // A key change can join a record while its batch is being written: its answer arrived after
+      // the record was fetched back from the enclave (the answer waited on something else, such as
+      // the fleet's sealed-state store). The record is durable now; the change still has to run.
+      const joined: Array<{ entry: Entry; bytes: Uint8Array }> = [];
+      for (const [, p] of batch) {
+        if (p.entry?.change === undefined) continue;
+        joined.push({ entry: p.entry, bytes: p.bytes });
+        p.entry = undefined;
+      }
       done(batch);
+      for (const j of joined) await runLateChange(j.entry, j.bytes);
       if (changed) {
         const [, p] = changed;
         const entry = p.entry;
@@ -268,6 +278,21 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
     }
     scheduleGapFetch();
     return true;
+  }
+
+  /**
+   * Runs a key change whose record is durable already (the change's own append of it is
+   * idempotent). If it fails, only its request fails: the record stays, as a decision that did
+   * not take effect (as when the change fails in the late path of `persist`).
+   */
+  async function runLateChange(entry: Entry, bytes: Uint8Array): Promise<void> {
+    try {
+      entry.result = await entry.change!([bytes]);
+    } catch (e) {
+      settle(entry, refusal(entry, `the key change could not be stored with its audit record, so the result is withheld: ${(e as Error)?.message ?? String(e)}`, e));
+      return;
+    }
+    settle(entry);
   }
 
   function done(items: Array<[number, Pending]>): void {

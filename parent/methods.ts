@@ -241,7 +241,9 @@ const createKey: Method = async (params, ctx) => {
   await ctx.gate.sealed.store(rec.keyringId, sealed);
   // The key and its audit record in one transaction: both are stored, or neither (and the client gets an error).
   const stored = await ctx.gate.audit.persist(records, (recs) => ctx.keystore.putKey(rec, label, recs));
-  return publicKeyInfo(stored!);
+  // The persister resolves with the change's result; without one the key was not stored, so nothing is reported as made.
+  if (stored === undefined) throw new ParentError('PARENT_AUDIT_UNAVAILABLE', `key ${rec.keyId} was not stored with its audit record, so it was not made; retry`);
+  return publicKeyInfo(stored);
 };
 
 const listKeys: Method = async (params, ctx) => {
