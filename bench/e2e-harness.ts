@@ -49,13 +49,15 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(dataDir: string, opts: { profileDir?: string | undefined; policy?: string | undefined } = {}): Promise<Stack> {
+export async function startStack(dataDir: string, opts: { profileDir?: string | undefined; policy?: string | undefined; enclaveNode?: string | undefined } = {}): Promise<Stack> {
   const bin = join(repoRoot(), 'bin', 'enclave-signer.js');
   // --profile DIR: V8 CPU profiles of the dev process, the enclave and its signing workers (one file per thread).
   const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [];
   // --policy FILE: the enclave runs that policy instead of the permissive dev policy.
   const policy = opts.policy ? ['--policy', opts.policy] : [];
-  const child = spawn(process.execPath, [...prof, bin, 'dev', '--data-dir', dataDir, '--json', ...policy], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // --enclave-node: the enclave on another node binary (the image's pinned Node 22), the parent on this one.
+  const enclaveNode = opts.enclaveNode ? ['--enclave-node', opts.enclaveNode] : [];
+  const child = spawn(process.execPath, [...prof, bin, 'dev', '--data-dir', dataDir, '--json', ...policy, ...enclaveNode], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let tail = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));

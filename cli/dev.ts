@@ -5,6 +5,7 @@
  * (`startDevAppliance`); this file is its command line.
  */
 import { startDevAppliance, type DevApplianceConfig } from '../dev/appliance.js';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadPolicyFile } from '../enclave/policy/load.js';
 import { parseArgs } from './args.js';
@@ -38,6 +39,9 @@ Options:
   --instances N    run N instances (1..16), each its own parent and enclave process, sharing the
                    KMS emulator, the dev CA and the keystore (needs --keystore postgres://…);
                    instance i's socket is <socket>.<i> (docs/scale-out.md)
+  --enclave-node PATH
+                   run the enclave process on this node binary (default: the one running dev),
+                   e.g. the pinned Node 22 the image ships (build/runtime; docs/performance.md)
   --json           print the endpoints as one JSON line once ready (for scripts)
   -h, --help       this help
 `;
@@ -53,6 +57,7 @@ const SPEC = {
   downstream: { type: 'string' },
   keystore: { type: 'string' },
   instances: { type: 'string' },
+  'enclave-node': { type: 'string' },
 } as const;
 
 export async function dev(argv: string[], io: Io): Promise<number> {
@@ -79,6 +84,11 @@ export async function dev(argv: string[], io: Io): Promise<number> {
       config.policy = resolve(a.flags.policy);
     }
     if (a.flags.downstream !== undefined) config.downstream = a.flags.downstream;
+    if (a.flags['enclave-node'] !== undefined) {
+      const node = resolve(a.flags['enclave-node']);
+      if (!existsSync(node)) throw new UsageError(`--enclave-node: no such file: ${node}`);
+      config.enclaveNode = node;
+    }
     if (a.flags.keystore !== undefined) config.keystore = /^postgres(ql)?:\/\//i.test(a.flags.keystore) ? a.flags.keystore : resolve(a.flags.keystore.replace(/^sqlite:/, ''));
     if (a.flags.instances !== undefined) {
       const n = a.flags.instances;

@@ -110,6 +110,14 @@ describe('enclave-signer (top level)', () => {
   });
 });
 
+describe('dev', () => {
+  it('--enclave-node names a file that does not exist: usage error (exit 2), nothing started', async () => {
+    const r = await run(['dev', '--data-dir', join(dir, 'never'), '--enclave-node', join(dir, 'no-such-node')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--enclave-node: no such file: ${join(dir, 'no-such-node')}`);
+  });
+});
+
 describe('attest verify', () => {
   for (const f of valid) {
     const debug = f.sidecar.debug_mode_pcrs_zero;

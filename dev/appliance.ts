@@ -33,6 +33,11 @@ export interface DevApplianceConfig {
    * is `<socket>.<i>`. Default 1 (the socket as given).
    */
   instances?: number;
+  /**
+   * The node binary the enclave process runs on; default this process's. The image ships the
+   * pinned Node 22 of build/runtime, which `bench:e2e` uses for the enclave when it is installed.
+   */
+  enclaveNode?: string;
   /** The dev stack's own lines. */
   log: (line: string) => void;
   /** The parent's lines. */
@@ -78,7 +83,12 @@ export async function startDevAppliance(config: DevApplianceConfig): Promise<Run
   if (n > 1 && !/^postgres(ql)?:\/\//i.test(config.keystore ?? '')) {
     throw new SignerError('DEV_START_FAILED', 'several instances need a keystore they can share: --keystore postgres://…', { hint: 'docs/scale-out.md' });
   }
-  const infra = await startDevInfra(dataDir, config.log, { denyOps: config.denyOps ?? [], ...(config.policy ? { policy: config.policy } : {}), instances: n });
+  const infra = await startDevInfra(dataDir, config.log, {
+    denyOps: config.denyOps ?? [],
+    ...(config.policy ? { policy: config.policy } : {}),
+    ...(config.enclaveNode ? { enclaveNode: config.enclaveNode } : {}),
+    instances: n,
+  });
   if (n > 1 && config.http) throw new SignerError('DEV_START_FAILED', '--http is not served with several instances: use their sockets');
   if (n > 1) return startSeveral(infra, config, n);
   let parent: RunningParent;
