@@ -29,6 +29,9 @@
  * as in production; the parent and the load client on this node (an operator's host Node).
  * `--signing-node host` runs everything on this node; `--signing-node PATH` on another binary.
  *
+ * Rounds: each point is `--rounds R` (default 4) alternated pairs of seconds/R per side; the
+ * ratio and the added p50 are the medians of the rounds', so one noisy second moves one round.
+ *
  * Steady state: before a transport's points, the appliance and the hot wallet each get the same
  * warm-up (`--steady-seconds S`, default 4: S seconds at 64 clients, 2·S at 1), so that both are
  * measured as long-running processes, not while V8 is still optimizing their request paths.
@@ -212,9 +215,35 @@ function coldSummary(runs: ColdStart[]) {
   return { runs, medianListeningMs: median(runs.map((c) => c.listeningMs)), medianFirstAttestMs: median(runs.map((c) => c.firstAttestMs)), medianFirstStatusMs: median(runs.map((c) => c.firstStatusMs)) };
 }
 
+/**
+ * One side of a point from its rounds: counts and time summed, CPU per request weighted by
+ * requests, latency percentiles the median of the rounds' (the rounds' samples are not kept).
+ */
+function mergeRounds(rs: LoadResult[]): LoadResult {
+  const n = rs.reduce((x, r) => x + r.n, 0);
+  const seconds = rs.reduce((x, r) => x + r.seconds, 0);
+  const cpuMsPerOp: Record<string, number> = {};
+  for (const k of Object.keys(rs[0]!.cpuMsPerOp)) cpuMsPerOp[k] = +(rs.reduce((x, r) => x + (r.cpuMsPerOp[k] ?? 0) * r.n, 0) / Math.max(1, n)).toFixed(4);
+  return {
+    ...rs[0]!,
+    n,
+    seconds: +seconds.toFixed(3),
+    opsPerSec: +(n / seconds).toFixed(1),
+    meanMs: +(rs.reduce((x, r) => x + r.meanMs * r.n, 0) / Math.max(1, n)).toFixed(3),
+    p50Ms: median(rs.map((r) => r.p50Ms)),
+    p90Ms: median(rs.map((r) => r.p90Ms)),
+    p99Ms: median(rs.map((r) => r.p99Ms)),
+    maxMs: Math.max(...rs.map((r) => r.maxMs)),
+    errors: rs.reduce((x, r) => x + r.errors, 0),
+    cpuMsPerOp,
+  };
+}
+
+/** The median (the mean of the middle two for an even count). */
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : +((s[m - 1]! + s[m]!) / 2).toFixed(3);
 }
 
 const OPTIONS = {
@@ -243,6 +272,8 @@ const OPTIONS = {
   'audit-cost-latency-seconds': { type: 'string', default: '2' },
   // The node of the signing processes: `pinned` (default: build/runtime's Node 22 when installed, else this node), `host`, or a path.
   'signing-node': { type: 'string', default: 'pinned' },
+  // Alternated rounds per point (each side runs seconds / rounds per round); default 4 (2 with --quick).
+  rounds: { type: 'string' },
   // Seconds of steady-state warm-up per transport (at 64 clients; twice as long at 1), for the appliance and the hot wallet.
   'steady-seconds': { type: 'string' },
   // Internal: measure the raw primitive in this process and print it as JSON (run on the signing node).
@@ -351,6 +382,8 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
   const levels = values.levels.split(',').map(Number).filter((n) => Number.isInteger(n) && n >= 1 && n <= 256);
   const transports = values.transports.split(',').filter((t): t is 'http' | 'ipc' => t === 'http' || t === 'ipc');
   const warmup = quick ? 500 : 1_500;
+  // Each point: `rounds` alternated pairs of `seconds / rounds` each.
+  const rounds = Math.min(10, Math.max(1, Math.round(Number(values.rounds ?? (quick ? 2 : 4)) || 1)));
 
   const signing = signingNode(values['signing-node']);
   process.stderr.write(`signing processes (enclave, hot wallet, raw primitive) on node ${signing.version} (${signing.why}); parent and client on ${process.version}\n`);
@@ -420,18 +453,25 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
       }
       for (const [li, concurrency] of levels.entries()) {
         const params = (i: number) => ({ keyId: key.keyId, digest: digestHex(i) });
-        const runHot = () => load({ transport, socket: transport === 'ipc' ? hot.ipc : hot.http, pids: { hot: hot.pid }, warmup, concurrency, method: 'signer_signDigest', params, seconds, maxRequests });
-        const runAppliance = () => load({ transport, socket: stack.socket, pids: appliancePids, warmup, concurrency, method: 'signer_signDigest', params, seconds, maxRequests });
-        // Alternated, and which goes first alternates too: load from other processes comes and goes.
-        let h: LoadResult;
-        let a: LoadResult;
-        if (li % 2 === 0) {
-          h = await runHot();
-          a = await runAppliance();
-        } else {
-          a = await runAppliance();
-          h = await runHot();
+        const runHot = () => load({ transport, socket: transport === 'ipc' ? hot.ipc : hot.http, pids: { hot: hot.pid }, warmup, concurrency, method: 'signer_signDigest', params, seconds: seconds / rounds, maxRequests: Math.ceil(maxRequests / rounds) });
+        const runAppliance = () => load({ transport, socket: stack.socket, pids: appliancePids, warmup, concurrency, method: 'signer_signDigest', params, seconds: seconds / rounds, maxRequests: Math.ceil(maxRequests / rounds) });
+        // Alternated in short rounds, and which goes first alternates too: load from other processes
+        // comes and goes, so the ratio is taken round by round (the median is reported).
+        const hs: LoadResult[] = [];
+        const as: LoadResult[] = [];
+        for (let r = 0; r < rounds; r++) {
+          if ((li + r) % 2 === 0) {
+            hs.push(await runHot());
+            as.push(await runAppliance());
+          } else {
+            as.push(await runAppliance());
+            hs.push(await runHot());
+          }
         }
+        const h = mergeRounds(hs);
+        const a = mergeRounds(as);
+        const ratioRounds = as.map((x, r) => +(x.opsPerSec / hs[r]!.opsPerSec).toFixed(3));
+        const addedP50Rounds = as.map((x, r) => +(x.p50Ms - hs[r]!.p50Ms).toFixed(3));
         const c = a.cpuMsPerOp;
         const enclaveCpu = +((c.enclaveMain ?? 0) + (c.enclaveOthers ?? 0)).toFixed(4);
         const parentCpu = +((c.parentMain ?? 0) + (c.parentOthers ?? 0)).toFixed(4);
@@ -441,8 +481,9 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
           concurrency,
           appliance: a,
           hotWallet: h,
-          ratio: +(a.opsPerSec / h.opsPerSec).toFixed(3),
-          addedP50Ms: +(a.p50Ms - h.p50Ms).toFixed(3),
+          ratio: median(ratioRounds),
+          addedP50Ms: median(addedP50Rounds),
+          rounds: { ratio: ratioRounds, addedP50Ms: addedP50Rounds },
           cpuMsPerSignature: { enclave: enclaveCpu, enclaveMain: c.enclaveMain, enclaveWorkersAndOther: c.enclaveOthers, parent: parentCpu, parentMain: c.parentMain, hotWallet: hotCpu, rawPrimitive: raw.cpuMsPerOp },
           enclaveCpuOverRaw: +(enclaveCpu / raw.cpuMsPerOp).toFixed(3),
         };
@@ -471,6 +512,7 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
         op: 'signer_signDigest, secp256k1 key, 32-byte digest',
         enclaveWorkers: workers,
         secondsPerPoint: seconds,
+        roundsPerPoint: `${rounds} alternated pairs of ${+(seconds / rounds).toFixed(3)} s (who goes first alternates); ratio and added p50 are the medians of the rounds' (rounds.ratio, rounds.addedP50Ms), ops/s and CPU are over all rounds, latency percentiles the median of the rounds'`,
         steadyStateWarmup: 'per transport, before its points, for the appliance and the hot wallet alike: --steady-seconds S (default 4; 1 with --quick) at 64 clients, then 2·S at 1 client',
       },
       coldStart: cold,
