@@ -67,6 +67,7 @@ import { measureAuditCost } from './e2e-audit-cost.js';
 import { measurePolicyCost } from './e2e-policy-cost.js';
 import { measurePrimitives } from './primitives.js';
 import { ENCLAVE_NODE_FLAGS } from '../enclave/node-flags.js';
+import { median, mergeRounds } from './rounds.js';
 
 
 /** Raw in-process signing (@noble/secp256k1 v3, the hot path's primitive) of the same kind of digest, one thread. */
@@ -215,36 +216,6 @@ function coldSummary(runs: ColdStart[]) {
   return { runs, medianListeningMs: median(runs.map((c) => c.listeningMs)), medianFirstAttestMs: median(runs.map((c) => c.firstAttestMs)), medianFirstStatusMs: median(runs.map((c) => c.firstStatusMs)) };
 }
 
-/**
- * One side of a point from its rounds: counts and time summed, CPU per request weighted by
- * requests, latency percentiles the median of the rounds' (the rounds' samples are not kept).
- */
-function mergeRounds(rs: LoadResult[]): LoadResult {
-  const n = rs.reduce((x, r) => x + r.n, 0);
-  const seconds = rs.reduce((x, r) => x + r.seconds, 0);
-  const cpuMsPerOp: Record<string, number> = {};
-  for (const k of Object.keys(rs[0]!.cpuMsPerOp)) cpuMsPerOp[k] = +(rs.reduce((x, r) => x + (r.cpuMsPerOp[k] ?? 0) * r.n, 0) / Math.max(1, n)).toFixed(4);
-  return {
-    ...rs[0]!,
-    n,
-    seconds: +seconds.toFixed(3),
-    opsPerSec: +(n / seconds).toFixed(1),
-    meanMs: +(rs.reduce((x, r) => x + r.meanMs * r.n, 0) / Math.max(1, n)).toFixed(3),
-    p50Ms: median(rs.map((r) => r.p50Ms)),
-    p90Ms: median(rs.map((r) => r.p90Ms)),
-    p99Ms: median(rs.map((r) => r.p99Ms)),
-    maxMs: Math.max(...rs.map((r) => r.maxMs)),
-    errors: rs.reduce((x, r) => x + r.errors, 0),
-    cpuMsPerOp,
-  };
-}
-
-/** The median (the mean of the middle two for an even count). */
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : +((s[m - 1]! + s[m]!) / 2).toFixed(3);
-}
 
 const OPTIONS = {
   seconds: { type: 'string' },
