@@ -8,7 +8,6 @@
  * client sent it, and the enclave reads it itself (docs/principals.md).
  */
 import { parseAttestation } from '../attestation/verify.js';
-import { toHex } from '../common/bytes.js';
 import { BridgeRemoteError } from '../common/bridge/index.js';
 import { auditRecordsOf } from './boot.js';
 import { AUDIT_METHODS, persistRefusal, recordReleased } from './audit-methods.js';
@@ -16,6 +15,7 @@ import type { JsonLike } from '../common/cbor-json.js';
 import { asKeyRecord, asRecord, asSignerFacts, type KeyRecord, type SignerFacts, type SignOp } from '../common/protocol/enclave-api.js';
 import { checkKind, readSignCall, type SignMethod } from '../common/rpc/sign-call.js';
 import { ParentError, invalidParam } from './errors.js';
+import { jsonSafe } from './json-safe.js';
 import { reasonOf, type Gate } from './gate.js';
 import { KeystoreError, type Keystore, type StoredKey } from './keystore.js';
 import { FLEET_ATTEMPTS, isStateConflict } from './sealed-state.js';
@@ -75,18 +75,6 @@ async function keyByAddress(ctx: MethodContext, v: unknown, field: string): Prom
 }
 
 // ------------------------------------------------------------ results
-
-/** Byte strings in a result become 0x hex (JSON has no bytes). */
-function jsonSafe(v: JsonLike): unknown {
-  if (v instanceof Uint8Array) return `0x${toHex(v)}`;
-  if (Array.isArray(v)) return v.map(jsonSafe);
-  if (v !== null && typeof v === 'object') {
-    const o: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) Object.defineProperty(o, k, { value: jsonSafe(x), enumerable: true, writable: true, configurable: true });
-    return o;
-  }
-  return v;
-}
 
 function badResponse(what: string): ParentError {
   return new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `the enclave's answer has no valid ${what}`);
