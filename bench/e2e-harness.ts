@@ -49,7 +49,13 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-export async function startStack(dataDir: string, opts: { profileDir?: string | undefined; policy?: string | undefined; enclaveNode?: string | undefined } = {}): Promise<Stack> {
+/** The node that runs the dev process (the parent), with what it needs in its environment (bench/e2e.ts parentNode). */
+export interface ParentNode {
+  path: string;
+  env?: Record<string, string>;
+}
+
+export async function startStack(dataDir: string, opts: { profileDir?: string | undefined; policy?: string | undefined; enclaveNode?: string | undefined; parentNode?: ParentNode | undefined } = {}): Promise<Stack> {
   const bin = join(repoRoot(), 'bin', 'enclave-signer.js');
   // --profile DIR: V8 CPU profiles of the dev process, the enclave and its signing workers (one file per thread).
   const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [];
@@ -57,7 +63,10 @@ export async function startStack(dataDir: string, opts: { profileDir?: string | 
   const policy = opts.policy ? ['--policy', opts.policy] : [];
   // --enclave-node: the enclave on another node binary (the image's pinned Node 22), the parent on this one.
   const enclaveNode = opts.enclaveNode ? ['--enclave-node', opts.enclaveNode] : [];
-  const child = spawn(process.execPath, [...prof, bin, 'dev', '--data-dir', dataDir, '--json', ...policy, ...enclaveNode], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // parentNode: the dev process (the parent) on another node binary; default this one.
+  const node = opts.parentNode?.path ?? process.execPath;
+  const env = opts.parentNode?.env ? { ...process.env, ...opts.parentNode.env } : process.env;
+  const child = spawn(node, [...prof, bin, 'dev', '--data-dir', dataDir, '--json', ...policy, ...enclaveNode], { stdio: ['ignore', 'pipe', 'pipe'], env });
   let stdout = '';
   let tail = '';
   child.stdout!.setEncoding('utf8').on('data', (s: string) => (stdout += s));

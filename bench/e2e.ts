@@ -28,6 +28,8 @@
  * the node the enclave image ships (the pinned Node 22 of build/runtime) when it is installed,
  * as in production; the parent and the load client on this node (an operator's host Node).
  * `--signing-node host` runs everything on this node; `--signing-node PATH` on another binary.
+ * `--parent-node pinned` runs the parent on the image's Node 22 as well (a deployment on Node 22;
+ * needs better-sqlite3 built for it: `.ci/node22-tests.sh --prepare`).
  *
  * Rounds: each point is `--rounds R` (default 4) alternated pairs of seconds/R per side; the
  * ratio and the added p50 are the medians of the rounds', so one noisy second moves one round.
@@ -112,6 +114,27 @@ function signingNode(flag: string): { path: string; version: string; why: string
   }
   if (!existsSync(flag)) throw new Error(`--signing-node: no such file: ${flag}`);
   return { path: flag, version: execFileSync(flag, ['--version'], { encoding: 'utf8' }).trim(), why: 'as asked' };
+}
+
+/**
+ * --parent-node: `host` (default: the parent runs on the operator's node, this one), `pinned` (the
+ * image's Node 22, as a deployment on Node 22 runs it) or a path. better-sqlite3, the parent's
+ * keystore, is not N-API: on a node of another ABI the parent loads the copy that
+ * `.ci/node22-tests.sh --prepare` builds for that ABI into .cache/node22/, through the same
+ * preload the CI's Node 22 tests use (.ci/node22/sqlite-addon.cjs); node_modules is not touched.
+ */
+function parentNode(flag: string): { path: string; version: string; env?: Record<string, string> } {
+  const host = { path: process.execPath, version: process.version };
+  if (flag === 'host') return host;
+  const node = flag === 'pinned' ? pinnedRuntimeNode(repoRoot()) : existsSync(flag) ? { path: flag, version: execFileSync(flag, ['--version'], { encoding: 'utf8' }).trim() } : undefined;
+  if (!node) throw new Error(flag === 'pinned' ? '--parent-node pinned: build/runtime is not installed (npm ci --prefix build/runtime)' : `--parent-node: no such file: ${flag}`);
+  const abi = execFileSync(node.path, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).trim();
+  if (abi === process.versions.modules) return node;
+  const root = repoRoot();
+  const sqlite = (JSON.parse(readFileSync(join(root, 'node_modules', 'better-sqlite3', 'package.json'), 'utf8')) as { version: string }).version;
+  const addon = join(root, '.cache', 'node22', `better-sqlite3-${sqlite}-abi${abi}`, 'better_sqlite3.node');
+  if (!existsSync(addon)) throw new Error(`--parent-node: no better-sqlite3 built for ${node.version} (ABI ${abi}) at ${addon}; build it with .ci/node22-tests.sh --prepare`);
+  return { ...node, env: { SQLITE_ADDON_FOR_NODE: addon, NODE_OPTIONS: `--require ${join(root, '.ci', 'node22', 'sqlite-addon.cjs')}` } };
 }
 
 // ------------------------------------------------------------ the hot wallet baseline
@@ -245,6 +268,8 @@ const OPTIONS = {
   'audit-cost-latency-seconds': { type: 'string', default: '2' },
   // The node of the signing processes: `pinned` (default: build/runtime's Node 22 when installed, else this node), `host`, or a path.
   'signing-node': { type: 'string', default: 'pinned' },
+  // The node of the parent (the dev process): `host` (default: the operator's node), `pinned`, or a path.
+  'parent-node': { type: 'string', default: 'host' },
   // Alternated rounds per point (each side runs seconds / rounds per round); default 4 (2 with --quick).
   rounds: { type: 'string' },
   // Seconds of steady-state warm-up per transport (at 64 clients; twice as long at 1), for the appliance and the hot wallet.
@@ -359,7 +384,8 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
   const rounds = Math.min(10, Math.max(1, Math.round(Number(values.rounds ?? (quick ? 2 : 4)) || 1)));
 
   const signing = signingNode(values['signing-node']);
-  process.stderr.write(`signing processes (enclave, hot wallet, raw primitive) on node ${signing.version} (${signing.why}); parent and client on ${process.version}\n`);
+  const parent = parentNode(values['parent-node']);
+  process.stderr.write(`signing processes (enclave, hot wallet, raw primitive) on node ${signing.version} (${signing.why}); parent on ${parent.version}; client on ${process.version}\n`);
   const dir = mkdtempSync(join(tmpdir(), 'es-bench-e2e-'));
   const load0 = loadavg();
   // Cold start of the image's program (bundled, as the enclave runs it) and of the dev command,
@@ -385,7 +411,11 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
   process.stderr.write(`primitives (${quick ? 1 : 4} s, alternating) …\n`);
   const primitives = measurePrimitives(quick ? 1 : 4, (n) => n.includes('ECDSA'));
 
-  const stack = await startStack(join(dir, 'data'), { profileDir: values.profile, ...(signing.path === process.execPath ? {} : { enclaveNode: signing.path }) });
+  const stack = await startStack(join(dir, 'data'), {
+    profileDir: values.profile,
+    ...(signing.path === process.execPath ? {} : { enclaveNode: signing.path }),
+    ...(parent.path === process.execPath ? {} : { parentNode: parent }),
+  });
   const hot = await startHotWallet(dir, signing.path);
   try {
     const rpc = async (method: string, params: unknown) => {
@@ -476,7 +506,7 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
       benchmark: 'e2e-signing',
       date: new Date().toISOString(),
       mode: quick ? 'quick' : 'full',
-      machine: { cpus: cpus().length, model: cpus()[0]?.model.trim() ?? 'unknown', node: process.version, signingNode: signing.version, loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },
+      machine: { cpus: cpus().length, model: cpus()[0]?.model.trim() ?? 'unknown', node: process.version, signingNode: signing.version, parentNode: parent.version, loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },
       noise: 'shared 2-vCPU development machine with other jobs running: numbers are noisy; ratios are taken between adjacent, alternated runs',
       setup: {
         appliance: 'node bin/enclave-signer.js dev (parent + KMS emulator in one process, enclave child with the simulated NSM, policy and audit on); client in this process; all on the same cores',
