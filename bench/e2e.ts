@@ -112,8 +112,13 @@ function signingNode(flag: string): { path: string; version: string; why: string
     const pinned = pinnedRuntimeNode(repoRoot());
     return pinned ? { ...pinned, why: "the image's pinned runtime, build/runtime" } : { ...host, why: 'build/runtime is not installed: this node' };
   }
-  if (!existsSync(flag)) throw new Error(`--signing-node: no such file: ${flag}`);
-  return { path: flag, version: execFileSync(flag, ['--version'], { encoding: 'utf8' }).trim(), why: 'as asked' };
+  return { ...nodeAt(flag, '--signing-node'), why: 'as asked' };
+}
+
+/** A node binary named on the command line, with its version. */
+function nodeAt(path: string, option: string): { path: string; version: string } {
+  if (!existsSync(path)) throw new Error(`${option}: no such file: ${path}`);
+  return { path, version: execFileSync(path, ['--version'], { encoding: 'utf8' }).trim() };
 }
 
 /**
@@ -126,8 +131,8 @@ function signingNode(flag: string): { path: string; version: string; why: string
 function parentNode(flag: string): { path: string; version: string; env?: Record<string, string> } {
   const host = { path: process.execPath, version: process.version };
   if (flag === 'host') return host;
-  const node = flag === 'pinned' ? pinnedRuntimeNode(repoRoot()) : existsSync(flag) ? { path: flag, version: execFileSync(flag, ['--version'], { encoding: 'utf8' }).trim() } : undefined;
-  if (!node) throw new Error(flag === 'pinned' ? '--parent-node pinned: build/runtime is not installed (npm ci --prefix build/runtime)' : `--parent-node: no such file: ${flag}`);
+  const node = flag === 'pinned' ? pinnedRuntimeNode(repoRoot()) : nodeAt(flag, '--parent-node');
+  if (!node) throw new Error('--parent-node pinned: build/runtime is not installed (npm ci --prefix build/runtime)');
   const abi = execFileSync(node.path, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).trim();
   if (abi === process.versions.modules) return node;
   const root = repoRoot();
