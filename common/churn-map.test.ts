@@ -114,10 +114,14 @@ describe('ChurnMap', () => {
     // allocation-site pretenuring) depend on everything the process did before, and a test
     // runner's process has done a lot.
     // Whether the plain Map's storage is promoted when the churn starts is itself up to those
-    // heuristics (about one fresh process in eight it is not, and it shows nothing): up to 3 tries.
-    let plain = 0;
-    for (let i = 0; i < 3 && plain < 2_000_000; i++) plain = oldGenerationGrowth('plain');
+    // heuristics (about one fresh process in eight it is not, and it shows nothing; once in CI it
+    // was promoted late and grew 2.0 MB only): up to 4 tries, until the control shows the effect
+    // at more than 8× the ChurnMap's growth. A ChurnMap that piled up like a plain Map (tens of
+    // MB) never lets the control clear that bar, so the test still fails for it.
     const churn = [oldGenerationGrowth('churn'), oldGenerationGrowth('churn')];
+    const bar = Math.max(2_000_000, 8 * Math.max(...churn));
+    let plain = 0;
+    for (let i = 0; i < 4 && plain <= bar; i++) plain = oldGenerationGrowth('plain');
     // Measured (8 processes each): the plain Map 17–27 MB (Node 20; 0.6–34 MB on Node 22), the ChurnMap 0.1–0.4 MB.
     expect(plain).toBeGreaterThan(2_000_000);
     for (const c of churn) expect(c).toBeLessThan(plain / 8);
