@@ -139,7 +139,9 @@ function parentNode(flag: string): { path: string; version: string; env?: Record
   const sqlite = (JSON.parse(readFileSync(join(root, 'node_modules', 'better-sqlite3', 'package.json'), 'utf8')) as { version: string }).version;
   const addon = join(root, '.cache', 'node22', `better-sqlite3-${sqlite}-abi${abi}`, 'better_sqlite3.node');
   if (!existsSync(addon)) throw new Error(`--parent-node: no better-sqlite3 built for ${node.version} (ABI ${abi}) at ${addon}; build it with .ci/node22-tests.sh --prepare`);
-  return { ...node, env: { SQLITE_ADDON_FOR_NODE: addon, NODE_OPTIONS: `--require ${join(root, '.ci', 'node22', 'sqlite-addon.cjs')}` } };
+  // The preload goes before the caller's own NODE_OPTIONS, which are kept (as .ci/node22-tests.sh does).
+  const preload = `--require ${join(root, '.ci', 'node22', 'sqlite-addon.cjs')}`;
+  return { ...node, env: { SQLITE_ADDON_FOR_NODE: addon, NODE_OPTIONS: process.env.NODE_OPTIONS ? `${preload} ${process.env.NODE_OPTIONS}` : preload } };
 }
 
 // ------------------------------------------------------------ the hot wallet baseline
