@@ -39,6 +39,37 @@ export function stats(latenciesMs: number[], seconds: number): Stats {
   };
 }
 
+// ------------------------------------------------------------ the hot wallet baseline
+
+export interface HotWallet {
+  ipc: string;
+  http: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** bench/hot-wallet.ts as its own Node process (one process, like the hot wallet it stands for). */
+export async function startHotWallet(dir: string, node: string, env: NodeJS.ProcessEnv = process.env): Promise<HotWallet> {
+  const ipc = join(dir, 'hot-ipc.sock');
+  const http = join(dir, 'hot-http.sock');
+  const script = join(repoRoot(), 'dist', 'bench', 'hot-wallet.js');
+  const child = spawn(node, [script, '--ipc', ipc, '--http', http], { stdio: ['ignore', 'pipe', 'inherit'], env });
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const deadline = Date.now() + 30_000;
+  while (!out.includes('\n')) {
+    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the hot wallet did not start');
+    await sleep(20);
+  }
+  const stop = () =>
+    new Promise<void>((resolve) => {
+      if (child.exitCode !== null || child.signalCode !== null) return resolve();
+      child.once('exit', () => resolve());
+      child.kill('SIGTERM');
+    });
+  return { ipc, http, pid: child.pid!, stop };
+}
+
 // ------------------------------------------------------------ the dev stack
 
 export interface Stack {

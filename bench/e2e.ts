@@ -49,6 +49,9 @@
  *        node dist/bench/e2e.js --sections audit-cost   (only the audit-cost section, ~40 s:
  *        bench/e2e-audit-cost.ts; its member `auditCost` is replaced, the rest of the file kept);
  *        options --audit-cost-rounds 2 --audit-cost-seconds 4 --audit-cost-latency-seconds 2
+ *        node dist/bench/e2e.js --sections breakdown   (only the CPU breakdown, ~1 min, needs Linux
+ *        perf: bench/e2e-breakdown.ts; its member `cpuBreakdown` is replaced, the rest kept);
+ *        options --breakdown-seconds 4 --breakdown-levels 64,1 --breakdown-steady-seconds 4
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -64,8 +67,9 @@ import { loadOrCreateDevCa } from '../dev/ca/index.js';
 import { enclaveConfigFor } from '../enclave/config.js';
 import { repoRoot } from '../dev/stack.js';
 import { secp } from '../enclave/signers/secp.js';
-import { httpClient, load, sleep, startStack, stats, type LoadResult, type Stats } from './e2e-harness.js';
+import { httpClient, load, sleep, startHotWallet, startStack, stats, type LoadResult, type Stats } from './e2e-harness.js';
 import { measureAuditCost } from './e2e-audit-cost.js';
+import { markdown, measureBreakdown } from './e2e-breakdown.js';
 import { measurePolicyCost } from './e2e-policy-cost.js';
 import { measurePrimitives } from './primitives.js';
 import { ENCLAVE_NODE_FLAGS } from '../enclave/node-flags.js';
@@ -142,37 +146,6 @@ function parentNode(flag: string): { path: string; version: string; env?: Record
   // The preload goes before the caller's own NODE_OPTIONS, which are kept (as .ci/node22-tests.sh does).
   const preload = `--require ${join(root, '.ci', 'node22', 'sqlite-addon.cjs')}`;
   return { ...node, env: { SQLITE_ADDON_FOR_NODE: addon, NODE_OPTIONS: process.env.NODE_OPTIONS ? `${preload} ${process.env.NODE_OPTIONS}` : preload } };
-}
-
-// ------------------------------------------------------------ the hot wallet baseline
-
-interface HotWallet {
-  ipc: string;
-  http: string;
-  pid: number;
-  stop(): Promise<void>;
-}
-
-/** bench/hot-wallet.ts as its own Node process (one process, like the hot wallet it stands for). */
-async function startHotWallet(dir: string, node: string): Promise<HotWallet> {
-  const ipc = join(dir, 'hot-ipc.sock');
-  const http = join(dir, 'hot-http.sock');
-  const script = join(repoRoot(), 'dist', 'bench', 'hot-wallet.js');
-  const child = spawn(node, [script, '--ipc', ipc, '--http', http], { stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const deadline = Date.now() + 30_000;
-  while (!out.includes('\n')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error('the hot wallet did not start');
-    await sleep(20);
-  }
-  const stop = () =>
-    new Promise<void>((resolve) => {
-      if (child.exitCode !== null || child.signalCode !== null) return resolve();
-      child.once('exit', () => resolve());
-      child.kill('SIGTERM');
-    });
-  return { ipc, http, pid: child.pid!, stop };
 }
 
 // ------------------------------------------------------------ cold start
@@ -273,6 +246,9 @@ const OPTIONS = {
   'audit-cost-rounds': { type: 'string', default: '2' },
   'audit-cost-seconds': { type: 'string', default: '4' },
   'audit-cost-latency-seconds': { type: 'string', default: '2' },
+  'breakdown-seconds': { type: 'string', default: '4' },
+  'breakdown-levels': { type: 'string', default: '64,1' },
+  'breakdown-steady-seconds': { type: 'string', default: '4' },
   // The node of the signing processes: `pinned` (default: build/runtime's Node 22 when installed, else this node), `host`, or a path.
   'signing-node': { type: 'string', default: 'pinned' },
   // The node of the parent (the dev process): `host` (default: the operator's node), `pinned`, or a path.
@@ -285,7 +261,7 @@ const OPTIONS = {
   'raw-signing': { type: 'string' },
 } as const;
 
-const SECTIONS = ['main', 'policy-cost', 'audit-cost'];
+const SECTIONS = ['main', 'policy-cost', 'audit-cost', 'breakdown'];
 
 /** --policy-cost-profile: yes (C and D), no, or a list of configurations (B,C,D,E,F). */
 function profiledConfigs(v: string): Array<'B' | 'C' | 'D' | 'E' | 'F'> {
@@ -360,6 +336,23 @@ async function main(): Promise<void> {
       }),
     );
     result = { ...result, auditCost };
+  }
+  if (sections.has('breakdown')) {
+    const signing = signingNode(values['signing-node']);
+    const levels = values['breakdown-levels'].split(',').map((x) => Math.round(num(x, 1, 256)));
+    const cpuBreakdown = await inTempDir('es-bench-breakdown-', (dir) =>
+      measureBreakdown({
+        dir,
+        seconds: num(values['breakdown-seconds'], 1, 30),
+        levels,
+        steadySeconds: num(values['breakdown-steady-seconds'], 0, 60),
+        signingNode: signing.path,
+        rawCpuMsPerSignature: () => rawSigningOn(signing.path, 2, 20_000).cpuMsPerOp,
+        log: (l) => process.stderr.write(`${l}\n`),
+      }),
+    );
+    process.stderr.write(`${markdown(cpuBreakdown)}\n`);
+    result = { ...result, cpuBreakdown };
   }
   // Members of the previous file that this run did not produce are kept (the sections that did
   // not run, other rule counts).
