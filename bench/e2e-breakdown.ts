@@ -34,7 +34,7 @@ import { Agent } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { httpClient, load, sleep, startHotWallet, startStack, type LoadResult } from './e2e-harness.js';
-import { parsePerfScript, tally, threadRoles, type PerfSample } from './perf-samples.js';
+import { PRIMITIVE, parsePerfScript, tally, threadRoles, type PerfSample } from './perf-samples.js';
 
 export interface BreakdownOptions {
   dir: string;
@@ -212,8 +212,8 @@ function report(points: BreakdownPoint[], raw: number): Record<string, unknown> 
     const enclave = Object.entries(t).filter(([k]) => k.startsWith('enclave:')).map(([, g]) => g);
     const parent = Object.entries(t).filter(([k]) => k.startsWith('parent:')).map(([, g]) => g);
     const enclaveCats = sum(enclave);
-    const primitive = enclaveCats['signing primitive (@noble/secp256k1)'] ?? 0;
-    const { ['signing primitive (@noble/secp256k1)']: _p, ...rest } = enclaveCats;
+    const primitive = enclaveCats[PRIMITIVE] ?? 0;
+    const rest = Object.fromEntries(Object.entries(enclaveCats).filter(([k]) => k !== PRIMITIVE));
     const hotGroups = Object.values(p64.hotWallet.threads);
     out.enclaveCpuAgainstRaw = {
       clients: p64.clients,
@@ -228,7 +228,6 @@ function report(points: BreakdownPoint[], raw: number): Record<string, unknown> 
     };
     out.parentCpuPerRequest = { clients: p64.clients, target: 'parent CPU ≤ 0.1 ms per request over IPC', targetMs: 0.1, parentMs: total(parent), categories: sum(parent) };
     const applianceAll = total([...enclave, ...parent]) + p64.appliance.clientCpuMs;
-    const hotAll = total(hotGroups) + p64.hotWallet.clientCpuMs;
     out.throughputAgainstHotWallet = {
       clients: p64.clients,
       target: 'throughput at 64 IPC clients ≥ 1.0 × the hot wallet',

@@ -68,6 +68,7 @@ export interface Rule {
 }
 
 export const OTHER = 'runtime: event loop, V8 builtins and the rest';
+export const PRIMITIVE = 'signing primitive (@noble/secp256k1)';
 
 /** Kernel time by the system call it was spent in (innermost first, so a page fault inside a write is a page fault). */
 function syscallCategory(name: string): string {
@@ -100,7 +101,7 @@ export const RULES: readonly Rule[] = [
   { name: 'audit: record signature (Ed25519)', match: /^sha512_block_data_order\w* \(/ },
   { name: 'audit: records built, encoded, parsed and hashed', match: /\/enclave\/audit\/|\/common\/audit\/(record|digest|result|checkpoint|binding)\.js/ },
   { name: 'audit: persisting records (SQLite rows, COMMIT, receipts)', match: /\/parent\/audit-(persist|methods)\.js|JS:\S*(insertAudit|changeWithRecords|auditRows|withAudit|appendAuditRecords|remember) \S*\/parent\/keystore\.js|JS:\S*transaction \S*\/parent\/keystore-sqlite\.js/ },
-  { name: 'signing primitive (@noble/secp256k1)', match: /@noble\/secp256k1\/|\/enclave\/signers\/secp\.js/ },
+  { name: PRIMITIVE, match: /@noble\/secp256k1\/|\/enclave\/signers\/secp\.js/ },
   { name: 'policy', match: /\/enclave\/policy\// },
   { name: 'key cache and AES-GCM unwrap', match: /\/enclave\/(key-cache|kms\/)/ },
   { name: 'request parsing, key facts and result encoding', match: /\/enclave\/(operations|signers\/)/ },
