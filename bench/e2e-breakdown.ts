@@ -203,7 +203,7 @@ export async function measureBreakdown(o: BreakdownOptions): Promise<Record<stri
 }
 
 /** The targets beside what they are made of. */
-function report(points: BreakdownPoint[], raw: number): Record<string, unknown> {
+export function report(points: BreakdownPoint[], raw: number, vcpus = cpus().length): Record<string, unknown> {
   const at = (n: number) => points.find((p) => p.clients === n);
   const out: Record<string, unknown> = { rawPrimitiveCpuMsPerSignature: r4(raw) };
   const p64 = at(64) ?? points[points.length - 1];
@@ -237,7 +237,7 @@ function report(points: BreakdownPoint[], raw: number): Record<string, unknown> 
       cpuMsPerSignature: { appliance: r4(applianceAll), enclave: total(enclave), parent: total(parent), client: p64.appliance.clientCpuMs, hotWallet: r4(total(hotGroups)), hotWalletClient: p64.hotWallet.clientCpuMs },
       hotWalletCategories: sum(hotGroups),
       why: 'every process shares the same vCPUs: the appliance can sign at most vCPUs / (its CPU per signature, all processes) per second; the hot wallet is one thread, so at most 1 / (its CPU per signature) whatever the vCPUs',
-      ceilingSignaturesPerSec: { appliance: Math.round((cpus().length * 1000) / applianceAll), hotWallet: Math.round(1000 / total(hotGroups)) },
+      ceilingSignaturesPerSec: { appliance: Math.round((vcpus * 1000) / applianceAll), hotWallet: Math.round(1000 / total(hotGroups)) },
     };
   }
   const p1 = at(1);
