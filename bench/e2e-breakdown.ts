@@ -78,6 +78,7 @@ export interface BreakdownPoint {
 }
 
 const r4 = (x: number) => +x.toFixed(4);
+const NOT_SAMPLED = 'not sampled by perf (CPU /proc counted in a thread perf caught no sample of)';
 
 /** Fails with what to do when perf cannot profile here. */
 function checkPerf(): void {
@@ -113,8 +114,11 @@ async function sampled(pids: number[], file: string, during: () => Promise<LoadR
 /** ns by category → ms per signature, scaled so that the group's categories add up to `cpuMs`. */
 function scaled(t: Map<string, number>, cpuMs: number): Categories {
   const total = [...t.values()].reduce((a, b) => a + b, 0);
+  // /proc counted CPU that perf caught no sample of (a thread that ran a few ms): said so, so that
+  // a group's categories still add up to its CPU.
+  if (total === 0) return cpuMs > 0 ? { [NOT_SAMPLED]: r4(cpuMs) } : {};
   const out: Categories = {};
-  for (const [k, v] of [...t].sort((a, b) => b[1] - a[1])) out[k] = total > 0 ? r4((v / total) * cpuMs) : 0;
+  for (const [k, v] of [...t].sort((a, b) => b[1] - a[1])) out[k] = r4((v / total) * cpuMs);
   return out;
 }
 
