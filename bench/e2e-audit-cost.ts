@@ -22,7 +22,6 @@
  * and the shares are applied to its CPU per thread too.
  */
 import { randomBytes } from 'node:crypto';
-import { Agent } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -34,7 +33,7 @@ import { openKeystore } from '../parent/keystore.js';
 import { openSqliteDb } from '../parent/keystore-sqlite.js';
 import { devPaths } from '../dev/stack.js';
 import { attribute, findProfile, type Attribution, type Category } from './cpuprofile.js';
-import { httpClient, load, startStack, type LoadResult, type Stack } from './e2e-harness.js';
+import { load, rpc, startStack, type LoadResult, type Stack } from './e2e-harness.js';
 
 export interface AuditCostOptions {
   dir: string;
@@ -95,9 +94,8 @@ const r2 = (x: number) => +x.toFixed(2);
 const r4 = (x: number) => +x.toFixed(4);
 
 async function prepare(name: Target['name'], stack: Stack): Promise<Target> {
-  const a = JSON.parse(await httpClient(stack.socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'signer_createKey', params: { label: 'bench-audit-cost' } })));
-  if (a.error) throw new Error(`signer_createKey: ${a.error.message}`);
-  return { name, stack, keyId: a.result.keyId as string, windows64: [], windows1: [], wallWindows64: [], at64: [], at1: [] };
+  const key = await rpc(stack.socket, 'signer_createKey', { label: 'bench-audit-cost' });
+  return { name, stack, keyId: key.keyId as string, windows64: [], windows1: [], wallWindows64: [], at64: [], at1: [] };
 }
 
 async function point(t: Target, concurrency: 64 | 1, o: AuditCostOptions): Promise<LoadResult> {

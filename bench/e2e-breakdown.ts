@@ -30,10 +30,9 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
-import { Agent } from 'node:http';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { httpClient, load, sleep, startHotWallet, startStack, type LoadResult } from './e2e-harness.js';
+import { load, rpc, sleep, startHotWallet, startStack, type LoadResult } from './e2e-harness.js';
 import { PRIMITIVE, parsePerfScript, tally, threadRoles, type PerfSample } from './perf-samples.js';
 
 export interface BreakdownOptions {
@@ -165,12 +164,7 @@ export async function measureBreakdown(o: BreakdownOptions): Promise<Record<stri
   const hot = await startHotWallet(o.dir, o.signingNode, env);
   const maps = [stack.pids.parent, stack.pids.enclave, hot.pid].map((p) => `/tmp/perf-${p}.map`);
   try {
-    const rpc = async (method: string, params: unknown) => {
-      const a = JSON.parse(await httpClient(stack.socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })));
-      if (a.error) throw new Error(`${method}: ${a.error.message}`);
-      return a.result;
-    };
-    const key = await rpc('signer_createKey', { label: 'breakdown' });
+    const key = await rpc(stack.socket, 'signer_createKey', { label: 'breakdown' });
     const digest = (i: number) => `0x${(i + 1).toString(16).padStart(64, '0')}`;
     const appliancePids = { parent: stack.pids.parent, enclave: stack.pids.enclave };
     const run = (socket: string, pids: Record<string, number>, clients: number, seconds: number) =>

@@ -188,6 +188,13 @@ export function cpuSnapshot(pids: Record<string, number>): Cpu {
 
 export type Call = (body: string) => Promise<string>;
 
+/** One JSON-RPC call over HTTP on the signing socket (set-up calls: keys, status); an error answer throws. */
+export async function rpc(socket: string, method: string, params: unknown): Promise<any> {
+  const a = JSON.parse(await httpClient(socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })));
+  if (a.error) throw new Error(`${method}: ${a.error.message}`);
+  return a.result;
+}
+
 /** HTTP over the Unix socket with keep-alive: one connection per concurrent client. */
 export function httpClient(socketPath: string, agent: Agent): Call {
   return (body) =>

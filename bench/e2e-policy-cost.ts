@@ -36,7 +36,7 @@ import { beginSession, DEFAULT_REQUEST_TTL_SECONDS, signRequest, type PrincipalK
 import { requestDigest } from '../common/auth/request.js';
 import { OPEN_SESSION_METHOD, sessionAuth } from '../common/auth/session.js';
 import { findProfile, summarize, type ProfileSummary } from './cpuprofile.js';
-import { httpClient, load, startStack, type LoadResult, type Stack } from './e2e-harness.js';
+import { httpClient, load, rpc, startStack, type LoadResult, type Stack } from './e2e-harness.js';
 import { medianInterval } from './median-interval.js';
 import { measureWindowCost, type WindowCostRow } from './policy-window-cost.js';
 
@@ -119,15 +119,9 @@ interface Target {
   policyHash: string;
 }
 
-async function rpc(stack: Stack, method: string, params: unknown): Promise<Record<string, unknown>> {
-  const a = JSON.parse(await httpClient(stack.socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })));
-  if (a.error) throw new Error(`${method}: ${a.error.message}`);
-  return a.result;
-}
-
 async function prepare(stack: Stack): Promise<Target> {
-  const key = await rpc(stack, 'signer_createKey', { label: 'bench-policy-cost' });
-  const status = (await rpc(stack, 'signer_status', {})) as { enclave?: { policy?: { hash?: string } }; policy?: { hash?: string } };
+  const key = await rpc(stack.socket, 'signer_createKey', { label: 'bench-policy-cost' });
+  const status = (await rpc(stack.socket, 'signer_status', {})) as { enclave?: { policy?: { hash?: string } }; policy?: { hash?: string } };
   const policyHash = status.enclave?.policy?.hash ?? status.policy?.hash;
   if (typeof policyHash !== 'string') throw new Error(`signer_status has no policy hash: ${JSON.stringify(status)}`);
   return { stack, keyId: key.keyId as string, policyHash };

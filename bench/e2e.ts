@@ -55,7 +55,6 @@
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent } from 'node:http';
 import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,7 +66,7 @@ import { loadOrCreateDevCa } from '../dev/ca/index.js';
 import { enclaveConfigFor } from '../enclave/config.js';
 import { repoRoot } from '../dev/stack.js';
 import { secp } from '../enclave/signers/secp.js';
-import { httpClient, load, sleep, startHotWallet, startStack, stats, type LoadResult, type Stats } from './e2e-harness.js';
+import { load, rpc, sleep, startHotWallet, startStack, stats, type LoadResult, type Stats } from './e2e-harness.js';
 import { measureAuditCost } from './e2e-audit-cost.js';
 import { markdown, measureBreakdown } from './e2e-breakdown.js';
 import { measurePolicyCost } from './e2e-policy-cost.js';
@@ -418,13 +417,8 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
   });
   const hot = await startHotWallet(dir, signing.path);
   try {
-    const rpc = async (method: string, params: unknown) => {
-      const a = JSON.parse(await httpClient(stack.socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })));
-      if (a.error) throw new Error(`${method}: ${a.error.message}`);
-      return a.result;
-    };
-    const key = await rpc('signer_createKey', { label: 'bench' });
-    const status = await rpc('signer_status', {});
+    const key = await rpc(stack.socket, 'signer_createKey', { label: 'bench' });
+    const status = await rpc(stack.socket, 'signer_status', {});
     const workers: number = status.enclave?.workers ?? 1;
     const appliancePids = { parent: stack.pids.parent, enclave: stack.pids.enclave };
 
