@@ -32,7 +32,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { load, rpc, sleep, startHotWallet, startStack, type LoadResult } from './e2e-harness.js';
+import { load, rpc, sleep, startHotWallet, startStack, type LoadResult, type ParentNode } from './e2e-harness.js';
 import { PRIMITIVE, parsePerfScript, tally, threadRoles, type PerfSample } from './perf-samples.js';
 
 export interface BreakdownOptions {
@@ -45,6 +45,8 @@ export interface BreakdownOptions {
   steadySeconds: number;
   /** The node of the enclave and the hot wallet (the image's Node 22 when installed). */
   signingNode: string;
+  /** The node of the parent, with what it needs in its environment (e2e.ts --parent-node); default this one. */
+  parentNode?: ParentNode;
   /** The raw primitive's CPU per signature, measured on the signing node (e2e.ts rawSigningOn). */
   rawCpuMsPerSignature: () => number;
   log: (line: string) => void;
@@ -156,10 +158,12 @@ const total = (gs: ThreadGroup[]) => r4(gs.reduce((a, g) => a + g.cpuMs, 0));
 export async function measureBreakdown(o: BreakdownOptions): Promise<Record<string, unknown>> {
   checkPerf();
   // JavaScript frames get names in perf only with --perf-basic-prof (node writes /tmp/perf-PID.map).
-  const env = { ...process.env, NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --perf-basic-prof`.trim() };
+  const withPerfMap = (opts: string | undefined) => `${opts ?? ''} --perf-basic-prof`.trim();
+  const env = { ...process.env, NODE_OPTIONS: withPerfMap(process.env.NODE_OPTIONS) };
+  const parent = o.parentNode ?? { path: process.execPath };
   const stack = await startStack(join(o.dir, 'data'), {
     ...(o.signingNode === process.execPath ? {} : { enclaveNode: o.signingNode }),
-    parentNode: { path: process.execPath, env: { NODE_OPTIONS: env.NODE_OPTIONS } },
+    parentNode: { path: parent.path, env: { ...parent.env, NODE_OPTIONS: withPerfMap(parent.env?.NODE_OPTIONS ?? process.env.NODE_OPTIONS) } },
   });
   const hot = await startHotWallet(o.dir, o.signingNode, env);
   const maps = [stack.pids.parent, stack.pids.enclave, hot.pid].map((p) => `/tmp/perf-${p}.map`);
@@ -192,7 +196,7 @@ export async function measureBreakdown(o: BreakdownOptions): Promise<Record<stri
         hotWallet: side(h.result, h.samples, groups(h.samples, hot.pid, hc.hotMain!, hc.hotOthers!, { main: 'hot wallet: main thread', worker: 'hot wallet: worker threads', helper: 'hot wallet: runtime helper threads' })),
       });
     }
-    return { ...report(points, raw), points, machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavg: loadavg().map((x) => +x.toFixed(2)), node: process.version, signingNode: o.signingNode } };
+    return { ...report(points, raw), points, machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavg: loadavg().map((x) => +x.toFixed(2)), node: process.version, signingNode: o.signingNode, parentNode: parent.path } };
   } finally {
     await stack.stop();
     await hot.stop();

@@ -346,6 +346,7 @@ async function main(): Promise<void> {
         levels,
         steadySeconds: num(values['breakdown-steady-seconds'], 0, 60),
         signingNode: signing.path,
+        parentNode: parentNode(values['parent-node']),
         rawCpuMsPerSignature: () => rawSigningOn(signing.path, 2, 20_000).cpuMsPerOp,
         log: (l) => process.stderr.write(`${l}\n`),
       }),
