@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { CborError, CborTag, decodeCbor, decodeCborPrefix, encodeCbor, IndefiniteMap, type CborValue } from './cbor.js';
+import { CborError, CborTag, decodeCbor, decodeCborPrefix, encodeCbor, encodeCborInto, IndefiniteMap, type CborKey, type CborValue } from './cbor.js';
 import { DEFAULT_CBOR_DEPTH, MAX_BRIDGE_CBOR_DEPTH, MAX_CBOR_ITEMS } from './limits.js';
 
 const hex = (s: string) => Uint8Array.from(Buffer.from(s.replace(/\s/g, ''), 'hex'));
@@ -254,3 +254,23 @@ describe('limits (common/limits.ts): encoder and decoder agree at exactly the li
     expect(code(() => decodeCbor(encodeCbor(map(MAX_CBOR_ITEMS + 1))))).toBe('CBOR_TOO_LARGE');
   });
 });
+
+describe('encodeCborInto: encodeCbor into bytes the caller provides', () => {
+  it('writes the same bytes as encodeCbor into exactly what take returned', () => {
+    const values: CborValue[] = [0, 'abc', new Uint8Array([1, 2, 3]), [1, [2, null]], new Map<CborKey, CborValue>([['a', 1], [2, 'b']])];
+    for (const v of values) {
+      const area = new Uint8Array(64).fill(0xaa);
+      const out = encodeCborInto(v, {}, (n) => area.subarray(5, 5 + n));
+      expect(out).toEqual(encodeCbor(v));
+      expect(out.buffer).toBe(area.buffer);
+      expect(area[4]).toBe(0xaa); // nothing written outside
+      expect(area[5 + out.length]).toBe(0xaa);
+    }
+  });
+
+  it('refuses a take that returns the wrong length, and keeps the encoder limits', () => {
+    expect(() => encodeCborInto('abc', {}, (n) => new Uint8Array(n + 1))).toThrow(RangeError);
+    expect(() => encodeCborInto([[[1]]], { maxDepth: 1 }, (n) => new Uint8Array(n))).toThrow(CborError);
+  });
+});
+

@@ -539,3 +539,21 @@ export function encodeCbor(v: CborValue, opts: EncodeOptions = {}): Uint8Array {
     w.recycle();
   }
 }
+
+/**
+ * encodeCbor, written into bytes the caller provides: `take(n)` is called once with the
+ * encoding's length and must return exactly n bytes, which are filled and returned. Lets the
+ * bridge put a frame's header and body in one allocation of its choosing (common/bridge/frame.ts).
+ */
+export function encodeCborInto(v: CborValue, opts: EncodeOptions, take: (n: number) => Uint8Array): Uint8Array {
+  const w = new Writer(opts);
+  try {
+    w.value(v);
+    const out = take(w.size);
+    if (out.length !== w.size) throw new RangeError(`encodeCborInto: take(${w.size}) returned ${out.length} bytes`);
+    out.set(w.buf.subarray(0, w.size));
+    return out;
+  } finally {
+    w.recycle();
+  }
+}

@@ -59,6 +59,47 @@ describe('encodeFrame', () => {
       expect(bridgeErrorOf(() => encodeFrame(1, { maxFrameBytes: bad })).code).toBe('BRIDGE_BAD_ARGUMENT');
     }
   });
+
+  // Frames are carved from shared slabs (frame.ts, frameBytes): each must stay its own bytes.
+  const answer = (i: number): CborValue =>
+    new Map<CborKey, CborValue>([
+      ['t', 'res'],
+      ['id', i],
+      ['result', new Map<CborKey, CborValue>([['record', new Uint8Array(600 + (i % 200)).fill(i & 0xff)], ['n', i]])],
+    ]);
+
+  it('frames from the slab keep their bytes however many frames follow (several slabs)', () => {
+    const frames = Array.from({ length: 400 }, (_, i) => encodeFrame(answer(i))); // ~300 KiB: several slabs
+    const copies = frames.map((f) => Uint8Array.from(f));
+    for (let i = 0; i < 400; i++) encodeFrame(answer(1000 + i)); // more slabs after them
+    const dec = createFrameDecoder();
+    for (let i = 0; i < frames.length; i++) {
+      expect(frames[i]).toEqual(copies[i]);
+      expect(dec.push(frames[i]!)).toEqual([answer(i)]);
+    }
+    // Distinct, non-overlapping views: writing into one frame changes no other.
+    frames[0]!.fill(0xee);
+    expect(frames[1]).toEqual(copies[1]);
+  });
+
+  it('a slab holds frames and nothing else; a large frame gets its own buffer', () => {
+    for (let i = 0; i < 120; i++) encodeFrame(answer(i)); // roll over to a fresh slab
+    const first = encodeFrame(answer(7));
+    const inSlab = [first];
+    while (inSlab.length < 20) {
+      const f = encodeFrame(answer(inSlab.length));
+      if (f.buffer !== first.buffer) break; // the slab rolled over again
+      inSlab.push(f);
+    }
+    const slab = new Uint8Array(first.buffer);
+    const covered = new Uint8Array(slab.length);
+    for (const f of inSlab) covered.fill(1, f.byteOffset, f.byteOffset + f.length);
+    // From the first frame on: every byte is a frame's or zero (padding, and the unused rest).
+    for (let at = first.byteOffset; at < slab.length; at++) if (covered[at] === 0) expect(slab[at]).toBe(0);
+    const big = encodeFrame(new Uint8Array(20_000));
+    expect(big.byteOffset).toBe(0);
+    expect(big.buffer.byteLength).toBe(big.length);
+  });
 });
 
 describe('createFrameDecoder', () => {

@@ -25,7 +25,7 @@
  * exception — and never hold more than 4 + cap bytes between calls. The
  * limits are common/limits.ts, shared with the other side of the bridge.
  */
-import { decodeCbor, decodeCborPrefix, encodeCbor, type CborValue, type DecodeOptions } from '../cbor.js';
+import { decodeCbor, decodeCborPrefix, encodeCborInto, type CborValue, type DecodeOptions } from '../cbor.js';
 import { MAX_BRIDGE_CBOR_DEPTH, MAX_CBOR_ITEMS, MAX_FRAME_BYTES, MAX_FRAME_SKIP_BYTES } from '../limits.js';
 import { asBridgeError, BridgeError } from './errors.js';
 
@@ -68,6 +68,35 @@ export function resolveMaxFrameBytes(v: number | undefined): number {
 }
 
 /**
+ * Where frames are written: carved one after another from a 64 KiB slab, not one allocation each.
+ * A frame is often over 1 KiB (an answer carries its audit record), and glibc serves every
+ * allocation of that size by first consolidating all small freed chunks (`malloc_consolidate`);
+ * the next few hundred small allocations — V8's BigInt scratch, when the enclave signs inline on
+ * this thread — then take glibc's slow path as well. Two such allocations per answer (the body,
+ * then the frame) cost the enclave's main thread 40–60 µs per request at one client
+ * (docs/performance.md, "Session 15").
+ *
+ * A slab is never reused: a frame's bytes stay as written however long the socket holds them, and
+ * a slab is collected with its last frame. Only frames are ever written into a slab, and a frame
+ * is what gets sent, so `frame.buffer` shows nothing but other frames of this process (which went
+ * to the same peer). A frame over a quarter of the slab gets its own allocation.
+ */
+const SLAB_BYTES = 64 * 1024;
+let slab = new Uint8Array(SLAB_BYTES);
+let slabUsed = 0;
+
+function frameBytes(n: number): Uint8Array {
+  if (n > SLAB_BYTES / 4) return new Uint8Array(n);
+  if (slabUsed + n > SLAB_BYTES) {
+    slab = new Uint8Array(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = slab.subarray(slabUsed, slabUsed + n);
+  slabUsed += (n + 7) & ~7; // the next frame starts 8-byte aligned
+  return out;
+}
+
+/**
  * Encodes one value as a frame. Throws BRIDGE_ENCODE (not encodable, or
  * nested deeper / more items than the receiver accepts) or
  * BRIDGE_FRAME_TOO_LARGE; nothing is sent then. A frame this returns is one
@@ -75,19 +104,19 @@ export function resolveMaxFrameBytes(v: number | undefined): number {
  */
 export function encodeFrame(value: CborValue, opts: FrameOptions = {}): Uint8Array {
   const max = resolveMaxFrameBytes(opts.maxFrameBytes);
-  let body: Uint8Array;
+  let frame: Uint8Array | undefined;
   try {
-    body = encodeCbor(value, FRAME_CBOR_LIMITS);
+    encodeCborInto(value, FRAME_CBOR_LIMITS, (n) => {
+      if (n > max) throw new BridgeError('BRIDGE_FRAME_TOO_LARGE', `frame body of ${n} bytes exceeds the ${max}-byte cap`);
+      frame = frameBytes(FRAME_HEADER_BYTES + n);
+      return frame.subarray(FRAME_HEADER_BYTES);
+    });
   } catch (e) {
     // Includes RangeError from a cyclic array: callers get a typed error, not a crash.
     throw asBridgeError(e, 'BRIDGE_ENCODE', 'value cannot be sent in a bridge frame');
   }
-  if (body.length > max) {
-    throw new BridgeError('BRIDGE_FRAME_TOO_LARGE', `frame body of ${body.length} bytes exceeds the ${max}-byte cap`);
-  }
-  const out = new Uint8Array(FRAME_HEADER_BYTES + body.length);
-  new DataView(out.buffer).setUint32(0, body.length);
-  out.set(body, FRAME_HEADER_BYTES);
+  const out = frame!;
+  new DataView(out.buffer, out.byteOffset, FRAME_HEADER_BYTES).setUint32(0, out.length - FRAME_HEADER_BYTES);
   return out;
 }
 
