@@ -70,11 +70,10 @@ export function resolveMaxFrameBytes(v: number | undefined): number {
 /**
  * Where frames are written: carved one after another from a 64 KiB slab, not one allocation each.
  * A frame is often over 1 KiB (an answer carries its audit record), and glibc serves every
- * allocation of that size by first consolidating all small freed chunks (`malloc_consolidate`);
- * the next few hundred small allocations — V8's BigInt scratch, when the enclave signs inline on
- * this thread — then take glibc's slow path as well. Two such allocations per answer (the body,
- * then the frame) cost the enclave's main thread 40–60 µs per request at one client
- * (docs/performance.md, "Session 15").
+ * allocation of that size by first consolidating all small freed chunks (`malloc_consolidate`),
+ * after which the small allocations of the enclave's inline signature (V8's BigInt scratch) take
+ * glibc's slow path. The body used to be one such allocation and the frame a second, plus a copy;
+ * now there is neither (docs/performance.md, "Session 15", has what it measured to).
  *
  * A slab is never reused: a frame's bytes stay as written however long the socket holds them, and
  * a slab is collected with its last frame. Only frames are ever written into a slab, and a frame
