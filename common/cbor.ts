@@ -523,21 +523,13 @@ class Writer {
       throw new CborError('CBOR_TOO_LARGE', `${what} of ${n} items exceeds ${this.opts.maxItems}`, this.size);
     }
   }
-
-  result(): Uint8Array {
-    return this.buf.slice(0, this.size);
-  }
 }
+
+const fresh = (n: number): Uint8Array => new Uint8Array(n);
 
 /** Encodes in preferred (shortest) form; map entries keep insertion order. */
 export function encodeCbor(v: CborValue, opts: EncodeOptions = {}): Uint8Array {
-  const w = new Writer(opts);
-  try {
-    w.value(v);
-    return w.result();
-  } finally {
-    w.recycle();
-  }
+  return encodeCborInto(v, opts, fresh);
 }
 
 /**
