@@ -33,7 +33,7 @@ import { openKeystore } from '../parent/keystore.js';
 import { openSqliteDb } from '../parent/keystore-sqlite.js';
 import { devPaths } from '../dev/stack.js';
 import { attribute, findProfile, type Attribution, type Category } from './cpuprofile.js';
-import { load, rpc, startStack, type LoadResult, type Stack } from './e2e-harness.js';
+import { digestHex, load, rpc, startStack, type LoadResult, type Stack } from './e2e-harness.js';
 
 export interface AuditCostOptions {
   dir: string;
@@ -88,7 +88,6 @@ interface Target {
   at1: LoadResult[];
 }
 
-const digestHex = (i: number) => `0x${(i + 1).toString(16).padStart(64, '0')}`;
 const r1 = (x: number) => +x.toFixed(1);
 const r2 = (x: number) => +x.toFixed(2);
 const r4 = (x: number) => +x.toFixed(4);

@@ -32,7 +32,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
-import { load, rpc, sleep, startHotWallet, startStack, type LoadResult, type ParentNode } from './e2e-harness.js';
+import { digestHex, load, rpc, sleep, startHotWallet, startStack, type HotWallet, type LoadResult, type ParentNode } from './e2e-harness.js';
 import { PRIMITIVE, parsePerfScript, tally, threadRoles, type PerfSample } from './perf-samples.js';
 
 export interface BreakdownOptions {
@@ -165,17 +165,17 @@ export async function measureBreakdown(o: BreakdownOptions): Promise<Record<stri
     ...(o.signingNode === process.execPath ? {} : { enclaveNode: o.signingNode }),
     parentNode: { path: parent.path, env: { ...parent.env, NODE_OPTIONS: withPerfMap(parent.env?.NODE_OPTIONS ?? process.env.NODE_OPTIONS) } },
   });
-  const hot = await startHotWallet(o.dir, o.signingNode, env);
-  const maps = [stack.pids.parent, stack.pids.enclave, hot.pid].map((p) => `/tmp/perf-${p}.map`);
+  let hot: HotWallet | undefined;
   try {
+    const wallet = await startHotWallet(o.dir, o.signingNode, env);
+    hot = wallet;
     const key = await rpc(stack.socket, 'signer_createKey', { label: 'breakdown' });
-    const digest = (i: number) => `0x${(i + 1).toString(16).padStart(64, '0')}`;
     const appliancePids = { parent: stack.pids.parent, enclave: stack.pids.enclave };
     const run = (socket: string, pids: Record<string, number>, clients: number, seconds: number) =>
-      load({ transport: 'ipc', socket, pids, warmup: 100, concurrency: clients, method: 'signer_signDigest', params: (i) => ({ keyId: key.keyId, digest: digest(i) }), seconds, maxRequests: 1e9 });
+      load({ transport: 'ipc', socket, pids, warmup: 100, concurrency: clients, method: 'signer_signDigest', params: (i) => ({ keyId: key.keyId, digest: digestHex(i) }), seconds, maxRequests: 1e9 });
 
     o.log(`breakdown: steady-state warm-up, ${o.steadySeconds} s at 64 clients and ${2 * o.steadySeconds} s at 1, appliance and hot wallet …`);
-    for (const [socket, pids] of [[stack.socket, appliancePids], [hot.ipc, { hot: hot.pid }]] as const) {
+    for (const [socket, pids] of [[stack.socket, appliancePids], [wallet.ipc, { hot: wallet.pid }]] as const) {
       await run(socket, pids, 64, o.steadySeconds);
       await run(socket, pids, 1, 2 * o.steadySeconds);
     }
@@ -184,7 +184,7 @@ export async function measureBreakdown(o: BreakdownOptions): Promise<Record<stri
     for (const clients of o.levels) {
       o.log(`breakdown: ${clients} IPC client(s), ${o.seconds} s each under perf …`);
       const a = await sampled([stack.pids.parent, stack.pids.enclave], join(o.dir, 'appliance.perf'), () => run(stack.socket, appliancePids, clients, o.seconds));
-      const h = await sampled([hot.pid], join(o.dir, 'hot.perf'), () => run(hot.ipc, { hot: hot.pid }, clients, o.seconds));
+      const h = await sampled([wallet.pid], join(o.dir, 'hot.perf'), () => run(wallet.ipc, { hot: wallet.pid }, clients, o.seconds));
       const c = a.result.cpuMsPerOp;
       const hc = h.result.cpuMsPerOp;
       points.push({
@@ -193,14 +193,14 @@ export async function measureBreakdown(o: BreakdownOptions): Promise<Record<stri
           ...groups(a.samples, stack.pids.parent, c.parentMain!, c.parentOthers!, { main: 'parent: main thread', worker: 'parent: worker threads', helper: 'parent: runtime helper threads' }),
           ...groups(a.samples, stack.pids.enclave, c.enclaveMain!, c.enclaveOthers!, { main: 'enclave: main thread', worker: 'enclave: signing workers', helper: 'enclave: runtime helper threads' }),
         }),
-        hotWallet: side(h.result, h.samples, groups(h.samples, hot.pid, hc.hotMain!, hc.hotOthers!, { main: 'hot wallet: main thread', worker: 'hot wallet: worker threads', helper: 'hot wallet: runtime helper threads' })),
+        hotWallet: side(h.result, h.samples, groups(h.samples, wallet.pid, hc.hotMain!, hc.hotOthers!, { main: 'hot wallet: main thread', worker: 'hot wallet: worker threads', helper: 'hot wallet: runtime helper threads' })),
       });
     }
     return { ...report(points, raw), points, machine: { cpus: cpus().length, cpuModel: cpus()[0]?.model, loadavg: loadavg().map((x) => +x.toFixed(2)), node: process.version, signingNode: o.signingNode, parentNode: parent.path } };
   } finally {
     await stack.stop();
-    await hot.stop();
-    for (const m of maps) rmSync(m, { force: true });
+    await hot?.stop();
+    for (const p of [stack.pids.parent, stack.pids.enclave, hot?.pid]) if (p !== undefined) rmSync(`/tmp/perf-${p}.map`, { force: true });
   }
 }
 

@@ -188,6 +188,9 @@ export function cpuSnapshot(pids: Record<string, number>): Cpu {
 
 export type Call = (body: string) => Promise<string>;
 
+/** The i-th digest the benchmarks sign: 32 bytes, 0x-hex, distinct per request. */
+export const digestHex = (i: number): string => `0x${(i + 1).toString(16).padStart(64, '0')}`;
+
 /** One JSON-RPC call over HTTP on the signing socket (set-up calls: keys, status); an error answer throws. */
 export async function rpc(socket: string, method: string, params: unknown): Promise<any> {
   const a = JSON.parse(await httpClient(socket, new Agent())(JSON.stringify({ jsonrpc: '2.0', id: 1, method, params })));

@@ -36,7 +36,7 @@ import { beginSession, DEFAULT_REQUEST_TTL_SECONDS, signRequest, type PrincipalK
 import { requestDigest } from '../common/auth/request.js';
 import { OPEN_SESSION_METHOD, sessionAuth } from '../common/auth/session.js';
 import { findProfile, summarize, type ProfileSummary } from './cpuprofile.js';
-import { httpClient, load, rpc, startStack, type LoadResult, type Stack } from './e2e-harness.js';
+import { digestHex, httpClient, load, rpc, startStack, type LoadResult, type Stack } from './e2e-harness.js';
 import { medianInterval } from './median-interval.js';
 import { measureWindowCost, type WindowCostRow } from './policy-window-cost.js';
 
@@ -199,7 +199,6 @@ interface Point {
   warmupRequests: number;
 }
 
-const digestHex = (i: number) => `0x${(i + 1).toString(16).padStart(64, '0')}`;
 
 function median(xs: number[]): number {
   const s = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);

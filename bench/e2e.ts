@@ -66,7 +66,7 @@ import { loadOrCreateDevCa } from '../dev/ca/index.js';
 import { enclaveConfigFor } from '../enclave/config.js';
 import { repoRoot } from '../dev/stack.js';
 import { secp } from '../enclave/signers/secp.js';
-import { load, rpc, sleep, startHotWallet, startStack, stats, type LoadResult, type Stats } from './e2e-harness.js';
+import { digestHex, load, rpc, sleep, startHotWallet, startStack, stats, type LoadResult, type Stats } from './e2e-harness.js';
 import { measureAuditCost } from './e2e-audit-cost.js';
 import { markdown, measureBreakdown } from './e2e-breakdown.js';
 import { measurePolicyCost } from './e2e-policy-cost.js';
@@ -426,7 +426,6 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
     const raw = rawSigningOn(signing.path, Math.min(seconds, 2), 10_000);
     process.stderr.write(`raw @noble/secp256k1 v3 sign: ${raw.opsPerSec} ops/s/thread, ${raw.cpuMsPerOp} CPU ms/op\n`);
 
-    const digestHex = (i: number) => `0x${(i + 1).toString(16).padStart(64, '0')}`;
     const floors: LoadResult[] = [];
     const comparison: Record<string, unknown>[] = [];
     for (const transport of transports) {
