@@ -34,6 +34,8 @@ Options:
   --workers N          signing worker threads (default: one per vCPU)
   --inline-signing on|off  sign on the main thread when every worker is idle (default on:
                        saves four thread hand-offs per request at low load; docs/enclave.md)
+  --decide-ahead on|off  decide a cheap job on a key a worker has already authenticated before it
+                       reaches a worker (default on: two thread hand-offs instead of four; docs/enclave.md)
   --policy FILE        the signing policy (docs/policy.md); invalid → refuse to start. Without it,
                        --nsm simulated runs the permissive dev policy (DEV MODE); otherwise the
                        enclave refuses to start (the production image reads its measured /app/policy.json)
@@ -54,6 +56,7 @@ const SPEC = {
   'kms-ca': { type: 'string' },
   workers: { type: 'string' },
   'inline-signing': { type: 'string' },
+  'decide-ahead': { type: 'string' },
   'deny-op': { type: 'string', multiple: true },
   policy: { type: 'string' },
 } as const;
@@ -73,6 +76,8 @@ export async function enclave(argv: string[], io: Io): Promise<number> {
     if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 256)) throw new UsageError('--workers must be 1..256');
     const inline = f['inline-signing'];
     if (inline !== undefined && inline !== 'on' && inline !== 'off') throw new UsageError('--inline-signing must be on or off');
+    const ahead = f['decide-ahead'];
+    if (ahead !== undefined && ahead !== 'on' && ahead !== 'off') throw new UsageError('--decide-ahead must be on or off');
     for (const op of f['deny-op']) if (!SIGN_OPS.includes(op as SignOp)) throw new UsageError(`--deny-op: unknown operation ${op}`);
     if (f['kms-key-arn'].length > 0 && f['enclave-config']) throw new UsageError('pass either --kms-key-arn or --enclave-config, not both');
     if (f['kms-key-arn'].length === 0 && !f['enclave-config']) {
@@ -116,6 +121,7 @@ export async function enclave(argv: string[], io: Io): Promise<number> {
       },
       ...(workers ? { workers } : {}),
       ...(inline ? { inline: inline === 'on' } : {}),
+      ...(ahead ? { decideAhead: ahead === 'on' } : {}),
       policy,
       denyOps: f['deny-op'] as SignOp[],
       log,

@@ -17,6 +17,7 @@
  * leaves the thread is failureOf(e): a code and a message, never a stack or
  * bytes of the request.
  */
+import { isDeepStrictEqual } from 'node:util';
 import { wipe } from '../common/bytes.js';
 import { isSignerError, SignerError } from '../common/errors.js';
 import type { JsonLike } from '../common/cbor-json.js';
@@ -42,6 +43,12 @@ export interface JobSignerConfig {
   keyCache?: Pick<KeyCacheOptions, 'maxEntries' | 'ttlMs'>;
 }
 
+/** What a job was decided on: the key's facts and the request's intent. */
+export interface Decision {
+  facts: SignerFacts;
+  intent: Intent;
+}
+
 export interface JobFailure {
   code: string;
   message: string;
@@ -55,12 +62,41 @@ export interface JobSigner {
   lock(): void;
   /** lock() and stop the cache's sweep timer. */
   close(): void;
-  /** Step 1; throws (nothing kept) if the key does not authenticate, the job expired or the request does not parse. */
-  prepare(id: number, job: SignJob, deadline: number): { facts: SignerFacts; intent: Intent };
+  /**
+   * Step 1; throws (nothing kept) if the key does not authenticate, the job expired or the request
+   * does not parse — or, for a job decided ahead (`decided`: the facts and intent the main thread
+   * decided on, worker-pool.ts "Decided ahead"), if this key's facts or this parse's intent are
+   * not exactly those.
+   */
+  prepare(id: number, job: SignJob, deadline: number, decided?: Decision): { facts: SignerFacts; intent: Intent };
   /** Step 2: signs the job prepared under `id` (unless past its deadline) and wipes it, signed or not. */
   sign(id: number): unknown;
   /** Wipes the job prepared under `id`, if any. */
   abort(id: number): void;
+}
+
+/** The fields of SignerFacts, every one compared by sameFacts. */
+const FACT_FIELDS = ['keyId', 'kind', 'keyringId', 'publicKey', 'address', 'xpub', 'fingerprint', 'child'] as const satisfies readonly (keyof SignerFacts)[];
+/** Does not compile while SignerFacts has a field FACT_FIELDS lacks. */
+const everyFact: [Exclude<keyof SignerFacts, (typeof FACT_FIELDS)[number]>] extends [never] ? true : never = true;
+void everyFact;
+
+/** Whether two facts describe the same key (and child): every field equal, absent on both or on neither. */
+export function sameFacts(a: SignerFacts, b: SignerFacts): boolean {
+  for (const f of FACT_FIELDS) {
+    const x = a[f];
+    const y = b[f];
+    if (f !== 'child') {
+      if (x !== y) return false;
+      continue;
+    }
+    const cx = x as SignerFacts['child'];
+    const cy = y as SignerFacts['child'];
+    if (cx === undefined || cy === undefined) {
+      if (cx !== cy) return false;
+    } else if (cx.path !== cy.path || cx.publicKey !== cy.publicKey || cx.address !== cy.address) return false;
+  }
+  return true;
 }
 
 export function jobExpired(): SignerError {
@@ -106,7 +142,7 @@ export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
       lock();
       cache.close();
     },
-    prepare(id, job, deadline) {
+    prepare(id, job, deadline, decided) {
       if (!keyring) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
       if (job.keyringId !== keyring.id) throw new SignerError('KEYRING_MISMATCH', `key ${job.keyId} belongs to keyring ${job.keyringId}, not the unlocked ${keyring.id}`);
       let secret: Uint8Array | undefined;
@@ -123,6 +159,18 @@ export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
           if (!cache.enabled) uncached = hit.secret;
         }
         const prepared = prepareOperation(job.op, meta, hit.secret, job.request, hit.facts);
+        if (decided !== undefined) {
+          // The main thread decided on facts it learnt earlier and on its own parse of this request:
+          // sign only if this key and this parse are exactly what was decided.
+          if (!sameFacts(prepared.facts, decided.facts)) {
+            prepared.wipe();
+            throw new SignerError('KEY_FACTS_MISMATCH', `key ${job.keyId} is not the key its request was decided on; nothing was signed`);
+          }
+          if (!isDeepStrictEqual(prepared.intent, decided.intent)) {
+            prepared.wipe();
+            throw new SignerError('INTENT_MISMATCH', 'the request parsed to another intent than the one it was decided on; nothing was signed');
+          }
+        }
         pending.set(id, { prepared, deadline });
         return { facts: prepared.facts, intent: prepared.intent };
       } finally {

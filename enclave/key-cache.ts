@@ -65,6 +65,12 @@ export interface KeyCache {
   close(): void;
 }
 
+/** A cache's lookup key: binds keyring, key id, kind and the exact blob bytes (the pool keys the facts it knows by it too). */
+export function keySlot(keyringId: string, keyId: string, kind: KeyKind, blob: Uint8Array): string {
+  // Ids are UUIDs and kind an enum (validated before a job is built); the NUL separators keep the fields apart anyway.
+  return `${keyringId}\0${keyId}\0${kind}\0${createHash('sha256').update(blob).digest('hex')}`;
+}
+
 export function createKeyCache(o: KeyCacheOptions): KeyCache {
   const now = o.now ?? Date.now;
   const enabled = o.maxEntries > 0 && o.ttlMs > 0;
@@ -89,10 +95,7 @@ export function createKeyCache(o: KeyCacheOptions): KeyCache {
     get size() {
       return entries.size;
     },
-    slot(keyringId, keyId, kind, blob) {
-      // Ids are UUIDs and kind an enum (validated before a job is built); the NUL separators keep the fields apart anyway.
-      return `${keyringId}\0${keyId}\0${kind}\0${createHash('sha256').update(blob).digest('hex')}`;
-    },
+    slot: keySlot,
     get(slot) {
       if (!enabled) return undefined;
       const e = entries.get(slot);

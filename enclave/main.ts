@@ -28,6 +28,8 @@ export interface EnclaveConfig {
   workers?: number;
   /** Sign on the main thread when the signing pool is idle (enclave/worker-pool.ts "Inline"). Default true. */
   inline?: boolean;
+  /** Decide a cheap job on a key a worker already authenticated before it reaches a worker (enclave/worker-pool.ts "Decided ahead"). Default true. */
+  decideAhead?: boolean;
   /** The policy loaded at boot (enclave/policy/load.ts): from the measured image, --policy FILE, or the dev default. */
   policy: LoadedPolicy;
   denyOps?: SignOp[];
@@ -60,7 +62,7 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
   log(`pinned CMK(s): ${pinned.arns.join(', ')}`);
   const gate = createPolicyGate(cfg.policy.policy, { source: cfg.policy.source, denyOps: (cfg.denyOps ?? []) as PolicyOp[] });
   log(`policy ${JSON.stringify(gate.policy.name)} sha256 ${gate.hash} (source: ${gate.source})`);
-  const pool = createWorkerPool({ ...(cfg.workers !== undefined ? { size: cfg.workers } : {}), inline: cfg.inline !== false });
+  const pool = createWorkerPool({ ...(cfg.workers !== undefined ? { size: cfg.workers } : {}), inline: cfg.inline !== false, decideAhead: cfg.decideAhead !== false });
   const service = createEnclaveService({
     nsm: cfg.nsm,
     pool,
@@ -82,7 +84,7 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
     await service.close();
     throw e;
   }
-  log(`serving the enclave API on ${server.uri} (nsm: ${cfg.nsm.kind}, ${pool.size} signing workers${cfg.inline === false ? '' : ', inline when idle'})`);
+  log(`serving the enclave API on ${server.uri} (nsm: ${cfg.nsm.kind}, ${pool.size} signing workers${cfg.inline === false ? '' : ', inline when idle'}${cfg.decideAhead === false ? '' : ', known keys decided ahead'})`);
   return {
     uri: server.uri,
     service,

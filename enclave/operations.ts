@@ -11,7 +11,7 @@ import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
 import type { KeyFacts } from './key-cache.js';
 import type { Intent } from './policy/intent.js';
-import { parseSignRequest } from './policy/parse-request.js';
+import { type ParsedOp, parseSignRequest } from './policy/parse-request.js';
 import { psbtIntentOf } from './policy/psbt-intent.js';
 import { formatDerivationPath } from './signers/bip32.js';
 import { invalidParams } from './signers/errors.js';
@@ -66,6 +66,22 @@ export function keyFacts(meta: AuthenticatedMeta, secret: Uint8Array): KeyFacts 
   return { ...base, publicKey: master.publicKey.replace(/^0x/, ''), xpub: master.xpub, fingerprint: master.masterFingerprint };
 }
 
+/** What a secp256k1 key cannot do, refused before its request is parsed. */
+function checkSecpRequest(op: SignOp, request: Record<string, JsonLike>): asserts op is ParsedOp {
+  if (request.path !== undefined) throw invalidParams('path', 'only bip32-seed keys take a derivation path');
+  if (op === 'signer_signPsbt' || op === 'signer_deriveKey') throw invalidParams('keyId', `${op} needs a bip32-seed key`);
+}
+
+/**
+ * The intent of a request on a secp256k1 key, which needs no secret: the same checks, parser and
+ * errors as prepareOperation. The pool decides a job ahead on it (worker-pool.ts, "Decided
+ * ahead"); the worker then parses the same request again with the same code and signs that.
+ */
+export function secpIntent(op: SignOp, keyId: string, request: Record<string, JsonLike>): Intent {
+  checkSecpRequest(op, request);
+  return parseSignRequest(op, request, keyId, entropy).intent;
+}
+
 /**
  * Unwrapped secret → facts + intent + signing step. `secret` is not retained (the
  * caller wipes it). The request is parsed here, once, and the signing step signs
@@ -76,8 +92,7 @@ export function keyFacts(meta: AuthenticatedMeta, secret: Uint8Array): KeyFacts 
  */
 export function prepareOperation(op: SignOp, meta: AuthenticatedMeta, secret: Uint8Array, request: Record<string, JsonLike>, known?: KeyFacts): PreparedOperation {
   if (meta.kind === 'secp256k1') {
-    if (request.path !== undefined) throw invalidParams('path', 'only bip32-seed keys take a derivation path');
-    if (op === 'signer_signPsbt' || op === 'signer_deriveKey') throw invalidParams('keyId', `${op} needs a bip32-seed key`);
+    checkSecpRequest(op, request);
     const key = secret.slice();
     try {
       const facts: SignerFacts = { ...(known ?? keyFacts(meta, key)) };

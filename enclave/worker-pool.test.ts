@@ -26,9 +26,9 @@ const KEYRING = randomUUID();
 const secret = new Uint8Array(32).fill(9);
 const address = addressFromPrivateKey(secret);
 
-function setup(o: { inline?: boolean } = {}): { pool: WorkerPool; job: SignJob; workers: Set<Worker> } {
+function setup(o: { inline?: boolean; decideAhead?: boolean; depth?: number } = {}): { pool: WorkerPool; job: SignJob; workers: Set<Worker> } {
   const watch = watchWorkers();
-  const pool = createWorkerPool({ size: 1, inline: o.inline === true });
+  const pool = createWorkerPool({ size: 1, inline: o.inline === true, decideAhead: o.decideAhead === true, ...(o.depth ? { depth: o.depth } : {}) });
   pools.push(pool);
   const ringKey = new Uint8Array(randomBytes(32));
   const keyId = randomUUID();
@@ -164,6 +164,123 @@ describe('worker pool', () => {
     await replaced(pool, spawned);
     expect(pool.spawned).toBe(spawned + 1);
     await signs(pool, keyJob);
+  });
+
+  describe('decided ahead (a cheap job on a key a worker authenticated is decided before a worker sees it)', () => {
+    const denied = () => Object.assign(new Error('denied: no'), { code: 'POLICY_DENIED' });
+
+    it('the second job on a key is decided ahead: one message to the worker, the same facts, intent and signature checks', async () => {
+      const { pool, job } = setup({ decideAhead: true });
+      const seen: unknown[] = [];
+      const w = watchWorkers();
+      try {
+        for (let i = 0; i < 3; i++) {
+          const { result, facts } = await pool.run(job, { authorize: (f, intent) => void seen.push({ f, intent }) });
+          expect(facts.address).toBe(address);
+          expect(await verifyMessage({ address, message: 'hi', signature: (result as { signature: `0x${string}` }).signature })).toBe(true);
+        }
+        expect(w.jobs).toBe(3);
+        expect(w.decidedAhead).toBe(2); // the first job taught the pool its facts
+      } finally {
+        w.stop();
+      }
+      // the policy saw the same facts and intent on both paths
+      expect(seen[1]).toEqual(seen[0]);
+      expect(seen[2]).toEqual(seen[0]);
+      // Without the option, every job takes the two steps (the control for the count above).
+      const plain = setup();
+      const w2 = watchWorkers();
+      try {
+        await signs(plain.pool, plain.job);
+        await signs(plain.pool, plain.job);
+        expect(w2.decidedAhead).toBe(0);
+      } finally {
+        w2.stop();
+      }
+    });
+
+    it('a refusal decided ahead never reaches a worker; a request that does not parse fails with the words of the two-step path', async () => {
+      const { pool, job } = setup({ decideAhead: true });
+      await signs(pool, job);
+      const w = watchWorkers();
+      try {
+        await expect(pool.run(job, { authorize: () => Promise.reject(denied()) })).rejects.toMatchObject({ code: 'POLICY_DENIED' });
+        expect(w.jobs).toBe(0);
+        const bad = { ...job, op: 'signer_signDigest' as const, request: { digest: '0x12' } };
+        const ahead = await pool.run(bad).catch((x: Error) => x);
+        expect(w.jobs).toBe(0);
+        const plain = setup();
+        const twoStep = (await plain.pool.run({ ...bad, blob: plain.job.blob, keyId: plain.job.keyId }).catch((x: Error) => x)) as Error & { code: string };
+        expect(ahead).toMatchObject({ code: twoStep.code, message: twoStep.message });
+        expect(ahead).toMatchObject({ code: 'SIGN_INVALID_PARAMS' });
+      } finally {
+        w.stop();
+      }
+      await signs(pool, job);
+    });
+
+    it('a job decided ahead and cancelled or expired before a worker took it is never signed', async () => {
+      const { pool, job } = setup({ decideAhead: true, depth: 1 });
+      const { seedJob, keyJob } = heavy(pool, job);
+      await signs(pool, keyJob); // the pool learns keyJob's facts
+      const w = watchWorkers();
+      try {
+        const busy = pool.run(seedJob); // holds the only worker slot for seconds
+        const ac = new CancellationSource();
+        const steps: string[] = [];
+        const cancelled = pool.run(keyJob, { cancellation: ac, record: () => (steps.push('record'), setImmediate(() => ac.abort())) }).catch((x: Error) => x);
+        const expired = pool.run(keyJob, { deadline: Date.now() + 150 }).catch((x: Error) => x);
+        expect(await cancelled).toMatchObject({ code: 'JOB_CANCELLED' });
+        expect(await expired).toMatchObject({ code: 'JOB_DEADLINE_EXCEEDED' });
+        expect(steps).toEqual(['record']); // decided and recorded, then stopped while waiting for the worker
+        await busy;
+        expect(w.jobs).toBe(1); // the seed job; neither decided job reached a worker
+        expect(w.decidedAhead).toBe(0);
+      } finally {
+        w.stop();
+      }
+      await signs(pool, keyJob);
+    });
+
+    it('closing the pool fails a job decided ahead that waits for a worker; it is never signed', async () => {
+      const { pool, job } = setup({ decideAhead: true, depth: 1 });
+      const { seedJob, keyJob } = heavy(pool, job);
+      await signs(pool, keyJob);
+      const w = watchWorkers();
+      try {
+        const busy = pool.run(seedJob).catch((x: Error) => x);
+        const waiting = pool.run(keyJob).catch((x: Error) => x);
+        await new Promise((r) => setTimeout(r, 50)); // decided by now, waiting for the busy worker
+        await pool.close();
+        expect(await waiting).toMatchObject({ code: 'WORKER_CLOSED' });
+        await busy;
+        expect(w.decidedAhead).toBe(0);
+      } finally {
+        w.stop();
+      }
+    });
+
+    it('a new keyring or lock forgets what the pool knew: the next job takes the two steps again', async () => {
+      const { pool, job } = setup({ decideAhead: true });
+      await signs(pool, job);
+      const w = watchWorkers();
+      try {
+        await signs(pool, job);
+        expect(w.decidedAhead).toBe(1);
+        const { keyJob } = heavy(pool, job); // a new keyring key under the same keyring id
+        // the old blob under the new keyring key: not decided ahead, and refused by the unwrap
+        await expect(pool.run(job)).rejects.toMatchObject({ code: 'WRAPPED_KEY_INVALID' });
+        expect(w.decidedAhead).toBe(1);
+        await signs(pool, keyJob);
+        await signs(pool, keyJob);
+        expect(w.decidedAhead).toBe(2);
+        pool.lock();
+        await expect(pool.run(keyJob)).rejects.toMatchObject({ code: 'KEYRING_LOCKED' });
+        expect(w.decidedAhead).toBe(2);
+      } finally {
+        w.stop();
+      }
+    });
   });
 
   describe('inline (a job that finds the whole pool idle runs on the calling thread)', () => {

@@ -36,6 +36,26 @@
  * holds a key cache of its own (the same bounds and wiping as a worker's)
  * beside the keyring copy the pool keeps for replacement workers.
  *
+ * Decided ahead (option `decideAhead`, on in the enclave): the policy needs
+ * the key's facts, which only a worker that authenticated the blob can
+ * derive, so a job costs four thread messages (job, facts, go, done). But the
+ * facts of a blob a worker has already authenticated are known: the pool
+ * keeps them (known-keys.ts, public data only, keyed like the key cache by
+ * keyring, key id, kind and the exact blob bytes, bounded and cleared like
+ * it). A cheap job (the same test as inline: a secp256k1 key, a small
+ * request) whose blob is known is decided on the main thread — the request
+ * parsed here (operations.ts secpIntent), authorize, the stop checks, record
+ * — before any worker sees it, and then goes to a worker as one `sign`
+ * message carrying the facts and intent it was decided on; the worker
+ * unwraps or finds the key, parses the request itself, and signs only if its
+ * facts and intent are exactly those (KEY_FACTS_MISMATCH, INTENT_MISMATCH):
+ * two messages instead of four, and the worker never waits for a decision.
+ * What is signed is decided before signing as on the other paths; a job
+ * stopped after its record but before a worker took it is not signed.
+ * Measured at 64 IPC clients on two vCPUs (docs/performance.md, "Session
+ * 16"). A blob the pool does not know goes the two-step way, and its facts
+ * are learnt from the worker's answer.
+ *
  * Every job has a deadline (the caller's, capped by the pool's own maximum)
  * and may be cancelled. A job that is cancelled or expires before `record`
  * never reaches `record` and never signs. A job stopped while its worker is
@@ -57,7 +77,10 @@ import type { Cancellation } from '../common/cancellation.js';
 import { SignerError } from '../common/errors.js';
 import type { SignerFacts, } from '../common/protocol/enclave-api.js';
 import type { Intent } from './policy/intent.js';
-import { createJobSigner, failureOf, jobExpired, type JobSigner } from './job-signer.js';
+import { createJobSigner, type Decision, failureOf, jobExpired, type JobSigner } from './job-signer.js';
+import { DEFAULT_KEY_CACHE, keySlot } from './key-cache.js';
+import { createKnownKeys, type KnownKeys } from './known-keys.js';
+import { secpIntent } from './operations.js';
 import type { SignJob, WorkerConfig, WorkerIn, WorkerOut } from './worker.js';
 
 export class WorkerError extends SignerError {
@@ -145,6 +168,8 @@ export interface WorkerPoolOptions {
   keyCache?: WorkerConfig['keyCache'];
   /** Run a job on the calling thread when the whole pool is idle (see "Inline"). Default false. */
   inline?: boolean;
+  /** Decide a cheap job whose key a worker has authenticated before sending it (see "Decided ahead"). Default false. */
+  decideAhead?: boolean;
 }
 
 /**
@@ -161,7 +186,8 @@ function workerPath(): string {
   return built;
 }
 
-type Phase = 'queued' | 'preparing' | 'deciding' | 'signing';
+/** `ready`: decided ahead, waiting for a worker. */
+type Phase = 'queued' | 'preparing' | 'deciding' | 'ready' | 'signing';
 
 interface Job {
   id: number;
@@ -169,7 +195,11 @@ interface Job {
   opts: RunOptions;
   phase: Phase;
   slot?: Slot;
+  /** For a job that may be decided ahead: its key's slot in `known` (key-cache.ts keySlot). */
+  keySlot?: string;
   facts?: SignerFacts;
+  /** A job decided ahead: what it was decided on, sent with it to the worker. */
+  decided?: Decision;
   settled: boolean;
   timer?: NodeJS.Timeout;
   /** Unregisters the job's cancellation callback. */
@@ -211,6 +241,10 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   let keyring: { id: string; key: Uint8Array } | undefined;
   const slots: Slot[] = [];
   const queue: Job[] = [];
+  /** Jobs decided ahead, waiting for a worker: they go before `queue` (their decision is recorded). */
+  const ready: Job[] = [];
+  /** The facts of blobs a worker authenticated (see "Decided ahead"); undefined when off. */
+  const known: KnownKeys | undefined = o.decideAhead ? createKnownKeys({ ...DEFAULT_KEY_CACHE, ...(o.keyCache ?? {}) }) : undefined;
   /** The calling thread's signer for inline jobs, and the inline job running (at most one). */
   const inlineSigner: JobSigner | undefined = o.inline ? createJobSigner(config) : undefined;
   let inlineJob: Job | undefined;
@@ -309,11 +343,19 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
         return;
       }
       case 'deciding':
+        // Decided ahead: no worker has it yet.
+        if (!j.slot) return settle(j, err);
         // The worker is idle, holding the unwrapped key: tell it to wipe it.
-        j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn);
+        j.slot.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn);
         settle(j, err);
         release(j);
         return;
+      case 'ready': {
+        const at = ready.indexOf(j);
+        if (at >= 0) ready.splice(at, 1);
+        settle(j, err);
+        return;
+      }
       case 'preparing':
       case 'signing': {
         // The worker is busy with this job: it cannot hear us. Alone on it, it is replaced;
@@ -327,6 +369,17 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
 
   function pump(): void {
     if (closed) return;
+    // Decided jobs first, each to the live worker holding the fewest jobs.
+    while (ready.length > 0) {
+      let s: Slot | undefined;
+      for (const x of slots) if (!x.dead && x.jobs.length < depth && (!s || x.jobs.length < s.jobs.length)) s = x;
+      if (!s) return;
+      const j = ready.shift()!;
+      j.phase = 'signing';
+      j.slot = s;
+      s.jobs.push(j);
+      s.worker.postMessage({ ...j.msg, t: 'sign', decided: j.decided! } satisfies WorkerIn);
+    }
     for (const s of slots) {
       if (queue.length === 0) return;
       if (s.dead || s.jobs.length >= depth || s.jobs.some((x) => x.phase === 'preparing')) continue;
@@ -382,7 +435,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   /** Whether `job` runs inline: the option is on, the job is cheap and nothing else is in flight. */
   function runsInline(job: SignJob): boolean {
     if (inlineSigner === undefined || inlineJob !== undefined || inlineSettling) return false;
-    if (queue.length > 0 || !slots.every((s) => s.jobs.length === 0)) return false;
+    if (queue.length > 0 || ready.length > 0 || !slots.every((s) => s.jobs.length === 0)) return false;
     return Date.now() >= inlineOffUntil && inlineable(job);
   }
 
@@ -399,6 +452,25 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       inlineSettling = false;
       if (inlineContended) inlineOffUntil = Date.now() + INLINE_BACKOFF_MS;
       inlineContended = false;
+    });
+  }
+
+  /** Decides `j` on the facts a worker learnt for its blob, then queues it for a worker (see "Decided ahead"). */
+  async function decideAhead(j: Job, facts: SignerFacts): Promise<void> {
+    let intent: Intent;
+    try {
+      intent = secpIntent(j.msg.op, j.msg.keyId, j.msg.request);
+    } catch (e) {
+      return settle(j, asWorkerError(e)); // the words a worker's prepare would have answered
+    }
+    await decide(j, facts, intent, {
+      go: () => {
+        j.phase = 'ready';
+        j.decided = { facts, intent };
+        ready.push(j);
+        pump();
+      },
+      drop: () => {}, // nothing was prepared
     });
   }
 
@@ -447,6 +519,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       return;
     }
     if (m.t === 'facts') {
+      if (j.keySlot !== undefined) known!.put(j.keySlot, m.facts);
       void decide(j, m.facts, m.intent, onWorker(j));
       pump(); // the worker may prepare the next job while this one is decided
       return;
@@ -464,12 +537,14 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       return spawned;
     },
     setKeyring(keyringId, key) {
+      known?.clear();
       if (keyring) wipe(keyring.key);
       keyring = { id: keyringId, key: new Uint8Array(key) };
       for (const s of slots) s.worker.postMessage(keyringMsg());
       inlineSigner?.setKeyring(keyringId, new Uint8Array(key));
     },
     lock() {
+      known?.clear();
       if (keyring) wipe(keyring.key);
       keyring = undefined;
       for (const s of slots) s.worker.postMessage({ t: 'lock' } satisfies WorkerIn);
@@ -493,13 +568,23 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
           runInline(j).catch((e: unknown) => settle(j, asWorkerError(e)));
           return;
         }
+        if (known !== undefined && inlineable(job)) {
+          j.keySlot = keySlot(job.keyringId, job.keyId, job.kind, job.blob);
+          const facts = known.get(j.keySlot);
+          if (facts !== undefined) {
+            // decideAhead settles the job on every path, or hands it to a worker; as for runInline.
+            decideAhead(j, facts).catch((e: unknown) => settle(j, asWorkerError(e)));
+            return;
+          }
+        }
         queue.push(j);
         pump();
       });
     },
     async close() {
       closed = true;
-      for (const j of queue.splice(0)) settle(j, poolClosed());
+      known?.clear();
+      for (const j of [...queue.splice(0), ...ready.splice(0)]) settle(j, poolClosed());
       if (inlineJob) stop(inlineJob, poolClosed());
       inlineSigner?.close();
       if (keyring) wipe(keyring.key);

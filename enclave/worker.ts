@@ -10,6 +10,11 @@
  *   2. `go` (the enclave's policy allowed it and the decision was recorded):
  *      sign and answer `done`; or `abort`: wipe and forget.
  *
+ * A job the main thread could decide ahead (worker-pool.ts, "Decided ahead")
+ * comes as one `sign` message carrying the facts and intent it was decided
+ * on: both steps at once, signed only if this worker's facts for the key and
+ * its own parse of the request equal those (job-signer.ts), else refused.
+ *
  * So the policy only ever sees facts derived inside the enclave, and a
  * decision is recorded only for a key that authenticated. A key that
  * authenticated stays in this worker's key cache (key-cache.ts) for a bounded
@@ -19,7 +24,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SignerFacts } from '../common/protocol/enclave-api.js';
-import { createJobSigner, failureOf, type JobFailure, type JobSignerConfig, type SignJob } from './job-signer.js';
+import { createJobSigner, type Decision, failureOf, type JobFailure, type JobSignerConfig, type SignJob } from './job-signer.js';
 import type { Intent } from './policy/intent.js';
 
 export type { SignJob } from './job-signer.js';
@@ -34,6 +39,13 @@ export type WorkerIn =
       id: number;
       /** Absolute deadline (Date.now() ms): past it the job fails instead of signing. */
       deadline: number;
+    })
+  | (SignJob & {
+      t: 'sign';
+      id: number;
+      deadline: number;
+      /** A job decided ahead (worker-pool.ts): both steps at once, signed only if its key and request are what was decided. */
+      decided: Decision;
     })
   | { t: 'go'; id: number }
   | { t: 'abort'; id: number };
@@ -66,6 +78,9 @@ function handle(msg: WorkerIn): WorkerOut | undefined {
         process.exit(0);
         return undefined;
       case 'go':
+        return { t: 'done', id: msg.id, result: signer.sign(msg.id) };
+      case 'sign':
+        signer.prepare(msg.id, msg, msg.deadline, msg.decided);
         return { t: 'done', id: msg.id, result: signer.sign(msg.id) };
       case 'job': {
         const { facts, intent } = signer.prepare(msg.id, msg, msg.deadline);

@@ -6,7 +6,10 @@
  * at all. Real worker threads (dist/enclave/worker.js), one per pool, so the
  * second request meets the first one's cache entry; and the same again with
  * inline signing on (enclave/worker-pool.ts "Inline"), where a cheap job on an
- * idle pool is unwrapped, cached and signed by the main thread's own cache.
+ * idle pool is unwrapped, cached and signed by the main thread's own cache;
+ * and with jobs decided ahead (worker-pool.ts "Decided ahead"), where the
+ * main thread decides a job on the facts it learnt for that exact blob before
+ * a worker signs it: the cached success is decided ahead, the attack never is.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { verifyMessage } from 'viem';
@@ -33,11 +36,12 @@ const secret = new Uint8Array(32).fill(7);
 const address = addressFromPrivateKey(secret);
 
 let inline = false;
+let ahead = false;
 /** Before each request in inline mode: lets the pool's back-off check after the last inline job run, so the next one is inline too. */
 const turn = () => (inline ? new Promise((r) => setImmediate(r)) : Promise.resolve());
 
 function pool(cached: boolean): WorkerPool {
-  const p = createWorkerPool({ size: 1, inline, ...(cached ? {} : { keyCache: { maxEntries: 0, ttlMs: 0 } }) });
+  const p = createWorkerPool({ size: 1, inline, decideAhead: ahead, ...(cached ? {} : { keyCache: { maxEntries: 0, ttlMs: 0 } }) });
   p.setKeyring(RING, ringKey);
   pools.push(p);
   return p;
@@ -73,8 +77,11 @@ async function outcome(p: WorkerPool, j: SignJob): Promise<string> {
 async function sameAsUncached(first: SignJob, attack: SignJob): Promise<string> {
   const cachedPool = pool(true);
   await signs(cachedPool, first);
+  const known = watch.decidedAhead;
   await signs(cachedPool, first); // the second one is served from the cache
+  expect(watch.decidedAhead - known).toBe(ahead ? 1 : 0);
   const withCache = await outcome(cachedPool, attack);
+  expect(watch.decidedAhead - known).toBe(ahead ? 1 : 0); // the attack's blob is not one the pool knows
   const withoutCache = await outcome(pool(false), attack);
   expect(withCache).toBe(withoutCache);
   expect(withCache).not.toBe('signed');
@@ -84,11 +91,13 @@ async function sameAsUncached(first: SignJob, attack: SignJob): Promise<string> 
 }
 
 describe.each([
-  ['on signing workers', false],
-  ['inline on the main thread', true],
-] as const)('hostile host: the key cache, %s', (_where, inlineMode) => {
+  ['on signing workers', false, false],
+  ['inline on the main thread', true, false],
+  ['on signing workers, decided ahead', false, true],
+] as const)('hostile host: the key cache, %s', (_where, inlineMode, aheadMode) => {
   beforeAll(() => {
     inline = inlineMode;
+    ahead = aheadMode;
   });
 
   it('a blob tampered after a cached success fails exactly as without the cache', async () => {

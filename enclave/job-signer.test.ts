@@ -1,0 +1,121 @@
+/**
+ * The signing step of a job decided ahead (worker-pool.ts, "Decided ahead"):
+ * the main thread decided on facts it learnt earlier and on its own parse of
+ * the request, so the signer signs only if the key it unwrapped (or found in
+ * its cache) has exactly those facts and the request parses to exactly that
+ * intent. Without these checks the two would be believed, and each case below
+ * would sign. The last case sends the same `sign` message to a real worker
+ * thread.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import { recoverAddress } from 'viem';
+import { afterEach, describe, expect, it } from 'vitest';
+import { wrapKey } from './kms/wrapped-key.js';
+import { createJobSigner, type Decision, type JobSigner, type SignJob } from './job-signer.js';
+import { secpIntent } from './operations.js';
+import { addressFromPrivateKey } from './signers/index.js';
+import type { WorkerIn, WorkerOut } from './worker.js';
+
+const RING = randomUUID();
+const secret = new Uint8Array(32).fill(11);
+const other = new Uint8Array(32).fill(12);
+const DIGEST = `0x${'ab'.repeat(32)}`;
+
+let signers: JobSigner[] = [];
+afterEach(() => {
+  for (const s of signers) s.close();
+  signers = [];
+});
+
+function setup(): { signer: JobSigner; job: SignJob; ringKey: Uint8Array } {
+  const ringKey = new Uint8Array(randomBytes(32));
+  const keyId = randomUUID();
+  const job: SignJob = {
+    op: 'signer_signDigest',
+    keyId,
+    kind: 'secp256k1',
+    keyringId: RING,
+    blob: wrapKey(ringKey, { keyringId: RING, keyId, kind: 'secp256k1' }, secret),
+    request: { digest: DIGEST },
+  };
+  const signer = createJobSigner();
+  signer.setKeyring(RING, ringKey.slice());
+  signers.push(signer);
+  return { signer, job, ringKey };
+}
+
+/** The decision the main thread would make for `job` on this key: the facts a first prepare learnt, its own parse. */
+function honestDecision(signer: JobSigner, job: SignJob): Decision {
+  const { facts } = signer.prepare(0, job, Date.now() + 10_000);
+  signer.abort(0);
+  return { facts, intent: secpIntent(job.op, job.keyId, job.request) };
+}
+
+const signatureOf = (r: unknown) => (r as { signature: `0x${string}` }).signature;
+
+describe('a job decided ahead signs only what was decided', () => {
+  it('the honest decision signs, with the key it names', async () => {
+    const { signer, job } = setup();
+    const decided = honestDecision(signer, job);
+    signer.prepare(1, job, Date.now() + 10_000, decided);
+    const sig = signatureOf(signer.sign(1));
+    expect(await recoverAddress({ hash: DIGEST as `0x${string}`, signature: sig })).toBe(addressFromPrivateKey(secret));
+  });
+
+  it('facts of another key (any one field) are refused before anything is prepared', () => {
+    const { signer, job } = setup();
+    const decided = honestDecision(signer, job);
+    const otherAddress = addressFromPrivateKey(other);
+    const wrongs: Decision['facts'][] = [
+      { ...decided.facts, address: otherAddress },
+      { ...decided.facts, publicKey: `03${decided.facts.publicKey.slice(2)}` },
+      { ...decided.facts, keyId: randomUUID() },
+      { ...decided.facts, keyringId: randomUUID() },
+      { ...decided.facts, xpub: 'xpub' },
+      { ...decided.facts, child: { path: 'm/0', publicKey: decided.facts.publicKey, address: decided.facts.address! } },
+    ];
+    for (const facts of wrongs) {
+      expect(() => signer.prepare(2, job, Date.now() + 10_000, { facts, intent: decided.intent })).toThrow(expect.objectContaining({ code: 'KEY_FACTS_MISMATCH' }));
+      // nothing kept under the id: signing it is an error, not a signature
+      expect(() => signer.sign(2)).toThrow(/no prepared job/);
+    }
+  });
+
+  it('an intent other than the request parses to is refused', () => {
+    const { signer, job } = setup();
+    const decided = honestDecision(signer, job);
+    const wrongs = [
+      secpIntent(job.op, job.keyId, { digest: `0x${'cd'.repeat(32)}` }),
+      { ...decided.intent, keyId: randomUUID() },
+      { ...decided.intent, path: "m/0'" },
+      secpIntent('signer_signSchnorr', job.keyId, { message: DIGEST }),
+    ];
+    for (const intent of wrongs) {
+      expect(() => signer.prepare(3, job, Date.now() + 10_000, { facts: decided.facts, intent })).toThrow(expect.objectContaining({ code: 'INTENT_MISMATCH' }));
+      expect(() => signer.sign(3)).toThrow(/no prepared job/);
+    }
+  });
+
+  it('a real signing worker answers a `sign` message on wrong facts with a refusal, and the honest one with a signature', async () => {
+    const { signer, job, ringKey } = setup();
+    const decided = honestDecision(signer, job);
+    const worker = new Worker(new URL('../dist/enclave/worker.js', import.meta.url));
+    try {
+      const answers: WorkerOut[] = [];
+      const next = () => new Promise<WorkerOut>((r) => worker.once('message', (m: WorkerOut) => r(m)));
+      worker.postMessage({ t: 'keyring', keyringId: RING, key: ringKey } satisfies WorkerIn);
+      const deadline = Date.now() + 10_000;
+      worker.postMessage({ ...job, t: 'sign', id: 1, deadline, decided: { ...decided, facts: { ...decided.facts, address: addressFromPrivateKey(other) } } } satisfies WorkerIn);
+      answers.push(await next());
+      worker.postMessage({ ...job, t: 'sign', id: 2, deadline, decided } satisfies WorkerIn);
+      answers.push(await next());
+      expect(answers[0]).toMatchObject({ t: 'fail', id: 1, error: { code: 'KEY_FACTS_MISMATCH' } });
+      expect(answers[1]).toMatchObject({ t: 'done', id: 2 });
+      const sig = signatureOf((answers[1] as Extract<WorkerOut, { t: 'done' }>).result);
+      expect(await recoverAddress({ hash: DIGEST as `0x${string}`, signature: sig })).toBe(addressFromPrivateKey(secret));
+    } finally {
+      await worker.terminate();
+    }
+  });
+});
