@@ -26,9 +26,9 @@ const KEYRING = randomUUID();
 const secret = new Uint8Array(32).fill(9);
 const address = addressFromPrivateKey(secret);
 
-function setup(o: { inline?: boolean; decideAhead?: boolean; depth?: number } = {}): { pool: WorkerPool; job: SignJob; workers: Set<Worker> } {
+function setup(o: { inline?: boolean; decideAhead?: boolean; depth?: number; size?: number } = {}): { pool: WorkerPool; job: SignJob; workers: Set<Worker> } {
   const watch = watchWorkers();
-  const pool = createWorkerPool({ size: 1, inline: o.inline === true, decideAhead: o.decideAhead === true, ...(o.depth ? { depth: o.depth } : {}) });
+  const pool = createWorkerPool({ size: o.size ?? 1, inline: o.inline === true, decideAhead: o.decideAhead === true, ...(o.depth ? { depth: o.depth } : {}) });
   pools.push(pool);
   const ringKey = new Uint8Array(randomBytes(32));
   const keyId = randomUUID();
@@ -240,6 +240,22 @@ describe('worker pool', () => {
         w.stop();
       }
       await signs(pool, keyJob);
+    });
+
+    it('signatures do not queue behind an expensive job while another worker takes them', async () => {
+      const { pool, job } = setup({ decideAhead: true, size: 2 });
+      const { seedJob, keyJob } = heavy(pool, job);
+      await signs(pool, keyJob);
+      const order: string[] = [];
+      let signing!: () => void;
+      const seedSigns = new Promise<void>((r) => (signing = r));
+      // record runs in the tick that tells the worker to sign the seed job (seconds of work)
+      const seed = pool.run(seedJob, { record: () => signing() }).then(() => order.push('seed'));
+      await seedSigns;
+      const keys = Array.from({ length: 6 }, (_, i) => pool.run(keyJob).then(() => order.push(`key ${i}`)));
+      await Promise.all([seed, ...keys]);
+      // Handed out by job count alone, every second signature would have waited seconds for the seed job.
+      expect(order.at(-1)).toBe('seed');
     });
 
     it('closing the pool fails a job decided ahead that waits for a worker; it is never signed', async () => {

@@ -1,17 +1,27 @@
 /**
  * A fixed pool of signing workers (one per vCPU by default) so every vCPU of
- * the enclave signs. Jobs wait in one queue and each job runs in two steps
+ * the enclave signs. Jobs wait in one queue (jobs decided ahead, below, in
+ * a second one served first) and each job runs in two steps
  * on one worker (worker.ts): unwrap + derive the key's facts, then — if the
  * caller's `authorize` and `record` accept those facts — sign.
  *
- * Pipelining: a worker holds up to `depth` jobs (default 3), of which at most
+ * Pipelining: a worker holds up to `depth` jobs (default 16), of which at most
  * one is being prepared. Once a job's facts are back and the main thread is
  * deciding on them, the worker already prepares the next job, so the `go`
  * finds it busy instead of asleep: no idle gap between the two steps, and no
  * wake-up of a sleeping thread paid by the main thread on every `go` (that
  * was a third of the main thread's time at 64 clients). Measured on two
  * vCPUs at 64 clients (docs/performance.md): depth 2 +14 % signatures/s over
- * 1, depth 3 +9 % over 2, depth 4 +2 % over 3 (noise) — 3 is the knee. The
+ * 1, depth 3 +9 % over 2, depth 4 +2 % over 3 (noise) — 3 was the knee while
+ * every job took the two steps. Jobs decided ahead (below) never wait in a
+ * worker for a decision, and there a deeper queue batches: the main thread
+ * posts several jobs in a turn and the worker answers several in one wake-up
+ * (Session 16, alternated: depth 6 +6.7 % over 3, 16 +4.1 % over 6, 32 and
+ * 64 within +3 % of 16; the two-step path +1.9 % at 16). 16 is the bound: a
+ * job handed to a worker cannot be taken back (a cancelled one is signed and
+ * discarded), so a worker holds at most ~4 ms of queued signatures, and a
+ * worker busy with an expensive job (one that could not run inline) is
+ * given nothing more until it is done (takes()). The
  * worker keeps every prepared job by id and signs only the one a `go` names,
  * so what is signed is unchanged; at most `depth` prepared keys wait per worker.
  *
@@ -161,7 +171,7 @@ export interface WorkerPool {
 
 export interface WorkerPoolOptions {
   size?: number;
-  /** Jobs one worker holds at once (see the header); 1 turns pipelining off. Default 3. */
+  /** Jobs one worker holds at once (see the header); 1 turns pipelining off. Default 16. */
   depth?: number;
   maxJobMs?: number;
   /** Each worker's cache of unwrapped keys (key-cache.ts); { maxEntries: 0 } disables it. */
@@ -193,6 +203,8 @@ interface Job {
   id: number;
   msg: Extract<WorkerIn, { t: 'job' }>;
   opts: RunOptions;
+  /** inlineable(): may run inline or be decided ahead; a job that is not may keep its worker busy for milliseconds. */
+  cheap: boolean;
   phase: Phase;
   slot?: Slot;
   /** For a job that may be decided ahead: its key's slot in `known` (key-cache.ts keySlot). */
@@ -230,7 +242,7 @@ const poolClosed = () => new WorkerError('WORKER_CLOSED', 'the signing pool is s
 export function createWorkerPool(options: number | WorkerPoolOptions = {}): WorkerPool {
   const o: WorkerPoolOptions = typeof options === 'number' ? { size: options } : options;
   const size = Math.max(1, o.size ?? availableParallelism());
-  const depth = Math.max(1, o.depth ?? 3);
+  const depth = Math.max(1, o.depth ?? 16);
   const maxJobMs = o.maxJobMs ?? MAX_JOB_MS;
   const path = workerPath();
   const config: WorkerConfig = o.keyCache ? { keyCache: o.keyCache } : {};
@@ -367,12 +379,23 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     }
   }
 
+  /**
+   * Whether worker `s` takes another job: it is alive, holds fewer than `depth`, and is not busy
+   * with an expensive one (a PSBT, a seed key, a long message: milliseconds to seconds), behind
+   * which a queued signature would wait while another worker may be free.
+   */
+  function takes(s: Slot): boolean {
+    if (s.dead || s.jobs.length >= depth) return false;
+    for (const x of s.jobs) if (!x.cheap && (x.phase === 'preparing' || x.phase === 'signing')) return false;
+    return true;
+  }
+
   function pump(): void {
     if (closed) return;
     // Decided jobs first, each to the live worker holding the fewest jobs.
     while (ready.length > 0) {
       let s: Slot | undefined;
-      for (const x of slots) if (!x.dead && x.jobs.length < depth && (!s || x.jobs.length < s.jobs.length)) s = x;
+      for (const x of slots) if (takes(x) && (!s || x.jobs.length < s.jobs.length)) s = x;
       if (!s) return;
       const j = ready.shift()!;
       j.phase = 'signing';
@@ -382,7 +405,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     }
     for (const s of slots) {
       if (queue.length === 0) return;
-      if (s.dead || s.jobs.length >= depth || s.jobs.some((x) => x.phase === 'preparing')) continue;
+      if (!takes(s) || s.jobs.some((x) => x.phase === 'preparing')) continue;
       const j = queue.shift()!;
       j.phase = 'preparing';
       j.slot = s;
@@ -433,10 +456,10 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   }
 
   /** Whether `job` runs inline: the option is on, the job is cheap and nothing else is in flight. */
-  function runsInline(job: SignJob): boolean {
+  function runsInline(j: Job): boolean {
     if (inlineSigner === undefined || inlineJob !== undefined || inlineSettling) return false;
     if (queue.length > 0 || ready.length > 0 || !slots.every((s) => s.jobs.length === 0)) return false;
-    return Date.now() >= inlineOffUntil && inlineable(job);
+    return Date.now() >= inlineOffUntil && j.cheap;
   }
 
   /**
@@ -559,16 +582,16 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       const id = nextId++;
       if (inlineJob !== undefined || inlineSettling) inlineContended = true;
       return new Promise<SignOutcome>((resolve, reject) => {
-        const j: Job = { id, msg: { t: 'job', id, ...job, deadline }, opts, phase: 'queued', settled: false, resolve, reject };
+        const j: Job = { id, msg: { t: 'job', id, ...job, deadline }, opts, cheap: inlineable(job), phase: 'queued', settled: false, resolve, reject };
         j.timer = setTimeout(() => stop(j, expired()), deadline - now);
         j.timer.unref();
         if (opts.cancellation) j.offAbort = opts.cancellation.onAbort(() => stop(j, cancelled()));
-        if (runsInline(job)) {
+        if (runsInline(j)) {
           // runInline settles the job on every path; this only keeps a bug from becoming an unhandled rejection.
           runInline(j).catch((e: unknown) => settle(j, asWorkerError(e)));
           return;
         }
-        if (known !== undefined && inlineable(job)) {
+        if (known !== undefined && j.cheap) {
           j.keySlot = keySlot(job.keyringId, job.keyId, job.kind, job.blob);
           const facts = known.get(j.keySlot);
           if (facts !== undefined) {
