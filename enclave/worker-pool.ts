@@ -5,7 +5,7 @@
  * on one worker (worker.ts): unwrap + derive the key's facts, then — if the
  * caller's `authorize` and `record` accept those facts — sign.
  *
- * Pipelining: a worker holds up to `depth` jobs (default 16), of which at most
+ * Pipelining: a worker holds up to `depth` jobs (default 32), of which at most
  * one is being prepared. Once a job's facts are back and the main thread is
  * deciding on them, the worker already prepares the next job, so the `go`
  * finds it busy instead of asleep: no idle gap between the two steps, and no
@@ -16,10 +16,12 @@
  * every job took the two steps. Jobs decided ahead (below) never wait in a
  * worker for a decision, and there a deeper queue batches: the main thread
  * posts several jobs in a turn and the worker answers several in one wake-up
- * (Session 16, alternated: depth 6 +6.7 % over 3, 16 +4.1 % over 6, 32 and
- * 64 within +3 % of 16; the two-step path +1.9 % at 16). 16 is the bound: a
- * job handed to a worker cannot be taken back (a cancelled one is signed and
- * discarded), so a worker holds at most ~4 ms of queued signatures, and a
+ * (Session 16, alternated: depth 6 +6.7 % over 3, 16 +4.1 % over 6, 32
+ * +2.9 % over 16, 64 no better than 32; the two-step path +1.9 % at 16 over
+ * 3). 32 is the bound — at 64 clients on two workers every request in flight
+ * can wait on a worker — and a bound is needed: a job handed to a worker
+ * cannot be taken back (a cancelled one is signed and discarded), so a
+ * worker holds at most ~8 ms of queued signatures, and a
  * worker busy with an expensive job (one that could not run inline) is
  * given nothing more until it is done (takes()). The
  * worker keeps every prepared job by id and signs only the one a `go` names,
@@ -171,7 +173,7 @@ export interface WorkerPool {
 
 export interface WorkerPoolOptions {
   size?: number;
-  /** Jobs one worker holds at once (see the header); 1 turns pipelining off. Default 16. */
+  /** Jobs one worker holds at once (see the header); 1 turns pipelining off. Default 32. */
   depth?: number;
   maxJobMs?: number;
   /** Each worker's cache of unwrapped keys (key-cache.ts); { maxEntries: 0 } disables it. */
@@ -242,7 +244,7 @@ const poolClosed = () => new WorkerError('WORKER_CLOSED', 'the signing pool is s
 export function createWorkerPool(options: number | WorkerPoolOptions = {}): WorkerPool {
   const o: WorkerPoolOptions = typeof options === 'number' ? { size: options } : options;
   const size = Math.max(1, o.size ?? availableParallelism());
-  const depth = Math.max(1, o.depth ?? 16);
+  const depth = Math.max(1, o.depth ?? 32);
   const maxJobMs = o.maxJobMs ?? MAX_JOB_MS;
   const path = workerPath();
   const config: WorkerConfig = o.keyCache ? { keyCache: o.keyCache } : {};
