@@ -63,7 +63,8 @@
  * facts and intent are exactly those (KEY_FACTS_MISMATCH, INTENT_MISMATCH):
  * two messages instead of four, and the worker never waits for a decision.
  * What is signed is decided before signing as on the other paths; a job
- * stopped after its record but before a worker took it is not signed.
+ * stopped after its record but before a worker took it is not signed. The
+ * facts are learnt from a worker's step-1 answer, or from an inline job's.
  * Measured at 64 IPC clients on two vCPUs (docs/performance.md, "Session
  * 16"). A blob the pool does not know goes the two-step way, and its facts
  * are learnt from the worker's answer.
@@ -512,6 +513,8 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       } catch (e) {
         return settle(j, asWorkerError(e));
       }
+      // This thread authenticated the blob: the next job on it may be decided ahead.
+      if (known !== undefined) known.put(keySlot(j.msg.keyringId, j.msg.keyId, j.msg.kind, j.msg.blob), prepared.facts);
       await decide(j, prepared.facts, prepared.intent, {
         go: () => {
           let result: unknown;

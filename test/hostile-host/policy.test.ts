@@ -6,6 +6,10 @@
  *
  * Not covered yet (not wired): signed principals, sealed counters across restarts —
  * see docs/policy.md "Wiring status".
+ *
+ * Twice: with every job taking the pool's two steps, and with the pool as the enclave runs it
+ * (inline when idle, jobs on a known key decided ahead: enclave/worker-pool.ts), where from the
+ * second request on a key the decision is taken before a worker sees the job.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -18,7 +22,8 @@ import { createSimulatedNsm } from '../../enclave/nsm/simulated.js';
 import { compilePolicy } from '../../enclave/policy/document.js';
 import { createPolicyGate, type PolicyGate } from '../../enclave/policy/gate.js';
 import { createEnclaveService, type EnclaveService } from '../../enclave/service.js';
-import { createWorkerPool } from '../../enclave/worker-pool.js';
+import { createWorkerPool, type WorkerPoolOptions } from '../../enclave/worker-pool.js';
+import { watchWorkers } from '../../enclave/worker-test-helpers.js';
 import { signApproval } from '../../common/auth/client-signer.js';
 import { requestDigest } from '../../common/auth/request.js';
 import { testPrincipals } from '../../enclave/auth/test-helpers.js';
@@ -54,7 +59,7 @@ afterAll(async () => {
 });
 
 function enclave(gate: PolicyGate = createPolicyGate(compilePolicy(POLICY), { source: 'image' })): { s: EnclaveService; gate: PolicyGate } {
-  const pool = createWorkerPool(2);
+  const pool = createWorkerPool(poolOptions);
   pool.setKeyring(KEYRING_ID, ringKey);
   const s = createEnclaveService({ nsm: createSimulatedNsm({ ca }), pool, policy: gate, kms: { region: 'us-east-1', dial: () => Promise.reject(new Error('no KMS')), allowedKeyArns: [PINNED] } });
   services.push(s);
@@ -63,12 +68,20 @@ function enclave(gate: PolicyGate = createPolicyGate(compilePolicy(POLICY), { so
   return { s, gate };
 }
 const opened = new WeakMap<EnclaveService, Promise<unknown>>();
+let poolOptions: WorkerPoolOptions = { size: 2 };
 
 const host = async (s: EnclaveService, method: string, params: unknown, signal = new AbortController().signal) => (await opened.get(s), cborToJson(await s.handler(method, jsonToCbor(params), requestContext(1, signal))) as Record<string, unknown>);
 const refusal = (p: Promise<unknown>) => p.then(() => { throw new Error('expected a refusal'); }, (e: unknown) => e as { code: string; message: string });
 const tx = (to: string, value: number, data?: string) => ({ tx: { type: '0x2', chainId: '0x1', nonce: '0x0', gas: '0x5208', maxFeePerGas: '0x1', maxPriorityFeePerGas: '0x1', to, value: `0x${value.toString(16)}`, ...(data ? { data } : {}) } });
 
-describe('hostile host vs the policy engine', () => {
+describe.each([
+  ['every job in two steps', { size: 2 }],
+  ['the pool as the enclave runs it (inline, decided ahead)', { size: 2, inline: true, decideAhead: true }],
+] as const)('hostile host vs the policy engine, %s', (_how, options: WorkerPoolOptions) => {
+  beforeAll(() => {
+    poolOptions = options;
+  });
+
   it('finding P1: a host calling the enclave API directly cannot sign to a blocklisted address; the refusal names the rule on the wire', async () => {
     const { s } = enclave();
     const e = await refusal(host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(BLOCKED, 1) }));
@@ -106,8 +119,15 @@ describe('hostile host vs the policy engine', () => {
     expect((await refusal(host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(ALLOWED, 1) }, AbortSignal.abort()))).code).toBe('JOB_CANCELLED');
     // Over the value cap: refused, nothing counted.
     expect((await refusal(host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(ALLOWED, 5000) }))).code).toBe('POLICY_DENIED');
-    // Five at once against maxCount 2: exactly two sign.
-    const out = await Promise.allSettled(Array.from({ length: 5 }, () => host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(ALLOWED, 1) })));
+    // Five at once against maxCount 2: exactly two sign (decided ahead, in the enclave's pool: the key is known by now).
+    const w = watchWorkers();
+    const out = await Promise.allSettled(Array.from({ length: 5 }, () => host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(ALLOWED, 1) }))).finally(() => w.stop());
+    if (options.decideAhead) {
+      // None took the two steps: the allowed ones were decided ahead (or one ran inline), the
+      // refused ones never reached a worker.
+      expect(w.jobs - w.decidedAhead).toBe(0);
+      expect(w.decidedAhead).toBeGreaterThanOrEqual(1);
+    } else expect(w.decidedAhead).toBe(0);
     expect(out.filter((o) => o.status === 'fulfilled')).toHaveLength(2);
     const refused = out.filter((o): o is PromiseRejectedResult => o.status === 'rejected').map((o) => o.reason as { code: string; message: string });
     expect(refused.map((e) => e.code)).toEqual(['POLICY_DENIED', 'POLICY_DENIED', 'POLICY_DENIED']);
