@@ -66,7 +66,7 @@ import { loadOrCreateDevCa } from '../dev/ca/index.js';
 import { enclaveConfigFor } from '../enclave/config.js';
 import { repoRoot } from '../dev/stack.js';
 import { secp } from '../enclave/signers/secp.js';
-import { digestHex, load, rpc, sleep, startHotWallet, startStack, stats, type LoadResult, type Stats } from './e2e-harness.js';
+import { digestHex, type HotWallet, load, rpc, sleep, startHotWallet, startStack, stats, type LoadResult, type Stats } from './e2e-harness.js';
 import { measureAuditCost } from './e2e-audit-cost.js';
 import { markdown, measureBreakdown } from './e2e-breakdown.js';
 import { measurePolicyCost } from './e2e-policy-cost.js';
@@ -416,8 +416,10 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
     ...(signing.path === process.execPath ? {} : { enclaveNode: signing.path }),
     ...(parent.path === process.execPath ? {} : { parentNode: parent }),
   });
-  const hot = await startHotWallet(dir, signing.path);
+  let started: HotWallet | undefined;
   try {
+    const hot = await startHotWallet(dir, signing.path);
+    started = hot;
     const key = await rpc(stack.socket, 'signer_createKey', { label: 'bench' });
     const status = await rpc(stack.socket, 'signer_status', {});
     const workers: number = status.enclave?.workers ?? 1;
@@ -529,7 +531,8 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
     process.stderr.write(`targets: ${JSON.stringify(result.targets)}\n`);
     return result;
   } finally {
-    await hot.stop();
+    // A hot wallet that failed to start leaves only the dev stack to stop.
+    await started?.stop();
     await stack.stop();
     rmSync(dir, { recursive: true, force: true });
   }
