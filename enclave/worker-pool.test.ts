@@ -276,6 +276,25 @@ describe('worker pool', () => {
       }
     });
 
+    it('facts a worker learnt under a keyring replaced since are not kept', async () => {
+      const { pool, job } = setup({ decideAhead: true });
+      const w = watchWorkers();
+      try {
+        // The job reaches the worker before the new keyring does: it is prepared (and signs) under the
+        // old keyring key, and its facts come back after the pool forgot everything it knew.
+        const first = pool.run(job);
+        pool.setKeyring(KEYRING, new Uint8Array(randomBytes(32)));
+        await first;
+        // Had those facts been kept, this job would be decided ahead; it takes the two steps and
+        // fails in the unwrap under the new keyring key.
+        await expect(pool.run(job)).rejects.toMatchObject({ code: 'WRAPPED_KEY_INVALID' });
+        expect(w.jobs).toBe(2);
+        expect(w.decidedAhead).toBe(0);
+      } finally {
+        w.stop();
+      }
+    });
+
     it('a new keyring or lock forgets what the pool knew: the next job takes the two steps again', async () => {
       const { pool, job } = setup({ decideAhead: true });
       await signs(pool, job);

@@ -212,6 +212,8 @@ interface Job {
   slot?: Slot;
   /** For a job that may be decided ahead: its key's slot in `known` (key-cache.ts keySlot). */
   keySlot?: string;
+  /** The pool's keyring epoch when the job came: its facts are learnt only if the keyring has not changed since. */
+  epoch?: number;
   facts?: SignerFacts;
   /** A job decided ahead: what it was decided on, sent with it to the worker. */
   decided?: Decision;
@@ -260,6 +262,12 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   const ready: Job[] = [];
   /** The facts of blobs a worker authenticated (see "Decided ahead"); undefined when off. */
   const known: KnownKeys | undefined = o.decideAhead ? createKnownKeys({ ...DEFAULT_KEY_CACHE, ...(o.keyCache ?? {}) }) : undefined;
+  /**
+   * Counts keyring changes (setKeyring, lock). A worker may still answer for a job it prepared
+   * under the keyring before: what it learnt then is not put back into `known`, which the change
+   * cleared.
+   */
+  let keyringEpoch = 0;
   /** The calling thread's signer for inline jobs, and the inline job running (at most one). */
   const inlineSigner: JobSigner | undefined = o.inline ? createJobSigner(config) : undefined;
   let inlineJob: Job | undefined;
@@ -547,7 +555,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       return;
     }
     if (m.t === 'facts') {
-      if (j.keySlot !== undefined) known!.put(j.keySlot, m.facts);
+      if (j.keySlot !== undefined && j.epoch === keyringEpoch) known!.put(j.keySlot, m.facts);
       void decide(j, m.facts, m.intent, onWorker(j));
       pump(); // the worker may prepare the next job while this one is decided
       return;
@@ -565,6 +573,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       return spawned;
     },
     setKeyring(keyringId, key) {
+      keyringEpoch++;
       known?.clear();
       if (keyring) wipe(keyring.key);
       keyring = { id: keyringId, key: new Uint8Array(key) };
@@ -572,6 +581,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       inlineSigner?.setKeyring(keyringId, new Uint8Array(key));
     },
     lock() {
+      keyringEpoch++;
       known?.clear();
       if (keyring) wipe(keyring.key);
       keyring = undefined;
@@ -598,6 +608,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
         }
         if (known !== undefined && j.cheap) {
           j.keySlot = keySlot(job.keyringId, job.keyId, job.kind, job.blob);
+          j.epoch = keyringEpoch;
           const facts = known.get(j.keySlot);
           if (facts !== undefined) {
             // decideAhead settles the job on every path, or hands it to a worker; as for runInline.
