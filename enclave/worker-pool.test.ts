@@ -295,6 +295,29 @@ describe('worker pool', () => {
       }
     });
 
+    it('close or lock while a job is decided ahead: nothing is signed', async () => {
+      for (const when of ['close', 'lock'] as const) {
+        const { pool, job } = setup({ decideAhead: true });
+        await signs(pool, job);
+        const w = watchWorkers();
+        try {
+          const e = await pool
+            .run(job, {
+              authorize: async () => {
+                if (when === 'close') await pool.close();
+                else pool.lock();
+              },
+            })
+            .catch((x: Error) => x);
+          expect(e, when).toMatchObject({ code: when === 'close' ? 'WORKER_CLOSED' : 'KEYRING_LOCKED' });
+          // closed: it never reached a worker; locked: it reached one, which holds no key any more
+          expect(w.decidedAhead, when).toBe(when === 'close' ? 0 : 1);
+        } finally {
+          w.stop();
+        }
+      }
+    });
+
     it('a new keyring or lock forgets what the pool knew: the next job takes the two steps again', async () => {
       const { pool, job } = setup({ decideAhead: true });
       await signs(pool, job);

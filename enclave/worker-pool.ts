@@ -152,7 +152,7 @@ export interface RunOptions {
   deadline?: number;
   /** The policy decision on facts and the intent derived inside the worker; throws to refuse. */
   authorize?: (facts: SignerFacts, intent: Intent) => void | Promise<void>;
-  /** Records the allow decision (synchronously, right before the signing step); throws to refuse. */
+  /** Records the allow decision (synchronously, right before the job is handed on to be signed); throws to refuse. */
   record?: (facts: SignerFacts, intent: Intent) => void;
 }
 
@@ -499,6 +499,8 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     }
     await decide(j, facts, intent, {
       go: () => {
+        // Closed while the policy decided: close() could not see this job (on no queue, no worker).
+        if (closed) return settle(j, poolClosed());
         j.phase = 'ready';
         j.decided = { facts, intent };
         ready.push(j);
