@@ -13,7 +13,7 @@ import * as btc from '@scure/btc-signer';
 import { wrapKey } from './kms/wrapped-key.js';
 import { SIGNER_LIMITS } from './signers/limits.js';
 import { addressFromPrivateKey } from './signers/index.js';
-import { watchWorkers } from './worker-test-helpers.js';
+import { watching, watchWorkers } from './worker-test-helpers.js';
 import { createWorkerPool, INLINE_BACKOFF_MS, inlineable, type SignJob, type WorkerPool } from './worker-pool.js';
 import { CancellationSource, cancellationOf } from '../common/cancellation.js';
 
@@ -172,8 +172,7 @@ describe('worker pool', () => {
     it('the second job on a key is decided ahead: one message to the worker, the same facts, intent and signature checks', async () => {
       const { pool, job } = setup({ decideAhead: true });
       const seen: unknown[] = [];
-      const w = watchWorkers();
-      try {
+      await watching(async (w) => {
         for (let i = 0; i < 3; i++) {
           const { result, facts } = await pool.run(job, { authorize: (f, intent) => void seen.push({ f, intent }) });
           expect(facts.address).toBe(address);
@@ -181,29 +180,23 @@ describe('worker pool', () => {
         }
         expect(w.jobs).toBe(3);
         expect(w.decidedAhead).toBe(2); // the first job taught the pool its facts
-      } finally {
-        w.stop();
-      }
+      });
       // the policy saw the same facts and intent on both paths
       expect(seen[1]).toEqual(seen[0]);
       expect(seen[2]).toEqual(seen[0]);
       // Without the option, every job takes the two steps (the control for the count above).
       const plain = setup();
-      const w2 = watchWorkers();
-      try {
+      await watching(async (w2) => {
         await signs(plain.pool, plain.job);
         await signs(plain.pool, plain.job);
         expect(w2.decidedAhead).toBe(0);
-      } finally {
-        w2.stop();
-      }
+      });
     });
 
     it('a refusal decided ahead never reaches a worker; a request that does not parse fails with the words of the two-step path', async () => {
       const { pool, job } = setup({ decideAhead: true });
       await signs(pool, job);
-      const w = watchWorkers();
-      try {
+      await watching(async (w) => {
         await expect(pool.run(job, { authorize: () => Promise.reject(denied()) })).rejects.toMatchObject({ code: 'POLICY_DENIED' });
         expect(w.jobs).toBe(0);
         const bad = { ...job, op: 'signer_signDigest' as const, request: { digest: '0x12' } };
@@ -213,9 +206,7 @@ describe('worker pool', () => {
         const twoStep = (await plain.pool.run({ ...bad, blob: plain.job.blob, keyId: plain.job.keyId }).catch((x: Error) => x)) as Error & { code: string };
         expect(ahead).toMatchObject({ code: twoStep.code, message: twoStep.message });
         expect(ahead).toMatchObject({ code: 'SIGN_INVALID_PARAMS' });
-      } finally {
-        w.stop();
-      }
+      });
       await signs(pool, job);
     });
 
@@ -223,8 +214,7 @@ describe('worker pool', () => {
       const { pool, job } = setup({ decideAhead: true, depth: 1 });
       const { seedJob, keyJob } = heavy(pool, job);
       await signs(pool, keyJob); // the pool learns keyJob's facts
-      const w = watchWorkers();
-      try {
+      await watching(async (w) => {
         const busy = pool.run(seedJob); // holds the only worker slot for seconds
         const ac = new CancellationSource();
         const steps: string[] = [];
@@ -236,9 +226,7 @@ describe('worker pool', () => {
         await busy;
         expect(w.jobs).toBe(1); // the seed job; neither decided job reached a worker
         expect(w.decidedAhead).toBe(0);
-      } finally {
-        w.stop();
-      }
+      });
       await signs(pool, keyJob);
     });
 
@@ -262,8 +250,7 @@ describe('worker pool', () => {
       const { pool, job } = setup({ decideAhead: true, depth: 1 });
       const { seedJob, keyJob } = heavy(pool, job);
       await signs(pool, keyJob);
-      const w = watchWorkers();
-      try {
+      await watching(async (w) => {
         const busy = pool.run(seedJob).catch((x: Error) => x);
         const waiting = pool.run(keyJob).catch((x: Error) => x);
         await new Promise((r) => setTimeout(r, 50)); // decided by now, waiting for the busy worker
@@ -271,15 +258,12 @@ describe('worker pool', () => {
         expect(await waiting).toMatchObject({ code: 'WORKER_CLOSED' });
         await busy;
         expect(w.decidedAhead).toBe(0);
-      } finally {
-        w.stop();
-      }
+      });
     });
 
     it('facts a worker learnt under a keyring replaced since are not kept', async () => {
       const { pool, job } = setup({ decideAhead: true });
-      const w = watchWorkers();
-      try {
+      await watching(async (w) => {
         // The job reaches the worker before the new keyring does: it is prepared (and signs) under the
         // old keyring key, and its facts come back after the pool forgot everything it knew.
         const first = pool.run(job);
@@ -290,17 +274,14 @@ describe('worker pool', () => {
         await expect(pool.run(job)).rejects.toMatchObject({ code: 'WRAPPED_KEY_INVALID' });
         expect(w.jobs).toBe(2);
         expect(w.decidedAhead).toBe(0);
-      } finally {
-        w.stop();
-      }
+      });
     });
 
     it('close or lock while a job is decided ahead: nothing is signed', async () => {
       for (const when of ['close', 'lock'] as const) {
         const { pool, job } = setup({ decideAhead: true });
         await signs(pool, job);
-        const w = watchWorkers();
-        try {
+        await watching(async (w) => {
           const e = await pool
             .run(job, {
               authorize: async () => {
@@ -312,17 +293,14 @@ describe('worker pool', () => {
           expect(e, when).toMatchObject({ code: when === 'close' ? 'WORKER_CLOSED' : 'KEYRING_LOCKED' });
           // closed: it never reached a worker; locked: it reached one, which holds no key any more
           expect(w.decidedAhead, when).toBe(when === 'close' ? 0 : 1);
-        } finally {
-          w.stop();
-        }
+        });
       }
     });
 
     it('a new keyring or lock forgets what the pool knew: the next job takes the two steps again', async () => {
       const { pool, job } = setup({ decideAhead: true });
       await signs(pool, job);
-      const w = watchWorkers();
-      try {
+      await watching(async (w) => {
         await signs(pool, job);
         expect(w.decidedAhead).toBe(1);
         const { keyJob } = heavy(pool, job); // a new keyring key under the same keyring id
@@ -335,9 +313,7 @@ describe('worker pool', () => {
         pool.lock();
         await expect(pool.run(keyJob)).rejects.toMatchObject({ code: 'KEYRING_LOCKED' });
         expect(w.decidedAhead).toBe(2);
-      } finally {
-        w.stop();
-      }
+      });
     });
   });
 

@@ -42,3 +42,13 @@ export function watchWorkers(): WorkerWatch {
     },
   };
 }
+
+/** Runs `fn` while watching, and stops watching however it ends. */
+export async function watching<T>(fn: (w: WorkerWatch) => Promise<T>): Promise<T> {
+  const w = watchWorkers();
+  try {
+    return await fn(w);
+  } finally {
+    w.stop();
+  }
+}
