@@ -82,7 +82,7 @@ const everyFact: [Exclude<keyof SignerFacts, (typeof FACT_FIELDS)[number]>] exte
 void everyFact;
 
 /** Whether two facts describe the same key (and child): every field equal, absent on both or on neither. */
-export function sameFacts(a: SignerFacts, b: SignerFacts): boolean {
+function sameFacts(a: SignerFacts, b: SignerFacts): boolean {
   for (const f of FACT_FIELDS) {
     const x = a[f];
     const y = b[f];
