@@ -4,7 +4,10 @@
 # removes; needs PG_BIN or /usr/lib/postgresql/*/bin, which .ci/run provides), one instance's
 # enclave killed every 20 s, the policy in fleet scope (shared windows and approvals, docs/scale-out.md);
 # fails on any unexpected error or an audit chain (one per instance)
-# that does not verify. ~75 s. Needs dist/ (npm test builds it). The full soak is `npm run soak`.
+# that does not verify; then 60 s on one instance in instance scope. ~150 s. Needs dist/ (npm test builds it). The full soak is `npm run soak`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node dist/bench/soak.js --instances 2 --state-scope fleet --duration 60 --clients 64 --restart-every 20 --interval 10 --out .ci/soak-60s.json --check
+# The same on one instance in instance scope (SQLite): the scope in which the enclave decides jobs
+# on known keys ahead of its workers (docs/enclave.md "Decided ahead"; off in fleet scope).
+node dist/bench/soak.js --instances 1 --state-scope instance --duration 60 --clients 64 --restart-every 20 --interval 10 --out .ci/soak-60s-instance.json --check
