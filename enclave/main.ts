@@ -63,8 +63,8 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
   const gate = createPolicyGate(cfg.policy.policy, { source: cfg.policy.source, denyOps: (cfg.denyOps ?? []) as PolicyOp[] });
   log(`policy ${JSON.stringify(gate.policy.name)} sha256 ${gate.hash} (source: ${gate.source})`);
   // Not in fleet scope (yet): with decisions taken in the turn a request arrives, the 60-s fleet
-  // soak lost a pending approval in 4 of 6 runs (-32011 APPROVAL_UNKNOWN right after its -32010),
-  // against 0 of 2 with the two steps — a race in the fleet approval book that this timing
+  // soak lost a pending approval in 6 of 8 runs (-32011 APPROVAL_UNKNOWN right after its -32010),
+  // against 0 of 5 with the two steps — a race in the fleet approval book that this timing
   // exposes and that is not understood yet (docs/enclave.md, "Decided ahead").
   const decideAhead = cfg.decideAhead !== false && gate.policy.stateScope !== 'fleet';
   const pool = createWorkerPool({ ...(cfg.workers !== undefined ? { size: cfg.workers } : {}), inline: cfg.inline !== false, decideAhead });
