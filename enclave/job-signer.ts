@@ -75,30 +75,6 @@ export interface JobSigner {
   abort(id: number): void;
 }
 
-/** The fields of SignerFacts, every one compared by sameFacts. */
-const FACT_FIELDS = ['keyId', 'kind', 'keyringId', 'publicKey', 'address', 'xpub', 'fingerprint', 'child'] as const satisfies readonly (keyof SignerFacts)[];
-/** Does not compile while SignerFacts has a field FACT_FIELDS lacks. */
-const everyFact: [Exclude<keyof SignerFacts, (typeof FACT_FIELDS)[number]>] extends [never] ? true : never = true;
-void everyFact;
-
-/** Whether two facts describe the same key (and child): every field equal, absent on both or on neither. */
-function sameFacts(a: SignerFacts, b: SignerFacts): boolean {
-  for (const f of FACT_FIELDS) {
-    const x = a[f];
-    const y = b[f];
-    if (f !== 'child') {
-      if (x !== y) return false;
-      continue;
-    }
-    const cx = x as SignerFacts['child'];
-    const cy = y as SignerFacts['child'];
-    if (cx === undefined || cy === undefined) {
-      if (cx !== cy) return false;
-    } else if (cx.path !== cy.path || cx.publicKey !== cy.publicKey || cx.address !== cy.address) return false;
-  }
-  return true;
-}
-
 export function jobExpired(): SignerError {
   return new SignerError('JOB_DEADLINE_EXCEEDED', 'the request ran out of time before it was signed; nothing was signed');
 }
@@ -162,7 +138,7 @@ export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
         if (decided !== undefined) {
           // The main thread decided on facts it learnt earlier and on its own parse of this request:
           // sign only if this key and this parse are exactly what was decided.
-          if (!sameFacts(prepared.facts, decided.facts)) {
+          if (!isDeepStrictEqual(prepared.facts, decided.facts)) {
             prepared.wipe();
             throw new SignerError('KEY_FACTS_MISMATCH', `key ${job.keyId} is not the key its request was decided on; nothing was signed`);
           }
