@@ -28,7 +28,7 @@ export interface EnclaveConfig {
   workers?: number;
   /** Sign on the main thread when the signing pool is idle (enclave/worker-pool.ts "Inline"). Default true. */
   inline?: boolean;
-  /** Decide a cheap job on a key a worker already authenticated before it reaches a worker (enclave/worker-pool.ts "Decided ahead"). Default true; always off under a fleet-scope policy (see startEnclave). */
+  /** Decide a cheap job on a key a worker already authenticated before it reaches a worker (enclave/worker-pool.ts "Decided ahead"). Default true. */
   decideAhead?: boolean;
   /** The policy loaded at boot (enclave/policy/load.ts): from the measured image, --policy FILE, or the dev default. */
   policy: LoadedPolicy;
@@ -62,11 +62,7 @@ export async function startEnclave(cfg: EnclaveConfig): Promise<RunningEnclave> 
   log(`pinned CMK(s): ${pinned.arns.join(', ')}`);
   const gate = createPolicyGate(cfg.policy.policy, { source: cfg.policy.source, denyOps: (cfg.denyOps ?? []) as PolicyOp[] });
   log(`policy ${JSON.stringify(gate.policy.name)} sha256 ${gate.hash} (source: ${gate.source})`);
-  // Not in fleet scope (yet): with decisions taken in the turn a request arrives, the 60-s fleet
-  // soak lost a pending approval in 6 of 8 runs (-32011 APPROVAL_UNKNOWN right after its -32010),
-  // against 0 of 5 with the two steps — a race in the fleet approval book that this timing
-  // exposes and that is not understood yet (docs/enclave.md, "Decided ahead").
-  const decideAhead = cfg.decideAhead !== false && gate.policy.stateScope !== 'fleet';
+  const decideAhead = cfg.decideAhead !== false;
   const pool = createWorkerPool({ ...(cfg.workers !== undefined ? { size: cfg.workers } : {}), inline: cfg.inline !== false, decideAhead });
   const service = createEnclaveService({
     nsm: cfg.nsm,

@@ -552,13 +552,14 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
               hint: 'the host substituted the key: nothing was signed',
             });
           }
-          ({ ticket, approval } = approvals.authorize({ op, keyId: facts.keyId, request, intent, principal }));
+          // The state this decision is taken on; read before it, as a refusal (-32010) throws.
           epoch = durable.epoch;
+          ({ ticket, approval } = approvals.authorize({ op, keyId: facts.keyId, request, intent, principal }));
         },
       });
       } catch (e) {
         release();
-        throw refusalRecorded(e, { principal, op, keyId: signedBy, requestDigest: digest });
+        throw refusalRecorded(e, { principal, op, keyId: signedBy, requestDigest: digest }, epoch);
       }
       const { result, facts } = outcome;
       // The new counters/approvals change only for a window rule or an approval; those were decided
@@ -621,11 +622,21 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
     if (handed !== undefined) durable.handIn(handed);
   }
 
-  /** Every refusal is a decision on the chain: pending (approval required) or denied, naming the deciding rule or `error:<CODE>`. */
-  function refusalRecorded(e: unknown, d: { principal: string; op: string; keyId: string | null; requestDigest: Uint8Array }): Error {
+  /**
+   * Every refusal is a decision on the chain: pending (approval required) or denied, naming the
+   * deciding rule or `error:<CODE>`. `decidedIn` is the durable epoch the decision was taken in,
+   * when the refusal may reach here after other requests ran (the signing path awaits the pool).
+   */
+  function refusalRecorded(e: unknown, d: { principal: string; op: string; keyId: string | null; requestDigest: Uint8Array }, decidedIn = durable.epoch): Error {
     const code = (e as { code?: unknown }).code;
     const rule = (e as { wireData?: { rule?: unknown } }).wireData?.rule;
-    if (code === 'APPROVAL_REQUIRED' && typeof rule === 'string') return withPendingState(withAuditRecord(e as Error, trail.pending({ ...d, rule })));
+    if (code === 'APPROVAL_REQUIRED' && typeof rule === 'string') {
+      // Fleet scope: the entry was opened in the approval book of a state taken over since
+      // (durable.handIn replaces the book). The record sealed now would not hold it, and a -32010
+      // relayed with that record would send every approver to an approval no instance knows.
+      if (durable.epoch !== decidedIn) return refusalRecorded(staleUnderRequest(), d);
+      return withPendingState(withAuditRecord(e as Error, trail.pending({ ...d, rule })));
+    }
     return withAuditRecord(e as Error, trail.denied({ ...d, rule: typeof rule === 'string' ? rule : errorRule(e) }));
   }
 
