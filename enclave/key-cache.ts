@@ -13,16 +13,16 @@
  * by a single bit, another key id, kind or keyring misses and goes through
  * the full unwrap, failing exactly as it would without the cache.
  *
- * Bounded: at most `maxEntries` (LRU), each for at most `ttlMs` after it was
- * unwrapped (not refreshed by use). The secret is zeroed on eviction, on
- * expiry (a timer sweeps even when idle), on `clear()` (new keyring, lock)
- * and on `close()`. Enclave memory is the protected place; nothing here
+ * Bounded (bounded-lru.ts): at most `maxEntries` (LRU), each for at most
+ * `ttlMs` after it was unwrapped (not refreshed by use). The secret is zeroed
+ * on eviction, on expiry (a timer sweeps even when idle), on `clear()` (new
+ * keyring, lock) and on `close()`. Enclave memory is the protected place; nothing here
  * leaves the worker.
  */
 import { createHash } from 'node:crypto';
 import { wipe } from '../common/bytes.js';
 import type { KeyKind, SignerFacts } from '../common/protocol/enclave-api.js';
-import { ChurnMap } from '../common/churn-map.js';
+import { createBoundedLru } from './bounded-lru.js';
 
 export interface KeyCacheOptions {
   /** Entries kept at most (least recently used goes first); 0 disables the cache. */
@@ -42,10 +42,6 @@ export interface CachedKey {
   /** The cache's own copy; zeroed when the entry goes. Callers copy what they keep. */
   readonly secret: Uint8Array;
   readonly facts: KeyFacts;
-}
-
-interface Entry extends CachedKey {
-  expires: number;
 }
 
 export const DEFAULT_KEY_CACHE: Readonly<Pick<KeyCacheOptions, 'maxEntries' | 'ttlMs'>> = { maxEntries: 1024, ttlMs: 60_000 };
@@ -72,57 +68,27 @@ export function keySlot(keyringId: string, keyId: string, kind: KeyKind, blob: U
 }
 
 export function createKeyCache(o: KeyCacheOptions): KeyCache {
-  const now = o.now ?? Date.now;
-  const enabled = o.maxEntries > 0 && o.ttlMs > 0;
-  // Insertion order: re-inserting on use makes the first entry the LRU. A ChurnMap, not a Map:
-  // every use re-inserts (common/churn-map.ts says why).
-  const entries = new ChurnMap<string, Entry>();
-  const drop = (k: string, e: Entry) => {
-    entries.delete(k);
-    wipe(e.secret);
-  };
-  const sweep = () => {
-    const t = now();
-    for (const [k, e] of entries) if (e.expires <= t) drop(k, e);
-  };
-  const timer = enabled ? setInterval(sweep, o.sweepMs ?? Math.max(1_000, Math.floor(o.ttlMs / 4))) : undefined;
+  // The secret is zeroed whenever an entry leaves: evicted, expired, replaced or cleared.
+  const entries = createBoundedLru<CachedKey>({ maxEntries: o.maxEntries, ttlMs: o.ttlMs, ...(o.now ? { now: o.now } : {}), onDrop: (e) => wipe(e.secret) });
+  const { enabled } = entries;
+  // Expired secrets are zeroed even when no lookup comes.
+  const timer = enabled ? setInterval(() => entries.sweep(), o.sweepMs ?? Math.max(1_000, Math.floor(o.ttlMs / 4))) : undefined;
   timer?.unref();
-  const clear = () => {
-    for (const [k, e] of entries) drop(k, e);
-  };
   return {
     enabled,
     get size() {
       return entries.size;
     },
     slot: keySlot,
-    get(slot) {
-      if (!enabled) return undefined;
-      const e = entries.get(slot);
-      if (!e) return undefined;
-      if (e.expires <= now()) {
-        drop(slot, e);
-        return undefined;
-      }
-      entries.delete(slot);
-      entries.set(slot, e);
-      return e;
-    },
+    get: (slot) => entries.get(slot),
     put(slot, secret, facts) {
-      const e: Entry = { secret: new Uint8Array(secret), facts, expires: now() + o.ttlMs };
-      if (!enabled) return e; // not kept: the caller wipes e.secret after use
-      const old = entries.get(slot);
-      if (old) drop(slot, old);
-      entries.set(slot, e);
-      while (entries.size > o.maxEntries) {
-        const [k, lru] = entries.first()!;
-        drop(k, lru);
-      }
+      const e: CachedKey = { secret: new Uint8Array(secret), facts };
+      entries.put(slot, e); // not kept when disabled: the caller wipes e.secret after use
       return e;
     },
-    clear,
+    clear: () => entries.clear(),
     close() {
-      clear();
+      entries.clear();
       if (timer) clearInterval(timer);
     },
   };

@@ -14,13 +14,13 @@
  * and refuses unless they equal the ones the job was decided on
  * (job-signer.ts, KEY_FACTS_MISMATCH).
  *
- * Bounded like the key cache: at most `maxEntries` (LRU), each for at most
- * `ttlMs` after it was learnt (not extended by use; checked on lookup), and
- * cleared with the workers' caches (new keyring, lock, close); the pool does
+ * Bounded like the key cache, by the same code (bounded-lru.ts): at most
+ * `maxEntries` (LRU), each for at most `ttlMs` after it was learnt (not
+ * extended by use; checked on lookup), and cleared with the workers' caches (new keyring, lock, close); the pool does
  * not learn from a job sent before such a change (worker-pool.ts).
  */
 import type { SignerFacts } from '../common/protocol/enclave-api.js';
-import { ChurnMap } from '../common/churn-map.js';
+import { createBoundedLru } from './bounded-lru.js';
 
 export interface KnownKeysOptions {
   /** Entries kept at most (least recently used goes first); 0 keeps none. */
@@ -41,32 +41,16 @@ export interface KnownKeys {
 }
 
 export function createKnownKeys(o: KnownKeysOptions): KnownKeys {
-  const now = o.now ?? Date.now;
-  const enabled = o.maxEntries > 0 && o.ttlMs > 0;
-  // Re-inserted on use, so the first entry is the least recently used (common/churn-map.ts: why not a Map).
-  const entries = new ChurnMap<string, { facts: SignerFacts; expires: number }>();
+  const entries = createBoundedLru<SignerFacts>(o);
   return {
     get size() {
       return entries.size;
     },
-    get(slot) {
-      const e = entries.get(slot);
-      if (!e) return undefined;
-      entries.delete(slot);
-      if (e.expires <= now()) return undefined;
-      entries.set(slot, e);
-      return e.facts;
-    },
+    get: (slot) => entries.get(slot),
     put(slot, facts) {
-      if (!enabled) return;
       const { child, ...own } = facts;
-      const copy: SignerFacts = child ? { ...own, child: { ...child } } : own;
-      entries.delete(slot);
-      entries.set(slot, { facts: Object.freeze(copy), expires: now() + o.ttlMs });
-      while (entries.size > o.maxEntries) entries.delete(entries.first()![0]);
+      entries.put(slot, Object.freeze(child ? { ...own, child: { ...child } } : own));
     },
-    clear() {
-      entries.clear();
-    },
+    clear: () => entries.clear(),
   };
 }
