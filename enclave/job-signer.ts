@@ -66,9 +66,10 @@ export interface JobSigner {
    * Step 1; throws (nothing kept) if the key does not authenticate, the job expired or the request
    * does not parse — or, for a job decided ahead (`decided`: the facts and intent the main thread
    * decided on, worker-pool.ts "Decided ahead"), if this key's facts or this parse's intent are
-   * not exactly those.
+   * not exactly those. `slot` is the blob's key-cache slot (key-cache.ts keySlot), which the
+   * inline path learns the facts under without digesting the blob again.
    */
-  prepare(id: number, job: SignJob, deadline: number, decided?: Decision): { facts: SignerFacts; intent: Intent };
+  prepare(id: number, job: SignJob, deadline: number, decided?: Decision): { facts: SignerFacts; intent: Intent; slot: string };
   /** Step 2: signs the job prepared under `id` (unless past its deadline) and wipes it, signed or not. */
   sign(id: number): unknown;
   /** Wipes the job prepared under `id`, if any. */
@@ -148,7 +149,7 @@ export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
           }
         }
         pending.set(id, { prepared, deadline });
-        return { facts: prepared.facts, intent: prepared.intent };
+        return { facts: prepared.facts, intent: prepared.intent, slot };
       } finally {
         // prepareOperation keeps its own copy of what it needs; the cache keeps its own
         wipe(secret, uncached);

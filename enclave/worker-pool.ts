@@ -524,7 +524,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
         return settle(j, asWorkerError(e));
       }
       // This thread authenticated the blob: the next job on it may be decided ahead.
-      if (known !== undefined) known.put(keySlot(j.msg.keyringId, j.msg.keyId, j.msg.kind, j.msg.blob), prepared.facts);
+      if (known !== undefined) known.put(prepared.slot, prepared.facts);
       await decide(j, prepared.facts, prepared.intent, {
         go: () => {
           let result: unknown;
