@@ -12,21 +12,14 @@
  * soak of session 16, 6 of 8 runs). Fixed: such a refusal becomes SEALED_STATE_STALE, which the
  * parent retries on the new head like a lost swap.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseRecord } from '../../common/audit/record.js';
-import { connectBridge, type BridgePeer } from '../../common/bridge/index.js';
 import { toWireError } from '../../common/bridge/peer.js';
 import { requestContext } from '../../common/bridge/test-helpers.js';
-import { cborToJson, jsonToCbor, type JsonLike } from '../../common/cbor-json.js';
-import { createDevCa, type DevCa } from '../../dev/ca/index.js';
+import { jsonToCbor, type JsonLike } from '../../common/cbor-json.js';
 import { testPrincipals } from '../../enclave/auth/test-helpers.js';
-import { startEnclave, type EnclaveConfig, type RunningEnclave } from '../../enclave/main.js';
-import { createSimulatedNsm } from '../../enclave/nsm/simulated.js';
 import { compilePolicy } from '../../enclave/policy/document.js';
-import { startRealKms, type RealKms } from '../real-kms.js';
+import { realEnclaves } from '../real-enclaves.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -47,24 +40,7 @@ const POLICY = compilePolicy({
 });
 const tx = (to: string, value: number) => ({ tx: { type: '0x2', chainId: '0x1', nonce: '0x0', gas: '0x5208', maxFeePerGas: '0x1', maxPriorityFeePerGas: '0x1', to, value: `0x${value.toString(16)}` } });
 
-let dir: string;
-let ca: DevCa;
-let real: RealKms;
-const running: { enclave: RunningEnclave; peer: BridgePeer }[] = [];
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'es-fleet-race-'));
-  ca = createDevCa();
-  real = await startRealKms({ dir, ca, image: IMAGE, credentials: CREDS, description: 'fleet race' });
-});
-afterAll(async () => {
-  for (const r of running) {
-    r.peer.close();
-    await r.enclave.close();
-  }
-  await real?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const enclaves = realEnclaves({ image: IMAGE, credentials: CREDS, policy: POLICY, description: 'fleet race' });
 
 type Refusal = { code: string; wireData?: { approvalId?: string }; sealedState?: { sealed: JsonLike } };
 const refusal = (p: Promise<unknown>): Promise<Refusal> =>
@@ -77,14 +53,9 @@ const refusal = (p: Promise<unknown>): Promise<Refusal> =>
 
 let lives = 0;
 /** An enclave life as the parent's boot makes it: credentials, audit log, keyring, sealed state. */
-async function boot(pool: Pick<EnclaveConfig, 'inline' | 'decideAhead'>, keyring: JsonLike | undefined, state: JsonLike) {
-  const enclave = await startEnclave({ listen: `unix:${join(dir, `e${++lives}.sock`)}`, nsm: createSimulatedNsm({ ca, imageId: IMAGE }), kms: real.enclaveKms, workers: 1, ...pool, policy: { policy: POLICY, source: 'image' }, log: () => {} });
-  const peer = await connectBridge(enclave.uri, { role: 'parent' });
-  running.push({ enclave, peer });
-  const call = async (method: string, params: unknown) => cborToJson(await peer.request(method, jsonToCbor(params as JsonLike))) as Record<string, unknown>;
-  await call('credentials.set', { accessKeyId: CREDS.accessKeyId, secretAccessKey: CREDS.secretAccessKey });
-  await call('audit.open', {});
-  const record = keyring === undefined ? (await call('keyring.create', { kmsKeyId: real.cmk })).record : (await call('keyring.unlock', { record: keyring }), keyring);
+async function boot(pool: { inline: boolean; decideAhead: boolean }, keyring: JsonLike | undefined, state: JsonLike) {
+  const { enclave, call } = await enclaves.boot(`e${++lives}`, pool);
+  const record = keyring === undefined ? (await call('keyring.create', { kmsKeyId: enclaves.real.cmk })).record : (await call('keyring.unlock', { record: keyring }), keyring);
   const sealed = (await call('state.restore', { record: state })).record as JsonLike;
   /** Straight into the enclave's handler: no bridge between two calls made in one turn. */
   const handle = (method: string, params: unknown, id: number) => enclave.service.handler(method, jsonToCbor(params as JsonLike), requestContext(id));

@@ -9,22 +9,16 @@
  * handed back the keyring's sealed state, so skipping it does not reset limits; after a restart,
  * requests that may have been signed before it are refused.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { verifyMessage, type Hex } from 'viem';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { parseRecord } from '../../common/audit/record.js';
 import { signRequest } from '../../common/auth/client-signer.js';
-import { connectBridge, type BridgePeer } from '../../common/bridge/index.js';
+import type { BridgePeer } from '../../common/bridge/index.js';
 import { cborToJson, jsonToCbor } from '../../common/cbor-json.js';
-import { createDevCa, type DevCa } from '../../dev/ca/index.js';
 import { testPrincipals } from '../../enclave/auth/test-helpers.js';
-import { startEnclave, type RunningEnclave } from '../../enclave/main.js';
-import { createSimulatedNsm } from '../../enclave/nsm/simulated.js';
 import { compilePolicy } from '../../enclave/policy/document.js';
 import { policyHash } from '../../enclave/policy/policy-hash.js';
-import { startRealKms, type RealKms } from '../real-kms.js';
+import { realEnclaves } from '../real-enclaves.js';
 
 vi.setConfig({ testTimeout: 60_000 });
 
@@ -42,24 +36,7 @@ const POLICY = compilePolicy({
 });
 const AUDIENCE = policyHash(POLICY);
 
-let dir: string;
-let ca: DevCa;
-let real: RealKms;
-const running: { enclave: RunningEnclave; peer: BridgePeer }[] = [];
-
-beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'es-hostile-principals-'));
-  ca = createDevCa();
-  real = await startRealKms({ dir, ca, image: IMAGE, credentials: CREDS, description: 'hostile principals' });
-});
-afterAll(async () => {
-  for (const r of running) {
-    r.peer.close();
-    await r.enclave.close();
-  }
-  await real?.close();
-  rmSync(dir, { recursive: true, force: true });
-});
+const enclaves = realEnclaves({ image: IMAGE, credentials: CREDS, policy: POLICY, description: 'hostile principals' });
 
 async function call(peer: BridgePeer, method: string, params: unknown): Promise<Record<string, unknown>> {
   return cborToJson(await peer.request(method, jsonToCbor(params))) as Record<string, unknown>;
@@ -74,12 +51,7 @@ const refusal = (p: Promise<unknown>) =>
 
 /** An enclave life: boots, takes credentials, opens the audit log (as the parent's boot does). */
 async function boot(name: string): Promise<BridgePeer> {
-  const enclave = await startEnclave({ listen: `unix:${join(dir, `${name}.sock`)}`, nsm: createSimulatedNsm({ ca, imageId: IMAGE }), kms: real.enclaveKms, workers: 1, policy: { policy: POLICY, source: 'image' }, log: () => {} });
-  const peer = await connectBridge(enclave.uri, { role: 'parent' });
-  running.push({ enclave, peer });
-  await call(peer, 'credentials.set', { accessKeyId: CREDS.accessKeyId, secretAccessKey: CREDS.secretAccessKey });
-  await call(peer, 'audit.open', {});
-  return peer;
+  return (await enclaves.boot(name)).peer;
 }
 
 type KeyRec = { keyId: string; kind: string; keyringId: string; publicKey: string; address: string; blob: Uint8Array };
@@ -98,7 +70,7 @@ let B: KeyRec;
 describe('hostile host vs signed principals', () => {
   it('finding S1: with a keyring unlocked, nothing is decided until the host hands back the sealed state (skipping state.restore does not reset limits)', async () => {
     peer = await boot('first');
-    keyringRecord = (await call(peer, 'keyring.create', { kmsKeyId: real.cmk })).record as Record<string, unknown>;
+    keyringRecord = (await call(peer, 'keyring.create', { kmsKeyId: enclaves.real.cmk })).record as Record<string, unknown>;
     // The host skips state.restore and asks at once.
     expect((await refusal(call(peer, 'key.create', { kind: 'secp256k1' }))).code).toBe('SEALED_STATE_NOT_RESTORED');
     const restored = await call(peer, 'state.restore', { record: null });
