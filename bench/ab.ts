@@ -1,0 +1,164 @@
+/**
+ * Alternated pairs: two or more builds of the appliance (each a checkout with its own `dist/`,
+ * e.g. a `git worktree` of the base commit), or one build under different environments, side by
+ * side on this machine, measured in rounds that alternate their order (A B, B A, …) so drift in
+ * the box's speed falls on both. What docs/performance.md's "alternated" numbers come from.
+ *
+ * Each variant runs the dev stack of its own tree (its `dist/bench/e2e-harness.js`), enclave on
+ * the image's pinned Node 22 when installed (as bench/e2e.ts does), parent on this node. Every
+ * round gives each variant `--seconds` of `signer_signDigest` load after a warm-up; the report is
+ * per metric the median over rounds and, against the first variant, the median of the per-round
+ * ratios and in how many rounds the variant was ahead. A change is worth believing when it is
+ * ahead in most rounds, not when its median moved.
+ *
+ *   npm run build && node dist/bench/ab.js --variant base=/tmp/base --variant now=. \
+ *     [--env now:GLIBC_TUNABLES=glibc.malloc.mxfast=0] [--rounds 8] [--clients 64] \
+ *     [--transport ipc|http] [--seconds 4] [--out bench/results/ab.json]
+ *
+ * Timing lives here, written to a file, never in a test (the developers' guide).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { pinnedRuntimeNode } from '../build/pinned-runtime.js';
+import { repoRoot } from '../dev/stack.js';
+import type * as Harness from './e2e-harness.js';
+import { median } from './rounds.js';
+
+interface Variant {
+  name: string;
+  root: string;
+  env: Record<string, string>;
+}
+
+/** One round of one variant: the load's numbers, CPU in ms per request. */
+interface Sample {
+  rps: number;
+  p50Ms: number;
+  enclaveMs: number;
+  parentMs: number;
+  totalMs: number;
+  errors: number;
+}
+
+/** A metric over the rounds: its median and, for every variant but the first, how it compares. */
+interface Compared {
+  median: number;
+  /** Median of the per-round ratios to the first variant, minus 1. */
+  vsFirst?: number;
+  /** Rounds in which this variant was better than the first. */
+  roundsAhead?: number;
+}
+
+const METRICS: { key: keyof Omit<Sample, 'errors'>; higherIsBetter: boolean }[] = [
+  { key: 'rps', higherIsBetter: true },
+  { key: 'p50Ms', higherIsBetter: false },
+  { key: 'enclaveMs', higherIsBetter: false },
+  { key: 'parentMs', higherIsBetter: false },
+  { key: 'totalMs', higherIsBetter: false },
+];
+
+function variantsOf(specs: string[], envs: string[]): Variant[] {
+  const out = specs.map((s) => {
+    const eq = s.indexOf('=');
+    if (eq < 1) throw new Error(`--variant ${s}: expected NAME=DIR`);
+    return { name: s.slice(0, eq), root: resolve(s.slice(eq + 1)), env: {} as Record<string, string> };
+  });
+  if (out.length === 0) throw new Error('at least one --variant NAME=DIR');
+  for (const e of envs) {
+    const m = /^([^:]+):([A-Za-z_][A-Za-z0-9_]*)=(.*)$/.exec(e);
+    const v = m ? out.find((x) => x.name === m[1]) : undefined;
+    if (!m || !v) throw new Error(`--env ${e}: expected VARIANT:NAME=VALUE for a variant given with --variant`);
+    v.env[m[2]!] = m[3]!;
+  }
+  return out;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      variant: { type: 'string', multiple: true, default: [] },
+      env: { type: 'string', multiple: true, default: [] },
+      rounds: { type: 'string', default: '8' },
+      clients: { type: 'string', default: '64' },
+      transport: { type: 'string', default: 'ipc' },
+      seconds: { type: 'string', default: '4' },
+      out: { type: 'string' },
+    },
+  });
+  const variants = variantsOf(values.variant, values.env);
+  const rounds = Number(values.rounds);
+  const clients = Number(values.clients);
+  const seconds = Number(values.seconds);
+  const transport = values.transport;
+  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(clients) || clients < 1 || !(seconds > 0) || (transport !== 'ipc' && transport !== 'http')) {
+    throw new Error('--rounds and --clients are positive integers, --seconds a positive number, --transport ipc or http');
+  }
+  const enclaveNode = pinnedRuntimeNode(repoRoot())?.path;
+  const dir = mkdtempSync(join(tmpdir(), 'es-bench-ab-'));
+  const sides: { v: Variant; h: typeof Harness; stack: Harness.Stack; keyId: string; samples: Sample[] }[] = [];
+  try {
+    for (const v of variants) {
+      const h = (await import(pathToFileURL(join(v.root, 'dist', 'bench', 'e2e-harness.js')).href)) as typeof Harness;
+      // The variant's environment reaches the dev process and, through it, the enclave.
+      const saved = { ...process.env };
+      Object.assign(process.env, v.env);
+      let stack: Harness.Stack;
+      try {
+        stack = await h.startStack(join(dir, v.name), enclaveNode ? { enclaveNode } : {});
+      } finally {
+        process.env = saved;
+      }
+      sides.push({ v, h, stack, keyId: (await h.rpc(stack.socket, 'signer_createKey', { label: 'ab' })).keyId as string, samples: [] });
+    }
+    for (let r = 0; r < rounds; r++) {
+      for (const s of r % 2 ? [...sides].reverse() : sides) {
+        const res = await s.h.load({ transport, socket: s.stack.socket, pids: s.stack.pids, warmup: 500, concurrency: clients, method: 'signer_signDigest', params: (i) => ({ keyId: s.keyId, digest: s.h.digestHex(i) }), seconds, maxRequests: 1e9 });
+        const c = res.cpuMsPerOp;
+        const enclaveMs = (c.enclaveMain ?? 0) + (c.enclaveOthers ?? 0);
+        const parentMs = (c.parentMain ?? 0) + (c.parentOthers ?? 0);
+        s.samples.push({ rps: res.opsPerSec, p50Ms: res.p50Ms, enclaveMs, parentMs, totalMs: enclaveMs + parentMs + (c.client ?? 0), errors: res.errors });
+      }
+      process.stderr.write(`round ${r + 1}/${rounds}: ${sides.map((s) => `${s.v.name} ${s.samples.at(-1)!.rps.toFixed(0)}/s`).join(', ')}\n`);
+    }
+  } finally {
+    for (const s of sides) await s.stack.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+
+  const base = sides[0]!;
+  const report = sides.map((s) => ({
+    name: s.v.name,
+    root: s.v.root,
+    env: s.v.env,
+    errors: s.samples.reduce((a, x) => a + x.errors, 0),
+    metrics: Object.fromEntries(
+      METRICS.map(({ key, higherIsBetter }): [string, Compared] => {
+        const med = median(s.samples.map((x) => x[key]));
+        if (s === base) return [key, { median: med }];
+        const ratios = s.samples.map((x, i) => x[key] / base.samples[i]![key]);
+        const ahead = ratios.filter((q) => (higherIsBetter ? q > 1 : q < 1)).length;
+        return [key, { median: med, vsFirst: +(median(ratios) - 1).toFixed(4), roundsAhead: ahead }];
+      }),
+    ),
+    rounds: s.samples,
+  }));
+  for (const v of report) {
+    const line = Object.entries(v.metrics).map(([k, m]) => {
+      const vs = m.vsFirst !== undefined ? ` (${m.vsFirst >= 0 ? '+' : ''}${(m.vsFirst * 100).toFixed(1)} %, ahead ${m.roundsAhead}/${rounds})` : '';
+      return `${k} ${m.median}${vs}`;
+    });
+    console.log(`${v.name}: ${line.join('; ')}; errors ${v.errors}`);
+  }
+  if (values.out) {
+    writeFileSync(values.out, `${JSON.stringify({ bench: 'ab', startedAt: new Date().toISOString(), config: { rounds, clients, transport, seconds, enclaveNode: enclaveNode ?? process.execPath }, variants: report }, null, 2)}\n`);
+    console.log(`wrote ${values.out}`);
+  }
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof Error ? e.message : e);
+  process.exit(1);
+});
