@@ -8,6 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 node dist/bench/soak.js --instances 2 --state-scope fleet --duration 60 --clients 64 --restart-every 20 --interval 10 --out .ci/soak-60s.json --check
-# The same on one instance in instance scope (SQLite): the scope in which the enclave decides jobs
-# on known keys ahead of its workers (docs/enclave.md "Decided ahead"; off in fleet scope).
+# The same on one instance in instance scope (SQLite), the default deployment: its own sealed record,
+# stored by group commit (parent/sealed-state.ts), not compare-and-swapped like the fleet's.
 node dist/bench/soak.js --instances 1 --state-scope instance --duration 60 --clients 64 --restart-every 20 --interval 10 --out .ci/soak-60s-instance.json --check

@@ -16,8 +16,9 @@
  *
  * Bounded like the key cache, by the same code (bounded-lru.ts): at most
  * `maxEntries` (LRU), each for at most `ttlMs` after it was learnt (not
- * extended by use; checked on lookup), and cleared with the workers' caches (new keyring, lock, close); the pool does
- * not learn from a job sent before such a change (worker-pool.ts).
+ * extended by use; checked on lookup), and cleared with the workers' caches
+ * (new keyring, lock, close); the pool does not learn from a job sent before
+ * such a change (worker-pool.ts).
  */
 import type { SignerFacts } from '../common/protocol/enclave-api.js';
 import { createBoundedLru } from './bounded-lru.js';

@@ -23,7 +23,7 @@ import { compilePolicy } from '../../enclave/policy/document.js';
 import { createPolicyGate, type PolicyGate } from '../../enclave/policy/gate.js';
 import { createEnclaveService, type EnclaveService } from '../../enclave/service.js';
 import { createWorkerPool, type WorkerPoolOptions } from '../../enclave/worker-pool.js';
-import { watchWorkers } from '../../enclave/worker-test-helpers.js';
+import { watching } from '../../enclave/worker-test-helpers.js';
 import { signApproval } from '../../common/auth/client-signer.js';
 import { requestDigest } from '../../common/auth/request.js';
 import { testPrincipals } from '../../enclave/auth/test-helpers.js';
@@ -120,8 +120,7 @@ describe.each([
     // Over the value cap: refused, nothing counted.
     expect((await refusal(host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(ALLOWED, 5000) }))).code).toBe('POLICY_DENIED');
     // Five at once against maxCount 2: exactly two sign (decided ahead, in the enclave's pool: the key is known by now).
-    const w = watchWorkers();
-    const out = await Promise.allSettled(Array.from({ length: 5 }, () => host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(ALLOWED, 1) }))).finally(() => w.stop());
+    const { w, out } = await watching(async (w) => ({ w, out: await Promise.allSettled(Array.from({ length: 5 }, () => host(s, 'sign', { op: 'eth_signTransaction', key, request: tx(ALLOWED, 1) }))) }));
     if (options.decideAhead) {
       // None took the two steps: the allowed ones were decided ahead (or one ran inline), the
       // refused ones never reached a worker.
