@@ -1,7 +1,7 @@
 /**
  * Alternated pairs: two or more builds of the appliance (each a checkout with its own `dist/`,
  * e.g. a `git worktree` of the base commit), or one build under different environments, side by
- * side on this machine, measured in rounds that alternate their order (A B, B A, …) so drift in
+ * side on this machine, measured in rounds that rotate their order (A B C, B C A, … and reversed) so drift in
  * the box's speed falls on both. What docs/performance.md's "alternated" numbers come from.
  *
  * Each variant runs the dev stack of its own tree (its `dist/bench/e2e-harness.js`), enclave on
@@ -11,9 +11,17 @@
  * ratios and in how many rounds the variant was ahead. A change is worth believing when it is
  * ahead in most rounds, not when its median moved.
  *
+ * Every round starts a fresh stack per variant (`--warmup-seconds` of the same load first, not
+ * counted) and stops it after: a stack keeps its own speed for its whole life. An A/A run of one
+ * build, two stacks kept for 6 rounds, put one 5.6 % behind the other in all 6 (memory layout,
+ * JIT decisions, where the scheduler put its threads), which "ahead in 6 of 6" would have called
+ * a result. Fresh stacks turn that into noise between rounds. `--keep-stacks` keeps one stack per
+ * variant for the whole run (faster; what sessions 16–17 measured with).
+ *
  *   npm run build && node dist/bench/ab.js --variant base=/tmp/base --variant now=. \
  *     [--env now:GLIBC_TUNABLES=glibc.malloc.mxfast=0] [--rounds 8] [--clients 64] \
- *     [--transport ipc|http] [--seconds 4] [--out bench/results/ab.json]
+ *     [--transport ipc|http] [--seconds 4] [--warmup-seconds 3] [--keep-stacks] \
+ *     [--out bench/results/ab.json]
  *
  * Timing lives here, written to a file, never in a test (the developers' guide).
  */
@@ -26,6 +34,10 @@ import { pinnedRuntimeNode } from '../build/pinned-runtime.js';
 import { repoRoot } from '../dev/stack.js';
 import type * as Harness from './e2e-harness.js';
 import { median } from './rounds.js';
+
+/** A pause before each measurement: the stack measured before it finishes what its load left (GC, WAL). */
+const settleMs = 1000;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Variant {
   name: string;
@@ -76,6 +88,67 @@ function variantsOf(specs: string[], envs: string[]): Variant[] {
   return out;
 }
 
+interface Side {
+  v: Variant;
+  h: typeof Harness;
+  samples: Sample[];
+}
+
+/** One running dev stack of a variant, with the key it signs with. */
+interface Live {
+  side: Side;
+  stack: Harness.Stack;
+  keyId: string;
+}
+
+function measure(l: Live, clients: number, transport: 'ipc' | 'http', seconds: number, warmupMs: number) {
+  const { h } = l.side;
+  return h.load({ transport, socket: l.stack.socket, pids: l.stack.pids, warmup: warmupMs, concurrency: clients, method: 'signer_signDigest', params: (i) => ({ keyId: l.keyId, digest: h.digestHex(i) }), seconds, maxRequests: 1e9 });
+}
+
+/**
+ * Starts one stack per variant (each in a data directory of its own) and, when `warmupSeconds`
+ * is above 0, warms each at the measured load so its JIT is in steady state before it counts.
+ */
+async function startAll(sides: Side[], dir: string, round: number, enclaveNode: string | undefined, warmupSeconds: number, clients: number, transport: 'ipc' | 'http'): Promise<Live[]> {
+  const live: Live[] = [];
+  try {
+    for (const side of sides) {
+      // The variant's environment reaches the dev process and, through it, the enclave.
+      const saved = { ...process.env };
+      Object.assign(process.env, side.v.env);
+      let stack: Harness.Stack;
+      try {
+        stack = await side.h.startStack(join(dir, `${side.v.name}-${round}`), enclaveNode ? { enclaveNode } : {});
+      } finally {
+        process.env = saved;
+      }
+      live.push({ side, stack, keyId: '' });
+      live.at(-1)!.keyId = (await side.h.rpc(stack.socket, 'signer_createKey', { label: 'ab' })).keyId as string;
+    }
+    if (warmupSeconds > 0) for (const l of live) await measure(l, clients, transport, warmupSeconds, 0);
+    return live;
+  } catch (e) {
+    await stopAll(live);
+    throw e;
+  }
+}
+
+/**
+ * Round r's order: rotated by r, and reversed every other pass, so that over n rounds (n
+ * variants) each variant is measured once in each position, and what comes before a position
+ * (another stack's load, the start of all stacks) falls on every variant alike.
+ */
+function orderOf<T>(items: readonly T[], r: number): T[] {
+  const n = items.length;
+  const rotated = items.map((_, i) => items[(i + r) % n]!);
+  return Math.floor(r / n) % 2 ? rotated.reverse() : rotated;
+}
+
+async function stopAll(live: Live[]): Promise<void> {
+  for (const l of live) await l.stack.stop();
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -85,6 +158,8 @@ async function main(): Promise<void> {
       clients: { type: 'string', default: '64' },
       transport: { type: 'string', default: 'ipc' },
       seconds: { type: 'string', default: '4' },
+      'warmup-seconds': { type: 'string', default: '3' },
+      'keep-stacks': { type: 'boolean', default: false },
       out: { type: 'string' },
     },
   });
@@ -93,38 +168,35 @@ async function main(): Promise<void> {
   const clients = Number(values.clients);
   const seconds = Number(values.seconds);
   const transport = values.transport;
-  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(clients) || clients < 1 || !(seconds > 0) || (transport !== 'ipc' && transport !== 'http')) {
-    throw new Error('--rounds and --clients are positive integers, --seconds a positive number, --transport ipc or http');
+  const warmupSeconds = Number(values['warmup-seconds']);
+  const fresh = !values['keep-stacks'];
+  if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(clients) || clients < 1 || !(seconds > 0) || !(warmupSeconds >= 0) || (transport !== 'ipc' && transport !== 'http')) {
+    throw new Error('--rounds and --clients are positive integers, --seconds a positive number, --warmup-seconds a number ≥ 0, --transport ipc or http');
   }
   const enclaveNode = pinnedRuntimeNode(repoRoot())?.path;
   const dir = mkdtempSync(join(tmpdir(), 'es-bench-ab-'));
-  const sides: { v: Variant; h: typeof Harness; stack: Harness.Stack; keyId: string; samples: Sample[] }[] = [];
+  const sides: Side[] = [];
+  for (const v of variants) {
+    sides.push({ v, h: (await import(pathToFileURL(join(v.root, 'dist', 'bench', 'e2e-harness.js')).href)) as typeof Harness, samples: [] });
+  }
+  let live: Live[] = [];
   try {
-    for (const v of variants) {
-      const h = (await import(pathToFileURL(join(v.root, 'dist', 'bench', 'e2e-harness.js')).href)) as typeof Harness;
-      // The variant's environment reaches the dev process and, through it, the enclave.
-      const saved = { ...process.env };
-      Object.assign(process.env, v.env);
-      let stack: Harness.Stack;
-      try {
-        stack = await h.startStack(join(dir, v.name), enclaveNode ? { enclaveNode } : {});
-      } finally {
-        process.env = saved;
-      }
-      sides.push({ v, h, stack, keyId: (await h.rpc(stack.socket, 'signer_createKey', { label: 'ab' })).keyId as string, samples: [] });
-    }
+    if (!fresh) live = await startAll(sides, dir, 0, enclaveNode, 0, clients, transport);
     for (let r = 0; r < rounds; r++) {
-      for (const s of r % 2 ? [...sides].reverse() : sides) {
-        const res = await s.h.load({ transport, socket: s.stack.socket, pids: s.stack.pids, warmup: 500, concurrency: clients, method: 'signer_signDigest', params: (i) => ({ keyId: s.keyId, digest: s.h.digestHex(i) }), seconds, maxRequests: 1e9 });
+      if (fresh) live = await startAll(sides, dir, r, enclaveNode, warmupSeconds, clients, transport);
+      for (const l of orderOf(live, r)) {
+        await sleep(settleMs);
+        const res = await measure(l, clients, transport, seconds, 500);
         const c = res.cpuMsPerOp;
         const enclaveMs = (c.enclaveMain ?? 0) + (c.enclaveOthers ?? 0);
         const parentMs = (c.parentMain ?? 0) + (c.parentOthers ?? 0);
-        s.samples.push({ rps: res.opsPerSec, p50Ms: res.p50Ms, enclaveMs, parentMs, totalMs: enclaveMs + parentMs + (c.client ?? 0), errors: res.errors });
+        l.side.samples.push({ rps: res.opsPerSec, p50Ms: res.p50Ms, enclaveMs, parentMs, totalMs: enclaveMs + parentMs + (c.client ?? 0), errors: res.errors });
       }
       process.stderr.write(`round ${r + 1}/${rounds}: ${sides.map((s) => `${s.v.name} ${s.samples.at(-1)!.rps.toFixed(0)}/s`).join(', ')}\n`);
+      if (fresh) await stopAll(live.splice(0));
     }
   } finally {
-    for (const s of sides) await s.stack.stop();
+    await stopAll(live);
     rmSync(dir, { recursive: true, force: true });
   }
 
@@ -153,7 +225,7 @@ async function main(): Promise<void> {
     console.log(`${v.name}: ${line.join('; ')}; errors ${v.errors}`);
   }
   if (values.out) {
-    writeFileSync(values.out, `${JSON.stringify({ bench: 'ab', startedAt: new Date().toISOString(), config: { rounds, clients, transport, seconds, enclaveNode: enclaveNode ?? process.execPath }, variants: report }, null, 2)}\n`);
+    writeFileSync(values.out, `${JSON.stringify({ bench: 'ab', startedAt: new Date().toISOString(), config: { rounds, clients, transport, seconds, warmupSeconds, freshStacks: fresh, enclaveNode: enclaveNode ?? process.execPath }, variants: report }, null, 2)}\n`);
     console.log(`wrote ${values.out}`);
   }
 }
