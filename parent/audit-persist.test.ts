@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseRecord } from '../common/audit/record.js';
 import { AuditLog } from '../enclave/audit/log.js';
-import { createAuditPersister } from './audit-persist.js';
+import { createAuditPersister, GROUP_TARGET } from './audit-persist.js';
 import { openKeystore } from './keystore.js';
 import { collect } from '../test/async.js';
 
@@ -205,19 +205,19 @@ describe('audit persistence', () => {
       await ks.close();
     });
 
-    it('a group that reaches 32 records is written without waiting for the delay or for calls still on their way', async () => {
+    it(`a group that reaches ${GROUP_TARGET} records is written without waiting for the delay or for calls still on their way`, async () => {
       const { path, ks, log, groups, store } = await counted('target.db');
       const onTheirWay = 100; // many calls still to answer, and a delay no test waits out
       const p = createAuditPersister({ keystore: store, log: () => {}, awaiting: () => onTheirWay, commitDelayMs: 600_000 });
       const waits: Promise<unknown>[] = [];
-      for (let n = 1; n <= 31; n++) waits.push(p.persist([sign(log, n)]));
+      for (let n = 1; n < GROUP_TARGET; n++) waits.push(p.persist([sign(log, n)]));
       await turn();
       await turn();
-      expect(groups).toEqual([]); // 31: still waiting for more
-      waits.push(p.persist([sign(log, 32)]));
-      await Promise.all(waits); // the 32nd starts the write
-      expect(groups).toEqual([32]);
-      expect(await seqs(path)).toEqual(Array.from({ length: 33 }, (_, i) => i));
+      expect(groups).toEqual([]); // one short: still waiting for more
+      waits.push(p.persist([sign(log, GROUP_TARGET)]));
+      await Promise.all(waits); // the last one starts the write
+      expect(groups).toEqual([GROUP_TARGET]);
+      expect(await seqs(path)).toEqual(Array.from({ length: GROUP_TARGET + 1 }, (_, i) => i));
       p.close();
       await ks.close();
     });

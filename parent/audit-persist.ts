@@ -95,12 +95,20 @@ export interface AuditPersisterOptions {
  * - it starts at once when nothing else is on its way (one client: no added latency; a small
  *   closed-loop load closes its group when every client is waiting for it);
  * - it starts when the group reaches GROUP_TARGET records (a fast enclave fills it in a few
- *   ms: beyond ~32 the commit's share per record is already under ~6 µs);
+ *   ms);
  * - otherwise after DEFAULT_COMMIT_DELAY_MS from its first record. At 64 IPC clients on the
  *   2-vCPU box (~1,500 signatures/s, p50 ~40 ms of queueing) 2 ms gave ~7 records per
  *   transaction, 6 ms ~14, 10 ms ~22: the commit's CPU per signature went ~27 → ~13 → ~9 µs.
+ *
+ * Why 16 and not 32 (session 18, docs/performance.md): every result in a group waits for the
+ * group's last record, so a group of 32 at 64 closed-loop clients holds half of them away from
+ * the enclave, whose batches then shrink. At ~3,000 signatures/s and above a group of 16 fills
+ * in ~5 ms. Three alternated runs on fresh stacks (bench/ab.ts) put it at +2.6 / +3.7 / +3.1 %
+ * signatures/s over 32 (ahead in 9 of 12, 6 of 8, 5 of 8 rounds), p50 −4 %, the parent's CPU
+ * per request within its noise (+3.7 / −1.2 / −3.6 %). 8 and 12 commit too often (parent CPU
+ * +5–8 %, throughput no better).
  */
-const GROUP_TARGET = 32;
+export const GROUP_TARGET = 16;
 export const DEFAULT_COMMIT_DELAY_MS = 10;
 
 function unavailable(message: string, cause?: unknown): ParentError {
