@@ -11,8 +11,9 @@
  * ratios and in how many rounds the variant was ahead. A change is worth believing when it is
  * ahead in most rounds, not when its median moved.
  *
- * Every round starts a fresh stack per variant (`--warmup-seconds` of the same load first, not
- * counted) and stops it after: a stack keeps its own speed for its whole life. An A/A run of one
+ * Every round starts a fresh stack per variant, in the round's order, and stops it after; each
+ * gets `--warmup-seconds` of the same load right before its turn (not counted): a stack keeps its
+ * own speed for its whole life. An A/A run of one
  * build, two stacks kept for 6 rounds, put one 5.6 % behind the other in all 6 (memory layout,
  * JIT decisions, where the scheduler put its threads), which "ahead in 6 of 6" would have called
  * a result. Fresh stacks turn that into noise between rounds. `--keep-stacks` keeps one stack per
@@ -106,11 +107,8 @@ function measure(l: Live, clients: number, transport: 'ipc' | 'http', seconds: n
   return h.load({ transport, socket: l.stack.socket, pids: l.stack.pids, warmup: warmupMs, concurrency: clients, method: 'signer_signDigest', params: (i) => ({ keyId: l.keyId, digest: h.digestHex(i) }), seconds, maxRequests: 1e9 });
 }
 
-/**
- * Starts one stack per variant (each in a data directory of its own) and, when `warmupSeconds`
- * is above 0, warms each at the measured load so its JIT is in steady state before it counts.
- */
-async function startAll(sides: Side[], dir: string, round: number, enclaveNode: string | undefined, warmupSeconds: number, clients: number, transport: 'ipc' | 'http'): Promise<Live[]> {
+/** Starts one stack per variant, in the order given, each in a data directory of its own. */
+async function startAll(sides: Side[], dir: string, round: number, enclaveNode: string | undefined): Promise<Live[]> {
   const live: Live[] = [];
   try {
     for (const side of sides) {
@@ -126,7 +124,6 @@ async function startAll(sides: Side[], dir: string, round: number, enclaveNode: 
       live.push({ side, stack, keyId: '' });
       live.at(-1)!.keyId = (await side.h.rpc(stack.socket, 'signer_createKey', { label: 'ab' })).keyId as string;
     }
-    if (warmupSeconds > 0) for (const l of live) await measure(l, clients, transport, warmupSeconds, 0);
     return live;
   } catch (e) {
     await stopAll(live);
@@ -181,11 +178,13 @@ async function main(): Promise<void> {
   }
   let live: Live[] = [];
   try {
-    if (!fresh) live = await startAll(sides, dir, 0, enclaveNode, 0, clients, transport);
+    if (!fresh) live = await startAll(sides, dir, 0, enclaveNode);
     for (let r = 0; r < rounds; r++) {
-      if (fresh) live = await startAll(sides, dir, r, enclaveNode, warmupSeconds, clients, transport);
-      for (const l of orderOf(live, r)) {
+      if (fresh) live = await startAll(orderOf(sides, r), dir, r, enclaveNode);
+      for (const l of fresh ? live : orderOf(live, r)) {
         await sleep(settleMs);
+        // Warmed right before it counts, so no variant idles longer between its warm-up and its turn.
+        if (fresh && warmupSeconds > 0) await measure(l, clients, transport, warmupSeconds, 0);
         const res = await measure(l, clients, transport, seconds, 500);
         const c = res.cpuMsPerOp;
         const enclaveMs = (c.enclaveMain ?? 0) + (c.enclaveOthers ?? 0);
