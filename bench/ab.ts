@@ -12,11 +12,12 @@
  * ahead in most rounds, not when its median moved.
  *
  * Every round starts a fresh stack per variant, in the round's order, and stops it after; each
- * gets `--warmup-seconds` of the same load right before its turn (not counted): a stack keeps its
- * own speed for its whole life. An A/A run of one
- * build, two stacks kept for 6 rounds, put one 5.6 % behind the other in all 6 (memory layout,
- * JIT decisions, where the scheduler put its threads), which "ahead in 6 of 6" would have called
- * a result. Fresh stacks turn that into noise between rounds. `--keep-stacks` keeps one stack per
+ * gets `--warmup-seconds` of the same load right before its turn (not counted). A stack keeps its
+ * own speed for its whole life: an A/A run of one build, two stacks kept for 6 rounds, put one
+ * 5.6 % behind the other in all 6 (memory layout, JIT decisions, where the scheduler put its
+ * threads), which "ahead in 6 of 6" would have called a result. Fresh stacks turn that into noise
+ * between rounds — on the shared dev box A/A pairs still differ by up to 4 % over 8 rounds, so
+ * run an A/A pair beside a small change, or many rounds. `--keep-stacks` keeps one stack per
  * variant for the whole run (faster; what sessions 16–17 measured with).
  *
  *   npm run build && node dist/bench/ab.js --variant base=/tmp/base --variant now=. \

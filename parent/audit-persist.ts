@@ -103,10 +103,11 @@ export interface AuditPersisterOptions {
  * Why 16 and not 32 (session 18, docs/performance.md): every result in a group waits for the
  * group's last record, so a group of 32 at 64 closed-loop clients holds half of them away from
  * the enclave, whose batches then shrink. At ~3,000 signatures/s and above a group of 16 fills
- * in ~5 ms. Five alternated runs on fresh stacks (bench/ab.ts, 8–12 rounds each) put it at
- * +3.7 / +3.1 / +2.6 / −1.5 / +3.6 % signatures/s over 32 (median +3.1 %), for a parent CPU per
- * request of −1.2 / −3.6 / +3.7 / +7.8 / +5.7 % (median +3.7 %: more commits). 8 and 12 commit
- * too often (parent CPU +5–8 %, throughput no better).
+ * in ~5 ms. Six alternated runs on fresh stacks (bench/ab.ts, 8–20 rounds each) put it at
+ * +3.7 / +3.1 / +2.6 / −1.5 / +3.6 / +2.4 % signatures/s over 32, for a parent CPU per request
+ * of −1.2 / −3.6 / +3.7 / +7.8 / +5.7 / +2.4 % (more commits): a small gain for a little parent
+ * CPU, on a box whose A/A pairs differ by up to 4 %. 8 and 12 commit too often (parent CPU
+ * +5–8 %, throughput no better).
  */
 export const GROUP_TARGET = 16;
 export const DEFAULT_COMMIT_DELAY_MS = 10;
