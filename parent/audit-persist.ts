@@ -101,8 +101,8 @@ export interface AuditPersisterOptions {
  *   transaction, 6 ms ~14, 10 ms ~22: the commit's CPU per signature went ~27 → ~13 → ~9 µs.
  *
  * Why 16 and not 32 (session 18, docs/performance.md): every result in a group waits for the
- * group's last record, so a group of 32 at 64 closed-loop clients holds half of them away from
- * the enclave, whose batches then shrink. At ~3,000 signatures/s and above a group of 16 fills
+ * group's last record, so a group of 32 at 64 closed-loop clients can hold half of them away
+ * from the enclave (the likely reason; not measured directly). At ~3,000 signatures/s a group of 16 fills
  * in ~5 ms. Six alternated runs on fresh stacks (bench/ab.ts, 8–20 rounds each) put it at
  * +3.7 / +3.1 / +2.6 / −1.5 / +3.6 / +2.4 % signatures/s over 32, for a parent CPU per request
  * of −1.2 / −3.6 / +3.7 / +7.8 / +5.7 / +2.4 % (more commits): a small gain for a little parent
