@@ -30,6 +30,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pinnedRuntimeNode } from '../build/pinned-runtime.js';
@@ -39,7 +40,6 @@ import { median } from './rounds.js';
 
 /** A pause before each measurement: the stack measured before it finishes what its load left (GC, WAL). */
 const settleMs = 1000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Variant {
   name: string;
@@ -122,8 +122,10 @@ async function startAll(sides: Side[], dir: string, round: number, enclaveNode: 
       } finally {
         process.env = saved;
       }
-      live.push({ side, stack, keyId: '' });
-      live.at(-1)!.keyId = (await side.h.rpc(stack.socket, 'signer_createKey', { label: 'ab' })).keyId as string;
+      // In the list before its key is made, so a failure there stops it too.
+      const l: Live = { side, stack, keyId: '' };
+      live.push(l);
+      l.keyId = (await side.h.rpc(stack.socket, 'signer_createKey', { label: 'ab' })).keyId as string;
     }
     return live;
   } catch (e) {
