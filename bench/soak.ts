@@ -9,7 +9,9 @@
  *              by weight: key creation (both kinds), every signing method,
  *              requests the policy denies (a blocklisted recipient, a full
  *              window), and the 2-of-3 approval flow (request → -32010 →
- *              two approvers sign → resubmit → signed; sometimes a veto)
+ *              two approvers sign → resubmit → signed; sometimes a veto;
+ *              an approval that outlived a restart is shown without its
+ *              request, so the requester resubmits it first, as a client would)
  *   restarts   every --restart-every seconds one instance's enclave is killed
  *              (SIGKILL, a crash: the harshest restart); the dev supervisor
  *              starts a new one, the parent reconnects, re-attests, unlocks
@@ -524,10 +526,31 @@ async function approvalFlow(inst: Instance, k: Keys, approvers: Record<Approver,
   const who: Approver[] = veto ? ['carol'] : ['alice', 'bob'];
   for (const name of who) {
     sentAt = performance.now();
-    const shown = await rpc(inst.socket, 'signer_getApproval', { approvalId: id });
+    let shown = await rpc(inst.socket, 'signer_getApproval', { approvalId: id });
     record(inst, 'approval: getApproval', sentAt, shown, 'ok');
-    const view = shown.result as { requestDigest: string; request: { method: string; params: unknown } } | undefined;
+    type View = { requestDigest: string; request: { method: string; params: unknown } | null };
+    if ((shown.result as View | undefined)?.request === null) {
+      // The enclave restarted since the -32010: per instance the approval is sealed without its
+      // request (docs/principals.md, "Sealed state"), and the approver CLI will not sign blind.
+      // The requester resubmits the identical request, which re-attaches to the same approval and
+      // brings the request back; then the approver looks again.
+      sentAt = performance.now();
+      const again = await rpc(inst.socket, 'eth_signTransaction', params);
+      record(inst, 'approval: resubmit for a restarted enclave', sentAt, again, 'approval-required');
+      if (again.error?.data?.approvalId !== id) {
+        if (again.error?.code === -32010) record(inst, 'approval: resubmit for a restarted enclave', sentAt, { error: { code: 0, message: `approval ${id}: the resubmission opened ${again.error.data?.approvalId} instead`, data: { code: 'SOAK_APPROVAL_MOVED' } } }, 'ok');
+        return;
+      }
+      sentAt = performance.now();
+      shown = await rpc(inst.socket, 'signer_getApproval', { approvalId: id });
+      record(inst, 'approval: getApproval', sentAt, shown, 'ok');
+    }
+    const view = shown.result as View | undefined;
     if (!view) return;
+    if (view.request === null) {
+      record(inst, 'approval: getApproval', sentAt, { error: { code: 0, message: `approval ${id}: still shown without its request after the resubmission`, data: { code: 'SOAK_REQUEST_NOT_SHOWN' } } }, 'ok');
+      return;
+    }
     const digest = requestDigest(audience, view.request.method, view.request.params);
     if (digest !== view.requestDigest) {
       record(inst, 'approval: digest check', sentAt, { error: { code: 0, message: `approval ${id}: the shown request does not match its digest`, data: { code: 'SOAK_DIGEST_MISMATCH' } } }, 'ok');

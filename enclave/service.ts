@@ -410,13 +410,15 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   }
 
   /**
-   * Fleet scope: a request that now waits for approvals opened (or re-attached) an entry in the
-   * shared approval book, which other instances must see before an approver reaches them. The
-   * refusal carries the sealed record (`sealedState`, not shown to clients); the parent stores it
-   * before it relays the -32010. Per instance the book is sealed with the next state change.
+   * A request that now waits for approvals opened (or re-attached) an entry in the approval book.
+   * The refusal carries the sealed record (`sealedState`, not shown to clients); the parent stores
+   * it before it relays the -32010, so the approval id the requester hands its approvers names an
+   * entry every later life of this enclave knows (and, in fleet scope, every other instance).
+   * Per instance it once waited for the next state change: an enclave killed before one lost the
+   * entry its audit chain had recorded as pending, and approvers got APPROVAL_UNKNOWN
+   * (test/faults/approval-restart.test.ts; the CI soak found it).
    */
   function withPendingState<E extends Error>(e: E): E {
-    if (durable.scope !== 'fleet') return e;
     const sealed = durable.seal();
     if (sealed) Object.defineProperty(e, 'sealedState', { value: sealedMembers(sealed), enumerable: false });
     return e;

@@ -67,6 +67,41 @@ describe('audit persistence', () => {
     await ks.close();
   });
 
+  it('an answer that was only late, arriving while its record is fetched back, is no gap; the persister never steps back', async () => {
+    // The CI soak's parent log: "GAP: records seq 16414..16414 were never received", then
+    // "record seq 16415 was fetched", with a chain that verified. The answer for 16414 came after
+    // gapFetchMs, during the fetch; fillGap then judged on what held before it (a gap ending at
+    // the lowest pending seq), logged a false GAP and set `next` back below the stored head.
+    const path = join(dir, 'late.db');
+    const ks = await openKeystore(path);
+    const log = await AuditLog.open({ nsm });
+    await ks.appendAuditRecords([log.handover.bytes]);
+    const lines: string[] = [];
+    const p = createAuditPersister({ keystore: ks, log: (l) => lines.push(l), gapFetchMs: 10 });
+    const [r1, r2, r3] = [sign(log, 1), sign(log, 2), sign(log, 3)];
+    let lateAnswer: Promise<unknown> | undefined;
+    p.setFetch(async (from) => {
+      // The late answer for seq 1 arrives while the fetch is on its way; the enclave still holds all three.
+      lateAnswer ??= p.persist([r1]);
+      await lateAnswer;
+      return [r1, r2, r3].slice(from - 1);
+    });
+    await Promise.all([p.persist([r2]), p.persist([r3])]);
+    await lateAnswer;
+    await new Promise((r) => setTimeout(r, 50)); // the fetch's continuation has run
+    expect(lines.filter((l) => /GAP/.test(l))).toEqual([]);
+    expect(p.nextSeq).toBe(4);
+    const r4 = sign(log, 4);
+    p.setFetch(async () => {
+      throw new Error('nothing is missing: no fetch expected');
+    });
+    await p.persist([r4]);
+    expect(await seqs(path)).toEqual([0, 1, 2, 3, 4]);
+    expect(lines.filter((l) => /could not fetch/.test(l))).toEqual([]);
+    p.close();
+    await ks.close();
+  });
+
   it('a write that fails withholds every waiting result (PARENT_AUDIT_UNAVAILABLE); the records are retried and nothing is skipped', async () => {
     const path = join(dir, 'fail.db');
     const ks = await openKeystore(path);

@@ -350,37 +350,44 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
 
   async function fillGap(): Promise<void> {
     if (closed || pending.size === 0 || pending.has(next)) return;
-    const want = next;
-    const lowest = Math.min(...pending.keys());
-    if (fetch) {
-      let got: Uint8Array[] = [];
-      try {
-        got = await fetch(want);
-      } catch (e) {
-        log(`audit: could not fetch missing record seq ${want} from the enclave: ${(e as Error).message}; retrying`);
-        scheduleGapFetch();
-        return;
-      }
-      for (const bytes of got) {
-        let seq: number;
-        try {
-          seq = parsedRecord(bytes).body.seq;
-        } catch {
-          continue;
-        }
-        if (seq >= next && !pending.has(seq)) pending.set(seq, { bytes, entry: undefined, auditKey: keyOf(bytes) });
-      }
-      if (pending.has(want)) {
-        log(`audit: record seq ${want} was fetched from the enclave (its answer never reached this parent; its result was never released)`);
-        flush();
-        return;
-      }
-    }
     if (!fetch) {
       scheduleGapFetch();
       return;
     }
+    const want = next;
+    let got: Uint8Array[] = [];
+    try {
+      got = await fetch(want);
+    } catch (e) {
+      log(`audit: could not fetch missing record seq ${want} from the enclave: ${(e as Error).message}; retrying`);
+      scheduleGapFetch();
+      return;
+    }
+    for (const bytes of got) {
+      let seq: number;
+      try {
+        seq = parsedRecord(bytes).body.seq;
+      } catch {
+        continue;
+      }
+      if (seq >= next && !pending.has(seq)) pending.set(seq, { bytes, entry: undefined, auditKey: keyOf(bytes) });
+    }
+    // Decided on what holds now, not on what held before the fetch: its answer was only late (a
+    // busy enclave, over gapFetchMs) and arrived while the fetch was out, so `next` moved past it.
+    // Once that was logged as a GAP and `next` set back to where the fetch began, and every record
+    // stored since was fetched and written again (the CI soak's parent log).
+    if (next !== want) {
+      flush();
+      return;
+    }
+    if (pending.has(want)) {
+      log(`audit: record seq ${want} was fetched from the enclave (its answer had not reached this parent within ${gapFetchMs} ms; its result is released only if that answer still arrives)`);
+      flush();
+      return;
+    }
+    if (pending.size === 0) return;
     // The enclave no longer holds it (a restart, or beyond its buffer): a gap the verifier will report.
+    const lowest = Math.min(...pending.keys());
     log(`audit: GAP: records seq ${want}..${lowest - 1} were never received and the enclave no longer holds them; audit verify will report this gap`);
     next = lowest;
     flush();
