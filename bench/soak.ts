@@ -158,6 +158,18 @@ interface Fleet {
   diagnostics(): string[];
 }
 
+/**
+ * What the parents' audit persisters said (parent/audit-persist.ts): records fetched back from the
+ * enclave because their answer was late or lost, and GAP lines (records no enclave holds any more).
+ * Gaps are expected at a kill only; `audit verify` decides whether the stored chain has one.
+ */
+const persister = { fetchedBack: 0, gapLines: 0, droppedAtNewLife: 0 };
+function countPersisterLine(l: string): void {
+  if (/audit: record seq \d+ was fetched from the enclave/.test(l)) persister.fetchedBack++;
+  else if (/audit: GAP: records seq/.test(l)) persister.gapLines++;
+  else if (/audit: GAP: \d+ record\(s\) of the previous enclave/.test(l)) persister.droppedAtNewLife++;
+}
+
 function rssMb(pid: number | undefined): number | null {
   if (pid === undefined) return null;
   try {
@@ -211,7 +223,10 @@ async function startFleet(n: number, dir: string, policyFile: string): Promise<F
     stderrTail = (stderrTail + s).slice(-8000);
     const lines = (partial + s).split('\n');
     partial = lines.pop()!.slice(-4000);
-    for (const l of lines) if (/internal error|\baudit: |\bwarn|\berror\b/i.test(l)) diagnostics.push(l.slice(0, 1000));
+    for (const l of lines) {
+      if (/internal error|\baudit: |\bwarn|\berror\b/i.test(l)) diagnostics.push(l.slice(0, 1000));
+      countPersisterLine(l);
+    }
     if (diagnostics.length > 400) diagnostics.splice(0, diagnostics.length - 400);
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -782,6 +797,7 @@ async function main(): Promise<void> {
     rssSamples: samples,
     ...(instances.length > 1 ? { devRssSamples: devSamples } : {}),
     audit: audits,
+    auditPersister: { ...persister, note: 'lines of the parents\' audit persisters: records fetched back from the enclave (an answer late or lost), GAP lines (records no enclave holds any more: expected only at a kill), records of a killed enclave dropped at its successor\'s hand-over' },
     pass: unexpectedTotal === 0 && audits.every((a) => a.valid && a.exitCode === 0),
   };
   mkdirSync(dirname(OUT), { recursive: true });
@@ -790,6 +806,7 @@ async function main(): Promise<void> {
   process.stderr.write(
     `soak: ${result.requests} requests in ${result.elapsedS} s, ${released} signatures, ${unexpectedTotal} unexpected errors, ${sum(restartErrors.inFlightAtKill)} in flight at a kill + ${sum(restartErrors.sentWhileRestarting)} sent while restarting (${restartLog.length} restarts); audit ${audits.map((a) => `${instances.length > 1 ? `[${a.instance}] ` : ''}${a.valid ? `valid (${a.records} records)` : 'INVALID'}`).join(', ')}\n`,
   );
+  process.stderr.write(`  audit persisters: ${persister.fetchedBack} records fetched back, ${persister.gapLines} GAP lines, ${persister.droppedAtNewLife} dropped at a new enclave life\n`);
   for (const p of perInterval) {
     const rss = p.instances.map((x) => `${instances.length > 1 ? `[${x.instance}] ` : ''}parent ${x.parentRssMb} enclave ${x.enclaveRssMb}`).join(', ');
     process.stderr.write(`  t=${p.fromS}s  ${p.perSecond}/s  p50 ${p.p50Ms} p99 ${p.p99Ms} p99.9 ${p.p999Ms} ms  rss MB ${rss}${'devRssMb' in p ? `, dev ${p.devRssMb}` : ''}\n`);
