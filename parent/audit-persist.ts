@@ -374,8 +374,9 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
     }
     // Decided on what holds now, not on what held before the fetch: its answer was only late (a
     // busy enclave, over gapFetchMs) and arrived while the fetch was out, so `next` moved past it.
-    // Once that was logged as a GAP and `next` set back to where the fetch began, and every record
-    // stored since was fetched and written again (the CI soak's parent log).
+    // Judged on the state before the fetch, that was logged as a GAP and `next` was set back to the
+    // lowest seq then pending, below what had been stored since, which was then fetched and
+    // written again (the CI soak's parent log; parent/audit-persist.test.ts).
     if (next !== want) {
       flush();
       return;
