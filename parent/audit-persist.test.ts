@@ -80,15 +80,19 @@ describe('audit persistence', () => {
     const p = createAuditPersister({ keystore: ks, log: (l) => lines.push(l), gapFetchMs: 10 });
     const [r1, r2, r3] = [sign(log, 1), sign(log, 2), sign(log, 3)];
     let lateAnswer: Promise<unknown> | undefined;
+    let fetched!: () => void;
+    const fetchReturned = new Promise<void>((r) => (fetched = r));
     p.setFetch(async (from) => {
       // The late answer for seq 1 arrives while the fetch is on its way; the enclave still holds all three.
       lateAnswer ??= p.persist([r1]);
       await lateAnswer;
+      fetched();
       return [r1, r2, r3].slice(from - 1);
     });
     await Promise.all([p.persist([r2]), p.persist([r3])]);
-    await lateAnswer;
-    await new Promise((r) => setTimeout(r, 50)); // the fetch's continuation has run
+    await fetchReturned;
+    // fillGap resumes from its fetch in microtasks; a macrotask turn later it has decided.
+    await new Promise<void>((r) => setImmediate(r));
     expect(lines.filter((l) => /GAP/.test(l))).toEqual([]);
     expect(p.nextSeq).toBe(4);
     const r4 = sign(log, 4);
