@@ -309,6 +309,9 @@ interface Answer {
   transport?: string;
 }
 
+/** A failure the soak itself found in an answer that was otherwise fine (counted as unexpected under `code`). */
+const soakFailure = (code: string, message: string): Answer => ({ error: { code: 0, message, data: { code } } });
+
 let nextId = 1;
 function rpc(socket: string, method: string, params?: unknown, timeoutMs = 60_000): Promise<Answer> {
   const body = JSON.stringify({ jsonrpc: '2.0', id: nextId++, method, ...(params === undefined ? {} : { params }) });
@@ -562,7 +565,7 @@ async function approvalFlow(inst: Instance, k: Keys, approvers: Record<Approver,
       const again = await rpc(inst.socket, 'eth_signTransaction', params);
       record(inst, 'approval: resubmit for a restarted enclave', sentAt, again, 'approval-required');
       if (again.error?.data?.approvalId !== id) {
-        if (again.error?.code === -32010) record(inst, 'approval: resubmit for a restarted enclave', sentAt, { error: { code: 0, message: `approval ${id}: the resubmission opened ${again.error.data?.approvalId} instead`, data: { code: 'SOAK_APPROVAL_MOVED' } } }, 'ok');
+        if (again.error?.code === -32010) record(inst, 'approval: resubmit for a restarted enclave', sentAt, soakFailure('SOAK_APPROVAL_MOVED', `approval ${id}: the resubmission opened ${again.error.data?.approvalId} instead`), 'ok');
         return;
       }
       sentAt = performance.now();
@@ -572,12 +575,12 @@ async function approvalFlow(inst: Instance, k: Keys, approvers: Record<Approver,
     const view = shown.result as View | undefined;
     if (!view) return;
     if (view.request === null) {
-      record(inst, 'approval: getApproval', sentAt, { error: { code: 0, message: `approval ${id}: still shown without its request after the resubmission`, data: { code: 'SOAK_REQUEST_NOT_SHOWN' } } }, 'ok');
+      record(inst, 'approval: getApproval', sentAt, soakFailure('SOAK_REQUEST_NOT_SHOWN', `approval ${id}: still shown without its request after the resubmission`), 'ok');
       return;
     }
     const digest = requestDigest(audience, view.request.method, view.request.params);
     if (digest !== view.requestDigest) {
-      record(inst, 'approval: digest check', sentAt, { error: { code: 0, message: `approval ${id}: the shown request does not match its digest`, data: { code: 'SOAK_DIGEST_MISMATCH' } } }, 'ok');
+      record(inst, 'approval: digest check', sentAt, soakFailure('SOAK_DIGEST_MISMATCH', `approval ${id}: the shown request does not match its digest`), 'ok');
       return;
     }
     const s = signApproval({ key: approvers[name], approver: name, approvalId: id, requestDigest: digest, decision: veto ? 'reject' : 'approve', webauthn: false });
