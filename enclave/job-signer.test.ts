@@ -103,7 +103,8 @@ describe('a job decided ahead signs only what was decided', () => {
     const worker = new Worker(new URL('../dist/enclave/worker.js', import.meta.url));
     try {
       const answers: WorkerOut[] = [];
-      const next = () => new Promise<WorkerOut>((r) => worker.once('message', (m: WorkerOut) => r(m)));
+      // The worker answers in batches (worker.ts); each job here is alone in its batch.
+      const next = () => new Promise<WorkerOut>((r) => worker.once('message', (m: WorkerOut[]) => r(m[0]!)));
       worker.postMessage({ t: 'keyring', keyringId: RING, key: ringKey } satisfies WorkerIn);
       const deadline = Date.now() + 10_000;
       worker.postMessage({ ...job, t: 'sign', id: 1, deadline, decided: { ...decided, facts: { ...decided.facts, address: addressFromPrivateKey(other) } } } satisfies WorkerIn);

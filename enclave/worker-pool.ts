@@ -90,7 +90,9 @@ import type { Cancellation } from '../common/cancellation.js';
 import { SignerError } from '../common/errors.js';
 import type { SignerFacts, } from '../common/protocol/enclave-api.js';
 import type { Intent } from './policy/intent.js';
-import { createJobSigner, type Decision, failureOf, jobExpired, type JobSigner } from './job-signer.js';
+import { createJobSigner, type Decision, failureOf, inlineable, jobExpired, type JobSigner } from './job-signer.js';
+
+export { inlineable } from './job-signer.js';
 import { DEFAULT_KEY_CACHE, keySlot } from './key-cache.js';
 import { createKnownKeys, type KnownKeys } from './known-keys.js';
 import { secpIntent } from './operations.js';
@@ -110,31 +112,6 @@ export class WorkerError extends SignerError {
 
 /** After an inline job met another job's arrival, how long every job goes to a worker (see "Inline"). */
 export const INLINE_BACKOFF_MS = 100;
-
-/** Characters of strings (and values) a request may hold to be signed inline: a digest, a short message or transaction. */
-const INLINE_MAX_REQUEST = 4096;
-
-/**
- * Whether a job is cheap enough to sign on the main thread: a secp256k1 key (no BIP32
- * derivation, no PSBT) and a request whose strings add up to at most INLINE_MAX_REQUEST
- * characters (hashing a long message, calldata or typed data stays on a worker).
- */
-export function inlineable(job: SignJob): boolean {
-  if (job.kind !== 'secp256k1') return false;
-  let budget = INLINE_MAX_REQUEST;
-  const stack: unknown[] = [job.request];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v === 'string') budget -= v.length;
-    else if (typeof v === 'object' && v !== null) {
-      const items = Array.isArray(v) ? v : Object.values(v);
-      budget -= items.length;
-      for (const x of items) stack.push(x);
-    } else budget -= 1;
-    if (budget < 0) return false;
-  }
-  return true;
-}
 
 /** Longest a job may take in the enclave, whatever deadline the (untrusted) parent sent. */
 export const MAX_JOB_MS = 30_000;
@@ -284,7 +261,11 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     const worker = new Worker(path, { workerData: config });
     spawned++;
     const slot: Slot = { index, worker, jobs: [], dead: false };
-    worker.on('message', (m: WorkerOut) => onMessage(slot, m));
+    worker.on('message', (answers: WorkerOut[]) => {
+      // A batch (worker.ts): an answer may replace this worker (reap), after which the rest
+      // find no job on the dead slot and are dropped, as a late answer is.
+      for (const m of answers) onMessage(slot, m);
+    });
     const onDeath = () => {
       if (slot.dead) return;
       slot.dead = true;

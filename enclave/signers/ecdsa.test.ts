@@ -5,6 +5,7 @@ import { getAddress, recoverAddress, recoverPublicKey } from 'viem';
 import { publicKeyToAddress, sign as viemSign } from 'viem/accounts';
 import { describe, expect, it } from 'vitest';
 import { signDigest, publicKeyOf } from './ecdsa.js';
+import { bigintToBytes } from './validate.js';
 import { addressFromPrivateKey, addressFromPublicKey, checksumAddress } from './eth-address.js';
 import { SigningError } from './errors.js';
 import { signSchnorr } from './schnorr.js';
@@ -177,5 +178,20 @@ describe('Ethereum addresses', () => {
   it('refuses keys that are not curve points', () => {
     const bad = [new Uint8Array(33), new Uint8Array(64), Uint8Array.of(0x05, ...new Uint8Array(32)), bytes(`02${'ff'.repeat(32)}`)];
     for (const b of bad) expect(() => addressFromPublicKey(b)).toThrow(expect.objectContaining({ code: 'SIGN_INVALID_PARAMS', field: 'publicKey' }));
+  });
+});
+
+describe('bigintToBytes (every r and s goes through it)', () => {
+  it('is big-endian and fixed-width, and refuses a value that does not fit instead of wrapping it', () => {
+    expect(bigintToBytes(0n, 32)).toEqual(new Uint8Array(32));
+    expect(bigintToBytes(0x0102n, 4)).toEqual(Uint8Array.of(0, 0, 1, 2));
+    expect(bigintToBytes(N - 1n, 32)).toEqual(bytes(hex(Uint8Array.from(Buffer.from((N - 1n).toString(16), 'hex')))));
+    expect(bigintToBytes((1n << 256n) - 1n, 32)).toEqual(new Uint8Array(32).fill(0xff));
+    expect(() => bigintToBytes(1n << 256n, 32)).toThrow(RangeError);
+    expect(() => bigintToBytes(-1n, 32)).toThrow(RangeError);
+    // The result owns its memory: not a view into a pool shared with other values.
+    const b = bigintToBytes(5n, 32);
+    expect(b.byteOffset).toBe(0);
+    expect(b.buffer.byteLength).toBe(32);
   });
 });
