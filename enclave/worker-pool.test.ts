@@ -8,12 +8,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
 import { verifyMessage } from 'viem';
 import { afterAll, describe, expect, it } from 'vitest';
-import { HDKey } from '@scure/bip32';
-import * as btc from '@scure/btc-signer';
 import { wrapKey } from './kms/wrapped-key.js';
-import { SIGNER_LIMITS } from './signers/limits.js';
 import { addressFromPrivateKey } from './signers/index.js';
-import { watching, watchWorkers } from './worker-test-helpers.js';
+import { largePsbtJob, watching, watchWorkers } from './worker-test-helpers.js';
 import { createWorkerPool, INLINE_BACKOFF_MS, inlineable, type SignJob, type WorkerPool } from './worker-pool.js';
 import { CancellationSource, cancellationOf } from '../common/cancellation.js';
 
@@ -459,31 +456,9 @@ describe('worker pool', () => {
  * (`seedJob`), and `job`'s key under the same new keyring (`keyJob`; the pool holds one keyring).
  */
 function heavy(pool: WorkerPool, job: SignJob): { seedJob: SignJob; keyJob: SignJob } {
-  const seed = new Uint8Array(32).fill(5);
-  const seedId = randomUUID();
-  const master = HDKey.fromMasterSeed(seed);
-  const child = master.derive('m/0/0');
-  const script = btc.p2wpkh(child.publicKey!).script;
-  const tx = new btc.Transaction();
-  for (let i = 0; i < SIGNER_LIMITS.maxPsbtInputs; i++) {
-    tx.addInput({
-      txid: new Uint8Array(32).fill(2).map((x, j) => (j === 0 ? i & 0xff : j === 1 ? i >> 8 : x)),
-      index: 0,
-      witnessUtxo: { script, amount: 10_000n },
-      bip32Derivation: [[child.publicKey!, { fingerprint: master.fingerprint, path: [0, 0] }]],
-    });
-  }
-  tx.addOutput({ script, amount: 1000n });
   const ring2 = new Uint8Array(randomBytes(32));
   pool.setKeyring(KEYRING, ring2);
-  const seedJob: SignJob = {
-    op: 'signer_signPsbt',
-    keyId: seedId,
-    kind: 'bip32-seed',
-    keyringId: KEYRING,
-    blob: wrapKey(ring2, { keyringId: KEYRING, keyId: seedId, kind: 'bip32-seed' }, seed),
-    request: { psbt: Buffer.from(tx.toPSBT()).toString('base64') },
-  };
+  const seedJob = largePsbtJob(ring2, KEYRING, new Uint8Array(32).fill(5));
   const keyJob: SignJob = { ...job, blob: wrapKey(ring2, { keyringId: KEYRING, keyId: job.keyId, kind: 'secp256k1' }, secret) };
   ring2.fill(0);
   return { seedJob, keyJob };

@@ -1,10 +1,16 @@
 /**
- * Test helper: watches a pool's worker threads from the outside, with no hook in production
+ * Test helpers for the signing pool and its workers. watchWorkers: watches a pool's worker threads from the outside, with no hook in production
  * code. Every worker the pool uses gets a postMessage (its keyring, its jobs), and a job handed
  * to a worker starts with a `job` message, or a `sign` message when it was decided ahead
  * (worker.ts); a job run inline posts nothing.
  */
+import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import { HDKey } from '@scure/bip32';
+import * as btc from '@scure/btc-signer';
+import type { SignJob } from './job-signer.js';
+import { wrapKey } from './kms/wrapped-key.js';
+import { SIGNER_LIMITS } from './signers/limits.js';
 
 export interface WorkerWatch {
   /** Every Worker posted to while watching. */
@@ -51,4 +57,33 @@ export async function watching<T>(fn: (w: WorkerWatch) => Promise<T>): Promise<T
   } finally {
     w.stop();
   }
+}
+
+/**
+ * An expensive job: a PSBT at the input limit on a seed key (`seed`, a new key id), every input
+ * ours, wrapped under `ringKey` for `keyringId` — milliseconds to prepare and more to sign.
+ */
+export function largePsbtJob(ringKey: Uint8Array, keyringId: string, seed: Uint8Array): SignJob {
+  const keyId = randomUUID();
+  const master = HDKey.fromMasterSeed(seed);
+  const child = master.derive('m/0/0');
+  const script = btc.p2wpkh(child.publicKey!).script;
+  const tx = new btc.Transaction();
+  for (let i = 0; i < SIGNER_LIMITS.maxPsbtInputs; i++) {
+    tx.addInput({
+      txid: new Uint8Array(32).fill(2).map((x, j) => (j === 0 ? i & 0xff : j === 1 ? i >> 8 : x)),
+      index: 0,
+      witnessUtxo: { script, amount: 10_000n },
+      bip32Derivation: [[child.publicKey!, { fingerprint: master.fingerprint, path: [0, 0] }]],
+    });
+  }
+  tx.addOutput({ script, amount: 1000n });
+  return {
+    op: 'signer_signPsbt',
+    keyId,
+    kind: 'bip32-seed',
+    keyringId,
+    blob: wrapKey(ringKey, { keyringId, keyId, kind: 'bip32-seed' }, seed),
+    request: { psbt: Buffer.from(tx.toPSBT()).toString('base64') },
+  };
 }

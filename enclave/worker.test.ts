@@ -6,16 +6,14 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { HDKey } from '@scure/bip32';
-import * as btc from '@scure/btc-signer';
 import { recoverAddress } from 'viem';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createJobSigner, inlineable, type SignJob } from './job-signer.js';
 import { wrapKey } from './kms/wrapped-key.js';
 import { secpIntent } from './operations.js';
 import { addressFromPrivateKey } from './signers/index.js';
-import { SIGNER_LIMITS } from './signers/limits.js';
 import type { WorkerIn, WorkerOut } from './worker.js';
+import { largePsbtJob } from './worker-test-helpers.js';
 
 const RING = randomUUID();
 const secret = new Uint8Array(32).fill(21);
@@ -38,29 +36,7 @@ function setup() {
     blob: wrapKey(ringKey, { keyringId: RING, keyId, kind: 'secp256k1' }, secret),
     request: { digest: `0x${'cd'.repeat(32)}` },
   };
-  // A PSBT with the most inputs a request may carry: its steps take milliseconds.
-  const seedId = randomUUID();
-  const master = HDKey.fromMasterSeed(seed);
-  const child = master.derive('m/0/0');
-  const script = btc.p2wpkh(child.publicKey!).script;
-  const tx = new btc.Transaction();
-  for (let i = 0; i < SIGNER_LIMITS.maxPsbtInputs; i++) {
-    tx.addInput({
-      txid: new Uint8Array(32).fill(2).map((x, j) => (j === 0 ? i & 0xff : j === 1 ? i >> 8 : x)),
-      index: 0,
-      witnessUtxo: { script, amount: 10_000n },
-      bip32Derivation: [[child.publicKey!, { fingerprint: master.fingerprint, path: [0, 0] }]],
-    });
-  }
-  tx.addOutput({ script, amount: 1000n });
-  const seedJob: SignJob = {
-    op: 'signer_signPsbt',
-    keyId: seedId,
-    kind: 'bip32-seed',
-    keyringId: RING,
-    blob: wrapKey(ringKey, { keyringId: RING, keyId: seedId, kind: 'bip32-seed' }, seed),
-    request: { psbt: Buffer.from(tx.toPSBT()).toString('base64') },
-  };
+  const seedJob = largePsbtJob(ringKey, RING, seed);
   const worker = new Worker(new URL('../dist/enclave/worker.js', import.meta.url));
   workers.push(worker);
   /** Every message the worker posts, in order (each one a batch of answers). */
