@@ -124,9 +124,8 @@ function flush(): void {
 /** Whether handling `msg` may take long, or end or change this worker: the batch goes first. */
 function flushesFirst(msg: WorkerIn): boolean {
   switch (msg.t) {
-    case 'sign':
-      return false; // decided ahead: cheap jobs only (worker-pool.ts)
     case 'job':
+    case 'sign':
     case 'go':
       return expensive.has(msg.id);
     default:
@@ -135,7 +134,8 @@ function flushesFirst(msg: WorkerIn): boolean {
 }
 
 parentPort?.on('message', (msg: WorkerIn) => {
-  if (msg.t === 'job' && !inlineable(msg)) expensive.add(msg.id);
+  // The pool decides ahead only cheap jobs; a `sign` is checked here all the same.
+  if ((msg.t === 'job' || msg.t === 'sign') && !inlineable(msg)) expensive.add(msg.id);
   if (flushesFirst(msg)) flush();
   const out = handle(msg);
   // A job's last answer, or its abort, ends it here.
