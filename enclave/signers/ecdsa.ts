@@ -42,9 +42,10 @@ export function signDigestRaw(privateKey: Uint8Array, digest: Uint8Array): RawEc
   // recovery ‖ r ‖ s (32 bytes each, big-endian), read here directly: noble's Signature.fromBytes
   // would check again the ranges its own sign just produced (~2 µs a signature).
   const b = secp.sign(digest, privateKey, { prehash: false, lowS: true, format: 'recovered' });
+  if (b.length !== 65) throw new SigningError('SIGN_INTERNAL', `the primitive returned ${b.length} bytes, not a 65-byte recovered signature`);
   const rec = b[0];
   // recovery 2/3 needs R.x ≥ n: probability ~2^-128, and Ethereum cannot encode it.
-  if (b.length !== 65 || (rec !== 0 && rec !== 1)) throw new SigningError('SIGN_INTERNAL', 'signature has an unencodable recovery id');
+  if (rec !== 0 && rec !== 1) throw new SigningError('SIGN_INTERNAL', 'signature has an unencodable recovery id');
   const hex = toHex(b);
   return { r: BigInt(`0x${hex.slice(2, 66)}`), s: BigInt(`0x${hex.slice(66, 130)}`), yParity: rec };
 }
