@@ -56,14 +56,17 @@ afterEach(() => {
 describe('bridge writes', () => {
   it('answers completed in separate callbacks of one event-loop turn leave in one write', async () => {
     const [enclaveSide, parentSide] = streamPair();
-    // Each answer completes in its own timer callback, and the eight timers expire in the same turn:
-    // they are set together, in one synchronous loop (one loop time, one expiry), once all eight
-    // requests are being handled (however the requests were split across reads).
+    // Each answer completes in its own callback, and the eight callbacks run in the same turn: they
+    // are queued together with setImmediate, in one synchronous loop, once all eight requests are
+    // being handled (however the requests were split across reads), and node runs every immediate
+    // queued before its check phase in that phase. (Timers were used here first: eight
+    // setTimeout(…, 1) in one loop do not share one expiry — node reads the clock again for each —
+    // so on a loaded box the first could fire a turn before the rest: 2 of 300 runs.)
     const waiting: (() => void)[] = [];
     const handler = (_method: string, params: CborValue) =>
       new Promise<CborValue>((r) => {
         waiting.push(() => r(params));
-        if (waiting.length === 8) for (const done of waiting.splice(0)) setTimeout(done, 1);
+        if (waiting.length === 8) for (const done of waiting.splice(0)) setImmediate(done);
       });
     const enclave = createBridgePeer(enclaveSide.stream, { role: 'enclave', handler });
     const parent = createBridgePeer(parentSide.stream, { role: 'parent' });
