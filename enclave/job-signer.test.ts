@@ -11,11 +11,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { recoverAddress } from 'viem';
 import { afterEach, describe, expect, it } from 'vitest';
-import { wrapKey } from './kms/wrapped-key.js';
 import { createJobSigner, type Decision, type JobSigner, type SignJob } from './job-signer.js';
 import { secpIntent } from './operations.js';
 import { addressFromPrivateKey } from './signers/index.js';
 import type { WorkerIn, WorkerOut } from './worker.js';
+import { secpJob } from './worker-test-helpers.js';
 
 const RING = randomUUID();
 const secret = new Uint8Array(32).fill(11);
@@ -30,15 +30,7 @@ afterEach(() => {
 
 function setup(): { signer: JobSigner; job: SignJob; ringKey: Uint8Array } {
   const ringKey = new Uint8Array(randomBytes(32));
-  const keyId = randomUUID();
-  const job: SignJob = {
-    op: 'signer_signDigest',
-    keyId,
-    kind: 'secp256k1',
-    keyringId: RING,
-    blob: wrapKey(ringKey, { keyringId: RING, keyId, kind: 'secp256k1' }, secret),
-    request: { digest: DIGEST },
-  };
+  const job = secpJob(ringKey, RING, secret, 'signer_signDigest', { digest: DIGEST });
   const signer = createJobSigner();
   signer.setKeyring(RING, ringKey.slice());
   signers.push(signer);
@@ -107,9 +99,9 @@ describe('a job decided ahead signs only what was decided', () => {
       const next = () => new Promise<WorkerOut>((r) => worker.once('message', (m: WorkerOut[]) => r(m[0]!)));
       worker.postMessage({ t: 'keyring', keyringId: RING, key: ringKey } satisfies WorkerIn);
       const deadline = Date.now() + 10_000;
-      worker.postMessage({ ...job, t: 'sign', id: 1, deadline, decided: { ...decided, facts: { ...decided.facts, address: addressFromPrivateKey(other) } } } satisfies WorkerIn);
+      worker.postMessage({ ...job, t: 'sign', id: 1, deadline, cheap: true, decided: { ...decided, facts: { ...decided.facts, address: addressFromPrivateKey(other) } } } satisfies WorkerIn);
       answers.push(await next());
-      worker.postMessage({ ...job, t: 'sign', id: 2, deadline, decided } satisfies WorkerIn);
+      worker.postMessage({ ...job, t: 'sign', id: 2, deadline, cheap: true, decided } satisfies WorkerIn);
       answers.push(await next());
       expect(answers[0]).toMatchObject({ t: 'fail', id: 1, error: { code: 'KEY_FACTS_MISMATCH' } });
       expect(answers[1]).toMatchObject({ t: 'done', id: 2 });

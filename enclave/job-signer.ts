@@ -76,33 +76,6 @@ export interface JobSigner {
   abort(id: number): void;
 }
 
-/** Characters of strings (and values) a request may hold to be a cheap job: a digest, a short message or transaction. */
-const CHEAP_MAX_REQUEST = 4096;
-
-/**
- * Whether a job is cheap — microseconds per step, not milliseconds: a secp256k1 key (no BIP32
- * derivation, no PSBT) and a request whose strings add up to at most CHEAP_MAX_REQUEST
- * characters (hashing a long message, calldata or typed data is not). Only a cheap job may be
- * signed on the main thread or decided ahead (worker-pool.ts), and a worker sends back no answer
- * late because of one (worker.ts).
- */
-export function inlineable(job: SignJob): boolean {
-  if (job.kind !== 'secp256k1') return false;
-  let budget = CHEAP_MAX_REQUEST;
-  const stack: unknown[] = [job.request];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v === 'string') budget -= v.length;
-    else if (typeof v === 'object' && v !== null) {
-      const items = Array.isArray(v) ? v : Object.values(v);
-      budget -= items.length;
-      for (const x of items) stack.push(x);
-    } else budget -= 1;
-    if (budget < 0) return false;
-  }
-  return true;
-}
-
 export function jobExpired(): SignerError {
   return new SignerError('JOB_DEADLINE_EXCEEDED', 'the request ran out of time before it was signed; nothing was signed');
 }

@@ -10,7 +10,7 @@ import { verifyMessage } from 'viem';
 import { afterAll, describe, expect, it } from 'vitest';
 import { wrapKey } from './kms/wrapped-key.js';
 import { addressFromPrivateKey } from './signers/index.js';
-import { largePsbtJob, watching, watchWorkers } from './worker-test-helpers.js';
+import { largePsbtJob, secpJob, watching, watchWorkers } from './worker-test-helpers.js';
 import { createWorkerPool, INLINE_BACKOFF_MS, inlineable, type SignJob, type WorkerPool } from './worker-pool.js';
 import { CancellationSource, cancellationOf } from '../common/cancellation.js';
 
@@ -28,12 +28,11 @@ function setup(o: { inline?: boolean; decideAhead?: boolean; depth?: number; siz
   const pool = createWorkerPool({ size: o.size ?? 1, inline: o.inline === true, decideAhead: o.decideAhead === true, ...(o.depth ? { depth: o.depth } : {}) });
   pools.push(pool);
   const ringKey = new Uint8Array(randomBytes(32));
-  const keyId = randomUUID();
-  const blob = wrapKey(ringKey, { keyringId: KEYRING, keyId, kind: 'secp256k1' }, secret);
+  const job = secpJob(ringKey, KEYRING, secret, 'personal_sign', { message: 'hi' });
   pool.setKeyring(KEYRING, ringKey);
   ringKey.fill(0); // what the service does with its copy right after setKeyring
   watch.stop();
-  return { pool, job: { op: 'personal_sign', keyId, kind: 'secp256k1', keyringId: KEYRING, blob, request: { message: 'hi' } }, workers: watch.workers };
+  return { pool, job, workers: watch.workers };
 }
 
 async function signs(pool: WorkerPool, job: SignJob): Promise<void> {

@@ -90,9 +90,7 @@ import type { Cancellation } from '../common/cancellation.js';
 import { SignerError } from '../common/errors.js';
 import type { SignerFacts, } from '../common/protocol/enclave-api.js';
 import type { Intent } from './policy/intent.js';
-import { createJobSigner, type Decision, failureOf, inlineable, jobExpired, type JobSigner } from './job-signer.js';
-
-export { inlineable } from './job-signer.js';
+import { createJobSigner, type Decision, failureOf, jobExpired, type JobSigner } from './job-signer.js';
 import { DEFAULT_KEY_CACHE, keySlot } from './key-cache.js';
 import { createKnownKeys, type KnownKeys } from './known-keys.js';
 import { secpIntent } from './operations.js';
@@ -112,6 +110,33 @@ export class WorkerError extends SignerError {
 
 /** After an inline job met another job's arrival, how long every job goes to a worker (see "Inline"). */
 export const INLINE_BACKOFF_MS = 100;
+
+/** Characters of strings (and values) a request may hold to be signed inline: a digest, a short message or transaction. */
+const INLINE_MAX_REQUEST = 4096;
+
+/**
+ * Whether a job is cheap enough to sign on the main thread: a secp256k1 key (no BIP32
+ * derivation, no PSBT) and a request whose strings add up to at most INLINE_MAX_REQUEST
+ * characters (hashing a long message, calldata or typed data stays on a worker). The same test
+ * decides which jobs may be decided ahead, and tells a worker which answers it may hold in a
+ * batch (worker.ts: a job's `cheap`).
+ */
+export function inlineable(job: SignJob): boolean {
+  if (job.kind !== 'secp256k1') return false;
+  let budget = INLINE_MAX_REQUEST;
+  const stack: unknown[] = [job.request];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    if (typeof v === 'string') budget -= v.length;
+    else if (typeof v === 'object' && v !== null) {
+      const items = Array.isArray(v) ? v : Object.values(v);
+      budget -= items.length;
+      for (const x of items) stack.push(x);
+    } else budget -= 1;
+    if (budget < 0) return false;
+  }
+  return true;
+}
 
 /** Longest a job may take in the enclave, whatever deadline the (untrusted) parent sent. */
 export const MAX_JOB_MS = 30_000;
@@ -183,8 +208,6 @@ interface Job {
   id: number;
   msg: Extract<WorkerIn, { t: 'job' }>;
   opts: RunOptions;
-  /** inlineable(): may run inline or be decided ahead; a job that is not may keep its worker busy for milliseconds. */
-  cheap: boolean;
   phase: Phase;
   slot?: Slot;
   /** For a job that may be decided ahead: its key's slot in `known` (key-cache.ts keySlot). */
@@ -378,7 +401,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
    */
   function takes(s: Slot): boolean {
     if (s.dead || s.jobs.length >= depth) return false;
-    for (const x of s.jobs) if (!x.cheap && (x.phase === 'preparing' || x.phase === 'signing')) return false;
+    for (const x of s.jobs) if (!x.msg.cheap && (x.phase === 'preparing' || x.phase === 'signing')) return false;
     return true;
   }
 
@@ -414,7 +437,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
 
   /** A worker job's step: the worker is told to sign, or to wipe. */
   const onWorker = (j: Job): Step => ({
-    go: () => j.slot!.worker.postMessage({ t: 'go', id: j.id } satisfies WorkerIn),
+    go: () => j.slot!.worker.postMessage({ t: 'go', id: j.id, cheap: j.msg.cheap } satisfies WorkerIn),
     drop: () => j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn),
   });
 
@@ -451,7 +474,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   function runsInline(j: Job): boolean {
     if (inlineSigner === undefined || inlineJob !== undefined || inlineSettling) return false;
     if (queue.length > 0 || ready.length > 0 || !slots.every((s) => s.jobs.length === 0)) return false;
-    return Date.now() >= inlineOffUntil && j.cheap;
+    return Date.now() >= inlineOffUntil && j.msg.cheap;
   }
 
   /**
@@ -580,7 +603,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       const id = nextId++;
       if (inlineJob !== undefined || inlineSettling) inlineContended = true;
       return new Promise<SignOutcome>((resolve, reject) => {
-        const j: Job = { id, msg: { t: 'job', id, ...job, deadline }, opts, cheap: inlineable(job), phase: 'queued', settled: false, resolve, reject };
+        const j: Job = { id, msg: { t: 'job', id, ...job, deadline, cheap: inlineable(job) }, opts, phase: 'queued', settled: false, resolve, reject };
         j.timer = setTimeout(() => stop(j, expired()), deadline - now);
         j.timer.unref();
         if (opts.cancellation) j.offAbort = opts.cancellation.onAbort(() => stop(j, cancelled()));
@@ -589,7 +612,7 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
           runInline(j).catch((e: unknown) => settle(j, asWorkerError(e)));
           return;
         }
-        if (known !== undefined && j.cheap) {
+        if (known !== undefined && j.msg.cheap) {
           j.keySlot = keySlot(job.keyringId, job.keyId, job.kind, job.blob);
           j.epoch = keyringEpoch;
           const facts = known.get(j.keySlot);

@@ -1,13 +1,17 @@
 /**
- * Test helpers for the signing pool and its workers. watchWorkers: watches a pool's worker threads from the outside, with no hook in production
- * code. Every worker the pool uses gets a postMessage (its keyring, its jobs), and a job handed
- * to a worker starts with a `job` message, or a `sign` message when it was decided ahead
- * (worker.ts); a job run inline posts nothing.
+ * Test helpers for the signing pool and its workers: jobs on a fresh key id (secpJob, and
+ * largePsbtJob for an expensive one), and watchWorkers, which watches a pool's worker threads
+ * from the outside, with no hook in production code. Every worker the pool uses gets a
+ * postMessage (its keyring, its jobs), and a job handed to a worker starts with a `job`
+ * message, or a `sign` message when it was decided ahead (worker.ts); a job run inline posts
+ * nothing.
  */
 import { randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { HDKey } from '@scure/bip32';
 import * as btc from '@scure/btc-signer';
+import type { JsonLike } from '../common/cbor-json.js';
+import type { SignOp } from '../common/protocol/enclave-api.js';
 import type { SignJob } from './job-signer.js';
 import { wrapKey } from './kms/wrapped-key.js';
 import { SIGNER_LIMITS } from './signers/limits.js';
@@ -57,6 +61,12 @@ export async function watching<T>(fn: (w: WorkerWatch) => Promise<T>): Promise<T
   } finally {
     w.stop();
   }
+}
+
+/** A job on a secp256k1 key (`secret`, a new key id), wrapped under `ringKey` for `keyringId`. */
+export function secpJob(ringKey: Uint8Array, keyringId: string, secret: Uint8Array, op: SignOp, request: Record<string, JsonLike>): SignJob {
+  const keyId = randomUUID();
+  return { op, keyId, kind: 'secp256k1', keyringId, blob: wrapKey(ringKey, { keyringId, keyId, kind: 'secp256k1' }, secret), request };
 }
 
 /**

@@ -8,12 +8,12 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { recoverAddress } from 'viem';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createJobSigner, inlineable, type SignJob } from './job-signer.js';
-import { wrapKey } from './kms/wrapped-key.js';
+import { createJobSigner } from './job-signer.js';
 import { secpIntent } from './operations.js';
 import { addressFromPrivateKey } from './signers/index.js';
 import type { WorkerIn, WorkerOut } from './worker.js';
-import { largePsbtJob } from './worker-test-helpers.js';
+import { inlineable } from './worker-pool.js';
+import { largePsbtJob, secpJob } from './worker-test-helpers.js';
 
 const RING = randomUUID();
 const secret = new Uint8Array(32).fill(21);
@@ -27,15 +27,7 @@ afterEach(async () => {
 
 function setup() {
   const ringKey = new Uint8Array(randomBytes(32));
-  const keyId = randomUUID();
-  const keyJob: SignJob = {
-    op: 'signer_signDigest',
-    keyId,
-    kind: 'secp256k1',
-    keyringId: RING,
-    blob: wrapKey(ringKey, { keyringId: RING, keyId, kind: 'secp256k1' }, secret),
-    request: { digest: `0x${'cd'.repeat(32)}` },
-  };
+  const keyJob = secpJob(ringKey, RING, secret, 'signer_signDigest', { digest: `0x${'cd'.repeat(32)}` });
   const seedJob = largePsbtJob(ringKey, RING, seed);
   const worker = new Worker(new URL('../dist/enclave/worker.js', import.meta.url));
   workers.push(worker);
@@ -70,7 +62,7 @@ describe('signing worker answers', () => {
     probe.close();
     const jobs = Array.from({ length: 20 }, (_, i) => ({ ...keyJob, request: { digest: `0x${i.toString(16).padStart(64, '0')}` } }));
     jobs.forEach((job, i) => {
-      worker.postMessage({ ...job, t: 'sign', id: i + 1, deadline: deadline(), decided: { facts, intent: secpIntent(job.op, job.keyId, job.request) } } satisfies WorkerIn);
+      worker.postMessage({ ...job, t: 'sign', id: i + 1, deadline: deadline(), cheap: true, decided: { facts, intent: secpIntent(job.op, job.keyId, job.request) } } satisfies WorkerIn);
     });
     const all = await answers(20);
     expect(all.map((a) => a.id).sort((a, b) => a - b)).toEqual(jobs.map((_, i) => i + 1));
@@ -87,12 +79,14 @@ describe('signing worker answers', () => {
 
   it('a cheap job’s answer is not held while an expensive job is prepared or signed', async () => {
     const { worker, keyJob, seedJob, batches, answers } = setup();
-    expect(inlineable(seedJob)).toBe(false);
+    // What the pool sends: each job with its inlineable() as `cheap`.
+    const [seedCheap, keyCheap] = [inlineable(seedJob), inlineable(keyJob)];
+    expect([seedCheap, keyCheap]).toEqual([false, true]);
     // The PSBT is prepared first (milliseconds), so the key job and the PSBT's `go` are queued
     // behind it and handled in the same turn.
-    worker.postMessage({ ...seedJob, t: 'job', id: 1, deadline: deadline() } satisfies WorkerIn);
-    worker.postMessage({ ...keyJob, t: 'job', id: 2, deadline: deadline() } satisfies WorkerIn);
-    worker.postMessage({ t: 'go', id: 1 } satisfies WorkerIn);
+    worker.postMessage({ ...seedJob, t: 'job', id: 1, deadline: deadline(), cheap: seedCheap } satisfies WorkerIn);
+    worker.postMessage({ ...keyJob, t: 'job', id: 2, deadline: deadline(), cheap: keyCheap } satisfies WorkerIn);
+    worker.postMessage({ t: 'go', id: 1, cheap: seedCheap } satisfies WorkerIn);
     await answers(3);
     // The key job's facts went back before the PSBT was signed, not with its signature.
     const withKeyFacts = batches.find((b) => b.some((a) => a.id === 2))!;

@@ -24,7 +24,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SignerFacts } from '../common/protocol/enclave-api.js';
-import { createJobSigner, type Decision, failureOf, inlineable, type JobFailure, type JobSignerConfig, type SignJob } from './job-signer.js';
+import { createJobSigner, type Decision, failureOf, type JobFailure, type JobSignerConfig, type SignJob } from './job-signer.js';
 import type { Intent } from './policy/intent.js';
 
 export type { SignJob } from './job-signer.js';
@@ -39,15 +39,18 @@ export type WorkerIn =
       id: number;
       /** Absolute deadline (Date.now() ms): past it the job fails instead of signing. */
       deadline: number;
+      /** The pool's inlineable(job): its steps take microseconds, so its answer may wait in a batch (below). */
+      cheap: boolean;
     })
   | (SignJob & {
       t: 'sign';
       id: number;
       deadline: number;
+      cheap: boolean;
       /** A job decided ahead (worker-pool.ts): both steps at once, signed only if its key and request are what was decided. */
       decided: Decision;
     })
-  | { t: 'go'; id: number }
+  | { t: 'go'; id: number; cheap: boolean }
   | { t: 'abort'; id: number };
 
 /** One answer; the worker posts them as arrays (below). */
@@ -103,15 +106,14 @@ function handle(msg: WorkerIn): WorkerOut | undefined {
  * (docs/performance.md, "Session 20"). The answers to messages that arrived together go back
  * together once this thread has handled them all — node delivers a port's queued messages
  * before the loop reaches setImmediate — or as soon as MAX_BATCH wait. So an answer waits only
- * for cheap jobs (inlineable(): a signature, ~0.2 ms) that were already queued beside it: the
- * batch goes back before any step of an expensive job (a PSBT, a seed key's derivation, a long
- * message) and before anything that is not a job (close, keyring, lock, abort).
+ * for cheap jobs (the pool's inlineable(), sent as `cheap`: a signature, ~0.2 ms) that were
+ * already queued beside it: the batch goes back before any step of an expensive job (a PSBT, a
+ * seed key's derivation, a long message) and before anything that is not a job (close,
+ * keyring, lock, abort).
  */
 const MAX_BATCH = 8;
 let batch: WorkerOut[] = [];
 let flushScheduled = false;
-/** Ids of jobs prepared here that are not cheap: their `go` may take milliseconds to seconds. */
-const expensive = new Set<number>();
 
 function flush(): void {
   flushScheduled = false;
@@ -121,26 +123,10 @@ function flush(): void {
   parentPort!.postMessage(out);
 }
 
-/** Whether handling `msg` may take long, or end or change this worker: the batch goes first. */
-function flushesFirst(msg: WorkerIn): boolean {
-  switch (msg.t) {
-    case 'job':
-    case 'sign':
-    case 'go':
-      return expensive.has(msg.id);
-    default:
-      return true;
-  }
-}
-
 parentPort?.on('message', (msg: WorkerIn) => {
-  // The pool decides ahead only cheap jobs; a `sign` is checked here all the same.
-  if ((msg.t === 'job' || msg.t === 'sign') && !inlineable(msg)) expensive.add(msg.id);
-  if (flushesFirst(msg)) flush();
+  // Whatever may take long, or end or change this worker, finds the batch sent.
+  if (!('cheap' in msg) || !msg.cheap) flush();
   const out = handle(msg);
-  // A job's last answer, or its abort, ends it here.
-  if (msg.t === 'abort') expensive.delete(msg.id);
-  else if (out !== undefined && out.t !== 'facts') expensive.delete(out.id);
   if (out === undefined) return;
   batch.push(out);
   if (batch.length >= MAX_BATCH) flush();
