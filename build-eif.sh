@@ -153,23 +153,29 @@ src=$(resolve_in_debroot "$WORK/debroot$INTERP") || die "interpreter $INTERP is 
 mkdir -p "$STAGE/rootfs$(dirname "$INTERP")"
 install -m 0755 "$src" "$STAGE/rootfs$INTERP"
 declare -A SEEN=(["$(basename "$INTERP")"]=1)
-QUEUE=$(needed "$NODE_BIN")
-while [[ -n $QUEUE ]]; do
-  NEXT=
-  for so in $QUEUE; do
-    [[ -z ${SEEN[$so]:-} ]] || continue
-    SEEN[$so]=1
-    src=
-    for d in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu; do
-      if [[ -e $WORK/debroot/$d/$so || -L $WORK/debroot/$d/$so ]]; then src=$(resolve_in_debroot "$WORK/debroot/$d/$so") && break; fi
+# install_with_needed SO…: each library from the unpacked packages into the rootfs, then what it needs.
+install_with_needed() {
+  local queue=$* next so src d
+  while [[ -n $queue ]]; do
+    next=
+    for so in $queue; do
+      [[ -z ${SEEN[$so]:-} ]] || continue
+      SEEN[$so]=1
+      src=
+      for d in lib/x86_64-linux-gnu usr/lib/x86_64-linux-gnu; do
+        if [[ -e $WORK/debroot/$d/$so || -L $WORK/debroot/$d/$so ]]; then src=$(resolve_in_debroot "$WORK/debroot/$d/$so") && break; fi
+      done
+      [[ -n $src ]] || die "$so (needed by the node runtime) is in none of the pinned packages; add its package to build/debs.lock"
+      install -m 0644 "$src" "$STAGE/rootfs/lib/x86_64-linux-gnu/$so"
+      echo "  $so"
+      next+=" $(needed "$src" | tr '\n' ' ')"
     done
-    [[ -n $src ]] || die "$so (needed by the node runtime) is in none of the pinned packages; add its package to build/debs.lock"
-    install -m 0644 "$src" "$STAGE/rootfs/lib/x86_64-linux-gnu/$so"
-    echo "  $so"
-    NEXT+=" $(needed "$src" | tr '\n' ' ')"
+    queue=$next
   done
-  QUEUE=$NEXT
-done
+}
+install_with_needed $(needed "$NODE_BIN")
+# The image's malloc: tcmalloc, preloaded by the env below (docs/enclave.md, "The allocator").
+install_with_needed libtcmalloc_minimal.so.4
 
 step 4 "bundle $ENTRY"
 ESBUILD_VERSION=$(node_modules/.bin/esbuild --version)
@@ -235,11 +241,19 @@ INPUTS+=(--input "policy-sha256=$POLICY_HASH")
 # V8 options between node and the program: enclave/node-flags.ts says why (dockerfile.test.ts checks they match).
 printf '%s\n' /bin/node --min-semi-space-size=16 /app/enclave.mjs --listen vsock://4294967295:5000 --nsm auto --kms-pipe vsock://3:8000 > "$STAGE/cmd"
 # HOME: there is no /etc/passwd, and libraries such as the AWS SDK call os.homedir().
-printf '%s\n' PATH=/bin HOME=/ NODE_ENV=production ENCLAVE_SIGNER_NATIVE_ADDON=/app/native/enclave_native.node > "$STAGE/env"
+# LD_PRELOAD: the image's allocator (enclave/node-flags.ts says why; a missing library would only warn, so the chroot check below insists).
+printf '%s\n' PATH=/bin HOME=/ NODE_ENV=production ENCLAVE_SIGNER_NATIVE_ADDON=/app/native/enclave_native.node LD_PRELOAD=/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4 > "$STAGE/env"
 if [[ $(id -u) == 0 ]] && command -v chroot >/dev/null; then
-  # The image's node with the image's libraries, nothing from the host.
+  # The image's node with the image's libraries and its env, nothing from the host. The preload must
+  # take, and ld.so only warns when it cannot: so the staged node starts itself again under the
+  # image's env (chroot must not get that env: LD_PRELOAD would name a path of the rootfs on the
+  # host), with ld.so asked to name every library it initialises (LD_DEBUG=libs).
   v=$(chroot "$STAGE/rootfs" /bin/node --version) || die "the staged rootfs cannot run its own node"
-  echo "  chroot check: node $v runs on the staged libraries"
+  # shellcheck disable=SC2046 # one env entry per word, as the env file holds them
+  m=$(env -i "$(command -v chroot)" "$STAGE/rootfs" /bin/node -e 'const r = require("child_process").spawnSync("/bin/node", ["-e", "0"], { env: Object.fromEntries(process.argv.slice(1).map((l) => l.split(/=(.*)/s))), encoding: "utf8" }); process.stdout.write(r.stderr); process.exit(r.status ?? 1)' -- $(cat "$STAGE/env") LD_DEBUG=libs 2>&1) \
+    || die "the staged node fails under the image's env: $m"
+  [[ $m == *"calling init: /lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4"* && $m != *"cannot be preloaded"* ]] || die "the staged node does not run on the image's allocator (LD_PRELOAD): $(grep -v 'symbol=\|lookup\|search\|trying' <<<"$m" | head -20)"
+  echo "  chroot check: node $v runs on the staged libraries, with tcmalloc preloaded"
 fi
 
 step 6 "bundle the EIF builder"

@@ -23,6 +23,8 @@
  *   npm run build && node dist/bench/ab.js --variant base=/tmp/base --variant now=. \
  *     [--env now:GLIBC_TUNABLES=glibc.malloc.mxfast=0] [--rounds 8] [--clients 64] \
  *     [--transport ipc|http] [--seconds 4] [--warmup-seconds 3] [--keep-stacks] \
+ *     [--enclave-node PATH (default: the image's pinned Node 22, else this node)] \
+ *     [--enclave-allocator pinned|none|PATH (default pinned: the image's tcmalloc, build/debs.lock)] \
  *     [--out bench/results/ab.json]
  *
  * Timing lives here, written to a file, never in a test (the developers' guide).
@@ -33,7 +35,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { pinnedRuntimeNode } from '../build/pinned-runtime.js';
+import { pinnedAllocator, pinnedRuntimeNode } from '../build/pinned-runtime.js';
 import { repoRoot } from '../dev/stack.js';
 import type * as Harness from './e2e-harness.js';
 import { median } from './rounds.js';
@@ -109,7 +111,7 @@ function measure(l: Live, clients: number, transport: 'ipc' | 'http', seconds: n
 }
 
 /** Starts one stack per variant, in the order given, each in a data directory of its own. */
-async function startAll(sides: Side[], dir: string, round: number, enclaveNode: string | undefined): Promise<Live[]> {
+async function startAll(sides: Side[], dir: string, round: number, enclave: { enclaveNode?: string; enclaveAllocator?: string }): Promise<Live[]> {
   const live: Live[] = [];
   try {
     for (const side of sides) {
@@ -118,7 +120,8 @@ async function startAll(sides: Side[], dir: string, round: number, enclaveNode: 
       Object.assign(process.env, side.v.env);
       let stack: Harness.Stack;
       try {
-        stack = await side.h.startStack(join(dir, `${side.v.name}-${round}`), enclaveNode ? { enclaveNode } : {});
+        // A base tree older than --enclave-allocator ignores it: it runs as it shipped, on glibc's malloc.
+        stack = await side.h.startStack(join(dir, `${side.v.name}-${round}`), enclave);
       } finally {
         process.env = saved;
       }
@@ -160,6 +163,8 @@ async function main(): Promise<void> {
       seconds: { type: 'string', default: '4' },
       'warmup-seconds': { type: 'string', default: '3' },
       'keep-stacks': { type: 'boolean', default: false },
+      'enclave-node': { type: 'string' },
+      'enclave-allocator': { type: 'string', default: 'pinned' },
       out: { type: 'string' },
     },
   });
@@ -173,7 +178,11 @@ async function main(): Promise<void> {
   if (!Number.isInteger(rounds) || rounds < 1 || !Number.isInteger(clients) || clients < 1 || !(seconds > 0) || !(warmupSeconds >= 0) || (transport !== 'ipc' && transport !== 'http')) {
     throw new Error('--rounds and --clients are positive integers, --seconds a positive number, --warmup-seconds a number ≥ 0, --transport ipc or http');
   }
-  const enclaveNode = pinnedRuntimeNode(repoRoot())?.path;
+  const enclaveNode = values['enclave-node'] !== undefined ? resolve(values['enclave-node']) : pinnedRuntimeNode(repoRoot())?.path;
+  const a = values['enclave-allocator'];
+  const enclaveAllocator = a === 'none' ? undefined : a === 'pinned' ? pinnedAllocator(repoRoot())?.path : resolve(a);
+  if (a === 'pinned' && enclaveAllocator === undefined) process.stderr.write("the image's tcmalloc could not be fetched: the enclaves run on glibc's malloc\n");
+  const enclave = { ...(enclaveNode ? { enclaveNode } : {}), ...(enclaveAllocator ? { enclaveAllocator } : {}) };
   const dir = mkdtempSync(join(tmpdir(), 'es-bench-ab-'));
   const sides: Side[] = [];
   for (const v of variants) {
@@ -181,9 +190,9 @@ async function main(): Promise<void> {
   }
   let live: Live[] = [];
   try {
-    if (!fresh) live = await startAll(sides, dir, 0, enclaveNode);
+    if (!fresh) live = await startAll(sides, dir, 0, enclave);
     for (let r = 0; r < rounds; r++) {
-      if (fresh) live = await startAll(orderOf(sides, r), dir, r, enclaveNode);
+      if (fresh) live = await startAll(orderOf(sides, r), dir, r, enclave);
       for (const l of fresh ? live : orderOf(live, r)) {
         await sleep(settleMs);
         // Warmed right before it counts, so no variant idles longer between its warm-up and its turn.
@@ -227,7 +236,7 @@ async function main(): Promise<void> {
     console.log(`${v.name}: ${line.join('; ')}; errors ${v.errors}`);
   }
   if (values.out) {
-    writeFileSync(values.out, `${JSON.stringify({ bench: 'ab', startedAt: new Date().toISOString(), config: { rounds, clients, transport, seconds, warmupSeconds, freshStacks: fresh, enclaveNode: enclaveNode ?? process.execPath }, variants: report }, null, 2)}\n`);
+    writeFileSync(values.out, `${JSON.stringify({ bench: 'ab', startedAt: new Date().toISOString(), config: { rounds, clients, transport, seconds, warmupSeconds, freshStacks: fresh, enclaveNode: enclaveNode ?? process.execPath, enclaveAllocator: enclaveAllocator ?? 'glibc' }, variants: report }, null, 2)}\n`);
     console.log(`wrote ${values.out}`);
   }
 }

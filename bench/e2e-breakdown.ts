@@ -45,6 +45,8 @@ export interface BreakdownOptions {
   steadySeconds: number;
   /** The node of the enclave and the hot wallet (the image's Node 22 when installed). */
   signingNode: string;
+  /** The enclave's malloc library (the image's tcmalloc, e2e.ts --enclave-allocator); undefined: glibc's. */
+  enclaveAllocator?: string | undefined;
   /** The node of the parent, with what it needs in its environment (e2e.ts --parent-node); default this one. */
   parentNode?: ParentNode;
   /** The raw primitive's CPU per signature, measured on the signing node (e2e.ts rawSigningOn). */
@@ -163,6 +165,7 @@ export async function measureBreakdown(o: BreakdownOptions): Promise<Record<stri
   const parent = o.parentNode ?? { path: process.execPath };
   const stack = await startStack(join(o.dir, 'data'), {
     ...(o.signingNode === process.execPath ? {} : { enclaveNode: o.signingNode }),
+    enclaveAllocator: o.enclaveAllocator,
     parentNode: { path: parent.path, env: { ...parent.env, NODE_OPTIONS: withPerfMap(parent.env?.NODE_OPTIONS ?? process.env.NODE_OPTIONS) } },
   });
   let hot: HotWallet | undefined;

@@ -86,7 +86,7 @@ export interface ParentNode {
   env?: Record<string, string>;
 }
 
-export async function startStack(dataDir: string, opts: { profileDir?: string | undefined; policy?: string | undefined; enclaveNode?: string | undefined; parentNode?: ParentNode | undefined } = {}): Promise<Stack> {
+export async function startStack(dataDir: string, opts: { profileDir?: string | undefined; policy?: string | undefined; enclaveNode?: string | undefined; enclaveAllocator?: string | undefined; parentNode?: ParentNode | undefined } = {}): Promise<Stack> {
   const bin = join(repoRoot(), 'bin', 'enclave-signer.js');
   // --profile DIR: V8 CPU profiles of the dev process, the enclave and its signing workers (one file per thread).
   const prof = opts.profileDir ? ['--cpu-prof', `--cpu-prof-dir=${opts.profileDir}`] : [];
@@ -94,6 +94,8 @@ export async function startStack(dataDir: string, opts: { profileDir?: string | 
   const policy = opts.policy ? ['--policy', opts.policy] : [];
   // --enclave-node: the enclave on another node binary (the image's pinned Node 22), the parent on this one.
   const enclaveNode = opts.enclaveNode ? ['--enclave-node', opts.enclaveNode] : [];
+  // --enclave-allocator: the enclave on the image's malloc (tcmalloc, preloaded), the parent on its own.
+  if (opts.enclaveAllocator) enclaveNode.push('--enclave-allocator', opts.enclaveAllocator);
   // parentNode: the dev process (the parent) on another node binary; default this one.
   const node = opts.parentNode?.path ?? process.execPath;
   const env = opts.parentNode?.env ? { ...process.env, ...opts.parentNode.env } : process.env;

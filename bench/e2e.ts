@@ -56,7 +56,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -73,7 +73,7 @@ import { measurePolicyCost } from './e2e-policy-cost.js';
 import { measurePrimitives } from './primitives.js';
 import { ENCLAVE_NODE_FLAGS } from '../enclave/node-flags.js';
 import { median, mergeRounds } from './rounds.js';
-import { pinnedRuntimeNode } from '../build/pinned-runtime.js';
+import { pinnedAllocator, pinnedRuntimeNode } from '../build/pinned-runtime.js';
 
 
 /** Raw in-process signing (@noble/secp256k1 v3, the hot path's primitive) of the same kind of digest, one thread. */
@@ -100,10 +100,11 @@ function rawSigning(seconds: number, maxOps: number): Stats & { cpuMsPerOp: numb
   return { ...stats(lat, (performance.now() - t0) / 1000), cpuMsPerOp: +((c1.user + c1.system) / 1000 / Math.max(1, lat.length)).toFixed(4) };
 }
 
-/** rawSigning on `node` (a child process of this script) when it is not this node. */
-function rawSigningOn(node: string, seconds: number, maxOps: number): Stats & { cpuMsPerOp: number } {
-  if (node === process.execPath) return rawSigning(seconds, maxOps);
-  const out = execFileSync(node, [fileURLToPath(import.meta.url), '--raw-signing', `${seconds},${maxOps}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+/** rawSigning on `node` (a child process of this script) when it is not this node, or on another malloc (`preload`). */
+function rawSigningOn(node: string, seconds: number, maxOps: number, preload?: string): Stats & { cpuMsPerOp: number } {
+  if (node === process.execPath && preload === undefined) return rawSigning(seconds, maxOps);
+  const env = preload === undefined ? process.env : { ...process.env, LD_PRELOAD: preload };
+  const out = execFileSync(node, [fileURLToPath(import.meta.url), '--raw-signing', `${seconds},${maxOps}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env });
   return JSON.parse(out) as Stats & { cpuMsPerOp: number };
 }
 
@@ -116,6 +117,22 @@ function signingNode(flag: string): { path: string; version: string; why: string
     return pinned ? { ...pinned, why: "the image's pinned runtime, build/runtime" } : { ...host, why: 'build/runtime is not installed: this node' };
   }
   return { ...nodeAt(flag, '--signing-node'), why: 'as asked' };
+}
+
+/**
+ * --enclave-allocator: `pinned` (default: the image's malloc, tcmalloc from the .deb build/debs.lock
+ * pins, preloaded into the enclave process as the image's env does; enclave/node-flags.ts), `none`
+ * (glibc's), or a library path. The hot wallet and the raw primitive of the targets stay on glibc:
+ * they are what a team runs without the appliance.
+ */
+function enclaveAllocator(flag: string): { path: string | undefined; why: string } {
+  if (flag === 'none') return { path: undefined, why: "glibc's malloc, as asked" };
+  if (flag === 'pinned') {
+    const pinned = pinnedAllocator(repoRoot());
+    return pinned ? { path: pinned.path, why: `the image's malloc, ${pinned.debPackage} pinned in build/debs.lock` } : { path: undefined, why: "glibc's malloc: the pinned tcmalloc .deb could not be fetched" };
+  }
+  if (!existsSync(flag)) throw new Error(`--enclave-allocator: no such file: ${flag}`);
+  return { path: resolve(flag), why: 'as asked' };
 }
 
 /** A node binary named on the command line, with its version. */
@@ -250,6 +267,8 @@ const OPTIONS = {
   'breakdown-steady-seconds': { type: 'string', default: '4' },
   // The node of the signing processes: `pinned` (default: build/runtime's Node 22 when installed, else this node), `host`, or a path.
   'signing-node': { type: 'string', default: 'pinned' },
+  // The enclave's malloc: `pinned` (default: the image's tcmalloc, build/debs.lock), `none` (glibc), or a library path.
+  'enclave-allocator': { type: 'string', default: 'pinned' },
   // The node of the parent (the dev process): `host` (default: the operator's node), `pinned`, or a path.
   'parent-node': { type: 'string', default: 'host' },
   // Alternated rounds per point (each side runs seconds / rounds per round); default 4 (2 with --quick).
@@ -346,6 +365,7 @@ async function main(): Promise<void> {
         levels,
         steadySeconds: num(values['breakdown-steady-seconds'], 0, 60),
         signingNode: signing.path,
+        enclaveAllocator: enclaveAllocator(values['enclave-allocator']).path,
         parentNode: parentNode(values['parent-node']),
         rawCpuMsPerSignature: () => rawSigningOn(signing.path, 2, 20_000).cpuMsPerOp,
         log: (l) => process.stderr.write(`${l}\n`),
@@ -385,7 +405,9 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
 
   const signing = signingNode(values['signing-node']);
   const parent = parentNode(values['parent-node']);
+  const allocator = enclaveAllocator(values['enclave-allocator']);
   process.stderr.write(`signing processes (enclave, hot wallet, raw primitive) on node ${signing.version} (${signing.why}); parent on ${parent.version}; client on ${process.version}\n`);
+  process.stderr.write(`enclave malloc: ${allocator.path ?? 'glibc'} (${allocator.why}); hot wallet and raw primitive: glibc\n`);
   const dir = mkdtempSync(join(tmpdir(), 'es-bench-e2e-'));
   const load0 = loadavg();
   // Cold start of the image's program (bundled, as the enclave runs it) and of the dev command,
@@ -414,6 +436,7 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
   const stack = await startStack(join(dir, 'data'), {
     profileDir: values.profile,
     ...(signing.path === process.execPath ? {} : { enclaveNode: signing.path }),
+    enclaveAllocator: allocator.path,
     ...(parent.path === process.execPath ? {} : { parentNode: parent }),
   });
   let started: HotWallet | undefined;
@@ -427,6 +450,9 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
 
     const raw = rawSigningOn(signing.path, Math.min(seconds, 2), 10_000);
     process.stderr.write(`raw @noble/secp256k1 v3 sign: ${raw.opsPerSec} ops/s/thread, ${raw.cpuMsPerOp} CPU ms/op\n`);
+    // The same loop on the enclave's malloc: how much of the enclave's CPU the allocator alone saves.
+    const rawOnEnclaveMalloc = allocator.path === undefined ? undefined : rawSigningOn(signing.path, Math.min(seconds, 2), 10_000, allocator.path);
+    if (rawOnEnclaveMalloc) process.stderr.write(`raw sign on the enclave's malloc: ${rawOnEnclaveMalloc.opsPerSec} ops/s/thread, ${rawOnEnclaveMalloc.cpuMsPerOp} CPU ms/op\n`);
 
     const floors: LoadResult[] = [];
     const comparison: Record<string, unknown>[] = [];
@@ -483,8 +509,10 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
           ratio: median(ratioRounds),
           addedP50Ms: median(addedP50Rounds),
           rounds: { ratio: ratioRounds, addedP50Ms: addedP50Rounds },
-          cpuMsPerSignature: { enclave: enclaveCpu, enclaveMain: c.enclaveMain, enclaveWorkersAndOther: c.enclaveOthers, parent: parentCpu, parentMain: c.parentMain, hotWallet: hotCpu, rawPrimitive: raw.cpuMsPerOp },
+          cpuMsPerSignature: { enclave: enclaveCpu, enclaveMain: c.enclaveMain, enclaveWorkersAndOther: c.enclaveOthers, parent: parentCpu, parentMain: c.parentMain, hotWallet: hotCpu, rawPrimitive: raw.cpuMsPerOp, ...(rawOnEnclaveMalloc ? { rawPrimitiveOnEnclaveMalloc: rawOnEnclaveMalloc.cpuMsPerOp } : {}) },
           enclaveCpuOverRaw: +(enclaveCpu / raw.cpuMsPerOp).toFixed(3),
+          // Against the same loop on the enclave's malloc: the overhead beside the primitive, without the allocator's gain.
+          ...(rawOnEnclaveMalloc ? { enclaveCpuOverRawOnEnclaveMalloc: +(enclaveCpu / rawOnEnclaveMalloc.cpuMsPerOp).toFixed(3) } : {}),
         };
         comparison.push(row);
         process.stderr.write(
@@ -507,6 +535,7 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
       setup: {
         appliance: 'node bin/enclave-signer.js dev (parent + KMS emulator in one process, enclave child with the simulated NSM, policy and audit on); client in this process; all on the same cores',
         nodes: `enclave, hot wallet and raw primitive on node ${signing.version} (${signing.why}); parent, client and the primitives table on ${process.version}`,
+        malloc: `enclave: ${allocator.path === undefined ? 'glibc' : 'tcmalloc, preloaded'} (${allocator.why}); hot wallet, raw primitive, parent and client: glibc`,
         hotWallet: 'bench/hot-wallet.ts: one Node process, key in memory, @noble/secp256k1 v3, JSON-RPC over geth-style IPC and HTTP on Unix sockets',
         op: 'signer_signDigest, secp256k1 key, 32-byte digest',
         enclaveWorkers: workers,
@@ -517,6 +546,7 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
       coldStart: cold,
       primitives,
       raw: { what: `@noble/secp256k1 v3 sign(digest, key, { prehash: false }), one thread, node ${signing.version}`, ...raw },
+      ...(rawOnEnclaveMalloc ? { rawOnEnclaveMalloc: { what: `the same loop with the enclave's malloc preloaded (${allocator.path})`, ...rawOnEnclaveMalloc } } : {}),
       floors,
       comparison,
       targets: {

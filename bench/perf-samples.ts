@@ -90,8 +90,11 @@ export const RULES: readonly Rule[] = [
   { name: 'garbage collection', match: /v8::internal::(Scaveng|MarkCompact|MinorMarkSweep|ConcurrentMarking|IncrementalMarking|MarkingVisitor|MarkingBarrier|Sweeper|Evacuat|GCTracer|Heap::CollectGarbage|Heap::PerformGarbageCollection)/ },
   // glibc and OpenSSL's assembly keep no frame pointer, so perf cannot see who called them: their
   // time is named by what they are. malloc/free serve V8's ArrayBuffer backing stores (every
-  // Uint8Array over 64 bytes), structured clone's buffers and OpenSSL's per-call contexts.
-  { name: 'native memory (malloc/free)', match: /^(_int_malloc|_int_free|_int_realloc|malloc|malloc_consolidate|unlink_chunk[.\w]*|__libc_calloc|__libc_malloc|__libc_free|calloc|realloc|free|cfree|tcache_\w+)(@[@\w.]+)? \(/ },
+  // Uint8Array over 64 bytes), structured clone's buffers, OpenSSL's per-call contexts and V8's
+  // BigInt scratch digits. The enclave image preloads tcmalloc (enclave/node-flags.ts): its
+  // functions (tc_*, tcmalloc::*, and its operator new/delete) are the same category, and so
+  // are mimalloc's and jemalloc's when a benchmark preloads them instead.
+  { name: 'native memory (malloc/free)', match: /^(_int_malloc|_int_free|_int_realloc|malloc|malloc_consolidate|unlink_chunk[.\w]*|__libc_calloc|__libc_malloc|__libc_free|calloc|realloc|free|cfree|tcache_\w+|tc_\w+|_?mi_\w+|_?je_\w+|_Znwm\w*|_ZdlPv\w*|_Znam\w*|_ZdaPv\w*)(@[@\w.]+)? \(|^(\(anonymous namespace\)::)?(tcmalloc::|do_malloc|do_free|do_memalign|operator new|operator delete)/ },
   { name: 'kernel: page faults', match: /^(asm_)?exc_page_fault \(/ },
   { name: 'kernel: interrupts', match: /^asm_(common_interrupt|sysvec_\w+) \(/ },
   // Audit: the record's Ed25519 signature, then the rest of the record, then its persistence.

@@ -50,3 +50,17 @@ extract_debs() {
     dpkg-deb -x "$deb" "$dir"
   done < <(debs_for "$use")
 }
+
+# extract_deb PACKAGE DIR: fetch, verify and unpack one pinned package (any use) into DIR.
+extract_deb() {
+  local want=$1 dir=$2 use pkg ver arch sha deb
+  while read -r use pkg ver arch sha; do
+    [[ $pkg == "$want" ]] || continue
+    deb=$(fetch_deb "$pkg" "$ver" "$arch" "$sha") || return 1
+    mkdir -p "$dir"
+    dpkg-deb -x "$deb" "$dir"
+    return 0
+  done < <(awk '!/^#/ && NF == 5' "$DEBS_LOCK")
+  echo "error: $want is not pinned in $DEBS_LOCK" >&2
+  return 1
+}

@@ -10,7 +10,7 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { commands, scriptLines, shellWords } from './shell-script.js';
-import { ENCLAVE_NODE_FLAGS } from '../enclave/node-flags.js';
+import { ENCLAVE_ALLOCATOR, ENCLAVE_ALLOCATOR_ENV, ENCLAVE_NODE_FLAGS } from '../enclave/node-flags.js';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const read = (p: string) => readFileSync(ROOT + p, 'utf8');
@@ -262,6 +262,16 @@ function lintDockerfile(dockerfile: string, buildEif: string, runtimeLock: strin
   // Docker gives a scratch image a default PATH first; ENV PATH replaces it in place. Parity needs PATH first.
   if (!eif.env[0]?.startsWith('PATH=')) problems.push("build-eif.sh's env must start with PATH= for a Docker-built image to match it");
 
+  // 13. The image's allocator (enclave/node-flags.ts): preloaded by the env, its library in the rootfs
+  // from the pinned .debs, and a chroot run that fails when the preload does not take.
+  if (!eif.env.includes(ENCLAVE_ALLOCATOR_ENV)) problems.push(`build-eif.sh's env does not preload the image's allocator (${ENCLAVE_ALLOCATOR_ENV})`);
+  if (!buildEif.includes(`install_with_needed ${ENCLAVE_ALLOCATOR.soname}`)) problems.push(`build-eif.sh does not install ${ENCLAVE_ALLOCATOR.soname} from the pinned packages`);
+  const allocInstall = allCmds.find((c) => c[0] === 'install' && c.at(-1) === `/rootfs${ENCLAVE_ALLOCATOR.imagePath}`);
+  if (allocInstall === undefined || !allocInstall.join(' ').includes(`/debroot/usr/lib/x86_64-linux-gnu/${ENCLAVE_ALLOCATOR.soname}`)) {
+    problems.push(`${ENCLAVE_ALLOCATOR.imagePath} must be installed into /rootfs from the pinned .debs (/debroot), as build-eif.sh does`);
+  }
+  if (!dockerfile.includes(`calling init: ${ENCLAVE_ALLOCATOR.imagePath}`) || !dockerfile.includes('cannot be preloaded')) problems.push('no chroot run proves the image\'s node runs on its allocator (ld.so only warns when a preload fails)');
+
   return problems;
 }
 
@@ -331,6 +341,9 @@ describe('Dockerfile.enclave', () => {
     ['an ENTRYPOINT', (d) => d.replace(/^CMD /m, 'ENTRYPOINT ["/bin/node"]\nCMD '), /ENTRYPOINT in the runtime stage/],
     ['another env', (d) => d.replace('NODE_ENV=production', 'NODE_ENV=development'), /ENV .* differs from build-eif.sh's env/],
     ['env out of order', (d) => d.replace('ENV PATH=/bin HOME=/', 'ENV HOME=/ PATH=/bin'), /ENV .* differs/],
+    ['no allocator preloaded', (d) => d.replace(` ${ENCLAVE_ALLOCATOR_ENV}\n`, '\n'), /ENV .* differs from build-eif.sh's env/],
+    ['the allocator from the base image', (d) => d.replace(`"$(readlink -f /debroot/usr/lib/x86_64-linux-gnu/${ENCLAVE_ALLOCATOR.soname})"`, `/usr/lib/x86_64-linux-gnu/${ENCLAVE_ALLOCATOR.soname}`), /must be installed into \/rootfs from the pinned .debs/],
+    ['no allocator check', (d) => d.replace(/ && m=\$\(env -i [^\n]*\n[^\n]*\n/, ''), /no chroot run proves/],
   ];
   it.each(mutations)('catches %s', (_name, mutate, problem) => {
     const mutated = mutate(DOCKERFILE);
@@ -346,5 +359,10 @@ describe('Dockerfile.enclave', () => {
     const otherFlags = BUILD_EIF.replace('--charset=utf8 --legal-comments=eof', '--charset=utf8 --legal-comments=none');
     expect(otherFlags).not.toBe(BUILD_EIF);
     expect(lint(DOCKERFILE, otherFlags).some((p) => /esbuild bundles differ/.test(p))).toBe(true);
+    const noAllocator = BUILD_EIF.replace(` ${ENCLAVE_ALLOCATOR_ENV} > "$STAGE/env"`, ' > "$STAGE/env"');
+    expect(noAllocator).not.toBe(BUILD_EIF);
+    expect(lint(DOCKERFILE, noAllocator).some((p) => /does not preload the image's allocator/.test(p))).toBe(true);
+    const notInstalled = BUILD_EIF.replace(`install_with_needed ${ENCLAVE_ALLOCATOR.soname}`, 'true');
+    expect(lint(DOCKERFILE, notInstalled).some((p) => /does not install libtcmalloc/.test(p))).toBe(true);
   });
 });

@@ -5,11 +5,11 @@
  * (`startDevAppliance`); this file is its command line.
  */
 import { startDevAppliance, type DevApplianceConfig } from '../dev/appliance.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { loadPolicyFile } from '../enclave/policy/load.js';
 import { parseArgs } from './args.js';
-import { UsageError } from './errors.js';
+import { CliInputError, UsageError } from './errors.js';
 import { guard } from './command.js';
 import type { Io } from './io.js';
 import { untilSignal } from './run-until-signal.js';
@@ -42,6 +42,9 @@ Options:
   --enclave-node PATH
                    run the enclave process on this node binary (default: the one running dev),
                    e.g. the pinned Node 22 the image ships (build/runtime; docs/performance.md)
+  --enclave-allocator PATH
+                   the enclave process preloads this malloc library (LD_PRELOAD), as the image
+                   preloads tcmalloc (docs/enclave.md, "The allocator"); dev checks it is mapped
   --json           print the endpoints as one JSON line once ready (for scripts)
   -h, --help       this help
 `;
@@ -58,6 +61,7 @@ const SPEC = {
   keystore: { type: 'string' },
   instances: { type: 'string' },
   'enclave-node': { type: 'string' },
+  'enclave-allocator': { type: 'string' },
 } as const;
 
 export async function dev(argv: string[], io: Io): Promise<number> {
@@ -89,6 +93,11 @@ export async function dev(argv: string[], io: Io): Promise<number> {
       if (!existsSync(node)) throw new UsageError(`--enclave-node: no such file: ${node}`);
       config.enclaveNode = node;
     }
+    if (a.flags['enclave-allocator'] !== undefined) {
+      const lib = resolve(a.flags['enclave-allocator']);
+      if (!existsSync(lib)) throw new UsageError(`--enclave-allocator: no such file: ${lib}`);
+      config.enclaveAllocator = lib;
+    }
     if (a.flags.keystore !== undefined) config.keystore = /^postgres(ql)?:\/\//i.test(a.flags.keystore) ? a.flags.keystore : resolve(a.flags.keystore.replace(/^sqlite:/, ''));
     if (a.flags.instances !== undefined) {
       const n = a.flags.instances;
@@ -99,6 +108,17 @@ export async function dev(argv: string[], io: Io): Promise<number> {
       }
     }
     const running = await startDevAppliance(config);
+    if (config.enclaveAllocator !== undefined) {
+      // ld.so only warns when a preload fails: refuse to run on another malloc than the one asked for.
+      const missing = running.enclavePids.filter((pid) => pid === undefined || !mapsLibrary(pid, config.enclaveAllocator!));
+      if (missing.length > 0) {
+        await running.close();
+        throw new CliInputError(`--enclave-allocator: ${config.enclaveAllocator} is not loaded in the enclave process`, {
+          hint: 'ld.so ignores a preload it cannot load (see its message above): name a shared library for this machine, e.g. the pinned libtcmalloc_minimal.so.4 in .cache/image-allocator/',
+        });
+      }
+      log(`enclave malloc: ${config.enclaveAllocator} (preloaded)`);
+    }
     io.stderr(running.banner + '\n');
     if (a.flags.json) {
       io.stdout(
@@ -115,4 +135,14 @@ export async function dev(argv: string[], io: Io): Promise<number> {
     }
     return untilSignal(() => running.close(), log);
   });
+}
+
+/** Whether process `pid` has `lib` mapped (Linux /proc; false when the process is gone). */
+function mapsLibrary(pid: number, lib: string): boolean {
+  try {
+    const real = realpathSync(lib);
+    return readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n').some((l) => l.endsWith(` ${real}`) || l.endsWith(` ${lib}`));
+  } catch {
+    return false;
+  }
 }

@@ -116,6 +116,22 @@ describe('dev', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(`--enclave-node: no such file: ${join(dir, 'no-such-node')}`);
   });
+
+  it('--enclave-allocator names a file that does not exist: usage error (exit 2), nothing started', async () => {
+    const r = await run(['dev', '--data-dir', join(dir, 'never'), '--enclave-allocator', join(dir, 'no-such-lib.so')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--enclave-allocator: no such file: ${join(dir, 'no-such-lib.so')}`);
+  });
+
+  it('--enclave-allocator names a file ld.so cannot preload: dev stops with exit 2 instead of running on another malloc', async () => {
+    // ld.so only warns and goes on with glibc's malloc; dev checks the enclave process's mappings.
+    const lib = join(dir, 'not-a-library.so');
+    writeFileSync(lib, 'not an ELF file\n');
+    const r = await run(['dev', '--data-dir', join(dir, 'not-preloaded'), '--enclave-allocator', lib]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`--enclave-allocator: ${lib} is not loaded in the enclave process`);
+    expect(r.stderr).not.toContain('internal error');
+  }, 60_000);
 });
 
 describe('attest verify', () => {

@@ -38,6 +38,8 @@ export interface DevApplianceConfig {
    * pinned Node 22 of build/runtime, which `bench:e2e` uses for the enclave when it is installed.
    */
   enclaveNode?: string;
+  /** A malloc library the enclave process preloads, as the image's env preloads tcmalloc (enclave/node-flags.ts). */
+  enclaveAllocator?: string;
   /** The dev stack's own lines. */
   log: (line: string) => void;
   /** The parent's lines. */
@@ -87,6 +89,7 @@ export async function startDevAppliance(config: DevApplianceConfig): Promise<Run
     denyOps: config.denyOps ?? [],
     ...(config.policy ? { policy: config.policy } : {}),
     ...(config.enclaveNode ? { enclaveNode: config.enclaveNode } : {}),
+    ...(config.enclaveAllocator ? { enclaveAllocator: config.enclaveAllocator } : {}),
     instances: n,
   });
   if (n > 1 && config.http) throw new SignerError('DEV_START_FAILED', '--http is not served with several instances: use their sockets');

@@ -180,14 +180,19 @@ export interface EnclaveSupervisor {
 }
 
 /** Runs the enclave as a child process and restarts it when it dies (as Nitro would after a crash). */
-export function superviseEnclave(args: string[], uri: string, log: (l: string) => void, node = process.execPath): EnclaveSupervisor {
+export function superviseEnclave(args: string[], uri: string, log: (l: string) => void, node = process.execPath, allocator?: string): EnclaveSupervisor {
   const bin = join(repoRoot(), 'bin', 'enclave-signer.js');
   // --cpu-prof* flags are passed on so `bench/e2e.ts --profile` profiles the enclave too; nothing else is.
   const prof = process.execArgv.filter((a) => a.startsWith('--cpu-prof'));
   const p = superviseProcess({
     name: 'enclave',
     // With the image's V8 options (enclave/node-flags.ts), so the dev enclave's collector behaves as the image's.
-    spawn: () => spawn(node, [...ENCLAVE_NODE_FLAGS, ...prof, bin, 'enclave', ...args], { stdio: ['ignore', 'inherit', 'pipe'] }),
+    // With the image's allocator when given (enclave/node-flags.ts ENCLAVE_ALLOCATOR), preloaded as the image's env does.
+    spawn: () =>
+      spawn(node, [...ENCLAVE_NODE_FLAGS, ...prof, bin, 'enclave', ...args], {
+        stdio: ['ignore', 'inherit', 'pipe'],
+        ...(allocator === undefined ? {} : { env: { ...process.env, LD_PRELOAD: allocator } }),
+      }),
     line: (l) => log(l.replace(/^\[enclave\] /, 'enclave: ')),
     log,
     stopGraceMs: 3000,
@@ -223,7 +228,7 @@ export interface DevInfra {
  * enclave process per instance (default 1). Several instances share the emulator, the CA and the
  * CMK; each enclave unwraps the keyring through its own attested KMS call.
  */
-export async function startDevInfra(dataDir: string, log: (l: string) => void, opts: { denyOps?: readonly string[]; policy?: string; instances?: number; enclaveNode?: string } = {}): Promise<DevInfra> {
+export async function startDevInfra(dataDir: string, log: (l: string) => void, opts: { denyOps?: readonly string[]; policy?: string; instances?: number; enclaveNode?: string; enclaveAllocator?: string } = {}): Promise<DevInfra> {
   const p = devPaths(dataDir);
   mkdirSync(p.runDir, { recursive: true, mode: 0o700 });
   chmodSync(p.dataDir, 0o700);
@@ -274,6 +279,7 @@ export async function startDevInfra(dataDir: string, log: (l: string) => void, o
         enclaveUri,
         instances === 1 ? log : (l) => log(`[${i}] ${l}`),
         opts.enclaveNode,
+        opts.enclaveAllocator,
       );
       cleanup.push(() => enclave.stop());
       enclaves.push(enclave);

@@ -21,3 +21,34 @@
  * (up to 2 × 16 MB per thread can be touched; docs/enclave.md).
  */
 export const ENCLAVE_NODE_FLAGS: readonly string[] = ['--min-semi-space-size=16'];
+
+/**
+ * The enclave's malloc: tcmalloc (gperftools, Debian's libtcmalloc-minimal4, pinned in
+ * build/debs.lock), preloaded by the image's env (`LD_PRELOAD`, in build-eif.sh's env file
+ * and Dockerfile.enclave's ENV; build/dockerfile.test.ts holds both to this value).
+ *
+ * Why: the signing primitive is BigInt arithmetic, and V8 allocates the scratch digits of
+ * BigInt multiplications and divisions with `operator new`, i.e. malloc: ~2,100 mallocs per
+ * @noble/secp256k1 signature on Node 22 (counted with a counting preload), on every thread
+ * that signs. glibc serves them through arena locks and, on the main thread, its slow path
+ * (docs/performance.md, "Session 14"); tcmalloc from a per-thread cache. Measured on the
+ * two-vCPU box (docs/performance.md, "Session 21"; bench/allocators.ts): the raw sign loop
+ * takes 9.5 % less CPU (mimalloc 7.3 %, jemalloc 7.2 %); the whole enclave at 64 IPC clients,
+ * alternated against glibc on fresh stacks, 6–7 % less CPU per signature and 3–5 % more
+ * signatures/s, and 2.7 % less CPU than mimalloc (8 of 8 rounds).
+ *
+ * The env is part of the measured image (PCR2), so the host cannot change it. The dev stack
+ * runs its enclave on the same library with `enclave-signer dev --enclave-allocator PATH`,
+ * which the benchmarks pass (build/pinned-runtime.ts pinnedAllocator). What it costs
+ * (heap hardening, memory): docs/enclave.md, "The allocator".
+ */
+export const ENCLAVE_ALLOCATOR = {
+  /** The Debian package build/debs.lock pins. */
+  debPackage: 'libtcmalloc-minimal4',
+  /** Its library's soname, and where the image holds it. */
+  soname: 'libtcmalloc_minimal.so.4',
+  imagePath: '/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4',
+} as const;
+
+/** The image's env entry that preloads it. */
+export const ENCLAVE_ALLOCATOR_ENV = `LD_PRELOAD=${ENCLAVE_ALLOCATOR.imagePath}`;

@@ -44,7 +44,7 @@ import {
 } from './appliance-assets.js';
 import type { ApplianceConfig, ApplianceResult, RttStats } from './guest/appliance-harness.js';
 import { REPO_ROOT, VM_CACHE, bootGuest, vmAssets, type BootResult, type VmAssets } from './harness.js';
-import { ENCLAVE_NODE_FLAGS } from '../../enclave/node-flags.js';
+import { ENCLAVE_ALLOCATOR, ENCLAVE_ALLOCATOR_ENV, ENCLAVE_NODE_FLAGS } from '../../enclave/node-flags.js';
 
 const work = join(VM_CACHE, `appliance-${process.pid}`);
 const PROGRESS = 'APPLIANCE-PROGRESS ';
@@ -207,6 +207,9 @@ describe('the appliance in a QEMU guest, booted from the real EIF', () => {
     expect(r.keyring?.state).toBe('unlocked');
     expect(r.kmsOps).toContain('GenerateDataKey 200');
     expect(r.enclaveStatus).toMatchObject({ nsm: 'simulated', keyringId: r.keyring?.keyringId });
+    // The image's env preloads its malloc, and the enclave that signed runs on it (enclave/node-flags.ts).
+    expect(facts.env).toContain(ENCLAVE_ALLOCATOR_ENV);
+    expect(r.enclaveLibraries).toContain(ENCLAVE_ALLOCATOR.imagePath);
 
     // The client's transaction: EIP-1559, signed by the created key.
     expect(r.key?.address).toMatch(/^0x[0-9a-fA-F]{40}$/);

@@ -82,6 +82,8 @@ export interface ApplianceResult {
   /** kms.allowedKeyArns of the image's /app/enclave-config.json. */
   pinned?: string[];
   cmk?: string;
+  /** Shared libraries mapped into the signing enclave process (/proc/PID/maps), started with the image's env. */
+  enclaveLibraries?: string[];
   /** SHA-256 of files as the guest sees them (the host compares with the EIF's ramdisk). */
   guestFiles: Record<string, string>;
   requiredPcr0: string;
@@ -449,6 +451,8 @@ async function main(): Promise<ApplianceResult> {
     result.tx = await signAndRecover(socket, key.address, 0);
     mark('txSigned', `EIP-1559, recovered ${result.tx.recovered}`);
     result.enclaveStatus = ((await jsonRpc(socket, 'signer_status')) as { enclave?: unknown }).enclave;
+    // The image's env preloads its malloc (enclave/node-flags.ts): what the signing enclave has mapped.
+    result.enclaveLibraries = [...new Set(readFileSync(`/proc/${enclaveA.child.pid}/maps`, 'utf8').split('\n').map((l) => l.split(/\s+/)[5] ?? '').filter((p) => /\.so(\.|$)/.test(p)))].sort();
 
     // A new enclave life: same image, same keystore; the parent re-attests and unlocks (KMS Decrypt over the pipe).
     const opsBefore = kmsOps.length;
