@@ -100,6 +100,13 @@ function rawSigning(seconds: number, maxOps: number): Stats & { cpuMsPerOp: numb
   return { ...stats(lat, (performance.now() - t0) / 1000), cpuMsPerOp: +((c1.user + c1.system) / 1000 / Math.max(1, lat.length)).toFixed(4) };
 }
 
+type RawRun = Stats & { cpuMsPerOp: number };
+
+/** The run with the median CPU per signature (the upper one of an even count); undefined when there is none. */
+function medianRun(runs: RawRun[]): RawRun | undefined {
+  return [...runs].sort((a, b) => a.cpuMsPerOp - b.cpuMsPerOp)[Math.floor(runs.length / 2)];
+}
+
 /** rawSigning on `node` (a child process of this script) when it is not this node, or on another malloc (`preload`). */
 function rawSigningOn(node: string, seconds: number, maxOps: number, preload?: string): Stats & { cpuMsPerOp: number } {
   if (node === process.execPath && preload === undefined) return rawSigning(seconds, maxOps);
@@ -180,10 +187,12 @@ interface ColdStart {
  * NSM, unix bridge) of the program `args` starts; node's options (if any), then the program.
  * `sock` is the bridge socket it was told to listen on.
  */
-async function coldStart(node: string, args: (sock: string) => string[], sock: string): Promise<ColdStart> {
+async function coldStart(node: string, args: (sock: string) => string[], sock: string, preload: string | undefined): Promise<ColdStart> {
   rmSync(sock, { force: true });
   const t0 = performance.now();
-  const child = spawn(node, args(sock), { stdio: ['ignore', 'ignore', 'ignore'] });
+  // On the image's malloc when given, as the image's env preloads it.
+  const env = preload === undefined ? process.env : { ...process.env, LD_PRELOAD: preload };
+  const child = spawn(node, args(sock), { stdio: ['ignore', 'ignore', 'ignore'], env });
   try {
     let peer: BridgePeer | undefined;
     while (!peer) {
@@ -420,8 +429,8 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
   const imageRuns: ColdStart[] = [];
   const devRuns: ColdStart[] = [];
   for (let i = 0; i < (quick ? 1 : 3); i++) {
-    imageRuns.push(await coldStart(signing.path, image, join(dir, 'cold-image.sock')));
-    devRuns.push(await coldStart(signing.path, dev, join(dir, 'cold-dev.sock')));
+    imageRuns.push(await coldStart(signing.path, image, join(dir, 'cold-image.sock'), allocator.path));
+    devRuns.push(await coldStart(signing.path, dev, join(dir, 'cold-dev.sock'), allocator.path));
   }
   const cold = {
     what: 'image: bench/cold-start-image.ts bundled by build-eif.sh\'s esbuild commands (enclave.mjs + worker.mjs, the image\'s start order, simulated NSM instead of /dev/nsm); devCommand: enclave-signer enclave --nsm simulated (unbundled modules and the CLI)',
@@ -448,11 +457,19 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
     const workers: number = status.enclave?.workers ?? 1;
     const appliancePids = { parent: stack.pids.parent, enclave: stack.pids.enclave };
 
-    const raw = rawSigningOn(signing.path, Math.min(seconds, 2), 10_000);
-    process.stderr.write(`raw @noble/secp256k1 v3 sign: ${raw.opsPerSec} ops/s/thread, ${raw.cpuMsPerOp} CPU ms/op\n`);
-    // The same loop on the enclave's malloc: how much of the enclave's CPU the allocator alone saves.
-    const rawOnEnclaveMalloc = allocator.path === undefined ? undefined : rawSigningOn(signing.path, Math.min(seconds, 2), 10_000, allocator.path);
-    if (rawOnEnclaveMalloc) process.stderr.write(`raw sign on the enclave's malloc: ${rawOnEnclaveMalloc.opsPerSec} ops/s/thread, ${rawOnEnclaveMalloc.cpuMsPerOp} CPU ms/op\n`);
+    // The raw primitive on glibc's malloc (the targets' reference) and, when the enclave runs on
+    // another, the same loop on that one: how much of the enclave's CPU the allocator alone saves.
+    // Three alternated runs each (one run can land beside a burst of other work); the median run.
+    const rawRuns: { glibc: RawRun[]; enclaveMalloc: RawRun[] } = { glibc: [], enclaveMalloc: [] };
+    for (let i = 0; i < 3; i++) {
+      const pair = [() => rawRuns.glibc.push(rawSigningOn(signing.path, Math.min(seconds, 2), 10_000)), () => allocator.path !== undefined && rawRuns.enclaveMalloc.push(rawSigningOn(signing.path, Math.min(seconds, 2), 10_000, allocator.path))];
+      for (const run of i % 2 === 0 ? pair : pair.reverse()) run();
+    }
+    const raw = { ...medianRun(rawRuns.glibc)!, cpuMsPerOpRuns: rawRuns.glibc.map((r) => r.cpuMsPerOp) };
+    process.stderr.write(`raw @noble/secp256k1 v3 sign: ${raw.opsPerSec} ops/s/thread, ${raw.cpuMsPerOp} CPU ms/op (runs ${raw.cpuMsPerOpRuns.join(', ')})\n`);
+    const medianOnEnclaveMalloc = medianRun(rawRuns.enclaveMalloc);
+    const rawOnEnclaveMalloc = medianOnEnclaveMalloc && { ...medianOnEnclaveMalloc, cpuMsPerOpRuns: rawRuns.enclaveMalloc.map((r) => r.cpuMsPerOp) };
+    if (rawOnEnclaveMalloc) process.stderr.write(`raw sign on the enclave's malloc: ${rawOnEnclaveMalloc.opsPerSec} ops/s/thread, ${rawOnEnclaveMalloc.cpuMsPerOp} CPU ms/op (runs ${rawOnEnclaveMalloc.cpuMsPerOpRuns.join(', ')})\n`);
 
     const floors: LoadResult[] = [];
     const comparison: Record<string, unknown>[] = [];

@@ -34,8 +34,8 @@ export const ENCLAVE_NODE_FLAGS: readonly string[] = ['--min-semi-space-size=16'
  * (docs/performance.md, "Session 14"); tcmalloc from a per-thread cache. Measured on the
  * two-vCPU box (docs/performance.md, "Session 21"; bench/allocators.ts): the raw sign loop
  * takes 9.5 % less CPU (mimalloc 7.3 %, jemalloc 7.2 %); the whole enclave at 64 IPC clients,
- * alternated against glibc on fresh stacks, 6–7 % less CPU per signature and 3–5 % more
- * signatures/s, and 2.7 % less CPU than mimalloc (8 of 8 rounds).
+ * against glibc in the same hour, 6–8 % less CPU per signature and 3–6 % more
+ * signatures/s, and 2.7 % less CPU than mimalloc (alternated, 8 of 8 rounds).
  *
  * The env is part of the measured image (PCR2), so the host cannot change it. The dev stack
  * runs its enclave on the same library with `enclave-signer dev --enclave-allocator PATH`,
