@@ -35,7 +35,7 @@ import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { pinnedAllocator, pinnedRuntimeNode } from '../build/pinned-runtime.js';
+import { allocatorFlag, pinnedRuntimeNode } from '../build/pinned-runtime.js';
 import { repoRoot } from '../dev/stack.js';
 import type * as Harness from './e2e-harness.js';
 import { median } from './rounds.js';
@@ -179,9 +179,9 @@ async function main(): Promise<void> {
     throw new Error('--rounds and --clients are positive integers, --seconds a positive number, --warmup-seconds a number ≥ 0, --transport ipc or http');
   }
   const enclaveNode = values['enclave-node'] !== undefined ? resolve(values['enclave-node']) : pinnedRuntimeNode(repoRoot())?.path;
-  const a = values['enclave-allocator'];
-  const enclaveAllocator = a === 'none' ? undefined : a === 'pinned' ? pinnedAllocator(repoRoot())?.path : resolve(a);
-  if (a === 'pinned' && enclaveAllocator === undefined) process.stderr.write("the image's tcmalloc could not be fetched: the enclaves run on glibc's malloc\n");
+  const allocator = allocatorFlag(repoRoot(), values['enclave-allocator'], '--enclave-allocator');
+  const enclaveAllocator = allocator.path;
+  process.stderr.write(`enclave malloc: ${enclaveAllocator ?? 'glibc'} (${allocator.why})\n`);
   const enclave = { ...(enclaveNode ? { enclaveNode } : {}), ...(enclaveAllocator ? { enclaveAllocator } : {}) };
   const dir = mkdtempSync(join(tmpdir(), 'es-bench-ab-'));
   const sides: Side[] = [];

@@ -1,22 +1,22 @@
 /**
  * The raw signing primitive (@noble/secp256k1 v3 sign, one thread, the loop of bench/e2e.ts's
- * `raw`) on the image's Node 22 under each malloc: glibc's, the image's tcmalloc (the .deb
+ * `raw`, bench/raw-signing.ts) on the image's Node 22 under each malloc: glibc's, the image's tcmalloc (the .deb
  * build/debs.lock pins; enclave/node-flags.ts), and mimalloc and jemalloc when this machine has
  * them installed (Debian's libmimalloc2.0, libjemalloc2: measured for comparison only).
- * Each round runs every allocator once, in a child process of its own, in an order that rotates.
+ * Each round runs every allocator once, in a child process of its own (bench/raw-signing.ts),
+ * in an order that rotates.
  *
  *   npm run build && node dist/bench/allocators.js [--rounds 6] [--seconds 2] [--out bench/results/allocators.json]
  *
  * Timing lives here, written to a file, never in a test (the developers' guide).
  */
-import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pinnedAllocator, pinnedRuntimeNode } from '../build/pinned-runtime.js';
 import { repoRoot } from '../dev/stack.js';
+import { rawSigningOn } from './raw-signing.js';
 import { median } from './rounds.js';
 
 interface Candidate {
@@ -44,17 +44,14 @@ function main(): void {
   if (!Number.isInteger(rounds) || rounds < 1 || !(seconds > 0)) throw new Error('--rounds is a positive integer, --seconds a positive number');
   const root = repoRoot();
   const node = pinnedRuntimeNode(root) ?? { path: process.execPath, version: process.version };
-  const e2e = join(dirname(fileURLToPath(import.meta.url)), 'e2e.js');
   const all = candidates(root);
   const samples = new Map<string, number[]>(all.map((c) => [c.name, []]));
   const load0 = loadavg();
   for (let r = 0; r < rounds; r++) {
     const order = all.map((_, i) => all[(i + r) % all.length]!);
     for (const c of r % 2 === 0 ? order : order.reverse()) {
-      const env = c.preload === undefined ? { ...process.env, LD_PRELOAD: '' } : { ...process.env, LD_PRELOAD: c.preload };
-      const out = execFileSync(node.path, [e2e, '--raw-signing', `${seconds},1000000`], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'] });
-      const { cpuMsPerOp } = JSON.parse(out) as { cpuMsPerOp: number };
-      samples.get(c.name)!.push(cpuMsPerOp);
+      // Always a child process; glibc's run with LD_PRELOAD cleared.
+      samples.get(c.name)!.push(rawSigningOn(node.path, seconds, 1_000_000, c.preload ?? '').cpuMsPerOp);
     }
     process.stderr.write(`round ${r + 1}/${rounds}: ${all.map((c) => `${c.name.split(' ')[0]} ${samples.get(c.name)!.at(-1)} ms`).join(', ')}\n`);
   }
@@ -76,7 +73,7 @@ function main(): void {
     benchmark: 'raw secp256k1 sign per malloc',
     date: new Date().toISOString(),
     machine: { cpus: cpus().length, model: cpus()[0]?.model.trim() ?? 'unknown', node: node.version, loadavgBefore: load0.map((x) => +x.toFixed(2)), loadavgAfter: loadavg().map((x) => +x.toFixed(2)) },
-    method: `@noble/secp256k1 v3 sign(digest, key, { prehash: false, format: 'recovered' }), one thread, ${seconds} s per run after a 1 s warm-up (bench/e2e.ts --raw-signing), each run a fresh process with LD_PRELOAD; ${rounds} rounds in rotating order; medians`,
+    method: `@noble/secp256k1 v3 sign(digest, key, { prehash: false, format: 'recovered' }), one thread, ${seconds} s per run after a 1 s warm-up (bench/raw-signing.ts), each run a fresh process with LD_PRELOAD; ${rounds} rounds in rotating order; medians`,
     rates,
   };
   const outPath = values.out ?? join(root, 'bench', 'results', 'allocators.json');

@@ -56,8 +56,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { connectBridge, type BridgePeer } from '../common/bridge/index.js';
@@ -65,55 +64,16 @@ import { imageBundles, runImageBundle } from '../build/image-bundles.js';
 import { loadOrCreateDevCa } from '../dev/ca/index.js';
 import { enclaveConfigFor } from '../enclave/config.js';
 import { repoRoot } from '../dev/stack.js';
-import { secp } from '../enclave/signers/secp.js';
-import { digestHex, type HotWallet, load, rpc, sleep, startHotWallet, startStack, stats, type LoadResult, type Stats } from './e2e-harness.js';
+import { digestHex, type HotWallet, load, rpc, sleep, startHotWallet, startStack, type LoadResult } from './e2e-harness.js';
 import { measureAuditCost } from './e2e-audit-cost.js';
 import { markdown, measureBreakdown } from './e2e-breakdown.js';
 import { measurePolicyCost } from './e2e-policy-cost.js';
 import { measurePrimitives } from './primitives.js';
 import { ENCLAVE_NODE_FLAGS } from '../enclave/node-flags.js';
 import { median, mergeRounds } from './rounds.js';
-import { pinnedAllocator, pinnedRuntimeNode } from '../build/pinned-runtime.js';
+import { allocatorFlag, pinnedRuntimeNode } from '../build/pinned-runtime.js';
+import { medianRun, rawSigningOn, type RawRun } from './raw-signing.js';
 
-
-/** Raw in-process signing (@noble/secp256k1 v3, the hot path's primitive) of the same kind of digest, one thread. */
-function rawSigning(seconds: number, maxOps: number): Stats & { cpuMsPerOp: number } {
-  const key = secp.utils.randomSecretKey();
-  const digest = (i: number) => {
-    const d = new Uint8Array(32);
-    new DataView(d.buffer).setUint32(28, i);
-    return d;
-  };
-  // Warm-up: 1 s, so that a fresh process (--signing-node runs this in a child) is measured optimized, as the workers are.
-  for (let i = 0, t = performance.now(); i < 20_000 && performance.now() - t < 1000; i++) secp.sign(digest(i), key, { prehash: false, format: 'recovered' });
-  const lat: number[] = [];
-  const c0 = process.cpuUsage();
-  const t0 = performance.now();
-  const until = t0 + seconds * 1000;
-  for (let i = 0; i < maxOps && performance.now() < until; i++) {
-    const a = performance.now();
-    secp.sign(digest(i), key, { prehash: false, format: 'recovered' });
-    lat.push(performance.now() - a);
-  }
-  const c1 = process.cpuUsage(c0);
-  key.fill(0);
-  return { ...stats(lat, (performance.now() - t0) / 1000), cpuMsPerOp: +((c1.user + c1.system) / 1000 / Math.max(1, lat.length)).toFixed(4) };
-}
-
-type RawRun = Stats & { cpuMsPerOp: number };
-
-/** The run with the median CPU per signature (the upper one of an even count); undefined when there is none. */
-function medianRun(runs: RawRun[]): RawRun | undefined {
-  return [...runs].sort((a, b) => a.cpuMsPerOp - b.cpuMsPerOp)[Math.floor(runs.length / 2)];
-}
-
-/** rawSigning on `node` (a child process of this script) when it is not this node, or on another malloc (`preload`). */
-function rawSigningOn(node: string, seconds: number, maxOps: number, preload?: string): Stats & { cpuMsPerOp: number } {
-  if (node === process.execPath && preload === undefined) return rawSigning(seconds, maxOps);
-  const env = preload === undefined ? process.env : { ...process.env, LD_PRELOAD: preload };
-  const out = execFileSync(node, [fileURLToPath(import.meta.url), '--raw-signing', `${seconds},${maxOps}`], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'], env });
-  return JSON.parse(out) as Stats & { cpuMsPerOp: number };
-}
 
 /** --signing-node: `pinned` (build/runtime's Node 22, the image's runtime, when installed), `host`, or a path. */
 function signingNode(flag: string): { path: string; version: string; why: string } {
@@ -127,19 +87,12 @@ function signingNode(flag: string): { path: string; version: string; why: string
 }
 
 /**
- * --enclave-allocator: `pinned` (default: the image's malloc, tcmalloc from the .deb build/debs.lock
- * pins, preloaded into the enclave process as the image's env does; enclave/node-flags.ts), `none`
- * (glibc's), or a library path. The hot wallet and the raw primitive of the targets stay on glibc:
- * they are what a team runs without the appliance.
+ * --enclave-allocator (build/pinned-runtime.ts allocatorFlag): the hot wallet and the raw
+ * primitive of the targets stay on glibc's malloc whatever the enclave runs on: they are what a
+ * team runs without the appliance.
  */
 function enclaveAllocator(flag: string): { path: string | undefined; why: string } {
-  if (flag === 'none') return { path: undefined, why: "glibc's malloc, as asked" };
-  if (flag === 'pinned') {
-    const pinned = pinnedAllocator(repoRoot());
-    return pinned ? { path: pinned.path, why: `the image's malloc, ${pinned.debPackage} pinned in build/debs.lock` } : { path: undefined, why: "glibc's malloc: the pinned tcmalloc .deb could not be fetched" };
-  }
-  if (!existsSync(flag)) throw new Error(`--enclave-allocator: no such file: ${flag}`);
-  return { path: resolve(flag), why: 'as asked' };
+  return allocatorFlag(repoRoot(), flag, '--enclave-allocator');
 }
 
 /** A node binary named on the command line, with its version. */
@@ -284,8 +237,6 @@ const OPTIONS = {
   rounds: { type: 'string' },
   // Seconds of steady-state warm-up per transport (at 64 clients; twice as long at 1), for the appliance and the hot wallet.
   'steady-seconds': { type: 'string' },
-  // Internal: measure the raw primitive in this process and print it as JSON (run on the signing node).
-  'raw-signing': { type: 'string' },
 } as const;
 
 const SECTIONS = ['main', 'policy-cost', 'audit-cost', 'breakdown'];
@@ -310,11 +261,6 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values'
 
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: OPTIONS });
-  if (values['raw-signing'] !== undefined) {
-    const [secs, max] = values['raw-signing'].split(',').map(Number);
-    process.stdout.write(`${JSON.stringify(rawSigning(secs!, max!))}\n`);
-    return;
-  }
   const sections = new Set(values.sections.split(',').map((x) => x.trim()));
   if (values['policy-cost']) sections.add('policy-cost');
   for (const x of sections) if (!SECTIONS.includes(x)) throw new Error(`--sections: unknown section ${JSON.stringify(x)} (${SECTIONS.join(', ')})`);
@@ -461,9 +407,9 @@ async function mainSection(values: Values): Promise<Record<string, unknown>> {
     // another, the same loop on that one: how much of the enclave's CPU the allocator alone saves.
     // Three alternated runs each (one run can land beside a burst of other work); the median run.
     const rawRuns: { glibc: RawRun[]; enclaveMalloc: RawRun[] } = { glibc: [], enclaveMalloc: [] };
+    const rawSides = [{ runs: rawRuns.glibc, preload: undefined }, ...(allocator.path === undefined ? [] : [{ runs: rawRuns.enclaveMalloc, preload: allocator.path }])];
     for (let i = 0; i < 3; i++) {
-      const pair = [() => rawRuns.glibc.push(rawSigningOn(signing.path, Math.min(seconds, 2), 10_000)), () => allocator.path !== undefined && rawRuns.enclaveMalloc.push(rawSigningOn(signing.path, Math.min(seconds, 2), 10_000, allocator.path))];
-      for (const run of i % 2 === 0 ? pair : pair.reverse()) run();
+      for (const side of i % 2 === 0 ? rawSides : [...rawSides].reverse()) side.runs.push(rawSigningOn(signing.path, Math.min(seconds, 2), 10_000, side.preload));
     }
     const raw = { ...medianRun(rawRuns.glibc)!, cpuMsPerOpRuns: rawRuns.glibc.map((r) => r.cpuMsPerOp) };
     process.stderr.write(`raw @noble/secp256k1 v3 sign: ${raw.opsPerSec} ops/s/thread, ${raw.cpuMsPerOp} CPU ms/op (runs ${raw.cpuMsPerOpRuns.join(', ')})\n`);

@@ -6,7 +6,7 @@
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { ENCLAVE_ALLOCATOR } from '../enclave/node-flags.js';
 
 /** The pinned node under `repo`, with its `--version`; undefined when build/runtime is not installed. */
@@ -34,4 +34,19 @@ export function pinnedAllocator(repo: string): { path: string; debPackage: strin
     if (r.status !== 0 || !existsSync(path)) return undefined;
   }
   return { path, debPackage: ENCLAVE_ALLOCATOR.debPackage };
+}
+
+/**
+ * A benchmark's `--enclave-allocator` value: `pinned` (the image's malloc, pinnedAllocator;
+ * glibc's, said in `why`, when the .deb cannot be had), `none` (glibc's), or a library path,
+ * which must exist. `path` undefined means glibc's.
+ */
+export function allocatorFlag(repo: string, flag: string, option: string): { path: string | undefined; why: string } {
+  if (flag === 'none') return { path: undefined, why: "glibc's malloc, as asked" };
+  if (flag === 'pinned') {
+    const pinned = pinnedAllocator(repo);
+    return pinned ? { path: pinned.path, why: `the image's malloc, ${pinned.debPackage} pinned in build/debs.lock` } : { path: undefined, why: `glibc's malloc: the pinned ${ENCLAVE_ALLOCATOR.debPackage} .deb could not be fetched` };
+  }
+  if (!existsSync(flag)) throw new Error(`${option}: no such file: ${flag}`);
+  return { path: resolve(flag), why: 'as asked' };
 }
