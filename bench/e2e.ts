@@ -29,7 +29,7 @@
  * as in production; the parent and the load client on this node (an operator's host Node).
  * `--signing-node host` runs everything on this node; `--signing-node PATH` on another binary.
  * `--parent-node pinned` runs the parent on the image's Node 22 as well (a deployment on Node 22;
- * needs better-sqlite3 built for it: `.ci/node22-tests.sh --prepare`).
+ * needs better-sqlite3 built for it: build/runtime-sqlite.sh, run on demand).
  *
  * Rounds: each point is `--rounds R` (default 4) alternated pairs of seconds/R per side; the
  * ratio and the added p50 are the medians of the rounds', so one noisy second moves one round.
@@ -105,8 +105,9 @@ function nodeAt(path: string, option: string): { path: string; version: string }
  * --parent-node: `host` (default: the parent runs on the operator's node, this one), `pinned` (the
  * image's Node 22, as a deployment on Node 22 runs it) or a path. better-sqlite3, the parent's
  * keystore, is not N-API: on a node of another ABI the parent loads the copy that
- * `.ci/node22-tests.sh --prepare` builds for that ABI into .cache/node22/, through the same
- * preload the CI's Node 22 tests use (.ci/node22/sqlite-addon.cjs); node_modules is not touched.
+ * build/runtime-sqlite.sh builds for the pinned node's ABI (the one the CI's Node 22 tests and the
+ * QEMU test load; built here if it is not yet), through the same preload the CI's Node 22 tests use
+ * (.ci/node22/sqlite-addon.cjs); node_modules is not touched.
  */
 function parentNode(flag: string): { path: string; version: string; env?: Record<string, string> } {
   const host = { path: process.execPath, version: process.version };
@@ -116,9 +117,11 @@ function parentNode(flag: string): { path: string; version: string; env?: Record
   const abi = execFileSync(node.path, ['-p', 'process.versions.modules'], { encoding: 'utf8' }).trim();
   if (abi === process.versions.modules) return node;
   const root = repoRoot();
-  const sqlite = (JSON.parse(readFileSync(join(root, 'node_modules', 'better-sqlite3', 'package.json'), 'utf8')) as { version: string }).version;
-  const addon = join(root, '.cache', 'node22', `better-sqlite3-${sqlite}-abi${abi}`, 'better_sqlite3.node');
-  if (!existsSync(addon)) throw new Error(`--parent-node: no better-sqlite3 built for ${node.version} (ABI ${abi}) at ${addon}; build it with .ci/node22-tests.sh --prepare`);
+  const built = execFileSync('bash', [join(root, 'build', 'runtime-sqlite.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+  const addon = join(built, 'build', 'Release', 'better_sqlite3.node');
+  if (!readFileSync(addon).includes(`node_register_module_v${abi}\0`)) {
+    throw new Error(`--parent-node: ${node.version} has Node ABI ${abi}, and better-sqlite3 is built only for the pinned runtime's (${addon})`);
+  }
   // The preload goes before the caller's own NODE_OPTIONS, which are kept (as .ci/node22-tests.sh does).
   const preload = `--require ${join(root, '.ci', 'node22', 'sqlite-addon.cjs')}`;
   return { ...node, env: { SQLITE_ADDON_FOR_NODE: addon, NODE_OPTIONS: process.env.NODE_OPTIONS ? `${preload} ${process.env.NODE_OPTIONS}` : preload } };

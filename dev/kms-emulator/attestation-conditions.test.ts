@@ -10,7 +10,10 @@
  * `enclave-signer kms check-policy` flags (cli/kms-policy-check.ts).
  */
 import { CreateKeyCommand, DescribeKeyCommand, EncryptCommand, GenerateDataKeyCommand, KeyEncryptionMechanism, type KMSClient } from '@aws-sdk/client-kms';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { Agent } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { toHex } from '../../common/bytes.js';
 import { createSimulatedNsm, simulatedImagePcrs, type Nsm } from '../../enclave/nsm/index.js';
@@ -135,6 +138,17 @@ describe('presetKeys: a key with a chosen id (for images that pin a fixed ARN)',
     } finally {
       await p.close();
     }
-    await expect(startTestKms({ presetKeys: [{ keyId: 'NOT-A-UUID' }] })).rejects.toThrow(/not a lowercase UUID/);
+    // The refused start leaves no data directory behind (the harness made it in TMPDIR).
+    const scratch = mkdtempSync(join(tmpdir(), 'kms-harness-'));
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = scratch;
+    try {
+      await expect(startTestKms({ presetKeys: [{ keyId: 'NOT-A-UUID' }] })).rejects.toThrow(/not a lowercase UUID/);
+      expect(readdirSync(scratch)).toEqual([]);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+      rmSync(scratch, { recursive: true, force: true });
+    }
   });
 });

