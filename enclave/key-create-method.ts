@@ -1,0 +1,102 @@
+/**
+ * The enclave's `key.create` method: a new key, generated here from the NSM's randomness mixed
+ * with the OS CSPRNG, wrapped under the adopted keyring, and decided by the policy first
+ * (docs/policy.md). Only its public half and its blob leave the enclave.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { requestDigest } from '../common/audit/digest.js';
+import { concatBytes, toHex, wipe } from '../common/bytes.js';
+import { SignerError } from '../common/errors.js';
+import { asKind, onlyKeys, type KeyKind } from '../common/protocol/enclave-api.js';
+import { named, readKeyKind } from '../common/rpc/params.js';
+import type { ApprovalRecord } from './auth/approvals.js';
+import { staleUnderRequest, type Decisions } from './decisions.js';
+import type { RequestContext } from './method.js';
+import type { Keyring } from './kms/keyring.js';
+import type { Nsm } from './nsm/nsm.js';
+import type { Ticket } from './policy/gate.js';
+
+const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+
+/** The audit record of a key or keyring change, by `principal`: the bytes the parent stores with it. */
+export type Recorded = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string, principal?: string) => Uint8Array[];
+
+export async function createKeyDecided(d: Decisions, nsm: Nsm, recorded: Recorded, p: Record<string, unknown>, ctx?: RequestContext) {
+  const { trail, durable, approvals, policy } = d;
+  const signed = p.auth !== undefined;
+  onlyKeys(p, signed ? ['auth', 'state'] : ['kind', 'state'], 'params');
+  // A signed request is read from the params the principal signed; the host's `kind` is not asked.
+  const who = signed ? d.authenticate(p.auth, 'signer_createKey') : undefined;
+  const kind: KeyKind = who ? readKeyKind(named(who.params, ['kind', 'label', 'requestId']).kind) : asKind(p.kind);
+  const principal = who?.request.principal ?? 'host';
+  d.stateReady(p.state);
+  trail.log(); // no audit log, no decision
+  const decision = { principal, op: 'signer_createKey', keyId: null, requestDigest: requestDigest('key.create', ctx?.raw ?? null) };
+  // The policy first: a refused creation says so whatever the keyring's state.
+  let ticket: Ticket;
+  let approval: ApprovalRecord | undefined;
+  try {
+    ({ ticket, approval } = approvals.authorize({ op: 'signer_createKey', keyId: null, request: { kind }, intent: { op: 'signer_createKey', kind }, principal }));
+  } catch (e) {
+    throw d.refusalRecorded(e, decision);
+  }
+  const release = () => {
+    policy.release(ticket);
+    if (approval) approvals.released(approval);
+  };
+  const epoch = durable.epoch;
+  const keyring = d.slot.keyring;
+  if (!keyring) {
+    release();
+    throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
+  }
+  try {
+    const out = await createKey(nsm, recorded, kind, keyring, principal);
+    // A window or an approval changes the durable state (sealed with the answer). Reserved
+    // against state since taken over (fleet scope): not counted.
+    const changed = d.changesState(ticket, approval);
+    if (changed && durable.epoch !== epoch) throw staleUnderRequest();
+    policy.commit(ticket);
+    if (approval) approvals.consumed(approval);
+    return changed ? d.withSealed(out) : out;
+  } finally {
+    release();
+  }
+}
+
+async function createKey(nsm: Nsm, recorded: Recorded, kind: KeyKind, keyring: Keyring, principal: string) {
+  const { addressFromPrivateKey, deriveBip32PublicKey, publicKeyOf } = await import('./lazy-kms.js');
+  const keyId = randomUUID();
+  const secret = kind === 'secp256k1' ? await newSecp256k1Secret(nsm) : await freshSecret(nsm);
+  try {
+    const blob = keyring.wrap(keyId, kind, secret);
+    const keyringId = keyring.id;
+    if (kind === 'secp256k1') {
+      const pub = { keyId, kind, keyringId, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret), blob };
+      return { ...pub, audit: recorded('key.create', keyId, principal) };
+    }
+    const master = deriveBip32PublicKey(secret, 'm');
+    const pub = { keyId, kind, keyringId, publicKey: master.publicKey.replace(/^0x/, ''), xpub: master.xpub, fingerprint: master.masterFingerprint, blob };
+    return { ...pub, audit: recorded('key.create', keyId, principal) };
+  } finally {
+    wipe(secret);
+  }
+}
+
+/** 32 bytes from the NSM mixed with the OS CSPRNG: neither source alone decides the key. */
+async function freshSecret(nsm: Nsm): Promise<Uint8Array> {
+  const a = await nsm.getRandom(32);
+  const b = new Uint8Array(randomBytes(32));
+  const h = createHash('sha256').update(concatBytes(Uint8Array.of(0x01), a, b)).digest();
+  wipe(a, b);
+  return new Uint8Array(h.buffer, h.byteOffset, 32);
+}
+
+async function newSecp256k1Secret(nsm: Nsm): Promise<Uint8Array> {
+  for (;;) {
+    const s = await freshSecret(nsm);
+    const v = BigInt('0x' + toHex(s));
+    if (v > 0n && v < SECP256K1_N) return s;
+    wipe(s);
+  }
+}
