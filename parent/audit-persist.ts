@@ -138,20 +138,170 @@ export function parsedRecord(bytes: Uint8Array): ParsedRecord {
 const keyOf = (bytes: Uint8Array): string => Buffer.from(parsedRecord(bytes).body.auditKey).toString('hex');
 
 export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
-  const { keystore, log } = o;
-  const waitMs = o.waitMs ?? 30_000;
-  const gapFetchMs = o.gapFetchMs ?? 250;
+  return new Persister(o);
+}
+
+const settle = (e: Entry, err?: unknown) => {
+  clearTimeout(e.timer);
+  if (err === undefined) e.resolve(e.result);
+  else e.reject(err);
+};
+
+class Persister implements AuditPersister {
+  readonly #keystore: Keystore;
+  readonly #log: (line: string) => void;
+  readonly #waitMs: number;
+  readonly #gapFetchMs: number;
+  readonly #awaiting: () => number;
+  readonly #commitDelayMs: number;
   // Records come and go with every answer: not a plain Map (common/churn-map.ts says why).
-  const pending = new ChurnMap<number, Pending>();
-  let fetch: FetchRecords | undefined;
-  let gapTimer: NodeJS.Timeout | undefined;
-  let retryTimer: NodeJS.Timeout | undefined;
-  let closed = false;
-  const awaiting = o.awaiting ?? (() => 0);
-  const commitDelayMs = o.commitDelayMs ?? DEFAULT_COMMIT_DELAY_MS;
-  let flushQueued = false;
-  let queuedAt = 0;
-  let delayTimer: NodeJS.Timeout | undefined;
+  readonly #pending = new ChurnMap<number, Pending>();
+  #fetch: FetchRecords | undefined;
+  #gapTimer: NodeJS.Timeout | undefined;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #closed = false;
+  #flushQueued = false;
+  #queuedAt = 0;
+  #delayTimer: NodeJS.Timeout | undefined;
+  readonly #results = new Map<string, number>();
+  readonly #maxResults: number;
+  #next = 0;
+  /** Boot resyncs before anything is persisted; this covers a persister used without a boot (tests). */
+  #initial: Promise<void> | undefined;
+  #flushing = false;
+  #flushAgain = false;
+
+  constructor(o: AuditPersisterOptions) {
+    this.#keystore = o.keystore;
+    this.#log = o.log;
+    this.#waitMs = o.waitMs ?? 30_000;
+    this.#gapFetchMs = o.gapFetchMs ?? 250;
+    this.#awaiting = o.awaiting ?? (() => 0);
+    this.#commitDelayMs = o.commitDelayMs ?? DEFAULT_COMMIT_DELAY_MS;
+    this.#maxResults = o.maxResults ?? 100_000;
+    this.#initial = this.#storedNext().then(
+      (n) => {
+        this.#next = Math.max(this.#next, n);
+      },
+      (e) => this.#log(`audit: could not read the stored head: ${(e as Error).message}; boot will read it again`),
+    );
+  }
+
+  get nextSeq(): number {
+    return this.#next;
+  }
+
+  noteResult(d: string, seq: number): void {
+    this.#results.delete(d);
+    this.#results.set(d, seq);
+    if (this.#results.size > this.#maxResults) this.#results.delete(this.#results.keys().next().value!);
+  }
+
+  seqOfResult(d: string): number | undefined {
+    return this.#results.get(d);
+  }
+
+  setFetch(f: FetchRecords | undefined): void {
+    this.#fetch = f;
+    if (f) this.#scheduleGapFetch();
+  }
+
+  async resync(newAuditKey?: Uint8Array): Promise<void> {
+    if (newAuditKey) {
+      const key = Buffer.from(newAuditKey).toString('hex');
+      const dropped: number[] = [];
+      for (const [seq, p] of this.#pending) {
+        if (p.auditKey === key) continue;
+        this.#pending.delete(seq);
+        dropped.push(seq);
+        if (p.entry) {
+          const entry = p.entry;
+          p.entry = undefined;
+          settle(entry, unavailable('the enclave restarted before an earlier audit record of this one was stored, so the result is withheld'));
+        }
+      }
+      if (dropped.length > 0) this.#log(`audit: GAP: ${dropped.length} record(s) of the previous enclave (seq ${Math.min(...dropped)}..${Math.max(...dropped)}) waited for an earlier seq that is lost; dropped (their results were never released)`);
+    }
+    this.#initial = undefined;
+    this.#next = Math.max(this.#next, await this.#storedNext());
+    this.#flush();
+  }
+
+  persist<T>(records: readonly Uint8Array[], change?: (records: readonly Uint8Array[]) => T | Promise<T>): Promise<T | undefined> {
+    if (records.length === 0) {
+      return Promise.reject(new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', 'the enclave answered a decision without its audit record (nothing is released unrecorded)'));
+    }
+    let parsed: Array<{ seq: number; bytes: Uint8Array }>;
+    try {
+      parsed = records.map((bytes) => ({ seq: parsedRecord(bytes).body.seq, bytes }));
+    } catch (e) {
+      return Promise.reject(new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `the enclave's audit record does not parse: ${(e as Error).message}`, { cause: e }));
+    }
+    if (change && parsed.length !== 1) return Promise.reject(new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', 'a key change comes with exactly one audit record'));
+    const pending = this.#pending;
+    return new Promise<T | undefined>((resolve, reject) => {
+      const entry: Entry = {
+        remaining: 0,
+        change,
+        keyChange: change !== undefined,
+        resolve: resolve as (v: unknown) => void,
+        reject,
+        timer: setTimeout(() => {
+          for (const [, p] of pending) if (p.entry === entry) p.entry = undefined;
+          reject(unavailable(`the audit record was not durable within ${this.#waitMs} ms (an earlier seq is missing), so the result is withheld`));
+        }, this.#waitMs),
+      };
+      entry.timer.unref();
+      const late: Uint8Array[] = [];
+      for (const r of parsed) {
+        if (r.seq < this.#next) late.push(r.bytes);
+        else if (pending.has(r.seq)) {
+          const p = pending.get(r.seq)!;
+          if (Buffer.compare(Buffer.from(p.bytes), Buffer.from(r.bytes)) !== 0) {
+            settle(entry, new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `two different audit records for seq ${r.seq}`));
+            return;
+          }
+          if (!p.entry) {
+            p.entry = entry;
+            entry.remaining++;
+          } else late.push(r.bytes);
+        } else {
+          pending.set(r.seq, { bytes: r.bytes, entry, auditKey: keyOf(r.bytes) });
+          entry.remaining++;
+        }
+      }
+      // Seqs below `next` were stored already (a retried persist) or skipped as a gap: written directly (idempotent).
+      const release = () => {
+        if (entry.remaining === 0) settle(entry);
+        else this.#queueFlush();
+      };
+      if (late.length === 0) return release();
+      void (async () => {
+        try {
+          if (change && entry.remaining === 0) entry.result = await change(late);
+          else await this.#keystore.appendAuditRecords(late);
+        } catch (e) {
+          for (const [, p] of pending) if (p.entry === entry) p.entry = undefined;
+          settle(entry, refusal(entry, `the audit record could not be stored, so the result is withheld: ${(e as Error).message}`, e));
+          return;
+        }
+        release();
+      })();
+    });
+  }
+
+  close(): void {
+    this.#closed = true;
+    clearTimeout(this.#delayTimer);
+    clearTimeout(this.#gapTimer);
+    clearTimeout(this.#retryTimer);
+  }
+
+  async #storedNext(): Promise<number> {
+    const head = await this.#keystore.auditHead();
+    return head === undefined ? 0 : parseRecord(head).body.seq + 1;
+  }
+
   /**
    * Group commit: records that arrive in the same turn of the event loop go in one transaction,
    * and while other enclave calls are still to answer, the write waits (at most commitDelayMs
@@ -159,92 +309,71 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
    * thread CPU (bench:e2e audit-cost: ~0.2 ms per transaction); at 64 clients the answers come
    * about one per 0.7 ms, so per-turn groups alone held ~3 records (DEFAULT_COMMIT_DELAY_MS).
    */
-  const queueFlush = () => {
-    if (flushQueued) {
+  #queueFlush(): void {
+    if (this.#flushQueued) {
       // Waiting for more: the last one on its way arrived (or the group is full), write now.
-      if (delayTimer && (awaiting() === 0 || pending.size >= GROUP_TARGET)) {
-        clearTimeout(delayTimer);
-        delayTimer = undefined;
-        setImmediate(startFlush);
+      if (this.#delayTimer && (this.#awaiting() === 0 || this.#pending.size >= GROUP_TARGET)) {
+        clearTimeout(this.#delayTimer);
+        this.#delayTimer = undefined;
+        setImmediate(() => this.#startFlush());
       }
       return;
     }
-    flushQueued = true;
-    queuedAt = performance.now();
-    setImmediate(startFlush);
-  };
-  function startFlush(): void {
-    if (!flushQueued) return;
-    const left = commitDelayMs - (performance.now() - queuedAt);
-    if (left > 0 && !closed && awaiting() > 0 && pending.size < GROUP_TARGET) {
-      delayTimer ??= setTimeout(() => {
-        delayTimer = undefined;
-        startFlush();
+    this.#flushQueued = true;
+    this.#queuedAt = performance.now();
+    setImmediate(() => this.#startFlush());
+  }
+
+  #startFlush(): void {
+    if (!this.#flushQueued) return;
+    const left = this.#commitDelayMs - (performance.now() - this.#queuedAt);
+    if (left > 0 && !this.#closed && this.#awaiting() > 0 && this.#pending.size < GROUP_TARGET) {
+      this.#delayTimer ??= setTimeout(() => {
+        this.#delayTimer = undefined;
+        this.#startFlush();
       }, Math.ceil(left));
       return;
     }
-    clearTimeout(delayTimer);
-    delayTimer = undefined;
-    flushQueued = false;
-    flush();
+    clearTimeout(this.#delayTimer);
+    this.#delayTimer = undefined;
+    this.#flushQueued = false;
+    this.#flush();
   }
-  const results = new Map<string, number>();
-  const maxResults = o.maxResults ?? 100_000;
-
-  const storedNext = async (): Promise<number> => {
-    const head = await keystore.auditHead();
-    return head === undefined ? 0 : parseRecord(head).body.seq + 1;
-  };
-  let next = 0;
-  // Boot resyncs before anything is persisted; this covers a persister used without a boot (tests).
-  let initial: Promise<void> | undefined = storedNext().then(
-    (n) => {
-      next = Math.max(next, n);
-    },
-    (e) => log(`audit: could not read the stored head: ${(e as Error).message}; boot will read it again`),
-  );
-  let flushing = false;
-  let flushAgain = false;
-
-  const settle = (e: Entry, err?: unknown) => {
-    clearTimeout(e.timer);
-    if (err === undefined) e.resolve(e.result);
-    else e.reject(err);
-  };
 
   /**
    * One writer at a time (the keystore is async): a flush asked for while one
    * runs is run again after it, so no record waits for a timer.
    */
-  function flush(): void {
-    if (flushing) {
-      flushAgain = true;
+  #flush(): void {
+    if (this.#flushing) {
+      this.#flushAgain = true;
       return;
     }
-    flushing = true;
+    this.#flushing = true;
     void (async () => {
       try {
-        if (initial) await initial;
-        initial = undefined;
+        if (this.#initial) await this.#initial;
+        this.#initial = undefined;
         do {
-          flushAgain = false;
+          this.#flushAgain = false;
           // After a failed write the retry timer takes over (no tight loop against a broken store).
-          if (!(await flushRun())) break;
-        } while (flushAgain && !closed);
+          if (!(await this.#flushRun())) break;
+        } while (this.#flushAgain && !this.#closed);
       } catch (e) {
-        log(`audit: flush failed: ${(e as Error).message}`);
+        this.#log(`audit: flush failed: ${(e as Error).message}`);
       } finally {
-        flushing = false;
+        this.#flushing = false;
       }
     })();
   }
 
   /** Writes the contiguous run from `next`; stops at the first failure (nothing after it is written). */
-  async function flushRun(): Promise<boolean> {
-    while (pending.has(next)) {
+  async #flushRun(): Promise<boolean> {
+    const pending = this.#pending;
+    while (pending.has(this.#next)) {
       const batch: Array<[number, Pending]> = [];
       let changed: [number, Pending] | undefined;
-      for (let s = next; pending.has(s); s++) {
+      for (let s = this.#next; pending.has(s); s++) {
         const p = pending.get(s)!;
         if (p.entry?.change && p.entry.remaining === 1) {
           changed = [s, p];
@@ -253,9 +382,9 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
         batch.push([s, p]);
       }
       try {
-        if (batch.length > 0) await keystore.appendAuditRecords(batch.map(([, p]) => p.bytes));
+        if (batch.length > 0) await this.#keystore.appendAuditRecords(batch.map(([, p]) => p.bytes));
       } catch (e) {
-        failed(batch, e);
+        this.#failed(batch, e);
         return false;
       }
       // A key change can join a record while its batch is being written: its answer arrived after
@@ -267,7 +396,7 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
         joined.push({ entry: p.entry, bytes: p.bytes });
         p.entry = undefined;
       }
-      done(batch);
+      this.#done(batch);
       for (const j of joined) await runLateChange(j.entry, j.bytes);
       if (changed) {
         const [, p] = changed;
@@ -279,42 +408,27 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
         } catch (e) {
           // The change (and its record) did not happen: this request fails; the record alone is retried.
           entry.change = undefined;
-          failed([changed], e);
+          this.#failed([changed], e);
           return false;
         }
-        done([changed]);
+        this.#done([changed]);
       }
     }
-    scheduleGapFetch();
+    this.#scheduleGapFetch();
     return true;
   }
 
-  /**
-   * Runs a key change whose record is durable already (the change's own append of it is
-   * idempotent). If it fails, only its request fails: the record stays, as a decision that did
-   * not take effect (as when the change fails in the late path of `persist`).
-   */
-  async function runLateChange(entry: Entry, bytes: Uint8Array): Promise<void> {
-    try {
-      entry.result = await entry.change!([bytes]);
-    } catch (e) {
-      settle(entry, refusal(entry, `the key change could not be stored with its audit record, so the result is withheld: ${(e as Error)?.message ?? String(e)}`, e));
-      return;
-    }
-    settle(entry);
-  }
-
-  function done(items: Array<[number, Pending]>): void {
+  #done(items: Array<[number, Pending]>): void {
     for (const [s, p] of items) {
-      pending.delete(s);
-      next = Math.max(next, s + 1);
+      this.#pending.delete(s);
+      this.#next = Math.max(this.#next, s + 1);
       if (p.entry && --p.entry.remaining === 0) settle(p.entry);
     }
   }
 
-  function failed(items: Array<[number, Pending]>, e: unknown): void {
+  #failed(items: Array<[number, Pending]>, e: unknown): void {
     const why = (e as Error)?.message ?? String(e);
-    log(`audit: could not store record(s) seq ${items[0]?.[0]}..${items.at(-1)?.[0]}: ${why}; their results are withheld`);
+    this.#log(`audit: could not store record(s) seq ${items[0]?.[0]}..${items.at(-1)?.[0]}: ${why}; their results are withheld`);
     for (const [, p] of items) {
       if (p.entry) {
         const entry = p.entry;
@@ -323,44 +437,45 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
       }
     }
     // Retried later (the keystore may come back); every waiting request is failed now, none released early.
-    for (const [, p] of pending) {
+    for (const [, p] of this.#pending) {
       if (p.entry) {
         const entry = p.entry;
         p.entry = undefined;
         settle(entry, refusal(entry, `an earlier audit record could not be stored, so this result is withheld: ${why}`, e));
       }
     }
-    if (!retryTimer && !closed) {
-      retryTimer = setTimeout(() => {
-        retryTimer = undefined;
-        flush();
+    if (!this.#retryTimer && !this.#closed) {
+      this.#retryTimer = setTimeout(() => {
+        this.#retryTimer = undefined;
+        this.#flush();
       }, 1_000);
-      retryTimer.unref();
+      this.#retryTimer.unref();
     }
   }
 
-  function scheduleGapFetch(): void {
-    if (closed || gapTimer || pending.size === 0 || pending.has(next)) return;
-    gapTimer = setTimeout(() => {
-      gapTimer = undefined;
-      void fillGap();
-    }, gapFetchMs);
-    gapTimer.unref();
+  #scheduleGapFetch(): void {
+    if (this.#closed || this.#gapTimer || this.#pending.size === 0 || this.#pending.has(this.#next)) return;
+    this.#gapTimer = setTimeout(() => {
+      this.#gapTimer = undefined;
+      void this.#fillGap();
+    }, this.#gapFetchMs);
+    this.#gapTimer.unref();
   }
 
-  async function fillGap(): Promise<void> {
-    if (closed || pending.size === 0 || pending.has(next)) return;
-    if (!fetch) {
-      scheduleGapFetch();
+  async #fillGap(): Promise<void> {
+    const pending = this.#pending;
+    if (this.#closed || pending.size === 0 || pending.has(this.#next)) return;
+    if (!this.#fetch) {
+      this.#scheduleGapFetch();
       return;
     }
-    const want = next;
+    const want = this.#next;
     let got: Uint8Array[] = [];
     try {
-      got = await fetch(want);
+      got = await this.#fetch(want);
     } catch (e) {
-      log(`audit: could not fetch missing record seq ${want} from the enclave: ${(e as Error).message}; retrying`);
-      scheduleGapFetch();
+      this.#log(`audit: could not fetch missing record seq ${want} from the enclave: ${(e as Error).message}; retrying`);
+      this.#scheduleGapFetch();
       return;
     }
     for (const bytes of got) {
@@ -370,130 +485,42 @@ export function createAuditPersister(o: AuditPersisterOptions): AuditPersister {
       } catch {
         continue;
       }
-      if (seq >= next && !pending.has(seq)) pending.set(seq, { bytes, entry: undefined, auditKey: keyOf(bytes) });
+      if (seq >= this.#next && !pending.has(seq)) pending.set(seq, { bytes, entry: undefined, auditKey: keyOf(bytes) });
     }
     // Decided on what holds now, not on what held before the fetch: its answer was only late (a
     // busy enclave, over gapFetchMs) and arrived while the fetch was out, so `next` moved past it.
     // Judged on the state before the fetch, that was logged as a GAP and `next` was set back to the
     // lowest seq then pending, below what had been stored since, which was then fetched and
     // written again (the CI soak's parent log; parent/audit-persist.test.ts).
-    if (next !== want) {
-      flush();
+    if (this.#next !== want) {
+      this.#flush();
       return;
     }
     if (pending.has(want)) {
-      log(`audit: record seq ${want} was fetched from the enclave (its answer had not reached this parent within ${gapFetchMs} ms; its result is released only if that answer still arrives)`);
-      flush();
+      this.#log(`audit: record seq ${want} was fetched from the enclave (its answer had not reached this parent within ${this.#gapFetchMs} ms; its result is released only if that answer still arrives)`);
+      this.#flush();
       return;
     }
     if (pending.size === 0) return;
     // The enclave no longer holds it (a restart, or beyond its buffer): a gap the verifier will report.
     const lowest = Math.min(...pending.keys());
-    log(`audit: GAP: records seq ${want}..${lowest - 1} were never received and the enclave no longer holds them; audit verify will report this gap`);
-    next = lowest;
-    flush();
+    this.#log(`audit: GAP: records seq ${want}..${lowest - 1} were never received and the enclave no longer holds them; audit verify will report this gap`);
+    this.#next = lowest;
+    this.#flush();
   }
+}
 
-  return {
-    get nextSeq() {
-      return next;
-    },
-    noteResult(d, seq) {
-      results.delete(d);
-      results.set(d, seq);
-      if (results.size > maxResults) results.delete(results.keys().next().value!);
-    },
-    seqOfResult: (d) => results.get(d),
-    setFetch(f) {
-      fetch = f;
-      if (f) scheduleGapFetch();
-    },
-    async resync(newAuditKey) {
-      if (newAuditKey) {
-        const key = Buffer.from(newAuditKey).toString('hex');
-        const dropped: number[] = [];
-        for (const [seq, p] of pending) {
-          if (p.auditKey === key) continue;
-          pending.delete(seq);
-          dropped.push(seq);
-          if (p.entry) {
-            const entry = p.entry;
-            p.entry = undefined;
-            settle(entry, unavailable('the enclave restarted before an earlier audit record of this one was stored, so the result is withheld'));
-          }
-        }
-        if (dropped.length > 0) log(`audit: GAP: ${dropped.length} record(s) of the previous enclave (seq ${Math.min(...dropped)}..${Math.max(...dropped)}) waited for an earlier seq that is lost; dropped (their results were never released)`);
-      }
-      initial = undefined;
-      next = Math.max(next, await storedNext());
-      flush();
-    },
-    persist<T>(records: readonly Uint8Array[], change?: (records: readonly Uint8Array[]) => T | Promise<T>): Promise<T | undefined> {
-      if (records.length === 0) {
-        return Promise.reject(new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', 'the enclave answered a decision without its audit record (nothing is released unrecorded)'));
-      }
-      let parsed: Array<{ seq: number; bytes: Uint8Array }>;
-      try {
-        parsed = records.map((bytes) => ({ seq: parsedRecord(bytes).body.seq, bytes }));
-      } catch (e) {
-        return Promise.reject(new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `the enclave's audit record does not parse: ${(e as Error).message}`, { cause: e }));
-      }
-      if (change && parsed.length !== 1) return Promise.reject(new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', 'a key change comes with exactly one audit record'));
-      return new Promise<T | undefined>((resolve, reject) => {
-        const entry: Entry = {
-          remaining: 0,
-          change,
-          keyChange: change !== undefined,
-          resolve: resolve as (v: unknown) => void,
-          reject,
-          timer: setTimeout(() => {
-            for (const [, p] of pending) if (p.entry === entry) p.entry = undefined;
-            reject(unavailable(`the audit record was not durable within ${waitMs} ms (an earlier seq is missing), so the result is withheld`));
-          }, waitMs),
-        };
-        entry.timer.unref();
-        const late: Uint8Array[] = [];
-        for (const r of parsed) {
-          if (r.seq < next) late.push(r.bytes);
-          else if (pending.has(r.seq)) {
-            const p = pending.get(r.seq)!;
-            if (Buffer.compare(Buffer.from(p.bytes), Buffer.from(r.bytes)) !== 0) {
-              settle(entry, new ParentError('PARENT_BAD_ENCLAVE_RESPONSE', `two different audit records for seq ${r.seq}`));
-              return;
-            }
-            if (!p.entry) {
-              p.entry = entry;
-              entry.remaining++;
-            } else late.push(r.bytes);
-          } else {
-            pending.set(r.seq, { bytes: r.bytes, entry, auditKey: keyOf(r.bytes) });
-            entry.remaining++;
-          }
-        }
-        // Seqs below `next` were stored already (a retried persist) or skipped as a gap: written directly (idempotent).
-        const release = () => {
-          if (entry.remaining === 0) settle(entry);
-          else queueFlush();
-        };
-        if (late.length === 0) return release();
-        void (async () => {
-          try {
-            if (change && entry.remaining === 0) entry.result = await change(late);
-            else await keystore.appendAuditRecords(late);
-          } catch (e) {
-            for (const [, p] of pending) if (p.entry === entry) p.entry = undefined;
-            settle(entry, refusal(entry, `the audit record could not be stored, so the result is withheld: ${(e as Error).message}`, e));
-            return;
-          }
-          release();
-        })();
-      });
-    },
-    close() {
-      closed = true;
-      clearTimeout(delayTimer);
-      clearTimeout(gapTimer);
-      clearTimeout(retryTimer);
-    },
-  };
+/**
+ * Runs a key change whose record is durable already (the change's own append of it is
+ * idempotent). If it fails, only its request fails: the record stays, as a decision that did
+ * not take effect (as when the change fails in the late path of `persist`).
+ */
+async function runLateChange(entry: Entry, bytes: Uint8Array): Promise<void> {
+  try {
+    entry.result = await entry.change!([bytes]);
+  } catch (e) {
+    settle(entry, refusal(entry, `the key change could not be stored with its audit record, so the result is withheld: ${(e as Error)?.message ?? String(e)}`, e));
+    return;
+  }
+  settle(entry);
 }
