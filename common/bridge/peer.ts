@@ -247,44 +247,113 @@ function deferred<T>() {
  * destroys the stream when the connection closes.
  */
 export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): BridgePeer {
-  if (opts.role !== 'parent' && opts.role !== 'enclave') throw new BridgeError('BRIDGE_BAD_ARGUMENT', 'role must be "parent" or "enclave"');
-  const expectPeerRole = opts.expectPeerRole ?? otherRole(opts.role);
-  const maxFrameBytes = resolveMaxFrameBytes(opts.maxFrameBytes);
-  const maxInFlight = positiveInt('maxInFlight', opts.maxInFlight, DEFAULTS.maxInFlight);
-  const defaultDeadlineMs = positiveInt('defaultDeadlineMs', opts.defaultDeadlineMs, DEFAULTS.defaultDeadlineMs, MAX_DEADLINE_MS);
-  const helloTimeoutMs = positiveInt('helloTimeoutMs', opts.helloTimeoutMs, DEFAULTS.helloTimeoutMs, MAX_DEADLINE_MS);
-  const maxWriteBufferBytes = positiveInt('maxWriteBufferBytes', opts.maxWriteBufferBytes, DEFAULTS.maxWriteBufferBytes);
-  const closeLingerMs = positiveInt('closeLingerMs', opts.closeLingerMs, DEFAULTS.closeLingerMs, MAX_DEADLINE_MS);
-  const ourFeatures = [...new Set(opts.features ?? [])].sort();
-  for (const f of ourFeatures) if (!isValidFeature(f)) throw new BridgeError('BRIDGE_BAD_ARGUMENT', `invalid feature name ${JSON.stringify(f)}`);
-  const handler = opts.handler;
+  return new Peer(stream, opts);
+}
 
-  const decoder = createFrameReader({ maxFrameBytes });
-  let state: 'hello' | 'open' | 'closed' = 'hello';
-  let info: BridgePeerInfo | undefined;
-  let closeReason: BridgeError | undefined;
-  let nextId = 1;
+function remoteError(msg: ErrorMessage): BridgeRemoteError {
+  return new BridgeRemoteError(msg.error.code, msg.error.message, msg.error.data);
+}
+
+class Peer implements BridgePeer {
+  readonly role: BridgeRole;
+  readonly ready: Promise<BridgePeerInfo>;
+  readonly closed: Promise<BridgeError>;
+  readonly #stream: Duplex;
+  readonly #expectPeerRole: BridgeRole;
+  readonly #maxFrameBytes: number;
+  readonly #maxInFlight: number;
+  readonly #defaultDeadlineMs: number;
+  readonly #maxWriteBufferBytes: number;
+  readonly #closeLingerMs: number;
+  readonly #ourFeatures: string[];
+  readonly #handler: BridgeHandler | undefined;
+  readonly #onError: BridgePeerOptions['onError'];
+  readonly #decoder: ReturnType<typeof createFrameReader>;
+  #state: 'hello' | 'open' | 'closed' = 'hello';
+  #info: BridgePeerInfo | undefined;
+  #closeReason: BridgeError | undefined;
+  #nextId = 1;
   // Not plain Maps: requests come and go thousands of times a second (common/churn-map.ts says why).
-  const pending = new ChurnMap<number, Pending>();
-  const inflight = new ChurnMap<number, InFlight>();
-  let running = 0;
-  let corked = false;
-  let readPaused = false;
+  readonly #pending = new ChurnMap<number, Pending>();
+  readonly #inflight = new ChurnMap<number, InFlight>();
+  #running = 0;
+  #corked = false;
+  #readPaused = false;
   /** Frames not yet handled (only non-empty while paused for flow control). */
-  let backlog: FrameEvent[] = [];
-  let helloTimer: NodeJS.Timeout | undefined;
+  #backlog: FrameEvent[] = [];
+  #helloTimer: NodeJS.Timeout | undefined;
+  readonly #readyD = deferred<BridgePeerInfo>();
+  readonly #closedD = deferred<BridgeError>();
 
-  const ready = deferred<BridgePeerInfo>();
-  ready.promise.catch(() => {}); // a caller that never awaits `ready` must not crash the process
-  const closed = deferred<BridgeError>();
+  constructor(stream: Duplex, opts: BridgePeerOptions) {
+    if (opts.role !== 'parent' && opts.role !== 'enclave') throw new BridgeError('BRIDGE_BAD_ARGUMENT', 'role must be "parent" or "enclave"');
+    this.role = opts.role;
+    this.#stream = stream;
+    this.#expectPeerRole = opts.expectPeerRole ?? otherRole(opts.role);
+    this.#maxFrameBytes = resolveMaxFrameBytes(opts.maxFrameBytes);
+    this.#maxInFlight = positiveInt('maxInFlight', opts.maxInFlight, DEFAULTS.maxInFlight);
+    this.#defaultDeadlineMs = positiveInt('defaultDeadlineMs', opts.defaultDeadlineMs, DEFAULTS.defaultDeadlineMs, MAX_DEADLINE_MS);
+    const helloTimeoutMs = positiveInt('helloTimeoutMs', opts.helloTimeoutMs, DEFAULTS.helloTimeoutMs, MAX_DEADLINE_MS);
+    this.#maxWriteBufferBytes = positiveInt('maxWriteBufferBytes', opts.maxWriteBufferBytes, DEFAULTS.maxWriteBufferBytes);
+    this.#closeLingerMs = positiveInt('closeLingerMs', opts.closeLingerMs, DEFAULTS.closeLingerMs, MAX_DEADLINE_MS);
+    this.#ourFeatures = [...new Set(opts.features ?? [])].sort();
+    for (const f of this.#ourFeatures) if (!isValidFeature(f)) throw new BridgeError('BRIDGE_BAD_ARGUMENT', `invalid feature name ${JSON.stringify(f)}`);
+    this.#handler = opts.handler;
+    this.#onError = opts.onError;
+    this.#decoder = createFrameReader({ maxFrameBytes: this.#maxFrameBytes });
+    this.ready = this.#readyD.promise;
+    this.ready.catch(() => {}); // a caller that never awaits `ready` must not crash the process
+    this.closed = this.#closedD.promise;
 
-  function isOpen(): boolean {
-    return state !== 'closed';
+    // ---------------------------------------------------------- wiring
+    stream.on('data', this.#onData);
+    stream.on('drain', () => {
+      if (this.#readPaused && this.#state !== 'closed') {
+        this.#readPaused = false;
+        stream.resume();
+        this.#pump();
+      }
+    });
+    stream.on('end', () => this.#fail(new BridgeError('BRIDGE_DISCONNECTED', 'peer closed the connection'), false));
+    stream.on('close', () => this.#fail(new BridgeError('BRIDGE_DISCONNECTED', 'connection closed'), false));
+    // Always listening for 'error': an unhandled stream error would crash the process.
+    stream.on('error', (e: NodeJS.ErrnoException) => this.#fail(new BridgeError('BRIDGE_DISCONNECTED', `connection error: ${e.code ?? e.message}`, { cause: e }), false));
+
+    this.#helloTimer = setTimeout(
+      () => this.#fail(new BridgeError('BRIDGE_HANDSHAKE', `no hello from the peer within ${helloTimeoutMs} ms`), true),
+      helloTimeoutMs,
+    );
+    this.#helloTimer.unref();
+
+    const hello: HelloMessage = { t: 'hello', v: PROTOCOL_VERSION, role: opts.role };
+    if (this.#ourFeatures.length > 0) hello.features = this.#ourFeatures;
+    if (stream.destroyed) this.#fail(new BridgeError('BRIDGE_DISCONNECTED', 'stream was already destroyed'), false);
+    else this.#send(hello);
   }
 
-  function report(error: unknown, event: BridgeErrorEvent): void {
+  get info(): BridgePeerInfo | undefined {
+    return this.#info;
+  }
+
+  get isOpen(): boolean {
+    return this.#state !== 'closed';
+  }
+
+  get pendingRequests(): number {
+    return this.#pending.size;
+  }
+
+  get runningHandlers(): number {
+    return this.#running;
+  }
+
+  close(): void {
+    this.#fail(new BridgeError('BRIDGE_DISCONNECTED', 'connection closed by this side'), true);
+  }
+
+  #report(error: unknown, event: BridgeErrorEvent): void {
     try {
-      opts.onError?.(error, event);
+      this.#onError?.(error, event);
     } catch {
       // a logging hook must not take the connection (or the process) down
     }
@@ -292,11 +361,11 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
 
   // ------------------------------------------------------------ writing
 
-  function uncork(): void {
-    if (!corked) return;
-    corked = false;
-    stream.uncork();
-  }
+  readonly #uncork = (): void => {
+    if (!this.#corked) return;
+    this.#corked = false;
+    this.#stream.uncork();
+  };
 
   /**
    * Writes one frame. Frames written in the same turn of the event loop go out in one syscall:
@@ -306,68 +375,70 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
    * at 64 clients that was a syscall and a wake-up of the other side per answer
    * (docs/performance.md, "Session 12"). A lone frame still leaves in the turn it was written.
    */
-  function writeFrame(frame: Uint8Array): void {
-    if (state === 'closed' || stream.destroyed || !stream.writable) return;
-    if (!corked) {
-      corked = true;
+  #writeFrame(frame: Uint8Array): void {
+    const stream = this.#stream;
+    if (this.#state === 'closed' || stream.destroyed || !stream.writable) return;
+    if (!this.#corked) {
+      this.#corked = true;
       stream.cork();
-      setImmediate(uncork);
+      setImmediate(this.#uncork);
     }
     stream.write(frame);
     // Flow control for the serving side: a peer that sends requests but does
     // not read responses would otherwise grow our write queue without bound.
-    if (handler && !readPaused && stream.writableLength > maxWriteBufferBytes) {
-      readPaused = true;
+    if (this.#handler && !this.#readPaused && stream.writableLength > this.#maxWriteBufferBytes) {
+      this.#readPaused = true;
       stream.pause();
     }
   }
 
-  function send(msg: BridgeMessage): void {
+  #send(msg: BridgeMessage): void {
     // Messages we build ourselves always encode; a result/params too large is handled by callers.
-    writeFrame(encodeFrame(encodeMessage(msg), { maxFrameBytes }));
+    this.#writeFrame(encodeFrame(encodeMessage(msg), { maxFrameBytes: this.#maxFrameBytes }));
   }
 
-  function sendError(id: number, error: WireError): void {
-    send({ t: 'err', id, error });
+  #sendError(id: number, error: WireError): void {
+    this.#send({ t: 'err', id, error });
   }
 
   // ------------------------------------------------------------ closing
 
-  function fail(reason: BridgeError, sendBye: boolean): void {
-    if (state === 'closed') return;
-    state = 'closed';
-    closeReason = reason;
-    clearTimeout(helloTimer);
+  #fail(reason: BridgeError, sendBye: boolean): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#closeReason = reason;
+    clearTimeout(this.#helloTimer);
 
     const gone = new BridgeError('BRIDGE_DISCONNECTED', `connection closed before the response arrived: ${reason.message}`, { cause: reason });
-    for (const p of pending.values()) {
+    for (const p of this.#pending.values()) {
       clearTimeout(p.timer);
       p.detach();
       p.reject(gone);
     }
-    pending.clear();
+    this.#pending.clear();
     const abortReason = new BridgeError('BRIDGE_DISCONNECTED', `connection closed: ${reason.message}`, { cause: reason });
-    for (const f of inflight.values()) {
+    for (const f of this.#inflight.values()) {
       clearTimeout(f.timer);
       f.cancel.abort(abortReason);
     }
-    inflight.clear();
-    backlog = [];
+    this.#inflight.clear();
+    this.#backlog = [];
 
-    ready.reject(reason);
-    closed.resolve(reason);
-    if (reason.code !== 'BRIDGE_DISCONNECTED') report(reason, { kind: 'connection' });
+    this.#readyD.reject(reason);
+    this.#closedD.resolve(reason);
+    if (reason.code !== 'BRIDGE_DISCONNECTED') this.#report(reason, { kind: 'connection' });
 
-    stream.removeListener('data', onData);
+    const stream = this.#stream;
+    stream.removeListener('data', this.#onData);
     if (sendBye && !stream.destroyed && stream.writable) {
       const bye: BridgeMessage = reason.code === 'BRIDGE_DISCONNECTED' ? { t: 'bye' } : { t: 'bye', error: { code: reason.code, message: reason.message.slice(0, MAX_ERROR_MESSAGE_LENGTH) } };
-      uncork();
+      this.#uncork();
       // end() flushes the bye before FIN; we keep draining (and discarding)
       // input meanwhile, because closing with unread input would reset a TCP
       // connection and could lose the bye. The linger timer bounds it all.
-      stream.end(encodeFrame(encodeMessage(bye), { maxFrameBytes }));
+      stream.end(encodeFrame(encodeMessage(bye), { maxFrameBytes: this.#maxFrameBytes }));
       stream.resume();
-      const t = setTimeout(() => stream.destroy(), closeLingerMs);
+      const t = setTimeout(() => stream.destroy(), this.#closeLingerMs);
       t.unref();
       stream.once('close', () => clearTimeout(t));
     } else {
@@ -377,35 +448,35 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
 
   // ------------------------------------------------------------ reading
 
-  function onData(chunk: Uint8Array): void {
-    if (state === 'closed') return;
+  readonly #onData = (chunk: Uint8Array): void => {
+    if (this.#state === 'closed') return;
     try {
-      for (const f of decoder.push(chunk)) backlog.push(f);
+      for (const f of this.#decoder.push(chunk)) this.#backlog.push(f);
     } catch (e) {
-      return fail(asBridgeError(e, 'BRIDGE_BAD_FRAME', 'frame decoding failed'), true);
+      return this.#fail(asBridgeError(e, 'BRIDGE_BAD_FRAME', 'frame decoding failed'), true);
     }
-    pump();
-  }
+    this.#pump();
+  };
 
   /**
    * Handles decoded frames in order. While reading is paused for flow control
    * the rest of the current chunk waits here (at most one chunk's worth, since
    * nothing more is read), so a burst of requests cannot bypass the pause.
    */
-  function pump(): void {
-    while (backlog.length > 0 && !readPaused && isOpen()) {
-      const ev = backlog.shift()!;
+  #pump(): void {
+    while (this.#backlog.length > 0 && !this.#readPaused && this.isOpen) {
+      const ev = this.#backlog.shift()!;
       if (!ev.ok) {
-        onBadFrame(ev.bad);
+        this.#onBadFrame(ev.bad);
         continue;
       }
       let msg: BridgeMessage;
       try {
         msg = parseMessage(ev.value);
       } catch (e) {
-        return fail(asBridgeError(e, 'BRIDGE_PROTOCOL', 'invalid message'), true);
+        return this.#fail(asBridgeError(e, 'BRIDGE_PROTOCOL', 'invalid message'), true);
       }
-      handle(msg);
+      this.#handle(msg);
     }
   }
 
@@ -415,19 +486,19 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
    * it carried gets an `err` (its id was read from the front of the frame), or
    * our pending request it answered is rejected; anything else is dropped.
    */
-  function onBadFrame(bad: BadFrame): void {
-    if (state === 'hello') return fail(bad.error, true);
+  #onBadFrame(bad: BadFrame): void {
+    if (this.#state === 'hello') return this.#fail(bad.error, true);
     const { t, id } = bad;
     const code = bad.error.code as BridgeErrorCode;
     let answered = false;
-    if (t === 'req' && id !== undefined && !inflight.has(id)) {
+    if (t === 'req' && id !== undefined && !this.#inflight.has(id)) {
       // An id still in flight is not answered: its requester would take this for the earlier request's answer.
-      sendError(id, { code, message: `request ${id} could not be read: ${bad.error.message}`.slice(0, MAX_ERROR_MESSAGE_LENGTH) });
+      this.#sendError(id, { code, message: `request ${id} could not be read: ${bad.error.message}`.slice(0, MAX_ERROR_MESSAGE_LENGTH) });
       answered = true;
     } else if ((t === 'res' || t === 'err') && id !== undefined) {
-      const p = pending.get(id);
+      const p = this.#pending.get(id);
       if (p) {
-        pending.delete(id);
+        this.#pending.delete(id);
         clearTimeout(p.timer);
         p.detach();
         // Always BRIDGE_BAD_FRAME here: BRIDGE_FRAME_TOO_LARGE from request() means "yours was too big, nothing sent".
@@ -435,74 +506,76 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
         answered = true;
       }
     }
-    report(bad.error, { kind: 'frame', ...(t === undefined ? {} : { t }), ...(id === undefined ? {} : { id }), answered });
+    this.#report(bad.error, { kind: 'frame', ...(t === undefined ? {} : { t }), ...(id === undefined ? {} : { id }), answered });
   }
 
-  function handle(msg: BridgeMessage): void {
+  #handle(msg: BridgeMessage): void {
     if (msg.t === 'bye') {
       const e = msg.error;
       const code: BridgeErrorCode = e && CONNECTION_CODES.has(e.code) ? (e.code as BridgeErrorCode) : 'BRIDGE_DISCONNECTED';
-      return fail(new BridgeError(code, e ? `peer closed the connection: ${e.code}: ${e.message}` : 'peer closed the connection'), false);
+      return this.#fail(new BridgeError(code, e ? `peer closed the connection: ${e.code}: ${e.message}` : 'peer closed the connection'), false);
     }
-    if (msg.t === 'hello') return onHello(msg);
-    if (state === 'hello') return fail(new BridgeError('BRIDGE_PROTOCOL', `expected hello as the first message, got "${msg.t}"`), true);
+    if (msg.t === 'hello') return this.#onHello(msg);
+    if (this.#state === 'hello') return this.#fail(new BridgeError('BRIDGE_PROTOCOL', `expected hello as the first message, got "${msg.t}"`), true);
     switch (msg.t) {
       case 'req':
-        return onRequest(msg);
+        return this.#onRequest(msg);
       case 'cancel':
-        return onCancel(msg.id);
+        return this.#onCancel(msg.id);
       case 'res':
       case 'err':
-        return onResponse(msg);
+        return this.#onResponse(msg);
     }
   }
 
-  function onHello(msg: HelloMessage): void {
-    if (state !== 'hello') return fail(new BridgeError('BRIDGE_PROTOCOL', 'second hello on an open connection'), true);
+  #onHello(msg: HelloMessage): void {
+    if (this.#state !== 'hello') return this.#fail(new BridgeError('BRIDGE_PROTOCOL', 'second hello on an open connection'), true);
     // Negotiation: each side announces its highest version; both run the lower
     // one, which each side must support (checked independently on both ends).
     const version = Math.min(PROTOCOL_VERSION, msg.v);
     if (!SUPPORTED_VERSIONS.includes(version)) {
-      return fail(
+      return this.#fail(
         new BridgeError('BRIDGE_VERSION', `peer speaks bridge protocol v${msg.v}, this side speaks v${SUPPORTED_VERSIONS.join('/')}`, {
           hint: 'deploy parent and enclave builds with a common bridge protocol version',
         }),
         true,
       );
     }
-    if (msg.role !== expectPeerRole) {
-      return fail(new BridgeError('BRIDGE_HANDSHAKE', `peer announced role "${msg.role}", expected "${expectPeerRole}"`), true);
+    if (msg.role !== this.#expectPeerRole) {
+      return this.#fail(new BridgeError('BRIDGE_HANDSHAKE', `peer announced role "${msg.role}", expected "${this.#expectPeerRole}"`), true);
     }
     const theirs = new Set(msg.features ?? []);
-    info = { version, role: msg.role, features: ourFeatures.filter((f) => theirs.has(f)) };
-    state = 'open';
-    clearTimeout(helloTimer);
-    ready.resolve(info);
+    const info: BridgePeerInfo = { version, role: msg.role, features: this.#ourFeatures.filter((f) => theirs.has(f)) };
+    this.#info = info;
+    this.#state = 'open';
+    clearTimeout(this.#helloTimer);
+    this.#readyD.resolve(info);
   }
 
   // ------------------------------------------------------------ server half
 
-  function onRequest(msg: RequestMessage): void {
+  #onRequest(msg: RequestMessage): void {
     const { id } = msg;
-    if (!handler) return sendError(id, { code: 'BRIDGE_NOT_SERVING', message: 'this side of the bridge does not serve requests' });
-    if (inflight.has(id)) return fail(new BridgeError('BRIDGE_PROTOCOL', `request id ${id} is already in flight`), true);
-    if (running >= maxInFlight) {
-      return sendError(id, { code: 'BRIDGE_BUSY', message: `more than ${maxInFlight} requests in flight on this connection` });
+    const handler = this.#handler;
+    if (!handler) return this.#sendError(id, { code: 'BRIDGE_NOT_SERVING', message: 'this side of the bridge does not serve requests' });
+    if (this.#inflight.has(id)) return this.#fail(new BridgeError('BRIDGE_PROTOCOL', `request id ${id} is already in flight`), true);
+    if (this.#running >= this.#maxInFlight) {
+      return this.#sendError(id, { code: 'BRIDGE_BUSY', message: `more than ${this.#maxInFlight} requests in flight on this connection` });
     }
 
     const entry: InFlight = { cancel: new CancellationSource(), timer: undefined };
-    inflight.set(id, entry);
-    running++;
+    this.#inflight.set(id, entry);
+    this.#running++;
     const ctx: BridgeRequestContext = { cancellation: entry.cancel, id };
     if (msg.deadline !== undefined) {
       const budget = msg.deadline;
       ctx.deadline = Date.now() + budget;
       entry.timer = setTimeout(() => {
-        if (inflight.get(id) !== entry) return;
-        inflight.delete(id);
+        if (this.#inflight.get(id) !== entry) return;
+        this.#inflight.delete(id);
         const e = new BridgeError('BRIDGE_TIMEOUT', `deadline of ${budget} ms passed before the handler finished`);
         entry.cancel.abort(e);
-        sendError(id, { code: e.code, message: e.message });
+        this.#sendError(id, { code: e.code, message: e.message });
       }, budget);
     }
 
@@ -513,91 +586,89 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
       p = Promise.reject(e);
     }
     p.then(
-      (result) => finish(id, msg.method, entry, { ok: true, result }),
-      (error: unknown) => finish(id, msg.method, entry, { ok: false, error }),
+      (result) => this.#finish(id, msg.method, entry, { ok: true, result }),
+      (error: unknown) => this.#finish(id, msg.method, entry, { ok: false, error }),
     );
   }
 
-  function finish(id: number, method: string, entry: InFlight, outcome: { ok: true; result: CborValue } | { ok: false; error: unknown }): void {
-    running--;
+  #finish(id: number, method: string, entry: InFlight, outcome: { ok: true; result: CborValue } | { ok: false; error: unknown }): void {
+    this.#running--;
     // Cancelled, timed out or disconnected: the peer gets nothing more for this
     // id, and an error thrown after the abort is the expected way to stop.
-    if (inflight.get(id) !== entry) return;
-    inflight.delete(id);
+    if (this.#inflight.get(id) !== entry) return;
+    this.#inflight.delete(id);
     clearTimeout(entry.timer);
-    if (state === 'closed') return;
+    if (this.#state === 'closed') return;
     if (!outcome.ok) {
-      report(outcome.error, { kind: 'handler', id, method });
-      return sendError(id, toWireError(outcome.error));
+      this.#report(outcome.error, { kind: 'handler', id, method });
+      return this.#sendError(id, toWireError(outcome.error));
     }
     let frame: Uint8Array;
     try {
-      frame = encodeFrame(encodeMessage({ t: 'res', id, result: outcome.result }), { maxFrameBytes });
+      frame = encodeFrame(encodeMessage({ t: 'res', id, result: outcome.result }), { maxFrameBytes: this.#maxFrameBytes });
     } catch (e) {
-      report(e, { kind: 'handler', id, method });
+      this.#report(e, { kind: 'handler', id, method });
       const tooLarge = e instanceof BridgeError && e.code === 'BRIDGE_FRAME_TOO_LARGE';
-      return sendError(id, tooLarge ? { code: 'BRIDGE_RESULT_TOO_LARGE', message: `result does not fit in a ${maxFrameBytes}-byte frame` } : { ...GENERIC_INTERNAL });
+      return this.#sendError(id, tooLarge ? { code: 'BRIDGE_RESULT_TOO_LARGE', message: `result does not fit in a ${this.#maxFrameBytes}-byte frame` } : { ...GENERIC_INTERNAL });
     }
-    writeFrame(frame);
+    this.#writeFrame(frame);
   }
 
-  function onCancel(id: number): void {
-    const entry = inflight.get(id);
+  #onCancel(id: number): void {
+    const entry = this.#inflight.get(id);
     if (!entry) return; // already answered: the cancel crossed our response on the wire
-    inflight.delete(id);
+    this.#inflight.delete(id);
     clearTimeout(entry.timer);
     entry.cancel.abort(new BridgeError('BRIDGE_CANCELLED', 'request cancelled by the peer'));
   }
 
   // ------------------------------------------------------------ client half
 
-  function onResponse(msg: Extract<BridgeMessage, { t: 'res' | 'err' }>): void {
-    const p = pending.get(msg.id);
+  #onResponse(msg: Extract<BridgeMessage, { t: 'res' | 'err' }>): void {
+    const p = this.#pending.get(msg.id);
     if (!p) {
       // Ids are issued in increasing order, so an id we never issued is a
       // protocol violation; an older one is a late answer to a request we
       // already timed out or cancelled, and is dropped.
-      if (msg.id >= nextId || msg.id < 1) return fail(new BridgeError('BRIDGE_PROTOCOL', `response for request id ${msg.id}, which was never sent`), true);
+      if (msg.id >= this.#nextId || msg.id < 1) return this.#fail(new BridgeError('BRIDGE_PROTOCOL', `response for request id ${msg.id}, which was never sent`), true);
       return;
     }
-    pending.delete(msg.id);
+    this.#pending.delete(msg.id);
     clearTimeout(p.timer);
     p.detach();
     if (msg.t === 'res') p.resolve(msg.result);
     else p.reject(remoteError(msg));
   }
 
-  function remoteError(msg: ErrorMessage): BridgeRemoteError {
-    return new BridgeRemoteError(msg.error.code, msg.error.message, msg.error.data);
-  }
-
-  function request(method: string, params: CborValue, ropts: RequestOptions = {}): Promise<CborValue> {
+  /** An arrow property, so `const { request } = peer` keeps working as it did with the closure. */
+  readonly request = (method: string, params: CborValue, ropts: RequestOptions = {}): Promise<CborValue> => {
     return new Promise<CborValue>((resolve, reject) => {
-      if (state === 'closed') {
-        return reject(new BridgeError('BRIDGE_DISCONNECTED', `connection is closed: ${closeReason?.message ?? 'closed'}`, { cause: closeReason }));
+      if (this.#state === 'closed') {
+        return reject(new BridgeError('BRIDGE_DISCONNECTED', `connection is closed: ${this.#closeReason?.message ?? 'closed'}`, { cause: this.#closeReason }));
       }
       if (!isValidMethod(method)) return reject(new BridgeError('BRIDGE_BAD_ARGUMENT', `invalid method name ${JSON.stringify(String(method).slice(0, 64))}`));
-      const deadlineMs = ropts.deadlineMs ?? defaultDeadlineMs;
+      const deadlineMs = ropts.deadlineMs ?? this.#defaultDeadlineMs;
       if (!isValidDeadline(deadlineMs)) return reject(new BridgeError('BRIDGE_BAD_ARGUMENT', `deadlineMs must be an integer in 1..${MAX_DEADLINE_MS}`));
       const cancel = ropts.cancellation ?? (ropts.signal ? cancellationOf(ropts.signal) : undefined);
       if (cancel?.aborted) return reject(new BridgeError('BRIDGE_CANCELLED', 'request cancelled before it was sent', { cause: cancel.reason }));
 
-      const id = nextId++;
+      const id = this.#nextId++;
       let frame: Uint8Array;
       try {
-        frame = encodeFrame(encodeMessage({ t: 'req', id, method, params, deadline: deadlineMs }), { maxFrameBytes });
+        frame = encodeFrame(encodeMessage({ t: 'req', id, method, params, deadline: deadlineMs }), { maxFrameBytes: this.#maxFrameBytes });
       } catch (e) {
         return reject(e); // BRIDGE_ENCODE / BRIDGE_FRAME_TOO_LARGE: nothing sent, connection unaffected
       }
 
+      const pending = this.#pending;
       const abandon = (e: BridgeError) => {
         if (pending.get(id) !== entry) return;
         pending.delete(id);
         clearTimeout(entry.timer);
         entry.detach();
         reject(e);
-        // `state` may have changed since the request was made; re-read it.
-        if (isOpen()) send({ t: 'cancel', id });
+        // The state may have changed since the request was made; re-read it.
+        if (this.isOpen) this.#send({ t: 'cancel', id });
       };
       const onAbort = () => abandon(new BridgeError('BRIDGE_CANCELLED', 'request cancelled by the caller', { cause: cancel?.reason }));
       const entry: Pending = {
@@ -608,56 +679,8 @@ export function createBridgePeer(stream: Duplex, opts: BridgePeerOptions): Bridg
       };
       pending.set(id, entry);
       if (cancel) entry.detach = cancel.onAbort(onAbort);
-      writeFrame(frame);
+      this.#writeFrame(frame);
     });
-  }
-
-  // ------------------------------------------------------------ wiring
-
-  stream.on('data', onData);
-  stream.on('drain', () => {
-    if (readPaused && state !== 'closed') {
-      readPaused = false;
-      stream.resume();
-      pump();
-    }
-  });
-  stream.on('end', () => fail(new BridgeError('BRIDGE_DISCONNECTED', 'peer closed the connection'), false));
-  stream.on('close', () => fail(new BridgeError('BRIDGE_DISCONNECTED', 'connection closed'), false));
-  // Always listening for 'error': an unhandled stream error would crash the process.
-  stream.on('error', (e: NodeJS.ErrnoException) => fail(new BridgeError('BRIDGE_DISCONNECTED', `connection error: ${e.code ?? e.message}`, { cause: e }), false));
-
-  helloTimer = setTimeout(
-    () => fail(new BridgeError('BRIDGE_HANDSHAKE', `no hello from the peer within ${helloTimeoutMs} ms`), true),
-    helloTimeoutMs,
-  );
-  helloTimer.unref();
-
-  const hello: HelloMessage = { t: 'hello', v: PROTOCOL_VERSION, role: opts.role };
-  if (ourFeatures.length > 0) hello.features = ourFeatures;
-  if (stream.destroyed) fail(new BridgeError('BRIDGE_DISCONNECTED', 'stream was already destroyed'), false);
-  else send(hello);
-
-  return {
-    role: opts.role,
-    ready: ready.promise,
-    closed: closed.promise,
-    get info() {
-      return info;
-    },
-    get isOpen() {
-      return isOpen();
-    },
-    get pendingRequests() {
-      return pending.size;
-    },
-    get runningHandlers() {
-      return running;
-    },
-    request,
-    close() {
-      fail(new BridgeError('BRIDGE_DISCONNECTED', 'connection closed by this side'), true);
-    },
   };
 }
 
