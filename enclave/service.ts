@@ -26,9 +26,8 @@ import { RequestVerifier } from './auth/verify-request.js';
 import { pinnedKeys } from './config.js';
 import { Decisions, errorRule } from './decisions.js';
 import { createKeyDecided, type Recorded } from './key-create-method.js';
-import { KeyringSlot } from './keyring-slot.js';
+import { KeyringSlot, type KmsOptions } from './keyring-slot.js';
 import type { AwsCredentials } from './kms/client.js';
-import type { Dial } from './kms/connection.js';
 import type { Keyring } from './kms/keyring.js';
 import type { EnclaveMethod } from './method.js';
 import type { Nsm } from './nsm/nsm.js';
@@ -46,11 +45,7 @@ export interface EnclaveServiceOptions {
   pool: WorkerPool;
   /** The policy engine with the policy loaded at boot (enclave/policy/gate.ts); the host cannot change it. */
   policy: PolicyGate;
-  kms: {
-    region: string;
-    dial: Dial;
-    endpoint?: string;
-    ca?: string | string[];
+  kms: KmsOptions & {
     /** The CMK ARNs pinned in the measured configuration (config.ts): the only keys a keyring may live under. */
     allowedKeyArns: readonly string[];
   };

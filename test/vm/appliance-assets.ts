@@ -163,13 +163,13 @@ export async function guestSqlite(runtimeDir: string): Promise<GuestSqlite> {
   const nodeVersion = v[0]!;
   const abi = v[1]!;
   const t0 = performance.now();
-  const script = join(REPO_ROOT, 'build', 'runtime-sqlite.sh');
-  const cached = (await run('bash', [script, '--cached'], 'build/runtime-sqlite.sh --cached', { stdoutOnly: true })).trim();
-  const dir = cached !== '' ? cached : (await run('bash', [script], 'build/runtime-sqlite.sh', { stdoutOnly: true })).trim();
+  const startedAt = Date.now();
+  const dir = (await run('bash', [join(REPO_ROOT, 'build', 'runtime-sqlite.sh')], 'build/runtime-sqlite.sh', { stdoutOnly: true })).trim();
   const addon = join(dir, 'build', 'Release', 'better_sqlite3.node');
   // The builder checks the ABI too; checked again here because the guest's parent cannot load anything else.
   if (!readFileSync(addon).includes(`node_register_module_v${abi}\0`)) throw new Error(`${addon} is not built for Node ABI ${abi} (${nodeVersion})`);
-  const compiled = cached === '';
+  // A build copies the addon into place, so it is newer than this call; a reused one is older.
+  const compiled = statSync(addon).mtimeMs >= startedAt;
   return { dir, compiled, ms: compiled ? Math.round(performance.now() - t0) : 0, nodeVersion, abi };
 }
 
