@@ -27,26 +27,10 @@
  * worker keeps every prepared job by id and signs only the one a `go` names,
  * so what is signed is unchanged; at most `depth` prepared keys wait per worker.
  *
- * Inline (option `inline`, on in the enclave): a cheap job (a secp256k1 key,
- * a small request: inlineable()) that arrives while the whole pool is idle —
- * no job queued, on a worker or inline — runs on the calling (main) thread
- * instead, through the same two steps (job-signer.ts). Only cheap ones: the
- * thread is blocked while it signs, so a PSBT, a seed key's derivation or a
- * large message would hold every other request (and the job's own deadline,
- * which is checked again after the signature) for milliseconds.
- * At low load that saves the four thread hand-offs of a worker job (job,
- * facts, go, done), each of which wakes a sleeping thread: at one client
- * the p50 falls by 0.12–0.27 ms (docs/performance.md, "Session 9"). While it waits
- * for its decision, other jobs go to the workers as usual; under load the
- * pool is never idle and every job runs on a worker. In between (a few
- * clients) the pool is often idle for a moment, but a job signed inline
- * blocks the main thread for the whole signature while other requests
- * arrive (8 clients: 7 % fewer signatures/s), so inline backs off: a job
- * arriving while an inline job runs, or in the I/O processed right after it,
- * goes to a worker, and then no job runs inline for the next
- * INLINE_BACKOFF_MS. The main thread then
- * holds a key cache of its own (the same bounds and wiping as a worker's)
- * beside the keyring copy the pool keeps for replacement workers.
+ * Inline (option `inline`, on in the enclave; inline-lane.ts): a cheap job
+ * (job-cost.ts) that arrives while the whole pool is idle runs on the calling
+ * (main) thread, through the same two steps, without the four thread
+ * hand-offs of a worker job; it backs off when other jobs arrive meanwhile.
  *
  * Decided ahead (option `decideAhead`, on in the enclave): the policy needs
  * the key's facts, which only a worker that authenticated the blob can
@@ -86,82 +70,38 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { wipe } from '../common/bytes.js';
-import type { Cancellation } from '../common/cancellation.js';
 import { SignerError } from '../common/errors.js';
-import type { SignerFacts, } from '../common/protocol/enclave-api.js';
-import type { Intent } from './policy/intent.js';
-import { createJobSigner, type Decision, failureOf, jobExpired, type JobSigner } from './job-signer.js';
+import type { SignerFacts } from '../common/protocol/enclave-api.js';
+import { inlineable } from './job-cost.js';
+import { InlineLane } from './inline-lane.js';
 import { DEFAULT_KEY_CACHE, keySlot } from './key-cache.js';
 import { createKnownKeys, type KnownKeys } from './known-keys.js';
 import { secpIntent } from './operations.js';
+import type { Intent } from './policy/intent.js';
+import {
+  asWorkerError,
+  cancelled,
+  crashed,
+  expired,
+  type Job,
+  poolClosed,
+  type RunOptions,
+  type SignOutcome,
+  type Slot,
+  type Step,
+  settle,
+  WorkerError,
+} from './pool-job.js';
 import type { SignJob, WorkerConfig, WorkerIn, WorkerOut } from './worker.js';
 
-export class WorkerError extends SignerError {
-  readonly field: string | undefined;
-  constructor(code: string, message: string, field?: string) {
-    super(code, message);
-    this.field = field;
-  }
-  override toJSON() {
-    const b = super.toJSON();
-    return this.field === undefined ? b : { ...b, field: this.field };
-  }
-}
-
-/** After an inline job met another job's arrival, how long every job goes to a worker (see "Inline"). */
-export const INLINE_BACKOFF_MS = 100;
-
-/** Characters of strings (and values) a request may hold to be signed inline: a digest, a short message or transaction. */
-const INLINE_MAX_REQUEST = 4096;
-
-/**
- * Whether a job is cheap enough to sign on the main thread: a secp256k1 key (no BIP32
- * derivation, no PSBT) and a request whose strings add up to at most INLINE_MAX_REQUEST
- * characters (hashing a long message, calldata or typed data stays on a worker). The same test
- * decides which jobs may be decided ahead, and tells a worker which answers it may hold in a
- * batch (worker.ts: a job's `cheap`).
- */
-export function inlineable(job: SignJob): boolean {
-  if (job.kind !== 'secp256k1') return false;
-  let budget = INLINE_MAX_REQUEST;
-  const stack: unknown[] = [job.request];
-  while (stack.length > 0) {
-    const v = stack.pop();
-    if (typeof v === 'string') budget -= v.length;
-    else if (typeof v === 'object' && v !== null) {
-      const items = Array.isArray(v) ? v : Object.values(v);
-      budget -= items.length;
-      for (const x of items) stack.push(x);
-    } else budget -= 1;
-    if (budget < 0) return false;
-  }
-  return true;
-}
-
-/** Longest a job may take in the enclave, whatever deadline the (untrusted) parent sent. */
-export const MAX_JOB_MS = 30_000;
-
+export { WorkerError, type RunOptions, type SignOutcome } from './pool-job.js';
+export { INLINE_BACKOFF_MS } from './inline-lane.js';
+export { inlineable } from './job-cost.js';
 /** A signing job as the service hands it over (defined beside the worker's message types). */
 export type { SignJob } from './worker.js';
 
-export interface RunOptions {
-  /**
-   * Cancelled when the parent cancels the request (or the bridge's deadline passes). Not an
-   * AbortSignal: common/cancellation.ts says why; cancellationOf() wraps one.
-   */
-  cancellation?: Cancellation;
-  /** Absolute deadline, Date.now() ms; capped at now + the pool's maxJobMs. */
-  deadline?: number;
-  /** The policy decision on facts and the intent derived inside the worker; throws to refuse. */
-  authorize?: (facts: SignerFacts, intent: Intent) => void | Promise<void>;
-  /** Records the allow decision (synchronously, right before the job is handed on to be signed); throws to refuse. */
-  record?: (facts: SignerFacts, intent: Intent) => void;
-}
-
-export interface SignOutcome {
-  result: unknown;
-  facts: SignerFacts;
-}
+/** Longest a job may take in the enclave, whatever deadline the (untrusted) parent sent. */
+export const MAX_JOB_MS = 30_000;
 
 export interface WorkerPool {
   readonly size: number;
@@ -201,141 +141,181 @@ function workerPath(): string {
   return built;
 }
 
-/** `ready`: decided ahead, waiting for a worker. */
-type Phase = 'queued' | 'preparing' | 'deciding' | 'ready' | 'signing';
-
-interface Job {
-  id: number;
-  msg: Extract<WorkerIn, { t: 'job' }>;
-  opts: RunOptions;
-  phase: Phase;
-  slot?: Slot;
-  /** For a job that may be decided ahead: its key's slot in `known` (key-cache.ts keySlot). */
-  keySlot?: string;
-  /** The pool's keyring epoch when the job came: its facts are learnt only if the keyring has not changed since. */
-  epoch?: number;
-  facts?: SignerFacts;
-  /** A job decided ahead: what it was decided on, sent with it to the worker. */
-  decided?: Decision;
-  settled: boolean;
-  timer?: NodeJS.Timeout;
-  /** Unregisters the job's cancellation callback. */
-  offAbort?: () => void;
-  resolve: (v: SignOutcome) => void;
-  reject: (e: Error) => void;
-}
-
-interface Slot {
-  index: number;
-  worker: Worker;
-  /** In the order they were handed to the worker; settled ones stay until the worker is done with them. */
-  jobs: Job[];
-  dead: boolean;
-}
-
-const crashed = () => new WorkerError('WORKER_CRASHED', 'the signing worker stopped; request not completed');
-const cancelled = () => new WorkerError('JOB_CANCELLED', 'the request was cancelled before it was signed; nothing was signed');
-/** What a worker's `fail` answer becomes, for the same failure on the inline path. */
-const asWorkerError = (e: unknown): WorkerError => {
-  const f = failureOf(e);
-  return new WorkerError(f.code, f.message, f.field);
-};
-/** The same words as a worker's own deadline refusal (job-signer.ts). */
-const expired = () => asWorkerError(jobExpired());
-const poolClosed = () => new WorkerError('WORKER_CLOSED', 'the signing pool is shut down');
-
 export function createWorkerPool(options: number | WorkerPoolOptions = {}): WorkerPool {
-  const o: WorkerPoolOptions = typeof options === 'number' ? { size: options } : options;
-  const size = Math.max(1, o.size ?? availableParallelism());
-  const depth = Math.max(1, o.depth ?? 32);
-  const maxJobMs = o.maxJobMs ?? MAX_JOB_MS;
-  const path = workerPath();
-  const config: WorkerConfig = o.keyCache ? { keyCache: o.keyCache } : {};
-  let nextId = 1;
-  let closed = false;
-  let spawned = 0;
+  return new Pool(typeof options === 'number' ? { size: options } : options);
+}
+
+class Pool implements WorkerPool {
+  readonly size: number;
+  readonly #depth: number;
+  readonly #maxJobMs: number;
+  readonly #path = workerPath();
+  readonly #config: WorkerConfig;
+  #nextId = 1;
+  #closed = false;
+  #spawned = 0;
   /** The pool's own copy of the keyring key, for replacement workers. */
-  let keyring: { id: string; key: Uint8Array } | undefined;
-  const slots: Slot[] = [];
-  const queue: Job[] = [];
-  /** Jobs decided ahead, waiting for a worker: they go before `queue` (their decision is recorded). */
-  const ready: Job[] = [];
+  #keyring: { id: string; key: Uint8Array } | undefined;
+  readonly #slots: Slot[] = [];
+  readonly #queue: Job[] = [];
+  /** Jobs decided ahead, waiting for a worker: they go before `#queue` (their decision is recorded). */
+  readonly #ready: Job[] = [];
   /** The facts of blobs a worker authenticated (see "Decided ahead"); undefined when off. */
-  const known: KnownKeys | undefined = o.decideAhead ? createKnownKeys({ ...DEFAULT_KEY_CACHE, ...(o.keyCache ?? {}) }) : undefined;
+  readonly #known: KnownKeys | undefined;
   /**
    * Counts keyring changes (setKeyring, lock). A worker may still answer for a job it prepared
-   * under the keyring before: what it learnt then is not put back into `known`, which the change
+   * under the keyring before: what it learnt then is not put back into `#known`, which the change
    * cleared.
    */
-  let keyringEpoch = 0;
-  /** The calling thread's signer for inline jobs, and the inline job running (at most one). */
-  const inlineSigner: JobSigner | undefined = o.inline ? createJobSigner(config) : undefined;
-  let inlineJob: Job | undefined;
-  /** The time (Date.now()) before which no job runs inline. */
-  let inlineOffUntil = 0;
-  /** From the end of an inline job until its back-off check has run (see endInline). */
-  let inlineSettling = false;
-  /** Another job arrived since the inline job started, or while its back-off check waited. */
-  let inlineContended = false;
+  #keyringEpoch = 0;
+  /** The calling thread's lane for inline jobs (see "Inline"); undefined when off. */
+  readonly #inline: InlineLane | undefined;
 
-  const keyringMsg = (): WorkerIn | undefined => (keyring ? { t: 'keyring', keyringId: keyring.id, key: keyring.key } : undefined);
+  constructor(o: WorkerPoolOptions) {
+    this.size = Math.max(1, o.size ?? availableParallelism());
+    this.#depth = Math.max(1, o.depth ?? 32);
+    this.#maxJobMs = o.maxJobMs ?? MAX_JOB_MS;
+    this.#config = o.keyCache ? { keyCache: o.keyCache } : {};
+    this.#known = o.decideAhead ? createKnownKeys({ ...DEFAULT_KEY_CACHE, ...(o.keyCache ?? {}) }) : undefined;
+    this.#inline = o.inline
+      ? new InlineLane(this.#config, {
+          decide: (j, facts, intent, step) => this.#decide(j, facts, intent, step),
+          learn: (slot, facts) => this.#known?.put(slot, facts),
+          pump: () => this.#pump(),
+        })
+      : undefined;
+    for (let i = 0; i < this.size; i++) this.#slots.push(this.#spawn(i));
+  }
 
-  function spawn(index: number): Slot {
-    const worker = new Worker(path, { workerData: config });
-    spawned++;
+  get spawned(): number {
+    return this.#spawned;
+  }
+
+  setKeyring(keyringId: string, key: Uint8Array): void {
+    this.#keyringEpoch++;
+    this.#known?.clear();
+    if (this.#keyring) wipe(this.#keyring.key);
+    this.#keyring = { id: keyringId, key: new Uint8Array(key) };
+    const msg = this.#keyringMsg();
+    for (const s of this.#slots) s.worker.postMessage(msg);
+    this.#inline?.setKeyring(keyringId, new Uint8Array(key));
+  }
+
+  lock(): void {
+    this.#keyringEpoch++;
+    this.#known?.clear();
+    if (this.#keyring) wipe(this.#keyring.key);
+    this.#keyring = undefined;
+    for (const s of this.#slots) s.worker.postMessage({ t: 'lock' } satisfies WorkerIn);
+    this.#inline?.lock();
+  }
+
+  run(job: SignJob, opts: RunOptions = {}): Promise<SignOutcome> {
+    if (this.#closed) return Promise.reject(poolClosed());
+    if (opts.cancellation?.aborted) return Promise.reject(cancelled());
+    const now = Date.now();
+    const deadline = Math.min(opts.deadline ?? Infinity, now + this.#maxJobMs);
+    if (now >= deadline) return Promise.reject(expired());
+    const id = this.#nextId++;
+    this.#inline?.arrived();
+    return new Promise<SignOutcome>((resolve, reject) => {
+      const j: Job = { id, msg: { t: 'job', id, ...job, deadline, cheap: inlineable(job) }, opts, phase: 'queued', settled: false, resolve, reject };
+      j.timer = setTimeout(() => this.#stop(j, expired()), deadline - now);
+      j.timer.unref();
+      if (opts.cancellation) j.offAbort = opts.cancellation.onAbort(() => this.#stop(j, cancelled()));
+      if (this.#inline?.admits(j, this.#idle)) {
+        // run() settles the job on every path; this only keeps a bug from becoming an unhandled rejection.
+        this.#inline.run(j).catch((e: unknown) => settle(j, asWorkerError(e)));
+        return;
+      }
+      if (this.#known !== undefined && j.msg.cheap) {
+        j.keySlot = keySlot(job.keyringId, job.keyId, job.kind, job.blob);
+        j.epoch = this.#keyringEpoch;
+        const facts = this.#known.get(j.keySlot);
+        if (facts !== undefined) {
+          // #decideAhead settles the job on every path, or hands it to a worker; as for the inline run.
+          this.#decideAhead(j, facts).catch((e: unknown) => settle(j, asWorkerError(e)));
+          return;
+        }
+      }
+      this.#queue.push(j);
+      this.#pump();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#known?.clear();
+    for (const j of [...this.#queue.splice(0), ...this.#ready.splice(0)]) settle(j, poolClosed());
+    this.#inline?.close(poolClosed());
+    if (this.#keyring) wipe(this.#keyring.key);
+    this.#keyring = undefined;
+    // Each worker wipes its keyring key and key cache, then exits; terminate() after a grace period in case it is stuck.
+    await Promise.all(
+      this.#slots.map(async (s) => {
+        if (s.dead) return;
+        const exited = new Promise<void>((r) => s.worker.once('exit', () => r()));
+        s.worker.postMessage({ t: 'close' } satisfies WorkerIn);
+        const grace = new Promise<void>((r) => setTimeout(r, 1_000).unref());
+        await Promise.race([exited, grace]);
+        await s.worker.terminate();
+      }),
+    );
+  }
+
+  #keyringMsg(): WorkerIn | undefined {
+    return this.#keyring ? { t: 'keyring', keyringId: this.#keyring.id, key: this.#keyring.key } : undefined;
+  }
+
+  /** No job queued, decided and waiting, or on a worker (the inline lane checks its own). */
+  readonly #idle = (): boolean => this.#queue.length === 0 && this.#ready.length === 0 && this.#slots.every((s) => s.jobs.length === 0);
+
+  #spawn(index: number): Slot {
+    const worker = new Worker(this.#path, { workerData: this.#config });
+    this.#spawned++;
     const slot: Slot = { index, worker, jobs: [], dead: false };
     worker.on('message', (answers: WorkerOut[]) => {
-      // A batch (worker.ts): an answer may replace this worker (reap), after which the rest
+      // A batch (worker.ts): an answer may replace this worker (#reap), after which the rest
       // find no job on the dead slot and are dropped, as a late answer is.
-      for (const m of answers) onMessage(slot, m);
+      for (const m of answers) this.#onMessage(slot, m);
     });
     const onDeath = () => {
       if (slot.dead) return;
       slot.dead = true;
       for (const j of slot.jobs.splice(0)) settle(j, crashed());
-      if (!closed) {
-        slots[index] = spawn(index);
-        pump();
+      if (!this.#closed) {
+        this.#slots[index] = this.#spawn(index);
+        this.#pump();
       }
     };
     worker.once('error', onDeath);
     worker.once('exit', onDeath);
     worker.unref();
     // A replacement worker needs the keyring too (structured clone: the worker gets its own copy).
-    const k = keyringMsg();
+    const k = this.#keyringMsg();
     if (k) worker.postMessage(k);
     return slot;
   }
 
-  /** Ends a job once: resolves or rejects, clears its timer and abort listener. */
-  function settle(j: Job, outcome: Error | SignOutcome): void {
-    if (j.settled) return;
-    j.settled = true;
-    if (j.timer) clearTimeout(j.timer);
-    j.offAbort?.();
-    if (outcome instanceof Error) j.reject(outcome);
-    else j.resolve(outcome);
-  }
-
   /** Takes the job off its worker, which may then take the next job. */
-  function release(j: Job): void {
+  #release(j: Job): void {
     const s = j.slot;
     if (s) {
       const at = s.jobs.indexOf(j);
       if (at >= 0) s.jobs.splice(at, 1);
-      if (reap(s)) return;
+      if (this.#reap(s)) return;
     }
-    pump();
+    this.#pump();
   }
 
   /** Terminates the worker and starts its replacement; jobs still live on it fail. */
-  function replace(s: Slot): void {
+  #replace(s: Slot): void {
     for (const o of s.jobs.splice(0)) settle(o, crashed());
     s.dead = true; // its exit is expected: the replacement starts now
     void s.worker.terminate();
-    if (!closed) {
-      slots[s.index] = spawn(s.index);
-      pump();
+    if (!this.#closed) {
+      this.#slots[s.index] = this.#spawn(s.index);
+      this.#pump();
     }
   }
 
@@ -343,29 +323,25 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
    * A worker busy only with jobs that were stopped (nobody waits for what it is doing) is
    * replaced rather than left to finish: returns true when it was.
    */
-  function reap(s: Slot): boolean {
+  #reap(s: Slot): boolean {
     if (s.dead || s.jobs.length === 0 || !s.jobs.every((x) => x.settled)) return false;
     if (!s.jobs.some((x) => x.phase === 'preparing' || x.phase === 'signing')) return false;
-    replace(s);
+    this.#replace(s);
     return true;
   }
 
   /** The job must not sign: end it with `err`, and stop whatever its worker is doing for it. */
-  function stop(j: Job, err: Error): void {
+  #stop(j: Job, err: Error): void {
     if (j.settled) return;
-    if (j === inlineJob) {
-      // Only ever stopped while its decision is pending (its other steps are synchronous): the
-      // prepared key is wiped now, and the pool does not wait for a decision that may never come.
-      settle(j, err);
-      inlineSigner!.abort(j.id);
-      endInline(j);
-      pump();
+    if (this.#inline?.runs(j)) {
+      this.#inline.stop(j, err);
+      this.#pump();
       return;
     }
     switch (j.phase) {
       case 'queued': {
-        const at = queue.indexOf(j);
-        if (at >= 0) queue.splice(at, 1);
+        const at = this.#queue.indexOf(j);
+        if (at >= 0) this.#queue.splice(at, 1);
         settle(j, err);
         return;
       }
@@ -375,20 +351,20 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
         // The worker is idle, holding the unwrapped key: tell it to wipe it.
         j.slot.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn);
         settle(j, err);
-        release(j);
+        this.#release(j);
         return;
       case 'ready': {
-        const at = ready.indexOf(j);
-        if (at >= 0) ready.splice(at, 1);
+        const at = this.#ready.indexOf(j);
+        if (at >= 0) this.#ready.splice(at, 1);
         settle(j, err);
         return;
       }
       case 'preparing':
       case 'signing': {
         // The worker is busy with this job: it cannot hear us. Alone on it, it is replaced;
-        // beside a live job it finishes and its answer is discarded (onMessage).
+        // beside a live job it finishes and its answer is discarded (#onMessage).
         settle(j, err);
-        reap(j.slot!);
+        this.#reap(j.slot!);
         return;
       }
     }
@@ -399,29 +375,29 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
    * with an expensive one (a PSBT, a seed key, a long message: milliseconds to seconds), behind
    * which a queued signature would wait while another worker may be free.
    */
-  function takes(s: Slot): boolean {
-    if (s.dead || s.jobs.length >= depth) return false;
+  #takes(s: Slot): boolean {
+    if (s.dead || s.jobs.length >= this.#depth) return false;
     for (const x of s.jobs) if (!x.msg.cheap && (x.phase === 'preparing' || x.phase === 'signing')) return false;
     return true;
   }
 
-  function pump(): void {
-    if (closed) return;
+  #pump(): void {
+    if (this.#closed) return;
     // Decided jobs first, each to the live worker holding the fewest jobs.
-    while (ready.length > 0) {
+    while (this.#ready.length > 0) {
       let s: Slot | undefined;
-      for (const x of slots) if (takes(x) && (!s || x.jobs.length < s.jobs.length)) s = x;
+      for (const x of this.#slots) if (this.#takes(x) && (!s || x.jobs.length < s.jobs.length)) s = x;
       if (!s) return;
-      const j = ready.shift()!;
+      const j = this.#ready.shift()!;
       j.phase = 'signing';
       j.slot = s;
       s.jobs.push(j);
       s.worker.postMessage({ ...j.msg, t: 'sign', decided: j.decided! } satisfies WorkerIn);
     }
-    for (const s of slots) {
-      if (queue.length === 0) return;
-      if (!takes(s) || s.jobs.some((x) => x.phase === 'preparing')) continue;
-      const j = queue.shift()!;
+    for (const s of this.#slots) {
+      if (this.#queue.length === 0) return;
+      if (!this.#takes(s) || s.jobs.some((x) => x.phase === 'preparing')) continue;
+      const j = this.#queue.shift()!;
       j.phase = 'preparing';
       j.slot = s;
       s.jobs.push(j);
@@ -429,20 +405,8 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
     }
   }
 
-  /** A prepared job's signing step, on a worker or inline: `go` signs, `drop` wipes what was prepared. */
-  interface Step {
-    go(): void;
-    drop(): void;
-  }
-
-  /** A worker job's step: the worker is told to sign, or to wipe. */
-  const onWorker = (j: Job): Step => ({
-    go: () => j.slot!.worker.postMessage({ t: 'go', id: j.id, cheap: j.msg.cheap } satisfies WorkerIn),
-    drop: () => j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn),
-  });
-
-  /** The decision on a prepared job, for both paths: authorize, the stop checks, record, then the step. */
-  async function decide(j: Job, facts: SignerFacts, intent: Intent, step: Step): Promise<void> {
+  /** The decision on a prepared job, for every path: authorize, the stop checks, record, then the step. */
+  async #decide(j: Job, facts: SignerFacts, intent: Intent, step: Step): Promise<void> {
     j.phase = 'deciding';
     j.facts = facts;
     try {
@@ -451,200 +415,66 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
       if (j.settled) return;
       step.drop();
       settle(j, e as Error);
-      release(j);
+      this.#release(j);
       return;
     }
     if (j.settled) return; // cancelled or expired while the policy decided: already wiped
-    if (j.opts.cancellation?.aborted) return stop(j, cancelled());
-    if (Date.now() >= j.msg.deadline) return stop(j, expired());
+    if (j.opts.cancellation?.aborted) return this.#stop(j, cancelled());
+    if (Date.now() >= j.msg.deadline) return this.#stop(j, expired());
     // Same tick as the step below: nothing can cancel between the record and the signing step.
     try {
       j.opts.record?.(facts, intent);
     } catch (e) {
       step.drop();
       settle(j, e as Error);
-      release(j);
+      this.#release(j);
       return;
     }
     j.phase = 'signing';
     step.go();
   }
 
-  /** Whether `job` runs inline: the option is on, the job is cheap and nothing else is in flight. */
-  function runsInline(j: Job): boolean {
-    if (inlineSigner === undefined || inlineJob !== undefined || inlineSettling) return false;
-    if (queue.length > 0 || ready.length > 0 || !slots.every((s) => s.jobs.length === 0)) return false;
-    return Date.now() >= inlineOffUntil && j.msg.cheap;
-  }
-
-  /**
-   * The inline job `j` is over (settled, or stopped while decided). Jobs that arrive in the I/O
-   * that waited while this thread signed go to workers; once that I/O has run, any arrival since
-   * `j` started means the pool is wanted: back off.
-   */
-  function endInline(j: Job): void {
-    if (inlineJob !== j) return;
-    inlineJob = undefined;
-    inlineSettling = true;
-    setImmediate(() => {
-      inlineSettling = false;
-      if (inlineContended) inlineOffUntil = Date.now() + INLINE_BACKOFF_MS;
-      inlineContended = false;
-    });
-  }
-
   /** Decides `j` on the facts a worker learnt for its blob, then queues it for a worker (see "Decided ahead"). */
-  async function decideAhead(j: Job, facts: SignerFacts): Promise<void> {
+  async #decideAhead(j: Job, facts: SignerFacts): Promise<void> {
     let intent: Intent;
     try {
       intent = secpIntent(j.msg.op, j.msg.keyId, j.msg.request);
     } catch (e) {
       return settle(j, asWorkerError(e)); // the words a worker's prepare would have answered
     }
-    await decide(j, facts, intent, {
+    await this.#decide(j, facts, intent, {
       go: () => {
         // Closed while the policy decided: close() could not see this job (on no queue, no worker).
-        if (closed) return settle(j, poolClosed());
+        if (this.#closed) return settle(j, poolClosed());
         j.phase = 'ready';
         j.decided = { facts, intent };
-        ready.push(j);
-        pump();
+        this.#ready.push(j);
+        this.#pump();
       },
       drop: () => {}, // nothing was prepared
     });
   }
 
-  /** Runs `j` on this thread: the two steps of a worker job, with no hand-off between them. */
-  async function runInline(j: Job): Promise<void> {
-    const signer = inlineSigner!;
-    inlineJob = j;
-    inlineContended = false;
-    j.phase = 'preparing';
-    try {
-      let prepared: ReturnType<JobSigner['prepare']>;
-      try {
-        prepared = signer.prepare(j.id, j.msg, j.msg.deadline);
-      } catch (e) {
-        return settle(j, asWorkerError(e));
-      }
-      // This thread authenticated the blob: the next job on it may be decided ahead.
-      if (known !== undefined) known.put(prepared.slot, prepared.facts);
-      await decide(j, prepared.facts, prepared.intent, {
-        go: () => {
-          let result: unknown;
-          try {
-            result = signer.sign(j.id);
-          } catch (e) {
-            return settle(j, asWorkerError(e));
-          }
-          // A worker's job whose deadline passes while it signs is stopped by its timer; this
-          // thread's timer could not run, so the deadline is checked here: the signature is dropped.
-          if (Date.now() >= j.msg.deadline) return settle(j, expired());
-          settle(j, { result, facts: prepared.facts });
-        },
-        drop: () => signer.abort(j.id),
-      });
-    } finally {
-      signer.abort(j.id); // whatever was prepared and not signed is wiped (sign wipes its own)
-      endInline(j);
-      pump();
-    }
-  }
-
-  function onMessage(slot: Slot, m: WorkerOut): void {
+  #onMessage(slot: Slot, m: WorkerOut): void {
     const j = slot.jobs.find((x) => x.id === m.id);
     if (!j) return;
     if (j.settled) {
       // Stopped while the worker was busy with it: nothing of it is used; prepared keys are wiped.
       if (m.t === 'facts') slot.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn);
-      release(j);
+      this.#release(j);
       return;
     }
     if (m.t === 'facts') {
-      if (j.keySlot !== undefined && j.epoch === keyringEpoch) known!.put(j.keySlot, m.facts);
-      void decide(j, m.facts, m.intent, onWorker(j));
-      pump(); // the worker may prepare the next job while this one is decided
+      if (j.keySlot !== undefined && j.epoch === this.#keyringEpoch) this.#known!.put(j.keySlot, m.facts);
+      void this.#decide(j, m.facts, m.intent, {
+        go: () => j.slot!.worker.postMessage({ t: 'go', id: j.id, cheap: j.msg.cheap } satisfies WorkerIn),
+        drop: () => j.slot!.worker.postMessage({ t: 'abort', id: j.id } satisfies WorkerIn),
+      });
+      this.#pump(); // the worker may prepare the next job while this one is decided
       return;
     }
     if (m.t === 'done') settle(j, { result: m.result, facts: j.facts! });
     else settle(j, new WorkerError(m.error.code, m.error.message, m.error.field));
-    release(j);
+    this.#release(j);
   }
-
-  for (let i = 0; i < size; i++) slots.push(spawn(i));
-
-  return {
-    size,
-    get spawned() {
-      return spawned;
-    },
-    setKeyring(keyringId, key) {
-      keyringEpoch++;
-      known?.clear();
-      if (keyring) wipe(keyring.key);
-      keyring = { id: keyringId, key: new Uint8Array(key) };
-      for (const s of slots) s.worker.postMessage(keyringMsg());
-      inlineSigner?.setKeyring(keyringId, new Uint8Array(key));
-    },
-    lock() {
-      keyringEpoch++;
-      known?.clear();
-      if (keyring) wipe(keyring.key);
-      keyring = undefined;
-      for (const s of slots) s.worker.postMessage({ t: 'lock' } satisfies WorkerIn);
-      inlineSigner?.lock();
-    },
-    run(job, opts = {}) {
-      if (closed) return Promise.reject(poolClosed());
-      if (opts.cancellation?.aborted) return Promise.reject(cancelled());
-      const now = Date.now();
-      const deadline = Math.min(opts.deadline ?? Infinity, now + maxJobMs);
-      if (now >= deadline) return Promise.reject(expired());
-      const id = nextId++;
-      if (inlineJob !== undefined || inlineSettling) inlineContended = true;
-      return new Promise<SignOutcome>((resolve, reject) => {
-        const j: Job = { id, msg: { t: 'job', id, ...job, deadline, cheap: inlineable(job) }, opts, phase: 'queued', settled: false, resolve, reject };
-        j.timer = setTimeout(() => stop(j, expired()), deadline - now);
-        j.timer.unref();
-        if (opts.cancellation) j.offAbort = opts.cancellation.onAbort(() => stop(j, cancelled()));
-        if (runsInline(j)) {
-          // runInline settles the job on every path; this only keeps a bug from becoming an unhandled rejection.
-          runInline(j).catch((e: unknown) => settle(j, asWorkerError(e)));
-          return;
-        }
-        if (known !== undefined && j.msg.cheap) {
-          j.keySlot = keySlot(job.keyringId, job.keyId, job.kind, job.blob);
-          j.epoch = keyringEpoch;
-          const facts = known.get(j.keySlot);
-          if (facts !== undefined) {
-            // decideAhead settles the job on every path, or hands it to a worker; as for runInline.
-            decideAhead(j, facts).catch((e: unknown) => settle(j, asWorkerError(e)));
-            return;
-          }
-        }
-        queue.push(j);
-        pump();
-      });
-    },
-    async close() {
-      closed = true;
-      known?.clear();
-      for (const j of [...queue.splice(0), ...ready.splice(0)]) settle(j, poolClosed());
-      if (inlineJob) stop(inlineJob, poolClosed());
-      inlineSigner?.close();
-      if (keyring) wipe(keyring.key);
-      keyring = undefined;
-      // Each worker wipes its keyring key and key cache, then exits; terminate() after a grace period in case it is stuck.
-      await Promise.all(
-        slots.map(async (s) => {
-          if (s.dead) return;
-          const exited = new Promise<void>((r) => s.worker.once('exit', () => r()));
-          s.worker.postMessage({ t: 'close' } satisfies WorkerIn);
-          const grace = new Promise<void>((r) => setTimeout(r, 1_000).unref());
-          await Promise.race([exited, grace]);
-          await s.worker.terminate();
-        }),
-      );
-    },
-  };
 }

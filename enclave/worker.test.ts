@@ -12,7 +12,7 @@ import { createJobSigner } from './job-signer.js';
 import { secpIntent } from './operations.js';
 import { addressFromPrivateKey } from './signers/index.js';
 import type { WorkerIn, WorkerOut } from './worker.js';
-import { inlineable } from './worker-pool.js';
+import { inlineable } from './job-cost.js';
 import { largePsbtJob, secpJob } from './worker-test-helpers.js';
 
 const RING = randomUUID();

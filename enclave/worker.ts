@@ -39,7 +39,7 @@ export type WorkerIn =
       id: number;
       /** Absolute deadline (Date.now() ms): past it the job fails instead of signing. */
       deadline: number;
-      /** The pool's inlineable(job): its steps take microseconds, so its answer may wait in a batch (below). */
+      /** job-cost.ts inlineable(job): its steps take microseconds, so its answer may wait in a batch (below). */
       cheap: boolean;
     })
   | (SignJob & {
@@ -106,7 +106,7 @@ function handle(msg: WorkerIn): WorkerOut | undefined {
  * (docs/performance.md, "Session 20"). The answers to messages that arrived together go back
  * together once this thread has handled them all — node delivers a port's queued messages
  * before the loop reaches setImmediate — or as soon as MAX_BATCH wait. So an answer waits only
- * for cheap jobs (the pool's inlineable(), sent as `cheap`: a signature, ~0.2 ms) that were
+ * for cheap jobs (job-cost.ts inlineable(), sent as `cheap`: a signature, ~0.2 ms) that were
  * already queued beside it: the batch goes back before any step of an expensive job (a PSBT, a
  * seed key's derivation, a long message) and before anything that is not a job (close,
  * keyring, lock, abort).
