@@ -14,37 +14,20 @@
  * instance id (--instance-id).
  */
 import type { KeyKind, KeyRecord, KeyringRecordWire } from '../common/protocol/enclave-api.js';
-import { parseRecordOnce } from '../common/audit/record.js';
 import { checkReadable, migrate } from './keystore-migrations.js';
 import { isPostgresUrl, openPgDb } from './keystore-pg.js';
 import { KeystoreError, type SqlDb, type SqlExec } from './keystore-sql.js';
 import { openSqliteDb } from './keystore-sqlite.js';
 import { KeyRowCache } from './key-row-cache.js';
+import { AuditTable } from './keystore-audit-table.js';
+import { type FleetLineage, type FleetMember, type FleetRecord, joinFleetTable, stateTables, touchFleetTable } from './keystore-state-tables.js';
 
 export { KeystoreError } from './keystore-sql.js';
+export type { FleetLineage, FleetMember, FleetRecord } from './keystore-state-tables.js';
 
 export interface StoredKey extends KeyRecord {
   label: string | null;
   createdAt: string;
-}
-
-/** What an instance serves, for the mixed-fleet check (docs/scale-out.md). */
-export interface FleetMember {
-  policyHash: string;
-  manifestDigest: string;
-}
-
-/** Fleet scope: the run of seals a record belongs to and the stored record it continues (docs/scale-out.md). */
-export interface FleetLineage {
-  id: string;
-  base: { sequence: number; nonce: string } | null;
-}
-
-/** The shared sealed record of a keyring (fleet scope): its position and the ciphertext record. */
-export interface FleetRecord {
-  sequence: number;
-  nonce: string;
-  record: unknown;
 }
 
 export interface Keystore {
@@ -180,85 +163,21 @@ function fromRow(r: KeyRow): StoredKey {
   return k;
 }
 
-/** INSERT of n audit rows, ignoring seqs already stored (the caller checks those). */
-const insertAuditSqlBySize = new Map<number, string>();
-function insertAuditSql(n: number): string {
-  let sql = insertAuditSqlBySize.get(n);
-  if (!sql) {
-    const values = Array.from({ length: n }, () => '(?, ?, ?, ?, ?, ?)').join(', ');
-    sql = `INSERT INTO audit_records (instance_id, seq, audit_key, hash, record, stored_at) VALUES ${values} ON CONFLICT (instance_id, seq) DO NOTHING`;
-    insertAuditSqlBySize.set(n, sql);
-  }
-  return sql;
-}
-
 const KEY_COLUMNS = 'key_id, kind, keyring_id, public_key, address, xpub, fingerprint, blob, label, created_at';
-// Small pages: a damaged store fails at the page it is reached (audit verify names the seq), not at the start.
-const PAGE = 100;
 
 async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Promise<Keystore> {
-  // An older store opened read-only is read as it is: it may predate the audit table or the instance column.
-  const auditCols = await db.columns('audit_records');
-  const hasAudit = auditCols.length > 0;
-  const hasInstance = auditCols.includes('instance_id');
-  const mine = hasInstance ? 'instance_id = ? AND ' : '';
-  const mineArgs = hasInstance ? [instanceId] : [];
-  const firstRecords = new Map<string, Uint8Array>();
-
-  /** Checks shape (not signatures: the parent is not the verifier) and extracts the indexed columns. */
-  const auditRows = (records: readonly Uint8Array[]) =>
-    records.map((bytes) => {
-      let r;
-      try {
-        // The persister parsed these very bytes already (parseRecordOnce checks they are unchanged).
-        r = parseRecordOnce(bytes);
-      } catch (e) {
-        throw new KeystoreError('KEYSTORE_AUDIT_RECORD', `not an audit record: ${(e as Error).message}`, { cause: e });
-      }
-      return { seq: r.body.seq, kind: r.body.kind, auditKey: Buffer.from(r.body.auditKey), hash: Buffer.from(r.hash), bytes: Buffer.from(bytes) };
-    });
-
-  /**
-   * Inserts inside the caller's transaction. The same bytes again are a no-op (a retried
-   * persist); other bytes at a stored seq are a conflict. Rows go in multi-row statements of
-   * 64, 32, …, 1 rows (seven statement shapes to prepare, one statement per ~6 rows of a typical
-   * group instead of one per row); the stored rows are read only when a statement inserted fewer
-   * rows than it carried.
-   */
-  const insertAudit = async (t: SqlExec, rows: ReturnType<typeof auditRows>): Promise<void> => {
-    if (rows.length === 0) return;
-    if (!hasAudit || !hasInstance) throw new KeystoreError('KEYSTORE_READONLY', 'this keystore has no audit table (opened read-only)');
-    const at = new Date().toISOString();
-    for (let i = 0; i < rows.length; ) {
-      let n = 64;
-      while (n > rows.length - i) n >>= 1;
-      const chunk = rows.slice(i, i + n);
-      i += n;
-      const inserted = await t.run(insertAuditSql(n), chunk.flatMap((r) => [instanceId, r.seq, r.auditKey, r.hash, r.bytes, at]));
-      if (inserted === n) continue;
-      for (const r of chunk) {
-        const existing = await t.get<{ record: Buffer }>(`SELECT record FROM audit_records WHERE ${mine}seq = ?`, [...mineArgs, r.seq]);
-        if (existing && Buffer.from(existing.record).equals(r.bytes)) continue;
-        if (!existing) throw new KeystoreError('KEYSTORE_AUDIT_CONFLICT', `audit seq ${r.seq} was not stored and no row holds it`);
-        throw new KeystoreError('KEYSTORE_AUDIT_CONFLICT', `audit seq ${r.seq} is already stored with different bytes: the enclave continued from a head other than the stored one`);
-      }
-    }
-  };
-  /** Hand-overs open an audit key: remembered for the inline receipt once committed. */
-  const remember = (rows: ReturnType<typeof auditRows>) => {
-    for (const r of rows) if (r.kind === 'handover' && !firstRecords.has(r.auditKey.toString('hex'))) firstRecords.set(r.auditKey.toString('hex'), new Uint8Array(r.bytes));
-  };
+  const audit = await AuditTable.open(db, instanceId);
 
   /** Runs a change and its audit records as one transaction: both are durable, or neither. */
-  const withAudit = async <T>(audit: readonly Uint8Array[] | undefined, fn: (t: SqlExec) => Promise<T>): Promise<T> => {
-    const rows = auditRows(audit ?? []);
+  const withAudit = async <T>(records: readonly Uint8Array[] | undefined, fn: (t: SqlExec) => Promise<T>): Promise<T> => {
+    const rows = audit.rows(records ?? []);
     if (readonly) throw new KeystoreError('KEYSTORE_UNAVAILABLE', 'keystore write failed: opened read-only', { hint: 'the keystore is open read-only (--keystore-readonly)' });
     const out = await db.tx(async function changeWithRecords(t) {
       const o = await fn(t);
-      await insertAudit(t, rows);
+      await audit.insert(t, rows);
       return o;
     });
-    remember(rows);
+    audit.committed(rows);
     return out;
   };
 
@@ -268,12 +187,12 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
   };
   const byId = new KeyRowCache<StoredKey>();
 
-  const ks: Keystore = {
+  return {
     path: db.describe,
     backend: db.dialect,
     instanceId,
-    putKeyring: (r, audit) =>
-      withAudit(audit, async (t) => {
+    putKeyring: (r, records) =>
+      withAudit(records, async (t) => {
         await t.run('INSERT INTO keyrings (keyring_id, kms_key_id, data_key_ciphertext, created_at, seq) VALUES (?, ?, ?, ?, (SELECT COALESCE(MAX(seq), 0) + 1 FROM keyrings))', [
           r.keyringId,
           r.kmsKeyId,
@@ -281,8 +200,8 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
           r.createdAt,
         ]);
       }),
-    replaceKeyring: (r, audit) =>
-      withAudit(audit, async (t) => {
+    replaceKeyring: (r, records) =>
+      withAudit(records, async (t) => {
         const n = await t.run('UPDATE keyrings SET kms_key_id = ?, data_key_ciphertext = ? WHERE keyring_id = ?', [r.kmsKeyId, Buffer.from(r.dataKeyCiphertext), r.keyringId]);
         if (n !== 1) throw new KeystoreError('KEYSTORE_NOT_FOUND', `no keyring ${r.keyringId}`);
       }),
@@ -300,8 +219,8 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
         createdAt: row.created_at,
       };
     },
-    putKey: (k, label, audit, requestId) =>
-      withAudit(audit, async (t) => {
+    putKey: (k, label, records, requestId) =>
+      withAudit(records, async (t) => {
         const createdAt = new Date().toISOString();
         if (requestId !== undefined) {
           // Checked first inside the transaction; the primary key catches a racing twin on another instance.
@@ -336,117 +255,21 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
     countKeys: async () => Number((await db.get<{ n: number }>('SELECT COUNT(*) AS n FROM keys'))?.n ?? 0),
     // A read-only keystore stores no sealed state, per instance or shared: answers that carry some
     // are withheld (fail closed).
-    ...(readonly
-      ? {}
-      : {
-          getSealedState: async (keyringId: string) => {
-            const row = await db.get<{ record: string }>('SELECT record FROM sealed_state WHERE instance_id = ? AND keyring_id = ?', [instanceId, keyringId]);
-            return row ? (JSON.parse(row.record) as unknown) : undefined;
-          },
-          putSealedState: async (keyringId: string, sequence: number, record: unknown) => {
-            await db.tx(async (t) => {
-              await t.run(
-                'INSERT INTO sealed_state (instance_id, keyring_id, sequence, record, stored_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (instance_id, keyring_id) DO UPDATE SET sequence = excluded.sequence, record = excluded.record, stored_at = excluded.stored_at',
-                [instanceId, keyringId, sequence, JSON.stringify(record), new Date().toISOString()],
-              );
-            });
-          },
-          // Fleet scope: the keyring's one shared record (docs/scale-out.md).
-          getFleetHead: async (keyringId: string) => {
-            const row = await db.get<{ sequence: number | string; nonce: string }>('SELECT sequence, nonce FROM fleet_state WHERE keyring_id = ?', [keyringId]);
-            return row ? { sequence: Number(row.sequence), nonce: row.nonce } : undefined;
-          },
-          getFleetState: async (keyringId: string) => {
-            const row = await db.get<{ sequence: number | string; nonce: string; record: string }>('SELECT sequence, nonce, record FROM fleet_state WHERE keyring_id = ?', [keyringId]);
-            return row ? { sequence: Number(row.sequence), nonce: row.nonce, record: JSON.parse(row.record) as unknown } : undefined;
-          },
-          putFleetState: (keyringId: string, r: FleetRecord, lineage: FleetLineage) =>
-            db.tx(async (t) => {
-              const at = new Date().toISOString();
-              const text = JSON.stringify(r.record);
-              // One conditional UPDATE is the swap: PostgreSQL re-checks the WHERE on the row a
-              // concurrent writer committed (READ COMMITTED), SQLite has one writer at a time.
-              const base = lineage.base;
-              const changed = await t.run(
-                `UPDATE fleet_state SET sequence = ?, nonce = ?, lineage = ?, record = ?, stored_at = ?
-                 WHERE keyring_id = ? AND ((lineage = ? AND sequence < ?)${base ? ' OR (sequence = ? AND nonce = ?)' : ''})`,
-                [r.sequence, r.nonce, lineage.id, text, at, keyringId, lineage.id, r.sequence, ...(base ? [base.sequence, base.nonce] : [])],
-              );
-              if (changed === 1) return 'stored' as const;
-              if (base === null) {
-                const inserted = await t.run('INSERT INTO fleet_state (keyring_id, sequence, nonce, lineage, record, stored_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (keyring_id) DO NOTHING', [keyringId, r.sequence, r.nonce, lineage.id, text, at]);
-                if (inserted === 1) return 'stored' as const;
-              }
-              const row = await t.get<{ sequence: number | string; lineage: string }>('SELECT sequence, lineage FROM fleet_state WHERE keyring_id = ?', [keyringId]);
-              return row && row.lineage === lineage.id && Number(row.sequence) >= r.sequence ? ('covered' as const) : ('conflict' as const);
-            }),
-        }),
+    ...(readonly ? {} : stateTables(db, instanceId)),
     appendAuditRecords: (records) => withAudit(records, async () => undefined),
-    auditHead: async () => {
-      if (!hasAudit) return undefined;
-      const row = await db.get<{ record: Buffer }>(`SELECT record FROM audit_records ${hasInstance ? 'WHERE instance_id = ? ' : ''}ORDER BY seq DESC LIMIT 1`, mineArgs);
-      return row ? new Uint8Array(row.record) : undefined;
-    },
-    iterateAuditRecords: (fromSeq = 0) =>
-      (async function* () {
-        if (!hasAudit) return;
-        let from = fromSeq;
-        for (;;) {
-          const page = await db.all<{ seq: number; record: Buffer }>(`SELECT seq, record FROM audit_records WHERE ${mine}seq >= ? ORDER BY seq LIMIT ${PAGE}`, [...mineArgs, from]);
-          for (const r of page) yield { seq: Number(r.seq), record: new Uint8Array(r.record) };
-          if (page.length < PAGE) return;
-          from = Number(page.at(-1)!.seq) + 1;
-        }
-      })(),
-    countAuditRecords: async () => (hasAudit ? Number((await db.get<{ n: number }>(`SELECT COUNT(*) AS n FROM audit_records${hasInstance ? ' WHERE instance_id = ?' : ''}`, mineArgs))?.n ?? 0) : 0),
-    getAuditRecord: async (seq) => {
-      if (!hasAudit) return undefined;
-      const row = await db.get<{ record: Buffer }>(`SELECT record FROM audit_records WHERE ${mine}seq = ?`, [...mineArgs, seq]);
-      return row ? new Uint8Array(row.record) : undefined;
-    },
-    auditKeyFirstRecord: async (key) => {
-      const hex = Buffer.from(key).toString('hex');
-      const cached = firstRecords.get(hex);
-      if (cached) return cached;
-      if (!hasAudit) return undefined;
-      const row = await db.get<{ record: Buffer }>('SELECT record FROM audit_records WHERE audit_key = ? ORDER BY seq LIMIT 1', [Buffer.from(key)]);
-      if (!row) return undefined;
-      const rec = new Uint8Array(row.record);
-      firstRecords.set(hex, rec);
-      return rec;
-    },
-    cachedAuditKeyFirstRecord: (key) => firstRecords.get(Buffer.from(key).toString('hex')),
+    auditHead: () => audit.head(),
+    iterateAuditRecords: (fromSeq = 0) => audit.iterate(fromSeq),
+    countAuditRecords: () => audit.count(),
+    getAuditRecord: (seq) => audit.get(seq),
+    auditKeyFirstRecord: (key) => audit.firstRecord(key),
+    cachedAuditKeyFirstRecord: (key) => audit.cachedFirstRecord(key),
     exclusively: (fn) => db.exclusively(fn),
     joinFleet: async (m, liveMs) => {
-      if (readonly) return;
-      await db.tx(
-        async (t) => {
-          const since = new Date(Date.now() - liveMs).toISOString();
-          const others = await t.all<{ instance_id: string; policy_hash: string; manifest_digest: string }>(
-            'SELECT instance_id, policy_hash, manifest_digest FROM fleet_members WHERE instance_id <> ? AND seen_at >= ? ORDER BY instance_id',
-            [instanceId, since],
-          );
-          const differ = others.find((o) => o.policy_hash !== m.policyHash || o.manifest_digest !== m.manifestDigest);
-          if (differ) {
-            throw new KeystoreError(
-              'KEYSTORE_FLEET_MISMATCH',
-              `mixed fleet: instance ${JSON.stringify(differ.instance_id)} serves policy ${differ.policy_hash} with manifest ${differ.manifest_digest}, this instance ${JSON.stringify(instanceId)} would serve policy ${m.policyHash} with manifest ${m.manifestDigest}; refusing to serve from the same keystore`,
-              { hint: 'every instance on one keystore must run the same policy and PCR manifest: stop the others before rolling out a new one (docs/scale-out.md)' },
-            );
-          }
-          await t.run(
-            'INSERT INTO fleet_members (instance_id, policy_hash, manifest_digest, seen_at) VALUES (?, ?, ?, ?) ON CONFLICT (instance_id) DO UPDATE SET policy_hash = excluded.policy_hash, manifest_digest = excluded.manifest_digest, seen_at = excluded.seen_at',
-            [instanceId, m.policyHash, m.manifestDigest, new Date().toISOString()],
-          );
-        },
-        { exclusive: true },
-      );
+      if (!readonly) await joinFleetTable(db, instanceId, m, liveMs);
     },
     touchFleet: async () => {
-      if (readonly) return;
-      await db.run('UPDATE fleet_members SET seen_at = ? WHERE instance_id = ?', [new Date().toISOString(), instanceId]);
+      if (!readonly) await touchFleetTable(db, instanceId);
     },
     close: () => db.close(),
   };
-  return ks;
 }
