@@ -270,103 +270,13 @@ function readRule(v: unknown, path: string, index: number, principals: ReadonlyM
   if (o.maxFeeWei !== undefined) rule.maxFeeWei = amount(o.maxFeeWei, p('maxFeeWei'));
   if (o.contractCreation !== undefined) rule.contractCreation = bool(o.contractCreation, p('contractCreation'));
 
-  if (o.erc20 !== undefined) {
-    const q = p('erc20');
-    const e = obj(o.erc20, q, ['tokens', 'functions', 'recipients', 'spenders', 'maxAmount'], ['tokens']);
-    const functions = e.functions === undefined
-      ? new Set<Erc20Function>(['transfer'])
-      : uniqueSet(list(e.functions, join(q, 'functions'), (x, r) => {
-          if (!ERC20_FUNCTIONS.includes(x as Erc20Function)) throw invalidPolicy(r, 'expected "transfer", "approve", "transferFrom", "mint" or "burn"');
-          return x as Erc20Function;
-        }), join(q, 'functions'));
-    rule.erc20 = { tokens: addressSet(e.tokens, join(q, 'tokens')), functions };
-    if (e.recipients !== undefined) rule.erc20.recipients = addressSet(e.recipients, join(q, 'recipients'));
-    if (e.spenders !== undefined) rule.erc20.spenders = addressSet(e.spenders, join(q, 'spenders'));
-    if (e.maxAmount !== undefined) rule.erc20.maxAmount = amount(e.maxAmount, join(q, 'maxAmount'));
-    if (effect === 'allow' && functions.has('approve') && rule.erc20.spenders === undefined) {
-      throw invalidPolicy(join(q, 'spenders'), 'an allow rule with "approve" must name the spenders it may approve');
-    }
-    if (e.spenders !== undefined && !functions.has('approve')) throw invalidPolicy(join(q, 'spenders'), 'spenders apply only to "approve"; add it to functions');
-    if (e.recipients !== undefined && !functions.has('transfer') && !functions.has('transferFrom') && !functions.has('mint')) {
-      throw invalidPolicy(join(q, 'recipients'), 'recipients apply only to "transfer"/"transferFrom"/"mint"; add one to functions');
-    }
-  }
-  if (o.calls !== undefined) {
-    const q = p('calls');
-    const c = obj(o.calls, q, ['contracts', 'selectors'], ['contracts', 'selectors']);
-    rule.calls = {
-      contracts: addressSet(c.contracts, join(q, 'contracts')),
-      selectors: uniqueSet(list(c.selectors, join(q, 'selectors'), (x, r) => str(x, r, { re: SELECTOR, what: 'a 4-byte selector as 0x + 8 hex digits' }).toLowerCase()), join(q, 'selectors')),
-    };
-  }
-  if (o.typedData !== undefined) {
-    const q = p('typedData');
-    const t = obj(o.typedData, q, ['domains', 'primaryTypes', 'permitSpenders', 'permitTokens', 'permitMaxAmount']);
-    const td: NonNullable<CompiledRule['typedData']> = {};
-    if (t.domains !== undefined) {
-      td.domains = list(t.domains, join(q, 'domains'), (x, r) => {
-        const d = obj(x, r, ['name', 'version', 'chainId', 'verifyingContract']);
-        if (Object.keys(d).length === 0) throw invalidPolicy(r, 'an empty domain matches every domain; omit "domains" instead');
-        const out: { name?: string; version?: string; chainId?: number; verifyingContract?: string } = {};
-        if (d.name !== undefined) out.name = str(d.name, join(r, 'name'));
-        if (d.version !== undefined) out.version = str(d.version, join(r, 'version'));
-        if (d.chainId !== undefined) out.chainId = posInt(d.chainId, join(r, 'chainId'));
-        if (d.verifyingContract !== undefined) out.verifyingContract = ethAddress(d.verifyingContract, join(r, 'verifyingContract'));
-        return out;
-      });
-    }
-    if (t.primaryTypes !== undefined) {
-      td.primaryTypes = uniqueSet(list(t.primaryTypes, join(q, 'primaryTypes'), (x, r) => {
-        const s = str(x, r, { re: TYPE_NAME, what: 'an EIP-712 struct name' });
-        if (s === 'EIP712Domain') throw invalidPolicy(r, 'EIP712Domain is never a primary type');
-        return s;
-      }), join(q, 'primaryTypes'));
-    }
-    if (t.permitSpenders !== undefined) td.permitSpenders = addressListOrAny(t.permitSpenders, join(q, 'permitSpenders'));
-    if (t.permitTokens !== undefined) td.permitTokens = addressSet(t.permitTokens, join(q, 'permitTokens'));
-    if (t.permitMaxAmount !== undefined) td.permitMaxAmount = amount(t.permitMaxAmount, join(q, 'permitMaxAmount'));
-    if (effect === 'allow' && td.permitSpenders === undefined && (td.permitTokens !== undefined || td.permitMaxAmount !== undefined)) {
-      throw invalidPolicy(join(q, 'permitSpenders'), 'permits match only rules that name their spenders; add permitSpenders');
-    }
-    rule.typedData = td;
-  }
-  if (o.btc !== undefined) {
-    const q = p('btc');
-    const b = obj(o.btc, q, ['network', 'outputs', 'maxOutputSats', 'maxFeeSats', 'maxTotalSats'], ['network']);
-    if (!BTC_NETWORKS.includes(b.network as BtcNetworkName)) throw invalidPolicy(join(q, 'network'), `expected one of ${BTC_NETWORKS.join(', ')}`);
-    const network = b.network as BtcNetworkName;
-    rule.btc = { network };
-    if (b.outputs !== undefined) {
-      rule.btc.outputScripts = uniqueSet(list(b.outputs, join(q, 'outputs'), (x, r) => {
-        const a = str(x, r, { max: 128 });
-        try {
-          return addressToScript(a, network);
-        } catch {
-          throw invalidPolicy(r, `not a valid ${network} address`);
-        }
-      }), join(q, 'outputs'));
-    }
-    if (b.maxOutputSats !== undefined) rule.btc.maxOutputSats = amount(b.maxOutputSats, join(q, 'maxOutputSats'));
-    if (b.maxFeeSats !== undefined) rule.btc.maxFeeSats = amount(b.maxFeeSats, join(q, 'maxFeeSats'));
-    if (b.maxTotalSats !== undefined) rule.btc.maxTotalSats = amount(b.maxTotalSats, join(q, 'maxTotalSats'));
-  }
+  if (o.erc20 !== undefined) rule.erc20 = readErc20(o.erc20, p('erc20'), effect);
+  if (o.calls !== undefined) rule.calls = readCalls(o.calls, p('calls'));
+  if (o.typedData !== undefined) rule.typedData = readTypedData(o.typedData, p('typedData'), effect);
+  if (o.btc !== undefined) rule.btc = readBtc(o.btc, p('btc'));
   if (o.delegates !== undefined) rule.delegates = addressListOrAny(o.delegates, p('delegates'));
 
-  if (o.window !== undefined) {
-    const q = p('window');
-    if (effect === 'deny') throw invalidPolicy(q, 'deny rules have no window (a deny always refuses)');
-    const w = obj(o.window, q, ['seconds', 'maxValueWei', 'maxAmount', 'maxCount'], ['seconds']);
-    rule.window = { seconds: posInt(w.seconds, join(q, 'seconds'), 366 * 86400) };
-    if (w.maxValueWei !== undefined) rule.window.maxValueWei = amount(w.maxValueWei, join(q, 'maxValueWei'));
-    if (w.maxAmount !== undefined) {
-      if (rule.erc20 === undefined && rule.btc === undefined) throw invalidPolicy(join(q, 'maxAmount'), 'maxAmount counts token units (erc20) or satoshis (btc); this rule has neither');
-      rule.window.maxAmount = amount(w.maxAmount, join(q, 'maxAmount'));
-    }
-    if (w.maxCount !== undefined) rule.window.maxCount = posInt(w.maxCount, join(q, 'maxCount'));
-    if (w.maxValueWei === undefined && w.maxAmount === undefined && w.maxCount === undefined) {
-      throw invalidPolicy(q, 'a window needs maxValueWei, maxAmount or maxCount');
-    }
-  }
+  if (o.window !== undefined) rule.window = readWindow(o.window, p('window'), rule);
   if (o.approvals !== undefined) {
     const q = p('approvals');
     if (effect === 'deny') throw invalidPolicy(q, 'deny rules take no approvals (nothing can override a deny)');
@@ -377,23 +287,128 @@ function readRule(v: unknown, path: string, index: number, principals: ReadonlyM
     }
   }
 
-  // Caps bound what an allow grants; on a deny they would read backwards ("deny if at most…").
-  if (effect === 'deny') {
-    const caps: [unknown, string][] = [
-      [o.maxValueWei, 'maxValueWei'],
-      [o.maxFeeWei, 'maxFeeWei'],
-      [rule.erc20?.maxAmount, 'erc20.maxAmount'],
-      [rule.typedData?.permitMaxAmount, 'typedData.permitMaxAmount'],
-      [rule.btc?.maxOutputSats, 'btc.maxOutputSats'],
-      [rule.btc?.maxFeeSats, 'btc.maxFeeSats'],
-      [rule.btc?.maxTotalSats, 'btc.maxTotalSats'],
-    ];
-    for (const [v, k] of caps) {
-      if (v !== undefined) throw invalidPolicy(p(k), 'deny rules take no caps; put the cap on the allow rule (anything above it is refused by default)');
-    }
-  }
+  if (effect === 'deny') refuseCaps(rule, p);
+  refuseImpossible(rule, o, p);
+  return rule;
+}
 
-  // Matchers that can never apply to the rule's ops make the rule impossible.
+function readErc20(v: unknown, q: string, effect: CompiledRule['effect']): NonNullable<CompiledRule['erc20']> {
+  const e = obj(v, q, ['tokens', 'functions', 'recipients', 'spenders', 'maxAmount'], ['tokens']);
+  const functions = e.functions === undefined
+    ? new Set<Erc20Function>(['transfer'])
+    : uniqueSet(list(e.functions, join(q, 'functions'), (x, r) => {
+        if (!ERC20_FUNCTIONS.includes(x as Erc20Function)) throw invalidPolicy(r, 'expected "transfer", "approve", "transferFrom", "mint" or "burn"');
+        return x as Erc20Function;
+      }), join(q, 'functions'));
+  const erc20: NonNullable<CompiledRule['erc20']> = { tokens: addressSet(e.tokens, join(q, 'tokens')), functions };
+  if (e.recipients !== undefined) erc20.recipients = addressSet(e.recipients, join(q, 'recipients'));
+  if (e.spenders !== undefined) erc20.spenders = addressSet(e.spenders, join(q, 'spenders'));
+  if (e.maxAmount !== undefined) erc20.maxAmount = amount(e.maxAmount, join(q, 'maxAmount'));
+  if (effect === 'allow' && functions.has('approve') && erc20.spenders === undefined) {
+    throw invalidPolicy(join(q, 'spenders'), 'an allow rule with "approve" must name the spenders it may approve');
+  }
+  if (e.spenders !== undefined && !functions.has('approve')) throw invalidPolicy(join(q, 'spenders'), 'spenders apply only to "approve"; add it to functions');
+  if (e.recipients !== undefined && !functions.has('transfer') && !functions.has('transferFrom') && !functions.has('mint')) {
+    throw invalidPolicy(join(q, 'recipients'), 'recipients apply only to "transfer"/"transferFrom"/"mint"; add one to functions');
+  }
+  return erc20;
+}
+
+function readCalls(v: unknown, q: string): NonNullable<CompiledRule['calls']> {
+  const c = obj(v, q, ['contracts', 'selectors'], ['contracts', 'selectors']);
+  return {
+    contracts: addressSet(c.contracts, join(q, 'contracts')),
+    selectors: uniqueSet(list(c.selectors, join(q, 'selectors'), (x, r) => str(x, r, { re: SELECTOR, what: 'a 4-byte selector as 0x + 8 hex digits' }).toLowerCase()), join(q, 'selectors')),
+  };
+}
+
+function readTypedData(v: unknown, q: string, effect: CompiledRule['effect']): NonNullable<CompiledRule['typedData']> {
+  const t = obj(v, q, ['domains', 'primaryTypes', 'permitSpenders', 'permitTokens', 'permitMaxAmount']);
+  const td: NonNullable<CompiledRule['typedData']> = {};
+  if (t.domains !== undefined) {
+    td.domains = list(t.domains, join(q, 'domains'), (x, r) => {
+      const d = obj(x, r, ['name', 'version', 'chainId', 'verifyingContract']);
+      if (Object.keys(d).length === 0) throw invalidPolicy(r, 'an empty domain matches every domain; omit "domains" instead');
+      const out: { name?: string; version?: string; chainId?: number; verifyingContract?: string } = {};
+      if (d.name !== undefined) out.name = str(d.name, join(r, 'name'));
+      if (d.version !== undefined) out.version = str(d.version, join(r, 'version'));
+      if (d.chainId !== undefined) out.chainId = posInt(d.chainId, join(r, 'chainId'));
+      if (d.verifyingContract !== undefined) out.verifyingContract = ethAddress(d.verifyingContract, join(r, 'verifyingContract'));
+      return out;
+    });
+  }
+  if (t.primaryTypes !== undefined) {
+    td.primaryTypes = uniqueSet(list(t.primaryTypes, join(q, 'primaryTypes'), (x, r) => {
+      const s = str(x, r, { re: TYPE_NAME, what: 'an EIP-712 struct name' });
+      if (s === 'EIP712Domain') throw invalidPolicy(r, 'EIP712Domain is never a primary type');
+      return s;
+    }), join(q, 'primaryTypes'));
+  }
+  if (t.permitSpenders !== undefined) td.permitSpenders = addressListOrAny(t.permitSpenders, join(q, 'permitSpenders'));
+  if (t.permitTokens !== undefined) td.permitTokens = addressSet(t.permitTokens, join(q, 'permitTokens'));
+  if (t.permitMaxAmount !== undefined) td.permitMaxAmount = amount(t.permitMaxAmount, join(q, 'permitMaxAmount'));
+  if (effect === 'allow' && td.permitSpenders === undefined && (td.permitTokens !== undefined || td.permitMaxAmount !== undefined)) {
+    throw invalidPolicy(join(q, 'permitSpenders'), 'permits match only rules that name their spenders; add permitSpenders');
+  }
+  return td;
+}
+
+function readBtc(v: unknown, q: string): NonNullable<CompiledRule['btc']> {
+  const b = obj(v, q, ['network', 'outputs', 'maxOutputSats', 'maxFeeSats', 'maxTotalSats'], ['network']);
+  if (!BTC_NETWORKS.includes(b.network as BtcNetworkName)) throw invalidPolicy(join(q, 'network'), `expected one of ${BTC_NETWORKS.join(', ')}`);
+  const network = b.network as BtcNetworkName;
+  const btc: NonNullable<CompiledRule['btc']> = { network };
+  if (b.outputs !== undefined) {
+    btc.outputScripts = uniqueSet(list(b.outputs, join(q, 'outputs'), (x, r) => {
+      const a = str(x, r, { max: 128 });
+      try {
+        return addressToScript(a, network);
+      } catch {
+        throw invalidPolicy(r, `not a valid ${network} address`);
+      }
+    }), join(q, 'outputs'));
+  }
+  if (b.maxOutputSats !== undefined) btc.maxOutputSats = amount(b.maxOutputSats, join(q, 'maxOutputSats'));
+  if (b.maxFeeSats !== undefined) btc.maxFeeSats = amount(b.maxFeeSats, join(q, 'maxFeeSats'));
+  if (b.maxTotalSats !== undefined) btc.maxTotalSats = amount(b.maxTotalSats, join(q, 'maxTotalSats'));
+  return btc;
+}
+
+/** A rule's `window`; `rule` is the rule read so far (its effect, and whether it has erc20 or btc to count). */
+function readWindow(v: unknown, q: string, rule: CompiledRule): NonNullable<CompiledRule['window']> {
+  if (rule.effect === 'deny') throw invalidPolicy(q, 'deny rules have no window (a deny always refuses)');
+  const w = obj(v, q, ['seconds', 'maxValueWei', 'maxAmount', 'maxCount'], ['seconds']);
+  const window: NonNullable<CompiledRule['window']> = { seconds: posInt(w.seconds, join(q, 'seconds'), 366 * 86400) };
+  if (w.maxValueWei !== undefined) window.maxValueWei = amount(w.maxValueWei, join(q, 'maxValueWei'));
+  if (w.maxAmount !== undefined) {
+    if (rule.erc20 === undefined && rule.btc === undefined) throw invalidPolicy(join(q, 'maxAmount'), 'maxAmount counts token units (erc20) or satoshis (btc); this rule has neither');
+    window.maxAmount = amount(w.maxAmount, join(q, 'maxAmount'));
+  }
+  if (w.maxCount !== undefined) window.maxCount = posInt(w.maxCount, join(q, 'maxCount'));
+  if (w.maxValueWei === undefined && w.maxAmount === undefined && w.maxCount === undefined) {
+    throw invalidPolicy(q, 'a window needs maxValueWei, maxAmount or maxCount');
+  }
+  return window;
+}
+
+/** Caps bound what an allow grants; on a deny they would read backwards ("deny if at most…"). */
+function refuseCaps(rule: CompiledRule, p: (k: string) => string): void {
+  const caps: [unknown, string][] = [
+    [rule.maxValueWei, 'maxValueWei'],
+    [rule.maxFeeWei, 'maxFeeWei'],
+    [rule.erc20?.maxAmount, 'erc20.maxAmount'],
+    [rule.typedData?.permitMaxAmount, 'typedData.permitMaxAmount'],
+    [rule.btc?.maxOutputSats, 'btc.maxOutputSats'],
+    [rule.btc?.maxFeeSats, 'btc.maxFeeSats'],
+    [rule.btc?.maxTotalSats, 'btc.maxTotalSats'],
+  ];
+  for (const [v, k] of caps) {
+    if (v !== undefined) throw invalidPolicy(p(k), 'deny rules take no caps; put the cap on the allow rule (anything above it is refused by default)');
+  }
+}
+
+/** Matchers that can never apply to the rule's ops, or to each other, make the rule impossible. */
+function refuseImpossible(rule: CompiledRule, o: Record<string, unknown>, p: (k: string) => string): void {
   const ops = rule.ops ?? new Set(POLICY_OPS);
   for (const [k, applies] of Object.entries(APPLIES)) {
     if (o[k] === undefined || (k === 'contractCreation' && o[k] === false)) continue;
@@ -410,7 +425,6 @@ function readRule(v: unknown, path: string, index: number, principals: ReadonlyM
   if (rule.maxValueWei !== undefined && !ops.has('eth_signTransaction')) {
     throw invalidPolicy(p('maxValueWei'), 'impossible: maxValueWei caps transactions, which the rule\'s ops do not include');
   }
-  return rule;
 }
 
 /** `approvals` of a rule or of the restart guard: who may approve, how many, for how long. */
