@@ -68,6 +68,27 @@ export type SignerClientOptions = SignerEndpoint & {
   session?: boolean | SessionOptions;
 };
 
+/**
+ * What the ethers and viem adapters take (client/ethers.ts EnclaveSignerOptions, client/viem.ts
+ * EnclaveAccountOptions): where the signer is, or a client to share, and the key's address.
+ */
+export type AdapterOptions<A extends string = string> = (SignerEndpoint | { /** Use this client instead of opening one (shares its connection). */ client: SignerClient }) & {
+  /** The key's address (eth_accounts lists them). */
+  address: A;
+  /**
+   * Sign every request as this principal ({ name, key }: PEM or KeyObject,
+   * Ed25519 or ECDSA P-256; docs/principals.md). Ignored with `client` (the
+   * client's own principal applies).
+   */
+  principal?: PrincipalCredentials;
+  /** The enclave's policy hash, the audience of signed requests (recommended with `principal`: pins it). */
+  policyHash?: string;
+  /** With `principal`: one signed signer_openSession, then a MAC per request (docs/principals.md "Sessions"). Ignored with `client`. */
+  session?: SignerClientOptions['session'];
+  /** Deadline of one call. Default 30 s. */
+  timeoutMs?: number;
+};
+
 /** Methods safe to resend: they change nothing and return the same answer (or a fresh equivalent). */
 export const RETRYABLE_METHODS: ReadonlySet<string> = new Set([
   'eth_accounts',

@@ -29,26 +29,11 @@ import {
   type TypedDataDomain,
   type TypedDataField,
 } from 'ethers';
-import { createSignerClient, type SignerClient, type SignerClientOptions, type SignerEndpoint } from './client.js';
+import { type AdapterOptions, createSignerClient, type SignerClient } from './client.js';
 import { checkSignedTransaction, checkSigner } from './check.js';
-import type { PrincipalCredentials } from './principal.js';
 import { EnclaveSignerRpcError } from './errors.js';
 
-export type EnclaveSignerOptions = (SignerEndpoint | { /** Use this client instead of opening one (shares its connection). */ client: SignerClient }) & {
-  /** The key's address (eth_accounts lists them). */
-  address: string;
-  /**
-   * Sign every request as this principal ({ name, key }: PEM or KeyObject,
-   * Ed25519 or ECDSA P-256; docs/principals.md). Ignored with `client` (the
-   * client's own principal applies).
-   */
-  principal?: PrincipalCredentials;
-  /** The enclave's policy hash, the audience of signed requests (recommended with `principal`: pins it). */
-  policyHash?: string;
-  /** With `principal`: one signed signer_openSession, then a MAC per request (docs/principals.md "Sessions"). Ignored with `client`. */
-  session?: SignerClientOptions['session'];
-  timeoutMs?: number;
-};
+export type EnclaveSignerOptions = AdapterOptions;
 
 type Action = 'signTransaction' | 'signMessage' | 'signTypedData';
 

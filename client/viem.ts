@@ -32,26 +32,10 @@ import {
 import { toAccount } from 'viem/accounts';
 import { recoverAuthorizationAddress } from 'viem/utils';
 import { checkSignedTransaction, checkSigner } from './check.js';
-import type { PrincipalCredentials } from './principal.js';
-import { createSignerClient, type SignerClient, type SignerClientOptions, type SignerEndpoint } from './client.js';
+import { type AdapterOptions, createSignerClient } from './client.js';
 import { EnclaveSignerRpcError, type EnclaveSignerErrorData } from './errors.js';
 
-export type EnclaveAccountOptions = (SignerEndpoint | { /** Use this client instead of opening one (shares its connection). */ client: SignerClient }) & {
-  /** The key's address (eth_accounts lists them). */
-  address: Address;
-  /**
-   * Sign every request as this principal ({ name, key }: PEM or KeyObject,
-   * Ed25519 or ECDSA P-256; docs/principals.md). Ignored with `client` (the
-   * client's own principal applies).
-   */
-  principal?: PrincipalCredentials;
-  /** The enclave's policy hash, the audience of signed requests (recommended with `principal`: pins it). */
-  policyHash?: string;
-  /** With `principal`: one signed signer_openSession, then a MAC per request (docs/principals.md "Sessions"). Ignored with `client`. */
-  session?: SignerClientOptions['session'];
-  /** Deadline of one call. Default 30 s. */
-  timeoutMs?: number;
-};
+export type EnclaveAccountOptions = AdapterOptions<Address>;
 
 /** A signer refusal or failure, as viem's error type. */
 export class EnclaveSignerViemError extends BaseError {
