@@ -33,7 +33,6 @@ import type { Keystore } from './keystore.js';
 import { createSealedStateSync, type SealedStateSync } from './sealed-state.js';
 import type { EnclaveAttestation, EnclaveVerifier } from './verify-enclave.js';
 
-export { mapBridgeError } from './enclave-call.js';
 export { reasonOf, type Failure, type GateSnapshot, type GateStateName, type KeyringStateName } from './gate-status.js';
 
 export interface CallOptions {
