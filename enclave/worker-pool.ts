@@ -23,7 +23,7 @@
  * cannot be taken back (a cancelled one is signed and discarded), so a
  * worker holds at most ~8 ms of queued signatures, and a
  * worker busy with an expensive job (one that could not run inline) is
- * given nothing more until it is done (takes()). The
+ * given nothing more until it is done (#takes). The
  * worker keeps every prepared job by id and signs only the one a `go` names,
  * so what is signed is unchanged; at most `depth` prepared keys wait per worker.
  *
@@ -63,6 +63,8 @@
  * never fails another's. A worker left with only such stopped jobs is
  * replaced. A replacement worker gets the keyring key from the pool's own
  * copy, which the pool wipes on lock, on a new keyring and on close.
+ *
+ * A job's record, how it ends and the errors it can end with are pool-job.ts.
  */
 import { existsSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
