@@ -46,13 +46,8 @@ export function mapBridgeError(e: unknown, method: string): unknown {
   return e;
 }
 
-export interface EnclaveCallOptions {
-  deadlineMs: number;
-  cancellation?: Cancellation;
-}
-
 /** Sends `method` with `params` on `peer` and returns the answer as JSON; every failure is a client-facing error. */
-export async function callEnclave(peer: BridgePeer, method: EnclaveMethod, params: Record<string, unknown>, opts: EnclaveCallOptions): Promise<JsonLike> {
+export async function callEnclave(peer: BridgePeer, method: EnclaveMethod, params: Record<string, unknown>, deadlineMs: number, cancellation?: Cancellation): Promise<JsonLike> {
   let body;
   try {
     body = jsonToCbor(params);
@@ -61,7 +56,7 @@ export async function callEnclave(peer: BridgePeer, method: EnclaveMethod, param
   }
   let res;
   try {
-    res = await peer.request(method, body, opts.cancellation ? { deadlineMs: opts.deadlineMs, cancellation: opts.cancellation } : { deadlineMs: opts.deadlineMs });
+    res = await peer.request(method, body, cancellation ? { deadlineMs, cancellation } : { deadlineMs });
   } catch (e) {
     throw mapBridgeError(e, method);
   }
@@ -75,7 +70,7 @@ export async function callEnclave(peer: BridgePeer, method: EnclaveMethod, param
 /** Challenges the enclave on `peer` and verifies its document. Throws on any failure. */
 export async function attestEnclave(peer: BridgePeer, verifier: EnclaveVerifier): Promise<EnclaveAttestation> {
   const nonce = new Uint8Array(randomBytes(32));
-  const res = await callEnclave(peer, 'attest', { nonce }, { deadlineMs: ATTEST_TIMEOUT_MS });
+  const res = await callEnclave(peer, 'attest', { nonce }, ATTEST_TIMEOUT_MS);
   let document: Uint8Array;
   try {
     document = asBytes(asRecord(res, 'attest result').document, 'attest result.document', 1, MAX_DOCUMENT_BYTES);

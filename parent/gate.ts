@@ -149,8 +149,7 @@ class EnclaveGate implements Gate {
   }
 
   #send(peer: BridgePeer, method: EnclaveMethod, params: Record<string, unknown>, opts: { cancellation?: Cancellation; deadlineMs?: number } = {}): Promise<JsonLike> {
-    const deadlineMs = opts.deadlineMs ?? this.#cfg.requestTimeoutMs;
-    return callEnclave(peer, method, params, opts.cancellation ? { deadlineMs, cancellation: opts.cancellation } : { deadlineMs });
+    return callEnclave(peer, method, params, opts.deadlineMs ?? this.#cfg.requestTimeoutMs, opts.cancellation);
   }
 
   #callOn(s: Session): EnclaveCall {

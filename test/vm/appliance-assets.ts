@@ -162,7 +162,6 @@ export async function guestSqlite(runtimeDir: string): Promise<GuestSqlite> {
   const v = (await run(nodeBin, ['-p', 'process.version + " " + process.versions.modules'], 'runtime node')).trim().split(' ');
   const nodeVersion = v[0]!;
   const abi = v[1]!;
-  const t0 = performance.now();
   const startedAt = Date.now();
   const dir = (await run('bash', [join(REPO_ROOT, 'build', 'runtime-sqlite.sh')], 'build/runtime-sqlite.sh', { stdoutOnly: true })).trim();
   const addon = join(dir, 'build', 'Release', 'better_sqlite3.node');
@@ -170,7 +169,7 @@ export async function guestSqlite(runtimeDir: string): Promise<GuestSqlite> {
   if (!readFileSync(addon).includes(`node_register_module_v${abi}\0`)) throw new Error(`${addon} is not built for Node ABI ${abi} (${nodeVersion})`);
   // A build copies the addon into place, so it is newer than this call; a reused one is older.
   const compiled = statSync(addon).mtimeMs >= startedAt;
-  return { dir, compiled, ms: compiled ? Math.round(performance.now() - t0) : 0, nodeVersion, abi };
+  return { dir, compiled, ms: compiled ? Date.now() - startedAt : 0, nodeVersion, abi };
 }
 
 /**
