@@ -50,3 +50,39 @@ describe('cborToJson: map keys that name Object.prototype members', () => {
     expect(JSON.stringify(o)).toBe('{"__proto__":{"polluted":1},"constructor":"c","toString":2,"a":3}');
   });
 });
+
+describe('jsonToCbor: a JSON integer past ±(2^53−1) is refused, never passed on changed', () => {
+  const refusal = (v: unknown): SignerError => {
+    try {
+      jsonToCbor(v);
+    } catch (e) {
+      expect(e).toBeInstanceOf(SignerError);
+      return e as SignerError;
+    }
+    throw new Error('converted');
+  };
+
+  it('typed data with amount 2^64 + 2^32 as a JSON number: INVALID_PARAMS saying what and what to send instead (it used to be signed as 2^32)', () => {
+    const e = refusal({ message: { to: `0x${'11'.repeat(20)}`, amount: 2 ** 64 + 2 ** 32 } }); // the JSON number 18446744078004518912, exactly
+    expect(e.code).toBe('INVALID_PARAMS');
+    expect(e.message).toBe(
+      'a number (read as 18446744078004518912) is an integer outside ±(2^53−1), which a JSON number cannot carry exactly; send large integers as decimal or 0x-hex strings',
+    );
+    // What the client wrote was already rounded by JSON.parse: the message shows what it became.
+    expect(refusal(JSON.parse('{"amount":18446744078004518913}')).message).toMatch(/^a number \(read as 18446744078004518912\) is an integer outside/);
+  });
+
+  it('refuses every integral number outside the safe range, negative and nested ones included', () => {
+    for (const n of [2 ** 53, -(2 ** 53), 2 ** 64, -(2 ** 64) - 2 ** 33, 1e20, 1e300]) {
+      const e = refusal([{ a: [n] }]);
+      expect(e.code, String(n)).toBe('INVALID_PARAMS');
+      expect(e.message).toMatch(/send large integers as decimal or 0x-hex strings$/);
+    }
+    expect(refusal(1e300).message).toMatch(/^a number \(read as 1e\+300\)/);
+  });
+
+  it('safe integers and non-integral numbers still convert unchanged, and round-trip through CBOR', () => {
+    const v = { max: Number.MAX_SAFE_INTEGER, min: Number.MIN_SAFE_INTEGER, half: 1.5, tiny: -0.25, big: 1.5e-300, s: '18446744078004518912' };
+    expect(cborToJson(decodeCbor(encodeCbor(jsonToCbor(v))))).toEqual(v);
+  });
+});

@@ -3,6 +3,11 @@
  * CBOR but are JSON on either end (JSON-RPC params, typed data). Objects
  * become maps with text keys; Uint8Array stays bytes. Decoding defines keys
  * as own properties, so a hostile "__proto__" key is just a key.
+ *
+ * Numbers: finite only, and an integer only within ±(2^53−1) — both ways.
+ * A client's JSON number past that has been rounded by JSON.parse already,
+ * so it may not be the value the client sent; it is refused, never passed on
+ * (a large integer goes as a string: decimal or 0x hex, as the field takes).
  */
 import type { CborKey, CborValue } from './cbor.js';
 import { SignerError } from './errors.js';
@@ -17,11 +22,24 @@ export type JsonLike = null | boolean | number | string | Uint8Array | JsonLike[
  */
 const MAX_DEPTH = MAX_BRIDGE_CBOR_DEPTH;
 
+/** An integral double's exact value in digits (String() would round 18446744078004518912 to …520000); exponent form once that is long. */
+function exactDigits(v: number): string {
+  return Math.abs(v) < 1e21 ? BigInt(v).toString() : String(v);
+}
+
 export function jsonToCbor(v: unknown, depth = 0): CborValue {
   if (depth > MAX_DEPTH) throw new SignerError('INVALID_PARAMS', `value nested deeper than ${MAX_DEPTH} levels`);
   if (v === null || typeof v === 'boolean' || typeof v === 'string' || v instanceof Uint8Array) return v;
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) throw new SignerError('INVALID_PARAMS', 'numbers must be finite');
+    // An integer past ±(2^53−1) is refused here, where the message can say what to do about it:
+    // JSON.parse has already rounded it (18446744078004518913 arrives as 18446744078004518912),
+    // so whatever we signed might not be what the client wrote, and the encoder would refuse it
+    // anyway (CBOR_ENCODE_RANGE; before that it wrote numbers past 2^64 modulo 2^64). Non-integral
+    // numbers still go as floats, unchanged: the enclave decides whether a field may be one.
+    if (Number.isInteger(v) && !Number.isSafeInteger(v)) {
+      throw new SignerError('INVALID_PARAMS', `a number (read as ${exactDigits(v)}) is an integer outside ±(2^53−1), which a JSON number cannot carry exactly; send large integers as decimal or 0x-hex strings`);
+    }
     return v;
   }
   if (Array.isArray(v)) return v.map((x) => jsonToCbor(x, depth + 1));

@@ -274,3 +274,52 @@ describe('encodeCborInto: encodeCbor into bytes the caller provides', () => {
   });
 });
 
+
+describe('integers the encoder cannot write exactly are CBOR_ENCODE_RANGE, never wrapped (numbers past 2^64 used to go out modulo 2^64)', () => {
+  const rangeError = (fn: () => unknown) => {
+    try {
+      fn();
+    } catch (e) {
+      expect(e).toBeInstanceOf(CborError);
+      return e as CborError;
+    }
+    throw new Error('encoded');
+  };
+
+  it('refuses integer-valued numbers past ±(2^53−1), however far: 2^64 + 2^32 is not written as 2^32', () => {
+    for (const n of [2 ** 64, 2 ** 64 + 2 ** 32, -(2 ** 64) - 2 ** 33, -(2 ** 64), 2 ** 53, -(2 ** 53), 2 ** 63, 1e20, -1e20, 1e300, -Number.MAX_VALUE]) {
+      const e = rangeError(() => encodeCbor(n));
+      expect(e.code, String(n)).toBe('CBOR_ENCODE_RANGE');
+      expect(e.message).toMatch(/outside ±\(2\^53−1\); encode large integers as bigint/);
+    }
+    // Inside a map, as a JSON-RPC param arrives: the whole encoding fails, nothing partial comes out.
+    expect(code(() => encodeCbor(new Map<CborKey, CborValue>([['to', 'x'], ['amount', 2 ** 64 + 2 ** 32]])))).toBe('CBOR_ENCODE_RANGE');
+    expect(code(() => encodeCbor([1, [2, -(2 ** 64) - 2 ** 33]]))).toBe('CBOR_ENCODE_RANGE');
+  });
+
+  it('still writes the safe extremes, in the shortest form, and they round-trip as numbers', () => {
+    expect(Buffer.from(encodeCbor(Number.MAX_SAFE_INTEGER)).toString('hex')).toBe('1b001fffffffffffff');
+    expect(Buffer.from(encodeCbor(Number.MIN_SAFE_INTEGER)).toString('hex')).toBe('3b001ffffffffffffe');
+    for (const n of [Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER, 2 ** 32, -(2 ** 32) - 1, 0xffffffff]) expect(decodeCbor(encodeCbor(n))).toBe(n);
+    // Large integers go as bigint, exactly, up to the edges of major types 0 and 1.
+    for (const b of [2n ** 64n - 1n, 2n ** 64n - 2n ** 32n, -(2n ** 64n), 2n ** 53n]) expect(decodeCbor(encodeCbor(b))).toBe(b);
+    expect(code(() => encodeCbor(2n ** 64n + 2n ** 32n))).toBe('CBOR_ENCODE_RANGE');
+    expect(code(() => encodeCbor(-(2n ** 64n) - 1n))).toBe('CBOR_ENCODE_RANGE');
+  });
+
+  it('any safe integer round-trips; any integral number outside the safe range is refused', () => {
+    fc.assert(fc.property(fc.maxSafeInteger(), (n) => decodeCbor(encodeCbor(n)) === n));
+    const unsafe = fc.tuple(fc.double({ min: 2 ** 53, noNaN: true, noDefaultInfinity: true }), fc.boolean()).map(([d, neg]) => (neg ? -d : d));
+    fc.assert(fc.property(unsafe, (n) => code(() => encodeCbor(n)) === 'CBOR_ENCODE_RANGE'));
+  });
+
+  it('refuses a tag number that is negative, fractional or unsafe (a head argument is never written modulo 256 or 2^64)', () => {
+    for (const t of [-1, 1.5, 2 ** 64, Number.NaN]) expect(code(() => encodeCbor(new CborTag(t, 0))), String(t)).toBe('CBOR_ENCODE_RANGE');
+    expect(Buffer.from(encodeCbor(new CborTag(2 ** 32, 0))).toString('hex')).toBe('db000000010000000000');
+  });
+
+  it('a refused encoding leaves the shared scratch buffer clean for the next one', () => {
+    expect(code(() => encodeCbor(new Map<CborKey, CborValue>([['a', 'x'.repeat(300)], ['b', 1e300]])))).toBe('CBOR_ENCODE_RANGE');
+    expect(Buffer.from(encodeCbor([1, 'ab'])).toString('hex')).toBe('8201626162');
+  });
+});

@@ -21,6 +21,11 @@
  * tell from a real CBOR integer. Our encoder writes integral numbers as
  * major type 0/1, so a conforming peer never sends one. Map keys must be
  * integers (major 0/1) or text (major 3) — never floats.
+ *
+ * The encoder never changes a value to make it fit: an integer-valued number
+ * outside ±(2^53−1) (pass a bigint instead) and a bigint outside
+ * −2^64..2^64−1 are CBOR_ENCODE_RANGE. (Numbers past 2^64 used to be written
+ * modulo 2^64: 2^64 + 2^32 went out as 2^32.)
  */
 import { asciiOrUtf8, writeAscii } from './bytes.js';
 import { SignerError } from './errors.js';
@@ -430,6 +435,13 @@ class Writer {
     this.buf.set(b, at);
   }
 
+  /**
+   * Writes a head with argument `n`, which must be an integer in 0..2^64−1 — a number only up to
+   * 2^53−1 (Number.MAX_SAFE_INTEGER). Anything else is CBOR_ENCODE_RANGE, never written: DataView
+   * and Uint8Array would otherwise store it silently changed (setBigUint64 keeps it modulo 2^64,
+   * so 2^64 + 2^32 became 2^32; `m | n` makes a negative or fractional n some other byte). Values come
+   * checked from value(); this also covers lengths and tag numbers.
+   */
   head(major: number, n: number | bigint): void {
     const m = major << 5;
     if (typeof n === 'bigint') {
@@ -440,6 +452,7 @@ class Writer {
       this.view.setBigUint64(at + 1, n);
       return;
     }
+    if (!Number.isSafeInteger(n) || n < 0) throw new CborError('CBOR_ENCODE_RANGE', `head argument ${n} is not an integer in 0..2^53−1`, this.size);
     if (n < 24) return this.byte(m | n);
     if (n <= 0xff) {
       const at = this.room(2);
@@ -459,6 +472,7 @@ class Writer {
       this.view.setUint32(at + 1, n);
       return;
     }
+    // 2^32..2^53−1: exact as a BigInt, and well inside setBigUint64's range.
     const at = this.room(9);
     this.buf[at] = m | 27;
     this.view.setBigUint64(at + 1, BigInt(n));
@@ -481,7 +495,14 @@ class Writer {
     if (v === null) return this.byte(0xf6);
     if (v === undefined) return this.byte(0xf7);
     if (typeof v === 'number') {
-      if (Number.isInteger(v)) return v >= 0 ? this.head(0, v) : this.head(1, -1 - v);
+      if (Number.isInteger(v)) {
+        // An integer-valued number past ±(2^53−1) is refused, not written: it may already be a
+        // rounded stand-in for the integer the caller meant (JSON.parse makes 2^64 + 2^32 + 1
+        // into 2^64 + 2^32), the decoder would hand it back as a bigint, and past 2^64 it would
+        // not even fit a head. A bigint says exactly which integer; pass one.
+        if (!Number.isSafeInteger(v)) throw new CborError('CBOR_ENCODE_RANGE', `integer ${v} is outside ±(2^53−1); encode large integers as bigint`, this.size);
+        return v >= 0 ? this.head(0, v) : this.head(1, -1 - v);
+      }
       const at = this.room(9);
       this.buf[at] = 0xfb;
       this.view.setFloat64(at + 1, v);
