@@ -3,9 +3,9 @@
  * with the OS CSPRNG, wrapped under the adopted keyring, and decided by the policy first
  * (docs/policy.md). Only its public half and its blob leave the enclave.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomFillSync, randomUUID } from 'node:crypto';
 import { requestDigest } from '../common/audit/digest.js';
-import { concatBytes, toHex, wipe } from '../common/bytes.js';
+import { toHex, wipe } from '../common/bytes.js';
 import { SignerError } from '../common/errors.js';
 import { asKind, onlyKeys, type KeyKind } from '../common/protocol/enclave-api.js';
 import { named, readKeyKind } from '../common/rpc/params.js';
@@ -16,7 +16,8 @@ import type { Keyring } from './kms/keyring.js';
 import type { Nsm } from './nsm/nsm.js';
 import type { Ticket } from './policy/gate.js';
 
-const SECP256K1_N = 0xfffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141n;
+/** secp256k1's group order n, 32 bytes big-endian (public). */
+const SECP256K1_N = new Uint8Array(Buffer.from('fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141', 'hex'));
 
 /** The audit record of a key or keyring change, by `principal`: the bytes the parent stores with it. */
 export type Recorded = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string, principal?: string) => Uint8Array[];
@@ -83,20 +84,48 @@ async function createKey(nsm: Nsm, recorded: Recorded, kind: KeyKind, keyring: K
   }
 }
 
-/** 32 bytes from the NSM mixed with the OS CSPRNG: neither source alone decides the key. */
+/**
+ * 32 bytes from the NSM mixed with the OS CSPRNG: neither source alone decides the key.
+ * The secret is SHA-256(0x01 ‖ NSM bytes ‖ OS bytes), 0x01 separating this use of the hash.
+ */
 async function freshSecret(nsm: Nsm): Promise<Uint8Array> {
   const a = await nsm.getRandom(32);
-  const b = new Uint8Array(randomBytes(32));
-  const h = createHash('sha256').update(concatBytes(Uint8Array.of(0x01), a, b)).digest();
-  wipe(a, b);
-  return new Uint8Array(h.buffer, h.byteOffset, 32);
+  // Filled in place: randomBytes() would return a Buffer of its own, and a copy of it would
+  // leave that Buffer (half the key's preimage) un-wiped.
+  const b = randomFillSync(new Uint8Array(32));
+  try {
+    // The parts are fed one by one: the same SHA-256(0x01 ‖ a ‖ b) as hashing their
+    // concatenation, without a buffer holding both halves, whose hash IS the key.
+    const h = createHash('sha256').update(Uint8Array.of(0x01)).update(a).update(b).digest();
+    return new Uint8Array(h.buffer, h.byteOffset, 32);
+  } finally {
+    wipe(a, b);
+  }
 }
 
 async function newSecp256k1Secret(nsm: Nsm): Promise<Uint8Array> {
   for (;;) {
     const s = await freshSecret(nsm);
-    const v = BigInt('0x' + toHex(s));
-    if (v > 0n && v < SECP256K1_N) return s;
+    if (isSecp256k1SecretKey(s)) return s;
     wipe(s);
   }
+}
+
+/**
+ * Whether 32 big-endian bytes are a valid secp256k1 secret key, 1 ≤ s < n, decided on the
+ * bytes themselves: BigInt('0x' + hex) would leave a hex string and a bigint of every
+ * candidate in the heap, and neither can be zeroed. (@noble's isValidSecretKey converts
+ * through hex and a bigint internally, so it would not avoid them.) No early exit: the time
+ * does not depend on where s and n first differ. Exported for its test.
+ */
+export function isSecp256k1SecretKey(s: Uint8Array): boolean {
+  if (s.length !== 32) return false;
+  let borrow = 0; // borrow out of s − n, least significant byte first: 1 at the end iff s < n
+  let any = 0; // OR of all bytes: 0 iff s = 0
+  for (let i = 31; i >= 0; i--) {
+    const d = s[i]! - SECP256K1_N[i]! - borrow; // in [-256, 255]
+    borrow = (d >> 8) & 1; // 1 iff d < 0
+    any |= s[i]!;
+  }
+  return (borrow & Number(any !== 0)) === 1;
 }

@@ -1,7 +1,7 @@
 import { HDKey } from '@scure/bip32';
 import { HDNodeWallet } from 'ethers';
 import { afterEach, describe, expect, it, vi } from 'vitest';
-import { deriveBip32PrivateKey, deriveBip32PublicKey, formatDerivationPath, parseDerivationPath } from './bip32.js';
+import { createDerivationCache, deriveBip32PrivateKey, deriveBip32PublicKey, formatDerivationPath, parseDerivationPath } from './bip32.js';
 import { SigningError } from './errors.js';
 import { bytes, hex } from './test-helpers.js';
 
@@ -128,6 +128,27 @@ describe('zeroing of derived keys', () => {
     expect(pub.publicKey).toMatch(/^0x0[23]/);
     expect(priv.privateKey.some((b) => b !== 0)).toBe(true);
     expect(root.privateKey.some((b) => b !== 0)).toBe(true);
+  });
+
+  it('the derivation cache wipes every node it handed out, the copy of the master for the empty path included', () => {
+    // Regression: derive([]) used to return a fresh copy of the master that was not kept in the
+    // cache, so wipe() never reached it and the master private key stayed in the heap.
+    const master = HDKey.fromMasterSeed(SEED64);
+    const cache = createDerivationCache(master);
+    const m1 = cache.derive([], 'p');
+    const m2 = cache.derive([], 'p');
+    const leaf = cache.derive([0, 1], 'p');
+    expect(m1).not.toBe(master); // the caller never holds the master itself
+    expect(m2).toBe(m1); // one copy per request, like any cached node
+    expect(cache.steps).toBe(2); // copying the master is not a derivation step
+    expect(m1.privateKey).toEqual(master.privateKey);
+    expect(m1.publicExtendedKey).toBe(master.publicExtendedKey);
+    const keyBytes = (m1 as unknown as { _privateKey: Uint8Array })._privateKey;
+    cache.wipe();
+    for (const k of [m1, leaf]) expect(k.privateKey).toBeNull();
+    expect(keyBytes.every((b) => b === 0)).toBe(true);
+    expect(master.privateKey).not.toBeNull(); // the master is its owner's to wipe (withMasterKey)
+    master.wipePrivateData();
   });
 
   it('a failed derivation still wipes the master key', () => {

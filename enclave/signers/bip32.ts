@@ -142,7 +142,9 @@ export function deriveNode(master: HDKey, indices: readonly number[]): HDKey {
  * Derivations for one request: every node is derived once and cached by its
  * path, so paths sharing a prefix (m/84'/0'/0'/0/i) cost one step each after
  * the first. Counts the steps computed against `maxSteps`. Nodes belong to
- * the cache: the caller never wipes them; `wipe()` wipes them all.
+ * the cache: the caller never wipes them; `wipe()` wipes them all, the copy of
+ * the master handed out for the empty path included (it is not a derivation
+ * step, so it does not count against `maxSteps`).
  */
 export interface DerivationCache {
   derive(indices: readonly number[], field: string): HDKey;
@@ -172,7 +174,16 @@ export function createDerivationCache(master: HDKey, maxSteps: number = SIGNER_L
         if (child.index !== index) throw new SigningError('SIGN_INTERNAL', 'BIP32 derivation hit an invalid child index');
         node = child;
       }
-      return node === master ? deriveNode(master, []) : node;
+      if (node !== master) return node;
+      // The empty path (an entry naming the master key itself): hand out a copy, never `master`,
+      // whose owner wipes it, and keep the copy in `nodes` like any derived node, so wipe()
+      // reaches it. One copy per cache: every empty-path entry of the request shares it.
+      let copy = nodes.get('');
+      if (!copy) {
+        copy = deriveNode(master, []);
+        nodes.set('', copy);
+      }
+      return copy;
     },
     get steps() {
       return steps;
