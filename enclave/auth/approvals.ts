@@ -230,6 +230,33 @@ export class ApprovalBook {
     return approvalStatus(this.get(approvalId), this.#now());
   }
 
+  /**
+   * Fleet take-over (enclave/policy/durable.ts): folds another enclave's book into this one
+   * instead of replacing it, so nothing this enclave decided is undone by a record that does not
+   * know it — above all, a record it used to sign stays used. Per approval: votes are the union,
+   * a rejection or a use in either book stands. Records only in `state` are added; records only
+   * here stay. Returns the ids added.
+   */
+  merge(state: ApprovalsState): string[] {
+    const taken = checkApprovalsState(state).records;
+    const added: string[] = [];
+    for (const t of taken) {
+      const r = this.#records.get(t.approvalId);
+      if (!r) {
+        this.#records.set(t.approvalId, t);
+        added.push(t.approvalId);
+        continue;
+      }
+      // Ids are random per request: the same id is the same request, the same digest, rule and approvers.
+      if (r.requestDigest !== t.requestDigest || r.rule !== t.rule || r.requester !== t.requester) continue;
+      for (const a of t.approvedBy) if (!r.approvedBy.includes(a) && r.approvers.includes(a)) r.approvedBy.push(a);
+      r.rejectedBy ??= t.rejectedBy;
+      r.consumedAt ??= t.consumedAt;
+      r.request ??= t.request;
+    }
+    return added;
+  }
+
   export(): ApprovalsState {
     this.prune();
     return { v: 1, records: this.list() };

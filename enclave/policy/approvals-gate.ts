@@ -59,6 +59,8 @@ export interface ApprovalsGate {
   restartGuard: RestartGuardState | undefined;
   /** Replaces the book with restored (sealed) state; the decoded intents are restored with it. */
   restore(state: ApprovalsState, intents: Record<string, unknown>): void;
+  /** Fleet take-over: folds another enclave's book into this one (ApprovalBook.merge). */
+  merge(state: ApprovalsState, intents: Record<string, unknown>): void;
   /** The state to seal: the book, and in fleet scope (`shared`) the small requests and their intents. */
   export(shared?: boolean): { approvals: ApprovalsState; intents: Record<string, unknown> };
   /**
@@ -100,6 +102,9 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
       book = new ApprovalBook({ principals, now: gate.now }, state);
       intents.clear();
       for (const r of book.list()) if (Object.hasOwn(restoredIntents, r.approvalId)) intents.set(r.approvalId, restoredIntents[r.approvalId]);
+    },
+    merge(state, takenIntents) {
+      for (const id of book.merge(state)) if (Object.hasOwn(takenIntents, id)) intents.set(id, takenIntents[id]);
     },
     // What is sealed: the records without their requests and no decoded intents. Requests can be
     // up to the signers' limits (a 512 KiB PSBT), and the sealed state travels with every

@@ -22,16 +22,20 @@
  * every seal names its lineage and base so the parent can store it by compare-and-swap. A take-
  * over bumps `epoch`: a request that reserved its window slot or approval before it must not
  * count it into the state it took over (it was decided on other counters) — it is refused.
+ * A take-over never forgets what this enclave life signed (./own-windows.ts): the record's totals
+ * plus this life's signatures they do not count (the sealed `lives` say how many they do), and
+ * the record's approvals folded into this enclave's (a used approval stays used).
  */
 import { randomBytes } from 'node:crypto';
 import { wipe } from '../../common/bytes.js';
 import { SignerError } from '../../common/errors.js';
-import type { ApprovalsState } from '../auth/approvals.js';
+import { checkApprovalsState, type ApprovalsState } from '../auth/approvals.js';
 import { checkEnclaveState, clearRestartGuard, onBoot, type EnclaveState, type RestartGuard } from '../auth/enclave-state.js';
 import { SealedStateError } from '../auth/errors.js';
 import { SealedStateStore, type SealedRecord } from '../auth/sealed-state.js';
 import type { ApprovalsGate } from './approvals-gate.js';
 import { decideHandIn, refOf, type RecordRef } from './fleet-lineage.js';
+import { checkLifeCounts, livesToSeal, type LifeCounts } from './own-windows.js';
 import type { PolicyGate } from './gate.js';
 import { emptyWindowState } from './windows.js';
 
@@ -80,6 +84,15 @@ export interface DurableStateOptions {
 
 const newLineage = (): string => randomBytes(16).toString('hex');
 
+/** The sealed `lives` of a record's window member (none in a record sealed before they were). */
+function livesOf(w: { lives?: unknown } | null): LifeCounts {
+  try {
+    return checkLifeCounts(w?.lives);
+  } catch (e) {
+    throw new SealedStateError('SEALED_STATE_MALFORMED', `state: ${(e as Error).message}`, { cause: e });
+  }
+}
+
 export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, opts: DurableStateOptions = {}): DurableState {
   let store: SealedStateStore | undefined;
   let newKeyring = false;
@@ -91,6 +104,10 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
   let floor: RecordRef | undefined;
   let lineage: FleetLineage | undefined;
   let epoch = 0;
+  // Fleet scope: this enclave life's id in the sealed `lives`, and the other lives' counts carried
+  // from the last record restored or taken over (./own-windows.ts).
+  const lifeId = randomBytes(16).toString('hex');
+  let carriedLives: LifeCounts = {};
 
   /**
    * Fleet scope: the seals of the current lineage (nonce → sequence), newest last, bounded (the
@@ -117,7 +134,9 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
     const a = approvals.export(scope === 'fleet');
     return {
       ...state!,
-      windows: { windows: gate.windows(), intents: a.intents } as unknown as EnclaveState['windows'],
+      windows: (scope === 'fleet'
+        ? { windows: gate.windows(), intents: a.intents, lives: livesToSeal(carriedLives, lifeId, gate.ownCount) }
+        : { windows: gate.windows(), intents: a.intents }) as unknown as EnclaveState['windows'],
       approvals: a.approvals,
       replay: [],
       lifecycle: { ...state!.lifecycle, sealedAt: gate.now() },
@@ -146,11 +165,13 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
         }
       }
       const boot = onBoot(restored, { newKeyring, guard, now: gate.now(), maxExpirySeconds: opts.maxExpirySeconds ?? 300 });
-      const w = boot.state.windows as { windows?: unknown; intents?: Record<string, unknown> } | null;
+      const w = boot.state.windows as { windows?: unknown; intents?: Record<string, unknown>; lives?: unknown } | null;
+      const lives = scope === 'fleet' ? livesOf(w) : {};
       if (w && w.windows !== undefined) gate.restoreWindows(w.windows);
       approvals.restore(boot.state.approvals as ApprovalsState, w?.intents ?? {});
       state = boot.state;
       if (scope === 'fleet') {
+        carriedLives = lives;
         floor = restored === undefined ? undefined : refOf(record);
         lineage = { id: newLineage(), base: floor ?? null };
         ownSeals.clear();
@@ -199,11 +220,16 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
         if (!floor || ref.sequence > floor.sequence) floor = ref;
         return;
       }
-      // Authenticated first: a record that fails changes nothing here.
+      // Authenticated and checked first: a record that fails changes nothing here.
       const taken = checkEnclaveState(store.adoptJson(record).value);
-      const w = taken.windows as { windows?: unknown; intents?: Record<string, unknown> } | null;
-      gate.restoreWindows(w && w.windows !== undefined && w.windows !== null ? w.windows : emptyWindowState());
-      approvals.restore(taken.approvals, w?.intents ?? {});
+      const w = taken.windows as { windows?: unknown; intents?: Record<string, unknown>; lives?: unknown } | null;
+      const lives = livesOf(w);
+      const takenApprovals = checkApprovalsState(taken.approvals);
+      // Never the record's counters in place of ours: its totals plus what this life signed that
+      // they do not count, and its approvals folded into ours (./own-windows.ts says why).
+      gate.adoptWindows(w && w.windows !== undefined && w.windows !== null ? w.windows : emptyWindowState(), lives[lifeId] ?? 0);
+      approvals.merge(takenApprovals, w?.intents ?? {});
+      carriedLives = lives;
       // Our own lifecycle (shutdown marker) stays: it is about this enclave's life. The restart
       // guard is armed if it is armed in either: a record from an enclave that booted unclean —
       // e.g. one a hostile host started on the side, with fresh counters and a sequence pushed

@@ -3,8 +3,9 @@
  * share one sealed record. Each takes over what the other stored; a hostile host that hands an
  * enclave an older record, a forked one or an altered one changes nothing it decides on.
  */
-import { randomBytes } from 'node:crypto';
+import { sign as edSign, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
+import { approvalMessage, toBase64Url } from '../../common/auth/request.js';
 import { createApprovalsGate } from './approvals-gate.js';
 import { createDurableState, type DurableState } from './durable.js';
 import { decideHandIn } from './fleet-lineage.js';
@@ -159,6 +160,70 @@ describe('fleet scope: one window for two enclaves', () => {
     expect(code(() => one.gate.authorize(intent, 'host'))).toBe('POLICY_DENIED');
   });
 
+  it('hostile host: another enclave\'s record that never saw our signatures does not empty our window (released, record dropped, older state handed in)', () => {
+    // Found in review: a take-over REPLACED the counters. The host let A fill its window, took the
+    // signatures, and handed A any later seal of B (state.restore again re-seals B's stale state
+    // with a higher sequence): A's window was empty again, round after round (10 signed against 2).
+    const a = enclave('fleet', { newKeyring: true });
+    const b = enclave();
+    b.durable.restore(a.durable.restore(null).record);
+    let signed = 0;
+    for (let round = 0; round < 5; round++) {
+      while (code(() => a.gate.release(a.gate.authorize(intent, 'host'))) === undefined) {
+        signOne(a);
+        signed++;
+      }
+      b.durable.restore(null);
+      a.durable.handIn(b.durable.restore(null).record);
+    }
+    expect(signed).toBe(2);
+    expect(code(() => a.gate.authorize(intent, 'host'))).toBe('POLICY_DENIED');
+  });
+
+  it('hostile host: our own early seal, pushed out of the seals we remember (4,097 state.restore calls), does not empty our window', () => {
+    const a = enclave('fleet', { newKeyring: true });
+    a.durable.restore(null);
+    let signed = 0;
+    for (let round = 0; round < 3; round++) {
+      const low = a.durable.restore(null).record; // a seal of the window as it is now
+      while (code(() => a.gate.release(a.gate.authorize(intent, 'host'))) === undefined) {
+        signOne(a);
+        signed++;
+      }
+      for (let i = 0; i < 4097; i++) a.durable.restore(null);
+      a.durable.handIn(low);
+    }
+    expect(signed).toBe(2);
+  });
+
+  it('take-overs count exactly: a record that counts our signatures is not counted twice', () => {
+    const three = RULES.map((r) => ({ ...r, window: { seconds: 3600, maxCount: 3 } }));
+    const mk = () => {
+      const gate = createPolicyGate(policy(three, { stateScope: 'fleet' }), { source: 'file', now: () => T0 });
+      const durable = createDurableState(gate, createApprovalsGate(gate), { scope: 'fleet' });
+      durable.attach(KEYRING.slice(), 'kr-1', false);
+      return { gate, durable };
+    };
+    const one = mk();
+    const two = mk();
+    two.durable.restore(one.durable.restore(null).record);
+    two.durable.handIn(signOne(one)); // one's signature, counted once in two
+    one.durable.handIn(signOne(two)); // two's record counts one's signature: one does not add it again
+    expect(one.gate.windows().rules.msgs?.[KEY_1.toLowerCase()]?.reduce((n, e) => n + (e.n ?? 1), 0)).toBe(2);
+    signOne(one); // the third of three
+    expect(code(() => one.gate.authorize(intent, 'host'))).toBe('POLICY_DENIED');
+  });
+
+  it('a record that misses one of our signatures (its seal lost the store\'s race) keeps it counted: more, never less', () => {
+    const one = enclave();
+    const two = enclave();
+    two.durable.restore(one.durable.restore(null).record);
+    signOne(one); // its record is never stored (honestly withheld, or released and dropped: the enclave cannot tell)
+    one.durable.handIn(signOne(two));
+    // Both count: the window of two is full on `one`.
+    expect(code(() => one.gate.authorize(intent, 'host'))).toBe('POLICY_DENIED');
+  });
+
   it('per instance (the default), a request carrying state is refused: SEALED_STATE_SCOPE', () => {
     const one = enclave('instance');
     const rec = one.durable.restore(null).record;
@@ -202,5 +267,39 @@ describe('decideHandIn', () => {
     expect(decideHandIn(r(5, 'b'), r(5, 'a'), own).kind).toBe('stale');
     expect(decideHandIn(r(6, 'c'), r(5, 'a'), own).kind).toBe('adopt');
     expect(decideHandIn(r(1, 'c'), undefined, () => false).kind).toBe('adopt');
+  });
+});
+
+describe('fleet scope: a take-over never makes a used approval usable again', () => {
+  it('hostile host: an older seal of ours with the approval approved but unused, handed in after it was used, signs nothing', () => {
+    const bob = generateKeyPairSync('ed25519');
+    const principals = { bob: { alg: 'ed25519', publicKey: bob.publicKey.export({ type: 'spki', format: 'pem' }) as string } };
+    const rules = [{ id: 'pay', effect: 'allow', ops: ['personal_sign'], approvals: { threshold: 1, from: ['bob'] } }];
+    const gate = createPolicyGate(policy(rules, { stateScope: 'fleet', principals }), { source: 'file', now: () => T0 });
+    const approvals = createApprovalsGate(gate);
+    const durable = createDurableState(gate, approvals, { scope: 'fleet' });
+    approvals.restartGuard = { pending: () => durable.guardPending(), clear: () => durable.clearGuard() };
+    durable.attach(KEYRING.slice(), 'kr-1', true);
+    durable.restore(null);
+    const req = { op: 'personal_sign' as const, keyId: KEY_1, request: { message: 'hi' }, intent, principal: 'host' };
+    let id = '';
+    let digest = '';
+    try {
+      approvals.authorize(req);
+    } catch (e) {
+      ({ approvalId: id, requestDigest: digest } = (e as { wireData: { approvalId: string; requestDigest: string } }).wireData);
+    }
+    const signature = toBase64Url(edSign(null, approvalMessage({ approvalId: id, approver: 'bob', decision: 'approve', requestDigest: digest }), bob.privateKey));
+    approvals.approve({ approvalId: id, approver: 'bob', signature }, 'approve');
+    const low = durable.restore(null).record; // state.restore again: a seal with the approval approved, unused
+    const { ticket, approval } = approvals.authorize(req);
+    gate.commit(ticket);
+    approvals.consumed(approval!);
+    durable.seal();
+    for (let i = 0; i < 4097; i++) durable.restore(null); // `low` leaves the seals this enclave remembers
+    durable.handIn(low);
+    // Found in review: the take-over replaced the book, and the same approval signed a second time.
+    expect(() => approvals.authorize(req)).toThrow(/approval required/);
+    expect(approvals.view(id).status).toBe('consumed');
   });
 });

@@ -10,8 +10,9 @@
  */
 import { SignerError } from '../../common/errors.js';
 import type { CompiledPolicy } from './document.js';
-import { evaluate, recordReservation, windowReservation, type Decision, type WindowReservation } from './evaluate.js';
+import { evaluate, recordReservation, ruleById, windowReservation, type Decision, type WindowReservation } from './evaluate.js';
 import type { Intent, PolicyOp } from './intent.js';
+import { OwnWindows } from './own-windows.js';
 import { policyHash } from './policy-hash.js';
 import { checkWindowState, emptyWindowState, type WindowState } from './windows.js';
 import { ChurnMap } from '../../common/churn-map.js';
@@ -58,6 +59,13 @@ export interface PolicyGate {
   /** The committed window state (what is sealed). */
   windows(): WindowState;
   restoreWindows(state: unknown): void;
+  /** How many windowed signatures this enclave life committed (sealed as its count in `lives`). */
+  readonly ownCount: number;
+  /**
+   * Fleet take-over: continue from a record's window totals, which count `includedOwn` of this
+   * life's signatures; the rest of this life's are added back (./own-windows.ts).
+   */
+  adoptWindows(state: unknown, includedOwn: number): void;
 }
 
 export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions): PolicyGate {
@@ -65,6 +73,8 @@ export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions
   const deny = new Set(opts.denyOps ?? []);
   const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
   let committed: WindowState = emptyWindowState();
+  // Only a fleet takes records over; an instance's windows are its own already.
+  const own = policy.stateScope === 'fleet' ? new OwnWindows() : undefined;
   /**
    * Tickets in flight, each with the window reservation it holds (undefined: its rule has no
    * window). One in and out per signature: a ChurnMap, not a Map (common/churn-map.ts says why).
@@ -127,7 +137,10 @@ export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions
       // The reservation made at the decision is what is counted (a ticket without one changes no
       // window; one already committed or released is no longer open and counts nothing).
       const r = close(t);
-      if (r) committed = recordReservation(committed, r);
+      if (r) {
+        committed = recordReservation(committed, r);
+        own?.record(r.ruleId, r.key, { t: r.t, value: r.value.toString(), amount: r.amount.toString() }, r.seconds);
+      }
     },
     release(t) {
       close(t);
@@ -135,6 +148,14 @@ export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions
     windows: () => committed,
     restoreWindows(state) {
       committed = checkWindowState(state);
+    },
+    get ownCount() {
+      return own?.count ?? 0;
+    },
+    adoptWindows(state, includedOwn) {
+      // A rule gone from the policy cannot be in a record sealed under its hash; 0 keeps nothing extra.
+      if (!own) throw new SignerError('SEALED_STATE_SCOPE', 'this policy keeps its windows per instance; nothing is taken over');
+      committed = own.onto(checkWindowState(state), includedOwn, (ruleId) => ruleById(policy, ruleId)?.window?.seconds ?? 0);
     },
   };
 }

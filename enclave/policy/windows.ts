@@ -27,6 +27,12 @@ export interface WindowEntry {
   amount: string;
   /** Signatures this entry stands for (a compacted bucket); absent: 1. */
   n?: number;
+  /**
+   * Only in an enclave's record of its OWN signatures (./own-windows.ts): the enclave's signature
+   * counter at the newest signature in this entry, so that a fleet take-over can tell which of them
+   * the record it takes over already counts. Absent in the shared totals.
+   */
+  s?: number;
 }
 
 /** A (rule, key) list longer than this is compacted. */
@@ -65,6 +71,7 @@ export function checkWindowState(v: unknown): WindowState {
       for (const e of list) {
         if (typeof e !== 'object' || e === null || !Number.isSafeInteger(e.t) || !DEC.test(e.value) || !DEC.test(e.amount)) throw bad('malformed entry');
         if (e.n !== undefined && (!Number.isSafeInteger(e.n) || e.n < 1)) throw bad('malformed entry count');
+        if (e.s !== undefined) throw bad('a signature counter in a shared window entry');
       }
     }
   }
@@ -101,7 +108,9 @@ export function recordWindow(
     // Same second as the newest entry: summed into it. Exact, since times are whole seconds and
     // windowUsage only sums what is newer than a second boundary: a busy key keeps at most one
     // entry per second of its window instead of one per signature, and the sealed state with it.
-    list[list.length - 1] = { t: last.t, value: (BigInt(last.value) + BigInt(entry.value)).toString(), amount: (BigInt(last.amount) + BigInt(entry.amount)).toString(), n: (last.n ?? 1) + (entry.n ?? 1) };
+    const sum: WindowEntry = { t: last.t, value: (BigInt(last.value) + BigInt(entry.value)).toString(), amount: (BigInt(last.amount) + BigInt(entry.amount)).toString(), n: (last.n ?? 1) + (entry.n ?? 1) };
+    if (last.s !== undefined || entry.s !== undefined) sum.s = Math.max(last.s ?? 0, entry.s ?? 0);
+    list[list.length - 1] = sum;
   } else list.push(entry);
   if (list.length > MAX_WINDOW_ENTRIES) list = compact(list, keepSeconds);
   return { version: 1, rules: { ...state.rules, [ruleId]: { ...state.rules[ruleId], [keyId]: list } } };
@@ -110,7 +119,9 @@ export function recordWindow(
 /** Sums entries into buckets of keepSeconds / WINDOW_BUCKETS, each timed by its newest entry (see the header). */
 export function compact(list: readonly WindowEntry[], keepSeconds: number): WindowEntry[] {
   const span = Math.max(1, Math.ceil(keepSeconds / WINDOW_BUCKETS));
-  const buckets = new Map<number, { t: number; value: bigint; amount: bigint; n: number }>();
+  // A bucket's signature counter is its newest signature's (s: the largest), so a take-over that
+  // already counts part of a bucket counts the whole bucket again: more, never less (./own-windows.ts).
+  const buckets = new Map<number, { t: number; value: bigint; amount: bigint; n: number; s: number | undefined }>();
   for (const e of list) {
     const k = Math.floor(e.t / span);
     const b = buckets.get(k);
@@ -119,7 +130,10 @@ export function compact(list: readonly WindowEntry[], keepSeconds: number): Wind
       b.value += BigInt(e.value);
       b.amount += BigInt(e.amount);
       b.n += e.n ?? 1;
-    } else buckets.set(k, { t: e.t, value: BigInt(e.value), amount: BigInt(e.amount), n: e.n ?? 1 });
+      if (e.s !== undefined) b.s = Math.max(b.s ?? 0, e.s);
+    } else buckets.set(k, { t: e.t, value: BigInt(e.value), amount: BigInt(e.amount), n: e.n ?? 1, s: e.s });
   }
-  return [...buckets.values()].sort((a, b) => a.t - b.t).map((b) => ({ t: b.t, value: b.value.toString(), amount: b.amount.toString(), n: b.n }));
+  return [...buckets.values()]
+    .sort((a, b) => a.t - b.t)
+    .map((b) => (b.s === undefined ? { t: b.t, value: b.value.toString(), amount: b.amount.toString(), n: b.n } : { t: b.t, value: b.value.toString(), amount: b.amount.toString(), n: b.n, s: b.s }));
 }
