@@ -84,9 +84,9 @@ export class Decisions {
     const code = (e as { code?: unknown }).code;
     const rule = (e as { wireData?: { rule?: unknown } }).wireData?.rule;
     if (code === 'APPROVAL_REQUIRED' && typeof rule === 'string') {
-      // Fleet scope: the entry was opened in the approval book of a state taken over since
-      // (durable.handIn replaces the book). The record sealed now would not hold it, and a -32010
-      // relayed with that record would send every approver to an approval no instance knows.
+      // Fleet scope: decided on a state taken over since (durable.handIn). The book keeps the entry
+      // through the take-over (it merges), but the decision was made on the counters and book
+      // before it: refused as stale and decided again, like a reservation (docs/scale-out.md "In flight").
       if (this.durable.epoch !== decidedIn) return this.refusalRecorded(staleUnderRequest(), d);
       return this.#withPendingState(withAuditRecord(e as Error, this.trail.pending({ ...d, rule })));
     }

@@ -10,7 +10,8 @@ import { SignerError } from '../common/errors.js';
 import { asKind, onlyKeys, type KeyKind } from '../common/protocol/enclave-api.js';
 import { named, readKeyKind } from '../common/rpc/params.js';
 import type { ApprovalRecord } from './auth/approvals.js';
-import { staleUnderRequest, type Decisions } from './decisions.js';
+import { withAuditRecord } from './audit/trail.js';
+import { errorRule, staleUnderRequest, type Decisions } from './decisions.js';
 import type { RequestContext } from './method.js';
 import type { Keyring } from './kms/keyring.js';
 import type { Nsm } from './nsm/nsm.js';
@@ -26,13 +27,23 @@ export async function createKeyDecided(d: Decisions, nsm: Nsm, recorded: Recorde
   const { trail, durable, approvals, policy } = d;
   const signed = p.auth !== undefined;
   onlyKeys(p, signed ? ['auth', 'state'] : ['kind', 'state'], 'params');
-  // A signed request is read from the params the principal signed; the host's `kind` is not asked.
-  const who = signed ? d.authenticate(p.auth, 'signer_createKey') : undefined;
-  const kind: KeyKind = who ? readKeyKind(named(who.params, ['kind', 'label', 'requestId']).kind) : asKind(p.kind);
-  const principal = who?.request.principal ?? 'host';
+  // As in `sign`: the state and the audit log first, so a signed request's id is spent only when
+  // its decision can be recorded, and a refused signature is on the chain like any refusal.
   d.stateReady(p.state);
   trail.log(); // no audit log, no decision
-  const decision = { principal, op: 'signer_createKey', keyId: null, requestDigest: requestDigest('key.create', ctx?.raw ?? null) };
+  const digest = requestDigest('key.create', ctx?.raw ?? null);
+  // A signed request is read from the params the principal signed; the host's `kind` is not asked.
+  let who: ReturnType<Decisions['authenticate']> | undefined;
+  let kind: KeyKind;
+  try {
+    who = signed ? d.authenticate(p.auth, 'signer_createKey') : undefined;
+    kind = who ? readKeyKind(named(who.params, ['kind', 'label', 'requestId']).kind) : asKind(p.kind);
+  } catch (e) {
+    if (!signed) throw e; // the host's own malformed call: nothing was asked of the policy
+    throw withAuditRecord(e as Error, trail.denied({ principal: who?.request.principal ?? 'host', op: 'signer_createKey', keyId: null, requestDigest: digest, rule: errorRule(e) }));
+  }
+  const principal = who?.request.principal ?? 'host';
+  const decision = { principal, op: 'signer_createKey', keyId: null, requestDigest: digest };
   // The policy first: a refused creation says so whatever the keyring's state.
   let ticket: Ticket;
   let approval: ApprovalRecord | undefined;
@@ -49,7 +60,8 @@ export async function createKeyDecided(d: Decisions, nsm: Nsm, recorded: Recorde
   const keyring = d.slot.keyring;
   if (!keyring) {
     release();
-    throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
+    // Allowed by the policy, refused by the enclave's state: on the chain like any refusal.
+    throw d.refusalRecorded(new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave'), decision);
   }
   try {
     const out = await createKey(nsm, recorded, kind, keyring, principal);

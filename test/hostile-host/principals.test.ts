@@ -93,6 +93,16 @@ describe('hostile host vs signed principals', () => {
     expect(parseRecord(wire.get('audit') as Uint8Array).body).toMatchObject({ decision: 'denied', principal: 'backend', rule: 'error:SIGN_KEY_MISMATCH' });
   });
 
+  it('a signed key.create the host altered is refused and on the chain, like a refused signature', async () => {
+    // Found in review: key.create authenticated before the audit log was asked, so this refusal
+    // left no record (and a KEYRING_LOCKED after the policy allowed one left none either).
+    const auth = { ...signed('signer_createKey', { kind: 'secp256k1' }), params: { kind: 'bip32-seed' } };
+    const r = await refusal(call(peer, 'key.create', { auth }));
+    expect(r.code).toBe('AUTH_BAD_SIGNATURE');
+    const wire = r.data as Map<string, unknown>;
+    expect(parseRecord(wire.get('audit') as Uint8Array).body).toMatchObject({ decision: 'denied', op: 'signer_createKey', rule: 'error:AUTH_BAD_SIGNATURE' });
+  });
+
   it('finding S3: the host cannot add its own translation, move the request to another method, or alter it', async () => {
     const auth = signed('personal_sign', ['0x03', A.address]);
     // Its own op/request next to the signed one: the enclave takes only one form.
