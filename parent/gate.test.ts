@@ -176,6 +176,8 @@ describe('development mode', () => {
     expect(r.parent.state().attestation?.manifest).toBeUndefined();
     expect(logs.some((l) => l.startsWith('WARNING: no PCR manifest'))).toBe(true);
     expect(logs.some((l) => l.startsWith('WARNING: attestation root is'))).toBe(true);
+    // The rig's bridge is a unix: socket, which nothing binds to the enclave (docs/threat-model.md).
+    expect(logs.some((l) => l.startsWith('WARNING: the enclave bridge is unix:'))).toBe(true);
     // Another image is still fine in this mode, but a wrong nonce is not.
     const r2 = await impostor({ parent: { manifest: undefined, allowAnyPcrs: true }, enclave: { attestNonce: 'random', pcrs: new Map([[0, simulatedImagePcrs('other').get(0)!]]) } });
     await waitFor(() => r2.parent.state().lastFailure?.code === 'ATTEST_NONCE_MISMATCH');

@@ -64,6 +64,11 @@ function warnings(cfg: ResolvedParentConfig): string[] {
   if (!cfg.rootIsAws) w.push(`WARNING: attestation root is ${cfg.root.name} (SHA-256 ${cfg.root.fingerprint}), NOT the AWS Nitro Enclaves root: development only`);
   if (!cfg.manifest) w.push('WARNING: no PCR manifest: any enclave image under that root is accepted (--allow-any-pcrs, development only)');
   if (cfg.allowDebug) w.push('WARNING: debug-mode enclaves are accepted: their memory is readable by this host (development only)');
+  // The attestation proves that an enclave answered the gate's nonce, not that this connection is
+  // that enclave: whoever can listen at a unix:/tcp:// address can relay a genuine enclave's
+  // answers through its own connection and see everything forwarded (docs/threat-model.md). On
+  // Nitro the enclave's vsock CID is the hypervisor's to route; no host process can take it.
+  if (!cfg.enclave.startsWith('vsock:')) w.push(`WARNING: the enclave bridge is ${cfg.enclave}, not vsock: a process that can listen there can relay a genuine enclave's attestation and read every request (development only)`);
   return w;
 }
 
