@@ -218,3 +218,33 @@ describe('quorum approvals', () => {
     );
   });
 });
+
+describe('merge (a fleet take-over folds another enclave\'s book into this one)', () => {
+  it('votes are united; a use or a rejection in either book stands; entries only here that were never stored go', () => {
+    let n = 0;
+    const mine = new ApprovalBook({ principals: registry, now: () => T0, newId: () => `apr_mine${++n}` });
+    const fleet = new ApprovalBook({ principals: registry, now: () => T0, newId: () => `apr_fleet${++n}` });
+    const { req } = setup();
+    // Shared entry: approved by alice here, by bob in the fleet's book.
+    const shared = fleet.authorize(req);
+    fleet.approve(shared.approvalId, 'bob', sig('bob', shared.approvalId));
+    mine.merge(fleet.export());
+    mine.approve(shared.approvalId, 'alice', sig('alice', shared.approvalId));
+    // Used here (the fleet record never heard of it): must stay used.
+    const other: ApprovalRequest = { ...req, requestDigest: OTHER_DIGEST };
+    const used = mine.authorize(other);
+    mine.approve(used.approvalId, 'alice', sig('alice', used.approvalId, OTHER_DIGEST));
+    mine.approve(used.approvalId, 'carol', sig('carol', used.approvalId, OTHER_DIGEST));
+    mine.consume(used.approvalId, { requestDigest: OTHER_DIGEST, rule: 'treasury', requester: 'backend' });
+    // Opened here, its record never stored (the -32010 was withheld): goes, like the replaced book dropped it.
+    const lost = mine.authorize({ ...req, requester: 'other-backend' });
+    const { added, dropped } = mine.merge(fleet.export());
+    expect(added).toEqual([]);
+    expect(dropped).toEqual([lost.approvalId]);
+    expect(mine.get(shared.approvalId).approvedBy.sort()).toEqual(['alice', 'bob']);
+    expect(mine.status(used.approvalId)).toBe('consumed');
+    expect(code(() => mine.get(lost.approvalId))).toBe('APPROVAL_UNKNOWN');
+    // The requester's resubmission finds the fleet's entry, not a stale one of its own.
+    expect(mine.authorize(req).approvalId).toBe(shared.approvalId);
+  });
+});

@@ -232,14 +232,24 @@ export class ApprovalBook {
 
   /**
    * Fleet take-over (enclave/policy/durable.ts): folds another enclave's book into this one
-   * instead of replacing it, so nothing this enclave decided is undone by a record that does not
-   * know it — above all, a record it used to sign stays used. Per approval: votes are the union,
-   * a rejection or a use in either book stands. Records only in `state` are added; records only
-   * here stay. Returns the ids added.
+   * instead of replacing it, so that no record it is handed makes a use or a veto here undone —
+   * a record this enclave used to sign stays used. Per approval in both: votes are the union, a
+   * rejection or a use in either book stands. Records only in `state` are added. Records only
+   * here stay when used or rejected; the others go, as the replaced book dropped them: they are
+   * entries whose record never reached the store (their -32010 was withheld), and keeping one
+   * would answer the requester's resubmission with it instead of the fleet's entry its approvers
+   * approved. Dropping those makes nothing signable. Returns the ids added and dropped.
    */
-  merge(state: ApprovalsState): string[] {
+  merge(state: ApprovalsState): { added: string[]; dropped: string[] } {
     const taken = checkApprovalsState(state).records;
     const added: string[] = [];
+    const dropped: string[] = [];
+    const inTaken = new Set(taken.map((t) => t.approvalId));
+    for (const [id, r] of this.#records) {
+      if (inTaken.has(id) || r.consumedAt !== null || r.rejectedBy !== null) continue;
+      this.#records.delete(id);
+      dropped.push(id);
+    }
     for (const t of taken) {
       const r = this.#records.get(t.approvalId);
       if (!r) {
@@ -254,7 +264,7 @@ export class ApprovalBook {
       r.consumedAt ??= t.consumedAt;
       r.request ??= t.request;
     }
-    return added;
+    return { added, dropped };
   }
 
   export(): ApprovalsState {

@@ -104,7 +104,9 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
       for (const r of book.list()) if (Object.hasOwn(restoredIntents, r.approvalId)) intents.set(r.approvalId, restoredIntents[r.approvalId]);
     },
     merge(state, takenIntents) {
-      for (const id of book.merge(state)) if (Object.hasOwn(takenIntents, id)) intents.set(id, takenIntents[id]);
+      const { added, dropped } = book.merge(state);
+      for (const id of dropped) intents.delete(id);
+      for (const id of added) if (Object.hasOwn(takenIntents, id)) intents.set(id, takenIntents[id]);
     },
     // What is sealed: the records without their requests and no decoded intents. Requests can be
     // up to the signers' limits (a 512 KiB PSBT), and the sealed state travels with every
