@@ -92,8 +92,9 @@ describe('verifyAttestationAgainstManifest on real Nitro documents', () => {
     expect(verifyAttestationAgainstManifest(nitro.bytes, signed, trusted).checks).toContain('pcrs');
     // The same manifest with PCR1 matched: rejected.
     attestError(() => verifyAttestationAgainstManifest(nitro.bytes, manifestFor(nitro.sidecar, { match: [0, 1, 2], edit: { 1: wrong1 } }), trusted), 'ATTEST_PCR_MISMATCH', 'pcrs');
-    // PCR8 is checked when matched (the document's is all zero: unsigned EIF).
-    attestError(() => verifyAttestationAgainstManifest(nitro.bytes, manifestFor(nitro.sidecar, { match: [8], edit: { 8: wrong1 } }), trusted), 'ATTEST_PCR_MISMATCH', 'pcrs');
+    // PCR8 is checked when matched (the document's is all zero: unsigned EIF). With PCR0: a manifest
+    // must pin PCR0 or PCR2 (manifest-format.ts), PCR8 alone would admit any image.
+    attestError(() => verifyAttestationAgainstManifest(nitro.bytes, manifestFor(nitro.sidecar, { match: [0, 8], edit: { 8: wrong1 } }), trusted), 'ATTEST_PCR_MISMATCH', 'pcrs');
   });
 
   it('manifest problems are ATTEST_MANIFEST, before the document is even looked at', () => {

@@ -1,8 +1,12 @@
+import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { AttestationError } from './errors.js';
-import { canonicalJson, parseStrictJson } from './manifest-json.js';
+import { canonicalBytes, canonicalJson, parseStrictJson } from './manifest-json.js';
 import { createManifest, isDebugManifest, parseManifest, type ManifestFields } from './manifest-format.js';
+import { verifyAttestationAgainstManifest } from './manifest-attest.js';
+import { verifySignedManifest } from './manifest-signature.js';
+import { readFixture } from '../test/fixtures.js';
 
 const P0 = 'e72a46ca80a260fb044a125442f0c7e331813bcbaf9724d9f3857758992766f2d65710a27aa94ae3949dd54e7c9fe86a';
 const P1 = '0343b056cd8485ca7890ddd833476d78460aed2aa161548e4e26bedf321726696257d623e8805f3f605946b3d8b0c6aa';
@@ -208,5 +212,57 @@ describe('strict JSON and canonical form', () => {
     expect(Object.keys(v)).toEqual(['__proto__']);
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(manifestError(() => parseManifest(v)).message).toMatch(/unknown field "__proto__"/);
+  });
+});
+
+describe('a manifest must pin the image: all-zero and PCR1/PCR8-only matches are refused', () => {
+  // Review finding: `pcrs.8 = 0…0, match: [8]` passed create, sign and verify. An unsigned EIF's PCR8
+  // is all zeros on every non-debug enclave, so that signed manifest admitted enclaves running any
+  // image at all (the real Nitro fixture below, whatever its PCR0/1/2).
+  const nitroDoc = readFixture('attestation', 'blocky_nitrite_nitro_2024-09-07.cbor');
+  const release = generateKeyPairSync('ec', { namedCurve: 'secp384r1' });
+
+  /** A signed manifest as a signer without these checks (an older build) would have published it. */
+  function signedAsBefore(m: Record<string, unknown>): unknown {
+    const sig = sign('sha384', canonicalBytes(m), { key: release.privateKey, dsaEncoding: 'ieee-p1363' });
+    const der = release.publicKey.export({ type: 'spki', format: 'der' });
+    return { manifest: m, signature: { alg: 'ES384', keyId: createHash('sha256').update(der).digest('hex'), publicKey: der.toString('base64'), value: sig.toString('base64') } };
+  }
+
+  it('match [8] with an all-zero PCR8 is refused at create, parse, sign and verify, with or without allowDebug', () => {
+    const fields = { ...baseFields, pcrs: { ...baseFields.pcrs, 8: Z }, match: [8] };
+    expect(manifestError(() => createManifest(fields)).message).toMatch(/match: must include PCR0 .* or PCR2/);
+    manifestError(() => createManifest(fields, { allowDebug: true }));
+    const raw = edited((m) => {
+      m.pcrs['8'] = Z;
+      m.match = [8];
+    }) as Record<string, unknown>;
+    manifestError(() => parseManifest(raw));
+    const signed = signedAsBefore(raw);
+    manifestError(() => verifySignedManifest(signed, [release.publicKey]));
+    manifestError(() => verifySignedManifest(signed, [release.publicKey], { allowDebug: true }));
+    const e = manifestError(() => verifyAttestationAgainstManifest(nitroDoc, signed, { trustedKeys: [release.publicKey], at: 'document' }));
+    expect(e.message).toMatch(/PCR0|PCR2/);
+  });
+
+  it('a match without PCR0 or PCR2 is refused even when its PCRs are real: [1], [8], [1, 8]', () => {
+    const P8 = '8'.repeat(96);
+    for (const match of [[1], [8], [1, 8]]) {
+      expect(manifestError(() => createManifest({ ...baseFields, pcrs: { ...baseFields.pcrs, 8: P8 }, match })).message, String(match)).toMatch(/must include PCR0/);
+    }
+  });
+
+  it('isDebugManifest is true whenever every matched PCR is all zeros (also for objects no parser checked)', () => {
+    const pcrs = { '0': P0, '1': P1, '2': P2, '8': Z };
+    expect(isDebugManifest({ pcrs, match: [8] })).toBe(true);
+    expect(isDebugManifest({ pcrs: { ...pcrs, '2': Z }, match: [2, 8] })).toBe(true);
+    expect(isDebugManifest({ pcrs, match: [2, 8] })).toBe(false);
+    expect(isDebugManifest({ pcrs, match: [0, 1, 2, 8] })).toBe(false);
+  });
+
+  it('the combinations in use still pass: [0, 1, 2], [0, 1, 2, 8] with a zero PCR8, [0, 2], [1, 2], [0, 2, 8], [2]', () => {
+    for (const match of [[0, 1, 2], [0, 1, 2, 8], [0, 2], [1, 2], [0, 2, 8], [2], [0]]) {
+      expect(createManifest({ ...baseFields, pcrs: { ...baseFields.pcrs, 8: Z }, match }).match).toEqual(match);
+    }
   });
 });

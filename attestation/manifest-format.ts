@@ -9,7 +9,7 @@
  *     "image": { "name", "version", "sourceCommit", "eifSha256" },
  *     "hashAlgorithm": "SHA384",
  *     "pcrs": { "0": hex96, "1": hex96, "2": hex96, "8"?: hex96 },
- *     "match": [0, 1, 2],
+ *     "match": [0, 1, 2],            (must include 0 or 2)
  *     "buildInputs": { lockfileSha256?, nodeRuntime?, baseImages?, blobs?, builder?, sourceDateEpoch?, other? },
  *     "createdAt": "2024-01-01T00:00:00.000Z" }
  */
@@ -65,7 +65,7 @@ export interface PcrManifest {
   hashAlgorithm: 'SHA384';
   /** PCR index → 96 lowercase hex characters (SHA-384). */
   pcrs: ManifestPcrs;
-  /** PCR indices an enclave must match: non-empty, strictly ascending, each present in `pcrs`. */
+  /** PCR indices an enclave must match: non-empty, strictly ascending, each present in `pcrs`, including 0 or 2. */
   match: ManifestPcrIndex[];
   buildInputs: BuildInputs;
   /** ISO 8601 UTC, millisecond precision: "YYYY-MM-DDTHH:MM:SS.sssZ". */
@@ -73,7 +73,7 @@ export interface PcrManifest {
 }
 
 export interface ManifestPolicy {
-  /** Accept a manifest whose matched PCR0/1/2 are all zero (a debug-mode enclave). Default false. */
+  /** Accept a manifest whose matched PCR0/1/2 (or all matched PCRs) are all zero (a debug-mode enclave). Default false. */
   allowDebug?: boolean;
 }
 
@@ -191,6 +191,13 @@ function parseMatch(v: unknown, pcrs: ManifestPcrs): ManifestPcrIndex[] {
     if (prev !== undefined && x <= prev) fail('match', 'indices must be strictly ascending (sorted, no duplicates)');
     out.push(x as ManifestPcrIndex);
   }
+  // PCR1 (kernel and boot ramdisk) and PCR8 (the EIF signing certificate, all zeros when the EIF is
+  // unsigned) do not say which application runs: `match: [8]` with a zero PCR8 admits every
+  // non-debug enclave of any unsigned image, and `[1]` any application on the stock kernel. A
+  // manifest names an image, so it must pin the image (PCR0) or the application (PCR2).
+  if (!out.includes(0) && !out.includes(2)) {
+    fail('match', `must include PCR0 (the whole image) or PCR2 (the application), got [${out.join(', ')}]: PCR1 and PCR8 alone admit enclaves running any application`, 'match 0,1,2 (the default)');
+  }
   return out;
 }
 
@@ -201,10 +208,18 @@ function parseCreatedAt(v: unknown): string {
   return v;
 }
 
-/** True when the manifest matches PCR0/1/2 only with all-zero values (what a debug-mode enclave reports). */
+/**
+ * True when the manifest matches PCR0/1/2 only with all-zero values (what a debug-mode enclave
+ * reports), or when every PCR it matches is all zeros. The second case covers a match on PCR8
+ * alone: an unsigned EIF's PCR8 is all zeros on non-debug enclaves too, so such a manifest would
+ * admit any of them (parseManifest also refuses a match without PCR0 or PCR2; this stays true for
+ * callers that build the object themselves).
+ */
 export function isDebugManifest(m: Pick<PcrManifest, 'pcrs' | 'match'>): boolean {
+  const zero = (i: number): boolean => m.pcrs[String(i) as keyof ManifestPcrs] === ZERO96;
   const imagePcrs = m.match.filter((i) => i === 0 || i === 1 || i === 2);
-  return imagePcrs.length > 0 && imagePcrs.every((i) => m.pcrs[String(i) as '0' | '1' | '2'] === ZERO96);
+  if (imagePcrs.length > 0 && imagePcrs.every(zero)) return true;
+  return m.match.length > 0 && m.match.every(zero);
 }
 
 /**

@@ -39,8 +39,12 @@ export interface TrustFlags {
   'allow-debug'?: boolean | undefined;
 }
 
-/** Loads --root, --manifest and its keys (exit 2 when unusable). */
-export async function trustOptions(f: TrustFlags, io: Io): Promise<Omit<AuditVerifyOptions, 'anchors' | 'maxProblems'>> {
+/**
+ * Loads --root, --manifest and its keys (exit 2 when unusable). Without --manifest it warns (unless
+ * the caller says it warns itself) that attestation documents are checked against the root only:
+ * any Nitro enclave image's document is then accepted, including one the host built and ran.
+ */
+export async function trustOptions(f: TrustFlags, io: Io, opts: { warnWithoutManifest?: boolean } = {}): Promise<Omit<AuditVerifyOptions, 'anchors' | 'maxProblems'>> {
   const keyFiles = f['manifest-key'] ?? [];
   const keyIds = f['manifest-key-id'] ?? [];
   if (f.manifest !== undefined && keyFiles.length + keyIds.length === 0) {
@@ -57,6 +61,10 @@ export async function trustOptions(f: TrustFlags, io: Io): Promise<Omit<AuditVer
     const trustedKeys: (KeyObject | string)[] = [...keyIds];
     for (const p of keyFiles) trustedKeys.push(await loadPublicKey(p, 'manifest-key'));
     out.manifest = { signed: await readInputFile(f.manifest, 'manifest', MAX_SIGNED_MANIFEST_BYTES), trustedKeys };
+  } else if (opts.warnWithoutManifest !== false) {
+    io.stderr(
+      'WARNING: no --manifest: the attestation document is checked only against the attestation root, not against a signed PCR manifest, so a document from ANY Nitro enclave image is accepted (--json shows its PCRs); pass --manifest signed.json --manifest-key release.pub.pem\n',
+    );
   }
   return out;
 }

@@ -5,6 +5,7 @@
  * deletes or truncates rows is caught with the first bad seq; receipts prove
  * their result and no other.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '../common/bytes.js';
 import { buildReceipt } from '../common/audit/receipt.js';
 import { sha256 } from '../common/audit/record.js';
+import { createManifest } from '../attestation/manifest-format.js';
+import { signManifest } from '../attestation/manifest-signature.js';
 import { derToPem } from '../attestation/roots.js';
+import { simulatedImagePcrs } from '../enclave/nsm/simulated.js';
 import { openKeystore } from '../parent/keystore.js';
 import { auditCa, buildChain, digest } from '../test/audit-chain.js';
 import { main } from './main.js';
@@ -198,5 +202,94 @@ describe('enclave-signer receipt verify', () => {
     expect(s.code).toBe(1);
     expect(JSON.parse(s.out)).toMatchObject({ error: { code: 'AUDIT_ATTESTATION' } });
     expect((await run('receipt', 'verify', receiptFile)).code).toBe(2);
+  });
+});
+
+describe('audit verify without --manifest: the images are named and the missing check is said out loud', () => {
+  // Review finding: without --manifest only the attestation root is checked, so a host that runs an
+  // image of its own on Nitro hardware can cut the real chain and continue it with its enclave's
+  // hand-over; `audit verify` printed "OK" and nothing about images. The exit status stays 0 (a
+  // contract); the output now names each enclave's PCR0/1/2 and warns.
+  const release = generateKeyPairSync('ec', { namedCurve: 'P-384' });
+  const realPcrs = simulatedImagePcrs('real-image');
+  const roguePcrs = simulatedImagePcrs('host-built-image');
+  let jsonl: string;
+
+  beforeAll(async () => {
+    const real = await buildChain(3, { imageId: 'real-image' });
+    const rogue = await buildChain(2, { lastRecord: real.records.at(-1)!, imageId: 'host-built-image' });
+    jsonl = join(dir, 'rogue.jsonl');
+    writeFileSync(jsonl, [...real.records, ...rogue.records].map((r, seq) => JSON.stringify({ seq, record: toHex(r) })).join('\n') + '\n');
+  });
+
+  it('a chain continued by an enclave of another image: exit 0 as before, but both images\' PCRs and a loud warning', async () => {
+    const r = await run('audit', 'verify', '--jsonl', jsonl, '--root', rootPem);
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/OK: audit chain verified/);
+    for (const p of [realPcrs, roguePcrs]) for (const i of [0, 1, 2]) expect(r.out).toContain(`PCR${i} ${toHex(p.get(i)!)}`);
+    expect(r.out).toMatch(/manifest none: PCRs not checked against a signed manifest/);
+    expect(r.out).toMatch(/image {5}changes at seq 4 \(PCR0, PCR1, PCR2 differ/);
+    expect(r.err).toMatch(/WARNING: NO MANIFEST: the audit keys were checked only against the attestation root .*ANY Nitro enclave image was accepted/);
+    expect(r.err).toMatch(/WARNING: IMAGE CHANGE THAT NOTHING VOUCHED FOR: this chain was written by enclaves of 2 different images .*at seq 4/);
+    expect(r.err).toContain(toHex(roguePcrs.get(0)!).slice(0, 16));
+  });
+
+  it('--json: each enclave\'s pcrs, imageChanges and the same warnings', async () => {
+    const r = await run('audit', 'verify', '--jsonl', jsonl, '--root', rootPem, '--json');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.valid).toBe(true);
+    expect(j.enclaves.map((e: { pcrs: Record<string, string> }) => e.pcrs['0'])).toEqual([toHex(realPcrs.get(0)!), toHex(roguePcrs.get(0)!)]);
+    expect(j.imageChanges).toEqual([
+      {
+        seq: 4,
+        auditKey: j.enclaves[1].auditKey,
+        from: { 0: toHex(realPcrs.get(0)!), 1: toHex(realPcrs.get(1)!), 2: toHex(realPcrs.get(2)!) },
+        to: { 0: toHex(roguePcrs.get(0)!), 1: toHex(roguePcrs.get(1)!), 2: toHex(roguePcrs.get(2)!) },
+        differ: ['PCR0', 'PCR1', 'PCR2'],
+      },
+    ]);
+    expect(j.warnings).toHaveLength(2);
+    expect(j.warnings[0]).toMatch(/^NO MANIFEST/);
+    expect(j.warnings[1]).toMatch(/^IMAGE CHANGE THAT NOTHING VOUCHED FOR/);
+    expect(r.err).toMatch(/WARNING: IMAGE CHANGE/);
+  });
+
+  it('one image across a restart: the no-manifest warning, no image change', async () => {
+    const r = await run('audit', 'verify', '--keystore', await keystoreWith(chain), '--root', rootPem, '--json');
+    expect(r.code).toBe(0);
+    const j = JSON.parse(r.out);
+    expect(j.imageChanges).toEqual([]);
+    expect(j.warnings).toHaveLength(1);
+    expect(j.warnings[0]).toMatch(/^NO MANIFEST/);
+    expect(r.err).not.toMatch(/IMAGE CHANGE/);
+  });
+
+  it('with a signed manifest of the real image: no warnings, and the rogue continuation fails (exit 1)', async () => {
+    const files = { manifest: join(dir, 'real-image.manifest.json'), key: join(dir, 'release.pub.pem'), good: join(dir, 'real.jsonl') };
+    const m = createManifest({
+      image: { name: 'enclave-signer', version: '9.9.9', sourceCommit: 'a'.repeat(40), eifSha256: 'b'.repeat(64) },
+      pcrs: { 0: toHex(realPcrs.get(0)!), 1: toHex(realPcrs.get(1)!), 2: toHex(realPcrs.get(2)!) },
+    });
+    writeFileSync(files.manifest, JSON.stringify(signManifest(m, release.privateKey)));
+    writeFileSync(files.key, release.publicKey.export({ type: 'spki', format: 'pem' }) as string);
+    writeFileSync(files.good, readFileSync(jsonl, 'utf8').split('\n').slice(0, 4).join('\n') + '\n');
+    const trust = ['--root', rootPem, '--manifest', files.manifest, '--manifest-key', files.key];
+    const ok = await run('audit', 'verify', '--jsonl', files.good, ...trust, '--json');
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.out)).toMatchObject({ valid: true, warnings: [], imageChanges: [] });
+    expect(ok.err).not.toMatch(/NO MANIFEST|WARNING: no --manifest/);
+    const t = await run('audit', 'verify', '--jsonl', files.good, ...trust);
+    expect(t.out).toMatch(/manifest enclave-signer 9\.9\.9/);
+    expect(t.out).toContain(`PCR0 ${toHex(realPcrs.get(0)!)}`);
+    const bad = await run('audit', 'verify', '--jsonl', jsonl, ...trust, '--json');
+    expect(bad.code).toBe(1);
+    expect(JSON.parse(bad.out)).toMatchObject({ firstBad: { seq: 4, code: 'AUDIT_ATTESTATION' } });
+  });
+
+  it('receipt verify without --manifest warns that any image\'s document is accepted (exit status unchanged)', async () => {
+    const r = await run('receipt', 'verify', receiptFile, '--result', toHex(result), '--root', rootPem);
+    expect(r.code).toBe(0);
+    expect(r.err).toMatch(/WARNING: no --manifest: the attestation document is checked only against the attestation root.*ANY Nitro enclave image/);
   });
 });

@@ -15,6 +15,7 @@ import { AuditChainVerifier, type AuditAnchor, type AuditVerifyReport, type RawA
 import { openKeystore, type Keystore } from '../parent/keystore.js';
 import { parse, trustOptions, TRUST_OPTIONS } from './audit-options.js';
 import { auditCheckpoint } from './audit-checkpoint.js';
+import { IMAGE_PCRS, imageChanges, imageWarnings, type ImageChange } from './audit-images.js';
 import { guard } from './command.js';
 import { CliInputError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 import { readInputFile, type Io } from './io.js';
@@ -50,8 +51,12 @@ Options:
   --manifest-key <pub.pem>    public key trusted to sign manifests (repeatable)
   --manifest-key-id <hex>     or its keyId (repeatable)
   --allow-debug               accept debug-mode enclaves
-  --json                      print { valid, records, head, gaps, enclaves, … }
+  --json                      print { valid, records, head, gaps, enclaves, …, imageChanges, warnings }
   -h, --help                  show this help
+
+Each enclave's PCR0/1/2 (its image) is listed. Without --manifest an audit key
+from ANY Nitro enclave image is accepted (only the root is checked): a warning
+on standard error says so, and names every image change in the chain.
 
 Exit status: 0 valid, 1 tampered or unverifiable (first bad seq and why), 2 usage.
 `;
@@ -152,13 +157,19 @@ async function anchorsFrom(checkpoints: string[], receipts: string[]): Promise<A
   return out;
 }
 
-function text(r: AuditVerifyReport): string {
+/** The --json report: the verifier's, plus what the CLI adds about images (docs/audit.md). */
+type VerifyOutput = AuditVerifyReport & { imageChanges: ImageChange[]; warnings: string[] };
+
+function text(r: VerifyOutput): string {
   const lines = [r.valid ? 'OK: audit chain verified' : 'FAILED: audit chain did not verify', `  records   ${r.records}`];
   if (r.head) lines.push(`  head      seq ${r.head.seq}  ${r.head.hash}`);
   for (const e of r.enclaves) {
     lines.push(`  enclave   audit key ${e.auditKey}`, `            seq ${e.firstSeq}…${e.lastSeq} (${e.records} records), module ${e.moduleId}, attested ${e.attestedAt}${e.debug ? ', DEBUG' : ''}`);
-    if (e.manifest) lines.push(`            manifest ${e.manifest.name} ${e.manifest.version} (key ${e.manifest.keyId})`);
+    // The image this enclave's attestation showed: without a manifest, the only way to tell whose it is.
+    for (const i of [...IMAGE_PCRS, '8']) if (e.pcrs[i] !== undefined) lines.push(`            PCR${i} ${e.pcrs[i]}`);
+    lines.push(e.manifest ? `            manifest ${e.manifest.name} ${e.manifest.version} (key ${e.manifest.keyId})` : '            manifest none: PCRs not checked against a signed manifest');
   }
+  for (const c of r.imageChanges) lines.push(`  image     changes at seq ${c.seq} (${c.differ.join(', ')} differ from the enclave before)`);
   for (const a of r.anchors) lines.push(`  anchor    ${a.source}: seq ${a.seq} ${a.ok ? 'present' : 'NOT in the chain'}`);
   for (const g of r.gaps) lines.push(`  gap       seq ${g.from === g.to ? g.from : `${g.from}…${g.to}`} missing`);
   for (const f of r.forks) lines.push(`  fork      ${f.reason}`);
@@ -185,7 +196,8 @@ async function verifyCmd(argv: string[], io: Io): Promise<number> {
     }
     if (positionals.length > 0) throw new UsageError(`unexpected argument '${positionals[0]}'`);
     if ((f.keystore === undefined) === (f.jsonl === undefined)) throw new UsageError('give exactly one of --keystore or --jsonl');
-    const trust = await trustOptions(f, io);
+    // Its own no-manifest warning comes after verifying, naming the images it saw.
+    const trust = await trustOptions(f, io, { warnWithoutManifest: false });
     const anchors = await anchorsFrom(f.checkpoint ?? [], f.receipt ?? []);
     let report: AuditVerifyReport;
     if (f.keystore !== undefined) {
@@ -217,7 +229,11 @@ async function verifyCmd(argv: string[], io: Io): Promise<number> {
       }
       report = v.report();
     }
-    io.stdout(f.json ? `${JSON.stringify(report, null, 2)}\n` : text(report));
+    const changes = imageChanges(report.enclaves);
+    const out: VerifyOutput = { ...report, imageChanges: changes, warnings: imageWarnings(report, changes, trust.manifest !== undefined) };
+    io.stdout(f.json ? `${JSON.stringify(out, null, 2)}\n` : text(out));
+    // Loud, and last, where it is seen: the exit status of this invocation is a contract and stays 0.
+    for (const w of out.warnings) io.stderr(`WARNING: ${w}\n`);
     return report.valid ? EXIT_OK : EXIT_FAILED;
   });
 }
