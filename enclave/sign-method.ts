@@ -13,6 +13,7 @@ import { withAuditRecord } from './audit/trail.js';
 import type { ApprovalRecord } from './auth/approvals.js';
 import { errorRule, staleUnderRequest, type Decisions } from './decisions.js';
 import type { RequestContext } from './method.js';
+import { ReplayedAnswer, type UsedAnswer } from './policy/approvals-gate.js';
 import type { Ticket } from './policy/gate.js';
 import type { WorkerPool } from './worker-pool.js';
 
@@ -83,11 +84,16 @@ export async function signDecided(d: Decisions, pool: WorkerPool, p: Record<stri
         }
         // The state this decision is taken on; read before it, as a refusal (-32010) throws.
         epoch = durable.epoch;
+        // Fleet scope: an approval used here for this very request, whose use the store may have
+        // lost (ApprovalsGate.replayable): the same answer again, nothing signed or used again.
+        const again = approvals.replayable({ op, keyId: facts.keyId, request, principal });
+        if (again) throw new ReplayedAnswer(again);
         ({ ticket, approval } = approvals.authorize({ op, keyId: facts.keyId, request, intent, principal }));
       },
     });
   } catch (e) {
     release();
+    if (e instanceof ReplayedAnswer) return answerAgain(d, e.answer, { principal, op, keyId: signedBy, requestDigest: digest });
     throw d.refusalRecorded(e, { principal, op, keyId: signedBy, requestDigest: digest }, epoch);
   }
   const { result, facts } = outcome;
@@ -107,7 +113,7 @@ export async function signDecided(d: Decisions, pool: WorkerPool, p: Record<stri
   }
   // Counted only now: the signature exists and its record is written.
   if (ticket) policy.commit(ticket);
-  if (approval) approvals.consumed(approval);
+  if (approval) approvals.consumed(approval, { result, signer: facts, rule: approval.rule });
   // The new counters/approvals, sealed — one seal for every signature committed in this turn of
   // the event loop — and stored by the parent before it releases the signature.
   if (!changed) return { result: result as JsonLike, signer: facts, audit: [rec.bytes] };
@@ -117,4 +123,20 @@ export async function signDecided(d: Decisions, pool: WorkerPool, p: Record<stri
   // was counted in; the record would not include it, so it is not released.
   if (durable.epoch !== committedIn) throw withAuditRecord(staleUnderRequest(), rec);
   return { result: result as JsonLike, signer: facts, audit: [rec.bytes], ...(sealed ? d.sealedMembers(sealed) : {}) };
+}
+
+/**
+ * The answer of an approval used here, given again for the identical request (ApprovalsGate
+ * .replayable): on the chain again (a new record of the same result), sealed with the state that
+ * holds the use, so the parent stores the use this time before it releases the answer.
+ */
+async function answerAgain(d: Decisions, answer: UsedAnswer, facts: { principal: string; op: string; keyId: string; requestDigest: Uint8Array }) {
+  let rec;
+  try {
+    rec = d.trail.signed({ ...facts, rule: answer.rule }, answer.result);
+  } catch (e) {
+    throw new SignerError('AUDIT_UNAVAILABLE', 'denied: the audit record could not be written, so the signature is not released', { cause: e });
+  }
+  const sealed = await d.durable.sealSoon();
+  return { result: answer.result as JsonLike, signer: answer.signer, audit: [rec.bytes], ...(sealed ? d.sealedMembers(sealed) : {}) };
 }

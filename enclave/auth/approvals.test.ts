@@ -248,3 +248,15 @@ describe('merge (a fleet take-over folds another enclave\'s book into this one)'
     expect(mine.authorize(req).approvalId).toBe(shared.approvalId);
   });
 });
+
+describe('a veto given twice', () => {
+  it('the same approver\'s veto again is answered as the first (its first answer may have been lost); another decision still meets APPROVAL_REJECTED', () => {
+    const { book, req } = setup();
+    const a = book.authorize(req);
+    book.reject(a.approvalId, 'carol', sig('carol', a.approvalId, DIGEST, 'reject'));
+    expect(book.reject(a.approvalId, 'carol', sig('carol', a.approvalId, DIGEST, 'reject')).rejectedBy).toBe('carol');
+    expect(code(() => book.reject(a.approvalId, 'carol', sig('bob', a.approvalId, DIGEST, 'reject', 'carol')))).toBe('APPROVAL_BAD_SIGNATURE');
+    expect(code(() => book.approve(a.approvalId, 'alice', sig('alice', a.approvalId)))).toBe('APPROVAL_REJECTED');
+    expect(code(() => book.reject(a.approvalId, 'bob', sig('bob', a.approvalId, DIGEST, 'reject')))).toBe('APPROVAL_REJECTED');
+  });
+});

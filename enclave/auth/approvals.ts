@@ -172,7 +172,10 @@ export class ApprovalBook {
 
   #decide(approvalId: string, approver: string, decision: ApprovalDecision, signature: string, webauthn: WebAuthnAssertion | undefined): ApprovalRecord {
     const now = this.#now();
-    const r = this.#live(approvalId, now);
+    // The same approver's veto once more (its first answer lost on the way, e.g. a fleet race the
+    // parent then retried): answered as the first, once its signature verifies; not APPROVAL_REJECTED.
+    const prior = decision === 'reject' && typeof approvalId === 'string' ? this.#records.get(approvalId) : undefined;
+    const r = prior !== undefined && prior.rejectedBy === approver && now < prior.expiresAt ? prior : this.#live(approvalId, now);
     if (approver === r.requester) throw new ApprovalError('APPROVAL_SELF', `${approver} requested this and cannot ${decision} it`, { approvalId, hint: 'separation of duties: another approver must decide' });
     if (!r.approvers.includes(approver) || !this.#principals.has(approver)) {
       throw new ApprovalError('APPROVAL_NOT_APPROVER', `${JSON.stringify(approver.slice(0, 64))} is not an approver of rule ${r.rule}`, { approvalId });

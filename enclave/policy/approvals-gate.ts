@@ -10,11 +10,12 @@
  * deterministic), hence the same digest, and signs once; any change is another digest.
  */
 import { requestDigest } from '../../common/auth/request.js';
-import { ApprovalBook, type ApprovalRecord, type ApprovalsState } from '../auth/approvals.js';
+import { ApprovalBook, approvalStatus, type ApprovalRecord, type ApprovalsState } from '../auth/approvals.js';
 import { approvalView, type ApprovalView } from '../auth/approval-required.js';
 import { ApprovalError } from '../auth/errors.js';
 import { PrincipalRegistry } from '../auth/principals.js';
 import { SignerError } from '../../common/errors.js';
+import { ruleById } from './evaluate.js';
 import type { PolicyGate, Ticket } from './gate.js';
 import type { Intent } from './intent.js';
 
@@ -47,6 +48,24 @@ export const SHARED_REQUEST_BYTES = 8 * 1024;
 /** The approval record's rule id for a request held by the restart guard (reserved in policies). */
 export const RESTART_GUARD_RULE = 'restart-guard';
 
+/** What a used approval's signature answered (kept to answer the identical request again: `replayable`). */
+export interface UsedAnswer {
+  result: unknown;
+  signer: unknown;
+  /** The approval's rule: the record of the answer given again names it. */
+  rule: string;
+}
+
+/** Fleet scope: the identical request of an approval used here, whose use no record taken over shows yet. */
+export class ReplayedAnswer extends Error {
+  constructor(readonly answer: UsedAnswer) {
+    super('the answer of an approval used here is given again');
+  }
+}
+
+/** Answers kept for `replayable`; beyond it the oldest go (their requests then need approval again). */
+const MAX_USED_ANSWERS = 256;
+
 /** What the approvals gate needs of the durable state for the restart guard (durable.ts). */
 export interface RestartGuardState {
   pending(): boolean;
@@ -68,8 +87,18 @@ export interface ApprovalsGate {
    * once signed), or throws POLICY_DENIED / APPROVAL_REQUIRED / APPROVAL_*.
    */
   authorize(req: { op: string; keyId: string | null; request: unknown; intent: Intent; principal: string }): { ticket: Ticket; approval?: ApprovalRecord };
-  /** After the signature exists. */
-  consumed(approval: ApprovalRecord): void;
+  /** After the signature exists; `answer` is what it answered (fleet scope keeps it: `replayable`). */
+  consumed(approval: ApprovalRecord, answer?: UsedAnswer): void;
+  /**
+   * Fleet scope: the answer this enclave gave under an approval it used, when the identical
+   * request (op, key, request, requester) comes again and no record taken over since shows that
+   * use. A take-over keeps a use (ApprovalBook.merge: the host may have released it), so the
+   * identical request would otherwise need approvers again whenever the parent lost the store's
+   * race and decides it again. Giving the same answer again signs nothing new and uses nothing
+   * again. Not for rules with a window: the answer was decided on counters that the record taken
+   * over has since added to, so it is decided again (and asks for approval).
+   */
+  replayable(req: { op: string; keyId: string | null; request: unknown; principal: string }): UsedAnswer | undefined;
   /** The signature never came: the approval stays approved for the next identical request. */
   released(approval: ApprovalRecord): void;
   view(approvalId: string): ApprovalView & { intent: unknown };
@@ -87,6 +116,9 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
   const inFlight = new Set<string>();
   const guardPolicy = gate.policy.restartGuard;
   let guardState: RestartGuardState | undefined;
+  const fleet = gate.policy.stateScope === 'fleet';
+  /** Fleet scope: approval id → what its use answered, while no record taken over shows the use. */
+  const used = new Map<string, UsedAnswer>();
 
   return {
     get restartGuard() {
@@ -101,11 +133,14 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
     restore(state, restoredIntents) {
       book = new ApprovalBook({ principals, now: gate.now }, state);
       intents.clear();
+      used.clear();
       for (const r of book.list()) if (Object.hasOwn(restoredIntents, r.approvalId)) intents.set(r.approvalId, restoredIntents[r.approvalId]);
     },
     merge(state, takenIntents) {
       const { added, dropped } = book.merge(state);
       for (const id of dropped) intents.delete(id);
+      // A record that shows a use is durable somewhere: its request is answered as any used approval's.
+      for (const r of state.records) if (r.consumedAt !== null) used.delete(r.approvalId);
       for (const id of added) if (Object.hasOwn(takenIntents, id)) intents.set(id, takenIntents[id]);
     },
     // What is sealed: the records without their requests and no decoded intents. Requests can be
@@ -156,8 +191,12 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
     released(approval) {
       inFlight.delete(approval.approvalId);
     },
-    consumed(approval) {
+    consumed(approval, answer) {
       inFlight.delete(approval.approvalId);
+      if (fleet && answer !== undefined) {
+        used.set(approval.approvalId, answer);
+        if (used.size > MAX_USED_ANSWERS) used.delete(used.keys().next().value as string);
+      }
       // An approved request of a guarded rule (or held by the guard) was signed: the guard is satisfied.
       if (approval.rule === RESTART_GUARD_RULE || guardPolicy?.rules.has(approval.rule)) guardState?.clear();
       try {
@@ -165,6 +204,24 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
       } catch {
         // consumed concurrently or expired meanwhile: the signature already exists; nothing to undo
       }
+    },
+    replayable({ op, keyId, request, principal }) {
+      if (used.size === 0) return undefined;
+      const digest = requestDigest(gate.hash, op, keyId === null ? { request } : { keyId, request });
+      const now = gate.now();
+      for (const [id, answer] of used) {
+        let r: ApprovalRecord;
+        try {
+          r = book.get(id);
+        } catch {
+          used.delete(id); // pruned: expired
+          continue;
+        }
+        if (r.requestDigest !== digest || r.requester !== principal || approvalStatus(r, now) !== 'consumed' || now >= r.expiresAt) continue;
+        if (r.rule === RESTART_GUARD_RULE || ruleById(gate.policy, r.rule)?.window !== undefined) return undefined;
+        return answer;
+      }
+      return undefined;
     },
     view(approvalId) {
       try {
