@@ -22,6 +22,9 @@
  *
  * The lane holds a key cache of its own (the same bounds and wiping as a
  * worker's) beside the keyring copy the pool keeps for replacement workers.
+ * Its signer keeps them in a secret arena (secret-arena.ts) over a plain
+ * ArrayBuffer of its own, not one the pool zeroes: the main thread is never
+ * terminated, and the lane wipes on lock and close.
  * At most one job runs inline at a time.
  */
 import type { SignerFacts } from '../common/protocol/enclave-api.js';

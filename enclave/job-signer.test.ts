@@ -11,7 +11,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { recoverAddress } from 'viem';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createJobSigner, type Decision, type JobSigner, type SignJob } from './job-signer.js';
+import { createJobSigner, type Decision, type JobSigner, type SignJob, signerArenaBytes } from './job-signer.js';
 import { secpIntent } from './operations.js';
 import { addressFromPrivateKey } from './signers/index.js';
 import type { WorkerIn, WorkerOut } from './worker.js';
@@ -110,5 +110,58 @@ describe('a job decided ahead signs only what was decided', () => {
     } finally {
       await worker.terminate();
     }
+  });
+});
+
+describe('the secrets a signer keeps live in its arena (secret-arena.ts)', () => {
+  const holds = (hay: Uint8Array, needle: Uint8Array) => Buffer.from(hay).includes(Buffer.from(needle));
+  const zero = (u: Uint8Array) => u.every((b) => b === 0);
+
+  it('the keyring key and the cached key are in the arena it was given, the argument wiped; lock and close zero it all', () => {
+    const arena = new SharedArrayBuffer(signerArenaBytes());
+    const bytes = new Uint8Array(arena);
+    const signer = createJobSigner({ arena });
+    signers.push(signer);
+    const ringKey = new Uint8Array(randomBytes(32));
+    const given = ringKey.slice();
+    signer.setKeyring(RING, given);
+    expect(zero(given)).toBe(true); // the only copy kept is the arena's
+    expect(holds(bytes, ringKey)).toBe(true);
+    const job = secpJob(ringKey, RING, secret, 'signer_signDigest', { digest: DIGEST });
+    signer.prepare(1, job, Date.now() + 10_000);
+    signer.sign(1);
+    expect(holds(bytes, secret)).toBe(true); // cached
+    signer.lock();
+    expect(zero(bytes)).toBe(true);
+    signer.setKeyring(RING, ringKey.slice());
+    signer.prepare(2, job, Date.now() + 10_000);
+    signer.abort(2);
+    expect(zero(bytes)).toBe(false);
+    signer.close();
+    expect(zero(bytes)).toBe(true);
+  });
+
+  it('an arena too small for the cache: nothing is cached, and the key still signs (its copy wiped after the job)', () => {
+    const arena = new SharedArrayBuffer(64); // the keyring key's slot only
+    const bytes = new Uint8Array(arena);
+    const signer = createJobSigner({ arena });
+    signers.push(signer);
+    const ringKey = new Uint8Array(randomBytes(32));
+    signer.setKeyring(RING, ringKey.slice());
+    const job = secpJob(ringKey, RING, secret, 'signer_signDigest', { digest: DIGEST });
+    for (const id of [1, 2]) {
+      signer.prepare(id, job, Date.now() + 10_000);
+      expect(signatureOf(signer.sign(id))).toMatch(/^0x/);
+    }
+    expect(holds(bytes, ringKey)).toBe(true);
+    expect(holds(bytes, secret)).toBe(false);
+  });
+
+  it('a keyring key that does not fit a slot is refused, and no keyring is kept', () => {
+    const signer = createJobSigner();
+    signers.push(signer);
+    expect(() => signer.setKeyring(RING, new Uint8Array(65).fill(1))).toThrow(expect.objectContaining({ code: 'WRAPPED_KEY_BAD_KEYRING' }));
+    const job = secpJob(new Uint8Array(32).fill(3), RING, secret, 'signer_signDigest', { digest: DIGEST });
+    expect(() => signer.prepare(1, job, Date.now() + 10_000)).toThrow(expect.objectContaining({ code: 'KEYRING_LOCKED' }));
   });
 });

@@ -13,7 +13,10 @@
  *      recorded: sign what prepare parsed, then wipe it; or abort(id): wipe.
  *
  * Holds its own copy of the keyring key (wiped on a new keyring, on lock and
- * on close) and the key cache (key-cache.ts). Errors are SignerErrors; what
+ * on close) and the key cache (key-cache.ts), both in slots of its secret
+ * arena (secret-arena.ts): in a worker, memory the pool hands it and zeroes
+ * once the worker has exited, so a worker terminated mid-job (its deadline,
+ * a cancellation) leaves neither behind. Errors are SignerErrors; what
  * leaves the thread is failureOf(e): a code and a message, never a stack or
  * bytes of the request.
  */
@@ -22,11 +25,12 @@ import { wipe } from '../common/bytes.js';
 import { isSignerError, SignerError } from '../common/errors.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
-import { createKeyCache, DEFAULT_KEY_CACHE, type KeyCacheOptions } from './key-cache.js';
+import { cacheArenaSlots, createKeyCache, DEFAULT_KEY_CACHE, type KeyCacheOptions } from './key-cache.js';
 import { unwrapKey } from './kms/wrapped-key.js';
 import { ChurnMap } from '../common/churn-map.js';
 import type { Intent } from './policy/intent.js';
 import { keyFacts, prepareOperation, type PreparedOperation } from './operations.js';
+import { arenaBytes, SecretArena, SLOT_BYTES } from './secret-arena.js';
 
 /** A signing job: the op, the key's wrapped record (id, kind and keyring bound by the blob's AAD) and the request. */
 export interface SignJob {
@@ -38,9 +42,26 @@ export interface SignJob {
   request: Record<string, JsonLike>;
 }
 
-/** The key cache's bounds (the pool passes them to every worker and to its inline signer). */
+/** The key cache's bounds (the pool passes them to every worker and to its inline signer), and a worker's arena. */
 export interface JobSignerConfig {
   keyCache?: Pick<KeyCacheOptions, 'maxEntries' | 'ttlMs'>;
+  /**
+   * The memory the keyring key and the cached secrets live in (secret-arena.ts), of at least
+   * signerArenaBytes(config) bytes: a worker's comes from the pool, which zeroes it once the worker
+   * has exited. Without it the signer allocates its own (the inline lane: the main thread is never
+   * terminated, and its signer wipes what it holds on lock and close).
+   */
+  arena?: SharedArrayBuffer;
+}
+
+/** The arena a signer with this config needs: a slot for the keyring key and the key cache's (key-cache.ts cacheArenaSlots). */
+export function signerArenaBytes(config: Pick<JobSignerConfig, 'keyCache'> = {}): number {
+  return arenaBytes(1 + cacheArenaSlots({ ...DEFAULT_KEY_CACHE, ...(config.keyCache ?? {}) }));
+}
+
+/** Whether `key` fits the keyring key's arena slot (a keyring key is 32 bytes; the pool refuses others before a worker sees them). */
+export function keyringKeyFits(key: Uint8Array): boolean {
+  return key.length <= SLOT_BYTES;
 }
 
 /** What a job was decided on: the key's facts and the request's intent. */
@@ -56,7 +77,10 @@ export interface JobFailure {
 }
 
 export interface JobSigner {
-  /** Takes ownership of `key` (wiped when replaced, on lock and on close); drops every cached key. */
+  /**
+   * Copies `key` into the arena and wipes `key` (the copy is wiped when replaced, on lock and on
+   * close); drops every cached key. Throws (keeping no keyring) for a key that does not fit.
+   */
   setKeyring(keyringId: string, key: Uint8Array): void;
   /** Wipes the keyring key, the key cache and every prepared job. */
   lock(): void;
@@ -90,8 +114,12 @@ export function failureOf(e: unknown): JobFailure {
 }
 
 export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
+  // The keyring key's slot is taken only after the cache was cleared: an arena of
+  // signerArenaBytes(config) always has it free. The cache falls back to keeping nothing when full.
+  const arena = new SecretArena(config.arena ?? new ArrayBuffer(signerArenaBytes(config)));
+  /** `key` is a view of the keyring key's arena slot. */
   let keyring: { id: string; key: Uint8Array } | undefined;
-  const cache = createKeyCache({ ...DEFAULT_KEY_CACHE, ...(config.keyCache ?? {}) });
+  const cache = createKeyCache({ ...DEFAULT_KEY_CACHE, ...(config.keyCache ?? {}), arena });
   /** Jobs whose key authenticated and that wait for the enclave's decision. */
   // A job comes and goes per signature: not a plain Map (common/churn-map.ts says why).
   const pending = new ChurnMap<number, { prepared: PreparedOperation; deadline: number }>();
@@ -101,18 +129,28 @@ export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
     pending.delete(id);
     p?.prepared.wipe();
   };
-  const lock = (): void => {
-    if (keyring) wipe(keyring.key);
+  const dropKeyring = (): void => {
+    if (keyring) arena.free(keyring.key);
     keyring = undefined;
+  };
+  const lock = (): void => {
+    dropKeyring();
     cache.clear();
     for (const id of [...pending.keys()]) forget(id);
   };
 
   return {
     setKeyring(keyringId, key) {
-      if (keyring) wipe(keyring.key);
-      cache.clear();
-      keyring = { id: keyringId, key };
+      try {
+        dropKeyring();
+        cache.clear();
+        const slot = keyringKeyFits(key) ? arena.alloc(key.length) : undefined;
+        if (slot === undefined) throw new SignerError('WRAPPED_KEY_BAD_KEYRING', `a keyring key cannot be ${key.length} bytes`);
+        slot.set(key);
+        keyring = { id: keyringId, key: slot };
+      } finally {
+        wipe(key); // the only copy kept is the arena's
+      }
     },
     lock,
     close() {
@@ -123,7 +161,6 @@ export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
       if (!keyring) throw new SignerError('KEYRING_LOCKED', 'no keyring is unlocked in this enclave');
       if (job.keyringId !== keyring.id) throw new SignerError('KEYRING_MISMATCH', `key ${job.keyId} belongs to keyring ${job.keyringId}, not the unlocked ${keyring.id}`);
       let secret: Uint8Array | undefined;
-      let uncached: Uint8Array | undefined;
       try {
         if (Date.now() >= deadline) throw jobExpired();
         const meta = { keyringId: keyring.id, keyId: job.keyId, kind: job.kind };
@@ -132,8 +169,8 @@ export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
         let hit = cache.get(slot);
         if (!hit) {
           secret = unwrapKey(keyring.key, meta, job.blob);
+          // Not kept (cache disabled or its arena full): hit.secret is `secret` itself, wiped below.
           hit = cache.put(slot, secret, keyFacts(meta, secret));
-          if (!cache.enabled) uncached = hit.secret;
         }
         const prepared = prepareOperation(job.op, meta, hit.secret, job.request, hit.facts);
         if (decided !== undefined) {
@@ -152,7 +189,7 @@ export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
         return { facts: prepared.facts, intent: prepared.intent, slot };
       } finally {
         // prepareOperation keeps its own copy of what it needs; the cache keeps its own
-        wipe(secret, uncached);
+        wipe(secret);
       }
     },
     sign(id) {

@@ -1,5 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { createKeyCache, type KeyCache, type KeyFacts } from './key-cache.js';
+import { cacheArenaSlots, createKeyCache, type KeyCache, type KeyFacts } from './key-cache.js';
+import { arenaBytes, SecretArena } from './secret-arena.js';
 
 const facts = (keyId: string): KeyFacts => ({ keyId, kind: 'secp256k1', keyringId: 'ring', publicKey: '02'.padEnd(66, '0'), address: '0x' });
 const secretOf = (b: number) => new Uint8Array(32).fill(b);
@@ -85,5 +86,35 @@ describe('key cache', () => {
       expect(c.get('a')).toBeUndefined();
       expect(c.size).toBe(0);
     }
+  });
+
+  it('keeps its secrets only in its arena: each entry a view of a slot, zeroed and freed when it goes', () => {
+    const buf = new SharedArrayBuffer(arenaBytes(cacheArenaSlots({ maxEntries: 2, ttlMs: 60_000 })));
+    const arena = new SecretArena(buf);
+    const c = cache({ maxEntries: 2, ttlMs: 60_000, arena });
+    const a = c.put('a', secretOf(1), facts('a')).secret;
+    const seed = new Uint8Array(64).fill(2);
+    const b = c.put('b', seed, facts('b')).secret;
+    expect([a.buffer, b.buffer]).toEqual([buf, buf]);
+    expect(b).toEqual(seed);
+    expect(arena.available).toBe(1);
+    c.put('c', secretOf(3), facts('c')); // evicts a: its slot is zeroed and free again
+    expect(zero(a)).toBe(true);
+    expect(arena.available).toBe(1);
+    c.clear();
+    expect(arena.available).toBe(3);
+    expect(zero(new Uint8Array(buf))).toBe(true);
+  });
+
+  it('with its arena full it keeps nothing: the entry returned is the caller’s own array, to wipe', () => {
+    const arena = new SecretArena(new ArrayBuffer(arenaBytes(1)));
+    const c = cache({ maxEntries: 8, ttlMs: 60_000, arena });
+    const kept = c.put('a', secretOf(1), facts('a'));
+    const mine = secretOf(2);
+    const e = c.put('b', mine, facts('b'));
+    expect(e.secret).toBe(mine);
+    expect(c.get('b')).toBeUndefined();
+    expect(c.size).toBe(1);
+    expect(c.get('a')?.secret).toBe(kept.secret);
   });
 });

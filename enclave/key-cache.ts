@@ -18,11 +18,17 @@
  * on eviction, on expiry (a timer sweeps even when idle), on `clear()` (new
  * keyring, lock) and on `close()`. Enclave memory is the protected place; nothing here
  * leaves the worker.
+ *
+ * The cached secrets live only in slots of a secret arena (secret-arena.ts):
+ * in a worker, memory the pool zeroes once the worker has exited, so a worker
+ * terminated mid-job leaves none of them behind. An entry's secret is a view
+ * of its slot; dropping the entry zeroes the slot and frees it. With no slot
+ * free, `put` keeps nothing, as a disabled cache does.
  */
 import { createHash } from 'node:crypto';
-import { wipe } from '../common/bytes.js';
 import type { KeyKind, SignerFacts } from '../common/protocol/enclave-api.js';
 import { createBoundedLru } from './bounded-lru.js';
+import { arenaBytes, SecretArena } from './secret-arena.js';
 
 export interface KeyCacheOptions {
   /** Entries kept at most (least recently used goes first); 0 disables the cache. */
@@ -33,27 +39,47 @@ export interface KeyCacheOptions {
   now?: () => number;
   /** Sweep period for expired entries, in ms (default ttlMs/4, at least 1 s). */
   sweepMs?: number;
+  /**
+   * Where the cached secrets live (a worker's: the arena the pool zeroes after the worker exits,
+   * job-signer.ts); by default an arena of the cache's own, of cacheArenaSlots(o) slots.
+   */
+  arena?: SecretArena;
 }
 
 /** The facts of a key itself (no derived child): what the unwrap + derivation produce once. */
 export type KeyFacts = Omit<SignerFacts, 'child'>;
 
 export interface CachedKey {
-  /** The cache's own copy; zeroed when the entry goes. Callers copy what they keep. */
+  /**
+   * The cache's own copy, in a slot of its arena; zeroed (and the slot freed) when the entry goes.
+   * Callers copy what they keep, and never use it after the entry went (the slot may hold another key).
+   */
   readonly secret: Uint8Array;
   readonly facts: KeyFacts;
 }
 
 export const DEFAULT_KEY_CACHE: Readonly<Pick<KeyCacheOptions, 'maxEntries' | 'ttlMs'>> = { maxEntries: 1024, ttlMs: 60_000 };
 
+/**
+ * Arena slots a cache with these bounds needs to keep every entry: `maxEntries`, plus one for the
+ * moment `put` holds the newcomer before the least recently used entry is dropped; 0 when disabled.
+ */
+export function cacheArenaSlots(o: Pick<KeyCacheOptions, 'maxEntries' | 'ttlMs'>): number {
+  return o.maxEntries > 0 && o.ttlMs > 0 ? Math.floor(o.maxEntries) + 1 : 0;
+}
+
 export interface KeyCache {
-  /** False when maxEntries or ttlMs is 0: `put` then keeps nothing (its copy is the caller's to wipe). */
+  /** False when maxEntries or ttlMs is 0: `put` then keeps nothing (see put). */
   readonly enabled: boolean;
   readonly size: number;
   /** The lookup key: binds keyring, key id, kind and the exact blob bytes. */
   slot(keyringId: string, keyId: string, kind: KeyKind, blob: Uint8Array): string;
   get(slot: string): CachedKey | undefined;
-  /** Keeps a copy of `secret` (the caller still owns and wipes its own array). */
+  /**
+   * Keeps a copy of `secret` in an arena slot (the caller still owns and wipes its own array). When it
+   * keeps nothing (disabled, or no slot free) the entry returned holds `secret` itself: the caller's
+   * wipe of its own array is then the only one needed.
+   */
   put(slot: string, secret: Uint8Array, facts: KeyFacts): CachedKey;
   /** Wipes and drops every entry (keyring change, lock). */
   clear(): void;
@@ -68,8 +94,9 @@ export function keySlot(keyringId: string, keyId: string, kind: KeyKind, blob: U
 }
 
 export function createKeyCache(o: KeyCacheOptions): KeyCache {
-  // The secret is zeroed whenever an entry leaves: evicted, expired, replaced or cleared.
-  const entries = createBoundedLru<CachedKey>({ maxEntries: o.maxEntries, ttlMs: o.ttlMs, ...(o.now ? { now: o.now } : {}), onDrop: (e) => wipe(e.secret) });
+  const arena = o.arena ?? new SecretArena(new ArrayBuffer(arenaBytes(cacheArenaSlots(o))));
+  // The secret's slot is zeroed and freed whenever an entry leaves: evicted, expired, replaced or cleared.
+  const entries = createBoundedLru<CachedKey>({ maxEntries: o.maxEntries, ttlMs: o.ttlMs, ...(o.now ? { now: o.now } : {}), onDrop: (e) => arena.free(e.secret) });
   const { enabled } = entries;
   // Expired secrets are zeroed even when no lookup comes.
   const timer = enabled ? setInterval(() => entries.sweep(), o.sweepMs ?? Math.max(1_000, Math.floor(o.ttlMs / 4))) : undefined;
@@ -82,8 +109,12 @@ export function createKeyCache(o: KeyCacheOptions): KeyCache {
     slot: keySlot,
     get: (slot) => entries.get(slot),
     put(slot, secret, facts) {
-      const e: CachedKey = { secret: new Uint8Array(secret), facts };
-      entries.put(slot, e); // not kept when disabled: the caller wipes e.secret after use
+      const copy = enabled ? arena.alloc(secret.length) : undefined;
+      // Not kept (disabled, arena full): the caller's own array, which it wipes after use.
+      if (copy === undefined) return { secret, facts };
+      copy.set(secret);
+      const e: CachedKey = { secret: copy, facts };
+      entries.put(slot, e);
       return e;
     },
     clear: () => entries.clear(),

@@ -77,6 +77,8 @@ export interface Job {
 export interface Slot {
   index: number;
   worker: Worker;
+  /** The worker's secret arena (secret-arena.ts): zeroed by the pool once the worker has exited. */
+  arena: SharedArrayBuffer;
   /** In the order they were handed to the worker; settled ones stay until the worker is done with them. */
   jobs: Job[];
   dead: boolean;

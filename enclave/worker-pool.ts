@@ -64,6 +64,13 @@
  * replaced. A replacement worker gets the keyring key from the pool's own
  * copy, which the pool wipes on lock, on a new keyring and on close.
  *
+ * A terminated worker cannot wipe what it held, so each worker keeps its
+ * keyring key and its key cache's secrets only in a SharedArrayBuffer the
+ * pool allocates for it (its secret arena, secret-arena.ts, passed as
+ * workerData), and the pool zeroes that arena once the worker has exited:
+ * after terminate() resolves (a worker replaced or closed) and on its `exit`
+ * event, whatever ended it.
+ *
  * A job's record, how it ends and the errors it can end with are pool-job.ts.
  */
 import { existsSync } from 'node:fs';
@@ -76,10 +83,12 @@ import { SignerError } from '../common/errors.js';
 import type { SignerFacts } from '../common/protocol/enclave-api.js';
 import { inlineable } from './job-cost.js';
 import { InlineLane } from './inline-lane.js';
+import { keyringKeyFits, signerArenaBytes } from './job-signer.js';
 import { DEFAULT_KEY_CACHE, keySlot } from './key-cache.js';
 import { createKnownKeys, type KnownKeys } from './known-keys.js';
 import { secpIntent } from './operations.js';
 import type { Intent } from './policy/intent.js';
+import { zeroArena } from './secret-arena.js';
 import {
   asWorkerError,
   cancelled,
@@ -147,12 +156,24 @@ export function createWorkerPool(options: number | WorkerPoolOptions = {}): Work
   return new Pool(typeof options === 'number' ? { size: options } : options);
 }
 
+/**
+ * Tests only: the secret arena of each of the pool's current workers (by worker index), to check
+ * that a worker's arena is zeroed once the pool has terminated it. Not part of WorkerPool.
+ */
+export function workerArenasForTest(pool: WorkerPool): readonly SharedArrayBuffer[] {
+  if (!(pool instanceof Pool)) throw new TypeError('not a pool made by createWorkerPool');
+  return pool.arenas;
+}
+
 class Pool implements WorkerPool {
   readonly size: number;
   readonly #depth: number;
   readonly #maxJobMs: number;
   readonly #path = workerPath();
+  /** The key cache's bounds, for the workers and the inline lane (each worker also gets its arena). */
   readonly #config: WorkerConfig;
+  /** Bytes of each worker's secret arena (job-signer.ts signerArenaBytes). */
+  readonly #arenaBytes: number;
   #nextId = 1;
   #closed = false;
   #spawned = 0;
@@ -178,6 +199,7 @@ class Pool implements WorkerPool {
     this.#depth = Math.max(1, o.depth ?? 32);
     this.#maxJobMs = o.maxJobMs ?? MAX_JOB_MS;
     this.#config = o.keyCache ? { keyCache: o.keyCache } : {};
+    this.#arenaBytes = signerArenaBytes(this.#config);
     this.#known = o.decideAhead ? createKnownKeys({ ...DEFAULT_KEY_CACHE, ...(o.keyCache ?? {}) }) : undefined;
     this.#inline = o.inline
       ? new InlineLane(this.#config, {
@@ -193,7 +215,14 @@ class Pool implements WorkerPool {
     return this.#spawned;
   }
 
+  /** workerArenasForTest. */
+  get arenas(): readonly SharedArrayBuffer[] {
+    return this.#slots.map((s) => s.arena);
+  }
+
   setKeyring(keyringId: string, key: Uint8Array): void {
+    // A worker could not keep it in its arena (and would die on it, and its replacement too).
+    if (!keyringKeyFits(key)) throw new SignerError('WRAPPED_KEY_BAD_KEYRING', `a keyring key cannot be ${key.length} bytes`);
     this.#keyringEpoch++;
     this.#known?.clear();
     if (this.#keyring) wipe(this.#keyring.key);
@@ -260,7 +289,7 @@ class Pool implements WorkerPool {
         s.worker.postMessage({ t: 'close' } satisfies WorkerIn);
         const grace = new Promise<void>((r) => setTimeout(r, 1_000).unref());
         await Promise.race([exited, grace]);
-        await s.worker.terminate();
+        await this.#retire(s);
       }),
     );
   }
@@ -273,9 +302,13 @@ class Pool implements WorkerPool {
   readonly #idle = (): boolean => this.#queue.length === 0 && this.#ready.length === 0 && this.#slots.every((s) => s.jobs.length === 0);
 
   #spawn(index: number): Slot {
-    const worker = new Worker(this.#path, { workerData: this.#config });
+    // The worker's keyring key and cached secrets live here (secret-arena.ts); zeroed once it has exited.
+    const arena = new SharedArrayBuffer(this.#arenaBytes);
+    const worker = new Worker(this.#path, { workerData: { ...this.#config, arena } satisfies WorkerConfig });
     this.#spawned++;
-    const slot: Slot = { index, worker, jobs: [], dead: false };
+    const slot: Slot = { index, worker, arena, jobs: [], dead: false };
+    // However it ends (closed, terminated, crashed): once the thread is gone, nothing it held is left.
+    worker.once('exit', () => zeroArena(arena));
     worker.on('message', (answers: WorkerOut[]) => {
       // A batch (worker.ts): an answer may replace this worker (#reap), after which the rest
       // find no job on the dead slot and are dropped, as a late answer is.
@@ -310,11 +343,21 @@ class Pool implements WorkerPool {
     this.#pump();
   }
 
+  /**
+   * Terminates the worker and zeroes its secret arena once it is gone: a worker busy with a job
+   * cannot be asked to wipe its keyring key and key cache, so the pool, which owns their memory,
+   * does (the `exit` listener of #spawn does too).
+   */
+  async #retire(s: Slot): Promise<void> {
+    await s.worker.terminate();
+    zeroArena(s.arena); // the thread is gone: nothing reads or writes the arena any more
+  }
+
   /** Terminates the worker and starts its replacement; jobs still live on it fail. */
   #replace(s: Slot): void {
     for (const o of s.jobs.splice(0)) settle(o, crashed());
     s.dead = true; // its exit is expected: the replacement starts now
-    void s.worker.terminate();
+    void this.#retire(s);
     if (!this.#closed) {
       this.#slots[s.index] = this.#spawn(s.index);
       this.#pump();

@@ -19,8 +19,12 @@
  * decision is recorded only for a key that authenticated. A key that
  * authenticated stays in this worker's key cache (key-cache.ts) for a bounded
  * time, keyed by keyring, key id, kind and the exact blob bytes, so it signs
- * again without the unwrap and the derivation of its facts. Errors go back as
- * { code, message } only — never a stack, never bytes of the request.
+ * again without the unwrap and the derivation of its facts. That cache and the
+ * keyring key live only in the secret arena the pool hands this worker
+ * (workerData.arena, secret-arena.ts): a worker terminated mid-job cannot
+ * wipe them itself, so the pool zeroes the arena once the worker has exited.
+ * Errors go back as { code, message } only — never a stack, never bytes of
+ * the request.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { SignerFacts } from '../common/protocol/enclave-api.js';
@@ -60,7 +64,10 @@ export type WorkerOut =
   | { t: 'done'; id: number; result: unknown }
   | { t: 'fail'; id: number; error: JobFailure };
 
-/** What the pool passes as workerData. */
+/**
+ * What the pool passes as workerData: the key cache's bounds and this worker's secret arena
+ * (secret-arena.ts), which the pool zeroes once this worker has exited, however it ended.
+ */
 export type WorkerConfig = JobSignerConfig;
 
 const signer = createJobSigner((workerData as WorkerConfig | null) ?? {});
