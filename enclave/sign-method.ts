@@ -113,7 +113,7 @@ export async function signDecided(d: Decisions, pool: WorkerPool, p: Record<stri
   }
   // Counted only now: the signature exists and its record is written.
   if (ticket) policy.commit(ticket);
-  if (approval) approvals.consumed(approval, { result, signer: facts, rule: approval.rule });
+  if (approval) approvals.consumed(approval, { result, signer: facts, rule: approval.rule, keyId: facts.keyId, principal });
   // The new counters/approvals, sealed — one seal for every signature committed in this turn of
   // the event loop — and stored by the parent before it releases the signature.
   if (!changed) return { result: result as JsonLike, signer: facts, audit: [rec.bytes] };

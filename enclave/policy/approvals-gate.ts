@@ -54,6 +54,9 @@ export interface UsedAnswer {
   signer: unknown;
   /** The approval's rule: the record of the answer given again names it. */
   rule: string;
+  /** The key it signed with and who asked: a request on another key or by another principal is not looked at further. */
+  keyId: string | null;
+  principal: string;
 }
 
 /** Fleet scope: the identical request of an approval used here, whose use no record taken over shows yet. */
@@ -207,6 +210,10 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
     },
     replayable({ op, keyId, request, principal }) {
       if (used.size === 0) return undefined;
+      // The digest (canonical JSON and a hash) only for a request on a key and by a principal that used an approval here.
+      let candidate = false;
+      for (const a of used.values()) if (a.keyId === keyId && a.principal === principal) candidate = true;
+      if (!candidate) return undefined;
       const digest = requestDigest(gate.hash, op, keyId === null ? { request } : { keyId, request });
       const now = gate.now();
       for (const [id, answer] of used) {

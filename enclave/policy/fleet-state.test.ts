@@ -332,7 +332,7 @@ describe('fleet scope: a take-over never makes a used approval usable again', ()
       b.durable.handIn(a.durable.seal()!); // the fleet's record: approved, unused
       const { ticket, approval } = a.approvals.authorize(req);
       a.gate.commit(ticket);
-      const answer = { result: { signature: '0x01' }, signer: { keyId: KEY_1 }, rule: 'pay' };
+      const answer = { result: { signature: '0x01' }, signer: { keyId: KEY_1 }, rule: 'pay', keyId: KEY_1, principal: 'host' };
       a.approvals.consumed(approval!, answer);
       a.durable.seal(); // lost the store's race: never stored
       a.durable.handIn(b.durable.seal()!); // the record the parent then hands in: the approval unused
