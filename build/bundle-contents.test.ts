@@ -113,11 +113,13 @@ describe('enclave image bundles (build-eif.sh step 4)', () => {
   // method). 1.44 MB since inline signing (enclave/worker-pool.ts "Inline"; 1,156,762 → 1,414,789
   // bytes): the main thread runs the signing steps itself when the pool is idle, so the signers
   // (noble, scure's BIP32 and PSBT code, the typed-data and transaction codecs) are in this bundle
-  // as well as in the worker's. The AWS SDK alone was 600 KB over the old budget when not
-  // tree-shaken, so this still catches an SDK regression.
-  it('the enclave bundle stays lean: the AWS SDK is tree-shaken (under 1.44 MB in all; it was 1.5 MB with the SDK whole and no signers)', () => {
+  // as well as in the worker's. 1.46 MB since session 24's hostile-host fixes (~1,435,000 →
+  // 1,449,231 bytes, +14 KB: the workers' secret arena, the fleet's own-signature windows, the
+  // approval merge and replay, the CBOR encoder's range checks). The AWS SDK alone was 600 KB over
+  // the old budget when not tree-shaken, so this still catches an SDK regression.
+  it('the enclave bundle stays lean: the AWS SDK is tree-shaken (under 1.46 MB in all; it was 1.5 MB with the SDK whole and no signers)', () => {
     const b = built.get('/app/enclave.mjs')!;
-    expect(b.bytes).toBeLessThan(1_440_000);
+    expect(b.bytes).toBeLessThan(1_460_000);
   });
 });
 
