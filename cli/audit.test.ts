@@ -291,5 +291,8 @@ describe('audit verify without --manifest: the images are named and the missing 
     const r = await run('receipt', 'verify', receiptFile, '--result', toHex(result), '--root', rootPem);
     expect(r.code).toBe(0);
     expect(r.err).toMatch(/WARNING: no --manifest: the attestation document is checked only against the attestation root.*ANY Nitro enclave image/);
+    // The image it showed is named, so a reader can tell whose it is.
+    expect(r.out).toMatch(/ {2}PCR0 {9}[0-9a-f]{96}\n/);
+    expect(r.out).toMatch(/manifest {5}none: PCRs not checked against a signed manifest/);
   });
 });

@@ -43,7 +43,9 @@ function text(r: ReceiptVerified): string {
     `  enclave      ${r.enclave.moduleId}, attested ${r.enclave.attestedAt}${r.enclave.debug ? ', DEBUG' : ''}`,
     `  root         ${r.enclave.root}`,
   ];
-  if (r.enclave.manifest) lines.push(`  manifest     ${r.enclave.manifest.name} ${r.enclave.manifest.version} (key ${r.enclave.manifest.keyId})`);
+  // The image the enclave's attestation showed: without a manifest, the only way to tell whose it is.
+  for (const i of ['0', '1', '2', '8']) if (r.enclave.pcrs[i] !== undefined) lines.push(`  PCR${i}         ${r.enclave.pcrs[i]}`);
+  lines.push(r.enclave.manifest ? `  manifest     ${r.enclave.manifest.name} ${r.enclave.manifest.version} (key ${r.enclave.manifest.keyId})` : '  manifest     none: PCRs not checked against a signed manifest');
   if (r.checkpoint) lines.push(`  checkpoint   seq ${r.checkpoint.seq}  ${r.checkpoint.head}`);
   return `${lines.join('\n')}\n`;
 }
