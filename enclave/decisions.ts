@@ -62,17 +62,42 @@ export class Decisions {
    * Decisions need the durable state: a refused record stops everything until an operator resolves
    * it, and an enclave holding a keyring decides only once the parent has handed back the keyring's
    * sealed state — a host that skipped `state.restore` would otherwise get fresh window counters
-   * and no restart guard.
+   * and no restart guard. Reads only (approval.get/list) and the approvals themselves call this; a
+   * request that asks for a decision calls `readyToDecide`, which records the refusal.
    */
   stateReady(handed?: unknown): void {
+    this.#stateUsable();
+    // Fleet scope: the store's record, when the parent saw that it is not this enclave's latest.
+    if (handed !== undefined) this.durable.handIn(handed);
+  }
+
+  /**
+   * `stateReady` for a request that asks for a signature or a key: the audit log first (no log, no
+   * decision), and a refusal for the state — a refused sealed record, or a host that asks before it
+   * handed back the sealed state — is a denial on the chain like any other, so an auditor sees the
+   * host's attempt (found in review: `sign` and `key.create` refused these with no record). `asked`
+   * names the host as the principal: a signed request is not verified yet, so its id is not spent
+   * and the principal can send it again once the state is back. A handed-in fleet record that is
+   * stale or malformed (`durable.handIn`) is not a decision on the request: the parent reads the
+   * store again and retries, as after a lost compare-and-swap.
+   */
+  readyToDecide(handed: unknown, asked: DecisionFacts): void {
+    this.trail.log();
+    try {
+      this.#stateUsable();
+    } catch (e) {
+      throw this.refusalRecorded(e, asked);
+    }
+    if (handed !== undefined) this.durable.handIn(handed);
+  }
+
+  #stateUsable(): void {
     this.durable.check();
     if (this.slot.keyring && !this.durable.restored) {
       throw new SealedStateError('SEALED_STATE_NOT_RESTORED', 'the sealed state of the keyring has not been handed back (state.restore): nothing is signed until it is', {
         hint: 'the parent restores it right after unlocking the keyring; restart the parent',
       });
     }
-    // Fleet scope: the store's record, when the parent saw that it is not this enclave's latest.
-    if (handed !== undefined) this.durable.handIn(handed);
   }
 
   /**

@@ -118,7 +118,7 @@ async function create(kind: 'secp256k1' | 'bip32-seed') {
   const d = {
     trail: { log() {} }, durable: { epoch: 0 }, slot: { keyring },
     approvals: { authorize: () => ({ ticket: {} }), released() {}, consumed() {} },
-    policy: { release() {}, commit() {} }, stateReady() {}, changesState: () => false,
+    policy: { release() {}, commit() {} }, readyToDecide() {}, changesState: () => false,
     refusalRecorded: (e: Error) => e,
   } as unknown as Decisions;
   // A distinct NSM buffer per call, so each draw's bytes can be found again.

@@ -27,11 +27,10 @@ export async function createKeyDecided(d: Decisions, nsm: Nsm, recorded: Recorde
   const { trail, durable, approvals, policy } = d;
   const signed = p.auth !== undefined;
   onlyKeys(p, signed ? ['auth', 'state'] : ['kind', 'state'], 'params');
-  // As in `sign`: the state and the audit log first, so a signed request's id is spent only when
+  // As in `sign`: the audit log and the state first, so a signed request's id is spent only when
   // its decision can be recorded, and a refused signature is on the chain like any refusal.
-  d.stateReady(p.state);
-  trail.log(); // no audit log, no decision
   const digest = requestDigest('key.create', ctx?.raw ?? null);
+  d.readyToDecide(p.state, { principal: 'host', op: 'signer_createKey', keyId: null, requestDigest: digest });
   // A signed request is read from the params the principal signed; the host's `kind` is not asked.
   let who: ReturnType<Decisions['authenticate']> | undefined;
   let kind: KeyKind;

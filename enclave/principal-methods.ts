@@ -69,8 +69,11 @@ export function principalMethods(d: Decisions): Record<string, EnclaveMethod> {
  * approval book changes, so a counted approval always has its record.
  */
 function decideApproval(d: Decisions, params: ReturnType<typeof approvalParams>, decision: 'approve' | 'reject'): JsonLike {
-  d.durable.check();
-  if (params.state !== undefined) d.stateReady(params.state);
+  // Not before the sealed state is back: the approval book is part of it (`state.restore` replaces
+  // the book), so until then this enclave's book is not the one the approval is for — an approver
+  // was told APPROVAL_UNKNOWN for an approval that exists, and anything counted would be replaced.
+  // Refused as a signature is (-32002); the approver sends it again.
+  d.stateReady(params.state);
   d.trail.log();
   const view = d.approvals.approve(params, decision) as unknown as { requestDigest?: unknown; rule?: unknown; request?: { method?: unknown }; intent?: { keyId?: unknown } };
   const digest = typeof view.requestDigest === 'string' && /^[0-9a-f]{64}$/.test(view.requestDigest) ? new Uint8Array(Buffer.from(view.requestDigest, 'hex')) : null;

@@ -7,7 +7,7 @@
 import type { JsonLike } from '../common/cbor-json.js';
 import { requestDigest } from '../common/audit/digest.js';
 import { SignerError } from '../common/errors.js';
-import { asKeyRecord, asRecord, asSignOp, onlyKeys, type SignOp } from '../common/protocol/enclave-api.js';
+import { asKeyRecord, asRecord, asSignOp, onlyKeys, SIGN_OPS, type KeyRecord, type SignOp } from '../common/protocol/enclave-api.js';
 import { checkKind, readSignCall, type KeyRef } from '../common/rpc/sign-call.js';
 import { withAuditRecord } from './audit/trail.js';
 import type { ApprovalRecord } from './auth/approvals.js';
@@ -21,13 +21,27 @@ export async function signDecided(d: Decisions, pool: WorkerPool, p: Record<stri
   const { trail, durable, approvals, policy } = d;
   const signed = p.auth !== undefined;
   onlyKeys(p, signed ? ['key', 'auth', 'state'] : ['op', 'key', 'request', 'state'], 'params');
-  d.stateReady(p.state);
-  const key = asKeyRecord(p.key);
+  const digest = requestDigest('sign', ctx?.raw ?? null);
   // Only the id, kind, keyring and blob of the host's record are used: the
   // blob's AAD binds the first three, the worker derives everything else.
   // The record's publicKey/address/xpub/fingerprint are advisory (for the parent).
-  trail.log(); // no audit log, no decision
-  const digest = requestDigest('sign', ctx?.raw ?? null);
+  let key: KeyRecord | undefined;
+  let badKey: unknown;
+  try {
+    key = asKeyRecord(p.key);
+  } catch (e) {
+    badKey = e;
+  }
+  // What is known before anything is verified: the host asks. A refusal here is on the chain
+  // (Decisions.readyToDecide), and a signed request's id is not spent by it.
+  const asked = { principal: 'host', op: signed ? 'sign' : SIGN_OPS.includes(p.op as SignOp) ? (p.op as SignOp) : 'sign', keyId: key?.keyId ?? null, requestDigest: digest };
+  d.readyToDecide(p.state, asked); // no audit log or no restored state, no decision
+  if (!key) {
+    // The host's own malformed call asked nothing of the policy; a principal's request it
+    // broke was refused, which the chain records.
+    if (!signed) throw badKey;
+    throw withAuditRecord(badKey as Error, trail.denied({ ...asked, rule: errorRule(badKey) }));
+  }
   let op: SignOp;
   let request: Record<string, JsonLike>;
   let principal = 'host';

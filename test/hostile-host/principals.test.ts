@@ -71,8 +71,10 @@ describe('hostile host vs signed principals', () => {
   it('finding S1: with a keyring unlocked, nothing is decided until the host hands back the sealed state (skipping state.restore does not reset limits)', async () => {
     peer = await boot('first');
     keyringRecord = (await call(peer, 'keyring.create', { kmsKeyId: enclaves.real.cmk })).record as Record<string, unknown>;
-    // The host skips state.restore and asks at once.
-    expect((await refusal(call(peer, 'key.create', { kind: 'secp256k1' }))).code).toBe('SEALED_STATE_NOT_RESTORED');
+    // The host skips state.restore and asks at once: refused, and the refusal is on the chain.
+    const early = await refusal(call(peer, 'key.create', { kind: 'secp256k1' }));
+    expect(early.code).toBe('SEALED_STATE_NOT_RESTORED');
+    expect(parseRecord((early.data as Map<string, unknown>).get('audit') as Uint8Array).body).toMatchObject({ decision: 'denied', principal: 'host', op: 'signer_createKey', keyId: null, rule: 'error:SEALED_STATE_NOT_RESTORED' });
     const restored = await call(peer, 'state.restore', { record: null });
     sealedRecord = restored.record;
     A = keyOf(await call(peer, 'key.create', { kind: 'secp256k1' }));
@@ -91,6 +93,22 @@ describe('hostile host vs signed principals', () => {
     // Each refusal is on the chain, naming the principal.
     const wire = byId.data as Map<string, unknown>;
     expect(parseRecord(wire.get('audit') as Uint8Array).body).toMatchObject({ decision: 'denied', principal: 'backend', rule: 'error:SIGN_KEY_MISMATCH' });
+  });
+
+  it('a key record the host broke under a signed request is refused and on the chain; the same request then signs once', async () => {
+    // Found in review: `sign` read the host's key record before the audit log was asked, so a
+    // principal's request refused for it left no record.
+    const auth = signed('personal_sign', ['0x0b', A.address]);
+    const r = await refusal(call(peer, 'sign', { key: { ...A, blob: 'not bytes' }, auth }));
+    expect(r.code).toBe('INVALID_PARAMS');
+    expect(r.message).toMatch(/^key\.blob/);
+    expect(parseRecord((r.data as Map<string, unknown>).get('audit') as Uint8Array).body).toMatchObject({ decision: 'denied', principal: 'host', op: 'sign', keyId: null, rule: 'error:INVALID_PARAMS' });
+    // Refused before the request was verified: its id was not spent.
+    expect((await call(peer, 'sign', { key: A, auth })).result).toMatchObject({ signature: expect.stringMatching(/^0x/) });
+    // The host's own malformed call asked nothing of the policy: refused, no record.
+    const own = await refusal(call(peer, 'sign', { key: { ...A, blob: 'not bytes' }, op: 'personal_sign', request: { message: '0x0b' } }));
+    expect(own.code).toBe('INVALID_PARAMS');
+    expect((own.data as Map<string, unknown> | undefined)?.get('audit')).toBeUndefined();
   });
 
   it('a signed key.create the host altered is refused and on the chain, like a refused signature', async () => {
@@ -132,5 +150,25 @@ describe('hostile host vs signed principals', () => {
     // Signed to expire past the barrier, it is accepted at once.
     const fresh = { method: 'personal_sign', params: ['0x05', A.address], signerAuth: signRequest({ key: P.keys.backend, principal: 'backend', audience: AUDIENCE, method: 'personal_sign', params: ['0x05', A.address], expiresAt: after + 1 }).auth };
     expect((await call(next, 'sign', { key: A, auth: fresh })).result).toMatchObject({ signature: expect.stringMatching(/^0x/) });
+  });
+
+  it('a host that asks before handing back the sealed state gets nothing, and every such request is on the chain', async () => {
+    // Found in review: `sign` refused SEALED_STATE_NOT_RESTORED before the audit log was asked,
+    // so the chain did not show a host signing around the restore; and an approval before the
+    // restore was answered from an empty book (APPROVAL_UNKNOWN for an approval that exists).
+    const third = await boot('third');
+    await call(third, 'keyring.unlock', { record: keyringRecord });
+    const bodyOf = (e: { data?: unknown }) => parseRecord((e.data as Map<string, unknown>).get('audit') as Uint8Array).body;
+    const bySigned = await refusal(call(third, 'sign', { key: A, auth: signed('personal_sign', ['0x0c', A.address]) }));
+    expect(bySigned.code).toBe('SEALED_STATE_NOT_RESTORED');
+    expect(bodyOf(bySigned)).toMatchObject({ decision: 'denied', principal: 'host', op: 'sign', keyId: A.keyId, rule: 'error:SEALED_STATE_NOT_RESTORED' });
+    const byHost = await refusal(call(third, 'sign', { key: A, op: 'signer_signDigest', request: { digest: `0x${'0c'.repeat(32)}` } }));
+    expect(byHost.code).toBe('SEALED_STATE_NOT_RESTORED');
+    expect(bodyOf(byHost)).toMatchObject({ decision: 'denied', principal: 'host', op: 'signer_signDigest', keyId: A.keyId, rule: 'error:SEALED_STATE_NOT_RESTORED' });
+    const approval = await refusal(call(third, 'approval.approve', { approvalId: 'a'.repeat(64), approver: 'alice', signature: `0x${'00'.repeat(65)}` }));
+    expect(approval.code).toBe('SEALED_STATE_NOT_RESTORED');
+    // The records are consecutive on this life's chain: nothing was skipped.
+    expect(bodyOf(byHost).seq).toBe((bodyOf(bySigned).seq as number) + 1);
+    await call(third, 'state.restore', { record: sealedRecord as Record<string, unknown> });
   });
 });
