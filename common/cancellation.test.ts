@@ -25,6 +25,21 @@ describe('CancellationSource', () => {
     expect(seen).toEqual(['kept']);
   });
 
+  it('callbacks that unregister themselves when they run (as the signing pool\'s do) all run: none is skipped', () => {
+    // Found in session 25: the unregister spliced the array abort() was looping over, so with four
+    // jobs of the pool on one source only the 1st and 3rd were cancelled.
+    const s = new CancellationSource();
+    const ran: number[] = [];
+    for (let i = 0; i < 4; i++) {
+      const off = s.onAbort(() => {
+        off();
+        ran.push(i);
+      });
+    }
+    s.abort();
+    expect(ran).toEqual([0, 1, 2, 3]);
+  });
+
   it('a callback registered after the abort never runs, as with an AbortSignal (callers check `aborted`)', () => {
     const c = new CancellationSource();
     c.abort();

@@ -50,6 +50,9 @@ export class CancellationSource implements Cancellation {
     const fns = (this.#fns ??= []);
     fns.push(fn);
     return () => {
+      // Once cancelled the list is being run (or was): a callback that unregisters itself (the
+      // signing pool's do) must not shift the callbacks after it out of the loop.
+      if (this.#fns !== fns) return;
       const at = fns.indexOf(fn);
       if (at >= 0) fns.splice(at, 1);
     };
