@@ -9,10 +9,14 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
+import { HDKey } from '@scure/bip32';
 import { recoverAddress } from 'viem';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createJobSigner, type Decision, type JobSigner, type SignJob, signerArenaBytes } from './job-signer.js';
+import { arenaKeyCopies, createJobSigner, type Decision, type JobSigner, type SignJob, signerArenaBytes } from './job-signer.js';
+import { DEFAULT_KEY_CACHE } from './key-cache.js';
+import { wrapKey } from './kms/wrapped-key.js';
 import { secpIntent } from './operations.js';
+import { arenaBytes, SecretArena } from './secret-arena.js';
 import { addressFromPrivateKey } from './signers/index.js';
 import type { WorkerIn, WorkerOut } from './worker.js';
 import { secpJob } from './worker-test-helpers.js';
@@ -163,5 +167,85 @@ describe('the secrets a signer keeps live in its arena (secret-arena.ts)', () =>
     expect(() => signer.setKeyring(RING, new Uint8Array(65).fill(1))).toThrow(expect.objectContaining({ code: 'WRAPPED_KEY_BAD_KEYRING' }));
     const job = secpJob(new Uint8Array(32).fill(3), RING, secret, 'signer_signDigest', { digest: DIGEST });
     expect(() => signer.prepare(1, job, Date.now() + 10_000)).toThrow(expect.objectContaining({ code: 'KEYRING_LOCKED' }));
+  });
+  describe('a prepared job’s key copy (operations.ts KeyCopies)', () => {
+    /** No key cache: the only copy of a key the arena can hold is a prepared job's. */
+    const NO_CACHE = { maxEntries: 0, ttlMs: 60_000 };
+    const ringKey = new Uint8Array(randomBytes(32));
+    const seed = new Uint8Array(32).fill(13);
+    const seedJob = (): SignJob => {
+      const keyId = randomUUID();
+      const blob = wrapKey(ringKey, { keyringId: RING, keyId, kind: 'bip32-seed' }, seed);
+      return { op: 'signer_signDigest', keyId, kind: 'bip32-seed', keyringId: RING, blob, request: { digest: DIGEST, path: 'm/0/7' } };
+    };
+    const signerOn = (arena: SharedArrayBuffer) => {
+      const signer = createJobSigner({ arena, keyCache: NO_CACHE });
+      signers.push(signer);
+      signer.setKeyring(RING, ringKey.slice());
+      return signer;
+    };
+
+    it('the arena is sized for the keyring key, the key cache and `prepared` jobs (default 1)', () => {
+      expect(signerArenaBytes()).toBe(arenaBytes(1 + DEFAULT_KEY_CACHE.maxEntries + 1 + 1));
+      expect(signerArenaBytes({ prepared: 32 })).toBe(67_712);
+      expect(signerArenaBytes({ keyCache: NO_CACHE, prepared: 3 })).toBe(arenaBytes(4));
+    });
+
+    it('lives in the arena (not the heap) from prepare, and is zeroed when the job is signed or aborted', async () => {
+      const arena = new SharedArrayBuffer(signerArenaBytes({ keyCache: NO_CACHE, prepared: 3 }));
+      const bytes = new Uint8Array(arena);
+      const signer = signerOn(arena);
+      const child = HDKey.fromMasterSeed(seed).derive('m/0/7').privateKey!;
+      signer.prepare(1, secpJob(ringKey, RING, secret, 'signer_signDigest', { digest: DIGEST }), Date.now() + 10_000);
+      signer.prepare(2, secpJob(ringKey, RING, other, 'signer_signDigest', { digest: DIGEST }), Date.now() + 10_000);
+      signer.prepare(3, seedJob(), Date.now() + 10_000);
+      // Waiting for their decisions, each job's key is in a slot: the secp256k1 keys, the seed's
+      // derived child (the seed itself is not kept: only the child signs).
+      expect([holds(bytes, secret), holds(bytes, other), holds(bytes, child), holds(bytes, seed)]).toEqual([true, true, true, false]);
+      expect(await recoverAddress({ hash: DIGEST as `0x${string}`, signature: signatureOf(signer.sign(1)) })).toBe(addressFromPrivateKey(secret));
+      expect([holds(bytes, secret), holds(bytes, other), holds(bytes, child)]).toEqual([false, true, true]);
+      signer.abort(2);
+      expect(await recoverAddress({ hash: DIGEST as `0x${string}`, signature: signatureOf(signer.sign(3)) })).toBe(addressFromPrivateKey(child));
+      expect([holds(bytes, other), holds(bytes, child)]).toEqual([false, false]);
+      // What is left is the keyring key's slot alone.
+      expect(zero(bytes.subarray(64))).toBe(true);
+      expect(holds(bytes, ringKey)).toBe(true);
+    });
+
+    it('the arena full: more jobs than it has slots for still sign, their copies on the heap and wiped', async () => {
+      const arena = new SharedArrayBuffer(signerArenaBytes({ keyCache: NO_CACHE, prepared: 1 })); // the keyring key and one job
+      const bytes = new Uint8Array(arena);
+      const signer = signerOn(arena);
+      const keys = [secret, other, new Uint8Array(32).fill(14)];
+      for (const [id, k] of keys.entries()) signer.prepare(id, secpJob(ringKey, RING, k, 'signer_signDigest', { digest: DIGEST }), Date.now() + 10_000);
+      expect(keys.map((k) => holds(bytes, k))).toEqual([true, false, false]);
+      for (const [id, k] of keys.entries()) {
+        expect(await recoverAddress({ hash: DIGEST as `0x${string}`, signature: signatureOf(signer.sign(id)) })).toBe(addressFromPrivateKey(k));
+      }
+      expect(zero(bytes.subarray(64))).toBe(true);
+
+      // What the signer does with a job's key, seen directly: a slot while one is free, else the heap.
+      const small = new SecretArena(new ArrayBuffer(arenaBytes(1)));
+      const copies = arenaKeyCopies(small);
+      const inSlot = copies.keep(secret);
+      const onHeap = copies.keep(other);
+      expect(inSlot.buffer).not.toBe(onHeap.buffer);
+      expect([small.available, Buffer.from(onHeap).equals(Buffer.from(other)), onHeap.byteLength]).toEqual([0, true, 32]);
+      copies.release(onHeap);
+      copies.release(inSlot);
+      expect([zero(onHeap), zero(inSlot), small.available]).toEqual([true, true, 1]);
+      expect(zero(other)).toBe(false); // keep copies; the caller's array is the caller's to wipe
+    });
+
+    it('a signer with no arena given (the inline lane’s) holds more jobs than it was sized for and signs each', async () => {
+      const signer = createJobSigner();
+      signers.push(signer);
+      signer.setKeyring(RING, ringKey.slice());
+      const keys = [secret, other];
+      for (const [id, k] of keys.entries()) signer.prepare(id, secpJob(ringKey, RING, k, 'signer_signDigest', { digest: DIGEST }), Date.now() + 10_000);
+      for (const [id, k] of keys.entries()) {
+        expect(await recoverAddress({ hash: DIGEST as `0x${string}`, signature: signatureOf(signer.sign(id)) })).toBe(addressFromPrivateKey(k));
+      }
+    });
   });
 });

@@ -13,12 +13,13 @@
  *      recorded: sign what prepare parsed, then wipe it; or abort(id): wipe.
  *
  * Holds its own copy of the keyring key (wiped on a new keyring, on lock and
- * on close) and the key cache (key-cache.ts), both in slots of its secret
- * arena (secret-arena.ts): in a worker, memory the pool hands it and zeroes
- * once the worker has exited, so a worker terminated mid-job (its deadline,
- * a cancellation) leaves neither behind. Errors are SignerErrors; what
- * leaves the thread is failureOf(e): a code and a message, never a stack or
- * bytes of the request.
+ * on close), the key cache (key-cache.ts) and each prepared job's copy of its
+ * key (operations.ts KeyCopies: wiped when the job is signed or aborted), all
+ * in slots of its secret arena (secret-arena.ts): in a worker, memory the pool
+ * hands it and zeroes once the worker has exited, so a worker terminated
+ * mid-job (its deadline, a cancellation) leaves none of them behind. Errors
+ * are SignerErrors; what leaves the thread is failureOf(e): a code and a
+ * message, never a stack or bytes of the request.
  */
 import { isDeepStrictEqual } from 'node:util';
 import { wipe } from '../common/bytes.js';
@@ -29,7 +30,7 @@ import { cacheArenaSlots, createKeyCache, DEFAULT_KEY_CACHE, type KeyCacheOption
 import { unwrapKey } from './kms/wrapped-key.js';
 import { ChurnMap } from '../common/churn-map.js';
 import type { Intent } from './policy/intent.js';
-import { keyFacts, prepareOperation, type PreparedOperation } from './operations.js';
+import { type KeyCopies, keyFacts, prepareOperation, type PreparedOperation } from './operations.js';
 import { arenaBytes, SecretArena, SLOT_BYTES } from './secret-arena.js';
 
 /** A signing job: the op, the key's wrapped record (id, kind and keyring bound by the blob's AAD) and the request. */
@@ -46,22 +47,51 @@ export interface SignJob {
 export interface JobSignerConfig {
   keyCache?: Pick<KeyCacheOptions, 'maxEntries' | 'ttlMs'>;
   /**
-   * The memory the keyring key and the cached secrets live in (secret-arena.ts), of at least
-   * signerArenaBytes(config) bytes: a worker's comes from the pool, which zeroes it once the worker
-   * has exited. Without it the signer allocates its own (the inline lane: the main thread is never
-   * terminated, and its signer wipes what it holds on lock and close).
+   * Jobs the signer holds prepared at once, at most (a worker: the pool's depth); sizes the arena
+   * (signerArenaBytes). Default 1: the inline lane runs one job at a time. More jobs than this
+   * still sign: the key copies that find no slot are kept on the heap.
+   */
+  prepared?: number;
+  /**
+   * The memory the keyring key, the cached secrets and the prepared jobs' keys live in
+   * (secret-arena.ts), of at least signerArenaBytes(config) bytes: a worker's comes from the pool,
+   * which zeroes it once the worker has exited. Without it the signer allocates its own (the inline
+   * lane: the main thread is never terminated, and its signer wipes what it holds on lock and close).
    */
   arena?: SharedArrayBuffer;
 }
 
-/** The arena a signer with this config needs: a slot for the keyring key and the key cache's (key-cache.ts cacheArenaSlots). */
-export function signerArenaBytes(config: Pick<JobSignerConfig, 'keyCache'> = {}): number {
-  return arenaBytes(1 + cacheArenaSlots({ ...DEFAULT_KEY_CACHE, ...(config.keyCache ?? {}) }));
+/**
+ * The arena a signer with this config needs: a slot for the keyring key, the key cache's (key-cache.ts
+ * cacheArenaSlots) and one per job it holds prepared (`prepared`: a job keeps one copy of key material,
+ * operations.ts). With the default bounds and the pool's depth of 32: 1 + 1,025 + 32 slots, 67,712 bytes.
+ */
+export function signerArenaBytes(config: Pick<JobSignerConfig, 'keyCache' | 'prepared'> = {}): number {
+  return arenaBytes(1 + cacheArenaSlots({ ...DEFAULT_KEY_CACHE, ...(config.keyCache ?? {}) }) + Math.max(0, Math.floor(config.prepared ?? 1)));
 }
 
 /** Whether `key` fits the keyring key's arena slot (a keyring key is 32 bytes; the pool refuses others before a worker sees them). */
 export function keyringKeyFits(key: Uint8Array): boolean {
   return key.length <= SLOT_BYTES;
+}
+
+/**
+ * Where a prepared job keeps its copy of its key (operations.ts KeyCopies): a slot of `arena`. With
+ * none free (more jobs prepared than the arena was sized for) the copy goes on the heap, as the key
+ * cache then keeps nothing: a job is never refused for lack of a slot. A heap copy is wiped on
+ * release all the same (arena.free wipes a view of other memory); only a worker terminated before
+ * then would leave it in its freed heap.
+ */
+export function arenaKeyCopies(arena: SecretArena): KeyCopies {
+  return {
+    keep(bytes) {
+      const slot = arena.alloc(bytes.length);
+      if (slot === undefined) return bytes.slice();
+      slot.set(bytes);
+      return slot;
+    },
+    release: (copy) => arena.free(copy),
+  };
 }
 
 /** What a job was decided on: the key's facts and the request's intent. */
@@ -114,9 +144,11 @@ export function failureOf(e: unknown): JobFailure {
 }
 
 export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
-  // The keyring key's slot is taken only after the cache was cleared: an arena of
-  // signerArenaBytes(config) always has it free. The cache falls back to keeping nothing when full.
+  // The keyring key's slot is taken right after the previous keyring's slot was freed and the cache
+  // cleared (no job is prepared without a keyring, and lock frees every job's slot): a slot is always
+  // free for it. The cache falls back to keeping nothing when full, a prepared job to the heap.
   const arena = new SecretArena(config.arena ?? new ArrayBuffer(signerArenaBytes(config)));
+  const copies = arenaKeyCopies(arena);
   /** `key` is a view of the keyring key's arena slot. */
   let keyring: { id: string; key: Uint8Array } | undefined;
   const cache = createKeyCache({ ...DEFAULT_KEY_CACHE, ...(config.keyCache ?? {}), arena });
@@ -172,7 +204,7 @@ export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
           // Not kept (cache disabled or its arena full): hit.secret is `secret` itself, wiped below.
           hit = cache.put(slot, secret, keyFacts(meta, secret));
         }
-        const prepared = prepareOperation(job.op, meta, hit.secret, job.request, hit.facts);
+        const prepared = prepareOperation(job.op, meta, hit.secret, job.request, hit.facts, copies);
         if (decided !== undefined) {
           // The main thread decided on facts it learnt earlier and on its own parse of this request:
           // sign only if this key and this parse are exactly what was decided.
@@ -188,7 +220,7 @@ export function createJobSigner(config: JobSignerConfig = {}): JobSigner {
         pending.set(id, { prepared, deadline });
         return { facts: prepared.facts, intent: prepared.intent, slot };
       } finally {
-        // prepareOperation keeps its own copy of what it needs; the cache keeps its own
+        // prepareOperation keeps its own copy of what it needs (in the arena); the cache keeps its own
         wipe(secret);
       }
     },

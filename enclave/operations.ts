@@ -4,9 +4,16 @@
  * key data the policy and the parent may believe), dispatches a validated op
  * to the signers; derives BIP32 children for seed keys and wipes them
  * afterwards. No I/O.
+ *
+ * A prepared job keeps one copy of key material until it is signed or
+ * aborted (the secp256k1 key, the seed of a PSBT job, a derived child key),
+ * made by the caller's KeyCopies: a signing worker's puts it in a slot of its
+ * secret arena (job-signer.ts, secret-arena.ts), which the pool zeroes once
+ * the worker has exited; by default (runOperation, tests, tools) the heap.
  */
 import { randomBytes } from 'node:crypto';
 import { toHex, wipe } from '../common/bytes.js';
+import { SignerError } from '../common/errors.js';
 import type { JsonLike } from '../common/cbor-json.js';
 import type { KeyKind, SignerFacts, SignOp } from '../common/protocol/enclave-api.js';
 import type { KeyFacts } from './key-cache.js';
@@ -40,8 +47,9 @@ export interface AuthenticatedMeta {
 /**
  * A job between "the key authenticated" and "the policy decided": the public
  * facts derived from the secret, and the signing step, which runs only if the
- * enclave says so. The prepared job owns a copy of the key material; `wipe()`
- * (after signing or on abort) zeroes it.
+ * enclave says so. The prepared job owns a copy of the key material (from its
+ * KeyCopies); `wipe()` (after signing or on abort) releases it, which zeroes it.
+ * `wipe()` may be called again (it does nothing more); `sign()` after it throws.
  */
 export interface PreparedOperation {
   readonly facts: SignerFacts;
@@ -52,6 +60,39 @@ export interface PreparedOperation {
   readonly intent: Intent;
   sign(): unknown;
   wipe(): void;
+}
+
+/**
+ * Where a prepared job keeps its copy of key material between prepare and sign/abort, and how it
+ * gives it back. One `keep` and one `release` per job that keeps a copy.
+ */
+export interface KeyCopies {
+  /** A copy of `bytes` (at most 64 bytes), which it leaves as they are: the caller wipes its own. */
+  keep(bytes: Uint8Array): Uint8Array;
+  /** Zeroes a copy `keep` returned and gives its memory back; the copy is not used afterwards. */
+  release(copy: Uint8Array): void;
+}
+
+/** Copies on the heap, zeroed on release: no arena (runOperation, tests, tools). */
+export const HEAP_COPIES: KeyCopies = { keep: (bytes) => bytes.slice(), release: (copy) => wipe(copy) };
+
+/** A prepared job that signs with `key`, a copy from `copies`, released (once) by `wipe()`. */
+function preparedOn(facts: SignerFacts, intent: Intent, key: Uint8Array, copies: KeyCopies, signWith: (key: Uint8Array) => unknown): PreparedOperation {
+  let kept = true;
+  return {
+    facts,
+    intent,
+    sign: () => {
+      // Released, its memory (an arena slot) may hold another job's key by now: never sign with it.
+      if (!kept) throw new SignerError('INTERNAL', 'the prepared job was wiped');
+      return signWith(key);
+    },
+    wipe: () => {
+      if (!kept) return;
+      kept = false;
+      copies.release(key);
+    },
+  };
 }
 
 /**
@@ -84,56 +125,66 @@ export function secpIntent(op: SignOp, keyId: string, request: Record<string, Js
 
 /**
  * Unwrapped secret → facts + intent + signing step. `secret` is not retained (the
- * caller wipes it). The request is parsed here, once, and the signing step signs
- * the parsed value the intent describes. `known` are the key's facts from `keyFacts` for this very
- * secret and meta, when the caller has them (the worker's key cache); else
- * they are derived here. Request errors that need no key (path syntax and
- * depth, a path on a secp256k1 key) are raised here, before any decision.
+ * caller wipes it): what the signing step needs is copied by `copies` (by default
+ * the heap), and `wipe()` releases that copy. The request is parsed here, once, and the
+ * signing step signs the parsed value the intent describes. `known` are the key's facts
+ * from `keyFacts` for this very secret and meta, when the caller has them (the worker's
+ * key cache); else they are derived here. Request errors that need no key (path syntax
+ * and depth, a path on a secp256k1 key) are raised here, before any decision.
  */
-export function prepareOperation(op: SignOp, meta: AuthenticatedMeta, secret: Uint8Array, request: Record<string, JsonLike>, known?: KeyFacts): PreparedOperation {
+export function prepareOperation(
+  op: SignOp,
+  meta: AuthenticatedMeta,
+  secret: Uint8Array,
+  request: Record<string, JsonLike>,
+  known?: KeyFacts,
+  copies: KeyCopies = HEAP_COPIES,
+): PreparedOperation {
   if (meta.kind === 'secp256k1') {
     checkSecpRequest(op, request);
-    const key = secret.slice();
+    const key = copies.keep(secret);
     try {
       const facts: SignerFacts = { ...(known ?? keyFacts(meta, key)) };
       const parsed = parseSignRequest(op, request, meta.keyId, entropy);
-      return { facts, intent: parsed.intent, sign: () => parsed.sign(key), wipe: () => wipe(key) };
+      return preparedOn(facts, parsed.intent, key, copies, parsed.sign);
     } catch (e) {
-      wipe(key);
+      copies.release(key);
       throw e;
     }
   }
-  // bip32-seed: the facts are the master's (what the key record describes), plus the child that signs
-  const seed = secret.slice();
-  try {
-    const facts: SignerFacts = { ...(known ?? keyFacts(meta, seed)) };
-    if (op === 'signer_signPsbt') {
-      // Decoded and bounded now, so a PSBT over the limits is refused before any decision.
-      const psbt = preparePsbt(field(request, 'psbt'), {}, Number.parseInt(facts.fingerprint!, 16));
+  // bip32-seed: the facts are the master's (what the key record describes), plus the child that
+  // signs. Everything but the PSBT's signing step reads the seed during this call only, from
+  // `secret` (the caller's until we return): the one copy kept is the seed of a PSBT job, or the child key.
+  const facts: SignerFacts = { ...(known ?? keyFacts(meta, secret)) };
+  if (op === 'signer_signPsbt') {
+    // Decoded and bounded now, so a PSBT over the limits is refused before any decision.
+    const psbt = preparePsbt(field(request, 'psbt'), {}, Number.parseInt(facts.fingerprint!, 16));
+    const seed = copies.keep(secret);
+    try {
       // Change is verified against keys derived from this seed (never the host's word).
       const derivePublicKey = (path: readonly number[]) => new Uint8Array(Buffer.from(deriveBip32PublicKey(seed, formatDerivationPath(path)).publicKey.replace(/^0x/, ''), 'hex'));
       const intent: Intent = { keyId: meta.keyId, op, psbt: psbtIntentOf(psbt.tx, { masterFingerprint: facts.fingerprint!, derivePublicKey }) };
-      return { facts, intent, sign: () => signPreparedPsbt(seed, psbt, { entropy }), wipe: () => wipe(seed) };
-    }
-    if (op === 'signer_deriveKey') {
-      const info = deriveBip32PublicKey(seed, field(request, 'path'));
-      wipe(seed);
-      facts.child = { path: info.path, publicKey: info.publicKey, address: info.ethereumAddress };
-      return { facts, intent: { keyId: meta.keyId, op, path: info.path }, sign: () => info, wipe: () => {} };
-    }
-    const child = deriveBip32PrivateKey(seed, field(request, 'path'));
-    wipe(seed);
-    const childKey = child.privateKey;
-    facts.child = { path: child.path, publicKey: child.publicKey, address: child.ethereumAddress };
-    try {
-      const parsed = parseSignRequest(op, request, meta.keyId, entropy);
-      return { facts, intent: parsed.intent, sign: () => parsed.sign(childKey), wipe: () => wipe(childKey) };
+      return preparedOn(facts, intent, seed, copies, (s) => signPreparedPsbt(s, psbt, { entropy }));
     } catch (e) {
-      wipe(childKey);
+      copies.release(seed);
       throw e;
     }
+  }
+  if (op === 'signer_deriveKey') {
+    const info = deriveBip32PublicKey(secret, field(request, 'path'));
+    facts.child = { path: info.path, publicKey: info.publicKey, address: info.ethereumAddress };
+    return { facts, intent: { keyId: meta.keyId, op, path: info.path }, sign: () => info, wipe: () => {} };
+  }
+  const child = deriveBip32PrivateKey(secret, field(request, 'path'));
+  // The library's array goes at once: the copy kept is `copies`' (an arena slot in a worker).
+  const childKey = copies.keep(child.privateKey);
+  wipe(child.privateKey);
+  facts.child = { path: child.path, publicKey: child.publicKey, address: child.ethereumAddress };
+  try {
+    const parsed = parseSignRequest(op, request, meta.keyId, entropy);
+    return preparedOn(facts, parsed.intent, childKey, copies, parsed.sign);
   } catch (e) {
-    wipe(seed);
+    copies.release(childKey);
     throw e;
   }
 }

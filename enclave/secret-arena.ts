@@ -1,26 +1,43 @@
 /**
- * Fixed-size slots for the secrets a signing worker keeps between jobs — its
- * copy of the keyring key and the key cache's unwrapped keys and seeds
- * (job-signer.ts, key-cache.ts) — in memory the pool owns.
+ * Fixed-size slots for the secrets a signing worker holds — its copy of the
+ * keyring key, the key cache's unwrapped keys and seeds, and the key each
+ * prepared job signs with (job-signer.ts, key-cache.ts, operations.ts
+ * KeyCopies) — in memory the pool owns.
  *
  * Why: a worker busy with a job cannot hear a message, so a job stopped
  * mid-prepare or mid-signature (past its deadline, cancelled — which the host
  * can cause at will) is stopped by terminating its worker (worker-pool.ts).
  * A terminated worker's heap is freed as it is, never zeroed: the keyring
- * key and up to `maxEntries` cached secrets would be left in freed memory,
- * and the pool would hand the replacement a fresh copy of the keyring key.
- * So the pool allocates each worker a SharedArrayBuffer (`workerData.arena`),
- * the worker keeps those secrets only in slots of it (views into it, no other
- * copy), and the pool zeroes the whole buffer once the worker has exited,
- * whatever ended it. A signer on the main thread (the inline lane, never
- * terminated) uses the same code over a plain ArrayBuffer of its own.
+ * key, up to `maxEntries` cached secrets and the keys of the up to `depth`
+ * jobs it held prepared — which wait there across the round trip to the main
+ * thread for the policy's decision, exactly when a worker gets terminated —
+ * would be left in freed memory, and the pool would hand the replacement a
+ * fresh copy of the keyring key. So the pool allocates each worker a
+ * SharedArrayBuffer (`workerData.arena`) of a slot for each of those
+ * (job-signer.ts signerArenaBytes), the worker keeps them only in slots of it
+ * (views into it, no other copy), and the pool zeroes the whole buffer once
+ * the worker has exited, whatever ended it. A signer on the main thread (the
+ * inline lane, never terminated) uses the same code over a plain ArrayBuffer
+ * of its own.
  *
- * A slot is SLOT_BYTES (64: a BIP32 seed is 16–64 bytes, a secp256k1 key and
- * the keyring key 32). `alloc` hands out a view of exactly the asked length
- * in a free slot, or undefined when none is free (the key cache then keeps
- * nothing); `free` zeroes the whole slot and puts it back. Both O(1): a stack
- * of free slot indices, the slot of a view found from its byteOffset. A view
- * must not be used after `free`: its slot may hold another secret next.
+ * Not here, so a terminated worker may still leave them: copies that live
+ * only during one synchronous step and are wiped at its end — the AES-GCM
+ * unwrap's output, which Node allocates (wiped once the job is prepared), the
+ * library's array of a derived BIP32 child (copied into a slot and wiped at
+ * once), the HD keys a derivation or a PSBT's signing makes (wiped as it
+ * ends) — and what no JavaScript can zero: noble's bigint scalars (transient
+ * too: garbage once the step returns), OpenSSL's memory, the `keyring`
+ * message in transit. A prepared job that finds no slot free (more jobs than the arena
+ * was sized for) keeps its key on the heap rather than fail, wiped when it
+ * ends as usual.
+ *
+ * A slot is SLOT_BYTES (64: a BIP32 seed is 16–64 bytes, a secp256k1 key, a
+ * child key and the keyring key 32). `alloc` hands out a view of exactly the
+ * asked length in a free slot, or undefined when none is free (the key cache
+ * then keeps nothing, a prepared job uses the heap); `free` zeroes the whole
+ * slot and puts it back. Both O(1): a stack of free slot indices, the slot of
+ * a view found from its byteOffset. A view must not be used after `free`:
+ * its slot may hold another secret next.
  */
 import { wipe } from '../common/bytes.js';
 

@@ -2,16 +2,21 @@
  * A worker the pool terminates cannot wipe what it held: a job stopped mid-prepare or mid-signature
  * (past its deadline, cancelled — the host can cause either at will with a heavy PSBT and a short
  * deadline) is stopped by terminating its worker, which is never sent `lock` or `close`. So each
- * worker keeps its keyring key and key cache only in its secret arena (secret-arena.ts), which the
- * pool allocates and zeroes once the worker is gone. These cases look at that arena from the main
- * thread: it held the keyring key and a cached key, and it is all zeros once the worker was
- * replaced (or the pool closed, or the worker died). Without the pool's zeroing each one fails.
+ * worker keeps its keyring key, its key cache and its prepared jobs' keys only in its secret arena
+ * (secret-arena.ts), which the pool allocates and zeroes once the worker is gone. These cases look
+ * at that arena from the main thread: it held the keyring key and a cached key (or the keys of the
+ * jobs waiting for their decisions), and it is all zeros once the worker was replaced (or the pool
+ * closed, or the worker died). Without the pool's zeroing each one fails; the last one also fails
+ * when a prepared job keeps its key on the heap, or the arena has no room for `depth` of them.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { Worker } from 'node:worker_threads';
+import { HDKey } from '@scure/bip32';
 import { verifyMessage } from 'viem';
 import { afterAll, describe, expect, it } from 'vitest';
 import { CancellationSource } from '../common/cancellation.js';
+import { signerArenaBytes } from './job-signer.js';
+import { wrapKey } from './kms/wrapped-key.js';
 import { addressFromPrivateKey } from './signers/index.js';
 import { largePsbtJob, secpJob, watchWorkers } from './worker-test-helpers.js';
 import { createWorkerPool, type SignJob, type WorkerPool, workerArenasForTest } from './worker-pool.js';
@@ -119,5 +124,62 @@ describe('a worker the pool terminates leaves no secret behind', () => {
     expect(allZero(last)).toBe(false);
     await pool.close();
     expect(allZero(last)).toBe(true);
+  });
+  it('jobs prepared and waiting for their decisions when the worker is terminated: their keys were in its arena, zeroed with it', async () => {
+    // No key cache: the only copies of a key the arena can hold are the prepared jobs'.
+    const keyCache = { maxEntries: 0, ttlMs: 60_000 };
+    const pool = createWorkerPool({ size: 1, keyCache });
+    pools.push(pool);
+    const ringKey = new Uint8Array(randomBytes(32));
+    pool.setKeyring(KEYRING, ringKey.slice());
+    const arena = new Uint8Array(workerArenasForTest(pool)[0]!);
+    // Room for every job a worker holds (the pool's depth, 32).
+    expect(arena.byteLength).toBe(signerArenaBytes({ keyCache, prepared: 32 }));
+    const keys = Array.from({ length: 4 }, () => new Uint8Array(randomBytes(32)));
+    const seed = new Uint8Array(randomBytes(32));
+    const child = HDKey.fromMasterSeed(seed).derive('m/0/3').privateKey!;
+    const keyId = randomUUID();
+    const seedJob: SignJob = {
+      op: 'personal_sign',
+      keyId,
+      kind: 'bip32-seed',
+      keyringId: KEYRING,
+      blob: wrapKey(ringKey, { keyringId: KEYRING, keyId, kind: 'bip32-seed' }, seed),
+      request: { message: 'hi', path: 'm/0/3' },
+    };
+    // One source per job, as each request has its own.
+    const sources: CancellationSource[] = [];
+    const cancellation = () => {
+      const ac = new CancellationSource();
+      sources.push(ac);
+      return ac;
+    };
+    let deciding = 0;
+    let decide!: () => void;
+    const decision = new Promise<void>((r) => {
+      decide = r;
+    });
+    const authorize = () => {
+      deciding++;
+      return decision; // the policy takes its time: each job waits prepared on the worker
+    };
+    const jobs = [...keys.map((k) => secpJob(ringKey, KEYRING, k, 'personal_sign', { message: 'hi' })), seedJob];
+    const runs = jobs.map((job) => pool.run(job, { authorize, cancellation: cancellation() }).catch((x: Error) => x));
+    await until(() => deciding === jobs.length);
+    expect(deciding).toBe(jobs.length);
+    // Each prepared job's key (a secp256k1 key, the seed's derived child) is in the arena, not on the worker's heap.
+    expect([...keys, child].map((k) => holds(arena, k))).toEqual([true, true, true, true, true]);
+    expect(holds(arena, seed)).toBe(false);
+    // The host stops them all while the worker is busy with a heavy PSBT: the worker cannot hear the
+    // aborts, and holds only stopped jobs, so the pool terminates it with the keys still prepared.
+    const spawned = pool.spawned;
+    const heavy = pool.run(largePsbtJob(ringKey, KEYRING, new Uint8Array(randomBytes(32))), { cancellation: cancellation() }).catch((x: Error) => x);
+    for (const ac of sources) ac.abort();
+    for (const e of await Promise.all([...runs, heavy])) expect(e).toMatchObject({ code: 'JOB_CANCELLED' });
+    expect(pool.spawned).toBe(spawned + 1);
+    await until(() => allZero(arena));
+    expect(allZero(arena)).toBe(true);
+    decide();
+    await signs(pool, secpJob(ringKey, KEYRING, secret, 'personal_sign', { message: 'hi' }));
   });
 });

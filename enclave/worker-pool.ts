@@ -65,8 +65,8 @@
  * copy, which the pool wipes on lock, on a new keyring and on close.
  *
  * A terminated worker cannot wipe what it held, so each worker keeps its
- * keyring key and its key cache's secrets only in a SharedArrayBuffer the
- * pool allocates for it (its secret arena, secret-arena.ts, passed as
+ * keyring key, its key cache's secrets and its prepared jobs' keys (at most
+ * `depth`) only in a SharedArrayBuffer the pool allocates for it (its secret arena, secret-arena.ts, passed as
  * workerData), and the pool zeroes that arena once the worker has exited:
  * after terminate() resolves (a worker replaced or closed) and on its `exit`
  * event, whatever ended it.
@@ -172,7 +172,7 @@ class Pool implements WorkerPool {
   readonly #path = workerPath();
   /** The key cache's bounds, for the workers and the inline lane (each worker also gets its arena). */
   readonly #config: WorkerConfig;
-  /** Bytes of each worker's secret arena (job-signer.ts signerArenaBytes). */
+  /** Bytes of each worker's secret arena (job-signer.ts signerArenaBytes): room for `depth` prepared jobs' keys too. */
   readonly #arenaBytes: number;
   #nextId = 1;
   #closed = false;
@@ -199,7 +199,7 @@ class Pool implements WorkerPool {
     this.#depth = Math.max(1, o.depth ?? 32);
     this.#maxJobMs = o.maxJobMs ?? MAX_JOB_MS;
     this.#config = o.keyCache ? { keyCache: o.keyCache } : {};
-    this.#arenaBytes = signerArenaBytes(this.#config);
+    this.#arenaBytes = signerArenaBytes({ ...this.#config, prepared: this.#depth });
     this.#known = o.decideAhead ? createKnownKeys({ ...DEFAULT_KEY_CACHE, ...(o.keyCache ?? {}) }) : undefined;
     this.#inline = o.inline
       ? new InlineLane(this.#config, {
