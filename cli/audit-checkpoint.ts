@@ -16,13 +16,11 @@
  * the plain invocation keeps working against the dev stack's own root.
  */
 import { bytesEqual, parseHex, toHex } from '../common/bytes.js';
-import { parseAuditBinding, type AuditBinding } from '../common/audit/binding.js';
 import { parseCheckpoint, type CheckpointBody } from '../common/audit/checkpoint.js';
 import { AuditError } from '../common/audit/errors.js';
 import { SignerError } from '../common/errors.js';
-import { verifyAttestationAgainstManifest } from '../attestation/manifest-attest.js';
-import type { VerifiedAttestation } from '../attestation/types.js';
-import { verifyAttestation } from '../attestation/verify.js';
+import { verifyAuditKeyBinding, type AttestedEnclave, type AuditTrustOptions } from '../attestation/audit/binding-check.js';
+import { pcrLines } from './audit-images.js';
 import { parse, trustOptions, TRUST_OPTIONS } from './audit-options.js';
 import { guard } from './command.js';
 import { CliInputError, EXIT_FAILED, EXIT_OK, UsageError, errorReport, formatFailure } from './errors.js';
@@ -61,9 +59,7 @@ Exit status: 0 written, 1 the answer is not a fresh checkpoint of the audit key
 signer could not be asked.
 `;
 
-type AttestationReport =
-  | { verified: false; present: boolean }
-  | { verified: true; moduleId: string; attestedAt: string; pcrs: Record<string, string>; debug: boolean; root: string; policyHash: string | null; manifest?: { name: string; version: string; keyId: string } };
+type AttestationReport = { verified: false; present: boolean } | ({ verified: true; policyHash: string | null } & AttestedEnclave);
 
 export interface CheckpointReport {
   valid: true;
@@ -91,40 +87,23 @@ function nonceMismatch(body: CheckpointBody, sent: Uint8Array): SignerError {
   );
 }
 
-function verifyAttached(doc: Uint8Array | undefined, body: CheckpointBody, nonce: Uint8Array | undefined, trust: Awaited<ReturnType<typeof trustOptions>>): AttestationReport {
+function verifyAttached(doc: Uint8Array | undefined, body: CheckpointBody, nonce: Uint8Array | undefined, trust: AuditTrustOptions): AttestationReport {
   if (!doc || doc.length === 0) {
     throw new AuditError('AUDIT_ATTESTATION', `checkpoint at seq ${body.seq}: the answer carries no attestation document to verify`, { seq: body.seq });
   }
-  let v: VerifiedAttestation & { manifest?: { image: { name: string; version: string } }; manifestKeyId?: string };
-  try {
-    // Fresh document: verified at the current time (its leaf certificate lives ~3 hours), with the nonce.
-    const common = { allowDebug: trust.allowDebug === true, ...(trust.root ? { root: trust.root } : {}) };
-    v = trust.manifest
-      ? verifyAttestationAgainstManifest(doc, trust.manifest.signed, { ...common, trustedKeys: trust.manifest.trustedKeys, ...(nonce ? { nonce } : {}) })
-      : verifyAttestation(doc, { ...common, ...(nonce ? { expectedNonce: nonce } : {}) });
-  } catch (e) {
-    const err = e as { code?: string; message?: string };
-    throw new AuditError('AUDIT_ATTESTATION', `checkpoint at seq ${body.seq}: the attestation document does not verify: ${err.code ?? ''} ${err.message ?? String(e)}`.replace('  ', ' '), { seq: body.seq, cause: e });
-  }
-  let binding: AuditBinding;
-  try {
-    binding = parseAuditBinding(v.document.userData, { seq: body.seq });
-  } catch (e) {
-    throw new AuditError('AUDIT_ATTESTATION', `checkpoint at seq ${body.seq}: ${(e as Error).message}`, { seq: body.seq, cause: e });
-  }
-  if (!bytesEqual(binding.auditKey, body.auditKey)) {
-    throw new AuditError('AUDIT_ATTESTATION', `checkpoint at seq ${body.seq}: the attestation document binds audit key ${toHex(binding.auditKey)}, but the checkpoint is signed by ${toHex(body.auditKey)}`, { seq: body.seq });
-  }
-  return {
-    verified: true,
-    moduleId: v.document.moduleId,
-    attestedAt: new Date(v.document.timestamp).toISOString(),
-    pcrs: Object.fromEntries([0, 1, 2, 8].filter((i) => v.document.pcrs.has(i)).map((i) => [String(i), toHex(v.document.pcrs.get(i)!)])),
-    debug: v.debug,
-    root: `${v.root.name} (SHA-256 ${v.root.fingerprint})`,
-    policyHash: binding.policyHash ? toHex(binding.policyHash) : null,
-    ...(v.manifest ? { manifest: { name: v.manifest.image.name, version: v.manifest.image.version, keyId: v.manifestKeyId ?? '' } } : {}),
-  };
+  // Fresh document: verified at the current time (its leaf certificate lives ~3 hours), with the nonce.
+  const { binding, enclave } = verifyAuditKeyBinding(doc, body.auditKey, trust, {
+    seq: body.seq,
+    ...(nonce ? { nonce } : {}),
+    say: {
+      unverified: (detail) => `checkpoint at seq ${body.seq}: the attestation document does not verify: ${detail}`.replace('  ', ' '),
+      notBinding: (message) => `checkpoint at seq ${body.seq}: ${message}`,
+      otherKey: (bound) => `checkpoint at seq ${body.seq}: the attestation document binds audit key ${bound}, but the checkpoint is signed by ${toHex(body.auditKey)}`,
+    },
+  });
+  // --json prints the keys in this order: the manifest last.
+  const { manifest, ...attested } = enclave;
+  return { verified: true, ...attested, policyHash: binding.policyHash ? toHex(binding.policyHash) : null, ...(manifest ? { manifest } : {}) };
 }
 
 function summary(r: CheckpointReport): string {
@@ -139,7 +118,7 @@ function summary(r: CheckpointReport): string {
   const a = r.attestation;
   if (a.verified) {
     lines.push(`  attestation  verified: ${a.moduleId}, attested ${a.attestedAt}${a.debug ? ', DEBUG' : ''}, binds this audit key`, `  root         ${a.root}`);
-    for (const i of ['0', '1', '2', '8']) if (a.pcrs[i] !== undefined) lines.push(`  PCR${i}         ${a.pcrs[i]}`);
+    lines.push(...pcrLines(a.pcrs, '  ', 13));
     if (a.manifest) lines.push(`  manifest     ${a.manifest.name} ${a.manifest.version} (key ${a.manifest.keyId})`);
   } else lines.push(`  attestation  ${a.present ? 'not verified (--verify-attestation, --root or --manifest checks it)' : 'none in the answer'}`);
   for (const w of r.warnings) lines.push(`warning: ${w}`);

@@ -10,11 +10,25 @@
  * names the image (PCR0/1/2) of every enclave life, and these warnings say
  * loudly what was not checked — above all an image change that nothing vouched
  * for.
+ *
+ * It also writes the PCR lines of the text reports (audit verify, receipt
+ * verify, audit checkpoint), so the three name an enclave's image alike.
  */
+import { REPORTED_PCRS } from '../attestation/audit/binding-check.js';
 import type { AuditEnclaveReport, AuditVerifyReport } from '../attestation/audit/verify.js';
 
 /** The PCRs that name an image: 0 (the whole image), 1 (kernel and boot ramdisk), 2 (the application). */
 export const IMAGE_PCRS = ['0', '1', '2'] as const;
+
+/**
+ * One text line per reported PCR the enclave showed: `indent`, the label `PCRn` padded to `width`,
+ * the hex value. The image a document showed: without a manifest, the only way to tell whose it is.
+ */
+export function pcrLines(pcrs: Readonly<Record<string, string>>, indent: string, width: number): string[] {
+  return REPORTED_PCRS.map(String)
+    .filter((i) => pcrs[i] !== undefined)
+    .map((i) => `${indent}${`PCR${i}`.padEnd(width)}${pcrs[i]}`);
+}
 
 export type ImagePcrs = Record<(typeof IMAGE_PCRS)[number], string | null>;
 

@@ -15,7 +15,7 @@ import { AuditChainVerifier, type AuditAnchor, type AuditVerifyReport, type RawA
 import { openKeystore, type Keystore } from '../parent/keystore.js';
 import { parse, trustOptions, TRUST_OPTIONS } from './audit-options.js';
 import { auditCheckpoint } from './audit-checkpoint.js';
-import { IMAGE_PCRS, imageChanges, imageWarnings, type ImageChange } from './audit-images.js';
+import { imageChanges, imageWarnings, pcrLines, type ImageChange } from './audit-images.js';
 import { guard } from './command.js';
 import { CliInputError, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError } from './errors.js';
 import { readInputFile, type Io } from './io.js';
@@ -165,8 +165,7 @@ function text(r: VerifyOutput): string {
   if (r.head) lines.push(`  head      seq ${r.head.seq}  ${r.head.hash}`);
   for (const e of r.enclaves) {
     lines.push(`  enclave   audit key ${e.auditKey}`, `            seq ${e.firstSeq}…${e.lastSeq} (${e.records} records), module ${e.moduleId}, attested ${e.attestedAt}${e.debug ? ', DEBUG' : ''}`);
-    // The image this enclave's attestation showed: without a manifest, the only way to tell whose it is.
-    for (const i of [...IMAGE_PCRS, '8']) if (e.pcrs[i] !== undefined) lines.push(`            PCR${i} ${e.pcrs[i]}`);
+    lines.push(...pcrLines(e.pcrs, ' '.repeat(12), 5));
     lines.push(e.manifest ? `            manifest ${e.manifest.name} ${e.manifest.version} (key ${e.manifest.keyId})` : '            manifest none: PCRs not checked against a signed manifest');
   }
   for (const c of r.imageChanges) lines.push(`  image     changes at seq ${c.seq} (${c.differ.join(', ')} differ from the enclave before)`);

@@ -7,6 +7,7 @@ import { parseHex } from '../common/bytes.js';
 import { parseReceipt, MAX_RECEIPT_BYTES } from '../common/audit/receipt.js';
 import { SignerError } from '../common/errors.js';
 import { verifyReceipt, type ReceiptVerified } from '../attestation/audit/receipt.js';
+import { pcrLines } from './audit-images.js';
 import { parse, trustOptions, TRUST_OPTIONS } from './audit-options.js';
 import { guard } from './command.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, errorReport, formatFailure } from './errors.js';
@@ -43,8 +44,7 @@ function text(r: ReceiptVerified): string {
     `  enclave      ${r.enclave.moduleId}, attested ${r.enclave.attestedAt}${r.enclave.debug ? ', DEBUG' : ''}`,
     `  root         ${r.enclave.root}`,
   ];
-  // The image the enclave's attestation showed: without a manifest, the only way to tell whose it is.
-  for (const i of ['0', '1', '2', '8']) if (r.enclave.pcrs[i] !== undefined) lines.push(`  PCR${i}         ${r.enclave.pcrs[i]}`);
+  lines.push(...pcrLines(r.enclave.pcrs, '  ', 13));
   lines.push(r.enclave.manifest ? `  manifest     ${r.enclave.manifest.name} ${r.enclave.manifest.version} (key ${r.enclave.manifest.keyId})` : '  manifest     none: PCRs not checked against a signed manifest');
   if (r.checkpoint) lines.push(`  checkpoint   seq ${r.checkpoint.seq}  ${r.checkpoint.head}`);
   return `${lines.join('\n')}\n`;

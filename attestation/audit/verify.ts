@@ -14,13 +14,9 @@
  */
 import { toHex, bytesEqual } from '../../common/bytes.js';
 import { SignerError } from '../../common/errors.js';
-import { parseAuditBinding, type AuditBinding } from '../../common/audit/binding.js';
 import { AuditError, type AuditErrorCode } from '../../common/audit/errors.js';
 import { parseRecord, recordSignatureValid, type ParsedRecord } from '../../common/audit/record.js';
-import { verifyAttestationAgainstManifest } from '../manifest-attest.js';
-import type { TrustedManifestKey } from '../manifest-signature.js';
-import type { TrustRoot, VerifiedAttestation } from '../types.js';
-import { verifyAttestation } from '../verify.js';
+import { verifyAuditKeyBinding, type AttestedEnclave, type AuditTrustOptions } from './binding-check.js';
 
 /** One stored record as the source gives it: the bytes, and the seq column when there is one. */
 export interface RawAuditRecord {
@@ -38,12 +34,7 @@ export interface AuditAnchor {
   source: string;
 }
 
-export interface AuditVerifyOptions {
-  /** Trust anchor for the attestation documents. Default AWS_NitroEnclaves_Root-G1. */
-  root?: TrustRoot;
-  /** Also require every audit key's document to match this signed PCR manifest. */
-  manifest?: { signed: unknown; trustedKeys: readonly TrustedManifestKey[] };
-  allowDebug?: boolean;
+export interface AuditVerifyOptions extends AuditTrustOptions {
   anchors?: readonly AuditAnchor[];
   /** Stop collecting problem details after this many (all are still counted). Default 100. */
   maxProblems?: number;
@@ -58,18 +49,13 @@ export interface AuditProblem {
   message: string;
 }
 
-export interface AuditEnclaveReport {
+/** One enclave life (audit key) in the chain; its attestation fields come from verifyAuditKeyBinding. */
+export interface AuditEnclaveReport extends AttestedEnclave {
   auditKey: string;
   handoverSeq: number;
   firstSeq: number;
   lastSeq: number;
   records: number;
-  moduleId: string;
-  attestedAt: string;
-  pcrs: Record<string, string>;
-  debug: boolean;
-  root: string;
-  manifest?: { name: string; version: string; keyId: string };
   policyHashes: (string | null)[];
 }
 
@@ -153,45 +139,35 @@ export class AuditChainVerifier {
     if (this.#prev && b.prevAuditKey && !bytesEqual(b.prevAuditKey, this.#prev.body.auditKey)) {
       this.#problem('AUDIT_HANDOVER', `seq ${b.seq}: hand-over names previous audit key ${toHex(b.prevAuditKey)}, but seq ${this.#prev.body.seq} was signed by ${toHex(this.#prev.body.auditKey)}`, b.seq, index);
     }
-    let v: VerifiedAttestation & { manifest?: { image: { name: string; version: string } }; manifestKeyId?: string };
-    const doc = b.attestation!;
+    let checked: ReturnType<typeof verifyAuditKeyBinding>;
     try {
-      const common = { at: 'document' as const, allowDebug: this.#opts.allowDebug === true, ...(this.#opts.root ? { root: this.#opts.root } : {}) };
-      v = this.#opts.manifest
-        ? verifyAttestationAgainstManifest(doc, this.#opts.manifest.signed, { ...common, trustedKeys: this.#opts.manifest.trustedKeys })
-        : verifyAttestation(doc, common);
-    } catch (e) {
-      const err = e as SignerError;
-      this.#problem('AUDIT_ATTESTATION', `seq ${b.seq}: the attestation document for audit key ${keyHex} does not verify: ${err.code ?? ''} ${err.message ?? String(e)}`.replace('  ', ' '), b.seq, index);
-      return false;
-    }
-    let binding: AuditBinding;
-    try {
-      binding = parseAuditBinding(v.document.userData, { seq: b.seq });
+      checked = verifyAuditKeyBinding(b.attestation!, b.auditKey, this.#opts, {
+        seq: b.seq,
+        at: 'document',
+        say: {
+          unverified: (detail) => `seq ${b.seq}: the attestation document for audit key ${keyHex} does not verify: ${detail}`.replace('  ', ' '),
+          otherKey: (bound) => `seq ${b.seq}: the attestation document binds audit key ${bound}, not ${keyHex}`,
+        },
+      });
     } catch (e) {
       this.#fromError(e, b.seq, index);
       return false;
     }
-    if (!bytesEqual(binding.auditKey, b.auditKey)) {
-      this.#problem('AUDIT_ATTESTATION', `seq ${b.seq}: the attestation document binds audit key ${toHex(binding.auditKey)}, not ${keyHex}`, b.seq, index);
-      return false;
-    }
+    const { binding } = checked;
     if (hex(binding.policyHash) !== hex(b.policyHash)) {
       this.#problem('AUDIT_POLICY', `seq ${b.seq}: hand-over policy hash ${hex(b.policyHash)} differs from the attested ${hex(binding.policyHash)}`, b.seq, index);
     }
+    // `audit verify --json` prints the keys in this order: the manifest after the policy hashes.
+    const { manifest, ...enclave } = checked.enclave;
     const report: AuditEnclaveReport = {
       auditKey: keyHex,
       handoverSeq: b.seq,
       firstSeq: b.seq,
       lastSeq: b.seq,
       records: 0,
-      moduleId: v.document.moduleId,
-      attestedAt: new Date(v.document.timestamp).toISOString(),
-      pcrs: Object.fromEntries([0, 1, 2, 8].filter((i) => v.document.pcrs.has(i)).map((i) => [String(i), toHex(v.document.pcrs.get(i)!)])),
-      debug: v.debug,
-      root: `${v.root.name} (SHA-256 ${v.root.fingerprint})`,
+      ...enclave,
       policyHashes: [hex(b.policyHash)],
-      ...(v.manifest ? { manifest: { name: v.manifest.image.name, version: v.manifest.image.version, keyId: v.manifestKeyId ?? '' } } : {}),
+      ...(manifest ? { manifest } : {}),
     };
     const st = { report, lastTime: 0 };
     this.#keys.set(keyHex, st);
