@@ -57,7 +57,15 @@ export interface TransactionIntent {
 
 /** A permission the typed data grants: who may move which token, how much. */
 export interface Grant {
-  kind: 'eip2612-permit' | 'dai-permit' | 'permit2-allowance' | 'permit2-transfer' | 'seaport-offer' | 'unrecognised-permit';
+  kind:
+    | 'eip2612-permit'
+    | 'dai-permit'
+    | 'permit2-allowance'
+    | 'permit2-transfer'
+    | 'seaport-offer'
+    /** EIP-3009 Transfer/ReceiveWithAuthorization: a signed transfer of `amount` to `spender` (the recipient). */
+    | 'eip3009-transfer'
+    | 'unrecognised-permit';
   /** Token contract (null when the message does not say, e.g. a malformed permit). */
   token: Hex | null;
   /** Who may move it (null when it cannot be decoded: matches no allow list). */

@@ -116,9 +116,50 @@ export function psbtIntentOf(tx: ReturnType<typeof parsePsbt>, facts: PsbtKeyFac
   }
   let fee: bigint | null;
   try {
-    fee = tx.fee;
+    fee = amountsCommitted(tx, fp) ? tx.fee : null;
   } catch {
     fee = null;
   }
   return { masterFingerprint: facts.masterFingerprint ?? null, outputs, fee, externalAmount };
+}
+
+/**
+ * Whether every input amount the fee is computed from is one the host cannot lie about. The
+ * amounts are the host's words (witnessUtxo). A P2WPKH (segwit v0) signature commits only to its
+ * own input's amount (BIP143), so with a fee computed from the others' a host can ask twice for
+ * one transaction, understating a different input each time: each request shows a small fee and
+ * passes `maxFeeSats`, each gives one valid signature, and together they pay any fee (review
+ * finding, enclave/policy/psbt-fee.test.ts). Which inputs count as "ours" is the host's labelling
+ * too, so an unlabelled input is no safer. An input's amount is trusted when
+ *   - it comes with its full previous transaction (scure checks its txid against the outpoint,
+ *     and a witnessUtxo beside it against it, at decode), or
+ *   - every signature we make on this PSBT commits to it: all of them are taproot (BIP341 commits
+ *     to every input's amount), or the only one is this input's own.
+ * Otherwise the fee is unknown (null) and no maxFeeSats rule matches (fail closed).
+ */
+function amountsCommitted(tx: ReturnType<typeof parsePsbt>, fp: number | undefined): boolean {
+  // The inputs signPsbt signs: those naming our fingerprint (it refuses the PSBT if any of them does not verify).
+  const signed: { index: number; taproot: boolean }[] = [];
+  for (let i = 0; i < tx.inputsLength; i++) {
+    const input = tx.getInput(i);
+    const ours =
+      fp === undefined || // without our fingerprint (policy explain) any input may be signed: assume the worst
+      (input.bip32Derivation ?? []).some(([, d]) => d.fingerprint === fp) ||
+      (input.tapBip32Derivation ?? []).some(([, d]) => d.der.fingerprint === fp);
+    if (!ours) continue;
+    const prev = input.witnessUtxo?.script ?? (input.nonWitnessUtxo && input.index !== undefined ? input.nonWitnessUtxo.outputs[input.index]?.script : undefined);
+    let taproot = false;
+    try {
+      taproot = fp !== undefined && prev !== undefined && OutScript.decode(prev).type === 'tr';
+    } catch {
+      taproot = false;
+    }
+    signed.push({ index: i, taproot });
+  }
+  for (let i = 0; i < tx.inputsLength; i++) {
+    if (tx.getInput(i).nonWitnessUtxo !== undefined) continue;
+    if (signed.every((s) => s.taproot || (s.index === i && signed.length === 1))) continue;
+    return false;
+  }
+  return true;
 }

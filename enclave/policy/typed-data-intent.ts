@@ -5,7 +5,8 @@
  * Messages that hand out token rights are decoded into grants: EIP-2612 `Permit`, DAI's
  * `Permit(holder,spender,nonce,expiry,allowed)`, Permit2 (`PermitSingle`, `PermitBatch`,
  * `PermitTransferFrom`, `PermitBatchTransferFrom` and their `Witness` forms) and Seaport
- * `OrderComponents` (every offer item is a right for Seaport to move the offerer's tokens).
+ * `OrderComponents` (every offer item is a right for Seaport to move the offerer's tokens), and
+ * EIP-3009 `TransferWithAuthorization`/`ReceiveWithAuthorization` (a signed transfer to `to`).
  * A message whose primary type looks like a permit but does not have the expected shape
  * becomes an `unrecognised-permit` grant with no known spender and an unlimited amount, so it
  * matches no allow list (fail closed).
@@ -72,7 +73,17 @@ function decodeGrants(primaryType: string, message: Record<string, unknown>, ver
     }
     return out;
   }
-  if (/permit|bulkorder/i.test(primaryType)) return [unrecognised(m, verifyingContract)];
+  // EIP-3009 (USDC, EURC, …): the signature itself moves `value` from `from` to `to` — a token
+  // transfer, so a grant whose "spender" is the recipient (review finding: it was decoded as no
+  // grant, and a typed-data rule without permitSpenders signed transfers of any amount to anyone;
+  // enclave/policy/typed-data-grants.test.ts). Other "…WithAuthorization" shapes are unrecognised.
+  if (primaryType === 'TransferWithAuthorization' || primaryType === 'ReceiveWithAuthorization') {
+    if (isAddr(m.from) && isAddr(m.to) && typeof m.value === 'bigint') {
+      return [{ kind: 'eip3009-transfer', token: verifyingContract, spender: m.to, amount: m.value, unlimited: m.value === MAX_UINT256 }];
+    }
+    return [unrecognised(m, verifyingContract)];
+  }
+  if (/permit|bulkorder|withauthorization/i.test(primaryType)) return [unrecognised(m, verifyingContract)];
   return [];
 }
 

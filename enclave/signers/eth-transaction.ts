@@ -159,7 +159,9 @@ function given(v: unknown): boolean {
 }
 
 function readType(v: unknown): EthTransactionType {
-  if (typeof v === 'string' && v in TYPE_NAMES) return TYPE_NAMES[v]!;
+  // Own names only: `in` also finds Object.prototype's ("toString", "__proto__", …), which made the
+  // parser return undefined and the caller throw an untyped TypeError (review finding).
+  if (typeof v === 'string' && Object.hasOwn(TYPE_NAMES, v)) return TYPE_NAMES[v]!;
   const n = readQuantity(v, 'type', 0xffn);
   const t = TYPE_BY_NUMBER[Number(n)];
   if (t === undefined) throw invalidParams('type', 'unsupported transaction type (supported: 0x0–0x4)');
