@@ -24,13 +24,15 @@ import { createJsonStreamSplitter } from './json-stream.js';
 import { RPC, errorResponse } from './jsonrpc.js';
 import { CancellationSource, type Cancellation } from '../common/cancellation.js';
 
+const EMPTY = Buffer.alloc(0);
+
 export interface IpcOptions {
   /** Handles one message; resolves with the serialized answer, or undefined for notifications only. */
   handle(message: Buffer, cancellation: Cancellation): Promise<string | undefined>;
   maxMessageBytes: number;
   /** Default 64. */
   maxPending?: number;
-  /** Default 8 MiB. */
+  /** Unsent answer bytes above which reading pauses. Default 1 MiB. */
   maxWriteBufferBytes?: number;
   /** From a message's first byte to its last. Default 30 s. */
   messageTimeoutMs?: number;
@@ -44,7 +46,11 @@ export interface IpcOptions {
 /** Serves one connection; `initial` holds bytes already read while sniffing the protocol. */
 export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): void {
   const maxPending = opts.maxPending ?? 64;
-  const maxWriteBuffer = opts.maxWriteBufferBytes ?? 8 * 1024 * 1024;
+  // 1 MiB, not 8: this is held per connection, up to maxConnections (1024) of them, in one
+  // heap (~4 GiB by default); at 8 MiB about 480 connections that never read took the parent
+  // down (review finding, ipc-flow.test.ts). It only pauses reading: a client that reads
+  // its answers never notices it.
+  const maxWriteBuffer = opts.maxWriteBufferBytes ?? 1024 * 1024;
   const messageTimeoutMs = opts.messageTimeoutMs ?? 30_000;
   const splitter = createJsonStreamSplitter(opts.maxMessageBytes);
   // One per connection; requests register on it without an EventTarget listener each (common/cancellation.ts).
@@ -60,8 +66,29 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
     socket.write(`${text}\n`);
   };
 
+  /**
+   * Complete messages read but not started yet: they wait while the connection is at its limits.
+   * Review finding: the limits used to be checked only after a whole read was dispatched (one
+   * 64 KiB read of `{}` is 32,768 messages), so a client that never read its answers made the
+   * parent buffer answers without bound. Now a message starts only within the limits; what one
+   * read brought beyond them waits here (at most one read's worth: reading is paused meanwhile).
+   */
+  let queued: Buffer[] = [];
+  let queuedHead = 0;
+  const atLimit = () => pending >= maxPending || socket.writableLength > maxWriteBuffer;
+
   const flowControl = () => {
-    const wantPause = pending >= maxPending || socket.writableLength > maxWriteBuffer;
+    while (queuedHead < queued.length && !atLimit() && !socket.destroyed) {
+      const v = queued[queuedHead]!;
+      queued[queuedHead++] = EMPTY;
+      start(v);
+    }
+    if (queuedHead === queued.length && queuedHead > 0) {
+      queued = [];
+      queuedHead = 0;
+    }
+    // Once ending, nothing more is parsed: what arrives is discarded (fatal) or nothing arrives (end).
+    const wantPause = !ending && (queuedHead < queued.length || atLimit());
     if (wantPause && !paused) {
       paused = true;
       socket.pause();
@@ -72,7 +99,7 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
   };
 
   const finishIfDone = () => {
-    if (!ending || pending > 0 || socket.destroyed || !socket.writable) return;
+    if (!ending || pending > 0 || queuedHead < queued.length || socket.destroyed || !socket.writable) return;
     if (fatalError !== undefined) write(fatalError);
     socket.end();
   };
@@ -117,6 +144,22 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
     }
   };
 
+  function start(v: Buffer): void {
+    pending++;
+    opts.onRequestStart?.();
+    opts.handle(v, gone).then(
+      (answer) => {
+        if (answer !== undefined) write(answer);
+      },
+      () => write(JSON.stringify(errorResponse(null, RPC.INTERNAL_ERROR, 'internal error'))),
+    ).finally(() => {
+      pending--;
+      opts.onRequestEnd?.();
+      flowControl();
+      finishIfDone();
+    });
+  }
+
   function onData(chunk: Buffer): void {
     if (ending) return;
     const { values, error } = splitter.push(chunk);
@@ -125,24 +168,12 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
       clearTimeout(messageTimer);
       messageTimer = undefined;
     }
-    for (const v of values) {
-      pending++;
-      opts.onRequestStart?.();
-      opts.handle(v, gone).then(
-        (answer) => {
-          if (answer !== undefined) write(answer);
-        },
-        () => write(JSON.stringify(errorResponse(null, RPC.INTERNAL_ERROR, 'internal error'))),
-      ).finally(() => {
-        pending--;
-        opts.onRequestEnd?.();
-        flowControl();
-        finishIfDone();
-      });
-    }
+    for (const v of values) queued.push(v);
     if (error) {
       if (error.kind === 'too_large') fatal(RPC.INVALID_REQUEST, `invalid request: message larger than ${error.limit} bytes; closing the connection`);
       else fatal(RPC.PARSE_ERROR, 'parse error: expected a JSON object or array; closing the connection');
+      // The messages read before the error are still answered, first.
+      flowControl();
       return;
     }
     watchMessage();
@@ -158,14 +189,19 @@ export function serveIpc(socket: Duplex, initial: Buffer, opts: IpcOptions): voi
   socket.on('error', () => {}); // a reset by the client is its business; 'close' follows
   socket.on('close', () => {
     clearTimeout(messageTimer);
+    queued = []; // nobody to answer
+    queuedHead = 0;
     gone.abort(new Error('client disconnected'));
   });
   if (opts.idleTimeoutMs && socket instanceof Socket) {
     socket.setTimeout(opts.idleTimeoutMs);
     socket.on('timeout', () => {
-      if (pending === 0 && splitter.pending === 0 && !ending) socket.end();
+      if (pending === 0 && queuedHead === queued.length && splitter.pending === 0 && !ending) socket.end();
     });
   }
   if (initial.length > 0) onData(initial);
-  socket.resume();
+  // Not when the first read already reached the limits: server.ts hands the socket over paused,
+  // and an unconditional resume here undid that pause for good (`paused` stayed set, so it was
+  // never paused again while the limits held: review finding, see ipc-flow.test.ts).
+  if (!paused) socket.resume();
 }

@@ -16,6 +16,7 @@ import * as net from 'node:net';
 import { dirname, join } from 'node:path';
 import { createConnectionTracker, guardHttpConnection, httpRequestStarted, type ConnectionTracker } from './connections.js';
 import { ParentError } from './errors.js';
+import { MAX_HEADER_FIELDS } from './http.js';
 import { serveIpc } from './ipc.js';
 import { RPC, errorResponse } from './jsonrpc.js';
 import type { Cancellation } from '../common/cancellation.js';
@@ -172,7 +173,7 @@ function createHttp(handler: (req: IncomingMessage, res: ServerResponse) => void
   s.headersTimeout = limits.headersTimeoutMs;
   s.requestTimeout = Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs);
   s.keepAliveTimeout = limits.keepAliveTimeoutMs;
-  s.maxHeadersCount = 100;
+  s.maxHeadersCount = MAX_HEADER_FIELDS; // http.ts refuses a request that reaches it (node drops the rest silently)
   s.on('clientError', (_e, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     else socket.destroy();
