@@ -210,6 +210,16 @@ export class ApprovalBook {
    */
   consume(approvalId: string, match: { requestDigest: string; rule: string; requester: string }): ApprovalRecord {
     const now = this.#now();
+    // The signature exists, so an approved record whose expiry passed while the worker signed (it
+    // was checked when the request was decided) is marked used before the refusal: left "approved",
+    // a clock that then stepped back — or another fleet instance whose clock is behind — signed it
+    // again (review finding: enclave/auth/time-review.test.ts).
+    const known = typeof approvalId === 'string' ? this.#records.get(approvalId) : undefined;
+    if (known !== undefined && known.consumedAt === null && known.rejectedBy === null && now >= known.expiresAt && known.approvedBy.length >= known.threshold
+      && known.requestDigest === match.requestDigest && known.rule === match.rule && known.requester === match.requester) {
+      known.consumedAt = now;
+      throw new ApprovalError('APPROVAL_EXPIRED', `approval ${approvalId} expired at ${known.expiresAt}; marked used, as its signature exists`, { approvalId });
+    }
     const r = this.#live(approvalId, now);
     if (r.requestDigest !== match.requestDigest || r.rule !== match.rule || r.requester !== match.requester) {
       throw new ApprovalError('APPROVAL_NOT_READY', `approval ${approvalId} is for another request`, { approvalId });

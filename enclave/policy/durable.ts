@@ -167,7 +167,17 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       const boot = onBoot(restored, { newKeyring, guard, now: gate.now(), maxExpirySeconds: opts.maxExpirySeconds ?? 300 });
       const w = boot.state.windows as { windows?: unknown; intents?: Record<string, unknown>; lives?: unknown } | null;
       const lives = scope === 'fleet' ? livesOf(w) : {};
-      if (w && w.windows !== undefined) gate.restoreWindows(w.windows);
+      if (w && w.windows !== undefined) {
+        try {
+          gate.restoreWindows(w.windows);
+        } catch (e) {
+          // Refused like any malformed record: without this the error was not a SealedStateError,
+          // nothing was marked refused, and the host could restore again with no record (fresh
+          // counters) instead of the enclave stopping for an operator (review finding).
+          refused = new SealedStateError('SEALED_STATE_MALFORMED', `sealed enclave state is invalid: ${(e as Error).message}`, { cause: e });
+          throw refused;
+        }
+      }
       approvals.restore(boot.state.approvals as ApprovalsState, w?.intents ?? {});
       state = boot.state;
       if (scope === 'fleet') {

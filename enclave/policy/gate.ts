@@ -71,7 +71,21 @@ export interface PolicyGate {
 export function createPolicyGate(policy: CompiledPolicy, opts: PolicyGateOptions): PolicyGate {
   const hash = policyHash(policy);
   const deny = new Set(opts.denyOps ?? []);
-  const clock = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  // Never backwards within an enclave life. Every expiry the enclave keeps is checked on this clock
+  // (signed requests and the replay cache, sessions, approvals, windows): a clock stepped back
+  // (a dev/VM clock; Nitro's comes from the hypervisor) would otherwise make an expired request,
+  // session or approval live again — e.g. a signed request whose replay-cache entry was pruned
+  // while the clock was ahead was accepted twice (review finding, ./time-arith-review.test.ts).
+  // Held at its high-water mark, time stands still instead: expiries stay expired, windows keep
+  // counting; nothing that was refused becomes allowed.
+  const raw = opts.now ?? (() => Math.floor(Date.now() / 1000));
+  let highWater = -Infinity;
+  const clock = (): number => {
+    const t = raw();
+    if (!Number.isFinite(t)) return t; // passed on as it is: the verifier refuses an unusable clock
+    if (t > highWater) highWater = t;
+    return highWater;
+  };
   let committed: WindowState = emptyWindowState();
   // Only a fleet takes records over; an instance's windows are its own already.
   const own = policy.stateScope === 'fleet' ? new OwnWindows() : undefined;

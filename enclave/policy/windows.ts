@@ -58,6 +58,19 @@ export interface WindowUsage {
 
 const DEC = /^(0|[1-9][0-9]{0,79})$/;
 
+/**
+ * Sums kept in the state saturate here. Every limit a policy can state is at most 2^256-1
+ * (document.ts), so a sum of 2^256 or more refuses exactly what the true sum would: no decision
+ * changes. Without it a count-only window let each signature add up to 2^256-1 of value (or an
+ * erc20 rule's amount): 863 of them in one entry (same second) or one compacted bucket passed the
+ * 80 digits checkWindowState accepts, and the enclave sealed a record it refused to restore —
+ * after a restart it decided nothing until the host handed back an older record or none (fresh
+ * counters), and in fleet scope no other instance could take the record over (review finding).
+ */
+export const WINDOW_SUM_CAP = 1n << 256n;
+const cap = (v: bigint): bigint => (v > WINDOW_SUM_CAP ? WINDOW_SUM_CAP : v);
+const capped = (d: string): string => (d.length < 78 ? d : cap(BigInt(d)).toString());
+
 /** Validates a state handed back in (it travels through the untrusted host once persisted). */
 export function checkWindowState(v: unknown): WindowState {
   const bad = (m: string) => new PolicyDocumentError('POLICY_STATE_INVALID', 'windows', m);
@@ -108,10 +121,10 @@ export function recordWindow(
     // Same second as the newest entry: summed into it. Exact, since times are whole seconds and
     // windowUsage only sums what is newer than a second boundary: a busy key keeps at most one
     // entry per second of its window instead of one per signature, and the sealed state with it.
-    const sum: WindowEntry = { t: last.t, value: (BigInt(last.value) + BigInt(entry.value)).toString(), amount: (BigInt(last.amount) + BigInt(entry.amount)).toString(), n: (last.n ?? 1) + (entry.n ?? 1) };
+    const sum: WindowEntry = { t: last.t, value: cap(BigInt(last.value) + BigInt(entry.value)).toString(), amount: cap(BigInt(last.amount) + BigInt(entry.amount)).toString(), n: (last.n ?? 1) + (entry.n ?? 1) };
     if (last.s !== undefined || entry.s !== undefined) sum.s = Math.max(last.s ?? 0, entry.s ?? 0);
     list[list.length - 1] = sum;
-  } else list.push(entry);
+  } else list.push({ ...entry, value: capped(entry.value), amount: capped(entry.amount) });
   if (list.length > MAX_WINDOW_ENTRIES) list = compact(list, keepSeconds);
   return { version: 1, rules: { ...state.rules, [ruleId]: { ...state.rules[ruleId], [keyId]: list } } };
 }
@@ -135,5 +148,5 @@ export function compact(list: readonly WindowEntry[], keepSeconds: number): Wind
   }
   return [...buckets.values()]
     .sort((a, b) => a.t - b.t)
-    .map((b) => (b.s === undefined ? { t: b.t, value: b.value.toString(), amount: b.amount.toString(), n: b.n } : { t: b.t, value: b.value.toString(), amount: b.amount.toString(), n: b.n, s: b.s }));
+    .map((b) => (b.s === undefined ? { t: b.t, value: cap(b.value).toString(), amount: cap(b.amount).toString(), n: b.n } : { t: b.t, value: cap(b.value).toString(), amount: cap(b.amount).toString(), n: b.n, s: b.s }));
 }
