@@ -484,11 +484,20 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
   const principals = new Map<string, Principal>();
   if (o.principals !== undefined) {
     const ps = obj(o.principals, 'principals', Object.keys(o.principals as object));
+    // Approvals are counted by principal name: one key under two names would let its holder
+    // approve twice towards a threshold, or approve its own request under the other name
+    // (session 25's review). So a key names one principal.
+    const byKey = new Map<string, string>();
     for (const [n, v] of Object.entries(ps)) {
       const path = `principals.${n}`;
       if (!PRINCIPAL_NAME.test(n)) throw invalidPolicy(path, 'principal names use letters, digits and _ . - (at most 64)');
       if (n === HOST_PRINCIPAL) throw invalidPolicy(path, '"host" is the built-in unauthenticated caller; choose another name');
-      principals.set(n, readPrincipal(n, v, path));
+      const principal = readPrincipal(n, v, path);
+      const der = principal.publicKey.export({ type: 'spki', format: 'der' }).toString('hex');
+      const other = byKey.get(der);
+      if (other !== undefined) throw invalidPolicy(join(path, 'publicKey'), `the same key as principal "${other}": a key names one principal (approvals are counted by name)`);
+      byKey.set(der, n);
+      principals.set(n, principal);
     }
   }
   if (!Array.isArray(o.rules)) throw invalidPolicy('rules', 'expected an array');

@@ -120,19 +120,16 @@ describe('the enclave clock never runs backwards within a life', () => {
   });
 });
 
-describe('approvers are counted by name, not by key', () => {
-  // Not fixed (a validator change could stop a deployed policy from loading: a decision for the
-  // maintainers). The policy may declare one public key under two names; the book and the
-  // evaluator count names, so the holder of that key approves twice towards a threshold, or — as
-  // "backend" and "ops" — approves its own request. The host cannot do this (the policy is
-  // measured); it is a policy-authoring trap the validator could refuse. `it.fails`: passes while
-  // the gap exists; remove `.fails` once compilePolicy refuses a key declared twice.
-  it.fails('a policy that declares one key under two principal names is refused', () => {
+describe('approvers are counted by name, so a key names one principal', () => {
+  // The book and the evaluator count names: a policy that declared one public key under two names
+  // let its holder approve twice towards a threshold, or — as "backend" and "ops" — approve its own
+  // request. The host cannot do this (the policy is measured); the validator refuses it.
+  it('a policy that declares one key under two principal names is refused', () => {
     const shared = PRINCIPALS.alice.publicKey;
     expect(() => compilePolicy({
       policyVersion: 1, name: 'dup-key',
       principals: { ...PRINCIPALS, 'alice-laptop': { alg: 'ecdsa-p256', publicKey: shared } },
       rules: [{ id: 'treasury', effect: 'allow', ops: ['personal_sign'], approvals: { threshold: 2, from: ['alice', 'alice-laptop', 'bob'] } }],
-    })).toThrow();
+    })).toThrow(/principals\.alice-laptop\.publicKey.*the same key as principal "alice"/);
   });
 });
