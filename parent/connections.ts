@@ -18,6 +18,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
+/**
+ * Header fields node keeps per request: server.ts sets http.Server#maxHeadersCount to it, and
+ * http.ts refuses a request that reaches it. Node drops the fields after it without a word, so a
+ * request with more was answered for what was missing (a 415 for a Content-Type sent as the
+ * 101st field; session 25's review). Such a request is refused for what it is instead (431).
+ */
+export const MAX_HEADER_FIELDS = 100;
+
 export interface Tracked {
   readonly socket: Socket;
   readonly openedAt: number;

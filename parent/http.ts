@@ -13,6 +13,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Dispatcher } from './dispatch.js';
+import { MAX_HEADER_FIELDS } from './connections.js';
 import { RPC, errorResponse } from './jsonrpc.js';
 import { CancellationSource } from '../common/cancellation.js';
 
@@ -97,13 +98,6 @@ function refuse(req: IncomingMessage, res: ServerResponse, status: number, code:
   req.resume();
 }
 
-/**
- * Header fields node keeps per request (server.ts sets http.Server#maxHeadersCount to it). Node
- * drops the ones after it without a word, so a request with more was answered for what was
- * missing (a 415 for a Content-Type sent as the 101st field): review finding. Such a request is
- * refused for what it is instead.
- */
-export const MAX_HEADER_FIELDS = 100;
 
 function isJsonContentType(v: string | undefined): boolean {
   if (v === undefined) return false;

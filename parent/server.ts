@@ -14,9 +14,8 @@ import { chmodSync, lstatSync, linkSync, mkdtempSync, rmSync, unlinkSync } from 
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import * as net from 'node:net';
 import { dirname, join } from 'node:path';
-import { createConnectionTracker, guardHttpConnection, httpRequestStarted, type ConnectionTracker } from './connections.js';
+import { createConnectionTracker, guardHttpConnection, httpRequestStarted, MAX_HEADER_FIELDS, type ConnectionTracker } from './connections.js';
 import { ParentError } from './errors.js';
-import { MAX_HEADER_FIELDS } from './http.js';
 import { serveIpc } from './ipc.js';
 import { RPC, errorResponse } from './jsonrpc.js';
 import type { Cancellation } from '../common/cancellation.js';
