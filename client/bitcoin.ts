@@ -18,7 +18,11 @@
  */
 import { HDKey } from '@scure/bip32';
 import * as btc from '@scure/btc-signer';
+import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
+import { ripemd160 } from '@noble/hashes/legacy.js';
+import { sha256 } from '@noble/hashes/sha2.js';
 import type { SignerClient } from './client.js';
+import { EnclaveSignerRpcError } from './errors.js';
 
 /** An account-level extended public key, as signer_deriveKey returns it. */
 export interface BitcoinAccount {
@@ -101,16 +105,96 @@ export function buildPsbt(p: { utxos: readonly Utxo[]; outputs: readonly Output[
   return tx.toPSBT();
 }
 
-/** Signs every input of the seed `keyId` in the enclave (one signer_signPsbt call); the signed PSBT, not finalized. */
+/** The signer's signed PSBT is not an answer to this request: never broadcast it. */
+function psbtMismatch(what: string): EnclaveSignerRpcError {
+  return new EnclaveSignerRpcError('signer_signPsbt', -32603, `the signer's answer does not match the request: ${what} (CLIENT_ANSWER_MISMATCH); do not broadcast it`, {
+    code: 'CLIENT_ANSWER_MISMATCH',
+    hint: 'the signing host may be compromised',
+  });
+}
+
+const SIGHASH_ALL = 1;
+const SIGHASH_DEFAULT = 0;
+
+/**
+ * Signs every input of the seed `keyId` in the enclave (one signer_signPsbt call); the signed PSBT, not finalized.
+ *
+ * The host is untrusted: the answer must be the transaction we sent (same inputs, outputs,
+ * version, lock time — what the unsigned txid commits to), and what is returned is OUR PSBT
+ * with only the signatures taken from the answer, each verified against the input's own key
+ * (P2WPKH: a key hashing to the script's hash; P2TR key path: the script's output key), over
+ * the sighash of our PSBT (our amounts and scripts) with the input's sighash type. Anything else
+ * in the answer (other amounts, a host-made final witness, a signature that does not verify or
+ * by another key) is refused or never used.
+ */
 export async function signPsbt(client: SignerClient, keyId: string, psbt: Uint8Array): Promise<Uint8Array> {
   const r = await client.signPsbt({ keyId, psbt: Buffer.from(psbt).toString('base64') });
-  const signed = new Uint8Array(Buffer.from(r.psbt, 'base64'));
-  // The host is untrusted: the answer must be the transaction we sent (same inputs, outputs,
-  // version, lock time — what the unsigned txid commits to), not another one the key signed.
-  if (btc.Transaction.fromPSBT(signed).id !== btc.Transaction.fromPSBT(psbt).id) {
-    throw new Error("the signer's answer does not match the request: the signed PSBT is another transaction (CLIENT_ANSWER_MISMATCH); do not broadcast it");
+  if (r === null || typeof r !== 'object' || typeof r.psbt !== 'string') throw psbtMismatch('no signed PSBT in the answer');
+  let answer: btc.Transaction;
+  try {
+    answer = btc.Transaction.fromPSBT(new Uint8Array(Buffer.from(r.psbt, 'base64')));
+  } catch {
+    throw psbtMismatch('the signed PSBT does not parse');
   }
-  return signed;
+  const ours = btc.Transaction.fromPSBT(psbt);
+  if (answer.id !== ours.id || answer.inputsLength !== ours.inputsLength) throw psbtMismatch('the signed PSBT is another transaction');
+  const out = btc.Transaction.fromPSBT(psbt);
+  for (let i = 0; i < ours.inputsLength; i++) {
+    const mine = ours.getInput(i);
+    const theirs = answer.getInput(i);
+    if (!mine.witnessUtxo) continue;
+    let spk;
+    try {
+      spk = btc.OutScript.decode(mine.witnessUtxo.script);
+    } catch {
+      continue;
+    }
+    if (spk.type === 'wpkh') {
+      for (const [pub, sig] of theirs.partialSig ?? []) {
+        if ((mine.partialSig ?? []).some(([p, s]) => bytesEqual(p, pub) && bytesEqual(s, sig))) continue;
+        if (!bytesEqual(hash160(pub), spk.hash)) throw psbtMismatch(`input ${i}: a signature by a key the input does not pay to`);
+        const hashType = sig[sig.length - 1];
+        if (sig.length < 9 || hashType !== (mine.sighashType ?? SIGHASH_ALL)) throw psbtMismatch(`input ${i}: a signature with sighash type ${hashType}`);
+        const digest = ours.preimageWitnessV0(i, btc.OutScript.encode({ type: 'pkh', hash: spk.hash }), hashType, mine.witnessUtxo.amount);
+        if (!verifyDer(sig.subarray(0, -1), digest, pub)) throw psbtMismatch(`input ${i}: a signature that does not verify for its key and this transaction`);
+        out.updateInput(i, { partialSig: [[pub, sig]] }, true);
+      }
+    } else if (spk.type === 'tr') {
+      const sig = theirs.tapKeySig;
+      if (!sig || (mine.tapKeySig && bytesEqual(mine.tapKeySig, sig))) continue;
+      if (sig.length !== 64 && sig.length !== 65) throw psbtMismatch(`input ${i}: a taproot signature of ${sig.length} bytes`);
+      const hashType = sig.length === 64 ? SIGHASH_DEFAULT : sig[64]!;
+      if (hashType !== (mine.sighashType ?? SIGHASH_DEFAULT)) throw psbtMismatch(`input ${i}: a signature with sighash type ${hashType}`);
+      const prevouts = Array.from({ length: ours.inputsLength }, (_, j) => ours.getInput(j).witnessUtxo);
+      if (prevouts.some((p) => p === undefined)) throw psbtMismatch(`input ${i}: a taproot signature we cannot check (an input has no witnessUtxo)`);
+      const digest = ours.preimageWitnessV1(i, prevouts.map((p) => p!.script), hashType, prevouts.map((p) => p!.amount));
+      let ok = false;
+      try {
+        ok = schnorr.verify(sig.subarray(0, 64), digest, spk.pubkey);
+      } catch {
+        ok = false;
+      }
+      if (!ok) throw psbtMismatch(`input ${i}: a signature that does not verify for its output key and this transaction`);
+      out.updateInput(i, { tapKeySig: sig }, true);
+    }
+  }
+  return out.toPSBT();
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+function hash160(b: Uint8Array): Uint8Array {
+  return ripemd160(sha256(b));
+}
+
+function verifyDer(der: Uint8Array, digest: Uint8Array, pub: Uint8Array): boolean {
+  try {
+    return secp256k1.verify(der, digest, pub, { prehash: false, format: 'der' });
+  } catch {
+    return false;
+  }
 }
 
 /** Finalizes a fully signed PSBT and extracts the network transaction. */

@@ -30,7 +30,7 @@ import {
   type TypedDataField,
 } from 'ethers';
 import { type AdapterOptions, createSignerClient, type SignerClient } from './client.js';
-import { checkSignedTransaction, checkSigner } from './check.js';
+import { checkSignedTransaction, checkSigner, hexAnswer } from './check.js';
 import { EnclaveSignerRpcError } from './errors.js';
 
 export type EnclaveSignerOptions = AdapterOptions;
@@ -101,9 +101,24 @@ export class EnclaveSigner extends AbstractSigner {
       const tx: TransactionLike<string> = { to };
       for (const k of [...QUANTITIES, 'data', 'accessList', 'blobVersionedHashes'] as const) if (r[k] != null) (tx as Record<string, unknown>)[k] = r[k];
       const rpc = rpcTransaction(tx, this.address);
-      const raw = await this.#client.signTransaction(rpc as never);
+      const raw = hexAnswer('eth_signTransaction', await this.#client.signTransaction(rpc as never));
       const t = Transaction.from(raw);
-      const signed = { to: t.to, value: t.value, nonce: t.nonce, gas: t.gasLimit, gasPrice: t.type === 2 ? undefined : t.gasPrice, maxFeePerGas: t.maxFeePerGas, maxPriorityFeePerGas: t.maxPriorityFeePerGas, maxFeePerBlobGas: t.maxFeePerBlobGas, chainId: t.chainId, data: t.data };
+      const signed = {
+        type: t.type,
+        to: t.to,
+        value: t.value,
+        nonce: t.nonce,
+        gas: t.gasLimit,
+        gasPrice: t.type === 2 ? undefined : t.gasPrice,
+        maxFeePerGas: t.maxFeePerGas,
+        maxPriorityFeePerGas: t.maxPriorityFeePerGas,
+        maxFeePerBlobGas: t.maxFeePerBlobGas,
+        chainId: t.chainId,
+        data: t.data,
+        accessList: t.accessList,
+        blobVersionedHashes: t.blobVersionedHashes,
+        authorizationList: t.authorizationList,
+      };
       checkSignedTransaction(rpc, signed, t.from ?? '(unsigned)', this.address);
       return raw;
     });
@@ -112,7 +127,7 @@ export class EnclaveSigner extends AbstractSigner {
   override async signMessage(message: string | Uint8Array): Promise<string> {
     return wrap('signMessage', async () => {
       const bytes = typeof message === 'string' ? toUtf8Bytes(message) : message;
-      const signature = await this.#client.personalSign(this.address, hexlify(bytes));
+      const signature = hexAnswer('personal_sign', await this.#client.personalSign(this.address, hexlify(bytes)), 65);
       checkSigner('personal_sign', verifyMessage(bytes, signature), this.address);
       return signature;
     });
@@ -124,7 +139,7 @@ export class EnclaveSigner extends AbstractSigner {
         const a = await resolveAddress(name, this.provider);
         return a;
       });
-      const signature = await this.#client.signTypedData(this.address, JSON.stringify(TypedDataEncoder.getPayload(resolved.domain, types, resolved.value)));
+      const signature = hexAnswer('eth_signTypedData_v4', await this.#client.signTypedData(this.address, JSON.stringify(TypedDataEncoder.getPayload(resolved.domain, types, resolved.value))), 65);
       checkSigner('eth_signTypedData_v4', verifyTypedData(resolved.domain, types, resolved.value, signature), this.address);
       return signature;
     });

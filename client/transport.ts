@@ -168,20 +168,49 @@ export function httpTransport(target: { url: string } | { socketPath: string }):
         } catch (e) {
           throw new EnclaveSignerConnectionError(`${req.method}: ${target.url}: ${(e as Error).message}`, { cause: e });
         }
-        text = await res.text();
+        text = await boundedText(res, req.method);
         if (!text) throw new EnclaveSignerConnectionError(`${req.method}: HTTP ${res.status} without a body`);
       } else {
         text = await unixHttp(target.socketPath, body, req.method, timeoutMs);
       }
+      let res: RpcResponse;
       try {
-        return checkResponse(JSON.parse(text));
+        res = checkResponse(JSON.parse(text));
       } catch (e) {
         if (e instanceof EnclaveSignerConnectionError) throw e;
         throw new EnclaveSignerConnectionError(`${req.method}: the signer's answer is not JSON`);
       }
+      // One request per HTTP exchange: an answer naming another id is not the answer to this request.
+      if (res.id !== req.id) throw new EnclaveSignerConnectionError(`${req.method}: the signer answered another request (id ${JSON.stringify(res.id)?.slice(0, 40)})`);
+      return res;
     },
     close() {},
   };
+}
+
+/** The body as text, at most MAX_RESPONSE_BYTES (a host could otherwise send an endless one). */
+async function boundedText(res: Response, method: string): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = '';
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > MAX_RESPONSE_BYTES) {
+        await reader.cancel().catch(() => {});
+        throw new EnclaveSignerConnectionError(`${method}: answer too large`);
+      }
+      text += decoder.decode(value, { stream: true });
+    }
+  } catch (e) {
+    if (e instanceof EnclaveSignerConnectionError) throw e;
+    throw new EnclaveSignerConnectionError(`${method}: ${(e as Error).message}`, { cause: e });
+  }
+  return text + decoder.decode();
 }
 
 function unixHttp(socketPath: string, body: string, method: string, timeoutMs: number): Promise<string> {
@@ -197,6 +226,10 @@ function unixHttp(socketPath: string, body: string, method: string, timeoutMs: n
       res.on('error', (e) => reject(e instanceof EnclaveSignerConnectionError ? e : new EnclaveSignerConnectionError(`${method}: ${e.message}`, { cause: e })));
     });
     r.on('timeout', () => r.destroy(timeoutError(method, timeoutMs)));
+    // `timeout` above is the socket's idle time: a host dripping a byte now and then would never
+    // trip it. The deadline is for the whole exchange, as over IPC.
+    const deadline = setTimeout(() => r.destroy(timeoutError(method, timeoutMs)), timeoutMs);
+    r.on('close', () => clearTimeout(deadline));
     r.on('error', (e) => reject(e instanceof EnclaveSignerConnectionError ? e : new EnclaveSignerConnectionError(`${method}: cannot reach ${socketPath}: ${e.message}`, { cause: e })));
     r.end(body);
   });

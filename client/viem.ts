@@ -31,7 +31,7 @@ import {
 } from 'viem';
 import { toAccount } from 'viem/accounts';
 import { recoverAuthorizationAddress } from 'viem/utils';
-import { checkSignedTransaction, checkSigner } from './check.js';
+import { answerMismatch, checkSignedTransaction, checkSigner, hexAnswer } from './check.js';
 import { type AdapterOptions, createSignerClient } from './client.js';
 import { EnclaveSignerRpcError, type EnclaveSignerErrorData } from './errors.js';
 
@@ -90,14 +90,14 @@ export function enclaveAccount(options: EnclaveAccountOptions): LocalAccount<'en
     signMessage: ({ message }) =>
       wrap('personal_sign', async () => {
         const raw = messageHex(message);
-        const signature = (await client.personalSign(address, raw)) as Hex;
+        const signature = hexAnswer('personal_sign', await client.personalSign(address, raw), 65) as Hex;
         checkSigner('personal_sign', await recoverMessageAddress({ message: { raw }, signature }), address);
         return signature;
       }),
     signTransaction: (tx) =>
       wrap('eth_signTransaction', async () => {
         const request = rpcTransaction(address, tx as TransactionSerializable);
-        const raw = (await client.signTransaction(request as never)) as Hex;
+        const raw = hexAnswer('eth_signTransaction', await client.signTransaction(request as never)) as Hex;
         const parsed = parseTransaction(raw) as Record<string, unknown>;
         const recovered = await recoverTransactionAddress({ serializedTransaction: raw as TransactionSerialized });
         checkSignedTransaction(request, parsed, recovered, address);
@@ -107,7 +107,7 @@ export function enclaveAccount(options: EnclaveAccountOptions): LocalAccount<'en
       wrap('eth_signTypedData_v4', async () => {
         const { domain, message, primaryType } = td as { domain?: Record<string, unknown>; message: Record<string, unknown>; primaryType: string };
         const types = { EIP712Domain: getTypesForEIP712Domain({ domain: domain as never }), ...(td.types as Record<string, unknown>) };
-        const signature = (await client.signTypedData(address, serializeTypedData({ domain, message, primaryType, types } as never))) as Hex;
+        const signature = hexAnswer('eth_signTypedData_v4', await client.signTypedData(address, serializeTypedData({ domain, message, primaryType, types } as never)), 65) as Hex;
         checkSigner('eth_signTypedData_v4', await recoverTypedDataAddress({ domain, message, primaryType, types, signature } as never), address);
         return signature;
       }),
@@ -115,7 +115,10 @@ export function enclaveAccount(options: EnclaveAccountOptions): LocalAccount<'en
       wrap('signer_signAuthorization', async () => {
         const contract = (req.address ?? req.contractAddress) as Address;
         const a = await client.signAuthorization({ account: address, chainId: req.chainId, address: contract, nonce: req.nonce });
-        const signed = { address: contract, chainId: req.chainId, nonce: req.nonce, r: a.r as Hex, s: a.s as Hex, yParity: Number(a.yParity) };
+        if (a === null || typeof a !== 'object') throw answerMismatch('signer_signAuthorization', 'not an authorization object');
+        const yParity = typeof a.yParity === 'string' ? Number(a.yParity) : a.yParity;
+        if (yParity !== 0 && yParity !== 1) throw answerMismatch('signer_signAuthorization', 'yParity is not 0 or 1');
+        const signed = { address: contract, chainId: req.chainId, nonce: req.nonce, r: hexAnswer('signer_signAuthorization', a.r, 32) as Hex, s: hexAnswer('signer_signAuthorization', a.s, 32) as Hex, yParity };
         checkSigner('signer_signAuthorization', await recoverAuthorizationAddress({ authorization: signed }), address);
         return signed;
       }),
