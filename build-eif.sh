@@ -229,6 +229,7 @@ fi
 node "$WORK/enclave-config.mjs" "${CONFIG_ARGS[@]}" >/dev/null || exit 2
 chmod 0644 "$STAGE/rootfs/app/enclave-config.json"
 echo "  /app/enclave-config.json pins: $(node -p 'JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).kms.allowedKeyArns.join(", ")' "$STAGE/rootfs/app/enclave-config.json")"
+echo "  /app/enclave-config.json KMS endpoint: $(node -p 'const k = JSON.parse(require("fs").readFileSync(process.argv[1],"utf8")).kms; k.endpoint ?? `https://kms.${k.region}.amazonaws.com (default)`' "$STAGE/rootfs/app/enclave-config.json")"
 INPUTS+=(--input "enclave-config-sha256=$(sha "$STAGE/rootfs/app/enclave-config.json")")
 # The signing policy, validated by the enclave's own parser and written canonically (measured: PCR2).
 node_modules/.bin/esbuild build/policy-file.ts --bundle --platform=node --target=node20 --format=esm \

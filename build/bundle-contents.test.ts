@@ -14,15 +14,24 @@ import { join } from 'node:path';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { Agent } from 'node:https';
+import ts from 'typescript';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createDevCa } from '../dev/ca/index.js';
 import { startKmsEmulator } from '../dev/kms-emulator/index.js';
-import { imageBundles, inputModule, runImageBundle, type ImageBundle, type Metafile } from './image-bundles.js';
+import { imageBundles, inputModule, REPO_ROOT, runImageBundle, type ImageBundle, type Metafile } from './image-bundles.js';
 
 /** Our folders that may be measured into the image. */
 const ALLOWED_ROOTS = ['enclave/', 'common/', 'native/', 'attestation/'];
 /** Dev-only modules that live inside an allowed folder. */
 const DEV_ONLY = [/^enclave\/nsm\/simulated\.ts$/];
+/**
+ * Dev-only modules that a production module imports for the dev command's sake: esbuild reads
+ * them (so they are metafile inputs), but not one byte of them may reach the output. The
+ * permissive dev policy is imported by enclave/policy/load.ts (loadDevPolicy, which only
+ * cli/enclave.ts calls); tree-shaking keeps it out of the image today, and this rule fails the
+ * day the image's code path calls it (review of the production image, session 26).
+ */
+const DEV_ONLY_IN_OUTPUT = [/^enclave\/policy\/dev-policy\.ts$/];
 const TEST_CODE = /(^|\/)[^/]*test-helpers[^/]*$|\.test\.[cm]?[jt]s$/;
 /** Packages the enclave never runs (docs/build.md): the SDK's default credential chain, its nested clients, a browser UA parser. */
 const DROPPED_PACKAGES = /^(@aws-sdk\/credential-provider-.*|@aws-sdk\/nested-clients|@aws-sdk\/token-providers|@smithy\/credential-provider-imds|bowser)$/;
@@ -40,7 +49,62 @@ function bundleViolations(meta: Metafile): string[] {
     else if (TEST_CODE.test(m.path)) problems.push(`${m.path}: test code`);
     else if (DEV_ONLY.some((r) => r.test(m.path))) problems.push(`${m.path}: dev-only module`);
   }
+  for (const out of Object.values(meta.outputs)) {
+    for (const [path, { bytesInOutput }] of Object.entries(out.inputs)) {
+      if (bytesInOutput > 0 && DEV_ONLY_IN_OUTPUT.some((r) => r.test(path))) problems.push(`${path}: dev-only code in the output (${bytesInOutput} bytes)`);
+    }
+  }
   return problems;
+}
+
+/**
+ * Module loading that esbuild cannot see, in one of our source files: import()/require() of a
+ * computed specifier, createRequire, eval, Function, node:vm, dlopen, new Worker. The metafile
+ * lists only what esbuild resolved, so a computed import() would pass the rules above while
+ * node, at run time in the image, loads whatever the string names (a file of the rootfs, or a
+ * data: URL built from input). Returned as `path: what`, one per occurrence.
+ */
+function dynamicLoads(path: string, text: string): string[] {
+  const sf = ts.createSourceFile(path, text, ts.ScriptTarget.Latest, true);
+  const out: string[] = [];
+  const literal = (a: ts.Expression | undefined) => a !== undefined && (ts.isStringLiteral(a) || ts.isNoSubstitutionTemplateLiteral(a));
+  const named = (e: ts.Expression, ...names: string[]) => ts.isIdentifier(e) && names.includes(e.text);
+  const visit = (n: ts.Node): void => {
+    if (ts.isCallExpression(n)) {
+      const e = n.expression;
+      if (e.kind === ts.SyntaxKind.ImportKeyword) {
+        if (!literal(n.arguments[0])) out.push(`${path}: import() of a computed specifier`);
+        else if (/^(node:)?vm$/.test((n.arguments[0] as ts.StringLiteral).text)) out.push(`${path}: node:vm`);
+      } else if (named(e, 'require') && !literal(n.arguments[0])) out.push(`${path}: require() of a computed specifier`);
+      else if (named(e, 'require') && /^(node:)?vm$/.test((n.arguments[0] as ts.StringLiteral).text)) out.push(`${path}: node:vm`);
+      else if (named(e, 'createRequire')) out.push(`${path}: createRequire`);
+      else if (named(e, 'eval', 'Function')) out.push(`${path}: ${e.getText(sf)}()`);
+      else if (ts.isPropertyAccessExpression(e) && e.name.text === 'dlopen') out.push(`${path}: dlopen`);
+    } else if (ts.isNewExpression(n) && named(n.expression, 'Function', 'Worker')) {
+      out.push(`${path}: new ${n.expression.getText(sf)}`);
+    } else if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier) && /^(node:)?vm$/.test(n.moduleSpecifier.text)) {
+      out.push(`${path}: node:vm`);
+    }
+    ts.forEachChild(n, visit);
+  };
+  visit(sf);
+  return out;
+}
+
+/**
+ * The dynamic loads the image's bundles may hold, each reviewed: the native addon (its path is
+ * the image's measured env, ENCLAVE_SIGNER_NATIVE_ADDON, or a search of the rootfs beside the
+ * bundle) and the signing workers (worker.mjs beside the bundle, from import.meta.url).
+ */
+const REVIEWED_DYNAMIC_LOADS = ['enclave/worker-pool.ts: new Worker', 'native/addon.ts: createRequire'];
+
+function bundleDynamicLoads(meta: Metafile): string[] {
+  const found: string[] = [];
+  for (const path of Object.keys(meta.inputs)) {
+    if (inputModule(path).kind !== 'ours' || !/\.[cm]?[jt]s$/.test(path)) continue;
+    found.push(...dynamicLoads(path, readFileSync(join(REPO_ROOT, path), 'utf8')));
+  }
+  return found.sort();
 }
 
 let dir: string;
@@ -85,7 +149,43 @@ describe('enclave image bundles (build-eif.sh step 4)', () => {
     expect(problems).toMatch(/^cli\/enclave\.ts: outside/m);
     expect(problems).toMatch(/^dev\/ca\/.*: outside/m);
     expect(problems).toMatch(/^enclave\/nsm\/simulated\.ts: dev-only module/m);
+    // The dev command calls loadDevPolicy: the permissive dev policy is in its output.
+    expect(problems).toMatch(/^enclave\/policy\/dev-policy\.ts: dev-only code in the output/m);
   }, 60_000);
+
+  it.each(['/app/enclave.mjs', '/app/worker.mjs'])('%s loads no module esbuild cannot see, beyond the reviewed addon and worker loads', (path) => {
+    const found = bundleDynamicLoads(built.get(path)!.meta);
+    expect(found.filter((f) => !REVIEWED_DYNAMIC_LOADS.includes(f))).toEqual([]);
+    // Each reviewed load at most once, where it is now; the entry bundle holds both (not vacuous).
+    expect(found.length).toBe(new Set(found).size);
+    if (path === '/app/enclave.mjs') expect(found).toEqual(REVIEWED_DYNAMIC_LOADS);
+  });
+
+  it('the dynamic-load rule fires on computed import()/require(), createRequire, eval, Function, node:vm, Worker', () => {
+    const src = [
+      "import { runInNewContext } from 'node:vm';",
+      "const a = await import('./literal.js');",
+      'const b = await import(`./${name}.js`);',
+      'const c = await import(name);',
+      'const d = require(name);',
+      "const e = require('node:fs');",
+      'const f = createRequire(import.meta.url)(p);',
+      "eval('1'); new Function('return 1'); Function('x', 'return x');",
+      'new Worker(code, { eval: true });',
+      'this.registry.require(name);',
+    ].join('\n');
+    expect(dynamicLoads('enclave/x.ts', src)).toEqual([
+      'enclave/x.ts: node:vm',
+      'enclave/x.ts: import() of a computed specifier',
+      'enclave/x.ts: import() of a computed specifier',
+      'enclave/x.ts: require() of a computed specifier',
+      'enclave/x.ts: createRequire',
+      'enclave/x.ts: eval()',
+      'enclave/x.ts: new Function',
+      'enclave/x.ts: Function()',
+      'enclave/x.ts: new Worker',
+    ]);
+  });
 
   it('the rule fires on test helpers and dropped packages', () => {
     const fake: Metafile = {

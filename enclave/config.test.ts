@@ -11,6 +11,14 @@ const dir = mkdtempSync(join(tmpdir(), 'enclave-config-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('enclave configuration', () => {
+  it.each([
+    'https://kms-fips.us-east-1.amazonaws.com',
+    'https://kms.us-east-1.api.aws/',
+    'https://vpce-0a1b2c3d4e5f60718-abcdefgh.kms.us-east-1.vpce.amazonaws.com:443',
+  ])('accepts the AWS KMS endpoint %s', (endpoint) => {
+    expect(parseEnclaveConfig({ ...good(), kms: { ...good().kms, endpoint } }).kms.endpoint).toBe(endpoint);
+  });
+
   it('accepts a pinned CMK list and an https endpoint', () => {
     expect(parseEnclaveConfig(good()).kms.allowedKeyArns).toEqual([ARN]);
     const c = parseEnclaveConfig({ ...good(), kms: { ...good().kms, allowedKeyArns: [ARN, ARN2], endpoint: 'https://kms.us-east-1.amazonaws.com' } });
@@ -38,6 +46,13 @@ describe('enclave configuration', () => {
     ['other region', { ...good(), kms: { ...good().kms, allowedKeyArns: [ARN.replace('us-east-1', 'eu-west-1')] } }, /allowedKeyArns\[0\]: is in region eu-west-1, but kms\.region is us-east-1/],
     ['duplicate', { ...good(), kms: { ...good().kms, allowedKeyArns: [ARN, ARN] } }, /allowedKeyArns\[1\]: is listed twice/],
     ['http endpoint', { ...good(), kms: { ...good().kms, endpoint: 'http://kms.example' } }, /kms\.endpoint/],
+    // Session 25's review: any https host was accepted, and the enclave trusts the public CAs — a
+    // host with a certificate could answer as KMS with a data key of its choosing.
+    ['endpoint not AWS KMS', { ...good(), kms: { ...good().kms, endpoint: 'https://kms.attacker.example:8443/' } }, /kms\.endpoint: must be an AWS KMS endpoint of us-east-1/],
+    ['endpoint of another region', { ...good(), kms: { ...good().kms, endpoint: 'https://kms.eu-west-1.amazonaws.com' } }, /kms\.endpoint/],
+    ['endpoint look-alike', { ...good(), kms: { ...good().kms, endpoint: 'https://kms.us-east-1.amazonaws.com.attacker.example' } }, /kms\.endpoint/],
+    ['endpoint on another port', { ...good(), kms: { ...good().kms, endpoint: 'https://kms.us-east-1.amazonaws.com:8443' } }, /kms\.endpoint/],
+    ['endpoint with a path', { ...good(), kms: { ...good().kms, endpoint: 'https://kms.us-east-1.amazonaws.com/x' } }, /kms\.endpoint/],
   ];
   it.each(bad)('refuses %s, naming the field', (_n, v, re) => {
     expect(() => parseEnclaveConfig(v)).toThrow(re);

@@ -111,9 +111,28 @@ export function parseEnclaveConfig(v: unknown): EnclaveImageConfig {
     if (u.protocol !== 'https:' || u.username !== '' || u.password !== '' || u.search !== '' || u.hash !== '') {
       throw invalid('kms.endpoint', 'must be a plain https URL (no credentials, query or fragment)');
     }
+    // An AWS KMS host of this region only (session 25's review). The enclave checks KMS's TLS
+    // certificate against the public CAs Node bundles, and KMS's answers only by the KeyId they
+    // repeat: any host with a public certificate, named here, could answer GenerateDataKey with a
+    // data key it chose (encrypted to the enclave's recipient key) and the pinned ARN as KeyId —
+    // a keyring its operator knows. The field is measured, not the host's, but nothing showed it.
+    if (!isAwsKmsHost(u, region)) {
+      throw invalid('kms.endpoint', `must be an AWS KMS endpoint of ${region} on port 443 (kms[-fips].${region}.amazonaws.com[.cn], kms[-fips].${region}.api.aws, or a KMS VPC endpoint vpce-….kms.${region}.vpce.amazonaws.com): the enclave trusts the public CAs, so another host with a certificate could answer as KMS`);
+    }
     out.kms.endpoint = kms.endpoint;
   }
   return out;
+}
+
+function isAwsKmsHost(u: URL, region: string): boolean {
+  if ((u.port !== '' && u.port !== '443') || (u.pathname !== '' && u.pathname !== '/')) return false;
+  const r = region.replace(/[^a-z0-9-]/g, '');
+  if (r !== region) return false;
+  const host = u.hostname;
+  return (
+    new RegExp(`^kms(-fips)?\\.${r}\\.(amazonaws\\.com(\\.cn)?|api\\.aws)$`).test(host) ||
+    new RegExp(`^vpce-[a-z0-9-]{1,100}\\.kms\\.${r}\\.vpce\\.amazonaws\\.com(\\.cn)?$`).test(host)
+  );
 }
 
 /** Parses the configuration text (JSON). */

@@ -41,6 +41,21 @@ export class PrincipalRegistry {
       if (name === HOST_PRINCIPAL) throw new AuthError('AUTH_MALFORMED', '"host" is the unauthenticated caller and cannot have a key');
       const key = typeof p.publicKey === 'string' ? createPublicKey({ key: p.publicKey, format: 'pem' }) : p.publicKey;
       if (key.type !== 'public' || principalAlgOf(key) !== p.alg) throw new AuthError('AUTH_MALFORMED', `principal ${name}: the key is not an ${p.alg} public key`);
+      // node:crypto (OpenSSL) verifies Ed25519 against any point it can decode, small-order ones
+      // (and their non-canonical encodings) included: under the identity, the all-zero key or
+      // another low-order point, R = that point and S = 0 verifies for most or all messages, so
+      // anyone could sign as (and approve as) that principal. No key generator makes one; refuse it
+      // (review: enclave/auth/crypto-review.test.ts).
+      if (p.alg === 'ed25519' && !isUsableEd25519Key(key)) throw new AuthError('AUTH_MALFORMED', `principal ${name}: the Ed25519 public key is a small-order point or a non-canonical encoding; anyone could sign for it`);
+      // Approvals are counted by name, so a key names one principal (the policy validator checks
+      // this too, the same way; a P-256 key has two SPKI forms, compressed and uncompressed:
+      // review, enclave/auth/crypto-review.test.ts). Compared by the JWK coordinates, which are one
+      // form per key. Not KeyObject.equals: across key types it leaves an OpenSSL error queued
+      // that makes node's next PEM parse on this thread fail ("different key types").
+      const id = keyIdentity(key);
+      for (const [other, r] of this.#byName) {
+        if (keyIdentity(r.key) === id) throw new AuthError('AUTH_MALFORMED', `principal ${name}: the same key as principal ${other} (a key names one principal)`);
+      }
       this.#byName.set(name, { alg: p.alg, key, sessionMaxSeconds: p.sessions?.maxSeconds });
     }
   }
@@ -91,6 +106,34 @@ export class PrincipalRegistry {
       return false;
     }
   }
+}
+
+/** One string per public key, whatever encoding it was declared in (JWK: crv, x, y). */
+export function keyIdentity(key: KeyObject): string {
+  const j = key.export({ format: 'jwk' });
+  return `${j.crv}:${j.x}:${j.y ?? ''}`;
+}
+
+const ED25519_P = (1n << 255n) - 19n;
+/** y of the two order-8 points with x of either sign; with 0 (order 4), 1 (identity) and p − 1 (order 2), every small-order y. */
+const ED25519_ORDER8_Y = 0x7a03ac9277fdc74ec6cc392cfa53202a0f67100d760b3cba4fd84d3d706a17c7n;
+const ED25519_SMALL_ORDER_Y = new Set([0n, 1n, ED25519_P - 1n, ED25519_ORDER8_Y, ED25519_P - ED25519_ORDER8_Y]);
+
+/**
+ * False for an Ed25519 public key whose encoding is non-canonical (y ≥ p) or names one of the
+ * eight small-order points (whatever its x sign bit): keys no honest key generation produces, and
+ * under which signatures can be forged without any private key. (No import of a curve library:
+ * the small-order points are five y-coordinates; enclave/auth/crypto-review.test.ts checks the
+ * list against @noble/curves.)
+ */
+export function isUsableEd25519Key(key: KeyObject): boolean {
+  const x = key.export({ format: 'jwk' }).x;
+  if (typeof x !== 'string') return false;
+  const raw = Buffer.from(x, 'base64url');
+  if (raw.length !== 32) return false;
+  let y = 0n;
+  for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(i === 31 ? raw[i]! & 0x7f : raw[i]!);
+  return y < ED25519_P && !ED25519_SMALL_ORDER_Y.has(y);
 }
 
 /**

@@ -11,6 +11,7 @@
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { parseStrictJsonBytes, type JsonValue } from '../../attestation/manifest-json.js';
 import { MAX_SESSION_SECONDS } from '../../common/auth/session.js';
+import { isUsableEd25519Key, keyIdentity } from '../auth/principals.js';
 import { SignerError } from '../../common/errors.js';
 import { readAddress } from '../signers/eth-address.js';
 import type { Hex } from '../signers/validate.js';
@@ -205,6 +206,8 @@ function readPrincipal(name: string, v: unknown, path: string): Principal {
       ? key.asymmetricKeyType === 'ed25519'
       : key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1';
   if (!ok) throw invalidPolicy(join(path, 'publicKey'), `the key is not an ${o.alg} public key`);
+  // A small-order or non-canonical Ed25519 key verifies forged signatures (enclave/auth/principals.ts).
+  if (o.alg === 'ed25519' && !isUsableEd25519Key(key)) throw invalidPolicy(join(path, 'publicKey'), 'the Ed25519 key is a small-order point or a non-canonical encoding: anyone could sign for it');
   if (o.sessions === undefined) return { name, alg: o.alg, publicKey: key };
   // Opt-in per principal, so an auditor sees which callers may trade a signature per request for a
   // session key (a bearer secret for its lifetime) — and for how long at most.
@@ -493,10 +496,11 @@ export function compilePolicy(doc: unknown): CompiledPolicy {
       if (!PRINCIPAL_NAME.test(n)) throw invalidPolicy(path, 'principal names use letters, digits and _ . - (at most 64)');
       if (n === HOST_PRINCIPAL) throw invalidPolicy(path, '"host" is the built-in unauthenticated caller; choose another name');
       const principal = readPrincipal(n, v, path);
-      const der = principal.publicKey.export({ type: 'spki', format: 'der' }).toString('hex');
-      const other = byKey.get(der);
+      // By JWK coordinates, not SPKI bytes: a P-256 key has a compressed and an uncompressed form.
+      const id = keyIdentity(principal.publicKey);
+      const other = byKey.get(id);
       if (other !== undefined) throw invalidPolicy(join(path, 'publicKey'), `the same key as principal "${other}": a key names one principal (approvals are counted by name)`);
-      byKey.set(der, n);
+      byKey.set(id, n);
       principals.set(n, principal);
     }
   }

@@ -2,7 +2,7 @@
  * Review of time and arithmetic of limits inside the enclave (windows, approvals, the clock).
  * Each test names what a requester or host would gain if it failed.
  */
-import { randomBytes } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createApprovalsGate } from './approvals-gate.js';
 import { buildIntent } from './build-intent.js';
@@ -131,5 +131,28 @@ describe('approvers are counted by name, so a key names one principal', () => {
       principals: { ...PRINCIPALS, 'alice-laptop': { alg: 'ecdsa-p256', publicKey: shared } },
       rules: [{ id: 'treasury', effect: 'allow', ops: ['personal_sign'], approvals: { threshold: 2, from: ['alice', 'alice-laptop', 'bob'] } }],
     })).toThrow(/principals\.alice-laptop\.publicKey.*the same key as principal "alice"/);
+  });
+
+  it('also when the P-256 key is written once uncompressed and once compressed (two SPKI forms of one key)', () => {
+    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = publicKey.export({ format: 'jwk' });
+    const x = Buffer.from(jwk.x!, 'base64url');
+    const y = Buffer.from(jwk.y!, 'base64url');
+    const compressed = Buffer.concat([Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex'), Buffer.from([y[31]! & 1 ? 3 : 2]), x]);
+    const pem = (k: Buffer | string) => createPublicKey(typeof k === 'string' ? k : { key: k, format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }).toString();
+    expect(() => compilePolicy({
+      policyVersion: 1, name: 'dup-key-forms',
+      principals: { alice: { alg: 'ecdsa-p256', publicKey: pem(publicKey.export({ type: 'spki', format: 'pem' }).toString()) }, 'alice-laptop': { alg: 'ecdsa-p256', publicKey: pem(compressed) } },
+      rules: [{ id: 'treasury', effect: 'allow', ops: ['personal_sign'], approvals: { threshold: 2, from: ['alice', 'alice-laptop'] } }],
+    })).toThrow(/the same key as principal "alice"/);
+  });
+
+  it('an Ed25519 key that is a small-order point (the all-zero placeholder) is refused: anyone could sign for it', () => {
+    const zero = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.alloc(32).toString('base64url') }, format: 'jwk' }).export({ type: 'spki', format: 'pem' }).toString();
+    expect(() => compilePolicy({
+      policyVersion: 1, name: 'placeholder-key',
+      principals: { mallory: { alg: 'ed25519', publicKey: zero } },
+      rules: [{ id: 'r', effect: 'allow', ops: ['personal_sign'], principals: ['mallory'] }],
+    })).toThrow(/principals\.mallory\.publicKey.*small-order/);
   });
 });
