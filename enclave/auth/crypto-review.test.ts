@@ -7,10 +7,10 @@ import { createHash, createPublicKey, generateKeyPairSync, sign, verify, type Ke
 import { ed25519 } from '@noble/curves/ed25519.js';
 import { describe, expect, it } from 'vitest';
 import { signApproval, signRequest, type PrincipalKey } from '../../common/auth/client-signer.js';
-import { approvalMessage, requestDigest, requestSignatureMessage, toBase64Url } from '../../common/auth/request.js';
+import { requestDigest, requestSignatureMessage, toBase64Url } from '../../common/auth/request.js';
 import { ApprovalBook } from './approvals.js';
 import { isUsableEd25519Key, PrincipalRegistry } from './principals.js';
-import { AUDIENCE, errorCode, testPrincipals } from './test-helpers.js';
+import { AUDIENCE, errorCode, p256KeyInTwoForms, testPrincipals } from './test-helpers.js';
 import { RequestVerifier } from './verify-request.js';
 
 const { keys, registry, document } = testPrincipals();
@@ -129,12 +129,7 @@ describe('Ed25519 principal keys: node:crypto verifies against small-order point
 
 describe('a key names one principal, in any encoding', () => {
   it('a P-256 key declared once uncompressed and once compressed (two SPKI forms of one key) is refused', () => {
-    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const jwk = publicKey.export({ format: 'jwk' });
-    const x = Buffer.from(jwk.x!, 'base64url');
-    const y = Buffer.from(jwk.y!, 'base64url');
-    const compressed = Buffer.concat([Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex'), Buffer.from([y[31]! & 1 ? 3 : 2]), x]);
-    const other = createPublicKey({ key: compressed, format: 'der', type: 'spki' });
+    const { uncompressed: publicKey, compressed: other } = p256KeyInTwoForms();
     // The two SPKI forms differ byte for byte (what the policy validator compares) ...
     expect(other.export({ type: 'spki', format: 'der' }).equals(publicKey.export({ type: 'spki', format: 'der' }))).toBe(false);
     // ... and are one key: its holder would approve twice towards a threshold, or its own request.

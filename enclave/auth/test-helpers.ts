@@ -1,5 +1,5 @@
 /** Principal keys for the auth tests: generated once per test process (no secrets in the repo). */
-import { generateKeyPairSync } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { loadPrincipalKey, type PrincipalAlg, type PrincipalKey } from '../../common/auth/client-signer.js';
 import { PrincipalRegistry } from './principals.js';
 
@@ -31,4 +31,18 @@ export function errorCode(f: () => unknown): string | undefined {
     return (e as { code?: string }).code;
   }
   return undefined;
+}
+
+/**
+ * A fresh P-256 public key and the same key in its other SPKI form (the point compressed): two
+ * byte-different declarations of one key, for the "a key names one principal" checks.
+ */
+export function p256KeyInTwoForms(): { uncompressed: KeyObject; compressed: KeyObject } {
+  const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const jwk = publicKey.export({ format: 'jwk' });
+  const x = Buffer.from(jwk.x!, 'base64url');
+  const y = Buffer.from(jwk.y!, 'base64url');
+  // SPKI header of a 33-byte P-256 point (id-ecPublicKey, prime256v1), then 02/03 ‖ x.
+  const der = Buffer.concat([Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex'), Buffer.from([y[31]! & 1 ? 3 : 2]), x]);
+  return { uncompressed: publicKey, compressed: createPublicKey({ key: der, format: 'der', type: 'spki' }) };
 }

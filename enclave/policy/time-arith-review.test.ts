@@ -2,14 +2,14 @@
  * Review of time and arithmetic of limits inside the enclave (windows, approvals, the clock).
  * Each test names what a requester or host would gain if it failed.
  */
-import { createPublicKey, generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { createApprovalsGate } from './approvals-gate.js';
 import { buildIntent } from './build-intent.js';
 import { signRequest } from '../../common/auth/client-signer.js';
 import { ReplayCache } from '../auth/replay-cache.js';
 import { SealedStateStore } from '../auth/sealed-state.js';
-import { AUDIENCE, errorCode, testPrincipals } from '../auth/test-helpers.js';
+import { AUDIENCE, errorCode, p256KeyInTwoForms, testPrincipals } from '../auth/test-helpers.js';
 import { RequestVerifier } from '../auth/verify-request.js';
 import { emptyEnclaveState } from '../auth/enclave-state.js';
 import { createDurableState } from './durable.js';
@@ -134,15 +134,11 @@ describe('approvers are counted by name, so a key names one principal', () => {
   });
 
   it('also when the P-256 key is written once uncompressed and once compressed (two SPKI forms of one key)', () => {
-    const { publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const jwk = publicKey.export({ format: 'jwk' });
-    const x = Buffer.from(jwk.x!, 'base64url');
-    const y = Buffer.from(jwk.y!, 'base64url');
-    const compressed = Buffer.concat([Buffer.from('3039301306072a8648ce3d020106082a8648ce3d030107032200', 'hex'), Buffer.from([y[31]! & 1 ? 3 : 2]), x]);
-    const pem = (k: Buffer | string) => createPublicKey(typeof k === 'string' ? k : { key: k, format: 'der', type: 'spki' }).export({ type: 'spki', format: 'pem' }).toString();
+    const { uncompressed, compressed } = p256KeyInTwoForms();
+    const pem = (k: KeyObject) => k.export({ type: 'spki', format: 'pem' }).toString();
     expect(() => compilePolicy({
       policyVersion: 1, name: 'dup-key-forms',
-      principals: { alice: { alg: 'ecdsa-p256', publicKey: pem(publicKey.export({ type: 'spki', format: 'pem' }).toString()) }, 'alice-laptop': { alg: 'ecdsa-p256', publicKey: pem(compressed) } },
+      principals: { alice: { alg: 'ecdsa-p256', publicKey: pem(uncompressed) }, 'alice-laptop': { alg: 'ecdsa-p256', publicKey: pem(compressed) } },
       rules: [{ id: 'treasury', effect: 'allow', ops: ['personal_sign'], approvals: { threshold: 2, from: ['alice', 'alice-laptop'] } }],
     })).toThrow(/the same key as principal "alice"/);
   });
