@@ -78,6 +78,11 @@ export function approvalStatus(r: ApprovalRecord, now: number): ApprovalStatus {
   return r.approvedBy.length >= r.threshold ? 'approved' : 'pending';
 }
 
+/** Whether the record approves this very request: its digest, rule and requester. */
+function isFor(r: ApprovalRecord, m: { requestDigest: string; rule: string; requester: string }): boolean {
+  return r.requestDigest === m.requestDigest && r.rule === m.rule && r.requester === m.requester;
+}
+
 export interface ApprovalBookOptions {
   principals: PrincipalRegistry;
   now: () => number;
@@ -215,13 +220,12 @@ export class ApprovalBook {
     // a clock that then stepped back — or another fleet instance whose clock is behind — signed it
     // again (review finding: enclave/auth/time-review.test.ts).
     const known = typeof approvalId === 'string' ? this.#records.get(approvalId) : undefined;
-    if (known !== undefined && known.consumedAt === null && known.rejectedBy === null && now >= known.expiresAt && known.approvedBy.length >= known.threshold
-      && known.requestDigest === match.requestDigest && known.rule === match.rule && known.requester === match.requester) {
+    if (known !== undefined && now >= known.expiresAt && approvalStatus(known, known.expiresAt - 1) === 'approved' && isFor(known, match)) {
       known.consumedAt = now;
       throw new ApprovalError('APPROVAL_EXPIRED', `approval ${approvalId} expired at ${known.expiresAt}; marked used, as its signature exists`, { approvalId });
     }
     const r = this.#live(approvalId, now);
-    if (r.requestDigest !== match.requestDigest || r.rule !== match.rule || r.requester !== match.requester) {
+    if (!isFor(r, match)) {
       throw new ApprovalError('APPROVAL_NOT_READY', `approval ${approvalId} is for another request`, { approvalId });
     }
     if (approvalStatus(r, now) !== 'approved') throw new ApprovalError('APPROVAL_NOT_READY', `approval ${approvalId} has ${r.approvedBy.length} of ${r.threshold} approvals`, { approvalId });
