@@ -19,8 +19,8 @@
 import { HDKey } from '@scure/bip32';
 import * as btc from '@scure/btc-signer';
 import { schnorr, secp256k1 } from '@noble/curves/secp256k1.js';
-import { ripemd160 } from '@noble/hashes/legacy.js';
-import { sha256 } from '@noble/hashes/sha2.js';
+import { hash160 } from '@scure/btc-signer/utils.js';
+import { bytesEqual } from '../common/bytes.js';
 import type { SignerClient } from './client.js';
 import { EnclaveSignerRpcError } from './errors.js';
 
@@ -179,14 +179,6 @@ export async function signPsbt(client: SignerClient, keyId: string, psbt: Uint8A
     }
   }
   return out.toPSBT();
-}
-
-function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
-}
-
-function hash160(b: Uint8Array): Uint8Array {
-  return ripemd160(sha256(b));
 }
 
 function verifyDer(der: Uint8Array, digest: Uint8Array, pub: Uint8Array): boolean {
