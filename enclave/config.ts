@@ -124,14 +124,13 @@ export function parseEnclaveConfig(v: unknown): EnclaveImageConfig {
   return out;
 }
 
+/** `region` has matched REGION_RE (letters, digits, hyphens): it goes into the patterns as it is. */
 function isAwsKmsHost(u: URL, region: string): boolean {
   if ((u.port !== '' && u.port !== '443') || (u.pathname !== '' && u.pathname !== '/')) return false;
-  const r = region.replace(/[^a-z0-9-]/g, '');
-  if (r !== region) return false;
   const host = u.hostname;
   return (
-    new RegExp(`^kms(-fips)?\\.${r}\\.(amazonaws\\.com(\\.cn)?|api\\.aws)$`).test(host) ||
-    new RegExp(`^vpce-[a-z0-9-]{1,100}\\.kms\\.${r}\\.vpce\\.amazonaws\\.com(\\.cn)?$`).test(host)
+    new RegExp(`^kms(-fips)?\\.${region}\\.(amazonaws\\.com(\\.cn)?|api\\.aws)$`).test(host) ||
+    new RegExp(`^vpce-[a-z0-9-]{1,100}\\.kms\\.${region}\\.vpce\\.amazonaws\\.com(\\.cn)?$`).test(host)
   );
 }
 

@@ -66,10 +66,10 @@
  *
  * A terminated worker cannot wipe what it held, so each worker keeps its
  * keyring key, its key cache's secrets and its prepared jobs' keys (at most
- * `depth`) only in a SharedArrayBuffer the pool allocates for it (its secret arena, secret-arena.ts, passed as
- * workerData), and the pool zeroes that arena once the worker has exited:
- * after terminate() resolves (a worker replaced or closed) and on its `exit`
- * event, whatever ended it.
+ * `depth`) only in a SharedArrayBuffer the pool allocates for it (its secret
+ * arena, secret-arena.ts, passed as workerData), and the pool zeroes that
+ * arena once the worker has exited: after terminate() resolves (a worker
+ * replaced or closed) and on its `exit` event, whatever ended it.
  *
  * A job's record, how it ends and the errors it can end with are pool-job.ts.
  */
