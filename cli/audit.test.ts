@@ -180,6 +180,17 @@ describe('enclave-signer audit verify: a damaged database', () => {
 });
 
 describe('enclave-signer receipt verify', () => {
+  it('--result takes hex or a JSON object; anything else is a usage error (exit 2) that says what was wrong', async () => {
+    const bad = await run('receipt', 'verify', receiptFile, '--result', '{"keyId":', '--root', rootPem);
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('--result is not valid JSON');
+    expect((await run('receipt', 'verify', receiptFile, '--result', 'zz', '--root', rootPem)).err).toContain('non-empty hex, or a JSON object');
+    // A JSON object against a signature's record: checked as a result object, so it does not match (exit 1).
+    const obj = await run('receipt', 'verify', receiptFile, '--result', '{"signature":"0x1111"}', '--root', rootPem, '--json');
+    expect(obj.code).toBe(1);
+    expect(JSON.parse(obj.out)).toMatchObject({ valid: false, error: { code: 'AUDIT_RECEIPT' } });
+  });
+
   it('a receipt for a personal_sign verifies with its result; the same receipt with another result does not', async () => {
     const ok = await run('receipt', 'verify', receiptFile, '--result', toHex(result), '--root', rootPem, '--json');
     expect(ok.code).toBe(0);

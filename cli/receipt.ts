@@ -6,23 +6,27 @@
 import { parseHex } from '../common/bytes.js';
 import { parseReceipt, MAX_RECEIPT_BYTES } from '../common/audit/receipt.js';
 import { SignerError } from '../common/errors.js';
-import { verifyReceipt, type ReceiptVerified } from '../attestation/audit/receipt.js';
+import { verifyReceipt, type ReceiptResult, type ReceiptVerified } from '../attestation/audit/receipt.js';
 import { pcrLines } from './audit-images.js';
 import { parse, trustOptions, TRUST_OPTIONS } from './audit-options.js';
 import { guard } from './command.js';
 import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError, errorReport, formatFailure } from './errors.js';
 import { readInputFile, type Io } from './io.js';
 
-export const RECEIPT_VERIFY_USAGE = `Usage: enclave-signer receipt verify <FILE|-> --result <hex> [options]
+export const RECEIPT_VERIFY_USAGE = `Usage: enclave-signer receipt verify <FILE|-> --result <hex|json> [options]
 
 Verifies a receipt offline: the audit record's signature, that it records a
-released signature whose result digest is SHA-256 of --result, that an
-attestation document (verified against the root at its own time, and against
-the signed manifest when given) binds the record's audit key, and that the
-record's policy hash is the attested one when the enclave attests a policy.
+released result whose digest is that of --result (or a key the enclave made,
+whose public data is --result), that an attestation document (verified
+against the root at its own time, and against the signed manifest when
+given) binds the record's audit key, and that the record's policy hash is
+the attested one when the enclave attests a policy.
 
 Options:
-  --result <hex>            the result the client received (e.g. the signature)
+  --result <hex|json>       the result the client received: a signature or raw
+                            transaction as hex, or a result object as JSON (a
+                            key from signer_createKey/getKey/listKeys: proves
+                            its address, publicKey or xpub)
   --root <cert.pem>         trust this root instead of AWS's (dev/test only)
   --manifest <signed.json>  require the enclave's PCRs to match a signed manifest
   --manifest-key <pub.pem>  public key trusted to sign manifests (repeatable)
@@ -38,7 +42,9 @@ function text(r: ReceiptVerified): string {
   const lines = [
     'OK: receipt verified',
     `  record       seq ${r.seq}  ${r.hash}`,
-    `  decision     ${r.op ?? '-'} by ${r.principal ?? '-'} with key ${r.keyId ?? '-'} (rule ${r.rule ?? '-'}) at ${r.time}`,
+    r.kind === 'key.create'
+      ? `  key made     ${r.keyId ?? '-'} by ${r.principal ?? '-'} at ${r.time} (its public data matches the record)`
+      : `  decision     ${r.op ?? '-'} by ${r.principal ?? '-'} with key ${r.keyId ?? '-'} (rule ${r.rule ?? '-'}) at ${r.time}`,
     `  policy hash  ${r.policyHash ?? 'none recorded'}`,
     `  audit key    ${r.auditKey}`,
     `  enclave      ${r.enclave.moduleId}, attested ${r.enclave.attestedAt}${r.enclave.debug ? ', DEBUG' : ''}`,
@@ -50,6 +56,23 @@ function text(r: ReceiptVerified): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** `--result`: the released bytes as hex, or a result object as JSON (a key's public data, a signed PSBT's answer). */
+function readResult(v: string): ReceiptResult {
+  if (v.trimStart().startsWith('{')) {
+    let o: unknown;
+    try {
+      o = JSON.parse(v);
+    } catch (e) {
+      throw new UsageError(`--result is not valid JSON: ${(e as Error).message}`);
+    }
+    if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new UsageError('--result JSON must be an object');
+    return o as Record<string, unknown>;
+  }
+  const b = parseHex(v);
+  if (!b || b.length === 0) throw new UsageError('--result must be non-empty hex, or a JSON object');
+  return b;
+}
+
 async function verifyCmd(argv: string[], io: Io): Promise<number> {
   return guard(RECEIPT_VERIFY_USAGE, io, 'receipt did not verify', async () => {
     const { values: f, positionals } = parse(argv, { ...TRUST_OPTIONS, result: { type: 'string' } });
@@ -58,9 +81,8 @@ async function verifyCmd(argv: string[], io: Io): Promise<number> {
       return EXIT_OK;
     }
     if (positionals.length !== 1) throw new UsageError('give exactly one receipt file');
-    if (f.result === undefined) throw new UsageError('--result <hex> is required');
-    const result = parseHex(f.result);
-    if (!result || result.length === 0) throw new UsageError('--result must be non-empty hex');
+    if (f.result === undefined) throw new UsageError('--result <hex|json> is required');
+    const result = readResult(f.result);
     const trust = await trustOptions(f, io);
     const raw = await readInputFile(positionals[0]!, 'receipt', MAX_RECEIPT_BYTES, io);
     let out: ReceiptVerified;

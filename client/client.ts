@@ -101,6 +101,7 @@ export const RETRYABLE_METHODS: ReadonlySet<string> = new Set([
   'signer_attest',
   'signer_getApproval',
   'signer_listApprovals',
+  'signer_getReceipt',
 ]);
 
 /** A transaction as the signer takes it (JSON-RPC quantities as 0x hex or numbers). */
@@ -152,6 +153,14 @@ export interface SignerClient {
   createKey(p?: { kind?: 'secp256k1' | 'bip32-seed'; label?: string }): Promise<PublicKeyInfo>;
   listKeys(p?: { kind?: 'secp256k1' | 'bip32-seed' }): Promise<PublicKeyInfo[]>;
   getKey(keyId: string): Promise<PublicKeyInfo>;
+  /**
+   * signer_getReceipt: the audit receipt for a result this signer released, or for a key it made
+   * (pass the key as createKey/getKey returned it). Keep it, and verify it offline with
+   * `enclave-signer receipt verify FILE --result <the result, hex or JSON> --manifest …`: a key's
+   * receipt is what proves its address or xpub is the enclave's (docs/audit.md "Receipts"). The
+   * receipt comes from the host, so it proves nothing until verified.
+   */
+  getReceipt(result: unknown): Promise<Record<string, unknown>>;
   status(): Promise<Record<string, unknown>>;
   /** signer_getApproval: the approval's state, its request and the intent the enclave decoded. */
   getApproval(approvalId: string): Promise<ApprovalView>;
@@ -301,6 +310,7 @@ export function createSignerClient(options: SignerClientOptions): SignerClient {
     createKey: (p = {}) => request('signer_createKey', p),
     listKeys: (p = {}) => request('signer_listKeys', p),
     getKey: (keyId) => request('signer_getKey', { keyId }),
+    getReceipt: (result) => request('signer_getReceipt', { result }),
     status: () => request('signer_status', {}),
     getApproval,
     listApprovals: async () => {

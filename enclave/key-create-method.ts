@@ -5,6 +5,7 @@
  */
 import { createHash, randomFillSync, randomUUID } from 'node:crypto';
 import { requestDigest } from '../common/audit/digest.js';
+import { keyPublicDigest } from '../common/audit/result.js';
 import { toHex, wipe } from '../common/bytes.js';
 import { SignerError } from '../common/errors.js';
 import { asKind, onlyKeys, type KeyKind } from '../common/protocol/enclave-api.js';
@@ -20,8 +21,12 @@ import type { Ticket } from './policy/gate.js';
 /** secp256k1's group order n, 32 bytes big-endian (public). */
 const SECP256K1_N = new Uint8Array(Buffer.from('fffffffffffffffffffffffffffffffebaaedce6af48a03bbfd25e8cd0364141', 'hex'));
 
-/** The audit record of a key or keyring change, by `principal`: the bytes the parent stores with it. */
-export type Recorded = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string, principal?: string) => Uint8Array[];
+/**
+ * The audit record of a key or keyring change, by `principal`: the bytes the parent stores with
+ * it. `resultDigest`, for a made key: its public data (keyPublicDigest), so the record proves the
+ * address or xpub the parent later serves from its own store.
+ */
+export type Recorded = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string, principal?: string, resultDigest?: Uint8Array) => Uint8Array[];
 
 export async function createKeyDecided(d: Decisions, nsm: Nsm, recorded: Recorded, p: Record<string, unknown>, ctx?: RequestContext) {
   const { trail, durable, approvals, policy } = d;
@@ -84,12 +89,12 @@ async function createKey(nsm: Nsm, recorded: Recorded, kind: KeyKind, keyring: K
     const blob = keyring.wrap(keyId, kind, secret);
     const keyringId = keyring.id;
     if (kind === 'secp256k1') {
-      const pub = { keyId, kind, keyringId, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret), blob };
-      return { ...pub, audit: recorded('key.create', keyId, principal) };
+      const pub = { keyId, kind, keyringId, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret) };
+      return { ...pub, blob, audit: recorded('key.create', keyId, principal, keyPublicDigest(pub)) };
     }
     const master = deriveBip32PublicKey(secret, 'm');
-    const pub = { keyId, kind, keyringId, publicKey: master.publicKey.replace(/^0x/, ''), xpub: master.xpub, fingerprint: master.masterFingerprint, blob };
-    return { ...pub, audit: recorded('key.create', keyId, principal) };
+    const pub = { keyId, kind, keyringId, publicKey: master.publicKey.replace(/^0x/, ''), xpub: master.xpub, fingerprint: master.masterFingerprint };
+    return { ...pub, blob, audit: recorded('key.create', keyId, principal, keyPublicDigest(pub)) };
   } finally {
     wipe(secret);
   }

@@ -77,7 +77,7 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   approvals.restartGuard = { pending: () => durable.guardPending(), clear: () => durable.clearGuard() };
   // The audit chain (docs/audit.md): opened when the parent shows its head; every decision is a record.
   const trail = new AuditTrail({ nsm, policyHash: opts.policyHash ?? new Uint8Array(Buffer.from(policy.hash, 'hex')) });
-  const recorded: Recorded = (kind, keyId, principal = 'host') => [trail.append({ kind, decision: 'done', principal, op: kind, keyId }).bytes];
+  const recorded: Recorded = (kind, keyId, principal = 'host', resultDigest) => [trail.append({ kind, decision: 'done', principal, op: kind, keyId, resultDigest: resultDigest ?? null }).bytes];
 
   /** A keyring adopted (created or unlocked): the workers, the sealed state and the verifier learn of it. */
   const adopted = (k: Keyring, created: boolean) => {

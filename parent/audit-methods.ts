@@ -1,19 +1,20 @@
 /**
  * The parent's audit-chain methods and helpers (docs/audit.md, docs/json-rpc.md):
  *
- *   signer_getReceipt { result }     — the receipt for a result this socket released:
+ *   signer_getReceipt { result }     — the receipt for a result this socket released
+ *                                      (or a key it made: its key.create record):
  *                                      the signed record, the attestation document
  *                                      binding its audit key (from that key's
  *                                      hand-over), the chain position;
  *   signer_auditCheckpoint { nonce? } — an enclave-signed statement of the head,
  *                                      with a document binding the audit key.
  */
-import { toHex } from '../common/bytes.js';
+import { bytesEqual, toHex } from '../common/bytes.js';
 import type { BridgeRemoteError } from '../common/bridge/index.js';
 import { parseCheckpoint } from '../common/audit/checkpoint.js';
 import { buildReceipt } from '../common/audit/receipt.js';
 import { parseRecord } from '../common/audit/record.js';
-import { releasedResultDigest } from '../common/audit/result.js';
+import { isKeyInfo, keyPublicDigest, releasedResultDigest } from '../common/audit/result.js';
 import { cborToJson } from '../common/cbor-json.js';
 import { asRecord } from '../common/protocol/enclave-api.js';
 import { parsedRecord, type AuditPersister } from './audit-persist.js';
@@ -65,12 +66,16 @@ const getReceipt: Method = async (params, ctx) => {
   if (p.result === undefined) throw invalidParam('result', 'required: the result exactly as this socket returned it (a 0x-hex signature or transaction, or the result object)');
   let digest: Uint8Array;
   try {
-    digest = releasedResultDigest(p.result);
+    // A key's public data (signer_createKey, getKey, listKeys) is named by its key.create record.
+    digest = isKeyInfo(p.result) ? keyPublicDigest(p.result) : releasedResultDigest(p.result);
   } catch {
     throw invalidParam('result', 'expected a 0x-hex string or a result object');
   }
   const seq = ctx.gate.audit.seqOfResult(toHex(digest));
-  const record = seq === undefined ? undefined : await ctx.keystore.getAuditRecord(seq);
+  const record = seq === undefined ? await keyRecordNaming(ctx.keystore, p.result, digest) : await ctx.keystore.getAuditRecord(seq);
+  if (record === undefined && isKeyInfo(p.result)) {
+    throw invalidParam('result', "no receipt: no stored key.create record names this key's public data (its address, publicKey or xpub is not what the enclave made, or the key predates records that name it)", 'signer_getKey answers the stored key; a key made before this release has no such record');
+  }
   if (record === undefined) {
     throw invalidParam('result', 'no receipt: this parent did not release that result (or has forgotten it since it restarted)', 'ask right after signing, or use the X-Enclave-Signer-Receipt header / receipt:true');
   }
@@ -78,6 +83,18 @@ const getReceipt: Method = async (params, ctx) => {
   await ctx.keystore.auditKeyFirstRecord(parseRecord(record).body.auditKey);
   return receiptFor(ctx.keystore, record);
 };
+
+/**
+ * A key's key.create record from the store (keys made before this parent started, or by another
+ * instance), when it names exactly this public data. A record that names other data is no receipt
+ * for it: the caller learns only that nothing vouches for what it holds.
+ */
+async function keyRecordNaming(keystore: Keystore, result: unknown, digest: Uint8Array): Promise<Uint8Array | undefined> {
+  if (!isKeyInfo(result)) return undefined;
+  const record = await keystore.keyCreateRecord(result.keyId as string);
+  const named = record === undefined ? undefined : parseRecord(record).body.resultDigest;
+  return named && bytesEqual(named, digest) ? record : undefined;
+}
 
 /**
  * The receipt for a stored record: the attestation is its audit key's hand-over document.

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseRecord, parseRecordOnce } from '../common/audit/record.js';
 import type { KeyRecord } from '../common/protocol/enclave-api.js';
 import { collect } from '../test/async.js';
-import { buildChain } from '../test/audit-chain.js';
+import { buildChain, digest } from '../test/audit-chain.js';
 import { APP_PASSWORD, PG_AVAILABLE, startPgCluster, type PgCluster } from '../test/pg-cluster.js';
 import { openKeystore } from './keystore.js';
 import { SCHEMA_VERSION } from './keystore-migrations.js';
@@ -144,6 +144,26 @@ describe.each(backends)('keystore contract: $name', (b) => {
     expect(await ks.countKeys()).toBe(1);
     expect((await ks.activeKeyring())?.keyringId).toBe('kr-1');
     await ks.close();
+  });
+
+  it.skipIf(skip)("a key's key.create record is found by its key id, by this instance and by another on the store; a key stored without one has none", async () => {
+    const { log, records } = await buildChain(0);
+    const spec = await b.fresh();
+    const ks = await openKeystore(spec);
+    await ks.putKeyring(keyring, records);
+    const other = log.append({ kind: 'keyring.unlock', decision: 'done', keyId: 'kr-1' });
+    const made = log.append({ kind: 'key.create', decision: 'done', keyId: 'k1', resultDigest: digest('public data of k1') });
+    // In a group with another record (group commit): the key's own record is the one remembered.
+    await ks.putKey(key('k1'), 'one', [other.bytes, made.bytes]);
+    await ks.putKey(key('k2'), 'two');
+    expect(Buffer.from((await ks.keyCreateRecord('k1'))!).equals(Buffer.from(made.bytes))).toBe(true);
+    expect(await ks.keyCreateRecord('k2')).toBeUndefined();
+    expect(await ks.keyCreateRecord('nope')).toBeUndefined();
+    const second = await openKeystore(spec, { instanceId: 'second' });
+    expect(Buffer.from((await second.keyCreateRecord('k1'))!).equals(Buffer.from(made.bytes))).toBe(true);
+    await second.close();
+    await ks.close();
+    log.close();
   });
 
   it.skipIf(skip)('a read-only keystore refuses the audit write with a clear error (the caller must not release the result)', async () => {

@@ -138,6 +138,20 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 4,
+    name: "key_audit: each key's key.create record (the chain and seq that vouch for its public data)",
+    sql: () => [
+      // Written in the key's own transaction (keystore.ts putKey), so signer_getReceipt finds the
+      // record that proves a key's address at any later time, from any instance (docs/audit.md).
+      // Keys stored before this migration have no row: their records name no public data.
+      `CREATE TABLE key_audit (
+        key_id TEXT PRIMARY KEY REFERENCES keys(key_id),
+        instance_id TEXT NOT NULL,
+        seq BIGINT NOT NULL
+      )`,
+    ],
+  },
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.at(-1)!.version;

@@ -13,6 +13,7 @@
  * has its own audit chain and its own sealed-state sequence, kept apart by the
  * instance id (--instance-id).
  */
+import { parseRecordOnce } from '../common/audit/record.js';
 import type { KeyKind, KeyRecord, KeyringRecordWire } from '../common/protocol/enclave-api.js';
 import { checkReadable, migrate } from './keystore-migrations.js';
 import { isPostgresUrl, openPgDb } from './keystore-pg.js';
@@ -63,6 +64,8 @@ export interface Keystore {
   /** The same, from memory only (filled by writes and lookups): for the synchronous inline receipt. */
   cachedAuditKeyFirstRecord(auditKey: Uint8Array): Uint8Array | undefined;
   getKey(keyId: string): Promise<StoredKey | undefined>;
+  /** The key.create record that made this key (any instance's chain), when the store has one. */
+  keyCreateRecord(keyId: string): Promise<Uint8Array | undefined>;
   getKeyByAddress(address: string): Promise<StoredKey | undefined>;
   listKeys(): Promise<StoredKey[]>;
   countKeys(): Promise<number>;
@@ -163,10 +166,21 @@ function fromRow(r: KeyRow): StoredKey {
   return k;
 }
 
+/** The seq of the key.create record for `keyId` among a key's records (parsed once already by the persister). */
+function keyCreateSeq(records: readonly Uint8Array[] | undefined, keyId: string): number | undefined {
+  for (const bytes of records ?? []) {
+    const b = parseRecordOnce(bytes).body;
+    if (b.kind === 'key.create' && b.decision === 'done' && b.keyId === keyId) return b.seq;
+  }
+  return undefined;
+}
+
 const KEY_COLUMNS = 'key_id, kind, keyring_id, public_key, address, xpub, fingerprint, blob, label, created_at';
 
 async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Promise<Keystore> {
   const audit = await AuditTable.open(db, instanceId);
+  // A store opened read-only may predate migration 4.
+  const hasKeyAudit = (await db.columns('key_audit')).length > 0;
 
   /** Runs a change and its audit records as one transaction: both are durable, or neither. */
   const withAudit = async <T>(records: readonly Uint8Array[] | undefined, fn: (t: SqlExec) => Promise<T>): Promise<T> => {
@@ -240,6 +254,8 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
           createdAt,
         ]);
         if (requestId !== undefined) await t.run('INSERT INTO key_requests (request_id, key_id, created_at) VALUES (?, ?, ?)', [requestId, k.keyId, createdAt]);
+        const made = keyCreateSeq(records, k.keyId);
+        if (made !== undefined) await t.run('INSERT INTO key_audit (key_id, instance_id, seq) VALUES (?, ?, ?)', [k.keyId, instanceId, made]);
         return { ...k, label: label ?? null, createdAt };
       }),
     getKeyByRequestId: (id) => one(`SELECT ${KEY_COLUMNS.split(', ').map((c) => `k.${c}`).join(', ')} FROM key_requests r JOIN keys k ON k.key_id = r.key_id WHERE r.request_id = ?`, [id]),
@@ -249,6 +265,11 @@ async function sqlKeystore(db: SqlDb, instanceId: string, readonly: boolean): Pr
       const k = await one(`SELECT ${KEY_COLUMNS} FROM keys WHERE key_id = ?`, [id]);
       if (k) byId.put(k);
       return k;
+    },
+    keyCreateRecord: async (id) => {
+      if (!hasKeyAudit) return undefined;
+      const r = await db.get<{ record: Buffer }>('SELECT a.record FROM key_audit k JOIN audit_records a ON a.instance_id = k.instance_id AND a.seq = k.seq WHERE k.key_id = ?', [id]);
+      return r ? new Uint8Array(r.record) : undefined;
     },
     getKeyByAddress: (a) => one(`SELECT ${KEY_COLUMNS} FROM keys WHERE lower(address) = lower(?)`, [a]),
     listKeys: async () => (await db.all<KeyRow>(`SELECT ${KEY_COLUMNS} FROM keys ORDER BY created_at, key_id`)).map(fromRow),

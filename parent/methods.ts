@@ -231,6 +231,9 @@ const createKey: Method = async (params, ctx) => {
   const stored = await ctx.gate.audit.persist(records, (recs) => ctx.keystore.putKey(rec, label, recs));
   // The persister resolves with the change's result; without one the key was not stored, so nothing is reported as made.
   if (stored === undefined) throw new ParentError('PARENT_AUDIT_UNAVAILABLE', `key ${rec.keyId} was not stored with its audit record, so it was not made; retry`);
+  // The record names the key's public data (docs/audit.md): a receipt for it proves the address.
+  recordReleased(ctx.gate.audit, records);
+  for (const r of records) ctx.released?.(r);
   return publicKeyInfo(stored);
 };
 

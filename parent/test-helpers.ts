@@ -18,6 +18,7 @@ import { createManifest } from '../attestation/manifest-format.js';
 import { signManifest, type SignedManifest } from '../attestation/manifest-signature.js';
 import { requestDigest } from '../common/audit/digest.js';
 import { parseRecord } from '../common/audit/record.js';
+import { keyPublicDigest } from '../common/audit/result.js';
 import { toHex } from '../common/bytes.js';
 import { serveBridge, type BridgeServer, type BridgeHandler } from '../common/bridge/index.js';
 import type { CborValue } from '../common/cbor.js';
@@ -92,7 +93,7 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
   let firstDocument: Uint8Array | undefined;
   // Like the real enclave: every decision is a signed audit record (enclave/audit/trail.ts).
   const trail = new AuditTrail({ nsm });
-  const done = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string) => [trail.append({ kind, decision: 'done', principal: 'host', op: kind, keyId }).bytes];
+  const done = (kind: 'key.create' | 'keyring.create' | 'keyring.unlock', keyId: string, resultDigest: Uint8Array | null = null) => [trail.append({ kind, decision: 'done', principal: 'host', op: kind, keyId, resultDigest }).bytes];
 
   const methods: Record<string, (p: Record<string, unknown>) => Promise<unknown>> = {
     async 'audit.open'(p) {
@@ -174,10 +175,13 @@ export async function startFakeEnclave(opts: FakeEnclaveOptions): Promise<FakeEn
       const secret = newSecret(kind);
       const blob = new Uint8Array(randomBytes(61));
       keys.set(keyId, { kind, secret, blob, keyringId });
-      const audit = done('key.create', keyId);
-      if (kind === 'secp256k1') return { keyId, kind, keyringId, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret), blob, audit };
+      if (kind === 'secp256k1') {
+        const pub = { keyId, kind, keyringId, publicKey: toHex(publicKeyOf(secret)), address: addressFromPrivateKey(secret) };
+        return { ...pub, blob, audit: done('key.create', keyId, keyPublicDigest(pub)) };
+      }
       const m = deriveBip32PublicKey(secret, 'm');
-      return { keyId, kind, keyringId, publicKey: m.publicKey.replace(/^0x/, ''), xpub: m.xpub, fingerprint: m.masterFingerprint, blob, audit };
+      const pub = { keyId, kind, keyringId, publicKey: m.publicKey.replace(/^0x/, ''), xpub: m.xpub, fingerprint: m.masterFingerprint };
+      return { ...pub, blob, audit: done('key.create', keyId, keyPublicDigest(pub)) };
     },
     async sign(p) {
       onlyKeys(p, ['op', 'key', 'request'], 'params');

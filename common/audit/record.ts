@@ -19,7 +19,7 @@
  *    11 requestDigest bstr 32 / null        SHA-256 of the request as the enclave received it
  *    12 rule          tstr / null           id of the deciding policy rule
  *    13 policyHash    bstr 32 / null        hash of the policy in force
- *    14 resultDigest  bstr 32 / null        SHA-256 of the result bytes (signatures)
+ *    14 resultDigest  bstr 32 / null        SHA-256 of the result bytes (signatures); of a new key's public data (key.create)
  *    15 prevAuditKey  bstr 32 / null        hand-over only: the audit key of the head it continues
  *    16 attestation   bstr / null           hand-over only: attestation document binding auditKey
  *
@@ -204,7 +204,10 @@ export function validateBody(b: AuditRecordBody, where: Where = {}): void {
   if (b.seq === 0) throw malformed('a chain starts with a hand-over record', where);
   if (b.kind === 'sign' || b.kind === 'approval' || b.kind === 'session.open') checkDigest('requestDigest', b.requestDigest, true, where);
   if (b.kind === 'sign' && b.decision === 'allowed') checkDigest('resultDigest', b.resultDigest, true, where);
-  else mustBeNull('resultDigest', b.resultDigest, `unless a signature was released (kind sign, decision allowed)`, where);
+  // A made key's public data (result.ts keyPublicDigest). Optional to the reader: records written
+  // before the enclave recorded it carry null; this build's writer always sets it (enclave/key-create-method.ts).
+  else if (b.kind === 'key.create' && b.decision === 'done') checkDigest('resultDigest', b.resultDigest, false, where);
+  else mustBeNull('resultDigest', b.resultDigest, `unless a result was released (kind sign, decision allowed; or kind key.create, decision done)`, where);
   if (b.kind === 'policy.load') checkDigest('policyHash', b.policyHash, true, where);
   if (b.kind === 'key.create' || b.kind.startsWith('keyring.')) checkText('keyId', b.keyId, false, where);
 }

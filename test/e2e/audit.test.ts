@@ -2,7 +2,8 @@
  * Issue 10 end to end, against `enclave-signer dev` (real enclave process,
  * simulated NSM, dev root): the stack's keystore holds an audit chain that
  * `audit verify --root <dev root>` accepts; a personal_sign's receipt verifies
- * with `receipt verify` and not with another result; a checkpoint anchors the
+ * with `receipt verify` and not with another result, as does a made key's
+ * public data (and not a substituted address); a checkpoint anchors the
  * chain; across a restart the chain continues with a hand-over and verifies.
  */
 import { execFile } from 'node:child_process';
@@ -11,8 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseRecord } from '../../common/audit/record.js';
+import { createSignerClient } from '../../client/client.js';
 import { openKeystore } from '../../parent/keystore.js';
-import { BIN, REPO, call, startDevStack, type DevStack } from './dev-stack.js';
+import { BIN, REPO, call, httpUnix, startDevStack, type DevStack } from './dev-stack.js';
 import { collect } from '../async.js';
 
 vi.setConfig({ testTimeout: 120_000, hookTimeout: 120_000 });
@@ -74,6 +76,38 @@ describe('issue 10 against the dev stack', () => {
     expect(bad.code).toBe(1);
     // The receipt anchors the chain too.
     expect((await cli(['audit', 'verify', '--keystore', keystore, '--root', root, '--receipt', file])).code).toBe(0);
+  });
+
+  it("a key's receipt from the real enclave proves its address and xpub with `receipt verify --result <json>`; a substituted address does not", async () => {
+    for (const kind of ['secp256k1', 'bip32-seed']) {
+      const made = JSON.parse((await httpUnix(stack!.socket, { body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'signer_createKey', params: { kind }, receipt: true }) })).body);
+      const file = join(dir, `key-receipt-${kind}.json`);
+      writeFileSync(file, JSON.stringify(made.receipt));
+      const served = await call(stack!.socket, 'signer_getKey', { keyId: made.result.keyId });
+      const ok = await cli(['receipt', 'verify', file, '--result', JSON.stringify(served), '--root', root, '--json']);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ valid: true, kind: 'key.create', keyId: made.result.keyId });
+      const text = await cli(['receipt', 'verify', file, '--result', JSON.stringify(served), '--root', root]);
+      expect(text.stdout).toContain(`key made     ${made.result.keyId}`);
+      const forged = kind === 'secp256k1' ? { ...served, address: '0x000000000000000000000000000000000000dEaD' } : { ...served, xpub: `${served.xpub.slice(0, -1)}${served.xpub.endsWith('A') ? 'B' : 'A'}` };
+      const bad = await cli(['receipt', 'verify', file, '--result', JSON.stringify(forged), '--root', root, '--json']);
+      expect(bad.code).toBe(1);
+      expect(JSON.parse(bad.stdout)).toMatchObject({ valid: false, error: { code: 'AUDIT_RECEIPT' } });
+    }
+  });
+
+  it("the client library fetches a key's receipt (signer_getReceipt with the key as getKey returned it), which `receipt verify` accepts", async () => {
+    const client = createSignerClient({ socket: stack!.socket });
+    try {
+      const key = await client.createKey({ label: 'deposit 7' });
+      const file = join(dir, 'client-key-receipt.json');
+      writeFileSync(file, JSON.stringify(await client.getReceipt(await client.getKey(key.keyId))));
+      const ok = await cli(['receipt', 'verify', file, '--result', JSON.stringify(key), '--root', root, '--json']);
+      expect(ok.code, ok.stderr).toBe(0);
+      expect(JSON.parse(ok.stdout)).toMatchObject({ valid: true, kind: 'key.create', keyId: key.keyId });
+    } finally {
+      client.close();
+    }
   });
 
   it('`audit checkpoint --socket` gets a signed head that anchors `audit verify`', async () => {

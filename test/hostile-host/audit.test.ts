@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { type Hex, verifyMessage } from 'viem';
 import { verifyAuditChain } from '../../attestation/audit/verify.js';
@@ -196,6 +197,48 @@ describe('issue 10: nothing released before it is recorded', () => {
     expect(() => verifyReceipt(receipt, other, { root: r.ca.trustRoot })).toThrow(/result/);
     const unknown = await rpc(r.socket, 'signer_getReceipt', { result: `0x${'11'.repeat(65)}` });
     expect(unknown.error).toMatchObject({ code: -32602 });
+  });
+
+  it("a key's receipt proves its address: receipt:true on signer_createKey and signer_getReceipt for signer_getKey's answer verify; a host's substituted address does not", async () => {
+    const r = await startRig({ dir, parent: { keystore: join(dir, 'key-receipt.db') } });
+    rigs.push(r);
+    const reply = await httpRequest(r.socket, { method: 'POST', path: '/', body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'signer_createKey', params: {}, receipt: true }), headers: { 'content-type': 'application/json' } });
+    const made = JSON.parse(reply.body.toString());
+    expect(String(reply.headers['x-enclave-signer-receipt'])).toMatch(/^\d+\.[0-9a-f]{64}$/);
+    const receipt = parseReceipt(JSON.stringify(made.receipt));
+    expect(verifyReceipt(receipt, made.result, { root: r.ca.trustRoot })).toMatchObject({ valid: true, kind: 'key.create', keyId: made.result.keyId });
+    // Later, from the store: the same key as signer_getKey serves it, and its receipt looked up by that answer.
+    const served = (await rpc(r.socket, 'signer_getKey', { keyId: made.result.keyId })).result;
+    expect(verifyReceipt(receipt, served, { root: r.ca.trustRoot }).valid).toBe(true);
+    const looked = (await rpc(r.socket, 'signer_getReceipt', { result: served })).result;
+    expect(verifyReceipt(parseReceipt(JSON.stringify(looked)), served, { root: r.ca.trustRoot }).valid).toBe(true);
+    // The host hands a backend its own deposit address under the key's id: the receipt refuses it,
+    // and no record names it.
+    const forged = { ...served, address: '0x000000000000000000000000000000000000dEaD' };
+    expect(() => verifyReceipt(receipt, forged, { root: r.ca.trustRoot })).toThrow(expect.objectContaining({ code: 'AUDIT_RECEIPT' }));
+    expect((await rpc(r.socket, 'signer_getReceipt', { result: forged })).error).toMatchObject({ code: -32602 });
+  });
+
+  it("after a restart a key's receipt comes from the store: the host's edited address gets none, the key as the enclave made it gets one that verifies", async () => {
+    const ks = join(dir, 'key-receipt-restart.db');
+    const r1 = await startRig({ dir, parent: { keystore: ks } });
+    const made = (await rpc(r1.socket, 'signer_createKey', { label: 'deposits' })).result;
+    await r1.parent.close();
+    // The host edits its own store: the key's address is now one the host controls.
+    const db = new Database(ks);
+    db.prepare('UPDATE keys SET address = ? WHERE key_id = ?').run('0x000000000000000000000000000000000000dEaD', made.keyId);
+    db.close();
+    const r2 = await startRig({ dir, noEnclave: true, enclave: { ca: r1.ca }, parent: { keystore: ks, enclave: r1.enclaveUri } });
+    rigs.push(r2, r1);
+    await waitFor(() => r2.parent.state().ready, 10_000, 'ready');
+    const served = (await rpc(r2.socket, 'signer_getKey', { keyId: made.keyId })).result;
+    expect(served.address).toBe('0x000000000000000000000000000000000000dEaD');
+    expect((await rpc(r2.socket, 'signer_getReceipt', { result: served })).error).toMatchObject({ code: -32602, message: expect.stringMatching(/public data/) });
+    // The key as the enclave made it (what the backend kept from signer_createKey): its receipt, from the store.
+    const looked = (await rpc(r2.socket, 'signer_getReceipt', { result: made })).result;
+    const receipt = parseReceipt(JSON.stringify(looked));
+    expect(verifyReceipt(receipt, made, { root: r1.ca.trustRoot })).toMatchObject({ valid: true, kind: 'key.create', keyId: made.keyId });
+    expect(() => verifyReceipt(receipt, served, { root: r1.ca.trustRoot })).toThrow(expect.objectContaining({ code: 'AUDIT_RECEIPT' }));
   });
 
   it('inline receipts: the X-Enclave-Signer-Receipt header names the record; receipt:true returns the whole receipt, which verifies', async () => {
