@@ -555,7 +555,7 @@ async function approvalFlow(inst: Instance, k: Keys, approvers: Record<Approver,
     sentAt = performance.now();
     let shown = await rpc(inst.socket, 'signer_getApproval', { approvalId: id });
     record(inst, 'approval: getApproval', sentAt, shown, 'ok');
-    type View = { requestDigest: string; request: { method: string; params: unknown } | null };
+    type View = { requestDigest: string; requester: string; rule: string; request: { method: string; params: unknown } | null };
     if ((shown.result as View | undefined)?.request === null) {
       // The enclave restarted since the -32010: per instance the approval is sealed without its
       // request (docs/principals.md, "Sealed state"), and the approver CLI will not sign blind.
@@ -583,7 +583,7 @@ async function approvalFlow(inst: Instance, k: Keys, approvers: Record<Approver,
       record(inst, 'approval: digest check', sentAt, soakFailure('SOAK_DIGEST_MISMATCH', `approval ${id}: the shown request does not match its digest`), 'ok');
       return;
     }
-    const s = signApproval({ key: approvers[name], approver: name, approvalId: id, requestDigest: digest, decision: veto ? 'reject' : 'approve', webauthn: false });
+    const s = signApproval({ key: approvers[name], approver: name, approvalId: id, requestDigest: digest, requester: view.requester, rule: view.rule, decision: veto ? 'reject' : 'approve', webauthn: false });
     sentAt = performance.now();
     const a = await rpc(inst.socket, veto ? 'signer_reject' : 'signer_approve', { approvalId: id, approver: name, signature: s.signature });
     record(inst, veto ? 'approval: veto' : 'approval: approve', sentAt, a, 'ok');

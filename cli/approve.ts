@@ -52,7 +52,8 @@ const SPEC = {
 interface ShownApproval {
   approvalId: string;
   requestDigest: string;
-  rule?: unknown;
+  rule: string;
+  requester: string;
   status?: unknown;
   threshold?: unknown;
   approvedBy?: unknown;
@@ -64,6 +65,10 @@ function readShown(v: unknown, approvalId: string): ShownApproval {
   const o = v as Partial<ShownApproval> | null;
   if (typeof o !== 'object' || o === null || o.approvalId !== approvalId || typeof o.requestDigest !== 'string' || !/^[0-9a-f]{64}$/.test(o.requestDigest)) {
     throw new SignerError('CLI_APPROVAL_SHAPE', `signer_getApproval did not answer with approval ${approvalId}`);
+  }
+  // Signed as shown (approval message v2): the enclave refuses a signature naming another requester or rule.
+  if (typeof o.requester !== 'string' || o.requester.length === 0 || typeof o.rule !== 'string' || o.rule.length === 0) {
+    throw new SignerError('CLI_APPROVAL_SHAPE', `signer_getApproval did not show who requested approval ${approvalId} and under which rule`);
   }
   const r = o.request as { method?: unknown; params?: unknown } | null | undefined;
   if (r === null || r === undefined || typeof r.method !== 'string') {
@@ -100,7 +105,8 @@ export async function approve(argv: string[], io: Io): Promise<number> {
     if (!f.json) {
       io.stderr(
         [
-          `approval  ${approvalId}  (rule ${String(shown.rule)}, ${String(shown.status)}, ${Array.isArray(shown.approvedBy) ? shown.approvedBy.length : '?'} of ${String(shown.threshold)})`,
+          `approval  ${approvalId}  (rule ${shown.rule}, ${String(shown.status)}, ${Array.isArray(shown.approvedBy) ? shown.approvedBy.length : '?'} of ${String(shown.threshold)})`,
+          `requester ${shown.requester}  (your signature names it: the enclave refuses it for anyone else's request)`,
           `digest    ${shown.requestDigest}  (recomputed from the request below: matches)`,
           `request   ${shown.request!.method} ${JSON.stringify(shown.request!.params)}`,
           ...(shown.intent !== undefined ? [`intent    ${JSON.stringify(shown.intent, null, 2).replace(/\n/g, '\n          ')}`] : []),
@@ -110,7 +116,7 @@ export async function approve(argv: string[], io: Io): Promise<number> {
       );
     }
     const decision = f.reject ? 'reject' : 'approve';
-    const s = signApproval({ key, approver: principal, approvalId, requestDigest: shown.requestDigest, decision, webauthn: f.webauthn ? {} : false });
+    const s = signApproval({ key, approver: principal, approvalId, requestDigest: shown.requestDigest, requester: shown.requester, rule: shown.rule, decision, webauthn: f.webauthn ? {} : false });
     const params = { approvalId, approver: principal, signature: s.signature, ...(s.webauthn ? { webauthn: s.webauthn } : {}) };
     const answer = await socketRpc(f.socket, { jsonrpc: '2.0', id: 2, method: f.reject ? 'signer_reject' : 'signer_approve', params });
     if (!answer.ok) return printRpcError(io, f.json, answer.error);

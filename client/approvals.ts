@@ -74,7 +74,8 @@ export function signApprovalOf(view: ApprovalView, audience: string, approver: L
       hint: 'the host may be showing you a different request than the one waiting for approval; report it',
     });
   }
-  const s = signApproval({ key: approver.key, approver: approver.name, approvalId: view.approvalId, requestDigest: recomputed, decision });
+  // The requester and rule as shown: the enclave refuses the signature if they are not the approval's.
+  const s = signApproval({ key: approver.key, approver: approver.name, approvalId: view.approvalId, requestDigest: recomputed, requester: view.requester, rule: view.rule, decision });
   return { approvalId: view.approvalId, approver: approver.name, signature: s.signature };
 }
 

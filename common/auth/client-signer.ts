@@ -112,12 +112,16 @@ export function signRequest(input: SignRequestInput): { auth: SignerAuth; reques
   return { auth, requestDigest: digest };
 }
 
-/** Signs an approval (or rejection) of a pending approval's request digest. */
-export function signApproval(input: { key: PrincipalKey; approver: string; approvalId: string; requestDigest: string; decision: ApprovalDecision; webauthn?: WebAuthnOptions | false }): {
+/**
+ * Signs an approval (or rejection) of a pending approval's request digest, naming the requester
+ * and rule the approver was shown: the enclave refuses the signature if either is not the
+ * approval's own (a host showing its own request as another principal's).
+ */
+export function signApproval(input: { key: PrincipalKey; approver: string; approvalId: string; requestDigest: string; requester: string; rule: string; decision: ApprovalDecision; webauthn?: WebAuthnOptions | false }): {
   signature: string;
   webauthn?: WebAuthnAssertion;
 } {
-  const message = approvalMessage({ approvalId: input.approvalId, approver: input.approver, decision: input.decision, requestDigest: input.requestDigest });
+  const message = approvalMessage({ approvalId: input.approvalId, approver: input.approver, decision: input.decision, requestDigest: input.requestDigest, requester: input.requester, rule: input.rule });
   if (input.webauthn) return webauthnSign(input.key, message, input.webauthn);
   return { signature: toBase64Url(signMessage(input.key, message)) };
 }

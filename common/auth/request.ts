@@ -22,11 +22,16 @@
  *       "requestId":     <8..128 chars of [A-Za-z0-9_-]> })
  *
  *   approval message = canonical({
- *       "domain":        "enclave-signer/approval/v1",
+ *       "domain":        "enclave-signer/approval/v2",
  *       "approvalId":    <id the enclave gave the pending approval>,
  *       "approver":      <principal name>,
  *       "decision":      "approve" | "reject",
- *       "requestDigest": <hex> })
+ *       "requestDigest": <hex>,
+ *       "requester":     <the principal who asked, as the approval view shows it>,
+ *       "rule":          <the policy rule that asked for approvals> })
+ *     The v1 message (domain "enclave-signer/approval/v1", without requester and rule) is
+ *     still accepted from approvers whose tools predate v2; it does not cover who asked, so a
+ *     host can show its own request as another principal's (docs/principals.md).
  *
  * Every message carries its own domain tag, so a signature made for one
  * purpose is never valid for another (an approval can never be replayed as
@@ -52,7 +57,9 @@ import { AuthError } from './errors.js';
 
 export const REQUEST_DOMAIN = 'enclave-signer/request/v1';
 export const REQUEST_SIGNATURE_DOMAIN = 'enclave-signer/request-signature/v1';
-export const APPROVAL_DOMAIN = 'enclave-signer/approval/v1';
+export const APPROVAL_DOMAIN = 'enclave-signer/approval/v2';
+/** The approval message before it covered the requester and the rule (accepted, not signed by this release). */
+export const APPROVAL_DOMAIN_V1 = 'enclave-signer/approval/v1';
 export const SIGNER_AUTH_MEMBER = 'signer_auth';
 export const SIGNER_AUTH_VERSION = 1;
 
@@ -124,9 +131,18 @@ export function requestSignatureMessage(m: { requestDigest: string; principal: s
   );
 }
 
-export function approvalMessage(m: { approvalId: string; approver: string; decision: ApprovalDecision; requestDigest: string }): Uint8Array {
+/** The approval message an approver signs (v2: it names who asked and under which rule). */
+export function approvalMessage(m: { approvalId: string; approver: string; decision: ApprovalDecision; requestDigest: string; requester: string; rule: string }): Uint8Array {
   return canonical(
-    { domain: APPROVAL_DOMAIN, approvalId: m.approvalId, approver: m.approver, decision: m.decision, requestDigest: m.requestDigest },
+    { domain: APPROVAL_DOMAIN, approvalId: m.approvalId, approver: m.approver, decision: m.decision, requestDigest: m.requestDigest, requester: m.requester, rule: m.rule },
+    'the approval message',
+  );
+}
+
+/** The v1 approval message (no requester, no rule): what approvers' tools from before v2 sign. */
+export function approvalMessageV1(m: { approvalId: string; approver: string; decision: ApprovalDecision; requestDigest: string }): Uint8Array {
+  return canonical(
+    { domain: APPROVAL_DOMAIN_V1, approvalId: m.approvalId, approver: m.approver, decision: m.decision, requestDigest: m.requestDigest },
     'the approval message',
   );
 }

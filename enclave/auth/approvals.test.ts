@@ -19,8 +19,8 @@ function setup(now = { t: T0 }) {
   const req: ApprovalRequest = { requestDigest: DIGEST, rule: 'treasury', threshold: 2, approvers: ['alice', 'bob', 'carol'], requester: 'backend', ttlSeconds: 3600, request: { method: 'eth_signTransaction', params: PARAMS } };
   return { book, req, now };
 }
-const sig = (who: Name, approvalId: string, digest = DIGEST, decision: 'approve' | 'reject' = 'approve', as: string = who) =>
-  signApproval({ key: keys[who], approver: as, approvalId, requestDigest: digest, decision }).signature;
+const sig = (who: Name, approvalId: string, digest = DIGEST, decision: 'approve' | 'reject' = 'approve', as: string = who, requester = 'backend', rule = 'treasury') =>
+  signApproval({ key: keys[who], approver: as, approvalId, requestDigest: digest, requester, rule, decision }).signature;
 const code = errorCode;
 
 describe('quorum approvals', () => {
@@ -161,7 +161,7 @@ describe('quorum approvals', () => {
   it('WebAuthn-shaped approvals by a P-256 approver count', () => {
     const { book, req } = setup();
     const a = book.authorize(req);
-    const w = signApproval({ key: keys.alice, approver: 'alice', approvalId: a.approvalId, requestDigest: DIGEST, decision: 'approve', webauthn: {} });
+    const w = signApproval({ key: keys.alice, approver: 'alice', approvalId: a.approvalId, requestDigest: DIGEST, requester: 'backend', rule: 'treasury', decision: 'approve', webauthn: {} });
     expect(book.approve(a.approvalId, 'alice', w.signature, w.webauthn).approvedBy).toEqual(['alice']);
   });
 

@@ -25,7 +25,7 @@
 import { randomBytes } from 'node:crypto';
 import { canonicalRequestJson } from '../../common/auth/canonical.js';
 import { AuthError } from '../../common/auth/errors.js';
-import { approvalMessage, toBase64Url, type ApprovalDecision, type WebAuthnAssertion } from '../../common/auth/request.js';
+import { approvalMessage, approvalMessageV1, toBase64Url, type ApprovalDecision, type WebAuthnAssertion } from '../../common/auth/request.js';
 import { ApprovalError } from './errors.js';
 import type { PrincipalRegistry } from './principals.js';
 
@@ -187,12 +187,15 @@ export class ApprovalBook {
     }
     let ok: boolean;
     try {
-      ok = this.#principals.verify(approver, approvalMessage({ approvalId, approver, decision, requestDigest: r.requestDigest }), signature, webauthn);
+      // v2 names the requester and rule the approver saw, so it verifies only against this
+      // approval's own; v1 (tools from before v2) names neither and is still accepted.
+      const m = { approvalId, approver, decision, requestDigest: r.requestDigest };
+      ok = this.#principals.verify(approver, approvalMessage({ ...m, requester: r.requester, rule: r.rule }), signature, webauthn) || this.#principals.verify(approver, approvalMessageV1(m), signature, webauthn);
     } catch (e) {
       if (e instanceof AuthError) throw new ApprovalError('APPROVAL_BAD_SIGNATURE', `malformed ${decision} signature: ${e.message}`, { approvalId, cause: e });
       throw e;
     }
-    if (!ok) throw new ApprovalError('APPROVAL_BAD_SIGNATURE', `the signature is not ${approver}'s ${decision} of request ${r.requestDigest}`, { approvalId, hint: 'sign the approval message for this approval id and digest (docs/principals.md)' });
+    if (!ok) throw new ApprovalError('APPROVAL_BAD_SIGNATURE', `the signature is not ${approver}'s ${decision} of request ${r.requestDigest}`, { approvalId, hint: `sign the approval message for this approval id and digest, requested by ${r.requester} under rule ${r.rule} (docs/principals.md); a signature naming another requester or rule is refused` });
     if (decision === 'reject') r.rejectedBy = approver;
     else if (!r.approvedBy.includes(approver)) r.approvedBy.push(approver);
     return copy(r);

@@ -156,7 +156,7 @@ describe('ECDSA P-256 signatures: malleability and DER strictness', () => {
   it('a twin of an approval counts once (approvals are counted by name)', () => {
     const book = new ApprovalBook({ principals: registry, now: () => T0, newId: () => 'apr_twin' });
     const a = book.authorize({ requestDigest: DIGEST, rule: 'treasury', threshold: 2, approvers: ['alice', 'bob', 'carol'], requester: 'backend', ttlSeconds: 600 });
-    const sig = signApproval({ key: keys.alice, approver: 'alice', approvalId: a.approvalId, requestDigest: DIGEST, decision: 'approve' }).signature;
+    const sig = signApproval({ key: keys.alice, approver: 'alice', approvalId: a.approvalId, requestDigest: DIGEST, requester: 'backend', rule: 'treasury', decision: 'approve' }).signature;
     const { r, s } = rs(Buffer.from(sig, 'base64url'));
     book.approve(a.approvalId, 'alice', sig);
     expect(book.approve(a.approvalId, 'alice', toBase64Url(der(r, P256_N - s))).approvedBy).toEqual(['alice']);
@@ -200,7 +200,7 @@ describe('domain separation between request signatures and approvals', () => {
     for (const webauthn of [false, {}] as const) {
       const auth = signed('alice', { requestId: 'apr_same_id_1234', webauthn });
       // An approval whose id is the request id, for the same digest: every member the two share.
-      const appr = signApproval({ key: keys.alice, approver: 'alice', approvalId: 'apr_same_id_1234', requestDigest: DIGEST, decision: 'approve', webauthn });
+      const appr = signApproval({ key: keys.alice, approver: 'alice', approvalId: 'apr_same_id_1234', requestDigest: DIGEST, requester: 'alice', rule: 'treasury', decision: 'approve', webauthn });
       expect(errorCode(() => verifier().verify(METHOD, TX, { ...auth, signature: appr.signature, ...(appr.webauthn ? { webauthn: appr.webauthn } : {}) }))).toBe('AUTH_BAD_SIGNATURE');
       const book = new ApprovalBook({ principals: registry, now: () => T0, newId: () => 'apr_same_id_1234' });
       book.authorize({ requestDigest: DIGEST, rule: 'treasury', threshold: 1, approvers: ['alice', 'bob'], requester: 'backend', ttlSeconds: 600 });

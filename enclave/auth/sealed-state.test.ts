@@ -95,11 +95,11 @@ describe('sealed enclave state', () => {
     const book = new ApprovalBook({ principals: registry, now: () => T0 });
     const digest = 'd'.repeat(64);
     const a = book.authorize({ requestDigest: digest, rule: 'treasury', threshold: 2, approvers: ['alice', 'bob'], requester: 'backend', ttlSeconds: 600, request: { method: 'eth_signTransaction', params: [{ to: '0x01' }] } });
-    book.approve(a.approvalId, 'alice', signApproval({ key: keys.alice, approver: 'alice', approvalId: a.approvalId, requestDigest: digest, decision: 'approve' }).signature);
+    book.approve(a.approvalId, 'alice', signApproval({ key: keys.alice, approver: 'alice', approvalId: a.approvalId, requestDigest: digest, requester: 'backend', rule: 'treasury', decision: 'approve' }).signature);
     const rec = new SealedStateStore(KEY, 'kr-1').sealJson({ ...state(), approvals: book.export() });
     const restored = checkEnclaveState(new SealedStateStore(KEY, 'kr-1').unsealJson(JSON.parse(JSON.stringify(rec))).value);
     const book2 = new ApprovalBook({ principals: registry, now: () => T0 + 60 }, restored.approvals);
-    book2.approve(a.approvalId, 'bob', signApproval({ key: keys.bob, approver: 'bob', approvalId: a.approvalId, requestDigest: digest, decision: 'approve' }).signature);
+    book2.approve(a.approvalId, 'bob', signApproval({ key: keys.bob, approver: 'bob', approvalId: a.approvalId, requestDigest: digest, requester: 'backend', rule: 'treasury', decision: 'approve' }).signature);
     expect(book2.status(a.approvalId)).toBe('approved');
   });
 });

@@ -25,7 +25,7 @@ describe('an approval used by a signature that finished after its expiry', () =>
     const book = new ApprovalBook({ principals: registry, now: () => now.t, newId: () => `apr_test${++n}` });
     const req: ApprovalRequest = { requestDigest: DIGEST, rule: 'treasury', threshold: 1, approvers: ['alice', 'bob'], requester: 'backend', ttlSeconds: 60, request: { method: 'eth_signTransaction', params: PARAMS } };
     const a = book.authorize(req);
-    book.approve(a.approvalId, 'alice', signApproval({ key: keys.alice, approver: 'alice', approvalId: a.approvalId, requestDigest: DIGEST, decision: 'approve' }).signature);
+    book.approve(a.approvalId, 'alice', signApproval({ key: keys.alice, approver: 'alice', approvalId: a.approvalId, requestDigest: DIGEST, requester: 'backend', rule: 'treasury', decision: 'approve' }).signature);
     now.t = T0 + 59;
     expect(book.authorize(req)).toMatchObject({ approvalId: a.approvalId, approvedBy: ['alice'] }); // decided: sign
     now.t = T0 + 61; // the signature took a while

@@ -289,7 +289,7 @@ describe('fleet scope: a take-over never makes a used approval usable again', ()
     } catch (e) {
       ({ approvalId: id, requestDigest: digest } = (e as { wireData: { approvalId: string; requestDigest: string } }).wireData);
     }
-    const signature = toBase64Url(edSign(null, approvalMessage({ approvalId: id, approver: 'bob', decision: 'approve', requestDigest: digest }), bob.privateKey));
+    const signature = toBase64Url(edSign(null, approvalMessage({ approvalId: id, approver: 'bob', decision: 'approve', requestDigest: digest, requester: 'host', rule: 'pay' }), bob.privateKey));
     approvals.approve({ approvalId: id, approver: 'bob', signature }, 'approve');
     const low = durable.restore(null).record; // state.restore again: a seal with the approval approved, unused
     const { ticket, approval } = approvals.authorize(req);
@@ -327,7 +327,7 @@ describe('fleet scope: a take-over never makes a used approval usable again', ()
       } catch (e) {
         ({ approvalId: id, requestDigest: digest } = (e as { wireData: { approvalId: string; requestDigest: string } }).wireData);
       }
-      const signature = toBase64Url(edSign(null, approvalMessage({ approvalId: id, approver: 'bob', decision: 'approve', requestDigest: digest }), bob.privateKey));
+      const signature = toBase64Url(edSign(null, approvalMessage({ approvalId: id, approver: 'bob', decision: 'approve', requestDigest: digest, requester: 'host', rule: 'pay' }), bob.privateKey));
       a.approvals.approve({ approvalId: id, approver: 'bob', signature }, 'approve');
       b.durable.handIn(a.durable.seal()!); // the fleet's record: approved, unused
       const { ticket, approval } = a.approvals.authorize(req);

@@ -184,7 +184,7 @@ export async function approveAs(socket: string, approvers: Approvers, who: 'alic
   if (shown.error) return shown;
   const digest = requestDigest(audience, shown.result.request.method, shown.result.request.params);
   if (digest !== shown.result.requestDigest) throw new Error(`approval ${approvalId}: the shown request does not match its digest`);
-  const s = signApproval({ key: approvers.keys[who], approver: who, approvalId, requestDigest: digest, decision: reject ? 'reject' : 'approve', webauthn: false });
+  const s = signApproval({ key: approvers.keys[who], approver: who, approvalId, requestDigest: digest, requester: shown.result.requester, rule: shown.result.rule, decision: reject ? 'reject' : 'approve', webauthn: false });
   return rpc(socket, reject ? 'signer_reject' : 'signer_approve', { approvalId, approver: who, signature: s.signature });
 }
 

@@ -24,8 +24,8 @@ import { createPolicyGate, type PolicyGate } from '../../enclave/policy/gate.js'
 import { createEnclaveService, type EnclaveService } from '../../enclave/service.js';
 import { createWorkerPool, type WorkerPoolOptions } from '../../enclave/worker-pool.js';
 import { watching } from '../../enclave/worker-test-helpers.js';
-import { signApproval } from '../../common/auth/client-signer.js';
-import { requestDigest } from '../../common/auth/request.js';
+import { signApproval, signMessage } from '../../common/auth/client-signer.js';
+import { approvalMessageV1, requestDigest, toBase64Url } from '../../common/auth/request.js';
 import { testPrincipals } from '../../enclave/auth/test-helpers.js';
 import { createApprovalsGate } from '../../enclave/policy/approvals-gate.js';
 import { createDurableState } from '../../enclave/policy/durable.js';
@@ -153,8 +153,22 @@ describe.each([
       expect(e.code).toBe('APPROVAL_REQUIRED');
       return e.wireData;
     };
-    const approve = (s: EnclaveService, approvalId: string, approver: 'alice' | 'bob' | 'carol' | 'outsider', digest: string, as: string = approver) =>
-      host(s, 'approval.approve', { approvalId, approver: as, ...signApproval({ key: P.keys[approver], approver: as, approvalId, requestDigest: digest, decision: 'approve' }) });
+    const approve = (s: EnclaveService, approvalId: string, approver: 'alice' | 'bob' | 'carol' | 'outsider', digest: string, as: string = approver, requester = 'host', rule = 'treasury') =>
+      host(s, 'approval.approve', { approvalId, approver: as, ...signApproval({ key: P.keys[approver], approver: as, approvalId, requestDigest: digest, requester, rule, decision: 'approve' }) });
+
+    it("the host shows its own request as another principal's (or under another rule): an approval signed as shown is refused; signed for what is waiting, it counts", async () => {
+      const { s } = treasury();
+      const a = await pending(s, 1);
+      // The approval view comes from the host; this one says the treasury bot asked. The enclave
+      // knows "host" did: alice's signature names the requester she was shown, so it does not count.
+      expect((await refusal(approve(s, a.approvalId, 'alice', a.requestDigest, 'alice', 'treasury-bot'))).code).toBe('APPROVAL_BAD_SIGNATURE');
+      expect((await refusal(approve(s, a.approvalId, 'alice', a.requestDigest, 'alice', 'host', 'small-payments'))).code).toBe('APPROVAL_BAD_SIGNATURE');
+      expect((await host(s, 'approval.get', { approvalId: a.approvalId })).approvedBy).toEqual([]);
+      expect((await approve(s, a.approvalId, 'alice', a.requestDigest)).approvedBy).toEqual(['alice']);
+      // An approver whose tool predates v2 signs the v1 message (no requester, no rule): still accepted.
+      const v1 = toBase64Url(signMessage(P.keys.bob, approvalMessageV1({ approvalId: a.approvalId, approver: 'bob', decision: 'approve', requestDigest: a.requestDigest })));
+      expect((await host(s, 'approval.approve', { approvalId: a.approvalId, approver: 'bob', signature: v1 })).approvedBy).toEqual(['alice', 'bob']);
+    });
 
     it('finding P5: the host cannot approve: not as "host", not with a key it holds, not by replaying an approval for another id or digest', async () => {
       const { s } = treasury();
@@ -163,7 +177,7 @@ describe.each([
       expect((await refusal(host(s, 'approval.approve', { approvalId: a.approvalId, approver: 'host', signature: 'AAAA' }))).code).toBe('APPROVAL_SELF');
       expect((await refusal(approve(s, a.approvalId, 'outsider', a.requestDigest, 'alice'))).code).toBe('APPROVAL_BAD_SIGNATURE');
       // alice's genuine approval of b, replayed for a: refused.
-      const forB = signApproval({ key: P.keys.alice, approver: 'alice', approvalId: b.approvalId, requestDigest: b.requestDigest, decision: 'approve' });
+      const forB = signApproval({ key: P.keys.alice, approver: 'alice', approvalId: b.approvalId, requestDigest: b.requestDigest, requester: 'host', rule: 'treasury', decision: 'approve' });
       expect((await refusal(host(s, 'approval.approve', { approvalId: a.approvalId, approver: 'alice', ...forB }))).code).toBe('APPROVAL_BAD_SIGNATURE');
       expect((await host(s, 'approval.get', { approvalId: a.approvalId })).approvedBy).toEqual([]);
     });
