@@ -21,7 +21,6 @@ import { asBytes, asKeyringRecord, asRecord, asString, onlyKeys, type KeyringRec
 import type { BridgeHandler } from '../common/bridge/index.js';
 import { auditMethods } from './audit/methods.js';
 import { AuditTrail, withAuditRecord } from './audit/trail.js';
-import { PrincipalRegistry } from './auth/principals.js';
 import { RequestVerifier } from './auth/verify-request.js';
 import { pinnedKeys } from './config.js';
 import { Decisions, errorRule } from './decisions.js';
@@ -72,7 +71,8 @@ export function createEnclaveService(opts: EnclaveServiceOptions): EnclaveServic
   const approvals = createApprovalsGate(policy);
   // Who is asking (docs/principals.md): a request that carries signer_auth is verified against the
   // policy's principals, on the enclave's clock, for this policy's hash.
-  const verifier = new RequestVerifier({ principals: new PrincipalRegistry(policy.policy.principals), audience: policy.hash, now: policy.now });
+  // One registry for requests and approvals (its key checks run once per boot).
+  const verifier = new RequestVerifier({ principals: approvals.principals, audience: policy.hash, now: policy.now });
   const durable = createDurableState(policy, approvals, { restartGuard: policy.policy.restartGuard?.when ?? 'off', scope: policy.policy.stateScope });
   approvals.restartGuard = { pending: () => durable.guardPending(), clear: () => durable.clearGuard() };
   // The audit chain (docs/audit.md): opened when the parent shows its head; every decision is a record.

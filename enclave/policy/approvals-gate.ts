@@ -104,6 +104,8 @@ export interface ApprovalsGate {
   replayable(req: { op: string; keyId: string | null; request: unknown; principal: string }): UsedAnswer | undefined;
   /** The signature never came: the approval stays approved for the next identical request. */
   released(approval: ApprovalRecord): void;
+  /** The policy's principals, built once: the request verifier uses the same registry. */
+  readonly principals: PrincipalRegistry;
   view(approvalId: string): ApprovalView & { intent: unknown };
   list(): (ApprovalView & { intent: unknown })[];
   approve(p: { approvalId: string; approver: string; signature: string; webauthn?: { authenticatorData: string; clientDataJSON: string } }, decision: 'approve' | 'reject'): ApprovalView & { intent: unknown };
@@ -124,6 +126,7 @@ export function createApprovalsGate(gate: PolicyGate): ApprovalsGate {
   const used = new Map<string, UsedAnswer>();
 
   return {
+    principals,
     get restartGuard() {
       return guardState;
     },
