@@ -18,10 +18,11 @@ const EXPECTED: Record<string, string[]> = {
   './viem': ['EnclaveSignerViemError', 'enclaveAccount'],
   './ethers': ['EnclaveSigner'],
   './bitcoin': ['bitcoinAccount', 'buildPsbt', 'finalizeAndExtract', 'signAndExtract', 'signPsbt'],
+  './verify': ['verifyKeyReceipt', 'verifyResultReceipt'],
 };
 
 describe('package.json exports', () => {
-  it('client, viem, ethers and bitcoin, each with types, importable by name from the built package', async () => {
+  it('client, viem, ethers, bitcoin and verify, each with types, importable by name from the built package', async () => {
     expect(existsSync(join(REPO, 'dist', 'client', 'index.js')), 'run `npm run build` first').toBe(true);
     for (const [sub, names] of Object.entries(EXPECTED)) {
       const e = pkg.exports[sub]!;
