@@ -7,11 +7,12 @@
  * chain; across a restart the chain continues with a hand-over and verifies.
  */
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { parseRecord } from '../../common/audit/record.js';
+import { verifyKeyReceipt } from '../../attestation/receipts.js';
 import { createSignerClient } from '../../client/client.js';
 import { openKeystore } from '../../parent/keystore.js';
 import { BIN, REPO, call, httpUnix, startDevStack, type DevStack } from './dev-stack.js';
@@ -96,7 +97,7 @@ describe('issue 10 against the dev stack', () => {
     }
   });
 
-  it("the client library fetches a key's receipt (signer_getReceipt with the key as getKey returned it), which `receipt verify` accepts", async () => {
+  it("the client library fetches a key's receipt (signer_getReceipt with the key as getKey returned it), which `receipt verify` and enclave-signer/verify accept", async () => {
     const client = createSignerClient({ socket: stack!.socket });
     try {
       const key = await client.createKey({ label: 'deposit 7' });
@@ -105,6 +106,11 @@ describe('issue 10 against the dev stack', () => {
       const ok = await cli(['receipt', 'verify', file, '--result', JSON.stringify(key), '--root', root, '--json']);
       expect(ok.code, ok.stderr).toBe(0);
       expect(JSON.parse(ok.stdout)).toMatchObject({ valid: true, kind: 'key.create', keyId: key.keyId });
+      // In process, with enclave-signer/verify against the dev release's signed manifest.
+      const trust = { manifest: readFileSync(join(data, 'pcr-manifest.dev.json'), 'utf8'), manifestKeys: [readFileSync(join(data, 'release', 'dev-release.pub.pem'), 'utf8')], root: readFileSync(root, 'utf8') };
+      const receipt = await client.getReceipt(key);
+      expect(verifyKeyReceipt(receipt, key, trust)).toMatchObject({ kind: 'key.create', keyId: key.keyId, enclave: { manifest: { name: 'enclave-signer-dev' } } });
+      expect(() => verifyKeyReceipt(receipt, { ...key, address: '0x000000000000000000000000000000000000dEaD' }, trust)).toThrow(expect.objectContaining({ code: 'AUDIT_RECEIPT' }));
     } finally {
       client.close();
     }
