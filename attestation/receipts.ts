@@ -48,7 +48,7 @@ function trustOf(t: ReceiptTrust): AuditTrustOptions {
   };
 }
 
-function receiptOf(receipt: string | ReceiptJson | Readonly<Record<string, unknown>>) {
+function receiptOf(receipt: string | ReceiptJson | object) {
   return parseReceipt(typeof receipt === 'string' ? receipt : JSON.stringify(receipt));
 }
 
@@ -58,9 +58,9 @@ function receiptOf(receipt: string | ReceiptJson | Readonly<Record<string, unkno
  * AuditError (AUDIT_RECEIPT, AUDIT_ATTESTATION, AUDIT_SIGNATURE …) when it is not, including for
  * a receipt of anything but a made key.
  */
-export function verifyKeyReceipt(receipt: string | ReceiptJson | Readonly<Record<string, unknown>>, key: Readonly<Record<string, unknown>>, trust: ReceiptTrust): ReceiptVerified {
+export function verifyKeyReceipt(receipt: string | ReceiptJson | object, key: object, trust: ReceiptTrust): ReceiptVerified {
   if (key === null || typeof key !== 'object' || Array.isArray(key)) throw new AuditError('AUDIT_RECEIPT', 'verifyKeyReceipt: the key must be the object signer_getKey returned');
-  const out = verifyReceipt(receiptOf(receipt), key, trustOf(trust));
+  const out = verifyReceipt(receiptOf(receipt), key as Readonly<Record<string, unknown>>, trustOf(trust));
   // verifyReceipt checks a sign record's result against the object too: only a key.create record proves a key.
   if (out.kind !== 'key.create') throw new AuditError('AUDIT_RECEIPT', `seq ${out.seq}: the receipt is for a released result, not a made key`, { seq: out.seq });
   return out;
@@ -70,13 +70,15 @@ export function verifyKeyReceipt(receipt: string | ReceiptJson | Readonly<Record
  * Proves that `result` (a 0x-hex signature or raw transaction, its bytes, or a signer_* result
  * object) was released by the attested enclave, under the policy hash in its record.
  */
-export function verifyResultReceipt(receipt: string | ReceiptJson | Readonly<Record<string, unknown>>, result: string | Uint8Array | Readonly<Record<string, unknown>>, trust: ReceiptTrust): ReceiptVerified {
+export function verifyResultReceipt(receipt: string | ReceiptJson | object, result: string | Uint8Array | object, trust: ReceiptTrust): ReceiptVerified {
   let r: Uint8Array | Readonly<Record<string, unknown>>;
   if (typeof result === 'string') {
     const b = parseHex(result);
     if (!b || b.length === 0) throw new AuditError('AUDIT_RECEIPT', 'verifyResultReceipt: a string result must be 0x hex');
     r = b;
-  } else r = result;
+  } else if (result instanceof Uint8Array) r = result;
+  else if (result !== null && typeof result === 'object' && !Array.isArray(result)) r = result as Readonly<Record<string, unknown>>;
+  else throw new AuditError('AUDIT_RECEIPT', 'verifyResultReceipt: the result must be 0x hex, bytes, or the result object');
   const out = verifyReceipt(receiptOf(receipt), r, trustOf(trust));
   if (out.kind !== 'sign') throw new AuditError('AUDIT_RECEIPT', `seq ${out.seq}: the receipt is for a made key, not a released result (verifyKeyReceipt)`, { seq: out.seq });
   return out;

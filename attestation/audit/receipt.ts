@@ -9,7 +9,7 @@ import { bytesEqual, toHex } from '../../common/bytes.js';
 import { parseCheckpoint } from '../../common/audit/checkpoint.js';
 import { AuditError } from '../../common/audit/errors.js';
 import { recordSignatureValid, sha256 } from '../../common/audit/record.js';
-import { keyPublicDigest, releasedResultDigest } from '../../common/audit/result.js';
+import { KEY_PUBLIC_FIELDS, keyPublicDigest, releasedResultDigest } from '../../common/audit/result.js';
 import type { Receipt } from '../../common/audit/receipt.js';
 import { verifyAuditKeyBinding, type AttestedEnclave, type AuditTrustOptions } from './binding-check.js';
 
@@ -39,8 +39,47 @@ export interface ReceiptVerified {
  */
 export type ReceiptResult = Uint8Array | Readonly<Record<string, unknown>>;
 
+/**
+ * The members of a key as signer_createKey, getKey and listKeys answer it: the public fields the
+ * key.create record covers, and the parent's own label and time. Review finding (session 26): a
+ * key object is checked on KEY_PUBLIC_FIELDS only, so any other member passed unproven — a host
+ * could hand a backend a signer_deriveKey-looking answer with its own `ethereumAddress` (and any
+ * `path`) next to the seed key's fields, and the seed's key.create receipt "verified" it. Only
+ * the members of a key answer are accepted; a key receipt proves nothing else.
+ */
+const KEY_ANSWER_MEMBERS: ReadonlySet<string> = new Set([...KEY_PUBLIC_FIELDS, 'label', 'createdAt']);
+
+/**
+ * The members of a signing result whose digest is its `signature` or `raw` bytes alone
+ * (common/audit/result.ts; the results of enclave/signers). Review finding (session 26): such an
+ * object was checked on those bytes only, so a host could add a genuine signature (or raw
+ * transaction) the enclave released to a key or derived-key object of its own — its own address —
+ * and that signature's receipt "verified" the object (kind 'sign', exit 0 from `receipt verify`).
+ * Members outside this list are refused: the record does not cover them.
+ */
+const SIGNED_RESULT_MEMBERS: ReadonlySet<string> = new Set([
+  'signature', 'raw', 'r', 's', 'v', 'yParity', 'compact', 'der', 'digest', 'address', 'domainSeparator', 'primaryType', 'publicKey', 'hash', 'signingHash', 'type', 'from',
+]);
+
+/** Why a result object cannot be checked against a sign record, or undefined when it can. */
+function notAReleasedResult(o: Readonly<Record<string, unknown>>): string | undefined {
+  // A key's identity: no released result carries it, and a key's public data is proven only by its
+  // key.create record (a sign record's canonical-JSON digest shares its form with keyPublicDigest).
+  if (Object.hasOwn(o, 'keyId') || Object.hasOwn(o, 'keyringId')) return "the object is a key's public data (keyId, keyringId): only the key's key.create record proves it, not a sign record";
+  const bytes = Object.hasOwn(o, 'signature') || Object.hasOwn(o, 'raw');
+  if (!bytes) return undefined;
+  const extra = Object.keys(o).filter((k) => !SIGNED_RESULT_MEMBERS.has(k));
+  if (extra.length > 0) return `the record covers only the object's signature/raw bytes, and it has members no signing result has: ${extra.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 32))).join(', ')}`;
+  return undefined;
+}
+
 function madeKeyDigest(result: ReceiptResult, fail: (code: 'AUDIT_RECEIPT', m: string, cause?: unknown) => AuditError): Uint8Array {
   if (result instanceof Uint8Array) throw fail('AUDIT_RECEIPT', "the record is a made key: check it against the key's public data (a JSON object with keyId, kind, keyringId, publicKey …), not bytes");
+  if (result === null || typeof result !== 'object' || Array.isArray(result)) throw fail('AUDIT_RECEIPT', "the record is a made key: check it against the key's public data, a JSON object");
+  const extra = Object.keys(result).filter((k) => !KEY_ANSWER_MEMBERS.has(k));
+  if (extra.length > 0) {
+    throw fail('AUDIT_RECEIPT', `the record is a made key, and the object has members a key's answer does not (the record does not cover them): ${extra.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 32))).join(', ')}`);
+  }
   try {
     return keyPublicDigest(result);
   } catch (e) {
@@ -58,6 +97,10 @@ export function verifyReceipt(receipt: Receipt, result: ReceiptResult, opts: Aud
   const made = b.kind === 'key.create' && b.decision === 'done';
   if (!made && (b.kind !== 'sign' || b.decision !== 'allowed')) throw fail('AUDIT_RECEIPT', `record is a ${b.kind}/${b.decision} decision, not a released result or a made key`);
   if (b.resultDigest === null) throw fail('AUDIT_RECEIPT', `record is a key.create written before the enclave recorded a key's public data: it proves no address`);
+  if (!made && result !== null && typeof result === 'object' && !(result instanceof Uint8Array)) {
+    const why = notAReleasedResult(result);
+    if (why !== undefined) throw fail('AUDIT_RECEIPT', `record is a ${b.kind}/${b.decision} decision: ${why}`);
+  }
   const digest = made ? madeKeyDigest(result, fail) : result instanceof Uint8Array ? sha256(result) : releasedResultDigest(result);
   if (!bytesEqual(digest, b.resultDigest)) {
     const what = made ? "the key's public data" : result instanceof Uint8Array ? "the result's SHA-256" : "the result object's digest";

@@ -33,7 +33,7 @@ import { checkApprovalsState, type ApprovalsState } from '../auth/approvals.js';
 import { checkEnclaveState, clearRestartGuard, onBoot, type EnclaveState, type RestartGuard } from '../auth/enclave-state.js';
 import { SealedStateError } from '../auth/errors.js';
 import { SealedStateStore, type SealedRecord } from '../auth/sealed-state.js';
-import type { ApprovalsGate } from './approvals-gate.js';
+import { RESTART_GUARD_RULE, type ApprovalsGate } from './approvals-gate.js';
 import { decideHandIn, refOf, type RecordRef } from './fleet-lineage.js';
 import { checkLifeCounts, livesToSeal, type LifeCounts } from './own-windows.js';
 import type { PolicyGate } from './gate.js';
@@ -124,6 +124,28 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
     return rec;
   };
   const isOwn = (r: RecordRef) => ownSeals.get(r.nonce) === r.sequence;
+  /**
+   * Review finding (enclave/policy/sealed-rollback-review.test.ts): approvals this enclave life did
+   * not see given must not satisfy an armed restart guard. After a restart the host chooses the
+   * record: one sealed after the guard's approver approved (or with the vote still pending, plus
+   * the approver's signature it saw pass — an approval signature names no life or time) but before
+   * the request signed. The approved request then signed again AND cleared the guard, and the
+   * rolled-back window was open with no fresh approver, on every rollback within the approval's
+   * lifetime. So while the guard is armed, every approval of the guard or of a guarded rule that
+   * arrives from a record (restored at boot, or added by a fleet take-over) and is neither used nor
+   * vetoed is marked used: the request asks for a new approval (new id). Costs an honest crash
+   * between an approval and its signature one re-approval, which the guard asks for anyway.
+   */
+  const spendGuardApprovals = (a: ApprovalsState, known: (id: string) => boolean): ApprovalsState => {
+    const guarded = gate.policy.restartGuard?.rules;
+    const now = gate.now();
+    return {
+      ...a,
+      records: a.records.map((r) =>
+        (r.rule === RESTART_GUARD_RULE || guarded?.has(r.rule) === true) && r.consumedAt === null && r.rejectedBy === null && !known(r.approvalId) ? { ...r, consumedAt: now } : r,
+      ),
+    };
+  };
   /** The seal the callers of this event-loop turn share (sealSoon). */
   let batch: Promise<SealedRecord> | undefined;
 
@@ -178,7 +200,8 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
           throw refused;
         }
       }
-      approvals.restore(boot.state.approvals as ApprovalsState, w?.intents ?? {});
+      const restoredApprovals = boot.state.approvals as ApprovalsState;
+      approvals.restore(boot.state.lifecycle.restartGuardPending ? spendGuardApprovals(restoredApprovals, () => false) : restoredApprovals, w?.intents ?? {});
       state = boot.state;
       if (scope === 'fleet') {
         carriedLives = lives;
@@ -234,7 +257,12 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       const taken = checkEnclaveState(store.adoptJson(record).value);
       const w = taken.windows as { windows?: unknown; intents?: Record<string, unknown>; lives?: unknown } | null;
       const lives = livesOf(w);
-      const takenApprovals = checkApprovalsState(taken.approvals);
+      let takenApprovals = checkApprovalsState(taken.approvals);
+      // An armed guard (ours, or the record's): approvals this life does not already hold are spent.
+      if (taken.lifecycle.restartGuardPending || state.lifecycle.restartGuardPending) {
+        const mine = new Set(approvals.book.list().map((r) => r.approvalId));
+        takenApprovals = spendGuardApprovals(takenApprovals, (id) => mine.has(id));
+      }
       // Never the record's counters in place of ours: its totals plus what this life signed that
       // they do not count, and its approvals folded into ours (./own-windows.ts says why).
       gate.adoptWindows(w && w.windows !== undefined && w.windows !== null ? w.windows : emptyWindowState(), lives[lifeId] ?? 0);

@@ -378,7 +378,7 @@ describe('review (d): malformed keyring records fail that request only', () => {
       { ...good, createdAt: 0 },
       { ...good, createdAt: 'x'.repeat(65) },
       { ...good, extra: 1 },
-      { ...good, __proto__: { keyringId: id } },
+      JSON.parse(`{"__proto__": {"keyringId": "${id}"}}`),
       (({ createdAt: _c, ...r }) => r)(good),
     ];
     for (const rec of bad) {
@@ -412,8 +412,30 @@ describe('review (d): malformed keyring records fail that request only', () => {
     const r = await outcome(call(peer, 'keyring.unlock', { record: A.record }));
     expect(r.ok).toBe(false);
     expect((r as { code: string }).code).toMatch(/^KMS_/);
+    // Found in this review: the SDK memoized the first credentials (without an expiration, for the
+    // client's life), so the good ones handed over now were never used and this unlock failed too.
     await call(peer, 'credentials.set', { accessKeyId: HOST.accessKeyId, secretAccessKey: HOST.secretAccessKey });
-    expect((await call(peer, 'keyring.unlock', { record: A.record })).keyringId).toBe(A.record.keyringId);
+    expect((await outcome(call(peer, 'keyring.unlock', { record: A.record }))).ok, 'credentials handed over after a refused unlock are not used').toBe(true);
+    expect((await call(peer, 'status', {})).keyringId).toBe(A.record.keyringId);
+  });
+
+  it('credentials with an expiration hours ahead, refused by KMS (revoked), are replaced by the next hand-over', async () => {
+    const enclave = await startEnclave({
+      listen: `unix:${join(dir, 'revoked.sock')}`,
+      nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
+      kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [PINNED] },
+      workers: 1,
+      policy: loadDevPolicy(),
+      log: (l) => enclaveLog.push(l),
+    });
+    const peer = await connectBridge(enclave.uri, { role: 'parent' });
+    running.push({ enclave, peers: [peer] });
+    await call(peer, 'audit.open', {});
+    const later = new Date(Date.now() + 6 * 3600_000).toISOString();
+    await call(peer, 'credentials.set', { accessKeyId: 'AKIAREVOKEDREVOKED01', secretAccessKey: 'revoked', sessionToken: 'revoked', expiration: later });
+    expect((await outcome(call(peer, 'keyring.unlock', { record: A.record }))).ok).toBe(false);
+    await call(peer, 'credentials.set', { accessKeyId: HOST.accessKeyId, secretAccessKey: HOST.secretAccessKey, expiration: later });
+    expect((await outcome(call(peer, 'keyring.unlock', { record: A.record }))).ok, 'credentials handed over after a refused unlock are not used').toBe(true);
   });
 });
 

