@@ -132,20 +132,26 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
    * the request signed. The approved request then signed again AND cleared the guard, and the
    * rolled-back window was open with no fresh approver, on every rollback within the approval's
    * lifetime. So while the guard is armed, every approval of the guard or of a guarded rule that
-   * arrives from a record (restored at boot, or added by a fleet take-over) and is neither used nor
-   * vetoed is marked used: the request asks for a new approval (new id). Costs an honest crash
-   * between an approval and its signature one re-approval, which the guard asks for anyway.
+   * arrives from a record and is neither used nor vetoed is marked used: at boot every one; at a
+   * fleet take-over those created no later than this life learned of the armed guard (guardSince)
+   * and not held here. An approval another instance opened after that is the fresh approval the
+   * guard asks for: spending it too made the guard unclearable whenever the approvers' answers
+   * reached another instance than the one that opened it. A spent request asks for a new approval
+   * (new id). Costs an honest crash between an approval and its signature one re-approval, which
+   * the guard asks for anyway; instances' clocks that disagree cost at most the same.
    */
-  const spendGuardApprovals = (a: ApprovalsState, known: (id: string) => boolean): ApprovalsState => {
+  const spendGuardApprovals = (a: ApprovalsState, keep: (r: ApprovalsState['records'][number]) => boolean): ApprovalsState => {
     const guarded = gate.policy.restartGuard?.rules;
     const now = gate.now();
     return {
       ...a,
       records: a.records.map((r) =>
-        (r.rule === RESTART_GUARD_RULE || guarded?.has(r.rule) === true) && r.consumedAt === null && r.rejectedBy === null && !known(r.approvalId) ? { ...r, consumedAt: now } : r,
+        (r.rule === RESTART_GUARD_RULE || guarded?.has(r.rule) === true) && r.consumedAt === null && r.rejectedBy === null && !keep(r) ? { ...r, consumedAt: now } : r,
       ),
     };
   };
+  /** When this life learned its restart guard is armed (its boot, or a record taken over); undefined while it is not. */
+  let guardSince: number | undefined;
   /** The seal the callers of this event-loop turn share (sealSoon). */
   let batch: Promise<SealedRecord> | undefined;
 
@@ -201,6 +207,7 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
         }
       }
       const restoredApprovals = boot.state.approvals as ApprovalsState;
+      guardSince = boot.state.lifecycle.restartGuardPending ? gate.now() : undefined;
       approvals.restore(boot.state.lifecycle.restartGuardPending ? spendGuardApprovals(restoredApprovals, () => false) : restoredApprovals, w?.intents ?? {});
       state = boot.state;
       if (scope === 'fleet') {
@@ -258,10 +265,12 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       const w = taken.windows as { windows?: unknown; intents?: Record<string, unknown>; lives?: unknown } | null;
       const lives = livesOf(w);
       let takenApprovals = checkApprovalsState(taken.approvals);
-      // An armed guard (ours, or the record's): approvals this life does not already hold are spent.
+      // An armed guard (ours, or the record's): approvals from before we learned of it, not held here, are spent.
       if (taken.lifecycle.restartGuardPending || state.lifecycle.restartGuardPending) {
+        guardSince ??= gate.now();
+        const since = guardSince;
         const mine = new Set(approvals.book.list().map((r) => r.approvalId));
-        takenApprovals = spendGuardApprovals(takenApprovals, (id) => mine.has(id));
+        takenApprovals = spendGuardApprovals(takenApprovals, (r) => mine.has(r.approvalId) || r.createdAt > since);
       }
       // Never the record's counters in place of ours: its totals plus what this life signed that
       // they do not count, and its approvals folded into ours (./own-windows.ts says why).
@@ -289,6 +298,7 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
     },
     clearGuard() {
       if (state) state = clearRestartGuard(state);
+      guardSince = undefined;
     },
   };
 }
