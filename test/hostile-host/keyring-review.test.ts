@@ -15,6 +15,8 @@ import { NodeHttpHandler } from '@smithy/node-http-handler';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { Agent } from 'node:https';
+import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Hex, verifyMessage } from 'viem';
@@ -436,6 +438,64 @@ describe('review (d): malformed keyring records fail that request only', () => {
     expect((await outcome(call(peer, 'keyring.unlock', { record: A.record }))).ok).toBe(false);
     await call(peer, 'credentials.set', { accessKeyId: HOST.accessKeyId, secretAccessKey: HOST.secretAccessKey, expiration: later });
     expect((await outcome(call(peer, 'keyring.unlock', { record: A.record }))).ok, 'credentials handed over after a refused unlock are not used').toBe(true);
+  });
+});
+
+describe('review (d): a host that mangles the KMS byte pipe fails the unlock only', () => {
+  it('garbage, a closed connection, or a TLS server of its own (another CA) fail that unlock with a typed error; the enclave unlocks once the pipe is honest', async () => {
+    let mode: 'garbage' | 'close' | 'foreign' | 'forward' = 'garbage';
+    const other = createDevCa();
+    const otherCert = other.issueTlsServerCert(['localhost', '127.0.0.1']);
+    // A TLS server the host runs, with a certificate for the right name from a CA the enclave does not trust.
+    const foreign = createTlsServer({ cert: otherCert.chainPem, key: otherCert.keyPem }, (s) => s.end('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}'));
+    const foreignPath = join(dir, 'foreign-kms.sock');
+    await new Promise<void>((r) => foreign.listen(foreignPath, r));
+    const sockets = new Set<Socket>();
+    const hostile: Server = createServer((c) => {
+      sockets.add(c);
+      c.on('error', () => {});
+      c.on('close', () => sockets.delete(c));
+      if (mode === 'close') c.destroy();
+      else if (mode === 'garbage') {
+        c.write(randomBytes(4096));
+        c.end();
+      } else {
+        const up = netConnect(mode === 'foreign' ? foreignPath : pipe.uri.replace(/^unix:/, ''));
+        up.on('error', () => c.destroy());
+        c.on('error', () => up.destroy());
+        c.pipe(up).pipe(c);
+      }
+    });
+    const hostilePath = join(dir, 'hostile-pipe.sock');
+    await new Promise<void>((r) => hostile.listen(hostilePath, r));
+    try {
+      const enclave = await startEnclave({
+        listen: `unix:${join(dir, 'mangled.sock')}`,
+        nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
+        kms: { region: 'us-east-1', pipe: `unix:${hostilePath}`, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [PINNED] },
+        workers: 1,
+        policy: loadDevPolicy(),
+        log: (l) => enclaveLog.push(l),
+      });
+      const peer = await connectBridge(enclave.uri, { role: 'parent' });
+      running.push({ enclave, peers: [peer] });
+      await call(peer, 'credentials.set', { accessKeyId: HOST.accessKeyId, secretAccessKey: HOST.secretAccessKey });
+      await call(peer, 'audit.open', {});
+      for (const m of ['garbage', 'close', 'foreign'] as const) {
+        mode = m;
+        const r = await outcome(call(peer, 'keyring.unlock', { record: A.record }));
+        expect(r.ok, m).toBe(false);
+        expect((r as { code: string }).code, `${m}: ${(r as { message: string }).message}`).toMatch(/^KMS_[A-Z]+$/);
+        expect((await call(peer, 'status', {})).keyringId).toBeNull();
+        for (const s of sockets) s.destroy();
+      }
+      mode = 'forward';
+      expect((await call(peer, 'keyring.unlock', { record: A.record })).keyringId).toBe(A.record.keyringId);
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => hostile.close(r));
+      await new Promise((r) => foreign.close(r));
+    }
   });
 });
 
