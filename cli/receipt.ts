@@ -56,6 +56,46 @@ function text(r: ReceiptVerified): string {
   return `${lines.join('\n')}\n`;
 }
 
+/**
+ * The first member name that appears twice in one object of `text` (already valid JSON), compared
+ * after unescaping ("a" and "\u0061" are one name). Review finding (session 26): JSON.parse keeps
+ * the last of duplicate members, other parsers keep the first; with `{"address":"<host's>", …,
+ * "address":"<the key's>"}` the receipt verified the key's address while a backend that read the
+ * same text with a first-wins parser published the host's. Such text is refused.
+ */
+function duplicateMember(text: string): string | undefined {
+  // One entry per open object (its member names so far) or array (null).
+  const open: Array<Set<string> | null> = [];
+  let nameNext = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      const names = open.at(-1);
+      if (nameNext && names) {
+        const name = JSON.parse(text.slice(i, j + 1)) as string;
+        if (names.has(name)) return name;
+        names.add(name);
+      }
+      nameNext = false;
+      i = j;
+    } else if (c === '{') {
+      open.push(new Set());
+      nameNext = true;
+    } else if (c === '[') {
+      open.push(null);
+      nameNext = false;
+    } else if (c === '}' || c === ']') {
+      open.pop();
+      nameNext = false;
+    } else if (c === ',') {
+      nameNext = open.at(-1) instanceof Set;
+    }
+  }
+  return undefined;
+}
+
 /** `--result`: the released bytes as hex, or a result object as JSON (a key's public data, a signed PSBT's answer). */
 function readResult(v: string): ReceiptResult {
   if (v.trimStart().startsWith('{')) {
@@ -66,6 +106,8 @@ function readResult(v: string): ReceiptResult {
       throw new UsageError(`--result is not valid JSON: ${(e as Error).message}`);
     }
     if (o === null || typeof o !== 'object' || Array.isArray(o)) throw new UsageError('--result JSON must be an object');
+    const dup = duplicateMember(v);
+    if (dup !== undefined) throw new UsageError(`--result JSON has a duplicate member ${JSON.stringify(dup.slice(0, 64))} (twice in one object): parsers disagree on which one counts, so it proves nothing`);
     return o as Record<string, unknown>;
   }
   const b = parseHex(v);

@@ -53,6 +53,9 @@ export function readApprovalView(method: string, v: unknown, approvalId?: string
   if (typeof o.approvalId !== 'string' || (approvalId !== undefined && o.approvalId !== approvalId)) throw shapeError(method, `not approval ${approvalId ?? '(any)'}`);
   if (typeof o.requestDigest !== 'string' || !/^[0-9a-f]{64}$/.test(o.requestDigest)) throw shapeError(method, 'requestDigest is not 64 hex characters');
   if (typeof o.status !== 'string' || !STATUSES.has(o.status)) throw shapeError(method, `unknown status ${JSON.stringify(String(o.status)).slice(0, 40)}`);
+  // An approval signature names the requester and rule shown (approval message v2): both must be there to be named.
+  if (typeof o.requester !== 'string' || o.requester.length === 0) throw shapeError(method, 'requester is not a principal name');
+  if (typeof o.rule !== 'string' || o.rule.length === 0) throw shapeError(method, 'rule is not a rule id');
   const r = o.request as { method?: unknown } | null | undefined;
   if (r !== null && r !== undefined && typeof r.method !== 'string') throw shapeError(method, 'request.method is not a string');
   return { ...(o as ApprovalView), request: r === undefined ? null : (o.request as ApprovalView['request']) };

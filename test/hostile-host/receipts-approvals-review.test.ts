@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { verifyReceipt } from '../../attestation/audit/receipt.js';
+import { verifyResultReceipt } from '../../attestation/receipts.js';
 import { derToPem } from '../../attestation/roots.js';
 import { main } from '../../cli/main.js';
 import { signApproval, signMessage, webauthnSign } from '../../common/auth/client-signer.js';
@@ -26,7 +27,7 @@ import { keyPublicDigest, releasedResultDigest } from '../../common/audit/result
 import { parseHex } from '../../common/bytes.js';
 import { ApprovalBook, type ApprovalRequest } from '../../enclave/auth/approvals.js';
 import { AUDIENCE, errorCode, testPrincipals } from '../../enclave/auth/test-helpers.js';
-import { rpc, startRig, waitFor, type Rig } from '../../parent/test-helpers.js';
+import { devManifest, rpc, startRig, waitFor, type Rig } from '../../parent/test-helpers.js';
 import { auditCa, digest, openEnclaveLog } from '../audit-chain.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'es-review-receipts-'));
@@ -105,6 +106,28 @@ describe('review: a receipt for one thing is no proof of another', () => {
     expect(JSON.parse(r.out)).toMatchObject({ valid: false, error: { code: 'AUDIT_RECEIPT' } });
   });
 
+  it("enclave-signer/verify: verifyResultReceipt refuses a doctored signer_deriveKey answer (the host's ethereumAddress) carrying a genuine signature; genuine result objects still verify", async () => {
+    const release = devManifest();
+    const vtrust = { manifest: release.signed, manifestKeys: [release.publicKeyPem], root: derToPem(auditCa.root.certDer) };
+    const { sig, bytes, log } = await signReceipt();
+    const receipt = buildReceipt(bytes, log.attestation);
+    const doctored = { path: "m/44'/60'/0'/0/0", masterFingerprint: '3442193e', publicKey: `0x02${'ef'.repeat(32)}`, xpub: SEED.xpub, ethereumAddress: EVIL, signature: hex(sig) };
+    expect(() => verifyResultReceipt(receipt, doctored, vtrust)).toThrow(expect.objectContaining({ code: 'AUDIT_RECEIPT' }));
+    // A signing result as the enclave answers it (eth-message.ts: signature, r, s, v, yParity, digest, address) still verifies.
+    const answer = { signature: hex(sig), r: `0x${'5a'.repeat(32)}`, s: `0x${'5a'.repeat(32)}`, v: 28, yParity: 1, digest: `0x${'00'.repeat(32)}`, address: KEY.address };
+    expect(verifyResultReceipt(receipt, answer, vtrust)).toMatchObject({ valid: true, kind: 'sign' });
+    // signer_signDigest (ecdsa.ts) and signer_signSchnorr (schnorr.ts) answers, as the parent relays them.
+    const digestAnswer = { r: `0x${'5a'.repeat(32)}`, s: `0x${'5a'.repeat(32)}`, yParity: 1, v: 28, signature: hex(sig), compact: `0x${'5a'.repeat(64)}`, der: '0x3044' };
+    expect(verifyResultReceipt(receipt, digestAnswer, vtrust).valid).toBe(true);
+    expect(verifyResultReceipt(receipt, { signature: hex(sig), publicKey: `0x02${'ef'.repeat(32)}` }, vtrust).valid).toBe(true);
+    // A genuine derive answer (no signature: its digest is the whole object's canonical JSON) still verifies.
+    const derived = { path: "m/44'/60'/0'/0/0", masterFingerprint: '3442193e', fingerprint: '01020304', parentFingerprint: '05060708', depth: 5, index: 0, publicKey: `0x02${'ef'.repeat(32)}`, xOnlyPublicKey: `0x${'ef'.repeat(32)}`, xpub: SEED.xpub, ethereumAddress: KEY.address };
+    const dlog = await openEnclaveLog();
+    const drec = dlog.append({ kind: 'sign', decision: 'allowed', principal: 'host', op: 'signer_deriveKey', keyId: SEED.keyId, requestDigest: digest('d'), resultDigest: releasedResultDigest(derived) });
+    expect(verifyResultReceipt(buildReceipt(drec.bytes, dlog.attestation), derived, vtrust)).toMatchObject({ valid: true, kind: 'sign' });
+    expect(() => verifyResultReceipt(buildReceipt(drec.bytes, dlog.attestation), { ...derived, ethereumAddress: EVIL }, vtrust)).toThrow(expect.objectContaining({ code: 'AUDIT_RECEIPT' }));
+  });
+
   it("a sign record is no key proof even when the object is exactly a key's public fields (no domain shared with keyPublicDigest)", async () => {
     const log = await openEnclaveLog();
     // Whatever the enclave released, a sign record whose digest is the canonical JSON of these fields
@@ -164,6 +187,8 @@ describe('review: a receipt for one thing is no proof of another', () => {
     // A value that embeds the next member's text does not collide with the two members.
     const joined = { ...KEY, kind: `secp256k1","keyringId":"${KEY.keyringId}`, keyringId: 'x' };
     expect(keyPublicDigest(joined)).not.toEqual(keyPublicDigest(KEY));
+    // A lone surrogate is escaped by JSON.stringify before UTF-8 encoding: not U+FFFD's twin.
+    expect(keyPublicDigest({ ...KEY, keyId: '\ud800' })).not.toEqual(keyPublicDigest({ ...KEY, keyId: '\ufffd' }));
   });
 
   it('`--result` JSON with a duplicate member is refused (a parser keeping the first would read another address than the verifier checked)', async () => {
@@ -180,6 +205,13 @@ describe('review: a receipt for one thing is no proof of another', () => {
       expect(r.code, text).not.toBe(0);
       expect(r.err).toMatch(/duplicate/i);
     }
+    // Escaped quotes and braces inside values are not members; the same name in two objects is no duplicate.
+    const tricky = JSON.stringify({ ...SERVED, label: 'a\\"b{"address":"x"}\\' });
+    expect((await cli('receipt', 'verify', file, '--result', tricky, '--root', rootPem)).code).toBe(0);
+    // A member the key's answer does not have is refused with a clear reason (exit 1).
+    const extra = await cli('receipt', 'verify', file, '--result', `{"ethereumAddress":"${EVIL}",${good.slice(1)}`, '--root', rootPem);
+    expect(extra.code).toBe(1);
+    expect(extra.err).toMatch(/ethereumAddress/);
     // Nested duplicates count too, and a duplicate in an array of objects; not across objects.
     expect((await cli('receipt', 'verify', file, '--result', `{"a":{"b":1,"b":2},${good.slice(1)}`, '--root', rootPem)).err).toMatch(/duplicate/i);
     // Garbage is a usage error, not a crash.
