@@ -115,6 +115,12 @@ export class KeyringSlot {
   }
 
   #install(k: Keyring, created: boolean): void {
+    // An adoption that finished after close() (KMS answered during shutdown): its data key would
+    // outlive the wipe close() did (review note, session 26).
+    if (this.#closed) {
+      k.destroy();
+      throw new SignerError('ENCLAVE_CLOSED', 'the enclave is shutting down');
+    }
     if (this.#keyring) {
       k.destroy();
       throw new SignerError('KEYRING_ALREADY_UNLOCKED', `keyring ${this.#keyring.id} is already unlocked in this enclave`);
