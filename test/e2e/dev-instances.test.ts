@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { type Hex, verifyMessage } from 'viem';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PG_AVAILABLE, startPgCluster, type PgCluster } from '../pg-cluster.js';
+import { MIGRATIONS } from '../../parent/keystore-migrations.js';
 import { call, isAlive, startDevStack, waitReady, type DevStack } from './dev-stack.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'es-dev-instances-'));
@@ -67,7 +68,7 @@ describe.skipIf(!PG_AVAILABLE)('enclave-signer dev --instances 3 on PostgreSQL',
     expect(rows.map((r) => r.instance_id)).toEqual(['1', '2', '3']);
     for (const r of rows) expect(r.first).toBe(0);
     const migrations = (await cluster!.sql(dbName, 'SELECT version FROM schema_migrations ORDER BY version')).rows.map((r) => r.version);
-    expect(migrations).toEqual([1, 2, 3]);
+    expect(migrations).toEqual(MIGRATIONS.map((m) => m.version));
   });
 
   it('stopping dev stops every parent and enclave process', async () => {
