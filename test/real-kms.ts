@@ -33,26 +33,52 @@ export interface RealKms {
   close(): Promise<void>;
 }
 
-export async function startRealKms(opts: { dir: string; ca: DevCa; image: string; credentials: TestCredentials; description: string }): Promise<RealKms> {
-  const { dir, ca, image, credentials: creds } = opts;
+/** The KMS emulator behind the parent's byte pipe, and a client that talks to it directly (the operator, or a hostile host). */
+export async function startKmsBehindPipe(opts: { dir: string; ca: DevCa; credentials: TestCredentials; maxAttempts?: number }): Promise<{ kms: KmsEmulator; pipe: KmsPipe; client: KMSClient }> {
+  const { dir, ca, credentials: creds } = opts;
   const tls = ca.issueTlsServerCert(['localhost', '127.0.0.1']);
   const kms = await startKmsEmulator({ dataDir: join(dir, 'kms'), credentials: [creds], attestationRoot: ca.trustRoot, tls: { cert: tls.chainPem, key: tls.keyPem, ca: tls.caPem } });
   const pipe = await startKmsPipe({ listen: `unix:${join(dir, 'kms-pipe.sock')}`, target: { address: '127.0.0.1', port: kms.port }, allowlist: [{ address: '127.0.0.1', port: kms.port }] });
-  const operator = new KMSClient({
+  const client = new KMSClient({
     region: 'us-east-1',
     endpoint: kms.url,
     credentials: { accessKeyId: creds.accessKeyId, secretAccessKey: creds.secretAccessKey },
+    ...(opts.maxAttempts !== undefined ? { maxAttempts: opts.maxAttempts } : {}),
     requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: kms.caPem! }) }),
   });
+  return { kms, pipe, client };
+}
+
+/**
+ * A key policy like a production one (docs/kms-policy.md): `adminActions` for the test's
+ * principal, and Decrypt/GenerateDataKey only with an attestation document of `image` (PCR0).
+ */
+export function imageKeyPolicy(creds: TestCredentials, image: string, adminActions: readonly string[]): string {
   const pcr0 = toHex(simulatedImagePcrs(image).get(0)!);
-  const policy = {
+  return JSON.stringify({
     Version: '2012-10-17',
     Statement: [
-      { Sid: 'operator', Effect: 'Allow', Principal: { AWS: creds.principalArn }, Action: ['kms:CreateKey', 'kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy', 'kms:EnableKey', 'kms:DisableKey'], Resource: '*' },
+      { Sid: 'admin', Effect: 'Allow', Principal: { AWS: creds.principalArn }, Action: adminActions, Resource: '*' },
       { Sid: 'enclave', Effect: 'Allow', Principal: { AWS: creds.principalArn }, Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: '*', Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': pcr0 } } },
     ],
-  };
-  const cmk = (await operator.send(new CreateKeyCommand({ Policy: JSON.stringify(policy), Description: opts.description }))).KeyMetadata!.Arn!;
+  });
+}
+
+/** A keyring record as the keystore stores it (enclave/kms/keyring.ts), with `over` replacing members. */
+export const keyringRecord = (keyringId: string, kmsKeyId: string, dataKeyCiphertext: Uint8Array, over: Record<string, unknown> = {}) => ({
+  format: 'enclave-signer/keyring',
+  version: 1,
+  keyringId,
+  kmsKeyId,
+  dataKeyCiphertext,
+  createdAt: new Date(0).toISOString(),
+  ...over,
+});
+
+export async function startRealKms(opts: { dir: string; ca: DevCa; image: string; credentials: TestCredentials; description: string }): Promise<RealKms> {
+  const { kms, pipe, client: operator } = await startKmsBehindPipe(opts);
+  const policy = imageKeyPolicy(opts.credentials, opts.image, ['kms:CreateKey', 'kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy', 'kms:EnableKey', 'kms:DisableKey']);
+  const cmk = (await operator.send(new CreateKeyCommand({ Policy: policy, Description: opts.description }))).KeyMetadata!.Arn!;
   return {
     kms,
     pipe,

@@ -10,11 +10,9 @@
  * says contains it), it plays an oracle with more power than the host: it attests as the
  * simulated image itself. Each test fails if the weakness it names exists.
  */
-import { CreateKeyCommand, DecryptCommand, GenerateDataKeyCommand, KMSClient, ReEncryptCommand } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { CreateKeyCommand, DecryptCommand, GenerateDataKeyCommand, type KMSClient, ReEncryptCommand } from '@aws-sdk/client-kms';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent } from 'node:https';
 import { connect as netConnect, createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
 import { tmpdir } from 'node:os';
@@ -26,17 +24,18 @@ import { toHex } from '../../common/bytes.js';
 import { cborToJson, jsonToCbor } from '../../common/cbor-json.js';
 import { SignerError } from '../../common/errors.js';
 import { createDevCa, type DevCa } from '../../dev/ca/index.js';
-import { startKmsEmulator, type KmsEmulator } from '../../dev/kms-emulator/index.js';
+import type { KmsEmulator } from '../../dev/kms-emulator/index.js';
 import { pinnedKeys } from '../../enclave/config.js';
 import { attestedKms, type AttestedKms } from '../../enclave/kms/attested.js';
 import { createKeyring, unlockKeyring, type Keyring, type KeyringRecord } from '../../enclave/kms/keyring.js';
 import { createRecipient } from '../../enclave/kms/recipient.js';
 import { unwrapKey, wrapKey } from '../../enclave/kms/wrapped-key.js';
 import { startEnclave, type RunningEnclave } from '../../enclave/main.js';
-import { createSimulatedNsm, simulatedImagePcrs } from '../../enclave/nsm/simulated.js';
+import { createSimulatedNsm } from '../../enclave/nsm/simulated.js';
 import { loadDevPolicy } from '../../enclave/policy/load.js';
 import { addressFromPrivateKey } from '../../enclave/signers/index.js';
-import { startKmsPipe, type KmsPipe } from '../../parent/kms-pipe.js';
+import type { KmsPipe } from '../../parent/kms-pipe.js';
+import { imageKeyPolicy, keyringRecord, startKmsBehindPipe } from '../real-kms.js';
 
 vi.setConfig({ testTimeout: 90_000, hookTimeout: 90_000 });
 
@@ -98,15 +97,7 @@ async function outcome(p: Promise<Record<string, unknown>>): Promise<Outcome> {
   }
 }
 
-const record = (keyringId: string, kmsKeyId: string, dataKeyCiphertext: Uint8Array, over: Record<string, unknown> = {}) => ({
-  format: 'enclave-signer/keyring',
-  version: 1,
-  keyringId,
-  kmsKeyId,
-  dataKeyCiphertext,
-  createdAt: new Date(0).toISOString(),
-  ...over,
-});
+const record = keyringRecord;
 
 /** The oracle: opens a genuine keyring as the simulated image would (more than the host can do). */
 async function oracleOpen(rec: Record<string, unknown>): Promise<Keyring> {
@@ -147,26 +138,10 @@ let B: { record: Record<string, unknown>; keys: Record<string, unknown>[] };
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'es-keyring-review-'));
   ca = createDevCa();
-  const tls = ca.issueTlsServerCert(['localhost', '127.0.0.1']);
-  kms = await startKmsEmulator({ dataDir: join(dir, 'kms'), credentials: [HOST], attestationRoot: ca.trustRoot, tls: { cert: tls.chainPem, key: tls.keyPem, ca: tls.caPem } });
-  pipe = await startKmsPipe({ listen: `unix:${join(dir, 'kms-pipe.sock')}`, target: { address: '127.0.0.1', port: kms.port }, allowlist: [{ address: '127.0.0.1', port: kms.port }] });
-  host = new KMSClient({
-    region: 'us-east-1',
-    endpoint: kms.url,
-    credentials: { accessKeyId: HOST.accessKeyId, secretAccessKey: HOST.secretAccessKey },
-    maxAttempts: 1,
-    requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: kms.caPem! }) }),
-  });
-  const pcr0 = toHex(simulatedImagePcrs(IMAGE).get(0)!);
-  const policy = {
-    Version: '2012-10-17',
-    Statement: [
-      { Sid: 'admin', Effect: 'Allow', Principal: { AWS: HOST.principalArn }, Action: ['kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy'], Resource: '*' },
-      { Sid: 'enclave', Effect: 'Allow', Principal: { AWS: HOST.principalArn }, Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: '*', Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': pcr0 } } },
-    ],
-  };
-  PINNED = (await host.send(new CreateKeyCommand({ Policy: JSON.stringify(policy), Description: 'pinned keyring CMK' }))).KeyMetadata!.Arn!;
-  PINNED2 = (await host.send(new CreateKeyCommand({ Policy: JSON.stringify(policy), Description: 'pinned rotation target' }))).KeyMetadata!.Arn!;
+  ({ kms, pipe, client: host } = await startKmsBehindPipe({ dir, ca, credentials: HOST, maxAttempts: 1 }));
+  const policy = imageKeyPolicy(HOST, IMAGE, ['kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy']);
+  PINNED = (await host.send(new CreateKeyCommand({ Policy: policy, Description: 'pinned keyring CMK' }))).KeyMetadata!.Arn!;
+  PINNED2 = (await host.send(new CreateKeyCommand({ Policy: policy, Description: 'pinned rotation target' }))).KeyMetadata!.Arn!;
   HOST_CMK = (await host.send(new CreateKeyCommand({ Description: "the host's own CMK" }))).KeyMetadata!.Arn!;
   A = await genuineKeyring('make-a');
   B = await genuineKeyring('make-b');

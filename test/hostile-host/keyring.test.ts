@@ -8,26 +8,24 @@
  * does TLS itself; the host drives KMS with the unmodified AWS SDK. The
  * enclave pins one CMK (PINNED), as its measured configuration would.
  */
-import { CreateKeyCommand, DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { NodeHttpHandler } from '@smithy/node-http-handler';
+import { CreateKeyCommand, DecryptCommand, GenerateDataKeyCommand, type KMSClient } from '@aws-sdk/client-kms';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { Agent } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBridge, type BridgePeer } from '../../common/bridge/index.js';
-import { toHex } from '../../common/bytes.js';
 import { cborToJson, jsonToCbor } from '../../common/cbor-json.js';
 import { createDevCa, type DevCa } from '../../dev/ca/index.js';
-import { startKmsEmulator, type KmsEmulator } from '../../dev/kms-emulator/index.js';
+import type { KmsEmulator } from '../../dev/kms-emulator/index.js';
 import { pinnedKeys } from '../../enclave/config.js';
 import type { AttestedKms } from '../../enclave/kms/attested.js';
 import { unlockKeyring } from '../../enclave/kms/keyring.js';
 import { unwrapKey } from '../../enclave/kms/wrapped-key.js';
 import { startEnclave, type RunningEnclave } from '../../enclave/main.js';
-import { createSimulatedNsm, simulatedImagePcrs } from '../../enclave/nsm/simulated.js';
+import { createSimulatedNsm } from '../../enclave/nsm/simulated.js';
 import { addressFromPrivateKey } from '../../enclave/signers/index.js';
-import { startKmsPipe, type KmsPipe } from '../../parent/kms-pipe.js';
+import type { KmsPipe } from '../../parent/kms-pipe.js';
+import { imageKeyPolicy, keyringRecord, startKmsBehindPipe } from '../real-kms.js';
 import { loadDevPolicy } from '../../enclave/policy/load.js';
 
 const HOST = { accessKeyId: 'AKIAHOSTILEHOST00001', secretAccessKey: 'hostile-host-secret-not-real', principalArn: 'arn:aws:iam::111122223333:role/enclave-parent' };
@@ -90,37 +88,14 @@ function hostRecovers(dataKey: Uint8Array, keyringId: string, key: Record<string
   }
 }
 
-const record = (keyringId: string, kmsKeyId: string, dataKeyCiphertext: Uint8Array) => ({
-  format: 'enclave-signer/keyring',
-  version: 1,
-  keyringId,
-  kmsKeyId,
-  dataKeyCiphertext,
-  createdAt: new Date(0).toISOString(),
-});
+const record = keyringRecord;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'es-hostile-keyring-'));
   ca = createDevCa();
-  const tls = ca.issueTlsServerCert(['localhost', '127.0.0.1']);
-  kms = await startKmsEmulator({ dataDir: join(dir, 'kms'), credentials: [HOST], attestationRoot: ca.trustRoot, tls: { cert: tls.chainPem, key: tls.keyPem, ca: tls.caPem } });
-  pipe = await startKmsPipe({ listen: `unix:${join(dir, 'kms-pipe.sock')}`, target: { address: '127.0.0.1', port: kms.port }, allowlist: [{ address: '127.0.0.1', port: kms.port }] });
-  host = new KMSClient({
-    region: 'us-east-1',
-    endpoint: kms.url,
-    credentials: { accessKeyId: HOST.accessKeyId, secretAccessKey: HOST.secretAccessKey },
-    maxAttempts: 1,
-    requestHandler: new NodeHttpHandler({ httpsAgent: new Agent({ ca: kms.caPem! }) }),
-  });
-  const pcr0 = toHex(simulatedImagePcrs(IMAGE).get(0)!);
-  const policy = {
-    Version: '2012-10-17',
-    Statement: [
-      { Sid: 'admin', Effect: 'Allow', Principal: { AWS: HOST.principalArn }, Action: ['kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy'], Resource: '*' },
-      { Sid: 'enclave', Effect: 'Allow', Principal: { AWS: HOST.principalArn }, Action: ['kms:Decrypt', 'kms:GenerateDataKey'], Resource: '*', Condition: { StringEqualsIgnoreCase: { 'kms:RecipientAttestation:ImageSha384': pcr0 } } },
-    ],
-  };
-  PINNED = (await host.send(new CreateKeyCommand({ Policy: JSON.stringify(policy), Description: 'pinned keyring CMK' }))).KeyMetadata!.Arn!;
+  ({ kms, pipe, client: host } = await startKmsBehindPipe({ dir, ca, credentials: HOST, maxAttempts: 1 }));
+  const policy = imageKeyPolicy(HOST, IMAGE, ['kms:DescribeKey', 'kms:PutKeyPolicy', 'kms:GetKeyPolicy']);
+  PINNED = (await host.send(new CreateKeyCommand({ Policy: policy, Description: 'pinned keyring CMK' }))).KeyMetadata!.Arn!;
   HOST_CMK = (await host.send(new CreateKeyCommand({ Description: "the host's own CMK (default key policy)" }))).KeyMetadata!.Arn!;
 });
 
