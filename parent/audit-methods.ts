@@ -64,16 +64,17 @@ export function recordReleased(audit: AuditPersister, records: readonly Uint8Arr
 const getReceipt: Method = async (params, ctx) => {
   const p = named(params, ['result']);
   if (p.result === undefined) throw invalidParam('result', 'required: the result exactly as this socket returned it (a 0x-hex signature or transaction, or the result object)');
+  // A key's public data (signer_createKey, getKey, listKeys) is named by its key.create record.
+  const keyId = isKeyInfo(p.result) ? (p.result.keyId as string) : undefined;
   let digest: Uint8Array;
   try {
-    // A key's public data (signer_createKey, getKey, listKeys) is named by its key.create record.
-    digest = isKeyInfo(p.result) ? keyPublicDigest(p.result) : releasedResultDigest(p.result);
+    digest = keyId !== undefined ? keyPublicDigest(p.result as Record<string, unknown>) : releasedResultDigest(p.result);
   } catch {
     throw invalidParam('result', 'expected a 0x-hex string or a result object');
   }
   const seq = ctx.gate.audit.seqOfResult(toHex(digest));
-  const record = seq === undefined ? await keyRecordNaming(ctx.keystore, p.result, digest) : await ctx.keystore.getAuditRecord(seq);
-  if (record === undefined && isKeyInfo(p.result)) {
+  const record = seq !== undefined ? await ctx.keystore.getAuditRecord(seq) : keyId !== undefined ? await keyRecordNaming(ctx.keystore, keyId, digest) : undefined;
+  if (record === undefined && keyId !== undefined) {
     throw invalidParam('result', "no receipt: no stored key.create record names this key's public data (its address, publicKey or xpub is not what the enclave made, or the key predates records that name it)", 'signer_getKey answers the stored key; a key made before this release has no such record');
   }
   if (record === undefined) {
@@ -89,9 +90,8 @@ const getReceipt: Method = async (params, ctx) => {
  * instance), when it names exactly this public data. A record that names other data is no receipt
  * for it: the caller learns only that nothing vouches for what it holds.
  */
-async function keyRecordNaming(keystore: Keystore, result: unknown, digest: Uint8Array): Promise<Uint8Array | undefined> {
-  if (!isKeyInfo(result)) return undefined;
-  const record = await keystore.keyCreateRecord(result.keyId as string);
+async function keyRecordNaming(keystore: Keystore, keyId: string, digest: Uint8Array): Promise<Uint8Array | undefined> {
+  const record = await keystore.keyCreateRecord(keyId);
   const named = record === undefined ? undefined : parseRecord(record).body.resultDigest;
   return named && bytesEqual(named, digest) ? record : undefined;
 }

@@ -2,8 +2,8 @@
  * Offline receipt verification (docs/audit.md, "Receipts"): proves that a
  * result was produced (or a key, with the public data given, made) by an
  * enclave whose audit key an attestation document binds (against the root,
- * and the signed manifest when given), and under the policy hash in its record. Throws AuditError (typed, naming the seq) on any
- * failure.
+ * and the signed manifest when given), and under the policy hash in its
+ * record. Throws AuditError (typed, naming the seq) on any failure.
  */
 import { bytesEqual, toHex } from '../../common/bytes.js';
 import { parseCheckpoint } from '../../common/audit/checkpoint.js';

@@ -242,6 +242,11 @@ export class ApprovalBook {
     return copy(r);
   }
 
+  /** Whether this book holds the approval (no copy: the fleet take-over asks it per record). */
+  has(approvalId: string): boolean {
+    return this.#records.has(approvalId);
+  }
+
   list(): ApprovalRecord[] {
     return [...this.#records.values()].map(copy);
   }

@@ -32,7 +32,7 @@ export function createKmsClient(opts: KmsClientOptions): KMSClient {
   const endpoint = opts.endpoint ?? `https://kms.${opts.region}.amazonaws.com`;
   const servername = opts.servername ?? new URL(endpoint).hostname;
   const httpsAgent = kmsHttpsAgent({ dial: opts.dial, servername, ...(opts.ca === undefined ? {} : { ca: opts.ca }) });
-  // Review (keyring, session 27): the SDK memoizes a credentials function: an identity without
+  // Review (keyring, session 26): the SDK memoizes a credentials function: an identity without
   // `expiration` for the client's whole life, one with it until 5 minutes before it expires. The
   // parent hands new credentials over with `credentials.set` (keyring-slot.ts returns the latest),
   // but the client kept using the first ones it saw: after one unlock refused for bad or revoked

@@ -207,8 +207,9 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
         }
       }
       const restoredApprovals = boot.state.approvals as ApprovalsState;
-      guardSince = boot.state.lifecycle.restartGuardPending ? gate.now() : undefined;
-      approvals.restore(boot.state.lifecycle.restartGuardPending ? spendGuardApprovals(restoredApprovals, () => false) : restoredApprovals, w?.intents ?? {});
+      const armed = boot.state.lifecycle.restartGuardPending;
+      guardSince = armed ? gate.now() : undefined;
+      approvals.restore(armed ? spendGuardApprovals(restoredApprovals, () => false) : restoredApprovals, w?.intents ?? {});
       state = boot.state;
       if (scope === 'fleet') {
         carriedLives = lives;
@@ -269,8 +270,7 @@ export function createDurableState(gate: PolicyGate, approvals: ApprovalsGate, o
       if (taken.lifecycle.restartGuardPending || state.lifecycle.restartGuardPending) {
         guardSince ??= gate.now();
         const since = guardSince;
-        const mine = new Set(approvals.book.list().map((r) => r.approvalId));
-        takenApprovals = spendGuardApprovals(takenApprovals, (r) => mine.has(r.approvalId) || r.createdAt > since);
+        takenApprovals = spendGuardApprovals(takenApprovals, (r) => approvals.book.has(r.approvalId) || r.createdAt > since);
       }
       // Never the record's counters in place of ours: its totals plus what this life signed that
       // they do not count, and its approvals folded into ours (./own-windows.ts says why).
