@@ -12,6 +12,7 @@ import { decideHandIn } from './fleet-lineage.js';
 import { createPolicyGate, type PolicyGate } from './gate.js';
 import type { Intent } from './intent.js';
 import { KEY_1, policy } from './test-fixtures.js';
+import { errorCode } from '../auth/test-helpers.js';
 
 const KEYRING = new Uint8Array(randomBytes(32));
 const T0 = 1_800_000_000;
@@ -34,14 +35,7 @@ function signOne(e: { gate: PolicyGate; durable: DurableState }) {
   return e.durable.seal()!;
 }
 
-const code = (f: () => unknown): string | undefined => {
-  try {
-    f();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-};
+const code = errorCode;
 
 describe('fleet scope: one window for two enclaves', () => {
   it('each enclave takes over the record the other stored, so the window is shared', () => {

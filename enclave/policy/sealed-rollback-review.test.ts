@@ -17,6 +17,7 @@ import type { Intent } from './intent.js';
 import { KEY_1, KEY_2, policy } from './test-fixtures.js';
 import { RequestVerifier } from '../auth/verify-request.js';
 import { SealedStateStore } from '../auth/sealed-state.js';
+import { errorCode } from '../auth/test-helpers.js';
 
 const KEYRING = new Uint8Array(randomBytes(32));
 const T0 = 1_800_000_000;
@@ -83,14 +84,7 @@ function bobApproves(p: { approvalId: string; requestDigest: string; rule: strin
   return toBase64Url(edSign(null, approvalMessage({ approvalId: p.approvalId, approver: 'bob', decision: 'approve', requestDigest: p.requestDigest, requester: 'host', rule: p.rule }), bob.privateKey));
 }
 
-const code = (f: () => unknown): string | undefined => {
-  try {
-    f();
-  } catch (err) {
-    return (err as { code?: string }).code;
-  }
-  return undefined;
-};
+const code = errorCode;
 
 describe('restart guard against an older record handed back after a restart', () => {
   /**

@@ -62,7 +62,7 @@ function remember(v: unknown): void {
   seen.push(JSON.stringify(v, (_k, x) => (x instanceof Uint8Array ? `hex:${toHex(x)} b64:${Buffer.from(x).toString('base64')}` : x)));
 }
 
-async function bootEnclave(name: string, opts: { inline?: boolean; decideAhead?: boolean; pins?: string[] } = {}): Promise<BridgePeer> {
+async function bootEnclave(name: string, opts: { inline?: boolean; decideAhead?: boolean; pins?: string[]; credentials?: boolean } = {}): Promise<BridgePeer> {
   const enclave = await startEnclave({
     listen: `unix:${join(dir, `${name}.sock`)}`,
     nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
@@ -75,7 +75,7 @@ async function bootEnclave(name: string, opts: { inline?: boolean; decideAhead?:
   });
   const peer = await connectBridge(enclave.uri, { role: 'parent' });
   running.push({ enclave, peers: [peer] });
-  await call(peer, 'credentials.set', { accessKeyId: HOST.accessKeyId, secretAccessKey: HOST.secretAccessKey });
+  if (opts.credentials !== false) await call(peer, 'credentials.set', { accessKeyId: HOST.accessKeyId, secretAccessKey: HOST.secretAccessKey });
   await call(peer, 'audit.open', {});
   return peer;
 }
@@ -373,17 +373,7 @@ describe('review (d): malformed keyring records fail that request only', () => {
   });
 
   it('an unlock without credentials, or with credentials KMS rejects, fails that request and a later good one succeeds', async () => {
-    const enclave = await startEnclave({
-      listen: `unix:${join(dir, 'nocreds.sock')}`,
-      nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
-      kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [PINNED] },
-      workers: 1,
-      policy: loadDevPolicy(),
-      log: (l) => enclaveLog.push(l),
-    });
-    const peer = await connectBridge(enclave.uri, { role: 'parent' });
-    running.push({ enclave, peers: [peer] });
-    await call(peer, 'audit.open', {});
+    const peer = await bootEnclave('nocreds', { pins: [PINNED], credentials: false });
     expect(await outcome(call(peer, 'keyring.unlock', { record: A.record }))).toMatchObject({ ok: false, code: 'KMS_NO_CREDENTIALS' });
     await call(peer, 'credentials.set', { accessKeyId: 'AKIAWRONGWRONGWRONG1', secretAccessKey: 'nope' });
     const r = await outcome(call(peer, 'keyring.unlock', { record: A.record }));
@@ -397,17 +387,7 @@ describe('review (d): malformed keyring records fail that request only', () => {
   });
 
   it('credentials with an expiration hours ahead, refused by KMS (revoked), are replaced by the next hand-over', async () => {
-    const enclave = await startEnclave({
-      listen: `unix:${join(dir, 'revoked.sock')}`,
-      nsm: createSimulatedNsm({ ca, imageId: IMAGE }),
-      kms: { region: 'us-east-1', pipe: pipe.uri, endpoint: `https://localhost:${kms.port}`, caPem: kms.caPem!, allowedKeyArns: [PINNED] },
-      workers: 1,
-      policy: loadDevPolicy(),
-      log: (l) => enclaveLog.push(l),
-    });
-    const peer = await connectBridge(enclave.uri, { role: 'parent' });
-    running.push({ enclave, peers: [peer] });
-    await call(peer, 'audit.open', {});
+    const peer = await bootEnclave('revoked', { pins: [PINNED], credentials: false });
     const later = new Date(Date.now() + 6 * 3600_000).toISOString();
     await call(peer, 'credentials.set', { accessKeyId: 'AKIAREVOKEDREVOKED01', secretAccessKey: 'revoked', sessionToken: 'revoked', expiration: later });
     expect((await outcome(call(peer, 'keyring.unlock', { record: A.record }))).ok).toBe(false);
